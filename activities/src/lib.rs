@@ -1,0 +1,182 @@
+//! Activities: the only place the workflow touches the outside world.
+//!
+//! `AtsActivities::write_verification` is the generic REST ATS connector of
+//! CONTRACT §4. It classifies every failure:
+//! - 2xx: written;
+//! - 408, 429, 5xx, timeouts, connection errors: retryable, with a delay
+//!   (Retry-After when the ATS sends one, else deterministic jittered backoff);
+//! - any other 4xx: [`PERMANENT_REJECTION`], non-retryable, so Temporal stops
+//!   retrying and the workflow records a failed write.
+
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use temporalio_common::error::ApplicationFailure;
+use temporalio_macros::activities;
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use vbridge_proto::{AtsWriteRequest, AtsWriteResult};
+
+/// Failure type of a write the ATS refused for good (a 4xx other than 408/429).
+/// Listed in the activity's retry policy as non-retryable.
+pub const PERMANENT_REJECTION: &str = "AtsPermanentRejection";
+/// Failure type of a write worth retrying (5xx, 408, 429, timeout, network).
+pub const TRANSIENT_FAILURE: &str = "AtsTransientFailure";
+
+/// Counters the connector keeps (exported as `ats.write.failure.count` etc.).
+#[derive(Debug, Default)]
+pub struct AtsMetrics {
+    pub writes_ok: AtomicU64,
+    pub write_failures: AtomicU64,
+    pub permanent_rejections: AtomicU64,
+}
+
+/// How the connector reaches the ATS.
+#[derive(Debug, Clone)]
+pub struct AtsConfig {
+    pub base_url: String,
+    /// Bearer token (from OAuth2 client credentials) when configured.
+    pub bearer_token: Option<String>,
+}
+
+pub struct AtsActivities {
+    client: reqwest::Client,
+    config: AtsConfig,
+    pub metrics: Arc<AtsMetrics>,
+}
+
+impl AtsActivities {
+    pub fn new(config: AtsConfig, metrics: Arc<AtsMetrics>) -> AtsActivities {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(32)
+            .build()
+            .expect("building the HTTP client");
+        AtsActivities { client, config, metrics }
+    }
+}
+
+/// The path of one verification check in the ATS (CONTRACT §4).
+pub fn check_url(base: &str, application_id: &str, check_id: &str) -> String {
+    format!(
+        "{}/applications/{}/verification-checks/{}",
+        base.trim_end_matches('/'),
+        application_id,
+        check_id
+    )
+}
+
+/// The ATS object a write targets, as recorded in the timeline.
+pub fn write_target(req: &AtsWriteRequest) -> String {
+    format!("application/{}/verification-check/{}", req.application_id, req.verification_check_id)
+}
+
+/// Exponential backoff with deterministic jitter: the delay depends only on the
+/// write's idempotency key and the attempt, so a replay or a second worker
+/// computes the same schedule, while different writes spread out.
+pub fn backoff_delay(req: &AtsWriteRequest, attempt: u32, initial_ms: u64, max_ms: u64, jitter: bool) -> Duration {
+    let exp = initial_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(20));
+    let capped = exp.min(max_ms.max(initial_ms));
+    if !jitter {
+        return Duration::from_millis(capped);
+    }
+    let h = Sha256::digest(format!("{}#{}", req.idempotency_key, attempt).as_bytes());
+    let frac = u16::from_be_bytes([h[0], h[1]]) as u64; // 0..65535
+    // "Equal jitter": half fixed, half spread, never below half the base delay.
+    let half = capped / 2;
+    Duration::from_millis(half + (half * frac) / 65_535)
+}
+
+fn transient(message: String, delay: Duration) -> ActivityError {
+    ActivityError::application(
+        ApplicationFailure::builder(message)
+            .type_name(TRANSIENT_FAILURE.to_owned())
+            .next_retry_delay(delay)
+            .build(),
+    )
+}
+
+fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    let v = resp.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+#[activities]
+impl AtsActivities {
+    /// PUT the templated fields into the ATS. Idempotent: the same
+    /// `Idempotency-Key` is sent on every retry of one write.
+    #[activity]
+    #[tracing::instrument(skip_all, fields(trace_id = %req.trace_id, event_id = %req.event_id, attempt = ctx.info().attempt))]
+    pub async fn write_verification(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        req: AtsWriteRequest,
+    ) -> Result<AtsWriteResult, ActivityError> {
+        let attempt = ctx.info().attempt.max(1);
+        let url = check_url(&self.config.base_url, &req.application_id, &req.verification_check_id);
+        let body = serde_json::json!({ "candidate_id": req.candidate_id, "fields": req.fields });
+        let mut http = self
+            .client
+            .put(&url)
+            .timeout(Duration::from_millis(req.timeout_ms.max(1) as u64))
+            .header("Idempotency-Key", &req.idempotency_key)
+            .header("X-Trace-Id", &req.trace_id)
+            .json(&body);
+        if let Some(token) = &self.config.bearer_token {
+            http = http.bearer_auth(token);
+        }
+        let backoff = backoff_delay(&req, attempt, req.backoff_initial_ms as u64, req.backoff_max_ms as u64, req.backoff_jitter);
+        let resp = match http.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics.write_failures.fetch_add(1, Ordering::Relaxed);
+                let what = if e.is_timeout() { "timed out" } else { "could not connect" };
+                tracing::warn!(error = %e, "ATS write {what}; will retry");
+                return Err(transient(format!("ATS write {what}: {e}"), backoff));
+            }
+        };
+        let status = resp.status().as_u16();
+        if resp.status().is_success() {
+            self.metrics.writes_ok.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(status, "ATS write done");
+            return Ok(AtsWriteResult { http_status: status as u32, attempt, target: write_target(&req) });
+        }
+        self.metrics.write_failures.fetch_add(1, Ordering::Relaxed);
+        if status == 408 || status == 429 || status >= 500 {
+            let delay = if status == 429 { retry_after(&resp).unwrap_or(backoff) } else { backoff };
+            tracing::warn!(status, delay_ms = delay.as_millis() as u64, "ATS answered a retryable status");
+            return Err(transient(format!("ATS answered {status}"), delay));
+        }
+        self.metrics.permanent_rejections.fetch_add(1, Ordering::Relaxed);
+        let text = resp.text().await.unwrap_or_default();
+        let snippet: String = text.chars().take(200).collect();
+        tracing::error!(status, body = %snippet, "ATS rejected the write permanently");
+        Err(ActivityError::application(
+            ApplicationFailure::builder(format!("ATS rejected the write with {status}: {snippet}"))
+                .type_name(PERMANENT_REJECTION.to_owned())
+                .non_retryable(true)
+                .build(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_deterministic_bounded_and_spread() {
+        let a = AtsWriteRequest { idempotency_key: "k1".into(), ..Default::default() };
+        let b = AtsWriteRequest { idempotency_key: "k2".into(), ..Default::default() };
+        for attempt in 1..15 {
+            let d = backoff_delay(&a, attempt, 1000, 60_000, true);
+            assert_eq!(d, backoff_delay(&a, attempt, 1000, 60_000, true));
+            let base = backoff_delay(&a, attempt, 1000, 60_000, false);
+            assert!(d <= base && d >= base / 2, "attempt {attempt}: {d:?} vs {base:?}");
+        }
+        assert_eq!(backoff_delay(&a, 1, 1000, 60_000, false), Duration::from_millis(1000));
+        assert_eq!(backoff_delay(&a, 3, 1000, 60_000, false), Duration::from_millis(4000));
+        assert_eq!(backoff_delay(&a, 30, 1000, 60_000, false), Duration::from_millis(60_000));
+        let spread = (1..10).filter(|n| backoff_delay(&a, *n, 1000, 60_000, true) != backoff_delay(&b, *n, 1000, 60_000, true)).count();
+        assert!(spread >= 8, "different writes should get different jitter");
+    }
+}

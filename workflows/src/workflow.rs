@@ -1,0 +1,413 @@
+//! `CandidateVerification`: one durable workflow per (candidate, application).
+//!
+//! It only orchestrates. Signals are applied at once through the pure state
+//! machine ([`crate::machine`]); each applied event queues one ATS write; the
+//! run loop drains that queue through the ATS activity, in order. Nothing here
+//! reads the clock or does I/O: time is `workflow_time`, waiting is `timer`.
+
+use crate::domain::{EventType, VerificationState};
+use crate::machine::{self, MachineState, Outcome};
+use crate::policy::{Policy, STATE_FIELD};
+use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, SystemTime};
+use temporalio_common::RetryPolicy;
+use temporalio_common::search_attributes::{SearchAttributeKey, SearchAttributeUpdate, Timestamp};
+use temporalio_macros::{workflow, workflow_methods};
+use temporalio_sdk::{
+    ActivityExecutionError, ActivityOptions, ContinueAsNewOptions, SyncWorkflowContext, WorkflowContext,
+    WorkflowContextView, WorkflowResult,
+};
+use vbridge_activities::{AtsActivities, PERMANENT_REJECTION};
+use vbridge_proto::{
+    AtsWriteRequest, EventSignal, PendingWrite, Snapshot, StateView, TimelineEntry, Tuning, WorkflowInput,
+};
+
+pub const SA_VERIFICATION_STATE: SearchAttributeKey<String> = SearchAttributeKey::keyword("VerificationState");
+pub const SA_CANDIDATE_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("CandidateId");
+pub const SA_APPLICATION_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("ApplicationId");
+pub const SA_ATS_SYNC: SearchAttributeKey<String> = SearchAttributeKey::keyword("AtsSyncStatus");
+pub const SA_REVIEW_DUE_AT: SearchAttributeKey<Timestamp> = SearchAttributeKey::datetime("ReviewDueAt");
+
+/// The search attributes the bridge registers (name, Temporal type).
+pub const SEARCH_ATTRIBUTES: &[(&str, &str)] = &[
+    ("VerificationState", "Keyword"),
+    ("CandidateId", "Keyword"),
+    ("ApplicationId", "Keyword"),
+    ("AtsSyncStatus", "Keyword"),
+    ("ReviewDueAt", "Datetime"),
+];
+
+pub const SYNCED: &str = "synced";
+pub const WRITE_FAILED: &str = "failed";
+
+/// Defaults of the operational knobs (see `Tuning` in the proto).
+pub fn default_tuning() -> Tuning {
+    Tuning {
+        ats_retry_initial_ms: 1_000,
+        ats_retry_max_ms: 300_000,
+        deferral_ms: 3_600_000,
+        continue_as_new_after: 2_000,
+    }
+}
+
+#[workflow]
+pub struct CandidateVerification {
+    candidate_id: String,
+    application_id: String,
+    policy_yaml: String,
+    policy: Result<Policy, String>,
+    tuning: Tuning,
+    machine: MachineState,
+    seen: BTreeSet<String>,
+    view: StateView,
+    timeline: Vec<TimelineEntry>,
+    pending: VecDeque<PendingWrite>,
+    /// Bumped by every signal, so the run loop wakes up to check history size.
+    signals: u64,
+}
+
+fn rfc3339(t: Option<SystemTime>) -> String {
+    t.map(|t| DateTime::<Utc>::from(t).to_rfc3339_opts(SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// The idempotency key of the ATS write caused by one event: stable across
+/// retries, replays and continue-as-new.
+pub fn write_idempotency_key(workflow_id: &str, event_id: &str) -> String {
+    let h = Sha256::digest(format!("{workflow_id}\n{event_id}").as_bytes());
+    format!("vb1-{}", &hex::encode(h)[..40])
+}
+
+impl CandidateVerification {
+    fn entry(&self, at: &str, kind: &str, ev: &EventSignal) -> TimelineEntry {
+        TimelineEntry {
+            at: at.to_owned(),
+            kind: kind.to_owned(),
+            event_id: ev.event_id.clone(),
+            state_before: self.machine.state.as_str().to_owned(),
+            trace_id: ev.trace_id.clone(),
+            ..Default::default()
+        }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            view: Some(self.view.clone()),
+            seen_event_ids: self.seen.iter().cloned().collect(),
+            timeline: self.timeline.clone(),
+            pending: self.pending.iter().cloned().collect(),
+            inbox: vec![],
+        }
+    }
+
+    fn sync_attributes(&self) -> Vec<SearchAttributeUpdate> {
+        vec![
+            SA_VERIFICATION_STATE.value_set(self.view.state.clone()),
+            SA_ATS_SYNC.value_set(self.view.ats_sync.clone()),
+        ]
+    }
+
+    /// Apply one event through the state machine and queue its ATS write.
+    fn apply(&mut self, now: &str, workflow_id: &str, now_time: Option<SystemTime>, ev: EventSignal) -> Vec<SearchAttributeUpdate> {
+        let policy = match &self.policy {
+            Ok(p) => p.clone(),
+            Err(e) => {
+                let mut t = self.entry(now, "refused", &ev);
+                t.reason = format!("policy pinned in this workflow is invalid: {e}");
+                self.timeline.push(t);
+                return vec![];
+            }
+        };
+        let outcome = machine::decide(&policy, &self.machine, &self.seen, &ev);
+        let mut entry = self.entry(now, "", &ev);
+        entry.reason = outcome.reason();
+        self.seen.insert(ev.event_id.clone());
+        let mut updates = vec![];
+        match outcome {
+            Outcome::Applied { after, .. } => {
+                entry.kind = "applied".into();
+                entry.state_after = after.as_str().into();
+                self.machine.state = after;
+                self.machine.last_occurred_at = DateTime::<FixedOffset>::parse_from_rfc3339(&ev.occurred_at).ok();
+                self.view.state = after.as_str().into();
+                self.view.last_event_id = ev.event_id.clone();
+                self.view.last_occurred_at = ev.occurred_at.clone();
+                self.view.applied_events += 1;
+                self.timeline.push(entry);
+                if let Some(req) = self.write_for(&policy, workflow_id, &ev) {
+                    self.pending.push_back(PendingWrite { request: Some(req), rounds: 0 });
+                    self.view.pending_writes = self.pending.len() as u32;
+                    self.view.ats_sync = policy.pending_sync_status().to_owned();
+                }
+                updates = self.sync_attributes();
+                if let Some(route) = policy.review_route(after) {
+                    if let Some(due) = now_time.map(|t| t + Duration::from_secs(route.sla_hours as u64 * 3600)) {
+                        let d = due.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+                        updates.push(SA_REVIEW_DUE_AT.value_set(Timestamp::new(d.as_secs() as i64, d.subsec_nanos() as i32)));
+                    }
+                } else {
+                    updates.push(SA_REVIEW_DUE_AT.value_unset());
+                }
+            }
+            Outcome::Skipped(_) => {
+                entry.kind = "skipped".into();
+                self.timeline.push(entry);
+            }
+            Outcome::Refused(_) => {
+                entry.kind = "refused".into();
+                self.timeline.push(entry);
+            }
+        }
+        updates
+    }
+
+    /// The ATS write an applied event causes: the policy's templated fields.
+    fn write_for(&self, policy: &Policy, workflow_id: &str, ev: &EventSignal) -> Option<AtsWriteRequest> {
+        let et: EventType = ev.event_type.parse().ok()?;
+        let action = policy.action(et)?;
+        let fields: BTreeMap<String, String> = action
+            .fields
+            .iter()
+            .filter_map(|(k, t)| t.render(ev).map(|v| (k.clone(), v)))
+            .collect();
+        debug_assert!(fields.contains_key(STATE_FIELD));
+        Some(AtsWriteRequest {
+            candidate_id: ev.candidate_id.clone(),
+            application_id: ev.application_id.clone(),
+            verification_check_id: ev.verification_check_id.clone(),
+            fields,
+            idempotency_key: write_idempotency_key(workflow_id, &ev.event_id),
+            trace_id: ev.trace_id.clone(),
+            event_id: ev.event_id.clone(),
+            timeout_ms: policy.ats_write_timeout_ms() as u32,
+            backoff_initial_ms: self.tuning.ats_retry_initial_ms,
+            backoff_max_ms: self.tuning.ats_retry_max_ms,
+            backoff_jitter: policy.backoff() == "exponential-jitter",
+        })
+    }
+
+    fn activity_options(&self) -> ActivityOptions {
+        let (timeout_ms, attempts, backoff) = match &self.policy {
+            Ok(p) => (p.ats_write_timeout_ms(), p.max_retry_attempts(), p.backoff().to_owned()),
+            Err(_) => (4_000, 1, "fixed".to_owned()),
+        };
+        let coefficient = if backoff == "fixed" { 1.0 } else { 2.0 };
+        let retry = RetryPolicy::builder()
+            .initial_interval(Duration::from_millis(self.tuning.ats_retry_initial_ms.max(1) as u64))
+            .backoff_coefficient(coefficient)
+            .maximum_interval(Duration::from_millis(self.tuning.ats_retry_max_ms.max(1) as u64))
+            .maximum_attempts(attempts)
+            .non_retryable_error_types([PERMANENT_REJECTION])
+            .build();
+        let mut opts = ActivityOptions::start_to_close_timeout(Duration::from_millis(timeout_ms + 2_000));
+        opts.retry_policy = Some(retry);
+        opts
+    }
+}
+
+/// The application failure type carried anywhere in an activity failure chain.
+fn failure_type(e: &ActivityExecutionError) -> Option<String> {
+    let mut f = e.failure();
+    while let Some(failure) = f {
+        if let Some(app) = failure.maybe_application_failure() {
+            if !app.r#type.is_empty() {
+                return Some(app.r#type.clone());
+            }
+        }
+        f = failure.cause.as_deref();
+    }
+    None
+}
+
+fn failure_message(e: &ActivityExecutionError) -> String {
+    let mut f = e.failure();
+    let mut last = e.to_string();
+    while let Some(failure) = f {
+        if !failure.message.is_empty() {
+            last = failure.message.clone();
+        }
+        f = failure.cause.as_deref();
+    }
+    last
+}
+
+#[workflow_methods]
+impl CandidateVerification {
+    #[init]
+    pub fn new(_ctx: &WorkflowContextView, input: WorkflowInput) -> Self {
+        let policy = Policy::parse(&input.policy_yaml).map_err(|e| e.to_string());
+        let carried = input.carried.unwrap_or_default();
+        let mut view = carried.view.unwrap_or_default();
+        view.candidate_id = input.candidate_id.clone();
+        view.application_id = input.application_id.clone();
+        view.policy_sha256 = input.policy_sha256.clone();
+        if let Ok(p) = &policy {
+            view.policy_version = p.version().to_owned();
+        }
+        if view.state.is_empty() {
+            view.state = VerificationState::Unverified.as_str().into();
+        }
+        if view.ats_sync.is_empty() {
+            view.ats_sync = SYNCED.into();
+        }
+        let machine = MachineState {
+            state: view.state.parse().unwrap_or(VerificationState::Unverified),
+            last_occurred_at: DateTime::parse_from_rfc3339(&view.last_occurred_at).ok(),
+        };
+        let mut tuning = input.tuning.unwrap_or_else(default_tuning);
+        if tuning.continue_as_new_after == 0 {
+            tuning.continue_as_new_after = default_tuning().continue_as_new_after;
+        }
+        let pending: VecDeque<PendingWrite> = carried.pending.into_iter().collect();
+        view.pending_writes = pending.len() as u32;
+        CandidateVerification {
+            candidate_id: input.candidate_id,
+            application_id: input.application_id,
+            policy_yaml: input.policy_yaml,
+            policy,
+            tuning,
+            machine,
+            seen: carried.seen_event_ids.into_iter().collect(),
+            view,
+            timeline: carried.timeline,
+            pending,
+            signals: 0,
+        }
+    }
+
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<()> {
+        let initial = ctx.state(|s| {
+            let mut u = s.sync_attributes();
+            u.push(SA_CANDIDATE_ID.value_set(s.candidate_id.clone()));
+            u.push(SA_APPLICATION_ID.value_set(s.application_id.clone()));
+            u
+        });
+        ctx.upsert_search_attributes(initial);
+        let mut signals_checked = 0u64;
+        loop {
+            ctx.wait_condition(|s| !s.pending.is_empty() || s.signals != signals_checked).await?;
+            signals_checked = ctx.state(|s| s.signals);
+
+            let history_full = ctx.history_length() >= ctx.state(|s| s.tuning.continue_as_new_after)
+                || ctx.continue_as_new_suggested();
+            if history_full {
+                let next = ctx.state(|s| {
+                    let mut view = s.view.clone();
+                    view.continued_as_new += 1;
+                    let mut snap = s.snapshot();
+                    snap.view = Some(view);
+                    WorkflowInput {
+                        candidate_id: s.candidate_id.clone(),
+                        application_id: s.application_id.clone(),
+                        policy_yaml: s.policy_yaml.clone(),
+                        policy_sha256: s.view.policy_sha256.clone(),
+                        carried: Some(snap),
+                        tuning: Some(s.tuning.clone()),
+                    }
+                });
+                ctx.continue_as_new(next, ContinueAsNewOptions::default())?;
+            }
+
+            let Some(write) = ctx.state(|s| s.pending.front().cloned()) else { continue };
+            let Some(request) = write.request.clone() else {
+                ctx.state_mut(|s| s.pending.pop_front());
+                continue;
+            };
+            let opts = ctx.state(|s| s.activity_options());
+            let result = ctx.execute_activity(AtsActivities::write_verification, request.clone(), opts).await;
+            let now = rfc3339(ctx.workflow_time());
+            let deferral = match result {
+                Ok(done) => {
+                    ctx.state_mut(|s| {
+                        s.pending.pop_front();
+                        s.timeline.push(TimelineEntry {
+                            at: now,
+                            kind: "ats_write".into(),
+                            event_id: request.event_id.clone(),
+                            state_after: request.fields.get(STATE_FIELD).cloned().unwrap_or_default(),
+                            reason: format!("written with HTTP {}", done.http_status),
+                            trace_id: request.trace_id.clone(),
+                            attempt: done.attempt,
+                            target: done.target,
+                            ..Default::default()
+                        });
+                        s.view.pending_writes = s.pending.len() as u32;
+                        if s.pending.is_empty() {
+                            s.view.ats_sync = SYNCED.into();
+                        }
+                    });
+                    None
+                }
+                Err(e) if failure_type(&e).as_deref() == Some(PERMANENT_REJECTION) => {
+                    ctx.state_mut(|s| {
+                        s.pending.pop_front();
+                        s.timeline.push(TimelineEntry {
+                            at: now,
+                            kind: "ats_failed".into(),
+                            event_id: request.event_id.clone(),
+                            reason: failure_message(&e),
+                            trace_id: request.trace_id.clone(),
+                            target: vbridge_activities::write_target(&request),
+                            ..Default::default()
+                        });
+                        s.view.pending_writes = s.pending.len() as u32;
+                        s.view.ats_sync = WRITE_FAILED.into();
+                    });
+                    None
+                }
+                Err(e) => {
+                    // Every attempt of this round is spent: keep the write, wait, try again.
+                    let wait = ctx.state_mut(|s| {
+                        let rounds = s.pending.front().map(|w| w.rounds).unwrap_or(0) + 1;
+                        if let Some(front) = s.pending.front_mut() {
+                            front.rounds = rounds;
+                        }
+                        let wait_ms = (s.tuning.deferral_ms as u64).saturating_mul(1u64 << (rounds - 1).min(3));
+                        s.timeline.push(TimelineEntry {
+                            at: now,
+                            kind: "ats_deferred".into(),
+                            event_id: request.event_id.clone(),
+                            reason: format!("retry round {rounds} spent ({}); next round in {} s", failure_message(&e), wait_ms / 1000),
+                            trace_id: request.trace_id.clone(),
+                            target: vbridge_activities::write_target(&request),
+                            ..Default::default()
+                        });
+                        Duration::from_millis(wait_ms.max(1))
+                    });
+                    Some(wait)
+                }
+            };
+            let attrs = ctx.state(|s| s.sync_attributes());
+            ctx.upsert_search_attributes(attrs);
+            if let Some(wait) = deferral {
+                ctx.timer(wait).await;
+            }
+        }
+    }
+
+    /// A committed webhook event, forwarded by the relay.
+    #[signal]
+    pub fn on_event(&mut self, ctx: &mut SyncWorkflowContext<Self>, ev: EventSignal) {
+        let now_time = ctx.workflow_time();
+        let now = rfc3339(now_time);
+        let workflow_id = ctx.workflow_id().to_owned();
+        let updates = self.apply(&now, &workflow_id, now_time, ev);
+        self.signals += 1;
+        if !updates.is_empty() {
+            ctx.upsert_search_attributes(updates);
+        }
+    }
+
+    #[query]
+    pub fn state(&self, _ctx: &WorkflowContextView) -> StateView {
+        self.view.clone()
+    }
+
+    #[query]
+    pub fn timeline(&self, _ctx: &WorkflowContextView) -> Vec<TimelineEntry> {
+        self.timeline.clone()
+    }
+}
