@@ -1,1 +1,187 @@
-fn main(){}
+use clap::{Parser, Subcommand};
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use vbridge::app::{self, Role};
+use vbridge::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "vbridge",
+    version,
+    about = "Signed verification webhooks → durable Temporal workflows → idempotent ATS writes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the receiver, relay and worker against the configured Temporal, store and ATS.
+    Serve {
+        /// TOML config file (environment variables win over it).
+        #[arg(long, env = "VBRIDGE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Which roles to run (default: all).
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<Role>,
+    },
+    /// Run the whole embedded stack: Temporal dev server, sandbox ATS, and serve.
+    Dev {
+        #[arg(long, env = "VBRIDGE_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long, default_value_t = 7233)]
+        temporal_port: u16,
+        #[arg(long, default_value_t = 8233)]
+        ui_port: u16,
+        #[arg(long, default_value_t = 8090)]
+        ats_port: u16,
+    },
+    /// Run only the sandbox ATS (CONTRACT §4), which can be told to fail.
+    SandboxAts {
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: String,
+    },
+    /// Policy tools.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Send signed sample traffic to a running bridge and print a summary.
+    Simulate {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Signing secret (default: the first of VBRIDGE_WEBHOOK_SECRETS, else the dev secret).
+        #[arg(long)]
+        secret: Option<String>,
+        #[arg(long, default_value_t = 8)]
+        candidates: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate a policy file; prints every problem with its key path.
+    Check { file: PathBuf },
+}
+
+fn init_logs() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("VBRIDGE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,temporalio_sdk_core=warn,temporalio_sdk=warn,temporalio_client=warn,sqlx=warn,h2=warn,tower=warn,hyper=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("VBRIDGE_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs();
+    let result = match cli.command {
+        Command::Serve { config, roles } => serve(config, roles).await,
+        Command::Dev {
+            config,
+            temporal_port,
+            ui_port,
+            ats_port,
+        } => {
+            vbridge::dev::run(vbridge::dev::DevOptions {
+                config,
+                temporal_port,
+                ui_port,
+                ats_port,
+            })
+            .await
+        }
+        Command::SandboxAts { listen } => sandbox(&listen).await,
+        Command::Policy {
+            command: PolicyCommand::Check { file },
+        } => return policy_check(&file),
+        Command::Simulate {
+            url,
+            secret,
+            candidates,
+        } => {
+            let secret = secret
+                .or_else(|| {
+                    std::env::var("VBRIDGE_WEBHOOK_SECRETS")
+                        .ok()
+                        .and_then(|s| s.split(',').next().map(|s| s.trim().to_owned()))
+                })
+                .unwrap_or_else(|| vbridge::config::DEV_SECRET.to_owned());
+            let run_id = chrono::Utc::now().format("%H%M%S").to_string();
+            vbridge::simulate::run(vbridge::simulate::SimulateOptions {
+                url,
+                secret,
+                candidates,
+                run_id,
+            })
+            .await
+            .map(|_| ())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vbridge: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Option<PathBuf>, roles: Vec<Role>) -> anyhow::Result<()> {
+    let cfg = Config::load(config.as_deref(), false)?;
+    let roles: BTreeSet<Role> = if roles.is_empty() {
+        app::all_roles()
+    } else {
+        roles.into_iter().collect()
+    };
+    let shutdown = vbridge::shutdown_on_signals();
+    app::serve(cfg, roles, shutdown, |addr| {
+        println!("vbridge: listening on http://{addr}");
+        let _ = std::io::stdout().flush();
+    })
+    .await
+}
+
+async fn sandbox(listen: &str) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    println!(
+        "vbridge sandbox ATS: listening on http://{}",
+        listener.local_addr()?
+    );
+    let _ = std::io::stdout().flush();
+    let mut rx = vbridge::shutdown_on_signals();
+    vbridge::sandbox::serve(listener, async move {
+        let _ = rx.wait_for(|v| *v).await;
+    })
+    .await?;
+    Ok(())
+}
+
+fn policy_check(file: &std::path::Path) -> ExitCode {
+    match vbridge_workflows::Policy::load(file) {
+        Ok(p) => {
+            println!(
+                "{}: valid (policyVersion {}, sha256 {})",
+                file.display(),
+                p.version(),
+                p.sha256()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: invalid policy", file.display());
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! `vbridge serve`: the receiver, the relay and the Temporal worker in one
+//! process (or any subset of them).
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::receiver::{self, Receiver};
+use crate::relay::Relay;
+use crate::temporal::{self, Forwarder};
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use vbridge_activities::AtsConfig;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Role {
+    Receiver,
+    Relay,
+    Worker,
+}
+
+pub fn all_roles() -> BTreeSet<Role> {
+    [Role::Receiver, Role::Relay, Role::Worker]
+        .into_iter()
+        .collect()
+}
+
+/// Runs until `shutdown` turns true. `on_listen` hears the bound address.
+pub async fn serve(
+    cfg: Config,
+    roles: BTreeSet<Role>,
+    shutdown: watch::Receiver<bool>,
+    on_listen: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
+    let policy = Arc::new(cfg.policy.clone());
+    let metrics = Arc::new(Metrics::default());
+    let mut tasks = tokio::task::JoinSet::new();
+
+    let store = if roles.contains(&Role::Receiver) || roles.contains(&Role::Relay) {
+        if let Some(path) = cfg.database_url.strip_prefix("sqlite://") {
+            if let Some(dir) = std::path::Path::new(path).parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+        }
+        Some(crate::store::open(&cfg.database_url).await?)
+    } else {
+        None
+    };
+
+    if roles.contains(&Role::Receiver) {
+        let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
+        let addr = listener.local_addr()?;
+        on_listen(addr);
+        let app = receiver::router(Receiver {
+            policy: policy.clone(),
+            secrets: Arc::new(cfg.secrets.clone()),
+            store: store.clone().expect("store is open for the receiver"),
+            metrics: metrics.clone(),
+            max_body_bytes: cfg.max_body_bytes,
+        });
+        let mut rx = shutdown.clone();
+        tasks.spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|v| *v).await;
+                })
+                .await
+                .map_err(anyhow::Error::from)
+        });
+    }
+
+    // The Temporal worker's future is not Send, so it runs here rather than
+    // in a spawned task.
+    let temporal_shutdown = shutdown.clone();
+    let mut main_shutdown = shutdown.clone();
+    let temporal_roles = async {
+        if roles.contains(&Role::Relay) || roles.contains(&Role::Worker) {
+            if let Err(e) = run_temporal_roles(
+                cfg.clone(),
+                roles.clone(),
+                store,
+                policy.clone(),
+                metrics.clone(),
+                temporal_shutdown,
+            )
+            .await
+            {
+                tracing::error!(error = %e, "Temporal roles ended with an error");
+            }
+        }
+    };
+    let wait = async {
+        let _ = main_shutdown.wait_for(|v| *v).await;
+    };
+    tokio::join!(temporal_roles, wait);
+    let deadline = tokio::time::sleep(Duration::from_secs(20));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            next = tasks.join_next() => match next {
+                None => break,
+                Some(Ok(Err(e))) => tracing::error!(error = %e, "task ended with an error"),
+                Some(Err(e)) => tracing::error!(error = %e, "task panicked"),
+                Some(Ok(Ok(()))) => {}
+            },
+            _ = &mut deadline => {
+                tracing::warn!("shutdown took over 20 s; stopping the rest");
+                tasks.abort_all();
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn run_temporal_roles(
+    cfg: Config,
+    roles: BTreeSet<Role>,
+    store: Option<Arc<dyn crate::store::EventStore>>,
+    policy: Arc<vbridge_workflows::Policy>,
+    metrics: Arc<Metrics>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    // Temporal may be down: keep trying; the receiver acks meanwhile.
+    let client = loop {
+        match temporal::connect(&cfg.temporal_address, &cfg.temporal_namespace).await {
+            Ok(c) => break c,
+            Err(e) => {
+                tracing::warn!(error = %e, "Temporal unreachable; retrying in 1 s (webhooks are still acknowledged)");
+                let mut rx = shutdown.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = rx.wait_for(|v| *v) => return Ok(()),
+                }
+            }
+        }
+    };
+    tracing::info!(address = %cfg.temporal_address, namespace = %cfg.temporal_namespace, "connected to Temporal");
+    let mut tasks: tokio::task::JoinSet<anyhow::Result<()>> = tokio::task::JoinSet::new();
+    let mut worker_loop = None;
+    if roles.contains(&Role::Worker) {
+        if let Err(e) = temporal::register_search_attributes(&client, &cfg.temporal_namespace).await
+        {
+            tracing::warn!(error = %e, "could not register search attributes (they may exist already)");
+        }
+        let client = client.clone();
+        let ats = AtsConfig {
+            base_url: cfg.ats_url.clone().unwrap_or_default(),
+            bearer_token: cfg.ats_bearer_token.clone(),
+        };
+        let ats_metrics = metrics.ats.clone();
+        let task_queue = cfg.task_queue.clone();
+        let shutdown = shutdown.clone();
+        worker_loop = Some(async move {
+            // A worker that stops on a Temporal outage is started again.
+            loop {
+                let mut rx = shutdown.clone();
+                let stop = async move {
+                    let _ = rx.wait_for(|v| *v).await;
+                };
+                match temporal::run_worker(
+                    client.clone(),
+                    &task_queue,
+                    ats.clone(),
+                    ats_metrics.clone(),
+                    stop,
+                )
+                .await
+                {
+                    Ok(()) if *shutdown.borrow() => return,
+                    Ok(()) => tracing::warn!("Temporal worker stopped; restarting"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Temporal worker failed; restarting in 1 s")
+                    }
+                }
+                if *shutdown.borrow() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+    if roles.contains(&Role::Relay) {
+        let relay = Relay {
+            store: store.expect("store is open for the relay"),
+            forwarder: Forwarder {
+                client: client.clone(),
+                task_queue: cfg.task_queue.clone(),
+                policy,
+                tuning: cfg.tuning.clone(),
+            },
+            metrics,
+            crash_after_forward: std::env::var("VBRIDGE_FAULT").as_deref()
+                == Ok("crash-after-forward"),
+        };
+        let rx = shutdown.clone();
+        tasks.spawn(async move {
+            relay.run(rx).await;
+            Ok(())
+        });
+    }
+    let drain = async {
+        while let Some(r) = tasks.join_next().await {
+            match r {
+                Ok(Err(e)) => tracing::error!(error = %e, "Temporal role ended with an error"),
+                Err(e) => tracing::error!(error = %e, "Temporal role panicked"),
+                Ok(Ok(())) => {}
+            }
+        }
+    };
+    let worker = async {
+        if let Some(w) = worker_loop {
+            w.await;
+        }
+    };
+    tokio::join!(drain, worker);
+    Ok(())
+}

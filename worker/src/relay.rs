@@ -1,0 +1,158 @@
+//! The transactional outbox relay: committed deliveries → Temporal signals.
+//!
+//! - at least once: a delivery is marked forwarded only after Temporal took
+//!   the signal; the workflow drops a re-forwarded event id as a duplicate;
+//! - in commit order per candidate: one workflow's events go one after the
+//!   other, and a failure stops that workflow's queue until the next round;
+//! - resumes after a restart from what the store says is unforwarded;
+//! - when Temporal is down it waits and retries; the receiver keeps acking.
+
+use crate::metrics::Metrics;
+use crate::store::{EventStore, Forwardable};
+use crate::temporal::Forwarder;
+use futures::StreamExt;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use vbridge_proto::EventSignal;
+
+pub struct Relay {
+    pub store: Arc<dyn EventStore>,
+    pub forwarder: Forwarder,
+    pub metrics: Arc<Metrics>,
+    /// Fault injection for crash tests: abort right after the first forward,
+    /// before it is marked (`VBRIDGE_FAULT=crash-after-forward`).
+    pub crash_after_forward: bool,
+}
+
+const BATCH: i64 = 512;
+const CONCURRENT_WORKFLOWS: usize = 32;
+
+impl Relay {
+    pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let notify = self.store.committed_notify();
+        let mut floor = 0i64;
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let items = match self.store.unforwarded(floor, BATCH).await {
+                Ok(items) => items,
+                Err(e) => {
+                    tracing::error!(error = %e, "relay cannot read the event store");
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+            };
+            if items.is_empty() {
+                tokio::select! {
+                    _ = notify.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+            let (done, failed) = self.forward_round(items).await;
+            let max_done = done.iter().copied().max();
+            if let Err(e) = self.store.mark_forwarded(done.clone()).await {
+                tracing::error!(error = %e, "relay could not mark forwarded events; they will be sent again");
+            }
+            self.metrics.relay_forwarded.add(done.len() as u64);
+            match failed.iter().min() {
+                Some(min_failed) => {
+                    self.metrics.relay_errors.inc();
+                    floor = min_failed - 1;
+                    tracing::warn!(
+                        waiting = failed.len(),
+                        retry_in_ms = backoff.as_millis() as u64,
+                        "Temporal did not take some events; retrying"
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                None => {
+                    backoff = Duration::from_millis(200);
+                    if let Some(m) = max_done {
+                        floor = floor.max(m);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Forward one batch. Returns (forwarded seqs, seqs left for later).
+    async fn forward_round(&self, items: Vec<Forwardable>) -> (Vec<i64>, Vec<i64>) {
+        let mut groups: BTreeMap<String, Vec<(i64, Option<EventSignal>)>> = BTreeMap::new();
+        let mut order: Vec<String> = Vec::new();
+        for it in items {
+            let parsed = serde_json::from_str::<EventSignal>(&it.signal)
+                .ok()
+                .map(|mut ev| {
+                    ev.store_seq = it.seq;
+                    ev
+                });
+            let key = parsed
+                .as_ref()
+                .map(|ev| format!("{}:{}", ev.candidate_id, ev.application_id))
+                .unwrap_or_else(|| format!("unparsable:{}", it.seq));
+            if !groups.contains_key(&key) {
+                order.push(key.clone());
+            }
+            groups.entry(key).or_default().push((it.seq, parsed));
+        }
+        let results: Vec<(Vec<i64>, Vec<i64>)> = futures::stream::iter(
+            order
+                .into_iter()
+                .map(|k| groups.remove(&k).unwrap_or_default()),
+        )
+        .map(|group| self.forward_group(group))
+        .buffer_unordered(CONCURRENT_WORKFLOWS)
+        .collect()
+        .await;
+        let mut done = vec![];
+        let mut failed = vec![];
+        for (d, f) in results {
+            done.extend(d);
+            failed.extend(f);
+        }
+        (done, failed)
+    }
+
+    async fn forward_group(&self, group: Vec<(i64, Option<EventSignal>)>) -> (Vec<i64>, Vec<i64>) {
+        let mut done = vec![];
+        let mut iter = group.into_iter();
+        while let Some((seq, ev)) = iter.next() {
+            let Some(ev) = ev else {
+                tracing::error!(seq, "stored signal is unreadable; it stays in the outbox");
+                return (
+                    done,
+                    std::iter::once(seq).chain(iter.map(|(s, _)| s)).collect(),
+                );
+            };
+            match self.forwarder.forward(&ev).await {
+                Ok(()) => {
+                    tracing::info!(seq, trace_id = %ev.trace_id, event_id = %ev.event_id, "event forwarded to Temporal");
+                    if self.crash_after_forward {
+                        tracing::error!(
+                            "fault injection: aborting after forward, before marking it"
+                        );
+                        std::process::abort();
+                    }
+                    done.push(seq);
+                }
+                Err(e) => {
+                    tracing::warn!(seq, trace_id = %ev.trace_id, error = %e, "forward failed");
+                    return (
+                        done,
+                        std::iter::once(seq).chain(iter.map(|(s, _)| s)).collect(),
+                    );
+                }
+            }
+        }
+        (done, vec![])
+    }
+}

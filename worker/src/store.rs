@@ -1,0 +1,466 @@
+//! The append-only event store, behind one trait so that Postgres can join
+//! SQLite. Writes go through a single writer task that commits in groups:
+//! every request waiting in the queue shares one transaction and one fsync,
+//! so more concurrency means more throughput, not more lock contention.
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessingResult {
+    Accepted,
+    Duplicate,
+    Ignored,
+    Rejected,
+}
+
+impl ProcessingResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessingResult::Accepted => "accepted",
+            ProcessingResult::Duplicate => "duplicate",
+            ProcessingResult::Ignored => "ignored",
+            ProcessingResult::Rejected => "rejected",
+        }
+    }
+}
+
+/// What the receiver hands over for one delivery.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryRecord {
+    pub received_at: String,
+    pub event_id: Option<String>,
+    pub event_type: Option<String>,
+    pub occurred_at: Option<String>,
+    pub candidate_id: Option<String>,
+    pub application_id: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub signature_valid: bool,
+    pub trace_id: String,
+    pub body_sha256: String,
+    pub delivery_attempt: Option<i64>,
+    /// Redacted body; `None` for rejected deliveries.
+    pub payload: Option<String>,
+    /// The `EventSignal` (JSON) the relay forwards; accepted deliveries only.
+    pub signal: Option<String>,
+    pub reject_code: Option<String>,
+    pub intent: Intent,
+}
+
+/// What the receiver believes the delivery is; the writer has the last word
+/// on first-vs-duplicate, since it alone sees every commit in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Intent {
+    /// First sight of the key, for an event the bridge acts on (or `ignored`).
+    #[default]
+    Fresh,
+    FreshIgnored,
+    Duplicate,
+    Rejected,
+}
+
+/// The committed delivery an idempotency key points to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Original {
+    pub seq: i64,
+    pub event_id: String,
+    pub trace_id: String,
+    pub processing_result: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Committed {
+    Accepted {
+        seq: i64,
+    },
+    Ignored {
+        seq: i64,
+    },
+    /// Same key and event id as a committed delivery: nothing is re-run.
+    Duplicate {
+        seq: i64,
+        original: Original,
+    },
+    /// Same key, different event id.
+    Conflict {
+        seq: i64,
+        original: Original,
+    },
+    Rejected {
+        seq: i64,
+    },
+}
+
+/// An accepted delivery still owed to Temporal.
+#[derive(Debug, Clone)]
+pub struct Forwardable {
+    pub seq: i64,
+    pub signal: String,
+}
+
+/// One stored row, for timelines and tests.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoredDelivery {
+    pub seq: i64,
+    pub received_at: String,
+    pub event_id: Option<String>,
+    pub event_type: Option<String>,
+    pub occurred_at: Option<String>,
+    pub candidate_id: Option<String>,
+    pub application_id: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub signature_valid: bool,
+    pub processing_result: String,
+    pub reject_code: Option<String>,
+    pub trace_id: String,
+    pub body_sha256: String,
+    pub delivery_attempt: Option<i64>,
+    pub payload: Option<String>,
+    pub forwarded: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("event store error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("event store migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("the event store writer has stopped")]
+    WriterGone,
+    #[error("unsupported database URL {0:?} (expected sqlite://PATH or postgres://...)")]
+    BadUrl(String),
+}
+
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// The committed delivery holding this idempotency key, if any.
+    async fn find_key(&self, key: &str) -> Result<Option<Original>, StoreError>;
+    /// Commit one delivery durably, then answer.
+    async fn commit(&self, rec: DeliveryRecord) -> Result<Committed, StoreError>;
+    /// Queue a row whose answer does not depend on it (duplicates): written in
+    /// the next group, without making the caller wait for the fsync.
+    fn record_later(&self, rec: DeliveryRecord);
+    /// Accepted deliveries after `after_seq` not yet forwarded, in commit order.
+    async fn unforwarded(&self, after_seq: i64, limit: i64)
+    -> Result<Vec<Forwardable>, StoreError>;
+    async fn mark_forwarded(&self, seqs: Vec<i64>) -> Result<(), StoreError>;
+    async fn deliveries(
+        &self,
+        candidate_id: Option<&str>,
+        application_id: Option<&str>,
+    ) -> Result<Vec<StoredDelivery>, StoreError>;
+    /// Woken after every commit that added something to forward.
+    fn committed_notify(&self) -> Arc<Notify>;
+}
+
+pub async fn open(url: &str) -> Result<Arc<dyn EventStore>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url).await?))
+    } else {
+        Err(StoreError::BadUrl(url.to_owned()))
+    }
+}
+
+enum Op {
+    Commit(
+        DeliveryRecord,
+        Option<oneshot::Sender<Result<Committed, String>>>,
+    ),
+    Forwarded(Vec<i64>, oneshot::Sender<Result<(), String>>),
+}
+
+pub struct SqliteStore {
+    reads: SqlitePool,
+    tx: mpsc::Sender<Op>,
+    notify: Arc<Notify>,
+}
+
+const MAX_GROUP: usize = 512;
+
+impl SqliteStore {
+    pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk before the 2xx, even across power loss.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let mut writer = SqliteConnection::connect_with(&opts).await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&mut writer)
+            .await?;
+        let reads = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts.read_only(true))
+            .await?;
+        let (tx, rx) = mpsc::channel::<Op>(8192);
+        let notify = Arc::new(Notify::new());
+        tokio::spawn(writer_loop(writer, rx, notify.clone()));
+        Ok(SqliteStore { reads, tx, notify })
+    }
+}
+
+async fn writer_loop(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Op>, notify: Arc<Notify>) {
+    let mut batch = Vec::with_capacity(MAX_GROUP);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let mut results: Vec<Result<Option<Committed>, String>> = Vec::with_capacity(batch.len());
+        let outcome: Result<bool, sqlx::Error> = async {
+            let mut tx = conn.begin().await?;
+            let mut forwardable = false;
+            for op in &batch {
+                match op {
+                    Op::Commit(rec, _) => {
+                        let c = commit_one(&mut tx, rec).await?;
+                        forwardable |= matches!(c, Committed::Accepted { .. });
+                        results.push(Ok(Some(c)));
+                    }
+                    Op::Forwarded(seqs, _) => {
+                        let now = crate::now_rfc3339();
+                        for seq in seqs {
+                            sqlx::query(
+                                "INSERT OR IGNORE INTO forwards (seq, forwarded_at) VALUES (?, ?)",
+                            )
+                            .bind(seq)
+                            .bind(&now)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                        results.push(Ok(None));
+                    }
+                }
+            }
+            tx.commit().await?;
+            Ok(forwardable)
+        }
+        .await;
+        match outcome {
+            Ok(forwardable) => {
+                if forwardable {
+                    notify.notify_waiters();
+                    notify.notify_one();
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, group = batch.len(), "event store commit failed");
+                results = batch.iter().map(|_| Err(e.to_string())).collect();
+            }
+        }
+        for (op, r) in batch.drain(..).zip(results) {
+            match op {
+                Op::Commit(_, Some(reply)) => {
+                    let _ = reply.send(r.map(|c| c.expect("commit ops yield a result")));
+                }
+                Op::Commit(_, None) => {}
+                Op::Forwarded(_, reply) => {
+                    let _ = reply.send(r.map(|_| ()));
+                }
+            }
+        }
+    }
+}
+
+async fn find_key_on(
+    conn: &mut SqliteConnection,
+    key: &str,
+) -> Result<Option<Original>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT seq, event_id, trace_id, processing_result FROM deliveries \
+         WHERE idempotency_key = ? AND processing_result IN ('accepted', 'ignored')",
+    )
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|r| Original {
+        seq: r.get(0),
+        event_id: r.get::<Option<String>, _>(1).unwrap_or_default(),
+        trace_id: r.get(2),
+        processing_result: r.get(3),
+    }))
+}
+
+async fn commit_one(
+    conn: &mut SqliteConnection,
+    rec: &DeliveryRecord,
+) -> Result<Committed, sqlx::Error> {
+    let mut rec = rec.clone();
+    let mut original = None;
+    if matches!(
+        rec.intent,
+        Intent::Fresh | Intent::FreshIgnored | Intent::Duplicate
+    ) {
+        if let Some(key) = rec.idempotency_key.as_deref() {
+            original = find_key_on(conn, key).await?;
+        }
+    }
+    let result = match (&rec.intent, &original) {
+        (Intent::Rejected, _) => ProcessingResult::Rejected,
+        (_, Some(o)) if Some(o.event_id.as_str()) == rec.event_id.as_deref() => {
+            ProcessingResult::Duplicate
+        }
+        (_, Some(_)) => {
+            rec.reject_code = Some("idempotency_conflict".into());
+            ProcessingResult::Rejected
+        }
+        (Intent::FreshIgnored, None) => ProcessingResult::Ignored,
+        (_, None) => ProcessingResult::Accepted,
+    };
+    if matches!(
+        result,
+        ProcessingResult::Rejected | ProcessingResult::Duplicate
+    ) {
+        // Only the first commit of a key keeps the payload and is forwarded.
+        if result == ProcessingResult::Rejected {
+            rec.payload = None;
+        }
+        rec.signal = None;
+    }
+    if result == ProcessingResult::Ignored {
+        rec.signal = None;
+    }
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO deliveries (received_at, event_id, event_type, occurred_at, candidate_id, application_id, \
+         idempotency_key, signature_valid, processing_result, reject_code, trace_id, body_sha256, delivery_attempt, \
+         payload, signal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+    )
+    .bind(&rec.received_at)
+    .bind(&rec.event_id)
+    .bind(&rec.event_type)
+    .bind(&rec.occurred_at)
+    .bind(&rec.candidate_id)
+    .bind(&rec.application_id)
+    .bind(&rec.idempotency_key)
+    .bind(rec.signature_valid)
+    .bind(result.as_str())
+    .bind(&rec.reject_code)
+    .bind(&rec.trace_id)
+    .bind(&rec.body_sha256)
+    .bind(rec.delivery_attempt)
+    .bind(&rec.payload)
+    .bind(&rec.signal)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(match (result, original) {
+        (ProcessingResult::Accepted, _) => Committed::Accepted { seq },
+        (ProcessingResult::Ignored, _) => Committed::Ignored { seq },
+        (ProcessingResult::Duplicate, Some(original)) => Committed::Duplicate { seq, original },
+        (ProcessingResult::Rejected, Some(original)) if rec.intent != Intent::Rejected => {
+            Committed::Conflict { seq, original }
+        }
+        _ => Committed::Rejected { seq },
+    })
+}
+
+fn row_to_delivery(r: &sqlx::sqlite::SqliteRow) -> StoredDelivery {
+    StoredDelivery {
+        seq: r.get("seq"),
+        received_at: r.get("received_at"),
+        event_id: r.get("event_id"),
+        event_type: r.get("event_type"),
+        occurred_at: r.get("occurred_at"),
+        candidate_id: r.get("candidate_id"),
+        application_id: r.get("application_id"),
+        idempotency_key: r.get("idempotency_key"),
+        signature_valid: r.get("signature_valid"),
+        processing_result: r.get("processing_result"),
+        reject_code: r.get("reject_code"),
+        trace_id: r.get("trace_id"),
+        body_sha256: r.get("body_sha256"),
+        delivery_attempt: r.get("delivery_attempt"),
+        payload: r.get("payload"),
+        forwarded: r.get::<i64, _>("forwarded") != 0,
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn find_key(&self, key: &str) -> Result<Option<Original>, StoreError> {
+        let mut conn = self.reads.acquire().await?;
+        Ok(find_key_on(&mut conn, key).await?)
+    }
+
+    async fn commit(&self, rec: DeliveryRecord) -> Result<Committed, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Op::Commit(rec, Some(reply)))
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        rx.await
+            .map_err(|_| StoreError::WriterGone)?
+            .map_err(|e| StoreError::Db(sqlx::Error::Protocol(e)))
+    }
+
+    fn record_later(&self, rec: DeliveryRecord) {
+        if let Err(e) = self.tx.try_send(Op::Commit(rec, None)) {
+            tracing::warn!(error = %e, "event store queue full; a duplicate-delivery row was not recorded");
+        }
+    }
+
+    async fn unforwarded(
+        &self,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<Forwardable>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT d.seq, d.signal FROM deliveries d WHERE d.processing_result = 'accepted' AND d.seq > ? \
+             AND NOT EXISTS (SELECT 1 FROM forwards f WHERE f.seq = d.seq) ORDER BY d.seq LIMIT ?",
+        )
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(&self.reads)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Forwardable {
+                seq: r.get(0),
+                signal: r.get::<Option<String>, _>(1).unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    async fn mark_forwarded(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Op::Forwarded(seqs, reply))
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        rx.await
+            .map_err(|_| StoreError::WriterGone)?
+            .map_err(|e| StoreError::Db(sqlx::Error::Protocol(e)))
+    }
+
+    async fn deliveries(
+        &self,
+        candidate_id: Option<&str>,
+        application_id: Option<&str>,
+    ) -> Result<Vec<StoredDelivery>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT d.*, EXISTS (SELECT 1 FROM forwards f WHERE f.seq = d.seq) AS forwarded FROM deliveries d \
+             WHERE (?1 IS NULL OR d.candidate_id = ?1) AND (?2 IS NULL OR d.application_id = ?2) ORDER BY d.seq",
+        )
+        .bind(candidate_id)
+        .bind(application_id)
+        .fetch_all(&self.reads)
+        .await?;
+        Ok(rows.iter().map(row_to_delivery).collect())
+    }
+
+    fn committed_notify(&self) -> Arc<Notify> {
+        self.notify.clone()
+    }
+}
