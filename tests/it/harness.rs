@@ -1,0 +1,289 @@
+//! One harness for every integration test: a real Temporal dev server on free
+//! ports, the sandbox ATS over real HTTP, and the real `vbridge` binary with
+//! its own SQLite store. Tests wait on conditions, never on fixed sleeps.
+
+use anyhow::Result;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use temporalio_client::{Client, WorkflowQueryOptions};
+use vbridge::client::{Reply, WebhookClient};
+use vbridge::devserver::{DevServer, DevServerOptions, free_port};
+use vbridge::sandbox::{AppliedWrite, FaultRequest, RequestLog};
+use vbridge::store::StoredDelivery;
+use vbridge_proto::{StateView, TimelineEntry};
+use vbridge_workflows::CandidateVerification;
+
+pub const SECRET: &str = "it-secret-1";
+
+pub struct Options {
+    pub roles: Option<&'static str>,
+    pub extra_env: Vec<(String, String)>,
+    pub persist_temporal: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { roles: None, extra_env: vec![], persist_temporal: false }
+    }
+}
+
+pub struct TestApp {
+    pub dir: PathBuf,
+    pub temporal: DevServer,
+    pub temporal_client: Client,
+    pub sandbox_url: String,
+    pub bridge: Option<Child>,
+    pub bridge_url: String,
+    pub client: WebhookClient,
+    pub http: reqwest::Client,
+    env: Vec<(String, String)>,
+    bridge_runs: usize,
+    sandbox_stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+fn test_dir(name: &str) -> PathBuf {
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let dir = base.join(format!("{name}-{}-{}", std::process::id(), chrono::Utc::now().timestamp_millis()));
+    std::fs::create_dir_all(&dir).expect("creating the test directory");
+    dir
+}
+
+impl TestApp {
+    pub async fn spawn(name: &str) -> TestApp {
+        Self::spawn_with(name, Options::default()).await
+    }
+
+    pub async fn spawn_with(name: &str, opts: Options) -> TestApp {
+        let dir = test_dir(name);
+        let temporal = DevServer::start(DevServerOptions {
+            port: free_port(),
+            ui_port: None,
+            db_file: opts.persist_temporal.then(|| dir.join("temporal.db")),
+            log_file: dir.join("temporal.log"),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("cannot start the real Temporal dev server: {e}"));
+        let temporal_client = vbridge::temporal::connect(&temporal.address, "default").await.expect("connecting to Temporal");
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sandbox_url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(vbridge::sandbox::serve(listener, async move {
+            let _ = rx.await;
+        }));
+
+        let task_queue = format!("it-{name}-{}", std::process::id());
+        let mut env: Vec<(String, String)> = vec![
+            ("VBRIDGE_LISTEN".into(), "127.0.0.1:0".into()),
+            ("VBRIDGE_WEBHOOK_SECRETS".into(), format!("old-retired-secret,{SECRET}")),
+            ("VBRIDGE_DATABASE_URL".into(), format!("sqlite://{}", dir.join("vbridge.db").display())),
+            ("VBRIDGE_DATA_DIR".into(), dir.display().to_string()),
+            ("VBRIDGE_TEMPORAL_ADDRESS".into(), temporal.address.clone()),
+            ("VBRIDGE_TASK_QUEUE".into(), task_queue),
+            ("VBRIDGE_ATS_URL".into(), sandbox_url.clone()),
+            ("VBRIDGE_ATS_RETRY_INITIAL_MS".into(), "100".into()),
+            ("VBRIDGE_ATS_RETRY_MAX_MS".into(), "400".into()),
+            ("VBRIDGE_ATS_DEFERRAL_MS".into(), "1000".into()),
+            ("VBRIDGE_LOG".into(), "info,temporalio_sdk_core=warn,temporalio_sdk=warn,sqlx=warn".into()),
+        ];
+        if let Some(r) = opts.roles {
+            env.push(("VBRIDGE_ROLES".into(), r.into()));
+        }
+        env.extend(opts.extra_env);
+        let http = reqwest::Client::new();
+        let mut app = TestApp {
+            dir,
+            temporal,
+            temporal_client,
+            sandbox_url,
+            bridge: None,
+            bridge_url: String::new(),
+            client: WebhookClient::new("http://127.0.0.1:1", SECRET),
+            http,
+            env,
+            bridge_runs: 0,
+            sandbox_stop: Some(tx),
+        };
+        app.start_bridge(&[]).await;
+        app
+    }
+
+    /// Start the `vbridge serve` process; `overrides` replace env entries for this run.
+    pub async fn start_bridge(&mut self, overrides: &[(&str, &str)]) {
+        assert!(self.bridge.is_none(), "bridge already running");
+        self.bridge_runs += 1;
+        let log = self.dir.join(format!("bridge-{}.log", self.bridge_runs));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vbridge"));
+        cmd.arg("serve");
+        let mut env = self.env.clone();
+        for (k, v) in overrides {
+            env.retain(|(ek, _)| ek != k);
+            env.push(((*k).into(), (*v).into()));
+        }
+        if let Some((_, roles)) = env.iter().find(|(k, _)| k == "VBRIDGE_ROLES") {
+            cmd.args(["--roles", roles]);
+        }
+        for (k, v) in &env {
+            if k != "VBRIDGE_ROLES" {
+                cmd.env(k, v);
+            }
+        }
+        cmd.env_remove("VBRIDGE_CONFIG");
+        cmd.stdout(Stdio::piped()).stderr(std::fs::File::create(&log).unwrap()).stdin(Stdio::null());
+        let mut child = cmd.spawn().expect("spawning the vbridge binary");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("vbridge: listening on ") {
+                    let _ = tx.send(url.trim().to_owned());
+                }
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(u) => u,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("vbridge did not start; its log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+            }
+        };
+        self.bridge_url = url.clone();
+        self.client = WebhookClient::new(&url, SECRET);
+        self.bridge = Some(child);
+    }
+
+    /// SIGKILL the bridge: no shutdown code runs.
+    pub fn kill_bridge(&mut self) {
+        if let Some(mut c) = self.bridge.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Wait for a bridge that is expected to die by itself (fault injection).
+    pub async fn wait_bridge_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(c) = self.bridge.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    self.bridge = None;
+                    return status;
+                }
+            }
+            assert!(start.elapsed() < limit, "the bridge did not exit within {limit:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn bridge_log(&self) -> String {
+        (1..=self.bridge_runs)
+            .map(|i| std::fs::read_to_string(self.dir.join(format!("bridge-{i}.log"))).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    pub async fn send(&self, body: &Value) -> Reply {
+        self.client.send(body).await.expect("sending a webhook")
+    }
+
+    pub async fn writes(&self) -> Vec<AppliedWrite> {
+        self.http.get(format!("{}/_sandbox/writes", self.sandbox_url)).send().await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn ats_requests(&self) -> Vec<RequestLog> {
+        self.http.get(format!("{}/_sandbox/requests", self.sandbox_url)).send().await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn ats_fault(&self, fault: Value) {
+        let _: FaultRequest = serde_json::from_value(fault.clone()).expect("a valid fault request");
+        let r = self.http.post(format!("{}/_sandbox/faults", self.sandbox_url)).json(&fault).send().await.unwrap();
+        assert!(r.status().is_success());
+    }
+
+    pub async fn ats_clear_fault(&self) {
+        self.http.delete(format!("{}/_sandbox/faults", self.sandbox_url)).send().await.unwrap();
+    }
+
+    pub async fn ats_check(&self, application: &str, check: &str) -> Option<Value> {
+        let r = self
+            .http
+            .get(format!("{}/applications/{application}/verification-checks/{check}", self.sandbox_url))
+            .send()
+            .await
+            .unwrap();
+        if r.status().is_success() { Some(r.json().await.unwrap()) } else { None }
+    }
+
+    /// Rows of the real event store, read through the store's own API.
+    pub async fn deliveries(&self, candidate: Option<&str>) -> Vec<StoredDelivery> {
+        let store = vbridge::store::open(&format!("sqlite://{}", self.dir.join("vbridge.db").display())).await.unwrap();
+        store.deliveries(candidate, None).await.unwrap()
+    }
+
+    pub async fn state(&self, candidate: &str, application: &str) -> Result<StateView> {
+        let h = self.temporal_client.get_workflow_handle::<CandidateVerification>(format!("verification:{candidate}:{application}"));
+        Ok(h.query(CandidateVerification::state, (), WorkflowQueryOptions::default()).await?)
+    }
+
+    pub async fn timeline(&self, candidate: &str, application: &str) -> Vec<TimelineEntry> {
+        let h = self.temporal_client.get_workflow_handle::<CandidateVerification>(format!("verification:{candidate}:{application}"));
+        h.query(CandidateVerification::timeline, (), WorkflowQueryOptions::default()).await.expect("timeline query")
+    }
+
+    pub async fn workflow_exists(&self, candidate: &str, application: &str) -> bool {
+        let h = self.temporal_client.get_workflow_handle::<CandidateVerification>(format!("verification:{candidate}:{application}"));
+        h.describe(Default::default()).await.is_ok()
+    }
+
+    /// Poll `check` until it yields `Some`, or fail with `what` and the logs.
+    pub async fn wait_for<T, F, Fut>(&self, what: &str, limit: Duration, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = check().await {
+                return v;
+            }
+            if start.elapsed() > limit {
+                panic!("timed out after {limit:?} waiting for: {what}\n--- bridge log (tail) ---\n{}", tail(&self.bridge_log(), 40));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Wait until the workflow's state query says `state` with the ATS synced.
+    pub async fn wait_synced(&self, candidate: &str, application: &str, state: &str) -> StateView {
+        self.wait_for(&format!("{candidate}/{application} to be {state} and synced"), Duration::from_secs(60), || async {
+            match self.state(candidate, application).await {
+                Ok(v) if v.state == state && v.ats_sync == "synced" => Some(v),
+                _ => None,
+            }
+        })
+        .await
+    }
+}
+
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.kill_bridge();
+        if let Some(tx) = self.sandbox_stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// An RFC 3339 time `minutes` from now (negative: in the past).
+pub fn at(minutes: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::minutes(minutes)).to_rfc3339()
+}
+
