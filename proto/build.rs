@@ -3,10 +3,7 @@ fn main() {
     let mut config = prost_build::Config::new();
     // BTreeMap keeps field order stable, which workflow determinism needs.
     config.btree_map(["."]);
-    config.type_attribute(
-        ".",
-        "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default)]",
-    );
+    config.type_attribute(".", "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default)]");
     config
         .compile_protos(&["vbridge/v1/bridge.proto"], &["."])
         .expect("compiling proto/vbridge/v1/bridge.proto needs protoc (Debian: apt-get install protobuf-compiler)");

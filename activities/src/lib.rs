@@ -47,46 +47,25 @@ pub struct AtsActivities {
 
 impl AtsActivities {
     pub fn new(config: AtsConfig, metrics: Arc<AtsMetrics>) -> AtsActivities {
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(32)
-            .build()
-            .expect("building the HTTP client");
-        AtsActivities {
-            client,
-            config,
-            metrics,
-        }
+        let client = reqwest::Client::builder().pool_max_idle_per_host(32).build().expect("building the HTTP client");
+        AtsActivities { client, config, metrics }
     }
 }
 
 /// The path of one verification check in the ATS (CONTRACT §4).
 pub fn check_url(base: &str, application_id: &str, check_id: &str) -> String {
-    format!(
-        "{}/applications/{}/verification-checks/{}",
-        base.trim_end_matches('/'),
-        application_id,
-        check_id
-    )
+    format!("{}/applications/{}/verification-checks/{}", base.trim_end_matches('/'), application_id, check_id)
 }
 
 /// The ATS object a write targets, as recorded in the timeline.
 pub fn write_target(req: &AtsWriteRequest) -> String {
-    format!(
-        "application/{}/verification-check/{}",
-        req.application_id, req.verification_check_id
-    )
+    format!("application/{}/verification-check/{}", req.application_id, req.verification_check_id)
 }
 
 /// Exponential backoff with deterministic jitter: the delay depends only on the
 /// write's idempotency key and the attempt, so a replay or a second worker
 /// computes the same schedule, while different writes spread out.
-pub fn backoff_delay(
-    req: &AtsWriteRequest,
-    attempt: u32,
-    initial_ms: u64,
-    max_ms: u64,
-    jitter: bool,
-) -> Duration {
+pub fn backoff_delay(req: &AtsWriteRequest, attempt: u32, initial_ms: u64, max_ms: u64, jitter: bool) -> Duration {
     let exp = initial_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(20));
     let capped = exp.min(max_ms.max(initial_ms));
     if !jitter {
@@ -101,19 +80,12 @@ pub fn backoff_delay(
 
 fn transient(message: String, delay: Duration) -> ActivityError {
     ActivityError::application(
-        ApplicationFailure::builder(message)
-            .type_name(TRANSIENT_FAILURE.to_owned())
-            .next_retry_delay(delay)
-            .build(),
+        ApplicationFailure::builder(message).type_name(TRANSIENT_FAILURE.to_owned()).next_retry_delay(delay).build(),
     )
 }
 
 fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
-    let v = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?;
+    let v = resp.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     v.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
@@ -129,11 +101,7 @@ impl AtsActivities {
         req: AtsWriteRequest,
     ) -> Result<AtsWriteResult, ActivityError> {
         let attempt = ctx.info().attempt.max(1);
-        let url = check_url(
-            &self.config.base_url,
-            &req.application_id,
-            &req.verification_check_id,
-        );
+        let url = check_url(&self.config.base_url, &req.application_id, &req.verification_check_id);
         let body = serde_json::json!({ "candidate_id": req.candidate_id, "fields": req.fields });
         let mut http = self
             .client
@@ -145,22 +113,13 @@ impl AtsActivities {
         if let Some(token) = &self.config.bearer_token {
             http = http.bearer_auth(token);
         }
-        let backoff = backoff_delay(
-            &req,
-            attempt,
-            req.backoff_initial_ms as u64,
-            req.backoff_max_ms as u64,
-            req.backoff_jitter,
-        );
+        let backoff =
+            backoff_delay(&req, attempt, req.backoff_initial_ms as u64, req.backoff_max_ms as u64, req.backoff_jitter);
         let resp = match http.send().await {
             Ok(r) => r,
             Err(e) => {
                 self.metrics.write_failures.fetch_add(1, Ordering::Relaxed);
-                let what = if e.is_timeout() {
-                    "timed out"
-                } else {
-                    "could not connect"
-                };
+                let what = if e.is_timeout() { "timed out" } else { "could not connect" };
                 tracing::warn!(error = %e, "ATS write {what}; will retry");
                 return Err(transient(format!("ATS write {what}: {e}"), backoff));
             }
@@ -169,29 +128,15 @@ impl AtsActivities {
         if resp.status().is_success() {
             self.metrics.writes_ok.fetch_add(1, Ordering::Relaxed);
             tracing::info!(status, "ATS write done");
-            return Ok(AtsWriteResult {
-                http_status: status as u32,
-                attempt,
-                target: write_target(&req),
-            });
+            return Ok(AtsWriteResult { http_status: status as u32, attempt, target: write_target(&req) });
         }
         self.metrics.write_failures.fetch_add(1, Ordering::Relaxed);
         if status == 408 || status == 429 || status >= 500 {
-            let delay = if status == 429 {
-                retry_after(&resp).unwrap_or(backoff)
-            } else {
-                backoff
-            };
-            tracing::warn!(
-                status,
-                delay_ms = delay.as_millis() as u64,
-                "ATS answered a retryable status"
-            );
+            let delay = if status == 429 { retry_after(&resp).unwrap_or(backoff) } else { backoff };
+            tracing::warn!(status, delay_ms = delay.as_millis() as u64, "ATS answered a retryable status");
             return Err(transient(format!("ATS answered {status}"), delay));
         }
-        self.metrics
-            .permanent_rejections
-            .fetch_add(1, Ordering::Relaxed);
+        self.metrics.permanent_rejections.fetch_add(1, Ordering::Relaxed);
         let text = resp.text().await.unwrap_or_default();
         let snippet: String = text.chars().take(200).collect();
         tracing::error!(status, body = %snippet, "ATS rejected the write permanently");
@@ -210,40 +155,19 @@ mod tests {
 
     #[test]
     fn backoff_is_deterministic_bounded_and_spread() {
-        let a = AtsWriteRequest {
-            idempotency_key: "k1".into(),
-            ..Default::default()
-        };
-        let b = AtsWriteRequest {
-            idempotency_key: "k2".into(),
-            ..Default::default()
-        };
+        let a = AtsWriteRequest { idempotency_key: "k1".into(), ..Default::default() };
+        let b = AtsWriteRequest { idempotency_key: "k2".into(), ..Default::default() };
         for attempt in 1..15 {
             let d = backoff_delay(&a, attempt, 1000, 60_000, true);
             assert_eq!(d, backoff_delay(&a, attempt, 1000, 60_000, true));
             let base = backoff_delay(&a, attempt, 1000, 60_000, false);
-            assert!(
-                d <= base && d >= base / 2,
-                "attempt {attempt}: {d:?} vs {base:?}"
-            );
+            assert!(d <= base && d >= base / 2, "attempt {attempt}: {d:?} vs {base:?}");
         }
-        assert_eq!(
-            backoff_delay(&a, 1, 1000, 60_000, false),
-            Duration::from_millis(1000)
-        );
-        assert_eq!(
-            backoff_delay(&a, 3, 1000, 60_000, false),
-            Duration::from_millis(4000)
-        );
-        assert_eq!(
-            backoff_delay(&a, 30, 1000, 60_000, false),
-            Duration::from_millis(60_000)
-        );
+        assert_eq!(backoff_delay(&a, 1, 1000, 60_000, false), Duration::from_millis(1000));
+        assert_eq!(backoff_delay(&a, 3, 1000, 60_000, false), Duration::from_millis(4000));
+        assert_eq!(backoff_delay(&a, 30, 1000, 60_000, false), Duration::from_millis(60_000));
         let spread = (1..10)
-            .filter(|n| {
-                backoff_delay(&a, *n, 1000, 60_000, true)
-                    != backoff_delay(&b, *n, 1000, 60_000, true)
-            })
+            .filter(|n| backoff_delay(&a, *n, 1000, 60_000, true) != backoff_delay(&b, *n, 1000, 60_000, true))
             .count();
         assert!(spread >= 8, "different writes should get different jitter");
     }

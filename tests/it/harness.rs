@@ -66,7 +66,8 @@ impl TestApp {
         })
         .await
         .unwrap_or_else(|e| panic!("cannot start the real Temporal dev server: {e}"));
-        let temporal_client = vbridge::temporal::connect(&temporal.address, "default").await.expect("connecting to Temporal");
+        let temporal_client =
+            vbridge::temporal::connect(&temporal.address, "default").await.expect("connecting to Temporal");
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sandbox_url = format!("http://{}", listener.local_addr().unwrap());
@@ -224,17 +225,23 @@ impl TestApp {
     }
 
     pub async fn state(&self, candidate: &str, application: &str) -> Result<StateView> {
-        let h = self.temporal_client.get_workflow_handle::<CandidateVerification>(format!("verification:{candidate}:{application}"));
+        let h = self
+            .temporal_client
+            .get_workflow_handle::<CandidateVerification>(format!("verification:{candidate}:{application}"));
         Ok(h.query(CandidateVerification::state, (), WorkflowQueryOptions::default()).await?)
     }
 
     pub async fn timeline(&self, candidate: &str, application: &str) -> Vec<TimelineEntry> {
-        let h = self.temporal_client.get_workflow_handle::<CandidateVerification>(format!("verification:{candidate}:{application}"));
+        let h = self
+            .temporal_client
+            .get_workflow_handle::<CandidateVerification>(format!("verification:{candidate}:{application}"));
         h.query(CandidateVerification::timeline, (), WorkflowQueryOptions::default()).await.expect("timeline query")
     }
 
     pub async fn workflow_exists(&self, candidate: &str, application: &str) -> bool {
-        let h = self.temporal_client.get_workflow_handle::<CandidateVerification>(format!("verification:{candidate}:{application}"));
+        let h = self
+            .temporal_client
+            .get_workflow_handle::<CandidateVerification>(format!("verification:{candidate}:{application}"));
         h.describe(Default::default()).await.is_ok()
     }
 
@@ -250,7 +257,10 @@ impl TestApp {
                 return v;
             }
             if start.elapsed() > limit {
-                panic!("timed out after {limit:?} waiting for: {what}\n--- bridge log (tail) ---\n{}", tail(&self.bridge_log(), 40));
+                panic!(
+                    "timed out after {limit:?} waiting for: {what}\n--- bridge log (tail) ---\n{}",
+                    tail(&self.bridge_log(), 40)
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -258,12 +268,16 @@ impl TestApp {
 
     /// Wait until the workflow's state query says `state` with the ATS synced.
     pub async fn wait_synced(&self, candidate: &str, application: &str, state: &str) -> StateView {
-        self.wait_for(&format!("{candidate}/{application} to be {state} and synced"), Duration::from_secs(60), || async {
-            match self.state(candidate, application).await {
-                Ok(v) if v.state == state && v.ats_sync == "synced" => Some(v),
-                _ => None,
-            }
-        })
+        self.wait_for(
+            &format!("{candidate}/{application} to be {state} and synced"),
+            Duration::from_secs(60),
+            || async {
+                match self.state(candidate, application).await {
+                    Ok(v) if v.state == state && v.ats_sync == "synced" => Some(v),
+                    _ => None,
+                }
+            },
+        )
         .await
     }
 }
@@ -286,4 +300,3 @@ impl Drop for TestApp {
 pub fn at(minutes: i64) -> String {
     (chrono::Utc::now() + chrono::Duration::minutes(minutes)).to_rfc3339()
 }
-

@@ -12,7 +12,8 @@ use vbridge_workflows::CandidateVerification;
 const SAVED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/histories/candidate_verification.json");
 
 fn replayer() -> WorkflowReplayer {
-    let opts = WorkflowReplayerOptions::new().register_workflow::<CandidateVerification>().expect("registering").build();
+    let opts =
+        WorkflowReplayerOptions::new().register_workflow::<CandidateVerification>().expect("registering").build();
     WorkflowReplayer::new(opts).expect("a replayer")
 }
 

@@ -54,7 +54,12 @@ async fn five_deliveries_give_one_accepted_four_duplicates_and_one_write_per_eve
     }
     let accepted = statuses.iter().filter(|r| r.status == 202 && r.body["status"] == "accepted").count();
     let dups = statuses.iter().filter(|r| r.status == 200 && r.body["status"] == "duplicate").count();
-    assert_eq!((accepted, dups), (1, 4), "{:?}", statuses.iter().map(|r| (r.status, r.body.clone())).collect::<Vec<_>>());
+    assert_eq!(
+        (accepted, dups),
+        (1, 4),
+        "{:?}",
+        statuses.iter().map(|r| (r.status, r.body.clone())).collect::<Vec<_>>()
+    );
     let d = decision("cand-d", "app-d", "evt-d-2", &at(-5), "failed");
     for _ in 0..5 {
         app.send(&d).await;
@@ -132,10 +137,13 @@ async fn a_bad_signature_gets_401_a_rejected_row_and_no_workflow() {
     let wrong = vbridge::signature::Secret::parse("not-the-secret", 1).unwrap();
     let r = app
         .client
-        .send_raw(bytes.clone(), vec![
-            ("X-IL-Timestamp".into(), ts.to_string()),
-            ("X-IL-Signature".into(), vbridge::signature::sign_il(&wrong, ts, &bytes)),
-        ])
+        .send_raw(
+            bytes.clone(),
+            vec![
+                ("X-IL-Timestamp".into(), ts.to_string()),
+                ("X-IL-Signature".into(), vbridge::signature::sign_il(&wrong, ts, &bytes)),
+            ],
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 401);
@@ -146,10 +154,13 @@ async fn a_bad_signature_gets_401_a_rejected_row_and_no_workflow() {
     let old_ts = ts - 301;
     let replayed = app
         .client
-        .send_raw(bytes.clone(), vec![
-            ("X-IL-Timestamp".into(), old_ts.to_string()),
-            ("X-IL-Signature".into(), vbridge::signature::sign_il(&right, old_ts, &bytes)),
-        ])
+        .send_raw(
+            bytes.clone(),
+            vec![
+                ("X-IL-Timestamp".into(), old_ts.to_string()),
+                ("X-IL-Signature".into(), vbridge::signature::sign_il(&right, old_ts, &bytes)),
+            ],
+        )
         .await
         .unwrap();
     assert_eq!((replayed.status, replayed.body["error"]["code"].as_str()), (401, Some("timestamp_out_of_tolerance")));
@@ -201,7 +212,14 @@ async fn contract_error_answers() {
         .unwrap();
     assert_eq!((r.status, r.body["error"]["code"].as_str()), (400, Some("invalid_payload")));
     // 415.
-    let r = app.http.post(format!("{}/webhooks/verification", app.bridge_url)).header("content-type", "text/plain").body("x").send().await.unwrap();
+    let r = app
+        .http
+        .post(format!("{}/webhooks/verification", app.bridge_url))
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 415);
     assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"]["code"], "unsupported_media_type");
     // 413.
@@ -223,13 +241,17 @@ async fn contract_error_answers() {
 
     app.wait_synced("cand-e", "app-e", "pending").await;
     let rows = app.deliveries(Some("cand-e")).await;
-    let results: Vec<(&str, Option<&str>)> = rows.iter().map(|r| (r.processing_result.as_str(), r.reject_code.as_deref())).collect();
-    assert_eq!(results, vec![
-        ("rejected", Some("invalid_payload")),
-        ("accepted", None),
-        ("rejected", Some("idempotency_conflict")),
-        ("ignored", None),
-    ]);
+    let results: Vec<(&str, Option<&str>)> =
+        rows.iter().map(|r| (r.processing_result.as_str(), r.reject_code.as_deref())).collect();
+    assert_eq!(
+        results,
+        vec![
+            ("rejected", Some("invalid_payload")),
+            ("accepted", None),
+            ("rejected", Some("idempotency_conflict")),
+            ("ignored", None),
+        ]
+    );
     assert!(rows.iter().filter(|r| r.processing_result == "rejected").all(|r| r.payload.is_none()));
     assert_eq!(app.timeline("cand-e", "app-e").await.iter().filter(|t| t.kind == "applied").count(), 1);
 }
@@ -268,7 +290,8 @@ async fn ats_429_honours_retry_after_and_a_permanent_4xx_is_not_retried() {
     app.wait_synced("cand-4", "app-4", "pending").await;
     let puts: Vec<_> = app.ats_requests().await.into_iter().filter(|r| r.method == "PUT").collect();
     assert_eq!(puts.len(), 2);
-    let gap = chrono::DateTime::parse_from_rfc3339(&puts[1].at).unwrap() - chrono::DateTime::parse_from_rfc3339(&puts[0].at).unwrap();
+    let gap = chrono::DateTime::parse_from_rfc3339(&puts[1].at).unwrap()
+        - chrono::DateTime::parse_from_rfc3339(&puts[0].at).unwrap();
     assert!(gap.num_milliseconds() >= 1900, "Retry-After: 2 was not honoured (gap {gap})");
 
     app.ats_fault(json!({"mode": "status", "status": 422})).await;
@@ -308,7 +331,10 @@ async fn sigkill_after_commit_before_forward_applies_once_after_restart() {
     // A clean restart re-forwards; the workflow drops the second copy.
     app.start_bridge(&[("VBRIDGE_ROLES", "receiver,relay,worker")]).await;
     app.wait_synced("cand-k", "app-k", "pending").await;
-    app.wait_for("the forward to be marked", WAIT, || async { app.deliveries(Some("cand-k")).await[0].forwarded.then_some(()) }).await;
+    app.wait_for("the forward to be marked", WAIT, || async {
+        app.deliveries(Some("cand-k")).await[0].forwarded.then_some(())
+    })
+    .await;
     let t = app.timeline("cand-k", "app-k").await;
     assert_eq!(t.iter().filter(|e| e.kind == "applied").count(), 1, "{t:?}");
     assert_eq!(t.iter().filter(|e| e.reason == "duplicate event id").count(), 1, "{t:?}");
@@ -346,10 +372,10 @@ async fn temporal_down_webhooks_are_acked_and_forwarded_when_it_returns() {
 
 #[tokio::test]
 async fn continues_as_new_and_keeps_its_state() {
-    let app = TestApp::spawn_with("can", Options {
-        extra_env: vec![("VBRIDGE_CONTINUE_AS_NEW_AFTER".into(), "60".into())],
-        ..Default::default()
-    })
+    let app = TestApp::spawn_with(
+        "can",
+        Options { extra_env: vec![("VBRIDGE_CONTINUE_AS_NEW_AFTER".into(), "60".into())], ..Default::default() },
+    )
     .await;
     app.send(&started("cand-c", "app-c", "evt-c-0", &at(-50))).await;
     app.send(&decision("cand-c", "app-c", "evt-c-1", &at(-40), "needs_review")).await;

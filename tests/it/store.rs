@@ -4,7 +4,8 @@ use std::sync::Arc;
 use vbridge::store::{Committed, DeliveryRecord, EventStore, Intent};
 
 async fn store(name: &str) -> (Arc<dyn EventStore>, String) {
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("store-{name}-{}", std::process::id()));
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("store-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("events.db").display());

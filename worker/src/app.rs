@@ -21,9 +21,7 @@ pub enum Role {
 }
 
 pub fn all_roles() -> BTreeSet<Role> {
-    [Role::Receiver, Role::Relay, Role::Worker]
-        .into_iter()
-        .collect()
+    [Role::Receiver, Role::Relay, Role::Worker].into_iter().collect()
 }
 
 /// Runs until `shutdown` turns true. `on_listen` hears the bound address.
@@ -140,15 +138,12 @@ async fn run_temporal_roles(
     let mut tasks: tokio::task::JoinSet<anyhow::Result<()>> = tokio::task::JoinSet::new();
     let mut worker_loop = None;
     if roles.contains(&Role::Worker) {
-        if let Err(e) = temporal::register_search_attributes(&client, &cfg.temporal_namespace).await
-        {
+        if let Err(e) = temporal::register_search_attributes(&client, &cfg.temporal_namespace).await {
             tracing::warn!(error = %e, "could not register search attributes (they may exist already)");
         }
         let client = client.clone();
-        let ats = AtsConfig {
-            base_url: cfg.ats_url.clone().unwrap_or_default(),
-            bearer_token: cfg.ats_bearer_token.clone(),
-        };
+        let ats =
+            AtsConfig { base_url: cfg.ats_url.clone().unwrap_or_default(), bearer_token: cfg.ats_bearer_token.clone() };
         let ats_metrics = metrics.ats.clone();
         let task_queue = cfg.task_queue.clone();
         let shutdown = shutdown.clone();
@@ -159,15 +154,7 @@ async fn run_temporal_roles(
                 let stop = async move {
                     let _ = rx.wait_for(|v| *v).await;
                 };
-                match temporal::run_worker(
-                    client.clone(),
-                    &task_queue,
-                    ats.clone(),
-                    ats_metrics.clone(),
-                    stop,
-                )
-                .await
-                {
+                match temporal::run_worker(client.clone(), &task_queue, ats.clone(), ats_metrics.clone(), stop).await {
                     Ok(()) if *shutdown.borrow() => return,
                     Ok(()) => tracing::warn!("Temporal worker stopped; restarting"),
                     Err(e) => {
@@ -191,8 +178,7 @@ async fn run_temporal_roles(
                 tuning: cfg.tuning.clone(),
             },
             metrics,
-            crash_after_forward: std::env::var("VBRIDGE_FAULT").as_deref()
-                == Ok("crash-after-forward"),
+            crash_after_forward: std::env::var("VBRIDGE_FAULT").as_deref() == Ok("crash-after-forward"),
         };
         let rx = shutdown.clone();
         tasks.spawn(async move {

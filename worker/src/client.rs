@@ -22,10 +22,7 @@ pub struct Reply {
 impl WebhookClient {
     pub fn new(base_url: &str, secret: &str) -> WebhookClient {
         WebhookClient {
-            http: reqwest::Client::builder()
-                .pool_max_idle_per_host(256)
-                .build()
-                .expect("HTTP client"),
+            http: reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("HTTP client"),
             url: format!("{}/webhooks/verification", base_url.trim_end_matches('/')),
             secret: Secret::parse(secret, 1).expect("a valid secret"),
         }
@@ -36,14 +33,7 @@ impl WebhookClient {
         let bytes = serde_json::to_vec(body).expect("JSON body");
         let ts = chrono::Utc::now().timestamp();
         let sig = sign_il(&self.secret, ts, &bytes);
-        self.send_raw(
-            bytes,
-            vec![
-                ("X-IL-Timestamp".into(), ts.to_string()),
-                ("X-IL-Signature".into(), sig),
-            ],
-        )
-        .await
+        self.send_raw(bytes, vec![("X-IL-Timestamp".into(), ts.to_string()), ("X-IL-Signature".into(), sig)]).await
     }
 
     /// Send `body` signed with Standard Webhooks.
@@ -63,32 +53,16 @@ impl WebhookClient {
     }
 
     /// Send bytes with exactly these headers (plus JSON content type).
-    pub async fn send_raw(
-        &self,
-        bytes: Vec<u8>,
-        headers: Vec<(String, String)>,
-    ) -> reqwest::Result<Reply> {
-        let mut req = self
-            .http
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .body(bytes);
+    pub async fn send_raw(&self, bytes: Vec<u8>, headers: Vec<(String, String)>) -> reqwest::Result<Reply> {
+        let mut req = self.http.post(&self.url).header("content-type", "application/json").body(bytes);
         for (k, v) in headers {
             req = req.header(k, v);
         }
         let resp = req.send().await?;
         let status = resp.status().as_u16();
-        let trace_id = resp
-            .headers()
-            .get("x-trace-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let trace_id = resp.headers().get("x-trace-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let body = resp.json::<Value>().await.unwrap_or(Value::Null);
-        Ok(Reply {
-            status,
-            body,
-            trace_id,
-        })
+        Ok(Reply { status, body, trace_id })
     }
 }
 
@@ -106,13 +80,7 @@ pub fn started(candidate: &str, application: &str, event_id: &str, occurred_at: 
 }
 
 /// A `verification.decision` body.
-pub fn decision(
-    candidate: &str,
-    application: &str,
-    event_id: &str,
-    occurred_at: &str,
-    state: &str,
-) -> Value {
+pub fn decision(candidate: &str, application: &str, event_id: &str, occurred_at: &str, state: &str) -> Value {
     let mut v = started(candidate, application, event_id, occurred_at);
     v["event_type"] = "verification.decision".into();
     v["decision_state"] = state.into();

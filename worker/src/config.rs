@@ -81,10 +81,7 @@ fn env_num<T: std::str::FromStr>(name: &'static str) -> Result<Option<T>, Config
             .trim()
             .parse()
             .map(Some)
-            .map_err(|_| ConfigError::Invalid {
-                name,
-                problem: format!("\"{v}\" is not a number"),
-            }),
+            .map_err(|_| ConfigError::Invalid { name, problem: format!("\"{v}\" is not a number") }),
     }
 }
 
@@ -94,16 +91,13 @@ impl Config {
     pub fn load(file: Option<&Path>, dev: bool) -> Result<Config, ConfigError> {
         let fc: FileConfig = match file {
             Some(p) => {
-                let text =
-                    std::fs::read_to_string(p).map_err(|e| ConfigError::Read(p.to_owned(), e))?;
+                let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read(p.to_owned(), e))?;
                 toml::from_str(&text).map_err(|e| ConfigError::Parse(p.to_owned(), e))?
             }
             None => FileConfig::default(),
         };
-        let data_dir = env("VBRIDGE_DATA_DIR")
-            .map(PathBuf::from)
-            .or(fc.data_dir)
-            .unwrap_or_else(|| PathBuf::from("./data"));
+        let data_dir =
+            env("VBRIDGE_DATA_DIR").map(PathBuf::from).or(fc.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
         let policy_path = env("VBRIDGE_POLICY").map(PathBuf::from).or(fc.policy);
         let policy = match &policy_path {
             Some(p) => Policy::load(p)?,
@@ -112,11 +106,9 @@ impl Config {
         let secrets = match env("VBRIDGE_WEBHOOK_SECRETS") {
             Some(csv) => Secret::parse_list(&csv)?,
             None => match fc.webhook_secrets {
-                Some(list) => list
-                    .iter()
-                    .enumerate()
-                    .map(|(i, s)| Secret::parse(s, i + 1))
-                    .collect::<Result<_, _>>()?,
+                Some(list) => {
+                    list.iter().enumerate().map(|(i, s)| Secret::parse(s, i + 1)).collect::<Result<_, _>>()?
+                }
                 None => vec![],
             },
         };
@@ -144,9 +136,7 @@ impl Config {
             ats_retry_max_ms: env_num("VBRIDGE_ATS_RETRY_MAX_MS")?
                 .or(fc.ats_retry_max_ms)
                 .unwrap_or(d.ats_retry_max_ms),
-            deferral_ms: env_num("VBRIDGE_ATS_DEFERRAL_MS")?
-                .or(fc.ats_deferral_ms)
-                .unwrap_or(d.deferral_ms),
+            deferral_ms: env_num("VBRIDGE_ATS_DEFERRAL_MS")?.or(fc.ats_deferral_ms).unwrap_or(d.deferral_ms),
             continue_as_new_after: env_num("VBRIDGE_CONTINUE_AS_NEW_AFTER")?
                 .or(fc.continue_as_new_after)
                 .unwrap_or(d.continue_as_new_after),
@@ -158,9 +148,7 @@ impl Config {
             });
         }
         Ok(Config {
-            listen: env("VBRIDGE_LISTEN")
-                .or(fc.listen)
-                .unwrap_or_else(|| "127.0.0.1:8080".into()),
+            listen: env("VBRIDGE_LISTEN").or(fc.listen).unwrap_or_else(|| "127.0.0.1:8080".into()),
             policy,
             policy_path,
             secrets,
@@ -172,14 +160,10 @@ impl Config {
             temporal_namespace: env("VBRIDGE_TEMPORAL_NAMESPACE")
                 .or(fc.temporal_namespace)
                 .unwrap_or_else(|| "default".into()),
-            task_queue: env("VBRIDGE_TASK_QUEUE")
-                .or(fc.task_queue)
-                .unwrap_or_else(|| "verification-bridge".into()),
+            task_queue: env("VBRIDGE_TASK_QUEUE").or(fc.task_queue).unwrap_or_else(|| "verification-bridge".into()),
             ats_url,
             ats_bearer_token: env("VBRIDGE_ATS_BEARER_TOKEN").or(fc.ats_bearer_token),
-            max_body_bytes: env_num("VBRIDGE_MAX_BODY_BYTES")?
-                .or(fc.max_body_bytes)
-                .unwrap_or(256 * 1024),
+            max_body_bytes: env_num("VBRIDGE_MAX_BODY_BYTES")?.or(fc.max_body_bytes).unwrap_or(256 * 1024),
             tuning,
         })
     }

@@ -20,10 +20,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)?;
     let shutdown = crate::shutdown_on_signals();
 
-    println!(
-        "vbridge dev: starting the Temporal dev server (data in {})",
-        cfg.data_dir.display()
-    );
+    println!("vbridge dev: starting the Temporal dev server (data in {})", cfg.data_dir.display());
     let mut temporal = DevServer::start(DevServerOptions {
         port: opts.temporal_port,
         ui_port: Some(opts.ui_port),

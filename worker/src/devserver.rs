@@ -18,14 +18,8 @@ pub enum DevServerError {
     NotFound,
     #[error("could not start the Temporal dev server ({cli}): {source}")]
     Spawn { cli: String, source: std::io::Error },
-    #[error(
-        "the Temporal dev server did not become ready on {address} within {secs} s; its log: {log}"
-    )]
-    NotReady {
-        address: String,
-        secs: u64,
-        log: String,
-    },
+    #[error("the Temporal dev server did not become ready on {address} within {secs} s; its log: {log}")]
+    NotReady { address: String, secs: u64, log: String },
     #[error("the Temporal dev server exited early ({status}); its log: {log}")]
     Exited { status: String, log: String },
 }
@@ -51,17 +45,10 @@ pub struct DevServer {
 pub fn find_cli() -> Result<PathBuf, DevServerError> {
     if let Ok(p) = std::env::var("VBRIDGE_TEMPORAL_CLI") {
         let p = PathBuf::from(p);
-        return if p.is_file() {
-            Ok(p)
-        } else {
-            Err(DevServerError::NotFound)
-        };
+        return if p.is_file() { Ok(p) } else { Err(DevServerError::NotFound) };
     }
     let path = std::env::var_os("PATH").ok_or(DevServerError::NotFound)?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("temporal"))
-        .find(|p| p.is_file())
-        .ok_or(DevServerError::NotFound)
+    std::env::split_paths(&path).map(|d| d.join("temporal")).find(|p| p.is_file()).ok_or(DevServerError::NotFound)
 }
 
 /// A TCP port free right now on 127.0.0.1.
@@ -89,10 +76,7 @@ impl DevServer {
             .create(true)
             .append(true)
             .open(&options.log_file)
-            .map_err(|source| DevServerError::Spawn {
-                cli: cli.display().to_string(),
-                source,
-            })?;
+            .map_err(|source| DevServerError::Spawn { cli: cli.display().to_string(), source })?;
         let mut cmd = Command::new(&cli);
         cmd.args([
             "server",
@@ -122,15 +106,9 @@ impl DevServer {
             cmd.args(["--search-attribute", &format!("{name}={kind}")]);
         }
         cmd.stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|source| DevServerError::Spawn {
-                cli: cli.display().to_string(),
-                source,
-            })?)
+            .stdout(log.try_clone().map_err(|source| DevServerError::Spawn { cli: cli.display().to_string(), source })?)
             .stderr(log);
-        let child = cmd.spawn().map_err(|source| DevServerError::Spawn {
-            cli: cli.display().to_string(),
-            source,
-        })?;
+        let child = cmd.spawn().map_err(|source| DevServerError::Spawn { cli: cli.display().to_string(), source })?;
         let address = format!("127.0.0.1:{}", options.port);
         let mut server = DevServer {
             child: Some(child),
@@ -157,15 +135,8 @@ impl DevServer {
                 // The frontend answers before the default namespace is ready.
                 use temporalio_common::protos::temporal::api::workflowservice::v1::DescribeNamespaceRequest;
                 let mut svc = client.connection().workflow_service();
-                let req = DescribeNamespaceRequest {
-                    namespace: "default".into(),
-                    ..Default::default()
-                };
-                if svc
-                    .describe_namespace(temporalio_client::tonic::Request::new(req))
-                    .await
-                    .is_ok()
-                {
+                let req = DescribeNamespaceRequest { namespace: "default".into(), ..Default::default() };
+                if svc.describe_namespace(temporalio_client::tonic::Request::new(req)).await.is_ok() {
                     return Ok(());
                 }
             }

@@ -7,8 +7,7 @@ use sha2::{Digest, Sha256};
 use vbridge_proto::EventSignal;
 use vbridge_workflows::Policy;
 use vbridge_workflows::domain::{
-    ApplicationId, CandidateId, EventId, EventType, IdempotencyKey, TraceId, VerificationCheckId,
-    VerificationState,
+    ApplicationId, CandidateId, EventId, EventType, IdempotencyKey, TraceId, VerificationCheckId, VerificationState,
 };
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -55,10 +54,7 @@ pub struct PayloadError {
 }
 
 fn err(field: &str, problem: impl Into<String>) -> PayloadError {
-    PayloadError {
-        field: field.to_owned(),
-        problem: problem.into(),
-    }
+    PayloadError { field: field.to_owned(), problem: problem.into() }
 }
 
 /// What a valid delivery says, parsed.
@@ -95,11 +91,7 @@ pub fn claimed(body: &[u8], key_field: &str) -> Claimed {
     let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(body) else {
         return Claimed::default();
     };
-    let s = |k: &str| {
-        m.get(k)
-            .and_then(Value::as_str)
-            .map(|v| v.chars().take(256).collect::<String>())
-    };
+    let s = |k: &str| m.get(k).and_then(Value::as_str).map(|v| v.chars().take(256).collect::<String>());
     Claimed {
         event_id: s("event_id"),
         event_type: s("event_type"),
@@ -129,10 +121,7 @@ fn opt_str<'a>(m: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>
 fn typed<T, E: std::fmt::Display>(field: &str, r: Result<T, E>) -> Result<T, PayloadError> {
     r.map_err(|e| {
         let msg = e.to_string();
-        let msg = msg
-            .strip_prefix(&format!("{field}: "))
-            .map(str::to_owned)
-            .unwrap_or(msg);
+        let msg = msg.strip_prefix(&format!("{field}: ")).map(str::to_owned).unwrap_or(msg);
         err(field, msg)
     })
 }
@@ -148,50 +137,25 @@ pub fn parse(body: &Value, policy: &Policy) -> Result<Intake, PayloadError> {
         return Err(err("event_type", "must not be empty"));
     }
     let event_type = event_type_raw.parse::<EventType>().ok();
-    let occurred_at = typed(
-        "occurred_at",
-        DateTime::parse_from_rfc3339(req_str(m, "occurred_at")?),
-    )
-    .map_err(|_| err("occurred_at", "must be an RFC 3339 time"))?;
+    let occurred_at = typed("occurred_at", DateTime::parse_from_rfc3339(req_str(m, "occurred_at")?))
+        .map_err(|_| err("occurred_at", "must be an RFC 3339 time"))?;
     let key_field = policy.key_field();
     let idempotency_key = typed(key_field, IdempotencyKey::parse(req_str(m, key_field)?))?;
-    let candidate_id = typed(
-        "candidate_id",
-        CandidateId::parse(req_str(m, "candidate_id")?),
-    )?;
-    let application_id = typed(
-        "application_id",
-        ApplicationId::parse(req_str(m, "application_id")?),
-    )?;
-    let verification_check_id = typed(
-        "verification_check_id",
-        VerificationCheckId::parse(req_str(m, "verification_check_id")?),
-    )?;
+    let candidate_id = typed("candidate_id", CandidateId::parse(req_str(m, "candidate_id")?))?;
+    let application_id = typed("application_id", ApplicationId::parse(req_str(m, "application_id")?))?;
+    let verification_check_id =
+        typed("verification_check_id", VerificationCheckId::parse(req_str(m, "verification_check_id")?))?;
 
     let decision_state = match (event_type, opt_str(m, "decision_state")?) {
         (Some(EventType::Decision), None) => {
-            return Err(err(
-                "decision_state",
-                "is required for verification.decision",
-            ));
+            return Err(err("decision_state", "is required for verification.decision"));
         }
         (Some(EventType::Decision), Some(s)) => {
-            let st: VerificationState = s.parse().map_err(|_| {
-                err(
-                    "decision_state",
-                    format!("\"{s}\" is not verified, needs_review or failed"),
-                )
-            })?;
-            if !matches!(
-                st,
-                VerificationState::Verified
-                    | VerificationState::NeedsReview
-                    | VerificationState::Failed
-            ) {
-                return Err(err(
-                    "decision_state",
-                    format!("\"{s}\" is not verified, needs_review or failed"),
-                ));
+            let st: VerificationState = s
+                .parse()
+                .map_err(|_| err("decision_state", format!("\"{s}\" is not verified, needs_review or failed")))?;
+            if !matches!(st, VerificationState::Verified | VerificationState::NeedsReview | VerificationState::Failed) {
+                return Err(err("decision_state", format!("\"{s}\" is not verified, needs_review or failed")));
             }
             Some(st)
         }
@@ -204,9 +168,7 @@ pub fn parse(body: &Value, policy: &Policy) -> Result<Intake, PayloadError> {
             .iter()
             .enumerate()
             .map(|(i, v)| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| err(&format!("reason_codes[{i}]"), "must be a string"))
+                v.as_str().map(str::to_owned).ok_or_else(|| err(&format!("reason_codes[{i}]"), "must be a string"))
             })
             .collect::<Result<Vec<_>, _>>()?,
         Some(_) => return Err(err("reason_codes", "must be a list of strings")),
@@ -216,21 +178,14 @@ pub fn parse(body: &Value, policy: &Policy) -> Result<Intake, PayloadError> {
             if reason_codes.is_empty() {
                 return Err(err(
                     "reason_codes",
-                    format!(
-                        "{} needs at least one of {}",
-                        st,
-                        route.required_reason_codes.join(", ")
-                    ),
+                    format!("{} needs at least one of {}", st, route.required_reason_codes.join(", ")),
                 ));
             }
             for (i, c) in reason_codes.iter().enumerate() {
                 if !route.required_reason_codes.contains(c) {
                     return Err(err(
                         &format!("reason_codes[{i}]"),
-                        format!(
-                            "\"{c}\" is not one of {}",
-                            route.required_reason_codes.join(", ")
-                        ),
+                        format!("\"{c}\" is not one of {}", route.required_reason_codes.join(", ")),
                     ));
                 }
             }
@@ -239,9 +194,7 @@ pub fn parse(body: &Value, policy: &Policy) -> Result<Intake, PayloadError> {
 
     let evidence_pack_url = opt_str(m, "evidence_pack_url")?.map(str::to_owned);
     if let Some(u) = &evidence_pack_url {
-        let ok = u
-            .strip_prefix("https://")
-            .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+        let ok = u.strip_prefix("https://").is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
             && !u.chars().any(|c| c.is_whitespace() || c.is_control());
         if !ok {
             return Err(err("evidence_pack_url", "must be an https URL"));
@@ -253,8 +206,7 @@ pub fn parse(body: &Value, policy: &Policy) -> Result<Intake, PayloadError> {
         Some(v) => Some(
             v.as_u64()
                 .filter(|n| *n <= u32::MAX as u64)
-                .ok_or_else(|| err("delivery_attempt", "must be a non-negative integer"))?
-                as u32,
+                .ok_or_else(|| err("delivery_attempt", "must be a non-negative integer"))? as u32,
         ),
     };
     if let Some(v) = m.get("external_ats_ids") {
@@ -290,10 +242,7 @@ impl Intake {
             candidate_id: self.candidate_id.to_string(),
             application_id: self.application_id.to_string(),
             verification_check_id: self.verification_check_id.to_string(),
-            decision_state: self
-                .decision_state
-                .map(|s| s.as_str().to_owned())
-                .unwrap_or_default(),
+            decision_state: self.decision_state.map(|s| s.as_str().to_owned()).unwrap_or_default(),
             reason_codes: self.reason_codes.clone(),
             evidence_pack_url: self.evidence_pack_url.clone().unwrap_or_default(),
             trace_id: trace_id.to_string(),
@@ -335,14 +284,8 @@ mod tests {
         for secret in ["FACE-BYTES", "DOC", "[1,2,3]"] {
             assert!(!text.contains(secret), "{secret} leaked: {text}");
         }
-        assert_eq!(
-            v["raw_face_image"],
-            format!("sha256:{}", sha256_hex(b"FACE-BYTES"))
-        );
-        assert_eq!(
-            v["signals"]["list"][0]["biometric_templates"],
-            format!("sha256:{}", sha256_hex(b"[1,2,3]"))
-        );
+        assert_eq!(v["raw_face_image"], format!("sha256:{}", sha256_hex(b"FACE-BYTES")));
+        assert_eq!(v["signals"]["list"][0]["biometric_templates"], format!("sha256:{}", sha256_hex(b"[1,2,3]")));
         assert_eq!(v["keep"], "me");
         // Idempotent: redacting again changes nothing.
         let before = v.clone();
@@ -369,17 +312,9 @@ mod tests {
             ("decision_state", Value::Null, "decision_state"),
             ("reason_codes", json!(["made-up"]), "reason_codes[0]"),
             ("reason_codes", json!([]), "reason_codes"),
-            (
-                "evidence_pack_url",
-                json!("http://insecure"),
-                "evidence_pack_url",
-            ),
+            ("evidence_pack_url", json!("http://insecure"), "evidence_pack_url"),
             ("idempotency_key", Value::Null, "idempotency_key"),
-            (
-                "verification_check_id",
-                Value::Null,
-                "verification_check_id",
-            ),
+            ("verification_check_id", Value::Null, "verification_check_id"),
         ];
         for (field, value, expect) in cases {
             let mut b = valid();
@@ -403,11 +338,7 @@ mod tests {
 
     #[test]
     fn key_field_comes_from_the_policy() {
-        let text = DEFAULT_POLICY_YAML.replacen(
-            "keyField: \"idempotency_key\"",
-            "keyField: \"dedupe_key\"",
-            1,
-        );
+        let text = DEFAULT_POLICY_YAML.replacen("keyField: \"idempotency_key\"", "keyField: \"dedupe_key\"", 1);
         let p = Policy::parse(&text).unwrap();
         let mut b = valid();
         assert_eq!(parse(&b, &p).unwrap_err().field, "dedupe_key");

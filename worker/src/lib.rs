@@ -5,7 +5,7 @@
 //! the Temporal worker, the sandbox ATS, and the dev stack.
 
 pub mod app;
-
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod dev;
@@ -29,8 +29,8 @@ pub fn now_rfc3339() -> String {
 pub fn shutdown_on_signals() -> tokio::sync::watch::Receiver<bool> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

@@ -59,6 +59,23 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         candidates: usize,
     },
+    /// Measure the spine (ack throughput and latency, bare signal-with-start,
+    /// duplicates, end to end) in one run, and print the ratios.
+    Bench {
+        #[arg(long, default_value_t = 5000)]
+        requests: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 1000)]
+        signal_starts: usize,
+        /// Offered rate of the fixed-rate run (requests per second).
+        #[arg(long, default_value_t = 500)]
+        rate: u32,
+        #[arg(long, default_value_t = 10)]
+        rate_seconds: u32,
+        #[arg(long, default_value_t = 200)]
+        end_to_end: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -71,9 +88,7 @@ fn init_logs() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("VBRIDGE_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,temporalio_sdk_core=warn,temporalio_sdk=warn,temporalio_client=warn,sqlx=warn,h2=warn,tower=warn,hyper=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if std::env::var("VBRIDGE_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();
     } else {
@@ -87,29 +102,12 @@ async fn main() -> ExitCode {
     init_logs();
     let result = match cli.command {
         Command::Serve { config, roles } => serve(config, roles).await,
-        Command::Dev {
-            config,
-            temporal_port,
-            ui_port,
-            ats_port,
-        } => {
-            vbridge::dev::run(vbridge::dev::DevOptions {
-                config,
-                temporal_port,
-                ui_port,
-                ats_port,
-            })
-            .await
+        Command::Dev { config, temporal_port, ui_port, ats_port } => {
+            vbridge::dev::run(vbridge::dev::DevOptions { config, temporal_port, ui_port, ats_port }).await
         }
         Command::SandboxAts { listen } => sandbox(&listen).await,
-        Command::Policy {
-            command: PolicyCommand::Check { file },
-        } => return policy_check(&file),
-        Command::Simulate {
-            url,
-            secret,
-            candidates,
-        } => {
+        Command::Policy { command: PolicyCommand::Check { file } } => return policy_check(&file),
+        Command::Simulate { url, secret, candidates } => {
             let secret = secret
                 .or_else(|| {
                     std::env::var("VBRIDGE_WEBHOOK_SECRETS")
@@ -118,14 +116,9 @@ async fn main() -> ExitCode {
                 })
                 .unwrap_or_else(|| vbridge::config::DEV_SECRET.to_owned());
             let run_id = chrono::Utc::now().format("%H%M%S").to_string();
-            vbridge::simulate::run(vbridge::simulate::SimulateOptions {
-                url,
-                secret,
-                candidates,
-                run_id,
-            })
-            .await
-            .map(|_| ())
+            vbridge::simulate::run(vbridge::simulate::SimulateOptions { url, secret, candidates, run_id })
+                .await
+                .map(|_| ())
         }
     };
     match result {
@@ -139,11 +132,7 @@ async fn main() -> ExitCode {
 
 async fn serve(config: Option<PathBuf>, roles: Vec<Role>) -> anyhow::Result<()> {
     let cfg = Config::load(config.as_deref(), false)?;
-    let roles: BTreeSet<Role> = if roles.is_empty() {
-        app::all_roles()
-    } else {
-        roles.into_iter().collect()
-    };
+    let roles: BTreeSet<Role> = if roles.is_empty() { app::all_roles() } else { roles.into_iter().collect() };
     let shutdown = vbridge::shutdown_on_signals();
     app::serve(cfg, roles, shutdown, |addr| {
         println!("vbridge: listening on http://{addr}");
@@ -154,10 +143,7 @@ async fn serve(config: Option<PathBuf>, roles: Vec<Role>) -> anyhow::Result<()> 
 
 async fn sandbox(listen: &str) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    println!(
-        "vbridge sandbox ATS: listening on http://{}",
-        listener.local_addr()?
-    );
+    println!("vbridge sandbox ATS: listening on http://{}", listener.local_addr()?);
     let _ = std::io::stdout().flush();
     let mut rx = vbridge::shutdown_on_signals();
     vbridge::sandbox::serve(listener, async move {
@@ -170,12 +156,7 @@ async fn sandbox(listen: &str) -> anyhow::Result<()> {
 fn policy_check(file: &std::path::Path) -> ExitCode {
     match vbridge_workflows::Policy::load(file) {
         Ok(p) => {
-            println!(
-                "{}: valid (policyVersion {}, sha256 {})",
-                file.display(),
-                p.version(),
-                p.sha256()
-            );
+            println!("{}: valid (policyVersion {}, sha256 {})", file.display(), p.version(), p.sha256());
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -56,9 +56,7 @@ impl Metrics {
         for name in &policy.raw().observability.metrics {
             if let Some(v) = self.policy_metric(name) {
                 let n = prom_name(name);
-                out.push_str(&format!(
-                    "# HELP {n} policy metric {name}\n# TYPE {n} counter\n{n} {v}\n"
-                ));
+                out.push_str(&format!("# HELP {n} policy metric {name}\n# TYPE {n} counter\n{n} {v}\n"));
             }
         }
         for (name, v) in [
@@ -67,14 +65,8 @@ impl Metrics {
             ("webhook.rejected.count", self.rejected.get()),
             ("relay.forwarded.count", self.relay_forwarded.get()),
             ("relay.error.count", self.relay_errors.get()),
-            (
-                "ats.write.ok.count",
-                self.ats.writes_ok.load(Ordering::Relaxed),
-            ),
-            (
-                "ats.write.permanent_rejection.count",
-                self.ats.permanent_rejections.load(Ordering::Relaxed),
-            ),
+            ("ats.write.ok.count", self.ats.writes_ok.load(Ordering::Relaxed)),
+            ("ats.write.permanent_rejection.count", self.ats.permanent_rejections.load(Ordering::Relaxed)),
         ] {
             let n = prom_name(name);
             out.push_str(&format!("# TYPE {n} counter\n{n} {v}\n"));

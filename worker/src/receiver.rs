@@ -28,19 +28,13 @@ pub struct Receiver {
 pub fn router(r: Receiver) -> Router {
     Router::new()
         .route("/webhooks/verification", post(webhook))
-        .route(
-            "/healthz",
-            get(|| async { axum::Json(json!({"status": "ok"})) }),
-        )
+        .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
         .route("/metrics", get(metrics))
         .with_state(r)
 }
 
 async fn metrics(State(r): State<Receiver>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        r.metrics.render(&r.policy),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], r.metrics.render(&r.policy))
 }
 
 struct Answer {
@@ -50,25 +44,17 @@ struct Answer {
 }
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Answer {
-    Answer {
-        status,
-        body: json!({"error": {"code": code, "message": message.into()}}),
-        retry_after: None,
-    }
+    Answer { status, body: json!({"error": {"code": code, "message": message.into()}}), retry_after: None }
 }
 
 impl Answer {
     fn into_response(self, trace_header: &str, trace_id: &TraceId) -> Response {
         let mut resp = (self.status, axum::Json(self.body)).into_response();
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::try_from(trace_header),
-            HeaderValue::from_str(trace_id.as_str()),
-        ) {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(trace_header), HeaderValue::from_str(trace_id.as_str())) {
             resp.headers_mut().insert(name, value);
         }
         if let Some(s) = self.retry_after {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         resp
     }
@@ -78,13 +64,7 @@ fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("application/json")
-        })
+        .map(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"))
         .unwrap_or(false)
 }
 
@@ -103,12 +83,8 @@ async fn webhook(State(r): State<Receiver>, headers: HeaderMap, body: Body) -> R
 
 async fn handle(r: &Receiver, headers: &HeaderMap, body: Body, trace_id: &TraceId) -> Answer {
     let received_at = crate::now_rfc3339();
-    let mut rec = DeliveryRecord {
-        received_at,
-        trace_id: trace_id.to_string(),
-        intent: Intent::Rejected,
-        ..Default::default()
-    };
+    let mut rec =
+        DeliveryRecord { received_at, trace_id: trace_id.to_string(), intent: Intent::Rejected, ..Default::default() };
 
     if !is_json(headers) {
         rec.reject_code = Some("unsupported_media_type".into());
@@ -128,12 +104,7 @@ async fn handle(r: &Receiver, headers: &HeaderMap, body: Body, trace_id: &TraceI
         Err(_) => {
             rec.reject_code = Some("payload_too_large".into());
             let msg = format!("the body is larger than {} bytes", r.max_body_bytes);
-            return reject(
-                r,
-                rec,
-                error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", msg),
-            )
-            .await;
+            return reject(r, rec, error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", msg)).await;
         }
     };
     rec.body_sha256 = intake::sha256_hex(&bytes);
@@ -144,12 +115,7 @@ async fn handle(r: &Receiver, headers: &HeaderMap, body: Body, trace_id: &TraceI
         max_skew_seconds: r.policy.max_skew_seconds(),
         now_unix: chrono::Utc::now().timestamp(),
     };
-    let verdict = signature::verify(
-        &check,
-        |name| headers.get(name).and_then(|v| v.to_str().ok()),
-        &bytes,
-        &r.secrets,
-    );
+    let verdict = signature::verify(&check, |name| headers.get(name).and_then(|v| v.to_str().ok()), &bytes, &r.secrets);
     let unsigned_allowed = !r.policy.raw().webhook_security.signature.required;
     match verdict {
         Ok(scheme) => {
@@ -159,20 +125,10 @@ async fn handle(r: &Receiver, headers: &HeaderMap, body: Body, trace_id: &TraceI
         Err(SignatureError::MissingSignature) if unsigned_allowed => {}
         Err(e) => {
             r.metrics.signature_invalid.inc();
-            fill_claimed(
-                &mut rec,
-                &bytes,
-                r.policy.key_field(),
-                r.policy.redact_fields(),
-            );
+            fill_claimed(&mut rec, &bytes, r.policy.key_field(), r.policy.redact_fields());
             tracing::warn!(code = e.code(), "webhook rejected: {e}");
             rec.reject_code = Some(e.code().into());
-            return reject(
-                r,
-                rec,
-                error(StatusCode::UNAUTHORIZED, e.code(), e.to_string()),
-            )
-            .await;
+            return reject(r, rec, error(StatusCode::UNAUTHORIZED, e.code(), e.to_string())).await;
         }
     }
 
@@ -183,10 +139,7 @@ async fn handle(r: &Receiver, headers: &HeaderMap, body: Body, trace_id: &TraceI
                 r,
                 rec,
                 &bytes,
-                PayloadError {
-                    field: "body".into(),
-                    problem: "must be a JSON object".into(),
-                },
+                PayloadError { field: "body".into(), problem: "must be a JSON object".into() },
             )
             .await;
         }
@@ -195,10 +148,7 @@ async fn handle(r: &Receiver, headers: &HeaderMap, body: Body, trace_id: &TraceI
                 r,
                 rec,
                 &bytes,
-                PayloadError {
-                    field: "body".into(),
-                    problem: format!("not valid JSON ({e})"),
-                },
+                PayloadError { field: "body".into(), problem: format!("not valid JSON ({e})") },
             )
             .await;
         }
@@ -222,11 +172,7 @@ async fn handle(r: &Receiver, headers: &HeaderMap, body: Body, trace_id: &TraceI
     rec.idempotency_key = Some(parsed.idempotency_key.to_string());
     rec.delivery_attempt = parsed.delivery_attempt.map(i64::from);
     rec.payload = Some(redacted);
-    rec.intent = if parsed.event_type.is_some() {
-        Intent::Fresh
-    } else {
-        Intent::FreshIgnored
-    };
+    rec.intent = if parsed.event_type.is_some() { Intent::Fresh } else { Intent::FreshIgnored };
     if parsed.event_type.is_some() {
         rec.signal = Some(serde_json::to_string(&signal).expect("signals serialize"));
     }
@@ -274,15 +220,10 @@ async fn handle(r: &Receiver, headers: &HeaderMap, body: Body, trace_id: &TraceI
             error(
                 StatusCode::CONFLICT,
                 "idempotency_conflict",
-                format!(
-                    "idempotency key already used by event {}",
-                    original.event_id
-                ),
+                format!("idempotency key already used by event {}", original.event_id),
             )
         }
-        Ok(Committed::Rejected { .. }) => {
-            error(StatusCode::BAD_REQUEST, "invalid_payload", "rejected")
-        }
+        Ok(Committed::Rejected { .. }) => error(StatusCode::BAD_REQUEST, "invalid_payload", "rejected"),
         Err(e) => {
             tracing::error!(error = %e, "event store cannot commit; asking the provider to retry");
             Answer {
@@ -309,8 +250,7 @@ fn fill_claimed(rec: &mut DeliveryRecord, body: &[u8], key_field: &str, redact_f
     // Claimed identifiers of an unauthenticated body are kept for forensics,
     // flagged by `signature_valid = false`; a name the policy redacts is never kept.
     let c = intake::claimed(body, key_field);
-    let keep =
-        |name: &str, v: Option<String>| v.filter(|_| !redact_fields.iter().any(|f| f == name));
+    let keep = |name: &str, v: Option<String>| v.filter(|_| !redact_fields.iter().any(|f| f == name));
     rec.event_id = keep("event_id", c.event_id);
     rec.event_type = keep("event_type", c.event_type);
     rec.occurred_at = keep("occurred_at", c.occurred_at);
@@ -320,12 +260,7 @@ fn fill_claimed(rec: &mut DeliveryRecord, body: &[u8], key_field: &str, redact_f
 }
 
 async fn invalid(r: &Receiver, mut rec: DeliveryRecord, body: &[u8], e: PayloadError) -> Answer {
-    fill_claimed(
-        &mut rec,
-        body,
-        r.policy.key_field(),
-        r.policy.redact_fields(),
-    );
+    fill_claimed(&mut rec, body, r.policy.key_field(), r.policy.redact_fields());
     rec.reject_code = Some("invalid_payload".into());
     tracing::warn!(field = %e.field, "webhook rejected: {e}");
     let mut a = error(StatusCode::BAD_REQUEST, "invalid_payload", e.to_string());

@@ -89,12 +89,10 @@ impl Relay {
         let mut groups: BTreeMap<String, Vec<(i64, Option<EventSignal>)>> = BTreeMap::new();
         let mut order: Vec<String> = Vec::new();
         for it in items {
-            let parsed = serde_json::from_str::<EventSignal>(&it.signal)
-                .ok()
-                .map(|mut ev| {
-                    ev.store_seq = it.seq;
-                    ev
-                });
+            let parsed = serde_json::from_str::<EventSignal>(&it.signal).ok().map(|mut ev| {
+                ev.store_seq = it.seq;
+                ev
+            });
             let key = parsed
                 .as_ref()
                 .map(|ev| format!("{}:{}", ev.candidate_id, ev.application_id))
@@ -104,15 +102,12 @@ impl Relay {
             }
             groups.entry(key).or_default().push((it.seq, parsed));
         }
-        let results: Vec<(Vec<i64>, Vec<i64>)> = futures::stream::iter(
-            order
-                .into_iter()
-                .map(|k| groups.remove(&k).unwrap_or_default()),
-        )
-        .map(|group| self.forward_group(group))
-        .buffer_unordered(CONCURRENT_WORKFLOWS)
-        .collect()
-        .await;
+        let results: Vec<(Vec<i64>, Vec<i64>)> =
+            futures::stream::iter(order.into_iter().map(|k| groups.remove(&k).unwrap_or_default()))
+                .map(|group| self.forward_group(group))
+                .buffer_unordered(CONCURRENT_WORKFLOWS)
+                .collect()
+                .await;
         let mut done = vec![];
         let mut failed = vec![];
         for (d, f) in results {
@@ -128,28 +123,20 @@ impl Relay {
         while let Some((seq, ev)) = iter.next() {
             let Some(ev) = ev else {
                 tracing::error!(seq, "stored signal is unreadable; it stays in the outbox");
-                return (
-                    done,
-                    std::iter::once(seq).chain(iter.map(|(s, _)| s)).collect(),
-                );
+                return (done, std::iter::once(seq).chain(iter.map(|(s, _)| s)).collect());
             };
             match self.forwarder.forward(&ev).await {
                 Ok(()) => {
                     tracing::info!(seq, trace_id = %ev.trace_id, event_id = %ev.event_id, "event forwarded to Temporal");
                     if self.crash_after_forward {
-                        tracing::error!(
-                            "fault injection: aborting after forward, before marking it"
-                        );
+                        tracing::error!("fault injection: aborting after forward, before marking it");
                         std::process::abort();
                     }
                     done.push(seq);
                 }
                 Err(e) => {
                     tracing::warn!(seq, trace_id = %ev.trace_id, error = %e, "forward failed");
-                    return (
-                        done,
-                        std::iter::once(seq).chain(iter.map(|(s, _)| s)).collect(),
-                    );
+                    return (done, std::iter::once(seq).chain(iter.map(|(s, _)| s)).collect());
                 }
             }
         }

@@ -81,20 +81,11 @@ struct PutBody {
 impl Sandbox {
     pub fn router(&self) -> Router {
         Router::new()
-            .route(
-                "/applications/{app}/verification-checks/{check}",
-                put(put_check).get(get_check),
-            )
-            .route(
-                "/_sandbox/faults",
-                axum::routing::post(set_fault).delete(clear_fault),
-            )
+            .route("/applications/{app}/verification-checks/{check}", put(put_check).get(get_check))
+            .route("/_sandbox/faults", axum::routing::post(set_fault).delete(clear_fault))
             .route("/_sandbox/writes", get(list_writes))
             .route("/_sandbox/requests", get(list_requests))
-            .route(
-                "/healthz",
-                get(|| async { axum::Json(json!({"status": "ok"})) }),
-            )
+            .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
             .with_state(self.clone())
     }
 
@@ -108,11 +99,7 @@ impl Sandbox {
                 None
             }
             Some(n) => {
-                g.fault = if n <= 1 {
-                    None
-                } else {
-                    Some((fault.clone(), Some(n - 1)))
-                };
+                g.fault = if n <= 1 { None } else { Some((fault.clone(), Some(n - 1))) };
                 Some(fault)
             }
             None => Some(fault),
@@ -120,12 +107,7 @@ impl Sandbox {
     }
 
     fn log(&self, method: &str, path: String, headers: &HeaderMap, status: u16) {
-        let h = |n: &str| {
-            headers
-                .get(n)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
+        let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
         self.inner.lock().unwrap().requests.push(RequestLog {
             method: method.into(),
             path,
@@ -158,23 +140,15 @@ async fn put_check(
             Fault::RetryAfter { seconds } => {
                 s.log("PUT", path, &headers, 429);
                 let mut r = err(StatusCode::TOO_MANY_REQUESTS, "sandbox rate limit");
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
                 return r;
             }
             Fault::Slow { delay_ms } => tokio::time::sleep(Duration::from_millis(delay_ms)).await,
         }
     }
-    let Some(key) = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-    else {
+    let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned) else {
         s.log("PUT", path, &headers, 400);
-        return err(
-            StatusCode::BAD_REQUEST,
-            "Idempotency-Key header is required",
-        );
+        return err(StatusCode::BAD_REQUEST, "Idempotency-Key header is required");
     };
     let parsed: PutBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
@@ -183,11 +157,7 @@ async fn put_check(
             return err(StatusCode::UNPROCESSABLE_ENTITY, &format!("bad body: {e}"));
         }
     };
-    let trace_id = headers
-        .get("x-trace-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let trace_id = headers.get("x-trace-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let (status, answer) = {
         let mut g = s.inner.lock().unwrap();
         if let Some((status, answer)) = g.answers.get(&key).cloned() {
@@ -199,7 +169,8 @@ async fn put_check(
                 .or_insert_with(|| (parsed.candidate_id.clone(), BTreeMap::new()));
             entry.0 = parsed.candidate_id.clone();
             entry.1.extend(parsed.fields.clone());
-            let answer = json!({"status": "written", "application_id": app, "verification_check_id": check, "fields": entry.1});
+            let answer =
+                json!({"status": "written", "application_id": app, "verification_check_id": check, "fields": entry.1});
             g.applied.push(AppliedWrite {
                 application_id: app.clone(),
                 verification_check_id: check.clone(),
@@ -214,30 +185,18 @@ async fn put_check(
         }
     };
     s.log("PUT", path, &headers, status);
-    (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-        axum::Json(answer),
-    )
-        .into_response()
+    (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), axum::Json(answer)).into_response()
 }
 
-async fn get_check(
-    State(s): State<Sandbox>,
-    Path((app, check)): Path<(String, String)>,
-) -> Response {
+async fn get_check(State(s): State<Sandbox>, Path((app, check)): Path<(String, String)>) -> Response {
     let g = s.inner.lock().unwrap();
     match g.checks.get(&(app, check)) {
-        Some((cand, fields)) => {
-            axum::Json(json!({"candidate_id": cand, "fields": fields})).into_response()
-        }
+        Some((cand, fields)) => axum::Json(json!({"candidate_id": cand, "fields": fields})).into_response(),
         None => err(StatusCode::NOT_FOUND, "no such verification check"),
     }
 }
 
-async fn set_fault(
-    State(s): State<Sandbox>,
-    axum::Json(req): axum::Json<FaultRequest>,
-) -> Response {
+async fn set_fault(State(s): State<Sandbox>, axum::Json(req): axum::Json<FaultRequest>) -> Response {
     s.inner.lock().unwrap().fault = Some((req.fault.clone(), req.count));
     axum::Json(json!({"fault": req})).into_response()
 }
@@ -260,7 +219,5 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, Sandbox::default().router())
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, Sandbox::default().router()).with_graceful_shutdown(shutdown).await
 }

@@ -42,23 +42,14 @@ impl Secret {
             return Err(SecretError::Empty(index));
         }
         match s.strip_prefix("whsec_") {
-            Some(b64) => B64
-                .decode(b64)
-                .map(|key| Secret { key })
-                .map_err(|_| SecretError::BadBase64(index)),
-            None => Ok(Secret {
-                key: s.as_bytes().to_vec(),
-            }),
+            Some(b64) => B64.decode(b64).map(|key| Secret { key }).map_err(|_| SecretError::BadBase64(index)),
+            None => Ok(Secret { key: s.as_bytes().to_vec() }),
         }
     }
 
     /// Parse a comma-separated list (`VBRIDGE_WEBHOOK_SECRETS`).
     pub fn parse_list(csv: &str) -> Result<Vec<Secret>, SecretError> {
-        csv.split(',')
-            .filter(|s| !s.trim().is_empty())
-            .enumerate()
-            .map(|(i, s)| Secret::parse(s, i + 1))
-            .collect()
+        csv.split(',').filter(|s| !s.trim().is_empty()).enumerate().map(|(i, s)| Secret::parse(s, i + 1)).collect()
     }
 
     fn mac(&self) -> HmacSha256 {
@@ -152,11 +143,7 @@ pub fn verify<'h>(
     let candidates: Vec<Vec<u8>> = sig
         .split(|c: char| c == ',' || c.is_whitespace())
         .filter_map(|entry| entry.strip_prefix("v1="))
-        .filter(|h| {
-            h.len() == 64
-                && h.bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        })
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
         .filter_map(|h| hex::decode(h).ok())
         .collect();
     let matched = secrets.iter().any(|s| {
@@ -176,9 +163,7 @@ pub fn verify<'h>(
 }
 
 fn parse_ts(ts: &str) -> Result<i64, SignatureError> {
-    ts.trim()
-        .parse::<i64>()
-        .map_err(|_| SignatureError::MissingTimestamp)
+    ts.trim().parse::<i64>().map_err(|_| SignatureError::MissingTimestamp)
 }
 
 fn skew(check: &Check<'_>, ts: i64) -> Result<(), SignatureError> {
@@ -221,47 +206,23 @@ mod tests {
         }
     }
 
-    fn run(
-        headers: &[(&str, String)],
-        body: &[u8],
-        secrets: &[Secret],
-    ) -> Result<Scheme, SignatureError> {
-        let map: HashMap<String, String> = headers
-            .iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-            .collect();
-        verify(
-            &check(),
-            |name| map.get(&name.to_ascii_lowercase()).map(String::as_str),
-            body,
-            secrets,
-        )
+    fn run(headers: &[(&str, String)], body: &[u8], secrets: &[Secret]) -> Result<Scheme, SignatureError> {
+        let map: HashMap<String, String> = headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect();
+        verify(&check(), |name| map.get(&name.to_ascii_lowercase()).map(String::as_str), body, secrets)
     }
 
     fn il(secret: &Secret, ts: i64, body: &[u8]) -> Vec<(&'static str, String)> {
-        vec![
-            ("X-IL-Signature", sign_il(secret, ts, body)),
-            ("X-IL-Timestamp", ts.to_string()),
-        ]
+        vec![("X-IL-Signature", sign_il(secret, ts, body)), ("X-IL-Timestamp", ts.to_string())]
     }
 
     #[test]
     fn il_scheme_accepts_valid_and_rejects_tampering() {
         let s = Secret::parse("topsecret", 1).unwrap();
         let body = br#"{"a":1}"#;
-        assert_eq!(
-            run(&il(&s, NOW, body), body, &[s.clone()]),
-            Ok(Scheme::IlHmac)
-        );
-        assert_eq!(
-            run(&il(&s, NOW, body), br#"{"a":2}"#, &[s.clone()]),
-            Err(SignatureError::InvalidSignature)
-        );
+        assert_eq!(run(&il(&s, NOW, body), body, &[s.clone()]), Ok(Scheme::IlHmac));
+        assert_eq!(run(&il(&s, NOW, body), br#"{"a":2}"#, &[s.clone()]), Err(SignatureError::InvalidSignature));
         let other = Secret::parse("wrong", 1).unwrap();
-        assert_eq!(
-            run(&il(&other, NOW, body), body, &[s.clone()]),
-            Err(SignatureError::InvalidSignature)
-        );
+        assert_eq!(run(&il(&other, NOW, body), body, &[s.clone()]), Err(SignatureError::InvalidSignature));
         // Uppercase hex is not the contract's form.
         let mut h = il(&s, NOW, body);
         h[0].1 = h[0].1.to_uppercase().replace("V1=", "v1=");
@@ -277,22 +238,13 @@ mod tests {
         assert!(run(&il(&old, NOW, body), body, &[new.clone(), old.clone()]).is_ok());
         // Provider sends two entries (it is rotating too), comma or space separated.
         for sep in [",", " ", ", "] {
-            let sig = format!(
-                "{}{sep}{}",
-                sign_il(&Secret::parse("nope", 1).unwrap(), NOW, body),
-                sign_il(&new, NOW, body)
-            );
+            let sig =
+                format!("{}{sep}{}", sign_il(&Secret::parse("nope", 1).unwrap(), NOW, body), sign_il(&new, NOW, body));
             let h = vec![("X-IL-Signature", sig), ("X-IL-Timestamp", NOW.to_string())];
-            assert!(
-                run(&h, body, &[old.clone(), new.clone()]).is_ok(),
-                "separator {sep:?}"
-            );
+            assert!(run(&h, body, &[old.clone(), new.clone()]).is_ok(), "separator {sep:?}");
         }
         // After the old secret is retired.
-        assert_eq!(
-            run(&il(&old, NOW, body), body, &[new]),
-            Err(SignatureError::InvalidSignature)
-        );
+        assert_eq!(run(&il(&old, NOW, body), body, &[new]), Err(SignatureError::InvalidSignature));
     }
 
     #[test]
@@ -301,32 +253,17 @@ mod tests {
         let body = b"{}";
         assert!(run(&il(&s, NOW - 300, body), body, &[s.clone()]).is_ok());
         assert!(run(&il(&s, NOW + 300, body), body, &[s.clone()]).is_ok());
-        assert_eq!(
-            run(&il(&s, NOW - 301, body), body, &[s.clone()]),
-            Err(SignatureError::TimestampOutOfTolerance)
-        );
-        assert_eq!(
-            run(&il(&s, NOW + 301, body), body, &[s.clone()]),
-            Err(SignatureError::TimestampOutOfTolerance)
-        );
+        assert_eq!(run(&il(&s, NOW - 301, body), body, &[s.clone()]), Err(SignatureError::TimestampOutOfTolerance));
+        assert_eq!(run(&il(&s, NOW + 301, body), body, &[s.clone()]), Err(SignatureError::TimestampOutOfTolerance));
     }
 
     #[test]
     fn missing_parts() {
         let s = Secret::parse("k", 1).unwrap();
-        assert_eq!(
-            run(&[], b"{}", &[s.clone()]),
-            Err(SignatureError::MissingSignature)
-        );
+        assert_eq!(run(&[], b"{}", &[s.clone()]), Err(SignatureError::MissingSignature));
         let h = vec![("X-IL-Signature", sign_il(&s, NOW, b"{}"))];
-        assert_eq!(
-            run(&h, b"{}", &[s.clone()]),
-            Err(SignatureError::MissingTimestamp)
-        );
-        let h = vec![
-            ("X-IL-Signature", sign_il(&s, NOW, b"{}")),
-            ("X-IL-Timestamp", "soon".into()),
-        ];
+        assert_eq!(run(&h, b"{}", &[s.clone()]), Err(SignatureError::MissingTimestamp));
+        let h = vec![("X-IL-Signature", sign_il(&s, NOW, b"{}")), ("X-IL-Timestamp", "soon".into())];
         assert_eq!(run(&h, b"{}", &[s]), Err(SignatureError::MissingTimestamp));
     }
 
@@ -342,49 +279,32 @@ mod tests {
             ("webhook-timestamp", NOW.to_string()),
             ("webhook-signature", format!("v1,Zm9v {sig}")),
         ];
-        assert_eq!(
-            run(&h, body, &[Secret::parse("plain", 1).unwrap(), s.clone()]),
-            Ok(Scheme::StandardWebhooks)
-        );
+        assert_eq!(run(&h, body, &[Secret::parse("plain", 1).unwrap(), s.clone()]), Ok(Scheme::StandardWebhooks));
         let h = vec![
             ("webhook-id", "msg_other".to_owned()),
             ("webhook-timestamp", NOW.to_string()),
             ("webhook-signature", sig.clone()),
         ];
-        assert_eq!(
-            run(&h, body, &[s.clone()]),
-            Err(SignatureError::InvalidSignature)
-        );
+        assert_eq!(run(&h, body, &[s.clone()]), Err(SignatureError::InvalidSignature));
         let h = vec![
             ("webhook-id", id.to_owned()),
             ("webhook-timestamp", (NOW - 400).to_string()),
             ("webhook-signature", sign_standard(&s, id, NOW - 400, body)),
         ];
-        assert_eq!(
-            run(&h, body, &[s]),
-            Err(SignatureError::TimestampOutOfTolerance)
-        );
+        assert_eq!(run(&h, body, &[s]), Err(SignatureError::TimestampOutOfTolerance));
     }
 
     #[test]
     fn standard_webhooks_known_vector() {
         // From the Standard Webhooks reference implementation's test suite.
         let s = Secret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", 1).unwrap();
-        let sig = sign_standard(
-            &s,
-            "msg_p5jXN8AQM9LWM0D4loKWxJek",
-            1614265330,
-            br#"{"test": 2432232314}"#,
-        );
+        let sig = sign_standard(&s, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#);
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     }
 
     #[test]
     fn secrets_parse() {
         assert_eq!(Secret::parse_list("a, b ,whsec_Zm9v").unwrap().len(), 3);
-        assert_eq!(
-            Secret::parse_list("whsec_!!").unwrap_err(),
-            SecretError::BadBase64(1)
-        );
+        assert_eq!(Secret::parse_list("whsec_!!").unwrap_err(), SecretError::BadBase64(1));
     }
 }

@@ -23,27 +23,15 @@ pub async fn run(o: SimulateOptions) -> anyhow::Result<BTreeMap<String, usize>> 
         let t0 = (base + chrono::Duration::seconds(i as i64)).to_rfc3339();
         let t1 = (base + chrono::Duration::seconds(i as i64 + 60)).to_rfc3339();
         let s = started(&cand, &app, &format!("evt-{cand}-s"), &t0);
-        let d = decision(
-            &cand,
-            &app,
-            &format!("evt-{cand}-d"),
-            &t1,
-            outcomes[i % outcomes.len()],
-        );
-        let mut plan = if i % 4 == 3 {
-            vec![&d, &s]
-        } else {
-            vec![&s, &d]
-        };
+        let d = decision(&cand, &app, &format!("evt-{cand}-d"), &t1, outcomes[i % outcomes.len()]);
+        let mut plan = if i % 4 == 3 { vec![&d, &s] } else { vec![&s, &d] };
         if i % 3 == 0 {
             plan.push(&d); // a provider retry
         }
         for body in plan {
             let reply = client.send(body).await?;
-            let key = reply.body["status"]
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| format!("http {}", reply.status));
+            let key =
+                reply.body["status"].as_str().map(str::to_owned).unwrap_or_else(|| format!("http {}", reply.status));
             *summary.entry(key).or_default() += 1;
         }
     }

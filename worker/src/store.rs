@@ -146,8 +146,7 @@ pub trait EventStore: Send + Sync + 'static {
     /// the next group, without making the caller wait for the fsync.
     fn record_later(&self, rec: DeliveryRecord);
     /// Accepted deliveries after `after_seq` not yet forwarded, in commit order.
-    async fn unforwarded(&self, after_seq: i64, limit: i64)
-    -> Result<Vec<Forwardable>, StoreError>;
+    async fn unforwarded(&self, after_seq: i64, limit: i64) -> Result<Vec<Forwardable>, StoreError>;
     async fn mark_forwarded(&self, seqs: Vec<i64>) -> Result<(), StoreError>;
     async fn deliveries(
         &self,
@@ -167,10 +166,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn EventStore>, StoreError> {
 }
 
 enum Op {
-    Commit(
-        DeliveryRecord,
-        Option<oneshot::Sender<Result<Committed, String>>>,
-    ),
+    Commit(DeliveryRecord, Option<oneshot::Sender<Result<Committed, String>>>),
     Forwarded(Vec<i64>, oneshot::Sender<Result<(), String>>),
 }
 
@@ -192,13 +188,8 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let mut writer = SqliteConnection::connect_with(&opts).await?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&mut writer)
-            .await?;
-        let reads = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(opts.read_only(true))
-            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&mut writer).await?;
+        let reads = SqlitePoolOptions::new().max_connections(8).connect_with(opts.read_only(true)).await?;
         let (tx, rx) = mpsc::channel::<Op>(8192);
         let notify = Arc::new(Notify::new());
         tokio::spawn(writer_loop(writer, rx, notify.clone()));
@@ -230,13 +221,11 @@ async fn writer_loop(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Op>, not
                     Op::Forwarded(seqs, _) => {
                         let now = crate::now_rfc3339();
                         for seq in seqs {
-                            sqlx::query(
-                                "INSERT OR IGNORE INTO forwards (seq, forwarded_at) VALUES (?, ?)",
-                            )
-                            .bind(seq)
-                            .bind(&now)
-                            .execute(&mut *tx)
-                            .await?;
+                            sqlx::query("INSERT OR IGNORE INTO forwards (seq, forwarded_at) VALUES (?, ?)")
+                                .bind(seq)
+                                .bind(&now)
+                                .execute(&mut *tx)
+                                .await?;
                         }
                         results.push(Ok(None));
                     }
@@ -272,10 +261,7 @@ async fn writer_loop(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Op>, not
     }
 }
 
-async fn find_key_on(
-    conn: &mut SqliteConnection,
-    key: &str,
-) -> Result<Option<Original>, sqlx::Error> {
+async fn find_key_on(conn: &mut SqliteConnection, key: &str) -> Result<Option<Original>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT seq, event_id, trace_id, processing_result FROM deliveries \
          WHERE idempotency_key = ? AND processing_result IN ('accepted', 'ignored')",
@@ -291,25 +277,17 @@ async fn find_key_on(
     }))
 }
 
-async fn commit_one(
-    conn: &mut SqliteConnection,
-    rec: &DeliveryRecord,
-) -> Result<Committed, sqlx::Error> {
+async fn commit_one(conn: &mut SqliteConnection, rec: &DeliveryRecord) -> Result<Committed, sqlx::Error> {
     let mut rec = rec.clone();
     let mut original = None;
-    if matches!(
-        rec.intent,
-        Intent::Fresh | Intent::FreshIgnored | Intent::Duplicate
-    ) {
+    if matches!(rec.intent, Intent::Fresh | Intent::FreshIgnored | Intent::Duplicate) {
         if let Some(key) = rec.idempotency_key.as_deref() {
             original = find_key_on(conn, key).await?;
         }
     }
     let result = match (&rec.intent, &original) {
         (Intent::Rejected, _) => ProcessingResult::Rejected,
-        (_, Some(o)) if Some(o.event_id.as_str()) == rec.event_id.as_deref() => {
-            ProcessingResult::Duplicate
-        }
+        (_, Some(o)) if Some(o.event_id.as_str()) == rec.event_id.as_deref() => ProcessingResult::Duplicate,
         (_, Some(_)) => {
             rec.reject_code = Some("idempotency_conflict".into());
             ProcessingResult::Rejected
@@ -317,10 +295,7 @@ async fn commit_one(
         (Intent::FreshIgnored, None) => ProcessingResult::Ignored,
         (_, None) => ProcessingResult::Accepted,
     };
-    if matches!(
-        result,
-        ProcessingResult::Rejected | ProcessingResult::Duplicate
-    ) {
+    if matches!(result, ProcessingResult::Rejected | ProcessingResult::Duplicate) {
         // Only the first commit of a key keeps the payload and is forwarded.
         if result == ProcessingResult::Rejected {
             rec.payload = None;
@@ -393,13 +368,8 @@ impl EventStore for SqliteStore {
 
     async fn commit(&self, rec: DeliveryRecord) -> Result<Committed, StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Op::Commit(rec, Some(reply)))
-            .await
-            .map_err(|_| StoreError::WriterGone)?;
-        rx.await
-            .map_err(|_| StoreError::WriterGone)?
-            .map_err(|e| StoreError::Db(sqlx::Error::Protocol(e)))
+        self.tx.send(Op::Commit(rec, Some(reply))).await.map_err(|_| StoreError::WriterGone)?;
+        rx.await.map_err(|_| StoreError::WriterGone)?.map_err(|e| StoreError::Db(sqlx::Error::Protocol(e)))
     }
 
     fn record_later(&self, rec: DeliveryRecord) {
@@ -408,11 +378,7 @@ impl EventStore for SqliteStore {
         }
     }
 
-    async fn unforwarded(
-        &self,
-        after_seq: i64,
-        limit: i64,
-    ) -> Result<Vec<Forwardable>, StoreError> {
+    async fn unforwarded(&self, after_seq: i64, limit: i64) -> Result<Vec<Forwardable>, StoreError> {
         let rows = sqlx::query(
             "SELECT d.seq, d.signal FROM deliveries d WHERE d.processing_result = 'accepted' AND d.seq > ? \
              AND NOT EXISTS (SELECT 1 FROM forwards f WHERE f.seq = d.seq) ORDER BY d.seq LIMIT ?",
@@ -423,10 +389,7 @@ impl EventStore for SqliteStore {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|r| Forwardable {
-                seq: r.get(0),
-                signal: r.get::<Option<String>, _>(1).unwrap_or_default(),
-            })
+            .map(|r| Forwardable { seq: r.get(0), signal: r.get::<Option<String>, _>(1).unwrap_or_default() })
             .collect())
     }
 
@@ -435,13 +398,8 @@ impl EventStore for SqliteStore {
             return Ok(());
         }
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Op::Forwarded(seqs, reply))
-            .await
-            .map_err(|_| StoreError::WriterGone)?;
-        rx.await
-            .map_err(|_| StoreError::WriterGone)?
-            .map_err(|e| StoreError::Db(sqlx::Error::Protocol(e)))
+        self.tx.send(Op::Forwarded(seqs, reply)).await.map_err(|_| StoreError::WriterGone)?;
+        rx.await.map_err(|_| StoreError::WriterGone)?.map_err(|e| StoreError::Db(sqlx::Error::Protocol(e)))
     }
 
     async fn deliveries(

@@ -4,17 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 use temporalio_client::{
-    Client, ClientOptions, Connection, ConnectionOptions, Url, WorkflowIdConflictPolicy,
-    WorkflowStartOptions,
+    Client, ClientOptions, Connection, ConnectionOptions, Url, WorkflowIdConflictPolicy, WorkflowStartOptions,
 };
 use temporalio_common::search_attributes::SearchAttributes;
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use vbridge_activities::{AtsActivities, AtsConfig, AtsMetrics};
 use vbridge_proto::{EventSignal, Tuning, WorkflowInput};
 use vbridge_workflows::Policy;
-use vbridge_workflows::workflow::{
-    CandidateVerification, SA_APPLICATION_ID, SA_CANDIDATE_ID, SEARCH_ATTRIBUTES,
-};
+use vbridge_workflows::workflow::{CandidateVerification, SA_APPLICATION_ID, SA_CANDIDATE_ID, SEARCH_ATTRIBUTES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemporalError {
@@ -27,11 +24,7 @@ pub enum TemporalError {
 }
 
 pub fn address_url(address: &str) -> Result<Url, TemporalError> {
-    let with_scheme = if address.contains("://") {
-        address.to_owned()
-    } else {
-        format!("http://{address}")
-    };
+    let with_scheme = if address.contains("://") { address.to_owned() } else { format!("http://{address}") };
     Url::parse(&with_scheme).map_err(|_| TemporalError::Address(address.to_owned()))
 }
 
@@ -43,24 +36,13 @@ pub async fn connect(address: &str, namespace: &str) -> Result<Client, TemporalE
         .build();
     let conn = Connection::connect(opts)
         .await
-        .map_err(|e| TemporalError::Connect {
-            address: address.to_owned(),
-            message: e.to_string(),
-        })?;
-    Client::new(conn, ClientOptions::new(namespace.to_owned()).build()).map_err(|e| {
-        TemporalError::Connect {
-            address: address.to_owned(),
-            message: e.to_string(),
-        }
-    })
+        .map_err(|e| TemporalError::Connect { address: address.to_owned(), message: e.to_string() })?;
+    Client::new(conn, ClientOptions::new(namespace.to_owned()).build())
+        .map_err(|e| TemporalError::Connect { address: address.to_owned(), message: e.to_string() })
 }
 
 /// Connect, retrying until `deadline` passes (Temporal may still be starting).
-pub async fn connect_retrying(
-    address: &str,
-    namespace: &str,
-    deadline: Duration,
-) -> Result<Client, TemporalError> {
+pub async fn connect_retrying(address: &str, namespace: &str, deadline: Duration) -> Result<Client, TemporalError> {
     let start = std::time::Instant::now();
     loop {
         match connect(address, namespace).await {
@@ -75,21 +57,16 @@ pub async fn connect_retrying(
 }
 
 /// Register the bridge's search attributes (CONTRACT §3) where missing.
-pub async fn register_search_attributes(
-    client: &Client,
-    namespace: &str,
-) -> Result<(), TemporalError> {
+pub async fn register_search_attributes(client: &Client, namespace: &str) -> Result<(), TemporalError> {
     use temporalio_common::protos::temporal::api::enums::v1::IndexedValueType;
     use temporalio_common::protos::temporal::api::operatorservice::v1::{
         AddSearchAttributesRequest, ListSearchAttributesRequest,
     };
     let mut ops = client.connection().operator_service();
     let existing = ops
-        .list_search_attributes(temporalio_client::tonic::Request::new(
-            ListSearchAttributesRequest {
-                namespace: namespace.to_owned(),
-            },
-        ))
+        .list_search_attributes(temporalio_client::tonic::Request::new(ListSearchAttributesRequest {
+            namespace: namespace.to_owned(),
+        }))
         .await
         .map_err(|e| TemporalError::Call(e.to_string()))?
         .into_inner();
@@ -106,12 +83,10 @@ pub async fn register_search_attributes(
     if missing.is_empty() {
         return Ok(());
     }
-    ops.add_search_attributes(temporalio_client::tonic::Request::new(
-        AddSearchAttributesRequest {
-            search_attributes: missing,
-            namespace: namespace.to_owned(),
-        },
-    ))
+    ops.add_search_attributes(temporalio_client::tonic::Request::new(AddSearchAttributesRequest {
+        search_attributes: missing,
+        namespace: namespace.to_owned(),
+    }))
     .await
     .map_err(|e| TemporalError::Call(e.to_string()))?;
     Ok(())

@@ -35,29 +35,15 @@ pub struct ParseError {
     pub problem: String,
 }
 
-fn ident_like(
-    field: &'static str,
-    s: &str,
-    max: usize,
-    allow: impl Fn(char) -> bool,
-) -> Result<String, ParseError> {
+fn ident_like(field: &'static str, s: &str, max: usize, allow: impl Fn(char) -> bool) -> Result<String, ParseError> {
     if s.is_empty() {
-        return Err(ParseError {
-            field,
-            problem: "must not be empty".into(),
-        });
+        return Err(ParseError { field, problem: "must not be empty".into() });
     }
     if s.len() > max {
-        return Err(ParseError {
-            field,
-            problem: format!("longer than {max} characters"),
-        });
+        return Err(ParseError { field, problem: format!("longer than {max} characters") });
     }
     if let Some(c) = s.chars().find(|c| !allow(*c)) {
-        return Err(ParseError {
-            field,
-            problem: format!("contains the character {c:?}"),
-        });
+        return Err(ParseError { field, problem: format!("contains the character {c:?}") });
     }
     Ok(s.to_owned())
 }
@@ -182,10 +168,7 @@ impl FromStr for VerificationState {
         VerificationState::ALL
             .into_iter()
             .find(|v| v.as_str() == s)
-            .ok_or_else(|| ParseError {
-                field: "state",
-                problem: format!("unknown state \"{s}\""),
-            })
+            .ok_or_else(|| ParseError { field: "state", problem: format!("unknown state \"{s}\"") })
     }
 }
 
@@ -217,10 +200,7 @@ impl FromStr for EventType {
         match s {
             "verification.started" => Ok(EventType::Started),
             "verification.decision" => Ok(EventType::Decision),
-            other => Err(ParseError {
-                field: "event_type",
-                problem: format!("unknown event type \"{other}\""),
-            }),
+            other => Err(ParseError { field: "event_type", problem: format!("unknown event type \"{other}\"") }),
         }
     }
 }
@@ -232,14 +212,8 @@ mod tests {
     #[test]
     fn ids_reject_bad_input() {
         assert!(CandidateId::parse("cand_1").is_ok());
-        assert_eq!(
-            CandidateId::parse("").unwrap_err().problem,
-            "must not be empty"
-        );
-        assert!(
-            CandidateId::parse("a:b").is_err(),
-            "':' would make the workflow id ambiguous"
-        );
+        assert_eq!(CandidateId::parse("").unwrap_err().problem, "must not be empty");
+        assert!(CandidateId::parse("a:b").is_err(), "':' would make the workflow id ambiguous");
         assert!(CandidateId::parse(&"x".repeat(129)).is_err());
         assert!(EventId::parse("evt 1").is_err());
     }

@@ -20,11 +20,7 @@ pub struct PolicyProblem {
 
 impl fmt::Display for PolicyProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            write!(f, "{}", self.problem)
-        } else {
-            write!(f, "{}: {}", self.path, self.problem)
-        }
+        if self.path.is_empty() { write!(f, "{}", self.problem) } else { write!(f, "{}: {}", self.path, self.problem) }
     }
 }
 
@@ -32,10 +28,7 @@ impl fmt::Display for PolicyProblem {
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     #[error("cannot read policy {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<PolicyProblem>),
 }
@@ -265,10 +258,7 @@ impl Policy {
         let raw: RawPolicy = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
-            PolicyError::Invalid(vec![PolicyProblem {
-                path,
-                problem: strip_yaml_location(&e.inner().to_string()),
-            }])
+            PolicyError::Invalid(vec![PolicyProblem { path, problem: strip_yaml_location(&e.inner().to_string()) }])
         })?;
         let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
         Validator::default().validate(raw, text.to_owned(), sha256)
@@ -276,10 +266,8 @@ impl Policy {
 
     /// Read and parse a policy file.
     pub fn load(path: &std::path::Path) -> Result<Policy, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| PolicyError::Read { path: path.display().to_string(), source })?;
         Policy::parse(&text)
     }
 
@@ -300,10 +288,7 @@ impl Policy {
         &self.states
     }
     /// Direct successors of `from` allowed by `stateMachine.allowedTransitions`.
-    pub fn successors(
-        &self,
-        from: VerificationState,
-    ) -> impl Iterator<Item = VerificationState> + '_ {
+    pub fn successors(&self, from: VerificationState) -> impl Iterator<Item = VerificationState> + '_ {
         self.transitions.get(&from).into_iter().flatten().copied()
     }
     pub fn action(&self, event_type: EventType) -> Option<&CompiledAction> {
@@ -341,11 +326,7 @@ impl Policy {
     }
     /// Whether a decision state must carry reason codes from the review route.
     pub fn review_route(&self, state: VerificationState) -> Option<&RouteToQueue> {
-        self.actions
-            .values()
-            .filter_map(|a| a.route.as_ref())
-            .find(|(s, _)| *s == state)
-            .map(|(_, r)| r)
+        self.actions.values().filter_map(|a| a.route.as_ref()).find(|(s, _)| *s == state).map(|(_, r)| r)
     }
 }
 
@@ -361,25 +342,14 @@ struct Validator {
 
 impl Validator {
     fn problem(&mut self, path: impl Into<String>, problem: impl Into<String>) {
-        self.problems.push(PolicyProblem {
-            path: path.into(),
-            problem: problem.into(),
-        });
+        self.problems.push(PolicyProblem { path: path.into(), problem: problem.into() });
     }
 
-    fn state(
-        &mut self,
-        path: String,
-        name: &str,
-        allowed: &BTreeSet<VerificationState>,
-    ) -> Option<VerificationState> {
+    fn state(&mut self, path: String, name: &str, allowed: &BTreeSet<VerificationState>) -> Option<VerificationState> {
         match name.parse::<VerificationState>() {
             Ok(s) if allowed.contains(&s) => Some(s),
             Ok(_) => {
-                self.problem(
-                    path,
-                    format!("state \"{name}\" is not in stateMachine.allowedStates"),
-                );
+                self.problem(path, format!("state \"{name}\" is not in stateMachine.allowedStates"));
                 None
             }
             Err(_) => {
@@ -389,42 +359,25 @@ impl Validator {
         }
     }
 
-    fn validate(
-        mut self,
-        raw: RawPolicy,
-        text: String,
-        sha256: String,
-    ) -> Result<Policy, PolicyError> {
+    fn validate(mut self, raw: RawPolicy, text: String, sha256: String) -> Result<Policy, PolicyError> {
         let ws = &raw.webhook_security;
         if ws.signature.algorithm != "HMAC-SHA256" {
             self.problem(
                 "webhookSecurity.signature.algorithm",
-                format!(
-                    "unsupported algorithm \"{}\" (only HMAC-SHA256)",
-                    ws.signature.algorithm
-                ),
+                format!("unsupported algorithm \"{}\" (only HMAC-SHA256)", ws.signature.algorithm),
             );
         }
         for (path, name) in [
             ("webhookSecurity.signature.header", &ws.signature.header),
-            (
-                "webhookSecurity.replayProtection.timestampHeader",
-                &ws.replay_protection.timestamp_header,
-            ),
-            (
-                "observability.tracing.propagateHeader",
-                &raw.observability.tracing.propagate_header,
-            ),
+            ("webhookSecurity.replayProtection.timestampHeader", &ws.replay_protection.timestamp_header),
+            ("observability.tracing.propagateHeader", &raw.observability.tracing.propagate_header),
         ] {
             if !is_header_name(name) {
                 self.problem(path, format!("\"{name}\" is not a valid HTTP header name"));
             }
         }
         if ws.replay_protection.max_skew_seconds == 0 {
-            self.problem(
-                "webhookSecurity.replayProtection.maxSkewSeconds",
-                "must be greater than 0",
-            );
+            self.problem("webhookSecurity.replayProtection.maxSkewSeconds", "must be greater than 0");
         }
         if ws.ip_allowlist.enabled {
             self.problem(
@@ -438,28 +391,19 @@ impl Validator {
         if raw.idempotency.store != "event_log" {
             self.problem(
                 "idempotency.store",
-                format!(
-                    "unsupported store \"{}\" (only event_log)",
-                    raw.idempotency.store
-                ),
+                format!("unsupported store \"{}\" (only event_log)", raw.idempotency.store),
             );
         }
         if raw.idempotency.on_duplicate_key != "ack-and-skip" {
             self.problem(
                 "idempotency.onDuplicateKey",
-                format!(
-                    "unsupported behaviour \"{}\" (only ack-and-skip)",
-                    raw.idempotency.on_duplicate_key
-                ),
+                format!("unsupported behaviour \"{}\" (only ack-and-skip)", raw.idempotency.on_duplicate_key),
             );
         }
         if raw.event_log.storage != "append-only" {
             self.problem(
                 "eventLog.storage",
-                format!(
-                    "unsupported storage \"{}\" (only append-only)",
-                    raw.event_log.storage
-                ),
+                format!("unsupported storage \"{}\" (only append-only)", raw.event_log.storage),
             );
         }
         if raw.event_log.retention_days == 0 {
@@ -467,10 +411,7 @@ impl Validator {
         }
         for (i, f) in raw.event_log.pii_redaction.redact_fields.iter().enumerate() {
             if f.trim().is_empty() {
-                self.problem(
-                    format!("eventLog.piiRedaction.redactFields[{i}]"),
-                    "must not be empty",
-                );
+                self.problem(format!("eventLog.piiRedaction.redactFields[{i}]"), "must not be empty");
             }
         }
         if !raw.event_log.pii_redaction.store_hashes_only {
@@ -483,10 +424,7 @@ impl Validator {
             if !crate::domain::RECORD_FIELDS.contains(&f.as_str()) {
                 self.problem(
                     format!("eventLog.requiredFields[{i}]"),
-                    format!(
-                        "unknown field \"{f}\" (known: {})",
-                        crate::domain::RECORD_FIELDS.join(", ")
-                    ),
+                    format!("unknown field \"{f}\" (known: {})", crate::domain::RECORD_FIELDS.join(", ")),
                 );
             }
         }
@@ -498,38 +436,20 @@ impl Validator {
             match s.parse::<VerificationState>() {
                 Ok(v) => {
                     if !states.insert(v) {
-                        self.problem(
-                            format!("stateMachine.allowedStates[{i}]"),
-                            format!("duplicate state \"{s}\""),
-                        );
+                        self.problem(format!("stateMachine.allowedStates[{i}]"), format!("duplicate state \"{s}\""));
                     }
                 }
-                Err(_) => self.problem(
-                    format!("stateMachine.allowedStates[{i}]"),
-                    format!("unknown state \"{s}\""),
-                ),
+                Err(_) => self.problem(format!("stateMachine.allowedStates[{i}]"), format!("unknown state \"{s}\"")),
             }
         }
         if !states.contains(&VerificationState::Unverified) {
-            self.problem(
-                "stateMachine.allowedStates",
-                "must contain \"unverified\", the initial state",
-            );
+            self.problem("stateMachine.allowedStates", "must contain \"unverified\", the initial state");
         }
-        let mut transitions: BTreeMap<VerificationState, BTreeSet<VerificationState>> =
-            BTreeMap::new();
+        let mut transitions: BTreeMap<VerificationState, BTreeSet<VerificationState>> = BTreeMap::new();
         for (i, t) in sm.allowed_transitions.iter().enumerate() {
-            let from = self.state(
-                format!("stateMachine.allowedTransitions[{i}].from"),
-                &t.from,
-                &states,
-            );
+            let from = self.state(format!("stateMachine.allowedTransitions[{i}].from"), &t.from, &states);
             for (j, to) in t.to.iter().enumerate() {
-                let to_state = self.state(
-                    format!("stateMachine.allowedTransitions[{i}].to[{j}]"),
-                    to,
-                    &states,
-                );
+                let to_state = self.state(format!("stateMachine.allowedTransitions[{i}].to[{j}]"), to, &states);
                 if let (Some(f), Some(to_state)) = (from, to_state) {
                     if f == to_state {
                         self.problem(
@@ -544,10 +464,7 @@ impl Validator {
         if let Some(cycle) = find_cycle(&transitions) {
             self.problem(
                 "stateMachine.allowedTransitions",
-                format!(
-                    "transitions must only move forward, but {} forms a cycle",
-                    cycle
-                ),
+                format!("transitions must only move forward, but {} forms a cycle", cycle),
             );
         }
         if !sm.downgrade_requires_override_event {
@@ -562,7 +479,10 @@ impl Validator {
         for (name, action) in &raw.actions.on_event_type {
             let base = format!("actions.onEventType.{name}");
             let Ok(event_type) = name.parse::<EventType>() else {
-                self.problem(base, format!("unknown event type \"{name}\" (known: verification.started, verification.decision)"));
+                self.problem(
+                    base,
+                    format!("unknown event type \"{name}\" (known: verification.started, verification.decision)"),
+                );
                 continue;
             };
             let mut fields = BTreeMap::new();
@@ -571,9 +491,7 @@ impl Validator {
                     Ok(t) => {
                         fields.insert(field.clone(), t);
                     }
-                    Err(TemplateError(msg)) => {
-                        self.problem(format!("{base}.atsUpdate.fields.{field}"), msg)
-                    }
+                    Err(TemplateError(msg)) => self.problem(format!("{base}.atsUpdate.fields.{field}"), msg),
                 }
             }
             let Some(target_state) = fields.get(STATE_FIELD).cloned() else {
@@ -584,20 +502,13 @@ impl Validator {
                 continue;
             };
             if let Some(literal) = target_state.literal() {
-                self.state(
-                    format!("{base}.atsUpdate.fields.{STATE_FIELD}"),
-                    literal,
-                    &states,
-                );
+                self.state(format!("{base}.atsUpdate.fields.{STATE_FIELD}"), literal, &states);
             }
             let route = match (&action.if_decision_state_is, &action.route_to_queue) {
                 (Some(s), Some(r)) => {
                     let st = self.state(format!("{base}.ifDecisionStateIs"), s, &states);
                     if r.sla_hours == 0 {
-                        self.problem(
-                            format!("{base}.routeToQueue.slaHours"),
-                            "must be greater than 0",
-                        );
+                        self.problem(format!("{base}.routeToQueue.slaHours"), "must be greater than 0");
                     }
                     if r.queue.trim().is_empty() {
                         self.problem(format!("{base}.routeToQueue.queue"), "must not be empty");
@@ -611,77 +522,45 @@ impl Validator {
                     st.map(|s| (s, r.clone()))
                 }
                 (None, Some(_)) => {
-                    self.problem(
-                        format!("{base}.ifDecisionStateIs"),
-                        "routeToQueue needs ifDecisionStateIs",
-                    );
+                    self.problem(format!("{base}.ifDecisionStateIs"), "routeToQueue needs ifDecisionStateIs");
                     None
                 }
                 (Some(_), None) => {
-                    self.problem(
-                        format!("{base}.routeToQueue"),
-                        "ifDecisionStateIs needs routeToQueue",
-                    );
+                    self.problem(format!("{base}.routeToQueue"), "ifDecisionStateIs needs routeToQueue");
                     None
                 }
                 (None, None) => None,
             };
-            actions.insert(
-                event_type,
-                CompiledAction {
-                    fields,
-                    target_state,
-                    route,
-                },
-            );
+            actions.insert(event_type, CompiledAction { fields, target_state, route });
         }
         for required in [EventType::Started, EventType::Decision] {
             if !raw.actions.on_event_type.contains_key(required.as_str()) {
-                self.problem(
-                    "actions.onEventType",
-                    format!("missing an action for \"{}\"", required.as_str()),
-                );
+                self.problem("actions.onEventType", format!("missing an action for \"{}\"", required.as_str()));
             }
         }
 
         // Resiliency.
         let r = &raw.resiliency;
         if r.ats_write_timeout_ms == 0 || r.ats_write_timeout_ms > 600_000 {
-            self.problem(
-                "resiliency.atsWriteTimeoutMs",
-                "must be between 1 and 600000",
-            );
+            self.problem("resiliency.atsWriteTimeoutMs", "must be between 1 and 600000");
         }
         if r.on_ats_down.behavior != "queue-for-retry" {
             self.problem(
                 "resiliency.onAtsDown.behavior",
-                format!(
-                    "unsupported behaviour \"{}\" (only queue-for-retry)",
-                    r.on_ats_down.behavior
-                ),
+                format!("unsupported behaviour \"{}\" (only queue-for-retry)", r.on_ats_down.behavior),
             );
         }
         if r.on_ats_down.max_retry_attempts == 0 {
-            self.problem(
-                "resiliency.onAtsDown.maxRetryAttempts",
-                "must be at least 1",
-            );
+            self.problem("resiliency.onAtsDown.maxRetryAttempts", "must be at least 1");
         }
         if !KNOWN_BACKOFFS.contains(&r.on_ats_down.backoff.as_str()) {
             self.problem(
                 "resiliency.onAtsDown.backoff",
-                format!(
-                    "unknown backoff \"{}\" (known: {})",
-                    r.on_ats_down.backoff,
-                    KNOWN_BACKOFFS.join(", ")
-                ),
+                format!("unknown backoff \"{}\" (known: {})", r.on_ats_down.backoff, KNOWN_BACKOFFS.join(", ")),
             );
         }
         if r.on_ats_down.candidate_facing_status.trim().is_empty() {
-            self.problem(
-                "resiliency.onAtsDown.candidateFacingStatus",
-                "must not be empty",
-            );
+            self.problem("resiliency.onAtsDown.candidateFacingStatus", "must not be empty");
         }
         if let Err(e) = check_cron(&r.reconciliation.schedule) {
             self.problem("resiliency.reconciliation.schedule", e);
@@ -689,21 +568,14 @@ impl Validator {
         if r.reconciliation.mode != "diff-and-heal" {
             self.problem(
                 "resiliency.reconciliation.mode",
-                format!(
-                    "unsupported mode \"{}\" (only diff-and-heal)",
-                    r.reconciliation.mode
-                ),
+                format!("unsupported mode \"{}\" (only diff-and-heal)", r.reconciliation.mode),
             );
         }
         if raw.controls.kill_switch.flag.trim().is_empty() {
             self.problem("controls.killSwitch.flag", "must not be empty");
         }
         for (i, m) in raw.observability.metrics.iter().enumerate() {
-            if m.is_empty()
-                || !m
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
-            {
+            if m.is_empty() || !m.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_') {
                 self.problem(
                     format!("observability.metrics[{i}]"),
                     format!("\"{m}\" is not a metric name (letters, digits, '.', '_')"),
@@ -712,14 +584,7 @@ impl Validator {
         }
 
         if self.problems.is_empty() {
-            Ok(Policy {
-                raw,
-                text,
-                sha256,
-                states,
-                transitions,
-                actions,
-            })
+            Ok(Policy { raw, text, sha256, states, transitions, actions })
         } else {
             Err(PolicyError::Invalid(self.problems))
         }
@@ -727,9 +592,7 @@ impl Validator {
 }
 
 fn is_header_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn find_cycle(t: &BTreeMap<VerificationState, BTreeSet<VerificationState>>) -> Option<String> {
@@ -800,10 +663,7 @@ mod tests {
 
     fn broken(from: &str, to: &str) -> Vec<String> {
         let text = DEFAULT_POLICY_YAML.replacen(from, to, 1);
-        assert_ne!(
-            text, DEFAULT_POLICY_YAML,
-            "replacement {from:?} did not apply"
-        );
+        assert_ne!(text, DEFAULT_POLICY_YAML, "replacement {from:?} did not apply");
         match Policy::parse(&text) {
             Ok(_) => panic!("policy with {to:?} should be invalid"),
             Err(e) => e.problems().iter().map(ToString::to_string).collect(),
@@ -823,34 +683,23 @@ mod tests {
 
     #[test]
     fn unknown_state_in_transition_names_the_path() {
-        let p = broken(
-            "to: [\"verified\", \"needs_review\", \"failed\"]",
-            "to: [\"done\", \"needs_review\", \"failed\"]",
-        );
-        assert_eq!(
-            p,
-            vec!["stateMachine.allowedTransitions[1].to[0]: unknown state \"done\"".to_owned()]
-        );
+        let p =
+            broken("to: [\"verified\", \"needs_review\", \"failed\"]", "to: [\"done\", \"needs_review\", \"failed\"]");
+        assert_eq!(p, vec!["stateMachine.allowedTransitions[1].to[0]: unknown state \"done\"".to_owned()]);
     }
 
     #[test]
     fn misspelt_key_is_rejected_with_its_path() {
         let p = broken("maxSkewSeconds: 300", "maxSkewSecond: 300");
         assert_eq!(p.len(), 1);
-        assert!(
-            p[0].starts_with("webhookSecurity.replayProtection"),
-            "{p:?}"
-        );
+        assert!(p[0].starts_with("webhookSecurity.replayProtection"), "{p:?}");
         assert!(p[0].contains("maxSkewSecond"), "{p:?}");
     }
 
     #[test]
     fn wrong_type_is_rejected_with_its_path() {
         let p = broken("maxRetryAttempts: 12", "maxRetryAttempts: twelve");
-        assert!(
-            p[0].starts_with("resiliency.onAtsDown.maxRetryAttempts"),
-            "{p:?}"
-        );
+        assert!(p[0].starts_with("resiliency.onAtsDown.maxRetryAttempts"), "{p:?}");
     }
 
     #[test]
@@ -867,43 +716,33 @@ mod tests {
         let p = broken("\"${evidence_pack_url}\"", "\"${evidence_pack}\"");
         assert_eq!(p.len(), 1);
         assert!(
-            p[0].starts_with(
-                "actions.onEventType.verification.decision.atsUpdate.fields.evidence_pack_url"
-            ),
+            p[0].starts_with("actions.onEventType.verification.decision.atsUpdate.fields.evidence_pack_url"),
             "{p:?}"
         );
     }
 
     #[test]
     fn bad_cron_and_backoff_are_reported_together() {
-        let text = DEFAULT_POLICY_YAML
-            .replacen("\"0 2 * * *\"", "\"0 25 * * *\"", 1)
-            .replacen("\"exponential-jitter\"", "\"exponentail\"", 1);
+        let text = DEFAULT_POLICY_YAML.replacen("\"0 2 * * *\"", "\"0 25 * * *\"", 1).replacen(
+            "\"exponential-jitter\"",
+            "\"exponentail\"",
+            1,
+        );
         let e = Policy::parse(&text).unwrap_err();
         let paths: Vec<_> = e.problems().iter().map(|p| p.path.as_str()).collect();
-        assert_eq!(
-            paths,
-            vec![
-                "resiliency.onAtsDown.backoff",
-                "resiliency.reconciliation.schedule"
-            ]
-        );
+        assert_eq!(paths, vec!["resiliency.onAtsDown.backoff", "resiliency.reconciliation.schedule"]);
     }
 
     #[test]
     fn zero_skew_and_unknown_required_field() {
-        let text = DEFAULT_POLICY_YAML
-            .replacen("maxSkewSeconds: 300", "maxSkewSeconds: 0", 1)
-            .replacen("- trace_id", "- trace", 1);
+        let text = DEFAULT_POLICY_YAML.replacen("maxSkewSeconds: 300", "maxSkewSeconds: 0", 1).replacen(
+            "- trace_id",
+            "- trace",
+            1,
+        );
         let e = Policy::parse(&text).unwrap_err();
         let paths: Vec<_> = e.problems().iter().map(|p| p.path.as_str()).collect();
-        assert_eq!(
-            paths,
-            vec![
-                "webhookSecurity.replayProtection.maxSkewSeconds",
-                "eventLog.requiredFields[9]"
-            ]
-        );
+        assert_eq!(paths, vec!["webhookSecurity.replayProtection.maxSkewSeconds", "eventLog.requiredFields[9]"]);
     }
 
     #[test]

@@ -40,15 +40,10 @@ impl Template {
                 parts.push(Part::Lit(rest[..start].to_owned()));
             }
             let after = &rest[start + 2..];
-            let end = after
-                .find('}')
-                .ok_or_else(|| TemplateError(format!("unclosed \"${{\" in \"{s}\"")))?;
+            let end = after.find('}').ok_or_else(|| TemplateError(format!("unclosed \"${{\" in \"{s}\"")))?;
             let name = &after[..end];
             let var = VARIABLES.iter().find(|v| **v == name).ok_or_else(|| {
-                TemplateError(format!(
-                    "unknown variable \"${{{name}}}\" (known: {})",
-                    VARIABLES.join(", ")
-                ))
+                TemplateError(format!("unknown variable \"${{{name}}}\" (known: {})", VARIABLES.join(", ")))
             })?;
             parts.push(Part::Var(var));
             rest = &after[end + 1..];
@@ -110,48 +105,16 @@ mod tests {
 
     #[test]
     fn renders_variables_and_literals() {
-        let ev = EventSignal {
-            event_id: "e1".into(),
-            decision_state: "verified".into(),
-            ..Default::default()
-        };
-        assert_eq!(
-            Template::parse("${decision_state}")
-                .unwrap()
-                .render(&ev)
-                .as_deref(),
-            Some("verified")
-        );
-        assert_eq!(
-            Template::parse("id=${event_id}!")
-                .unwrap()
-                .render(&ev)
-                .as_deref(),
-            Some("id=e1!")
-        );
-        assert_eq!(
-            Template::parse("pending").unwrap().literal(),
-            Some("pending")
-        );
-        assert_eq!(
-            Template::parse("${evidence_pack_url}").unwrap().render(&ev),
-            None
-        );
+        let ev = EventSignal { event_id: "e1".into(), decision_state: "verified".into(), ..Default::default() };
+        assert_eq!(Template::parse("${decision_state}").unwrap().render(&ev).as_deref(), Some("verified"));
+        assert_eq!(Template::parse("id=${event_id}!").unwrap().render(&ev).as_deref(), Some("id=e1!"));
+        assert_eq!(Template::parse("pending").unwrap().literal(), Some("pending"));
+        assert_eq!(Template::parse("${evidence_pack_url}").unwrap().render(&ev), None);
     }
 
     #[test]
     fn rejects_unknown_and_unclosed() {
-        assert!(
-            Template::parse("${nope}")
-                .unwrap_err()
-                .0
-                .contains("unknown variable")
-        );
-        assert!(
-            Template::parse("${event_id")
-                .unwrap_err()
-                .0
-                .contains("unclosed")
-        );
+        assert!(Template::parse("${nope}").unwrap_err().0.contains("unknown variable"));
+        assert!(Template::parse("${event_id").unwrap_err().0.contains("unclosed"));
     }
 }

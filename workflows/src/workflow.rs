@@ -16,23 +16,19 @@ use temporalio_common::RetryPolicy;
 use temporalio_common::search_attributes::{SearchAttributeKey, SearchAttributeUpdate, Timestamp};
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
-    ActivityExecutionError, ActivityOptions, ContinueAsNewOptions, SyncWorkflowContext,
-    WorkflowContext, WorkflowContextView, WorkflowResult,
+    ActivityExecutionError, ActivityOptions, ContinueAsNewOptions, SyncWorkflowContext, WorkflowContext,
+    WorkflowContextView, WorkflowResult,
 };
 use vbridge_activities::{AtsActivities, PERMANENT_REJECTION};
 use vbridge_proto::{
-    AtsWriteRequest, EventSignal, PendingWrite, Snapshot, StateView, TimelineEntry, Tuning,
-    WorkflowInput,
+    AtsWriteRequest, EventSignal, PendingWrite, Snapshot, StateView, TimelineEntry, Tuning, WorkflowInput,
 };
 
-pub const SA_VERIFICATION_STATE: SearchAttributeKey<String> =
-    SearchAttributeKey::keyword("VerificationState");
+pub const SA_VERIFICATION_STATE: SearchAttributeKey<String> = SearchAttributeKey::keyword("VerificationState");
 pub const SA_CANDIDATE_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("CandidateId");
-pub const SA_APPLICATION_ID: SearchAttributeKey<String> =
-    SearchAttributeKey::keyword("ApplicationId");
+pub const SA_APPLICATION_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("ApplicationId");
 pub const SA_ATS_SYNC: SearchAttributeKey<String> = SearchAttributeKey::keyword("AtsSyncStatus");
-pub const SA_REVIEW_DUE_AT: SearchAttributeKey<Timestamp> =
-    SearchAttributeKey::datetime("ReviewDueAt");
+pub const SA_REVIEW_DUE_AT: SearchAttributeKey<Timestamp> = SearchAttributeKey::datetime("ReviewDueAt");
 
 /// The search attributes the bridge registers (name, Temporal type).
 pub const SEARCH_ATTRIBUTES: &[(&str, &str)] = &[
@@ -73,8 +69,7 @@ pub struct CandidateVerification {
 }
 
 fn rfc3339(t: Option<SystemTime>) -> String {
-    t.map(|t| DateTime::<Utc>::from(t).to_rfc3339_opts(SecondsFormat::Millis, true))
-        .unwrap_or_default()
+    t.map(|t| DateTime::<Utc>::from(t).to_rfc3339_opts(SecondsFormat::Millis, true)).unwrap_or_default()
 }
 
 /// The idempotency key of the ATS write caused by one event: stable across
@@ -140,33 +135,24 @@ impl CandidateVerification {
                 entry.kind = "applied".into();
                 entry.state_after = after.as_str().into();
                 self.machine.state = after;
-                self.machine.last_occurred_at =
-                    DateTime::<FixedOffset>::parse_from_rfc3339(&ev.occurred_at).ok();
+                self.machine.last_occurred_at = DateTime::<FixedOffset>::parse_from_rfc3339(&ev.occurred_at).ok();
                 self.view.state = after.as_str().into();
                 self.view.last_event_id = ev.event_id.clone();
                 self.view.last_occurred_at = ev.occurred_at.clone();
                 self.view.applied_events += 1;
                 self.timeline.push(entry);
                 if let Some(req) = self.write_for(&policy, workflow_id, &ev) {
-                    self.pending.push_back(PendingWrite {
-                        request: Some(req),
-                        rounds: 0,
-                    });
+                    self.pending.push_back(PendingWrite { request: Some(req), rounds: 0 });
                     self.view.pending_writes = self.pending.len() as u32;
                     self.view.ats_sync = policy.pending_sync_status().to_owned();
                 }
                 updates = self.sync_attributes();
                 if let Some(route) = policy.review_route(after) {
-                    if let Some(due) =
-                        now_time.map(|t| t + Duration::from_secs(route.sla_hours as u64 * 3600))
-                    {
-                        let d = due
-                            .duration_since(SystemTime::UNIX_EPOCH)
-                            .unwrap_or_default();
-                        updates.push(SA_REVIEW_DUE_AT.value_set(Timestamp::new(
-                            d.as_secs() as i64,
-                            d.subsec_nanos() as i32,
-                        )));
+                    if let Some(due) = now_time.map(|t| t + Duration::from_secs(route.sla_hours as u64 * 3600)) {
+                        let d = due.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+                        updates.push(
+                            SA_REVIEW_DUE_AT.value_set(Timestamp::new(d.as_secs() as i64, d.subsec_nanos() as i32)),
+                        );
                     }
                 }
                 // ReviewDueAt is not unset on leaving review: this SDK sends an
@@ -186,19 +172,11 @@ impl CandidateVerification {
     }
 
     /// The ATS write an applied event causes: the policy's templated fields.
-    fn write_for(
-        &self,
-        policy: &Policy,
-        workflow_id: &str,
-        ev: &EventSignal,
-    ) -> Option<AtsWriteRequest> {
+    fn write_for(&self, policy: &Policy, workflow_id: &str, ev: &EventSignal) -> Option<AtsWriteRequest> {
         let et: EventType = ev.event_type.parse().ok()?;
         let action = policy.action(et)?;
-        let fields: BTreeMap<String, String> = action
-            .fields
-            .iter()
-            .filter_map(|(k, t)| t.render(ev).map(|v| (k.clone(), v)))
-            .collect();
+        let fields: BTreeMap<String, String> =
+            action.fields.iter().filter_map(|(k, t)| t.render(ev).map(|v| (k.clone(), v))).collect();
         debug_assert!(fields.contains_key(STATE_FIELD));
         Some(AtsWriteRequest {
             candidate_id: ev.candidate_id.clone(),
@@ -217,27 +195,18 @@ impl CandidateVerification {
 
     fn activity_options(&self) -> ActivityOptions {
         let (timeout_ms, attempts, backoff) = match &self.policy {
-            Ok(p) => (
-                p.ats_write_timeout_ms(),
-                p.max_retry_attempts(),
-                p.backoff().to_owned(),
-            ),
+            Ok(p) => (p.ats_write_timeout_ms(), p.max_retry_attempts(), p.backoff().to_owned()),
             Err(_) => (4_000, 1, "fixed".to_owned()),
         };
         let coefficient = if backoff == "fixed" { 1.0 } else { 2.0 };
         let retry = RetryPolicy::builder()
-            .initial_interval(Duration::from_millis(
-                self.tuning.ats_retry_initial_ms.max(1) as u64,
-            ))
+            .initial_interval(Duration::from_millis(self.tuning.ats_retry_initial_ms.max(1) as u64))
             .backoff_coefficient(coefficient)
-            .maximum_interval(Duration::from_millis(
-                self.tuning.ats_retry_max_ms.max(1) as u64
-            ))
+            .maximum_interval(Duration::from_millis(self.tuning.ats_retry_max_ms.max(1) as u64))
             .maximum_attempts(attempts)
             .non_retryable_error_types([PERMANENT_REJECTION])
             .build();
-        let mut opts =
-            ActivityOptions::start_to_close_timeout(Duration::from_millis(timeout_ms + 2_000));
+        let mut opts = ActivityOptions::start_to_close_timeout(Duration::from_millis(timeout_ms + 2_000));
         opts.retry_policy = Some(retry);
         opts
     }
@@ -324,12 +293,10 @@ impl CandidateVerification {
         ctx.upsert_search_attributes(initial);
         let mut signals_checked = 0u64;
         loop {
-            ctx.wait_condition(|s| !s.pending.is_empty() || s.signals != signals_checked)
-                .await?;
+            ctx.wait_condition(|s| !s.pending.is_empty() || s.signals != signals_checked).await?;
             signals_checked = ctx.state(|s| s.signals);
 
-            let history_full = ctx.history_length()
-                >= ctx.state(|s| s.tuning.continue_as_new_after)
+            let history_full = ctx.history_length() >= ctx.state(|s| s.tuning.continue_as_new_after)
                 || ctx.continue_as_new_suggested();
             if history_full {
                 let next = ctx.state(|s| {
@@ -357,9 +324,7 @@ impl CandidateVerification {
                 continue;
             };
             let opts = ctx.state(|s| s.activity_options());
-            let result = ctx
-                .execute_activity(AtsActivities::write_verification, request.clone(), opts)
-                .await;
+            let result = ctx.execute_activity(AtsActivities::write_verification, request.clone(), opts).await;
             let now = rfc3339(ctx.workflow_time());
             let deferral = match result {
                 Ok(done) => {
@@ -369,11 +334,7 @@ impl CandidateVerification {
                             at: now,
                             kind: "ats_write".into(),
                             event_id: request.event_id.clone(),
-                            state_after: request
-                                .fields
-                                .get(STATE_FIELD)
-                                .cloned()
-                                .unwrap_or_default(),
+                            state_after: request.fields.get(STATE_FIELD).cloned().unwrap_or_default(),
                             reason: format!("written with HTTP {}", done.http_status),
                             trace_id: request.trace_id.clone(),
                             attempt: done.attempt,
@@ -411,8 +372,7 @@ impl CandidateVerification {
                         if let Some(front) = s.pending.front_mut() {
                             front.rounds = rounds;
                         }
-                        let wait_ms = (s.tuning.deferral_ms as u64)
-                            .saturating_mul(1u64 << (rounds - 1).min(3));
+                        let wait_ms = (s.tuning.deferral_ms as u64).saturating_mul(1u64 << (rounds - 1).min(3));
                         s.timeline.push(TimelineEntry {
                             at: now,
                             kind: "ats_deferred".into(),

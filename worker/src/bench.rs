@@ -1,0 +1,314 @@
+//! `vbridge bench`: figures for the spine, all measured in one run on one
+//! machine against the real parts: the Temporal dev server, SQLite, HTTP.
+//!
+//! 1. durable-ack throughput and latency of first deliveries, at a fixed concurrency;
+//! 2. the bare signal-with-start rate, from the same client to the same dev server;
+//! 3. duplicate answers, at the same concurrency;
+//! 4. ack latency at a fixed offered rate (open loop);
+//! 5. received → written-to-the-ATS latency through the whole stack.
+//!
+//! Then it prints the ratios the targets are stated in.
+
+use crate::app::{self, Role};
+use crate::client::{WebhookClient, started};
+use crate::config::Config;
+use crate::devserver::{DevServer, DevServerOptions, free_port};
+use crate::temporal::{self, Forwarder};
+use futures::StreamExt;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+pub struct BenchOptions {
+    pub requests: usize,
+    pub concurrency: usize,
+    pub signal_starts: usize,
+    pub rate: u32,
+    pub rate_seconds: u32,
+    pub end_to_end: usize,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Figures {
+    pub count: usize,
+    pub seconds: f64,
+    pub per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub errors: usize,
+}
+
+fn figures(mut lat: Vec<Duration>, elapsed: Duration, errors: usize) -> Figures {
+    lat.sort();
+    let pct = |p: f64| {
+        if lat.is_empty() {
+            return 0.0;
+        }
+        let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
+        lat[i].as_secs_f64() * 1000.0
+    };
+    Figures {
+        count: lat.len(),
+        seconds: elapsed.as_secs_f64(),
+        per_second: lat.len() as f64 / elapsed.as_secs_f64().max(1e-9),
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        errors,
+    }
+}
+
+/// Send `bodies` with `concurrency` in flight; latency per request.
+async fn closed_loop(client: &WebhookClient, bodies: Vec<Value>, concurrency: usize, expect: u16) -> Figures {
+    let start = Instant::now();
+    let results: Vec<Option<Duration>> = futures::stream::iter(bodies)
+        .map(|b| async move {
+            let t = Instant::now();
+            match client.send(&b).await {
+                Ok(r) if r.status == expect => Some(t.elapsed()),
+                _ => None,
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let elapsed = start.elapsed();
+    let errors = results.iter().filter(|r| r.is_none()).count();
+    figures(results.into_iter().flatten().collect(), elapsed, errors)
+}
+
+/// Offer `rate` requests per second for `seconds`, whatever the answers' speed.
+async fn open_loop(client: &WebhookClient, run: &str, rate: u32, seconds: u32) -> Figures {
+    let total = (rate * seconds) as usize;
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let start = Instant::now();
+    let mut handles = Vec::with_capacity(total);
+    for i in 0..total {
+        let due = start + interval * i as u32;
+        tokio::time::sleep_until(due.into()).await;
+        let c = client.clone();
+        let body = started(&format!("rate-{run}-{i}"), "app", &format!("evt-rate-{run}-{i}"), &crate::now_rfc3339());
+        handles.push(tokio::spawn(async move {
+            let t = Instant::now();
+            match c.send(&body).await {
+                Ok(r) if r.status == 202 => Some(t.elapsed()),
+                _ => None,
+            }
+        }));
+    }
+    let mut lat = vec![];
+    let mut errors = 0;
+    for h in handles {
+        match h.await.ok().flatten() {
+            Some(d) => lat.push(d),
+            None => errors += 1,
+        }
+    }
+    figures(lat, start.elapsed(), errors)
+}
+
+fn print(name: &str, f: &Figures) {
+    println!(
+        "{name:<38} {:>7} req {:>9.1}/s   p50 {:>8.2} ms   p99 {:>8.2} ms   errors {}",
+        f.count, f.per_second, f.p50_ms, f.p99_ms, f.errors
+    );
+}
+
+struct Bridge {
+    url: String,
+    stop: watch::Sender<bool>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+/// Run `serve` in-process on a thread of its own (its worker future is not Send).
+fn start_bridge(cfg: Config, roles: BTreeSet<Role>) -> anyhow::Result<Bridge> {
+    let (stop, rx) = watch::channel(false);
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let handle = tokio::runtime::Handle::current();
+    let done = tokio::task::spawn_blocking(move || {
+        handle.block_on(async move {
+            if let Err(e) = app::serve(cfg, roles, rx, move |a| {
+                let _ = addr_tx.send(a);
+            })
+            .await
+            {
+                eprintln!("bench: bridge failed: {e:#}");
+            }
+        })
+    });
+    let addr = addr_rx.recv_timeout(Duration::from_secs(30))?;
+    Ok(Bridge { url: format!("http://{addr}"), stop, done })
+}
+
+impl Bridge {
+    async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.done.await;
+    }
+}
+
+pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("vbridge-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let run = chrono::Utc::now().format("%H%M%S").to_string();
+    println!("vbridge bench: {} requests at concurrency {}, data in {}", o.requests, o.concurrency, dir.display());
+    println!("machine: {} cores; {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), build_kind());
+
+    let temporal = DevServer::start(DevServerOptions {
+        port: free_port(),
+        ui_port: None,
+        db_file: None,
+        log_file: dir.join("temporal.log"),
+    })
+    .await?;
+    let sandbox = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let sandbox_url = format!("http://{}", sandbox.local_addr()?);
+    let (sb_stop, sb_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(crate::sandbox::serve(sandbox, async move {
+        let _ = sb_rx.await;
+    }));
+
+    let secret = "bench-secret";
+    let mut cfg = Config::load(None, true)?;
+    cfg.secrets = vec![crate::signature::Secret::parse(secret, 1)?];
+    cfg.listen = "127.0.0.1:0".into();
+    cfg.temporal_address = temporal.address.clone();
+    cfg.ats_url = Some(sandbox_url.clone());
+    cfg.task_queue = format!("bench-{run}");
+    cfg.data_dir = dir.clone();
+
+    // 1-4: the receiver alone, so only the ack path is measured.
+    let mut receiver_cfg = cfg.clone();
+    receiver_cfg.database_url = format!("sqlite://{}", dir.join("ack.db").display());
+    let bridge = start_bridge(receiver_cfg, [Role::Receiver].into_iter().collect())?;
+    let client = WebhookClient::new(&bridge.url, secret);
+    let warm: Vec<Value> = (0..200)
+        .map(|i| started(&format!("warm-{run}-{i}"), "app", &format!("evt-warm-{run}-{i}"), &crate::now_rfc3339()))
+        .collect();
+    closed_loop(&client, warm, o.concurrency, 202).await;
+
+    let bodies: Vec<Value> = (0..o.requests)
+        .map(|i| started(&format!("c-{run}-{i}"), "app", &format!("evt-{run}-{i}"), &crate::now_rfc3339()))
+        .collect();
+    let first = closed_loop(&client, bodies.clone(), o.concurrency, 202).await;
+    print("1. first deliveries (durable ack)", &first);
+
+    let tclient = temporal::connect(&temporal.address, "default").await?;
+    let forwarder = Forwarder {
+        client: tclient,
+        task_queue: format!("bench-bare-{run}"),
+        policy: Arc::new(cfg.policy.clone()),
+        tuning: cfg.tuning.clone(),
+    };
+    let signals: Vec<_> = bodies
+        .iter()
+        .take(o.signal_starts)
+        .map(|b| {
+            let mut ev: vbridge_proto::EventSignal = Default::default();
+            ev.event_id = b["event_id"].as_str().unwrap_or_default().to_owned();
+            ev.candidate_id = format!("bare-{}", b["candidate_id"].as_str().unwrap_or_default());
+            ev.application_id = "app".into();
+            ev.event_type = "verification.started".into();
+            ev.occurred_at = crate::now_rfc3339();
+            ev
+        })
+        .collect();
+    let start = Instant::now();
+    let results: Vec<Option<Duration>> = futures::stream::iter(signals)
+        .map(|ev| {
+            let f = forwarder.clone();
+            async move {
+                let t = Instant::now();
+                f.forward(&ev).await.ok().map(|_| t.elapsed())
+            }
+        })
+        .buffer_unordered(o.concurrency)
+        .collect()
+        .await;
+    let elapsed = start.elapsed();
+    let errors = results.iter().filter(|r| r.is_none()).count();
+    let bare = figures(results.into_iter().flatten().collect(), elapsed, errors);
+    print("2. bare Temporal signal-with-start", &bare);
+
+    let dups = closed_loop(&client, bodies.clone(), o.concurrency, 200).await;
+    print("3. duplicate deliveries", &dups);
+
+    let rated = open_loop(&client, &run, o.rate, o.rate_seconds).await;
+    print(&format!("4. first deliveries at {} req/s offered", o.rate), &rated);
+    bridge.shutdown().await;
+
+    // 5: the whole stack, received -> written to the ATS.
+    let mut full_cfg = cfg.clone();
+    full_cfg.database_url = format!("sqlite://{}", dir.join("e2e.db").display());
+    let bridge = start_bridge(full_cfg, crate::app::all_roles())?;
+    let client = WebhookClient::new(&bridge.url, secret);
+    let http = reqwest::Client::new();
+    let mut sent_at = std::collections::HashMap::new();
+    let e2e_start = Instant::now();
+    for i in 0..o.end_to_end {
+        let body = started(&format!("e2e-{run}-{i}"), "app", &format!("evt-e2e-{run}-{i}"), &crate::now_rfc3339());
+        sent_at.insert(format!("evt-e2e-{run}-{i}"), chrono::Utc::now());
+        client.send(&body).await?;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut lat = vec![];
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let writes: Vec<crate::sandbox::AppliedWrite> =
+            http.get(format!("{sandbox_url}/_sandbox/writes")).send().await?.json().await?;
+        if writes.len() >= o.end_to_end || Instant::now() > deadline {
+            for w in writes {
+                if let (Some(id), Ok(at)) =
+                    (w.fields.get("verification_last_event_id"), chrono::DateTime::parse_from_rfc3339(&w.at))
+                {
+                    if let Some(sent) = sent_at.get(id) {
+                        lat.push((at.with_timezone(&chrono::Utc) - *sent).to_std().unwrap_or_default());
+                    }
+                }
+            }
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let missing = o.end_to_end - lat.len();
+    let e2e = figures(lat, e2e_start.elapsed(), missing);
+    print("5. received -> written to the ATS", &e2e);
+    bridge.shutdown().await;
+    let _ = sb_stop.send(());
+    drop(temporal);
+
+    println!();
+    let ack_vs_bare = first.per_second / bare.per_second.max(1e-9);
+    let dup_vs_first = dups.per_second / first.per_second.max(1e-9);
+    println!("ratios (targets in brackets):");
+    println!(
+        "  ack throughput / bare signal-with-start   {ack_vs_bare:>6.1}x   [>= 10x]  {}",
+        verdict(ack_vs_bare >= 10.0)
+    );
+    println!(
+        "  p99 ack at {} req/s                       {:>6.2} ms [<= 20 ms] {}",
+        o.rate,
+        rated.p99_ms,
+        verdict(rated.p99_ms <= 20.0 && rated.errors == 0)
+    );
+    println!(
+        "  duplicate / first-delivery throughput     {dup_vs_first:>6.1}x   [>= 2x]   {}",
+        verdict(dup_vs_first >= 2.0)
+    );
+    println!(
+        "{}",
+        serde_json::json!({"first": first, "bare_signal_with_start": bare, "duplicates": dups, "rated": rated, "end_to_end": e2e,
+            "ratios": {"ack_vs_bare": ack_vs_bare, "dup_vs_first": dup_vs_first}})
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "NOT met" }
+}
+
+fn build_kind() -> &'static str {
+    if cfg!(debug_assertions) { "debug build (use --release for real figures)" } else { "release build" }
+}
