@@ -107,6 +107,11 @@ async fn main() -> ExitCode {
         }
         Command::SandboxAts { listen } => sandbox(&listen).await,
         Command::Policy { command: PolicyCommand::Check { file } } => return policy_check(&file),
+        Command::Bench { requests, concurrency, signal_starts, rate, rate_seconds, end_to_end } => {
+            let o =
+                vbridge::bench::BenchOptions { requests, concurrency, signal_starts, rate, rate_seconds, end_to_end };
+            vbridge::bench::run(o).await
+        }
         Command::Simulate { url, secret, candidates } => {
             let secret = secret
                 .or_else(|| {
