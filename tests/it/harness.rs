@@ -231,11 +231,11 @@ impl TestApp {
         Ok(h.query(CandidateVerification::state, (), WorkflowQueryOptions::default()).await?)
     }
 
-    pub async fn timeline(&self, candidate: &str, application: &str) -> Vec<TimelineEntry> {
+    pub async fn timeline(&self, candidate: &str, application: &str) -> Result<Vec<TimelineEntry>> {
         let h = self
             .temporal_client
             .get_workflow_handle::<CandidateVerification>(format!("verification:{candidate}:{application}"));
-        h.query(CandidateVerification::timeline, (), WorkflowQueryOptions::default()).await.expect("timeline query")
+        Ok(h.query(CandidateVerification::timeline, (), WorkflowQueryOptions::default()).await?)
     }
 
     pub async fn workflow_exists(&self, candidate: &str, application: &str) -> bool {

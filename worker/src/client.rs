@@ -31,8 +31,12 @@ impl WebhookClient {
     /// Send `body` signed with the IL scheme, timestamped now.
     pub async fn send(&self, body: &Value) -> reqwest::Result<Reply> {
         let bytes = serde_json::to_vec(body).expect("JSON body");
-        let ts = chrono::Utc::now().timestamp();
-        let sig = sign_il(&self.secret, ts, &bytes);
+        self.send_il(&self.secret, chrono::Utc::now().timestamp(), bytes).await
+    }
+
+    /// Send bytes signed with the IL scheme by `secret` at timestamp `ts`.
+    pub async fn send_il(&self, secret: &Secret, ts: i64, bytes: Vec<u8>) -> reqwest::Result<Reply> {
+        let sig = sign_il(secret, ts, &bytes);
         self.send_raw(bytes, vec![("X-IL-Timestamp".into(), ts.to_string()), ("X-IL-Signature".into(), sig)]).await
     }
 

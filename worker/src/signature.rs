@@ -120,22 +120,8 @@ pub fn verify<'h>(
             .filter_map(|entry| entry.strip_prefix("v1,"))
             .filter_map(|b64| B64.decode(b64).ok())
             .collect();
-        let matched = secrets.iter().any(|s| {
-            candidates.iter().any(|c| {
-                let mut mac = s.mac();
-                mac.update(id.as_bytes());
-                mac.update(b".");
-                mac.update(ts.as_bytes());
-                mac.update(b".");
-                mac.update(body);
-                mac.verify_slice(c).is_ok()
-            })
-        });
-        if !matched {
-            return Err(SignatureError::InvalidSignature);
-        }
-        skew(check, ts_num)?;
-        return Ok(Scheme::StandardWebhooks);
+        let parts: [&[u8]; 5] = [id.as_bytes(), b".", ts.as_bytes(), b".", body];
+        return settle(check, secrets, &candidates, &parts, ts_num, Scheme::StandardWebhooks);
     }
     let sig = header(check.signature_header).ok_or(SignatureError::MissingSignature)?;
     let ts = header(check.timestamp_header).ok_or(SignatureError::MissingTimestamp)?;
@@ -146,20 +132,33 @@ pub fn verify<'h>(
         .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
         .filter_map(|h| hex::decode(h).ok())
         .collect();
-    let matched = secrets.iter().any(|s| {
-        candidates.iter().any(|c| {
-            let mut mac = s.mac();
-            mac.update(ts.as_bytes());
-            mac.update(b".");
-            mac.update(body);
-            mac.verify_slice(c).is_ok()
-        })
-    });
+    let parts: [&[u8]; 3] = [ts.as_bytes(), b".", body];
+    settle(check, secrets, &candidates, &parts, ts_num, Scheme::IlHmac)
+}
+
+fn mac_over(secret: &Secret, parts: &[&[u8]]) -> HmacSha256 {
+    let mut mac = secret.mac();
+    for p in parts {
+        mac.update(p);
+    }
+    mac
+}
+
+/// Any candidate signature made by any secret over `parts`, then the skew check.
+fn settle(
+    check: &Check<'_>,
+    secrets: &[Secret],
+    candidates: &[Vec<u8>],
+    parts: &[&[u8]],
+    ts: i64,
+    scheme: Scheme,
+) -> Result<Scheme, SignatureError> {
+    let matched = secrets.iter().any(|s| candidates.iter().any(|c| mac_over(s, parts).verify_slice(c).is_ok()));
     if !matched {
         return Err(SignatureError::InvalidSignature);
     }
-    skew(check, ts_num)?;
-    Ok(Scheme::IlHmac)
+    skew(check, ts)?;
+    Ok(scheme)
 }
 
 fn parse_ts(ts: &str) -> Result<i64, SignatureError> {
@@ -176,17 +175,13 @@ fn skew(check: &Check<'_>, ts: i64) -> Result<(), SignatureError> {
 
 /// `v1=<hex>` for the IL scheme (what a provider, `simulate` and tests send).
 pub fn sign_il(secret: &Secret, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = secret.mac();
-    mac.update(format!("{timestamp}.").as_bytes());
-    mac.update(body);
+    let mac = mac_over(secret, &[format!("{timestamp}.").as_bytes(), body]);
     format!("v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// `v1,<base64>` for Standard Webhooks.
 pub fn sign_standard(secret: &Secret, id: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = secret.mac();
-    mac.update(format!("{id}.{timestamp}.").as_bytes());
-    mac.update(body);
+    let mac = mac_over(secret, &[format!("{id}.{timestamp}.").as_bytes(), body]);
     format!("v1,{}", B64.encode(mac.finalize().into_bytes()))
 }
 
