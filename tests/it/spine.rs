@@ -415,3 +415,25 @@ async fn events_for_a_finished_verification_leave_it_in_the_right_state() {
     assert_eq!(app.state("cand-z", "app-z").await.unwrap().state, "verified");
     assert_eq!(app.writes().await.len(), 2);
 }
+
+#[tokio::test]
+async fn a_store_that_cannot_commit_answers_503_with_retry_after_and_loses_nothing() {
+    let app = TestApp::spawn("store503").await;
+    let db = format!("sqlite://{}", app.dir.join("vbridge.db").display());
+    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    // A real failure inside the real store: every insert is refused.
+    sqlx::query("CREATE TRIGGER it_refuse BEFORE INSERT ON deliveries BEGIN SELECT RAISE(ABORT, 'disk full'); END;")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let body = started("cand-u", "app-u", "evt-u-1", &at(-1));
+    let r = app.send(&body).await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (503, Some("unavailable")));
+    assert!(r.retry_after.is_some(), "503 carries Retry-After");
+    assert!(!app.workflow_exists("cand-u", "app-u").await);
+    sqlx::query("DROP TRIGGER it_refuse").execute(&pool).await.unwrap();
+    // The provider's retry goes through and is a first delivery, not a duplicate.
+    let r = app.send(&body).await;
+    assert_eq!((r.status, r.body["status"].as_str()), (202, Some("accepted")));
+    app.wait_synced("cand-u", "app-u", "pending").await;
+}

@@ -17,6 +17,7 @@ pub struct Reply {
     pub status: u16,
     pub body: Value,
     pub trace_id: Option<String>,
+    pub retry_after: Option<String>,
 }
 
 impl WebhookClient {
@@ -64,9 +65,10 @@ impl WebhookClient {
         }
         let resp = req.send().await?;
         let status = resp.status().as_u16();
-        let trace_id = resp.headers().get("x-trace-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let (trace_id, retry_after) = (header("x-trace-id"), header("retry-after"));
         let body = resp.json::<Value>().await.unwrap_or(Value::Null);
-        Ok(Reply { status, body, trace_id })
+        Ok(Reply { status, body, trace_id, retry_after })
     }
 }
 
