@@ -56,6 +56,7 @@ pub async fn serve(
             store: store.clone().expect("store is open for the receiver"),
             metrics: metrics.clone(),
             max_body_bytes: cfg.max_body_bytes,
+            recent: Default::default(),
         });
         let mut rx = shutdown.clone();
         tasks.spawn(async move {

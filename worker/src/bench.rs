@@ -188,6 +188,18 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
         .collect();
     closed_loop(&client, warm, o.concurrency, 202).await;
 
+    // Group commit: more requests in flight share each fsync.
+    for c in [1usize, 8] {
+        let n = (o.requests / 8).max(100);
+        let sweep: Vec<Value> = (0..n)
+            .map(|i| {
+                started(&format!("sw{c}-{run}-{i}"), "app", &format!("evt-sw{c}-{run}-{i}"), &crate::now_rfc3339())
+            })
+            .collect();
+        let f = closed_loop(&client, sweep, c, 202).await;
+        print(&format!("0. first deliveries, concurrency {c}"), &f);
+    }
+
     let bodies: Vec<Value> = (0..o.requests)
         .map(|i| started(&format!("c-{run}-{i}"), "app", &format!("evt-{run}-{i}"), &crate::now_rfc3339()))
         .collect();

@@ -53,8 +53,14 @@ pub struct PayloadError {
     pub problem: String,
 }
 
+impl PayloadError {
+    pub fn new(field: &str, problem: impl Into<String>) -> PayloadError {
+        PayloadError { field: field.to_owned(), problem: problem.into() }
+    }
+}
+
 fn err(field: &str, problem: impl Into<String>) -> PayloadError {
-    PayloadError { field: field.to_owned(), problem: problem.into() }
+    PayloadError::new(field, problem)
 }
 
 /// What a valid delivery says, parsed.
@@ -87,8 +93,8 @@ pub struct Claimed {
     pub application_id: Option<String>,
 }
 
-pub fn claimed(body: &[u8], key_field: &str) -> Claimed {
-    let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(body) else {
+pub fn claimed(body: &Value, key_field: &str) -> Claimed {
+    let Value::Object(m) = body else {
         return Claimed::default();
     };
     let s = |k: &str| m.get(k).and_then(Value::as_str).map(|v| v.chars().take(256).collect::<String>());

@@ -23,6 +23,33 @@ pub struct Receiver {
     pub store: Arc<dyn EventStore>,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
+    pub recent: Arc<RecentKeys>,
+}
+
+/// Idempotency keys this process committed lately, so that a duplicate is
+/// answered without a database read. Two generations bound the memory; a key
+/// that fell out is still found in the store.
+#[derive(Default)]
+pub struct RecentKeys {
+    generations: std::sync::Mutex<[std::collections::HashMap<String, (String, String)>; 2]>,
+}
+
+const RECENT_KEYS_PER_GENERATION: usize = 50_000;
+
+impl RecentKeys {
+    /// (event id, trace id) of the committed delivery holding `key`.
+    pub fn get(&self, key: &str) -> Option<(String, String)> {
+        let g = self.generations.lock().expect("recent keys lock");
+        g[0].get(key).or_else(|| g[1].get(key)).cloned()
+    }
+
+    pub fn insert(&self, key: String, event_id: String, trace_id: String) {
+        let mut g = self.generations.lock().expect("recent keys lock");
+        if g[0].len() >= RECENT_KEYS_PER_GENERATION {
+            g[1] = std::mem::take(&mut g[0]);
+        }
+        g[0].insert(key, (event_id, trace_id));
+    }
 }
 
 pub fn router(r: Receiver) -> Router {
@@ -125,7 +152,8 @@ async fn handle(r: &Receiver, headers: &HeaderMap, body: Body, trace_id: &TraceI
         Err(SignatureError::MissingSignature) if unsigned_allowed => {}
         Err(e) => {
             r.metrics.signature_invalid.inc();
-            fill_claimed(&mut rec, &bytes, r.policy.key_field(), r.policy.redact_fields());
+            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            fill_claimed(&mut rec, &body, r.policy.key_field(), r.policy.redact_fields());
             tracing::warn!(code = e.code(), "webhook rejected: {e}");
             rec.reject_code = Some(e.code().into());
             return reject(r, rec, error(StatusCode::UNAUTHORIZED, e.code(), e.to_string())).await;
@@ -134,30 +162,23 @@ async fn handle(r: &Receiver, headers: &HeaderMap, body: Body, trace_id: &TraceI
 
     let mut value: Value = match serde_json::from_slice(&bytes) {
         Ok(v @ Value::Object(_)) => v,
-        Ok(_) => {
-            return invalid(
-                r,
-                rec,
-                &bytes,
-                PayloadError { field: "body".into(), problem: "must be a JSON object".into() },
-            )
-            .await;
-        }
+        Ok(_) => return invalid(r, rec, &Value::Null, PayloadError::new("body", "must be a JSON object")).await,
         Err(e) => {
-            return invalid(
-                r,
-                rec,
-                &bytes,
-                PayloadError { field: "body".into(), problem: format!("not valid JSON ({e})") },
-            )
-            .await;
+            return invalid(r, rec, &Value::Null, PayloadError::new("body", format!("not valid JSON ({e})"))).await;
         }
     };
+
+    // A key already committed is answered from the store before any other work:
+    // no redaction, no validation, no Temporal call, no wait for a commit.
+    if let Some(answer) = duplicate_fast_path(r, &rec, &value, trace_id).await {
+        return answer;
+    }
+
     intake::redact(&mut value, r.policy.redact_fields());
     let redacted = value.to_string();
     let parsed = match intake::parse(&value, &r.policy) {
         Ok(p) => p,
-        Err(e) => return invalid(r, rec, redacted.as_bytes(), e).await,
+        Err(e) => return invalid(r, rec, &value, e).await,
     };
     let span = tracing::Span::current();
     span.record("event_id", parsed.event_id.as_str());
@@ -177,22 +198,10 @@ async fn handle(r: &Receiver, headers: &HeaderMap, body: Body, trace_id: &TraceI
         rec.signal = Some(serde_json::to_string(&signal).expect("signals serialize"));
     }
 
-    // Fast path: a key already committed is answered from the store, with no
-    // Temporal call and without waiting for the duplicate's own row to commit.
-    match r.store.find_key(parsed.idempotency_key.as_str()).await {
-        Ok(Some(original)) if original.event_id == parsed.event_id.as_str() => {
-            r.metrics.duplicate_event.inc();
-            rec.intent = Intent::Duplicate;
-            r.store.record_later(rec);
-            tracing::info!(original_trace_id = %original.trace_id, "duplicate delivery acknowledged");
-            return duplicate_answer(&parsed.event_id.to_string(), trace_id, &original.trace_id);
-        }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "idempotency look-up failed; deciding at commit"),
-    }
-
+    let key = parsed.idempotency_key.to_string();
     match r.store.commit(rec).await {
         Ok(Committed::Accepted { seq }) => {
+            r.recent.insert(key, parsed.event_id.to_string(), trace_id.to_string());
             r.metrics.accepted.inc();
             tracing::info!(seq, "webhook committed");
             Answer {
@@ -202,6 +211,7 @@ async fn handle(r: &Receiver, headers: &HeaderMap, body: Body, trace_id: &TraceI
             }
         }
         Ok(Committed::Ignored { seq }) => {
+            r.recent.insert(key, parsed.event_id.to_string(), trace_id.to_string());
             r.metrics.ignored.inc();
             tracing::info!(seq, event_type = %parsed.event_type_raw, "event type not acted on; recorded");
             Answer {
@@ -246,9 +256,38 @@ fn duplicate_answer(event_id: &str, trace_id: &TraceId, original_trace_id: &str)
     }
 }
 
-fn fill_claimed(rec: &mut DeliveryRecord, body: &[u8], key_field: &str, redact_fields: &[String]) {
-    // Claimed identifiers of an unauthenticated body are kept for forensics,
-    // flagged by `signature_valid = false`; a name the policy redacts is never kept.
+async fn duplicate_fast_path(r: &Receiver, rec: &DeliveryRecord, body: &Value, trace_id: &TraceId) -> Option<Answer> {
+    let key = body.get(r.policy.key_field())?.as_str()?;
+    let event_id = body.get("event_id")?.as_str()?;
+    let (original_event, original_trace) = match r.recent.get(key) {
+        Some(hit) => hit,
+        None => match r.store.find_key(key).await {
+            Ok(Some(o)) => (o.event_id, o.trace_id),
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(error = %e, "idempotency look-up failed; deciding at commit");
+                return None;
+            }
+        },
+    };
+    if original_event != event_id {
+        return None; // a conflict: the commit path records and answers it
+    }
+    r.metrics.duplicate_event.inc();
+    let mut dup = rec.clone();
+    fill_claimed(&mut dup, body, r.policy.key_field(), r.policy.redact_fields());
+    dup.intent = Intent::Duplicate;
+    // The original keeps the payload; a duplicate row keeps the body hash.
+    dup.payload = None;
+    tracing::Span::current().record("event_id", event_id);
+    tracing::info!(original_trace_id = %original_trace, "duplicate delivery acknowledged");
+    r.store.record_later(dup);
+    Some(duplicate_answer(event_id, trace_id, &original_trace))
+}
+
+fn fill_claimed(rec: &mut DeliveryRecord, body: &Value, key_field: &str, redact_fields: &[String]) {
+    // Identifiers as the body claims them (for a rejected delivery: unverified,
+    // and flagged so by `signature_valid`); a name the policy redacts is never kept.
     let c = intake::claimed(body, key_field);
     let keep = |name: &str, v: Option<String>| v.filter(|_| !redact_fields.iter().any(|f| f == name));
     rec.event_id = keep("event_id", c.event_id);
@@ -259,7 +298,7 @@ fn fill_claimed(rec: &mut DeliveryRecord, body: &[u8], key_field: &str, redact_f
     rec.application_id = keep("application_id", c.application_id);
 }
 
-async fn invalid(r: &Receiver, mut rec: DeliveryRecord, body: &[u8], e: PayloadError) -> Answer {
+async fn invalid(r: &Receiver, mut rec: DeliveryRecord, body: &Value, e: PayloadError) -> Answer {
     fill_claimed(&mut rec, body, r.policy.key_field(), r.policy.redact_fields());
     rec.reject_code = Some("invalid_payload".into());
     tracing::warn!(field = %e.field, "webhook rejected: {e}");
