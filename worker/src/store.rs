@@ -173,6 +173,9 @@ enum Op {
 pub struct SqliteStore {
     reads: SqlitePool,
     tx: mpsc::Sender<Op>,
+    /// Rows nobody waits for (duplicates): written after, and never ahead of,
+    /// the rows someone's answer waits on.
+    later: mpsc::Sender<Op>,
     notify: Arc<Notify>,
 }
 
@@ -189,20 +192,48 @@ impl SqliteStore {
             .foreign_keys(true);
         let mut writer = SqliteConnection::connect_with(&opts).await?;
         sqlx::migrate!("./migrations/sqlite").run(&mut writer).await?;
+        // Checkpoints would otherwise run inside a commit group now and then and
+        // stall every request in it; a connection of their own runs them.
+        sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut writer).await?;
+        let checkpointer = SqliteConnection::connect_with(&opts).await?;
+        tokio::spawn(checkpoint_loop(checkpointer));
         let reads = SqlitePoolOptions::new().max_connections(8).connect_with(opts.read_only(true)).await?;
         let (tx, rx) = mpsc::channel::<Op>(8192);
+        let (later, later_rx) = mpsc::channel::<Op>(65_536);
         let notify = Arc::new(Notify::new());
-        tokio::spawn(writer_loop(writer, rx, notify.clone()));
-        Ok(SqliteStore { reads, tx, notify })
+        tokio::spawn(writer_loop(writer, rx, later_rx, notify.clone()));
+        Ok(SqliteStore { reads, tx, later, notify })
     }
 }
 
-async fn writer_loop(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Op>, notify: Arc<Notify>) {
+/// Deferred rows one group may carry along with rows that are waited on.
+const LATER_PER_GROUP: usize = 32;
+
+async fn writer_loop(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::Receiver<Op>,
+    mut later: mpsc::Receiver<Op>,
+    notify: Arc<Notify>,
+) {
     let mut batch = Vec::with_capacity(MAX_GROUP);
-    while let Some(first) = rx.recv().await {
+    loop {
+        let first = tokio::select! {
+            biased;
+            op = rx.recv() => op,
+            op = later.recv() => op,
+        };
+        let Some(first) = first else { break };
         batch.push(first);
         while batch.len() < MAX_GROUP {
             match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let waited_on = batch.iter().any(|op| !matches!(op, Op::Commit(_, None)));
+        let room = if waited_on { LATER_PER_GROUP } else { MAX_GROUP };
+        for _ in 0..room.min(MAX_GROUP.saturating_sub(batch.len())) {
+            match later.try_recv() {
                 Ok(op) => batch.push(op),
                 Err(_) => break,
             }
@@ -257,6 +288,15 @@ async fn writer_loop(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Op>, not
                     let _ = reply.send(r.map(|_| ()));
                 }
             }
+        }
+    }
+}
+
+async fn checkpoint_loop(mut conn: SqliteConnection) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut conn).await {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
         }
     }
 }
@@ -373,7 +413,7 @@ impl EventStore for SqliteStore {
     }
 
     fn record_later(&self, rec: DeliveryRecord) {
-        if let Err(e) = self.tx.try_send(Op::Commit(rec, None)) {
+        if let Err(e) = self.later.try_send(Op::Commit(rec, None)) {
             tracing::warn!(error = %e, "event store queue full; a duplicate-delivery row was not recorded");
         }
     }
