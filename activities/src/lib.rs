@@ -15,7 +15,35 @@ use std::time::Duration;
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
-use vbridge_proto::{AtsWriteRequest, AtsWriteResult};
+use vbridge_proto::{AtsWriteRequest, AtsWriteResult, DecisionBatch, DecisionRecord};
+
+/// Where decision records go: the append-only audit log. Appending a record
+/// whose `record_id` is already there is a no-op, so retries never duplicate.
+#[async_trait::async_trait]
+pub trait AuditSink: Send + Sync + 'static {
+    async fn append(&self, records: Vec<DecisionRecord>) -> Result<(), String>;
+}
+
+/// Appends the workflow's decision records to the audit log.
+pub struct AuditActivities {
+    pub sink: Arc<dyn AuditSink>,
+}
+
+#[activities]
+impl AuditActivities {
+    #[activity]
+    #[tracing::instrument(skip_all, fields(records = batch.records.len(), trace_id = batch.records.first().map(|r| r.trace_id.as_str()).unwrap_or("")))]
+    pub async fn append_decisions(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        batch: DecisionBatch,
+    ) -> Result<(), ActivityError> {
+        self.sink.append(batch.records).await.map_err(|e| {
+            tracing::warn!(error = %e, "audit append failed; Temporal retries it");
+            ActivityError::application(ApplicationFailure::builder(e).type_name("AuditAppendFailed".to_owned()).build())
+        })
+    }
+}
 
 /// Failure type of a write the ATS refused for good (a 4xx other than 408/429).
 /// Listed in the activity's retry policy as non-retryable.
@@ -43,12 +71,39 @@ pub struct AtsActivities {
     client: reqwest::Client,
     config: AtsConfig,
     pub metrics: Arc<AtsMetrics>,
+    /// Every attempt and its result goes to the audit log when set.
+    pub audit: Option<Arc<dyn AuditSink>>,
 }
 
 impl AtsActivities {
-    pub fn new(config: AtsConfig, metrics: Arc<AtsMetrics>) -> AtsActivities {
+    pub fn new(config: AtsConfig, metrics: Arc<AtsMetrics>, audit: Option<Arc<dyn AuditSink>>) -> AtsActivities {
         let client = reqwest::Client::builder().pool_max_idle_per_host(32).build().expect("building the HTTP client");
-        AtsActivities { client, config, metrics }
+        AtsActivities { client, config, metrics, audit }
+    }
+
+    /// One `ats_attempt` record, its id from the write's idempotency key and the attempt.
+    async fn record_attempt(&self, req: &AtsWriteRequest, attempt: u32, result: &str, reason: String) {
+        let Some(sink) = &self.audit else { return };
+        let id = Sha256::digest(format!("ats-attempt\n{}\n{attempt}", req.idempotency_key).as_bytes());
+        let record = DecisionRecord {
+            record_id: format!("att-{}", hex::encode(&id[..20])),
+            recorded_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            kind: "ats_attempt".into(),
+            candidate_id: req.candidate_id.clone(),
+            application_id: req.application_id.clone(),
+            event_id: req.event_id.clone(),
+            idempotency_key: req.idempotency_key.clone(),
+            state_after: req.fields.get("verification_state").cloned().unwrap_or_default(),
+            reason,
+            write_targets: write_target(req),
+            delivery_attempt: attempt,
+            processing_result: result.into(),
+            trace_id: req.trace_id.clone(),
+            ..Default::default()
+        };
+        if let Err(e) = sink.append(vec![record]).await {
+            tracing::warn!(error = %e, "could not record the ATS attempt");
+        }
     }
 }
 
@@ -121,6 +176,7 @@ impl AtsActivities {
                 self.metrics.write_failures.fetch_add(1, Ordering::Relaxed);
                 let what = if e.is_timeout() { "timed out" } else { "could not connect" };
                 tracing::warn!(error = %e, "ATS write {what}; will retry");
+                self.record_attempt(&req, attempt, "retryable", format!("ATS write {what}")).await;
                 return Err(transient(format!("ATS write {what}: {e}"), backoff));
             }
         };
@@ -128,18 +184,21 @@ impl AtsActivities {
         if resp.status().is_success() {
             self.metrics.writes_ok.fetch_add(1, Ordering::Relaxed);
             tracing::info!(status, "ATS write done");
+            self.record_attempt(&req, attempt, "written", format!("HTTP {status}")).await;
             return Ok(AtsWriteResult { http_status: status as u32, attempt, target: write_target(&req) });
         }
         self.metrics.write_failures.fetch_add(1, Ordering::Relaxed);
         if status == 408 || status == 429 || status >= 500 {
             let delay = if status == 429 { retry_after(&resp).unwrap_or(backoff) } else { backoff };
             tracing::warn!(status, delay_ms = delay.as_millis() as u64, "ATS answered a retryable status");
+            self.record_attempt(&req, attempt, "retryable", format!("HTTP {status}")).await;
             return Err(transient(format!("ATS answered {status}"), delay));
         }
         self.metrics.permanent_rejections.fetch_add(1, Ordering::Relaxed);
         let text = resp.text().await.unwrap_or_default();
         let snippet: String = text.chars().take(200).collect();
         tracing::error!(status, body = %snippet, "ATS rejected the write permanently");
+        self.record_attempt(&req, attempt, "rejected", format!("HTTP {status}: {snippet}")).await;
         Err(ActivityError::application(
             ApplicationFailure::builder(format!("ATS rejected the write with {status}: {snippet}"))
                 .type_name(PERMANENT_REJECTION.to_owned())

@@ -1,6 +1,7 @@
 //! The one integration-test binary. Every test runs against real parts: the
 //! Temporal CLI's dev server, SQLite, real HTTP, and the sandbox ATS.
 
+mod audit;
 mod harness;
 mod replay;
 mod spine;

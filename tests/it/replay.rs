@@ -1,7 +1,10 @@
 //! Replay: a saved `CandidateVerification` history (SDK JSON) must replay
 //! against today's workflow code, so a non-deterministic change fails CI.
-//! Regenerate the file on purpose with `VBRIDGE_WRITE_HISTORY=1` (and keep the
-//! old one too, under another name, when the change is patched).
+//! Every file in `tests/histories/` is replayed: keep the old ones when a
+//! change is patched (`ctx.patched`), and add the new shape with
+//! `VBRIDGE_WRITE_HISTORY=1`, which writes `LATEST`.
+//! - `candidate_verification.json`: before the audit-log patch;
+//! - `candidate_verification_audit.json`: with the `audit-log-v1` patch.
 
 use crate::harness::{TestApp, at};
 use temporalio_client::{WorkflowFetchHistoryOptions, WorkflowHistory};
@@ -9,7 +12,8 @@ use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOption
 use vbridge::client::{decision, started};
 use vbridge_workflows::CandidateVerification;
 
-const SAVED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/histories/candidate_verification.json");
+const HISTORIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/histories");
+const LATEST: &str = "candidate_verification_audit.json";
 
 fn replayer() -> WorkflowReplayer {
     let opts =
@@ -18,10 +22,23 @@ fn replayer() -> WorkflowReplayer {
 }
 
 #[tokio::test]
-async fn saved_history_replays_deterministically() {
-    let bytes = std::fs::read(SAVED).unwrap_or_else(|e| panic!("{SAVED}: {e}; record it with VBRIDGE_WRITE_HISTORY=1"));
-    let history = WorkflowHistory::from_json(&bytes).expect("SDK JSON history");
-    replayer().replay_workflow(history).await.expect("the saved history replays against the current workflow code");
+async fn saved_histories_replay_deterministically() {
+    let mut files: Vec<_> = std::fs::read_dir(HISTORIES)
+        .expect("tests/histories")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "expected the pre-audit and the audit histories, found {files:?}");
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        let history = WorkflowHistory::from_json(&bytes).expect("SDK JSON history");
+        replayer()
+            .replay_workflow(history)
+            .await
+            .unwrap_or_else(|e| panic!("{} no longer replays against the workflow code: {e}", f.display()));
+    }
 }
 
 #[tokio::test]
@@ -37,6 +54,6 @@ async fn a_fresh_history_replays_and_can_be_saved() {
     replayer().replay_workflow(WorkflowHistory::from_json(&json).unwrap()).await.expect("replay");
     if std::env::var("VBRIDGE_WRITE_HISTORY").as_deref() == Ok("1") {
         let pretty = serde_json::to_vec_pretty(&serde_json::from_slice::<serde_json::Value>(&json).unwrap()).unwrap();
-        std::fs::write(SAVED, pretty).unwrap();
+        std::fs::write(format!("{HISTORIES}/{LATEST}"), pretty).unwrap();
     }
 }

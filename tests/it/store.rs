@@ -85,3 +85,24 @@ async fn the_database_refuses_update_and_delete() {
     let del = sqlx::query("DELETE FROM deliveries").execute(&pool).await;
     assert!(del.unwrap_err().to_string().contains("append-only"));
 }
+
+#[tokio::test]
+async fn a_decision_appended_twice_is_stored_once_and_chains_verify() {
+    let (s, _) = store("decisions").await;
+    s.commit(rec("k1", "e1")).await.unwrap();
+    let d = vbridge_proto::DecisionRecord {
+        record_id: "dec-1".into(),
+        kind: "applied".into(),
+        candidate_id: "c".into(),
+        application_id: "a".into(),
+        event_id: "e1".into(),
+        ..Default::default()
+    };
+    s.append_decisions(vec![d.clone()]).await.unwrap();
+    s.append_decisions(vec![d.clone(), d]).await.unwrap();
+    let stored = s.decisions(Some("c"), None).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].chain_pos, 2, "the delivery is position 1 of the same stream");
+    let report = s.verify_chains().await.unwrap();
+    assert_eq!((report.records, report.broken), (2, None));
+}

@@ -35,7 +35,8 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::default());
     let mut tasks = tokio::task::JoinSet::new();
 
-    let store = if roles.contains(&Role::Receiver) || roles.contains(&Role::Relay) {
+    // Every role uses the store: the worker appends decisions to the audit log.
+    let store = if !roles.is_empty() {
         if let Some(path) = cfg.database_url.strip_prefix("sqlite://") {
             if let Some(dir) = std::path::Path::new(path).parent() {
                 std::fs::create_dir_all(dir)?;
@@ -57,6 +58,7 @@ pub async fn serve(
             metrics: metrics.clone(),
             max_body_bytes: cfg.max_body_bytes,
             recent: Default::default(),
+            api_token: cfg.api_token.clone(),
         });
         let mut rx = shutdown.clone();
         tasks.spawn(async move {
@@ -146,6 +148,7 @@ async fn run_temporal_roles(
         let ats =
             AtsConfig { base_url: cfg.ats_url.clone().unwrap_or_default(), bearer_token: cfg.ats_bearer_token.clone() };
         let ats_metrics = metrics.ats.clone();
+        let audit: Arc<dyn vbridge_activities::AuditSink> = store.clone().expect("store is open for the worker");
         let task_queue = cfg.task_queue.clone();
         let shutdown = shutdown.clone();
         worker_loop = Some(async move {
@@ -155,7 +158,16 @@ async fn run_temporal_roles(
                 let stop = async move {
                     let _ = rx.wait_for(|v| *v).await;
                 };
-                match temporal::run_worker(client.clone(), &task_queue, ats.clone(), ats_metrics.clone(), stop).await {
+                match temporal::run_worker(
+                    client.clone(),
+                    &task_queue,
+                    ats.clone(),
+                    ats_metrics.clone(),
+                    audit.clone(),
+                    stop,
+                )
+                .await
+                {
                     Ok(()) if *shutdown.borrow() => return,
                     Ok(()) => tracing::warn!("Temporal worker stopped; restarting"),
                     Err(e) => {

@@ -22,6 +22,7 @@ pub struct FileConfig {
     pub task_queue: Option<String>,
     pub ats_url: Option<String>,
     pub ats_bearer_token: Option<String>,
+    pub api_token: Option<String>,
     pub max_body_bytes: Option<usize>,
     pub ats_retry_initial_ms: Option<u32>,
     pub ats_retry_max_ms: Option<u32>,
@@ -63,6 +64,8 @@ pub struct Config {
     pub task_queue: String,
     pub ats_url: Option<String>,
     pub ats_bearer_token: Option<String>,
+    /// Bearer token the read API (`/v1/...`) requires, when set.
+    pub api_token: Option<String>,
     pub max_body_bytes: usize,
     pub tuning: Tuning,
 }
@@ -163,8 +166,18 @@ impl Config {
             task_queue: env("VBRIDGE_TASK_QUEUE").or(fc.task_queue).unwrap_or_else(|| "verification-bridge".into()),
             ats_url,
             ats_bearer_token: env("VBRIDGE_ATS_BEARER_TOKEN").or(fc.ats_bearer_token),
+            api_token: env("VBRIDGE_API_TOKEN").or(fc.api_token),
             max_body_bytes: env_num("VBRIDGE_MAX_BODY_BYTES")?.or(fc.max_body_bytes).unwrap_or(256 * 1024),
             tuning,
         })
     }
+}
+
+/// The event store URL as `serve` would find it, for the offline tools
+/// (`audit verify`, `timeline`), which need nothing else.
+pub fn database_url_from_env() -> String {
+    env("VBRIDGE_DATABASE_URL").unwrap_or_else(|| {
+        let dir = env("VBRIDGE_DATA_DIR").unwrap_or_else(|| "./data".into());
+        format!("sqlite://{}", Path::new(&dir).join("vbridge.db").display())
+    })
 }

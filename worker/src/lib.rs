@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod chain;
 pub mod client;
 pub mod config;
 pub mod dev;
@@ -19,6 +20,7 @@ pub mod signature;
 pub mod simulate;
 pub mod store;
 pub mod temporal;
+pub mod timeline;
 
 /// Now, as RFC 3339 UTC with milliseconds (the store's time format).
 pub fn now_rfc3339() -> String {

@@ -44,6 +44,20 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8090")]
         listen: String,
     },
+    /// Audit-log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Export a candidate's timeline from the audit log.
+    Timeline {
+        #[arg(long)]
+        candidate: String,
+        #[arg(long)]
+        application: Option<String>,
+        #[arg(long, value_enum, default_value_t = TimelineFormat::Json)]
+        format: TimelineFormat,
+    },
     /// Policy tools.
     Policy {
         #[command(subcommand)]
@@ -79,6 +93,19 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every hash chain; report the first broken link; exit 1 if one is.
+    Verify,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum TimelineFormat {
+    Json,
+    Csv,
+    Html,
+}
+
+#[derive(Subcommand)]
 enum PolicyCommand {
     /// Validate a policy file; prints every problem with its key path.
     Check { file: PathBuf },
@@ -106,6 +133,10 @@ async fn main() -> ExitCode {
             vbridge::dev::run(vbridge::dev::DevOptions { config, temporal_port, ui_port, ats_port }).await
         }
         Command::SandboxAts { listen } => sandbox(&listen).await,
+        Command::Audit { command: AuditCommand::Verify } => return audit_verify().await,
+        Command::Timeline { candidate, application, format } => {
+            timeline(&candidate, application.as_deref(), format).await
+        }
         Command::Policy { command: PolicyCommand::Check { file } } => return policy_check(&file),
         Command::Bench { requests, concurrency, signal_starts, rate, rate_seconds, end_to_end } => {
             let o =
@@ -170,4 +201,47 @@ fn policy_check(file: &std::path::Path) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+async fn audit_verify() -> ExitCode {
+    let url = vbridge::config::database_url_from_env();
+    let report = match vbridge::store::open(&url).await {
+        Ok(store) => store.verify_chains().await,
+        Err(e) => Err(e),
+    };
+    match report {
+        Ok(r) => {
+            println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+            match &r.broken {
+                None => {
+                    eprintln!("audit verify: {} records in {} chains, every link intact", r.records, r.streams);
+                    ExitCode::SUCCESS
+                }
+                Some(b) => {
+                    eprintln!(
+                        "audit verify: BROKEN at {} (stream {}, position {}): {}",
+                        b.record, b.stream, b.chain_pos, b.problem
+                    );
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("audit verify: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn timeline(candidate: &str, application: Option<&str>, format: TimelineFormat) -> anyhow::Result<()> {
+    vbridge_workflows::domain::CandidateId::parse(candidate)?;
+    let store = vbridge::store::open(&vbridge::config::database_url_from_env()).await?;
+    let t = vbridge::timeline::build(store.as_ref(), candidate, application).await?;
+    let out = match format {
+        TimelineFormat::Json => serde_json::to_string_pretty(&t)?,
+        TimelineFormat::Csv => vbridge::timeline::to_csv(&t),
+        TimelineFormat::Html => vbridge::timeline::to_html(&t),
+    };
+    print!("{out}");
+    Ok(())
 }

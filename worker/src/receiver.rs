@@ -24,6 +24,7 @@ pub struct Receiver {
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
     pub recent: Arc<RecentKeys>,
+    pub api_token: Option<String>,
 }
 
 /// Idempotency keys this process committed lately, so that a duplicate is
@@ -57,7 +58,55 @@ pub fn router(r: Receiver) -> Router {
         .route("/webhooks/verification", post(webhook))
         .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
         .route("/metrics", get(metrics))
+        .route("/v1/candidates/{id}/timeline", get(candidate_timeline))
         .with_state(r)
+}
+
+#[derive(serde::Deserialize)]
+struct TimelineQuery {
+    application_id: Option<String>,
+}
+
+/// `GET /v1/candidates/{id}/timeline`: the audit timeline as JSON.
+#[tracing::instrument(skip_all, fields(candidate_id = %id))]
+async fn candidate_timeline(
+    State(r): State<Receiver>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    axum::extract::Query(q): axum::extract::Query<TimelineQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(token) = &r.api_token {
+        let given =
+            headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let ok = given.is_some_and(|g| subtle::ConstantTimeEq::ct_eq(g.as_bytes(), token.as_bytes()).into());
+        if !ok {
+            return (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({"error": {"code": "unauthorized", "message": "a valid bearer token is required"}})),
+            )
+                .into_response();
+        }
+    }
+    if vbridge_workflows::domain::CandidateId::parse(&id).is_err() {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": {"code": "invalid_candidate_id", "message": "not a candidate id"}})),
+        )
+            .into_response();
+    }
+    match crate::timeline::build(r.store.as_ref(), &id, q.application_id.as_deref()).await {
+        Ok(t) => axum::Json(t).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "timeline failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(
+                    json!({"error": {"code": "unavailable", "message": "the event store cannot be read right now"}}),
+                ),
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn metrics(State(r): State<Receiver>) -> impl IntoResponse {

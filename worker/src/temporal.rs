@@ -8,7 +8,7 @@ use temporalio_client::{
 };
 use temporalio_common::search_attributes::SearchAttributes;
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
-use vbridge_activities::{AtsActivities, AtsConfig, AtsMetrics};
+use vbridge_activities::{AtsActivities, AtsConfig, AtsMetrics, AuditActivities, AuditSink};
 use vbridge_proto::{EventSignal, Tuning, WorkflowInput};
 use vbridge_workflows::Policy;
 use vbridge_workflows::workflow::{CandidateVerification, SA_APPLICATION_ID, SA_CANDIDATE_ID, SEARCH_ATTRIBUTES};
@@ -141,12 +141,14 @@ pub async fn run_worker(
     task_queue: &str,
     ats: AtsConfig,
     ats_metrics: Arc<AtsMetrics>,
+    audit: Arc<dyn AuditSink>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let runtime = Runtime::from_current_tokio(Default::default())?;
     let options = WorkerOptions::new(task_queue.to_owned())
         .register_workflow::<CandidateVerification>()?
-        .register_activities(AtsActivities::new(ats, ats_metrics))
+        .register_activities(AtsActivities::new(ats, ats_metrics, Some(audit.clone())))
+        .register_activities(AuditActivities { sink: audit })
         .build();
     let mut worker = Worker::new(&runtime, client, options)?;
     let stop = worker.shutdown_handle();

@@ -19,10 +19,15 @@ use temporalio_sdk::{
     ActivityExecutionError, ActivityOptions, ContinueAsNewOptions, SyncWorkflowContext, WorkflowContext,
     WorkflowContextView, WorkflowResult,
 };
-use vbridge_activities::{AtsActivities, PERMANENT_REJECTION};
+use vbridge_activities::{AtsActivities, AuditActivities, PERMANENT_REJECTION};
 use vbridge_proto::{
-    AtsWriteRequest, EventSignal, PendingWrite, Snapshot, StateView, TimelineEntry, Tuning, WorkflowInput,
+    AtsWriteRequest, DecisionBatch, DecisionRecord, EventSignal, PendingWrite, Snapshot, StateView, TimelineEntry,
+    Tuning, WorkflowInput,
 };
+
+/// Patch: timeline entries are appended to the audit log through an activity.
+/// Histories recorded before it replay without those activities.
+pub const AUDIT_PATCH: &str = "audit-log-v1";
 
 pub const SA_VERIFICATION_STATE: SearchAttributeKey<String> = SearchAttributeKey::keyword("VerificationState");
 pub const SA_CANDIDATE_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("CandidateId");
@@ -66,6 +71,8 @@ pub struct CandidateVerification {
     pending: VecDeque<PendingWrite>,
     /// Bumped by every signal, so the run loop wakes up to check history size.
     signals: u64,
+    /// Timeline entries already appended to the audit log.
+    recorded: u32,
 }
 
 fn rfc3339(t: Option<SystemTime>) -> String {
@@ -87,8 +94,44 @@ impl CandidateVerification {
             event_id: ev.event_id.clone(),
             state_before: self.machine.state.as_str().to_owned(),
             trace_id: ev.trace_id.clone(),
+            event_type: ev.event_type.clone(),
+            occurred_at: ev.occurred_at.clone(),
+            received_at: ev.received_at.clone(),
+            idempotency_key: ev.idempotency_key.clone(),
+            delivery_attempt: ev.delivery_attempt,
             ..Default::default()
         }
+    }
+
+    /// Timeline entries not yet in the audit log, as decision records. The
+    /// record id is the entry's place in this workflow's timeline, so a retried
+    /// append (or a replay) names the same records.
+    fn unrecorded(&self, workflow_id: &str) -> Vec<DecisionRecord> {
+        self.timeline
+            .iter()
+            .enumerate()
+            .skip(self.recorded as usize)
+            .map(|(i, t)| DecisionRecord {
+                record_id: decision_record_id(workflow_id, i),
+                recorded_at: t.at.clone(),
+                kind: t.kind.clone(),
+                candidate_id: self.candidate_id.clone(),
+                application_id: self.application_id.clone(),
+                event_id: t.event_id.clone(),
+                event_type: t.event_type.clone(),
+                occurred_at: t.occurred_at.clone(),
+                received_at: t.received_at.clone(),
+                idempotency_key: t.idempotency_key.clone(),
+                state_before: t.state_before.clone(),
+                state_after: t.state_after.clone(),
+                reason: t.reason.clone(),
+                write_targets: t.target.clone(),
+                delivery_attempt: if t.attempt > 0 { t.attempt } else { t.delivery_attempt },
+                processing_result: t.kind.clone(),
+                trace_id: t.trace_id.clone(),
+                ..Default::default()
+            })
+            .collect()
     }
 
     fn snapshot(&self) -> Snapshot {
@@ -98,6 +141,7 @@ impl CandidateVerification {
             timeline: self.timeline.clone(),
             pending: self.pending.iter().cloned().collect(),
             inbox: vec![],
+            recorded: self.recorded,
         }
     }
 
@@ -212,6 +256,12 @@ impl CandidateVerification {
     }
 }
 
+/// The audit record id of the `index`-th timeline entry of a workflow.
+pub fn decision_record_id(workflow_id: &str, index: usize) -> String {
+    let h = Sha256::digest(format!("{workflow_id}\ntimeline\n{index}").as_bytes());
+    format!("dec-{}", &hex::encode(h)[..40])
+}
+
 /// The application failure type carried anywhere in an activity failure chain.
 fn failure_type(e: &ActivityExecutionError) -> Option<String> {
     let mut f = e.failure();
@@ -266,6 +316,7 @@ impl CandidateVerification {
             tuning.continue_as_new_after = default_tuning().continue_as_new_after;
         }
         let pending: VecDeque<PendingWrite> = carried.pending.into_iter().collect();
+        let recorded = carried.recorded;
         view.pending_writes = pending.len() as u32;
         CandidateVerification {
             candidate_id: input.candidate_id,
@@ -279,11 +330,14 @@ impl CandidateVerification {
             timeline: carried.timeline,
             pending,
             signals: 0,
+            recorded,
         }
     }
 
     #[run]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<()> {
+        let audit = ctx.patched(AUDIT_PATCH);
+        let workflow_id = ctx.workflow_id().to_owned();
         let initial = ctx.state(|s| {
             let mut u = s.sync_attributes();
             u.push(SA_CANDIDATE_ID.value_set(s.candidate_id.clone()));
@@ -293,8 +347,31 @@ impl CandidateVerification {
         ctx.upsert_search_attributes(initial);
         let mut signals_checked = 0u64;
         loop {
-            ctx.wait_condition(|s| !s.pending.is_empty() || s.signals != signals_checked).await?;
+            ctx.wait_condition(|s| {
+                !s.pending.is_empty()
+                    || s.signals != signals_checked
+                    || (audit && (s.recorded as usize) < s.timeline.len())
+            })
+            .await?;
             signals_checked = ctx.state(|s| s.signals);
+
+            if audit {
+                let records = ctx.state(|s| s.unrecorded(&workflow_id));
+                if !records.is_empty() {
+                    let n = records.len() as u32;
+                    let mut opts = ActivityOptions::start_to_close_timeout(Duration::from_secs(30));
+                    // The log must not lose a decision: retry until it is stored.
+                    opts.retry_policy = Some(
+                        RetryPolicy::builder()
+                            .initial_interval(Duration::from_millis(200))
+                            .maximum_interval(Duration::from_secs(30))
+                            .maximum_attempts(0)
+                            .build(),
+                    );
+                    ctx.execute_activity(AuditActivities::append_decisions, DecisionBatch { records }, opts).await?;
+                    ctx.state_mut(|s| s.recorded += n);
+                }
+            }
 
             let history_full = ctx.history_length() >= ctx.state(|s| s.tuning.continue_as_new_after)
                 || ctx.continue_as_new_suggested();

@@ -1,0 +1,214 @@
+//! The audit trail: decisions in the append-only log, hash chains that catch
+//! an edit made behind the bridge's back, the timeline export, and proof that
+//! biometric values are stored nowhere.
+
+use crate::harness::{TestApp, at};
+use std::process::Command;
+use std::time::Duration;
+use vbridge::client::{decision, started};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn vbridge(app: &TestApp, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_vbridge"))
+        .args(args)
+        .env("VBRIDGE_DATABASE_URL", format!("sqlite://{}", app.dir.join("vbridge.db").display()))
+        .env("VBRIDGE_LOG", "warn")
+        .output()
+        .expect("running vbridge")
+}
+
+/// Run the happy path and wait until its six decision records are stored.
+async fn verified_candidate(app: &TestApp, cand: &str) -> Vec<vbridge::store::StoredDecision> {
+    app.send(&started(cand, "app-a", &format!("evt-{cand}-1"), &at(-10))).await;
+    let d = decision(cand, "app-a", &format!("evt-{cand}-2"), &at(-5), "verified");
+    app.send(&d).await;
+    app.send(&d).await; // a duplicate delivery
+    app.wait_synced(cand, "app-a", "verified").await;
+    let store = vbridge::store::open(&format!("sqlite://{}", app.dir.join("vbridge.db").display())).await.unwrap();
+    app.wait_for("applied, ats_write and ats_attempt records", WAIT, || async {
+        let d = store.decisions(Some(cand), None).await.ok()?;
+        let n = |k: &str| d.iter().filter(|r| r.record.kind == k).count();
+        (n("applied") == 2 && n("ats_write") == 2 && n("ats_attempt") == 2).then_some(d)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn decisions_are_logged_with_required_fields_and_an_edit_breaks_the_chain() {
+    let app = TestApp::spawn("audit").await;
+    let decisions = verified_candidate(&app, "cand-a").await;
+    for r in decisions.iter().filter(|r| r.record.kind == "applied") {
+        let r = &r.record;
+        for (name, v) in [
+            ("event_id", &r.event_id),
+            ("event_type", &r.event_type),
+            ("occurred_at", &r.occurred_at),
+            ("received_at", &r.received_at),
+            ("candidate_id", &r.candidate_id),
+            ("application_id", &r.application_id),
+            ("idempotency_key", &r.idempotency_key),
+            ("processing_result", &r.processing_result),
+            ("trace_id", &r.trace_id),
+            ("state_before", &r.state_before),
+            ("state_after", &r.state_after),
+        ] {
+            assert!(!v.is_empty(), "{name} is empty in {r:?}");
+        }
+    }
+    let writes: Vec<_> = decisions.iter().filter(|r| r.record.kind == "ats_write").collect();
+    assert!(writes.iter().all(|w| w.record.write_targets.starts_with("application/app-a/verification-check/")));
+    // Nothing was appended twice, though workers retry and workflows replay.
+    let mut ids: Vec<_> = decisions.iter().map(|d| d.record.record_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), decisions.len());
+
+    let ok = vbridge(&app, &["audit", "verify"]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert!(report["records"].as_u64().unwrap() >= 9, "{report}");
+    assert!(report["broken"].is_null());
+
+    // Someone with database access rewrites history: drops the guard, edits a decision.
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", app.dir.join("vbridge.db").display())).await.unwrap();
+    let guarded =
+        sqlx::query("UPDATE decisions SET state_after = 'failed' WHERE kind = 'applied'").execute(&pool).await;
+    assert!(guarded.unwrap_err().to_string().contains("append-only"));
+    sqlx::query("DROP TRIGGER decisions_no_update").execute(&pool).await.unwrap();
+    let target = decisions.iter().find(|d| d.record.kind == "applied" && d.record.state_after == "verified").unwrap();
+    sqlx::query("UPDATE decisions SET state_after = 'failed' WHERE record_id = ?")
+        .bind(&target.record.record_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let bad = vbridge(&app, &["audit", "verify"]);
+    assert_eq!(bad.status.code(), Some(1), "verify must fail on an edited record");
+    let report: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
+    assert!(report["broken"]["record"].as_str().unwrap().contains(&target.record.record_id), "{report}");
+    assert!(report["broken"]["problem"].as_str().unwrap().contains("edited"), "{report}");
+}
+
+#[tokio::test]
+async fn timeline_exports_as_json_csv_and_a_printable_html_page() {
+    let app = TestApp::spawn("timeline").await;
+    verified_candidate(&app, "cand-t").await;
+    // A rejected delivery claiming the same candidate shows too.
+    app.client
+        .send_raw(serde_json::to_vec(&started("cand-t", "app-a", "evt-x", &at(-1))).unwrap(), vec![])
+        .await
+        .unwrap();
+
+    let json: serde_json::Value = app
+        .http
+        .get(format!("{}/v1/candidates/cand-t/timeline", app.bridge_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(json["current_state"], "verified");
+    assert!(json["chain"]["broken"].is_null(), "{}", json["chain"]);
+    let kinds: Vec<&str> = json["items"].as_array().unwrap().iter().map(|i| i["kind"].as_str().unwrap()).collect();
+    for k in ["accepted", "duplicate", "rejected", "applied", "ats_attempt", "ats_write"] {
+        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+    }
+    assert!(json["items"].as_array().unwrap().iter().all(|i| !i["trace_id"].as_str().unwrap().is_empty()));
+
+    let csv = vbridge(&app, &["timeline", "--candidate", "cand-t", "--format", "csv"]);
+    assert!(csv.status.success());
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    assert!(csv.starts_with("at,source,kind,event_id"));
+    assert_eq!(csv.lines().count(), kinds.len() + 1);
+
+    let html = vbridge(&app, &["timeline", "--candidate", "cand-t", "--application", "app-a", "--format", "html"]);
+    assert!(html.status.success());
+    let page = app.dir.join("evidence.html");
+    std::fs::write(&page, &html.stdout).unwrap();
+    let dom = chromium(&["--dump-dom", &format!("file://{}", page.display())]);
+    assert!(dom.contains(r#"<dd id="candidate">cand-t</dd>"#), "{dom}");
+    assert!(dom.contains(r#"<dd id="state">verified</dd>"#));
+    assert!(dom.contains("every link intact"));
+    assert!(dom.matches("<tr>").count() > kinds.len() / 2);
+    let png = app.dir.join("evidence.png");
+    chromium(&[
+        "--window-size=1400,900",
+        &format!("--screenshot={}", png.display()),
+        &format!("file://{}", page.display()),
+    ]);
+    let shot = std::fs::read(&png).expect("chromium wrote a screenshot");
+    assert!(shot.len() > 10_000 && shot.starts_with(b"\x89PNG"), "a real rendering, {} bytes", shot.len());
+}
+
+fn chromium(args: &[&str]) -> String {
+    let bin = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("headless Chromium is needed: apt-get install chromium (scripts/setup.sh installs it)");
+    let profile = std::env::temp_dir().join(format!("vbridge-chromium-{}", std::process::id()));
+    let out = Command::new(bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            &format!("--user-data-dir={}", profile.display()),
+        ])
+        .args(args)
+        .output()
+        .expect("running chromium");
+    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn biometric_values_are_stored_nowhere_only_their_hashes() {
+    let app = TestApp::spawn("pii").await;
+    let canary = format!("BIOMETRIC-CANARY-{}", std::process::id());
+    let hash = vbridge::intake::sha256_hex(canary.as_bytes());
+    let mut s = started("cand-p", "app-p", "evt-p-1", &at(-10));
+    s["biometric_templates"] = canary.clone().into();
+    s["signals"] = serde_json::json!({
+        "face": {"raw_face_image": canary},
+        "documents": [{"kind": "passport", "raw_document_image": canary}],
+    });
+    assert_eq!(app.send(&s).await.status, 202);
+    let mut d = decision("cand-p", "app-p", "evt-p-2", &at(-5), "verified");
+    d["signals"] = serde_json::json!({"liveness": {"raw_face_image": canary}});
+    app.send(&d).await;
+    // An unsigned delivery carrying the value is rejected and keeps no payload.
+    app.client.send_raw(serde_json::to_vec(&s).unwrap(), vec![]).await.unwrap();
+    app.wait_synced("cand-p", "app-p", "verified").await;
+    app.wait_for("decisions logged", WAIT, || async {
+        let store = vbridge::store::open(&format!("sqlite://{}", app.dir.join("vbridge.db").display())).await.ok()?;
+        (store.decisions(Some("cand-p"), None).await.ok()?.len() >= 6).then_some(())
+    })
+    .await;
+
+    let mut db_bytes = Vec::new();
+    for f in std::fs::read_dir(&app.dir).unwrap().flatten() {
+        let name = f.file_name().to_string_lossy().into_owned();
+        if name.starts_with("vbridge.db") {
+            db_bytes.extend(std::fs::read(f.path()).unwrap());
+        }
+    }
+    let db = String::from_utf8_lossy(&db_bytes);
+    assert!(!db.contains(&canary), "the biometric value is in the event store");
+    assert!(db.contains(&hash), "its SHA-256 is kept");
+
+    let handle = app
+        .temporal_client
+        .get_workflow_handle::<vbridge_workflows::CandidateVerification>("verification:cand-p:app-p");
+    let history = handle.fetch_history(Default::default()).to_json().await.unwrap();
+    assert!(!String::from_utf8_lossy(&history).contains(&canary), "the value is in the Temporal history");
+
+    let log = app.bridge_log();
+    assert!(!log.contains(&canary), "the value is in the bridge's log");
+    let ats = serde_json::to_string(&app.writes().await).unwrap();
+    assert!(!ats.contains(&canary), "the value reached the ATS");
+}
