@@ -31,13 +31,40 @@ const CONCURRENT_WORKFLOWS: usize = 32;
 impl Relay {
     pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let notify = self.store.committed_notify();
+        let use_cursor = self.store.seq_is_commit_order();
         let mut floor = 0i64;
         let mut backoff = Duration::from_millis(200);
+        let mut lease = None;
         loop {
             if *shutdown.borrow() {
                 return;
             }
-            let items = match self.store.unforwarded(floor, BATCH).await {
+            // Only the holder of the lease forwards: one relay at a time keeps
+            // each candidate's events in commit order across processes.
+            let holds = match lease.as_mut() {
+                Some(l) => crate::store::RelayLease::alive(l).await,
+                None => false,
+            };
+            if !holds {
+                lease = match self.store.relay_lease().await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "relay cannot take its lease");
+                        None
+                    }
+                };
+                if lease.is_none() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    continue;
+                }
+                tracing::info!("relay lease taken; forwarding");
+                floor = 0;
+            }
+            let after = if use_cursor { floor } else { 0 };
+            let items = match self.store.unforwarded(after, BATCH).await {
                 Ok(items) => items,
                 Err(e) => {
                     tracing::error!(error = %e, "relay cannot read the event store");
