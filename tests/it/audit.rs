@@ -2,7 +2,7 @@
 //! an edit made behind the bridge's back, the timeline export, and proof that
 //! biometric values are stored nowhere.
 
-use crate::harness::{TestApp, at};
+use crate::harness::{Options, TestApp, at, postgres_url, raw_sql};
 use std::process::Command;
 use std::time::Duration;
 use vbridge::client::{decision, started};
@@ -12,7 +12,7 @@ const WAIT: Duration = Duration::from_secs(60);
 fn vbridge(app: &TestApp, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_vbridge"))
         .args(args)
-        .env("VBRIDGE_DATABASE_URL", format!("sqlite://{}", app.dir.join("vbridge.db").display()))
+        .env("VBRIDGE_DATABASE_URL", app.database_url())
         .env("VBRIDGE_LOG", "warn")
         .output()
         .expect("running vbridge")
@@ -25,7 +25,7 @@ async fn verified_candidate(app: &TestApp, cand: &str) -> Vec<vbridge::store::St
     app.send(&d).await;
     app.send(&d).await; // a duplicate delivery
     app.wait_synced(cand, "app-a", "verified").await;
-    let store = vbridge::store::open(&format!("sqlite://{}", app.dir.join("vbridge.db").display())).await.unwrap();
+    let store = vbridge::store::open(&app.database_url()).await.unwrap();
     app.wait_for("applied, ats_write and ats_attempt records", WAIT, || async {
         let d = store.decisions(Some(cand), None).await.ok()?;
         let n = |k: &str| d.iter().filter(|r| r.record.kind == k).count();
@@ -36,7 +36,19 @@ async fn verified_candidate(app: &TestApp, cand: &str) -> Vec<vbridge::store::St
 
 #[tokio::test]
 async fn decisions_are_logged_with_required_fields_and_an_edit_breaks_the_chain() {
-    let app = TestApp::spawn("audit").await;
+    decisions_logged_and_edit_caught(TestApp::spawn("audit").await).await;
+}
+
+#[tokio::test]
+async fn on_postgres_decisions_are_logged_and_an_edit_breaks_the_chain() {
+    let database_url = Some(postgres_url().await);
+    decisions_logged_and_edit_caught(
+        TestApp::spawn_with("audit-pg", Options { database_url, ..Default::default() }).await,
+    )
+    .await;
+}
+
+async fn decisions_logged_and_edit_caught(app: TestApp) {
     let decisions = verified_candidate(&app, "cand-a").await;
     for r in decisions.iter().filter(|r| r.record.kind == "applied") {
         let r = &r.record;
@@ -71,17 +83,18 @@ async fn decisions_are_logged_with_required_fields_and_an_edit_breaks_the_chain(
     assert!(report["broken"].is_null());
 
     // Someone with database access rewrites history: drops the guard, edits a decision.
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", app.dir.join("vbridge.db").display())).await.unwrap();
-    let guarded =
-        sqlx::query("UPDATE decisions SET state_after = 'failed' WHERE kind = 'applied'").execute(&pool).await;
-    assert!(guarded.unwrap_err().to_string().contains("append-only"));
-    sqlx::query("DROP TRIGGER decisions_no_update").execute(&pool).await.unwrap();
+    let url = app.database_url();
+    let guarded = raw_sql(&url, "UPDATE decisions SET state_after = 'failed' WHERE kind = 'applied'").await;
+    assert!(guarded.unwrap_err().contains("append-only"));
+    let drop_guard = if url.starts_with("postgres") {
+        "DROP TRIGGER decisions_append_only ON decisions"
+    } else {
+        "DROP TRIGGER decisions_no_update"
+    };
+    raw_sql(&url, drop_guard).await.unwrap();
     let target = decisions.iter().find(|d| d.record.kind == "applied" && d.record.state_after == "verified").unwrap();
-    sqlx::query("UPDATE decisions SET state_after = 'failed' WHERE record_id = ?")
-        .bind(&target.record.record_id)
-        .execute(&pool)
-        .await
-        .unwrap();
+    let edit = format!("UPDATE decisions SET state_after = 'failed' WHERE record_id = '{}'", target.record.record_id);
+    raw_sql(&url, &edit).await.unwrap();
     let bad = vbridge(&app, &["audit", "verify"]);
     assert_eq!(bad.status.code(), Some(1), "verify must fail on an edited record");
     let report: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
@@ -185,7 +198,7 @@ async fn biometric_values_are_stored_nowhere_only_their_hashes() {
     app.client.send_raw(serde_json::to_vec(&s).unwrap(), vec![]).await.unwrap();
     app.wait_synced("cand-p", "app-p", "verified").await;
     app.wait_for("decisions logged", WAIT, || async {
-        let store = vbridge::store::open(&format!("sqlite://{}", app.dir.join("vbridge.db").display())).await.ok()?;
+        let store = vbridge::store::open(&app.database_url()).await.ok()?;
         (store.decisions(Some("cand-p"), None).await.ok()?.len() >= 6).then_some(())
     })
     .await;

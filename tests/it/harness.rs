@@ -18,16 +18,13 @@ use vbridge_workflows::CandidateVerification;
 
 pub const SECRET: &str = "it-secret-1";
 
+#[derive(Default)]
 pub struct Options {
     pub roles: Option<&'static str>,
     pub extra_env: Vec<(String, String)>,
     pub persist_temporal: bool,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options { roles: None, extra_env: vec![], persist_temporal: false }
-    }
+    /// Use this store instead of a SQLite file in the test directory.
+    pub database_url: Option<String>,
 }
 
 pub struct TestApp {
@@ -80,7 +77,10 @@ impl TestApp {
         let mut env: Vec<(String, String)> = vec![
             ("VBRIDGE_LISTEN".into(), "127.0.0.1:0".into()),
             ("VBRIDGE_WEBHOOK_SECRETS".into(), format!("old-retired-secret,{SECRET}")),
-            ("VBRIDGE_DATABASE_URL".into(), format!("sqlite://{}", dir.join("vbridge.db").display())),
+            (
+                "VBRIDGE_DATABASE_URL".into(),
+                opts.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", dir.join("vbridge.db").display())),
+            ),
             ("VBRIDGE_DATA_DIR".into(), dir.display().to_string()),
             ("VBRIDGE_TEMPORAL_ADDRESS".into(), temporal.address.clone()),
             ("VBRIDGE_TASK_QUEUE".into(), task_queue),
@@ -218,9 +218,14 @@ impl TestApp {
         if r.status().is_success() { Some(r.json().await.unwrap()) } else { None }
     }
 
+    /// The URL of the store the bridge uses.
+    pub fn database_url(&self) -> String {
+        self.env.iter().find(|(k, _)| k == "VBRIDGE_DATABASE_URL").map(|(_, v)| v.clone()).unwrap()
+    }
+
     /// Rows of the real event store, read through the store's own API.
     pub async fn deliveries(&self, candidate: Option<&str>) -> Vec<StoredDelivery> {
-        let store = vbridge::store::open(&format!("sqlite://{}", self.dir.join("vbridge.db").display())).await.unwrap();
+        let store = vbridge::store::open(&self.database_url()).await.unwrap();
         store.deliveries(candidate, None).await.unwrap()
     }
 
@@ -299,4 +304,75 @@ impl Drop for TestApp {
 /// An RFC 3339 time `minutes` from now (negative: in the past).
 pub fn at(minutes: i64) -> String {
     (chrono::Utc::now() + chrono::Duration::minutes(minutes)).to_rfc3339()
+}
+
+/// A fresh, empty Postgres database for one test, on the server CI provides
+/// (127.0.0.1:5432, trust auth, database `test`), or `VBRIDGE_TEST_POSTGRES_URL`.
+/// Databases left by test processes that are gone are dropped first.
+pub async fn postgres_url() -> String {
+    use sqlx::Connection;
+    let admin =
+        std::env::var("VBRIDGE_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+        panic!(
+            "the Postgres tests need a real Postgres at {admin} ({e}). CI and dev machines run one at \
+             127.0.0.1:5432 with trust auth and a database `test`; start it (Debian: pg_ctlcluster 15 main start) \
+             or point VBRIDGE_TEST_POSTGRES_URL at another"
+        )
+    });
+    let stale: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'vbridge_t_%'")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    for db in stale {
+        let pid = db.split('_').nth(2).and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()) {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut conn).await;
+        }
+    }
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!("vbridge_t_{}_{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+    let (base, _) = admin.rsplit_once('/').expect("a database URL ends in /NAME");
+    format!("{base}/{name}")
+}
+
+/// Run one SQL statement on the store behind the bridge's back (tests that
+/// play a rogue DBA). Returns the database's error text on failure.
+pub async fn raw_sql(url: &str, sql: &str) -> Result<(), String> {
+    use sqlx::Connection;
+    if url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(url).await.map_err(|e| e.to_string())?;
+        sqlx::query(sql).execute(&mut c).await.map(|_| ()).map_err(|e| e.to_string())
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(url).await.map_err(|e| e.to_string())?;
+        sqlx::query(sql).execute(&mut c).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+}
+
+/// Another `vbridge serve` process on the same store, Temporal and ATS.
+pub struct SecondBridge {
+    child: Child,
+    pub client: WebhookClient,
+}
+
+impl Drop for SecondBridge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TestApp {
+    pub async fn spawn_second_bridge(&mut self) -> SecondBridge {
+        let first = self.bridge.take();
+        let first_url = self.bridge_url.clone();
+        self.start_bridge(&[]).await;
+        let child = self.bridge.take().expect("second bridge");
+        let client = self.client.clone();
+        self.bridge = first;
+        self.bridge_url = first_url.clone();
+        self.client = WebhookClient::new(&first_url, SECRET);
+        SecondBridge { child, client }
+    }
 }

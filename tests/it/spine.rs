@@ -1,6 +1,6 @@
 //! The spine end to end: signed webhook → store → relay → workflow → ATS.
 
-use crate::harness::{Options, SECRET, TestApp, at};
+use crate::harness::{Options, SECRET, TestApp, at, raw_sql};
 use serde_json::json;
 use std::time::Duration;
 use vbridge::client::{decision, started};
@@ -419,11 +419,9 @@ async fn events_for_a_finished_verification_leave_it_in_the_right_state() {
 #[tokio::test]
 async fn a_store_that_cannot_commit_answers_503_with_retry_after_and_loses_nothing() {
     let app = TestApp::spawn("store503").await;
-    let db = format!("sqlite://{}", app.dir.join("vbridge.db").display());
-    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    let db = app.database_url();
     // A real failure inside the real store: every insert is refused.
-    sqlx::query("CREATE TRIGGER it_refuse BEFORE INSERT ON deliveries BEGIN SELECT RAISE(ABORT, 'disk full'); END;")
-        .execute(&pool)
+    raw_sql(&db, "CREATE TRIGGER it_refuse BEFORE INSERT ON deliveries BEGIN SELECT RAISE(ABORT, 'disk full'); END;")
         .await
         .unwrap();
     let body = started("cand-u", "app-u", "evt-u-1", &at(-1));
@@ -431,9 +429,75 @@ async fn a_store_that_cannot_commit_answers_503_with_retry_after_and_loses_nothi
     assert_eq!((r.status, r.body["error"]["code"].as_str()), (503, Some("unavailable")));
     assert!(r.retry_after.is_some(), "503 carries Retry-After");
     assert!(!app.workflow_exists("cand-u", "app-u").await);
-    sqlx::query("DROP TRIGGER it_refuse").execute(&pool).await.unwrap();
+    raw_sql(&db, "DROP TRIGGER it_refuse").await.unwrap();
     // The provider's retry goes through and is a first delivery, not a duplicate.
     let r = app.send(&body).await;
     assert_eq!((r.status, r.body["status"].as_str()), (202, Some("accepted")));
     app.wait_synced("cand-u", "app-u", "pending").await;
+}
+
+#[tokio::test]
+async fn on_postgres_the_spine_works_end_to_end() {
+    let database_url = Some(crate::harness::postgres_url().await);
+    let app = TestApp::spawn_with("pg-spine", Options { database_url, ..Default::default() }).await;
+    let s = started("cand-g", "app-g", "evt-g-1", &at(-10));
+    let d = decision("cand-g", "app-g", "evt-g-2", &at(-5), "needs_review");
+    assert_eq!(app.send(&d).await.status, 202);
+    assert_eq!(app.send(&s).await.status, 202);
+    assert_eq!(app.send(&d).await.status, 200);
+    app.wait_synced("cand-g", "app-g", "needs_review").await;
+    let writes = app.writes().await;
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    let rows = app.deliveries(Some("cand-g")).await;
+    let results: Vec<&str> = rows.iter().map(|r| r.processing_result.as_str()).collect();
+    assert_eq!(results, vec!["accepted", "accepted", "duplicate"]);
+}
+
+#[tokio::test]
+async fn two_instances_on_one_postgres_accept_each_key_once_and_write_once() {
+    let database_url = Some(crate::harness::postgres_url().await);
+    let mut app = TestApp::spawn_with("pg-two", Options { database_url, ..Default::default() }).await;
+    let second = app.spawn_second_bridge().await;
+    let both = [app.client.clone(), second.client.clone()];
+    let clients = &both;
+    // 15 candidates, 2 events each, every event delivered 4 times, split
+    // across both receivers and all sent at once.
+    let mut sends = vec![];
+    for i in 0..15 {
+        let cand = format!("cand-two-{i}");
+        let s = started(&cand, "app-2", &format!("evt-two-{i}-s"), &at(-10));
+        let d = decision(&cand, "app-2", &format!("evt-two-{i}-d"), &at(-5), "verified");
+        for k in 0..4 {
+            sends.push((k % 2, s.clone()));
+            sends.push(((k + 1) % 2, d.clone()));
+        }
+    }
+    let replies =
+        futures::future::join_all(sends.iter().map(|(c, body)| async move { clients[*c].send(body).await.unwrap() }))
+            .await;
+    let accepted = replies.iter().filter(|r| r.status == 202).count();
+    let dups = replies.iter().filter(|r| r.status == 200).count();
+    assert_eq!((accepted, dups), (30, 90), "each idempotency key accepted exactly once");
+
+    let mut applied = 0;
+    for i in 0..15 {
+        // A decision may land before its started event: then the started one is skipped.
+        applied += app.wait_synced(&format!("cand-two-{i}"), "app-2", "verified").await.applied_events as usize;
+    }
+    let writes = app.writes().await;
+    let keys: std::collections::BTreeSet<_> = writes.iter().map(|w| w.idempotency_key.clone()).collect();
+    assert_eq!(writes.len(), keys.len(), "no event written twice");
+    assert_eq!(writes.len(), applied, "one ATS write per applied event");
+    assert!(applied >= 15);
+    let verified = writes.iter().filter(|w| w.fields["verification_state"] == "verified").count();
+    assert_eq!(verified, 15);
+    app.wait_for("every accepted event marked forwarded", WAIT, || async {
+        let rows = app.deliveries(None).await;
+        rows.iter().filter(|r| r.processing_result == "accepted").all(|r| r.forwarded).then_some(())
+    })
+    .await;
+    let store = vbridge::store::open(&app.database_url()).await.unwrap();
+    let report = store.verify_chains().await.unwrap();
+    assert_eq!(report.broken, None);
+    drop(second);
 }

@@ -1,14 +1,50 @@
-//! The event store against a real SQLite file.
+//! The event store suite, against a real SQLite file and a real Postgres.
 
+use crate::harness::{postgres_url, raw_sql};
 use std::sync::Arc;
 use vbridge::store::{Committed, DeliveryRecord, EventStore, Intent};
 
-async fn store(name: &str) -> (Arc<dyn EventStore>, String) {
-    let dir =
-        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("store-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}", dir.join("events.db").display());
+#[derive(Clone, Copy)]
+enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+/// Each test runs once per backend.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(super::Kind::Sqlite).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$name(super::Kind::Postgres).await
+            }
+        }
+    )*};
+}
+
+on_both!(
+    concurrent_first_deliveries_of_one_key_commit_once,
+    outbox_is_in_commit_order_and_marks_stick,
+    the_database_refuses_update_and_delete,
+    a_decision_appended_twice_is_stored_once_and_chains_verify,
+    two_stores_on_one_database_keep_keys_unique_and_chains_whole,
+);
+
+async fn store(kind: Kind, name: &str) -> (Arc<dyn EventStore>, String) {
+    let url = match kind {
+        Kind::Sqlite => {
+            let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+                .join(format!("store-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            format!("sqlite://{}", dir.join("events.db").display())
+        }
+        Kind::Postgres => postgres_url().await,
+    };
     (vbridge::store::open(&url).await.unwrap(), url)
 }
 
@@ -30,9 +66,8 @@ fn rec(key: &str, event_id: &str) -> DeliveryRecord {
     }
 }
 
-#[tokio::test]
-async fn concurrent_first_deliveries_of_one_key_commit_once() {
-    let (s, _) = store("race").await;
+async fn concurrent_first_deliveries_of_one_key_commit_once(kind: Kind) {
+    let (s, _) = store(kind, "race").await;
     let handles: Vec<_> = (0..50)
         .map(|_| {
             let s = s.clone();
@@ -56,9 +91,8 @@ async fn concurrent_first_deliveries_of_one_key_commit_once() {
     assert_eq!(rows.iter().filter(|r| r.payload.is_some()).count(), 50, "the conflict row keeps no payload");
 }
 
-#[tokio::test]
-async fn outbox_is_in_commit_order_and_marks_stick() {
-    let (s, _) = store("outbox").await;
+async fn outbox_is_in_commit_order_and_marks_stick(kind: Kind) {
+    let (s, _) = store(kind, "outbox").await;
     for i in 0..20 {
         s.commit(rec(&format!("k{i}"), &format!("e{i}"))).await.unwrap();
     }
@@ -75,20 +109,34 @@ async fn outbox_is_in_commit_order_and_marks_stick() {
     assert_eq!(s.unforwarded(seqs[10], 100).await.unwrap().len(), 9);
 }
 
-#[tokio::test]
-async fn the_database_refuses_update_and_delete() {
-    let (s, url) = store("appendonly").await;
+async fn the_database_refuses_update_and_delete(kind: Kind) {
+    let (s, url) = store(kind, "appendonly").await;
     s.commit(rec("k", "e")).await.unwrap();
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let upd = sqlx::query("UPDATE deliveries SET processing_result = 'rejected'").execute(&pool).await;
-    assert!(upd.unwrap_err().to_string().contains("append-only"));
-    let del = sqlx::query("DELETE FROM deliveries").execute(&pool).await;
-    assert!(del.unwrap_err().to_string().contains("append-only"));
+    s.append_decisions(vec![vbridge_proto::DecisionRecord {
+        record_id: "d".into(),
+        candidate_id: "c".into(),
+        application_id: "a".into(),
+        ..Default::default()
+    }])
+    .await
+    .unwrap();
+    for sql in [
+        "UPDATE deliveries SET processing_result = 'rejected'",
+        "DELETE FROM deliveries",
+        "UPDATE decisions SET reason = 'x'",
+        "DELETE FROM decisions",
+    ] {
+        let e = raw_sql(&url, sql).await.expect_err(sql);
+        assert!(e.contains("append-only"), "{sql}: {e}");
+    }
+    if matches!(kind, Kind::Postgres) {
+        let e = raw_sql(&url, "TRUNCATE deliveries CASCADE").await.expect_err("truncate");
+        assert!(e.contains("append-only"), "{e}");
+    }
 }
 
-#[tokio::test]
-async fn a_decision_appended_twice_is_stored_once_and_chains_verify() {
-    let (s, _) = store("decisions").await;
+async fn a_decision_appended_twice_is_stored_once_and_chains_verify(kind: Kind) {
+    let (s, _) = store(kind, "decisions").await;
     s.commit(rec("k1", "e1")).await.unwrap();
     let d = vbridge_proto::DecisionRecord {
         record_id: "dec-1".into(),
@@ -105,4 +153,30 @@ async fn a_decision_appended_twice_is_stored_once_and_chains_verify() {
     assert_eq!(stored[0].chain_pos, 2, "the delivery is position 1 of the same stream");
     let report = s.verify_chains().await.unwrap();
     assert_eq!((report.records, report.broken), (2, None));
+}
+
+/// Two processes' stores (two writers) on one database, racing on the same
+/// keys and the same streams.
+async fn two_stores_on_one_database_keep_keys_unique_and_chains_whole(kind: Kind) {
+    let (a, url) = store(kind, "twostores").await;
+    let b = vbridge::store::open(&url).await.unwrap();
+    let mut handles = vec![];
+    for i in 0..60 {
+        for s in [a.clone(), b.clone(), a.clone()] {
+            handles.push(tokio::spawn(
+                async move { s.commit(rec(&format!("k{}", i % 20), &format!("e{}", i % 20))).await },
+            ));
+        }
+    }
+    let mut accepted = 0;
+    for h in handles {
+        match h.await.unwrap().unwrap() {
+            Committed::Accepted { .. } => accepted += 1,
+            Committed::Duplicate { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(accepted, 20, "each key accepted exactly once across both writers");
+    let report = a.verify_chains().await.unwrap();
+    assert_eq!((report.records, report.broken), (180, None), "one unbroken chain, no forks");
 }
