@@ -29,6 +29,9 @@ pub struct BenchOptions {
     pub rate: u32,
     pub rate_seconds: u32,
     pub end_to_end: usize,
+    /// A Postgres server to measure the ack path on too (a scratch database is
+    /// created there and dropped after); `None` skips that part.
+    pub postgres_admin_url: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -164,6 +167,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     let run = chrono::Utc::now().format("%H%M%S").to_string();
     println!("vbridge bench: {} requests at concurrency {}, data in {}", o.requests, o.concurrency, dir.display());
     println!("machine: {} cores; {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), build_kind());
+    println!("{}", fsync_probe(&dir)?);
 
     let temporal = DevServer::start(DevServerOptions {
         port: free_port(),
@@ -222,6 +226,28 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     let rated = open_loop(&client, &run, o.rate, o.rate_seconds).await;
     print(&format!("3. first deliveries at {} req/s offered", o.rate), &rated);
     bridge.shutdown().await;
+
+    // The same ack path on Postgres, same load, same run.
+    let postgres = match &o.postgres_admin_url {
+        Some(admin) => {
+            let (url, db) = scratch_postgres(admin, &run).await?;
+            let mut pg_cfg = cfg.clone();
+            pg_cfg.database_url = url;
+            let bridge = start_bridge(pg_cfg, [Role::Receiver].into_iter().collect())?;
+            let client = WebhookClient::new(&bridge.url, secret);
+            let bodies: Vec<Value> = (0..o.requests)
+                .map(|i| started(&format!("pg-{run}-{i}"), "app", &format!("evt-pg-{run}-{i}"), &crate::now_rfc3339()))
+                .collect();
+            let first = closed_loop(&client, bodies, o.concurrency, 202).await;
+            print("1p. first deliveries on Postgres", &first);
+            let rated = open_loop(&client, &format!("pg{run}"), o.rate, o.rate_seconds).await;
+            print(&format!("3p. Postgres at {} req/s offered", o.rate), &rated);
+            bridge.shutdown().await;
+            drop_scratch_postgres(admin, &db).await;
+            Some((first, rated))
+        }
+        None => None,
+    };
 
     // Temporal last: its own work would otherwise load the machine during the
     // ack measurements above.
@@ -320,13 +346,66 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
         "  duplicate / first-delivery throughput     {dup_vs_first:>6.1}x   [>= 2x]   {}",
         verdict(dup_vs_first >= 2.0)
     );
+    if let Some((pg_first, pg_rated)) = &postgres {
+        println!(
+            "  Postgres: ack throughput {:.0}/s ({:.2}x SQLite), p99 at {} req/s {:.2} ms, ack / bare {:.1}x",
+            pg_first.per_second,
+            pg_first.per_second / first.per_second.max(1e-9),
+            o.rate,
+            pg_rated.p99_ms,
+            pg_first.per_second / bare.per_second.max(1e-9)
+        );
+    }
     println!(
         "{}",
         serde_json::json!({"first": first, "bare_signal_with_start": bare, "duplicates": dups, "rated": rated, "end_to_end": e2e,
+            "postgres": postgres.as_ref().map(|(f, r)| serde_json::json!({"first": f, "rated": r})),
             "ratios": {"ack_vs_bare": ack_vs_bare, "dup_vs_first": dup_vs_first}})
     );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+async fn scratch_postgres(admin: &str, run: &str) -> anyhow::Result<(String, String)> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(admin).await.map_err(|e| {
+        anyhow::anyhow!("the Postgres part of the bench needs {admin}: {e} (or pass --postgres-url none)")
+    })?;
+    let db = format!("vbridge_bench_{run}_{}", std::process::id());
+    sqlx::query(&format!("CREATE DATABASE {db}")).execute(&mut conn).await?;
+    let (base, _) = admin.rsplit_once('/').ok_or_else(|| anyhow::anyhow!("{admin} does not end in /DATABASE"))?;
+    Ok((format!("{base}/{db}"), db))
+}
+
+async fn drop_scratch_postgres(admin: &str, db: &str) {
+    use sqlx::Connection;
+    if let Ok(mut conn) = sqlx::PgConnection::connect(admin).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut conn).await;
+    }
+}
+
+/// The disk's own fsync latency, measured here and now: a durable ack cannot
+/// beat it, and its tail shows through in the ack's p99.
+fn fsync_probe(dir: &std::path::Path) -> anyhow::Result<String> {
+    use std::io::Write;
+    let path = dir.join("fsync-probe");
+    let mut f = std::fs::File::create(&path)?;
+    let mut lat = vec![];
+    for _ in 0..1000 {
+        f.write_all(&[0u8; 4096])?;
+        let t = Instant::now();
+        f.sync_data()?;
+        lat.push(t.elapsed());
+    }
+    let _ = std::fs::remove_file(&path);
+    let fig = figures(lat.clone(), Duration::from_secs(1), 0);
+    let max = lat.iter().max().copied().unwrap_or_default();
+    Ok(format!(
+        "disk: 1000 x fsync(4 KiB): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        fig.p50_ms,
+        fig.p99_ms,
+        max.as_secs_f64() * 1000.0
+    ))
 }
 
 fn verdict(ok: bool) -> &'static str {

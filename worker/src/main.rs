@@ -89,6 +89,10 @@ enum Command {
         rate_seconds: u32,
         #[arg(long, default_value_t = 200)]
         end_to_end: usize,
+        /// Also measure the ack path on Postgres (a scratch database is made
+        /// there); `none` to skip.
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+        postgres_url: String,
     },
 }
 
@@ -138,9 +142,17 @@ async fn main() -> ExitCode {
             timeline(&candidate, application.as_deref(), format).await
         }
         Command::Policy { command: PolicyCommand::Check { file } } => return policy_check(&file),
-        Command::Bench { requests, concurrency, signal_starts, rate, rate_seconds, end_to_end } => {
-            let o =
-                vbridge::bench::BenchOptions { requests, concurrency, signal_starts, rate, rate_seconds, end_to_end };
+        Command::Bench { requests, concurrency, signal_starts, rate, rate_seconds, end_to_end, postgres_url } => {
+            let postgres_admin_url = (postgres_url != "none").then_some(postgres_url);
+            let o = vbridge::bench::BenchOptions {
+                requests,
+                concurrency,
+                signal_starts,
+                rate,
+                rate_seconds,
+                end_to_end,
+                postgres_admin_url,
+            };
             vbridge::bench::run(o).await
         }
         Command::Simulate { url, secret, candidates } => {

@@ -466,8 +466,11 @@ pub struct Writer {
 }
 
 const MAX_GROUP: usize = 512;
-/// Deferred rows one group may carry along with rows that are waited on.
-const LATER_PER_GROUP: usize = 32;
+/// Deferred rows a group may carry along with rows that are waited on (a few,
+/// so that they never starve), and in a group of their own (a bounded number,
+/// so that a backlog never holds up the next waited-on commit for long).
+const LATER_WITH_WAITED: usize = 2;
+const LATER_ALONE: usize = 32;
 
 impl Writer {
     fn spawn<B: Backend>(backend: B) -> Writer {
@@ -527,6 +530,9 @@ trait Backend: Send + 'static {
     async fn set_head(&mut self, stream: &str, pos: i64, hash: &str) -> Result<(), sqlx::Error>;
     async fn commit(&mut self) -> Result<(), sqlx::Error>;
     async fn rollback(&mut self);
+    /// Housekeeping the writer runs between groups; `quiet` when no commit is
+    /// waiting.
+    async fn between_groups(&mut self, _quiet: bool) {}
 }
 
 pub(crate) struct LinkFields {
@@ -713,6 +719,7 @@ async fn writer_loop<B: Backend>(
 ) {
     let mut batch = Vec::with_capacity(MAX_GROUP);
     loop {
+        b.between_groups(rx.is_empty()).await;
         let first = tokio::select! {
             biased;
             op = rx.recv() => op,
@@ -727,7 +734,7 @@ async fn writer_loop<B: Backend>(
             }
         }
         let waited_on = batch.iter().any(|op| !matches!(op, Op::Commit(_, None)));
-        let room = if waited_on { LATER_PER_GROUP } else { MAX_GROUP };
+        let room = if waited_on { LATER_WITH_WAITED } else { LATER_ALONE.saturating_sub(batch.len()) };
         for _ in 0..room.min(MAX_GROUP.saturating_sub(batch.len())) {
             match later.try_recv() {
                 Ok(op) => batch.push(op),
