@@ -32,6 +32,7 @@ on_both!(
     the_database_refuses_update_and_delete,
     a_decision_appended_twice_is_stored_once_and_chains_verify,
     two_stores_on_one_database_keep_keys_unique_and_chains_whole,
+    retention_cuts_old_records_and_the_chains_still_verify,
 );
 
 async fn store(kind: Kind, name: &str) -> (Arc<dyn EventStore>, String) {
@@ -179,4 +180,47 @@ async fn two_stores_on_one_database_keep_keys_unique_and_chains_whole(kind: Kind
     assert_eq!(accepted, 20, "each key accepted exactly once across both writers");
     let report = a.verify_chains().await.unwrap();
     assert_eq!((report.records, report.broken), (180, None), "one unbroken chain, no forks");
+}
+
+async fn retention_cuts_old_records_and_the_chains_still_verify(kind: Kind) {
+    let (s, url) = store(kind, "retention").await;
+    for i in 0..3 {
+        let mut r = rec(&format!("old{i}"), &format!("eold{i}"));
+        r.received_at = format!("2020-01-0{}T00:00:00.000Z", i + 1);
+        s.commit(r).await.unwrap();
+    }
+    s.append_decisions(vec![vbridge_proto::DecisionRecord {
+        record_id: "dec-old".into(),
+        recorded_at: "2020-02-01T00:00:00.000Z".into(),
+        kind: "applied".into(),
+        candidate_id: "c".into(),
+        application_id: "a".into(),
+        ..Default::default()
+    }])
+    .await
+    .unwrap();
+    for i in 0..2 {
+        s.commit(rec(&format!("new{i}"), &format!("enew{i}"))).await.unwrap();
+    }
+    let first = s.unforwarded(0, 10).await.unwrap()[0].seq;
+    s.mark_forwarded(vec![first]).await.unwrap();
+    assert_eq!(s.verify_chains().await.unwrap().records, 6);
+
+    let r = s.retain("2024-01-01T00:00:00Z").await.unwrap();
+    assert_eq!((r.streams_cut, r.records_removed), (1, 4));
+    let report = s.verify_chains().await.unwrap();
+    assert_eq!(report.broken, None, "the cut chain verifies from its checkpoint");
+    assert_eq!(report.records, 3, "two new deliveries and the retention record");
+    assert_eq!(s.deliveries(Some("c"), None).await.unwrap().len(), 2);
+    let decisions = s.decisions(Some("c"), None).await.unwrap();
+    assert_eq!(decisions.len(), 1);
+    assert_eq!(decisions[0].record.kind, "retention");
+    assert!(decisions[0].record.reason.contains("removed 4 records"), "{}", decisions[0].record.reason);
+    // The guards are back: nothing else may delete.
+    let e = raw_sql(&url, "DELETE FROM deliveries").await.expect_err("guards restored");
+    assert!(e.contains("append-only"), "{e}");
+    // A second run has nothing old left to cut.
+    let again = s.retain("2024-01-01T00:00:00Z").await.unwrap();
+    assert_eq!(again.records_removed, 0);
+    assert_eq!(s.verify_chains().await.unwrap().broken, None);
 }

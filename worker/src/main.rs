@@ -100,6 +100,12 @@ enum Command {
 enum AuditCommand {
     /// Check every hash chain; report the first broken link; exit 1 if one is.
     Verify,
+    /// Remove records older than the policy's eventLog.retentionDays (or
+    /// --days), keeping every chain verifiable; run it nightly.
+    Retention {
+        #[arg(long)]
+        days: Option<u32>,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -138,6 +144,7 @@ async fn main() -> ExitCode {
         }
         Command::SandboxAts { listen } => sandbox(&listen).await,
         Command::Audit { command: AuditCommand::Verify } => return audit_verify().await,
+        Command::Audit { command: AuditCommand::Retention { days } } => audit_retention(days).await,
         Command::Timeline { candidate, application, format } => {
             timeline(&candidate, application.as_deref(), format).await
         }
@@ -255,5 +262,23 @@ async fn timeline(candidate: &str, application: Option<&str>, format: TimelineFo
         TimelineFormat::Html => vbridge::timeline::to_html(&t),
     };
     print!("{out}");
+    Ok(())
+}
+
+async fn audit_retention(days: Option<u32>) -> anyhow::Result<()> {
+    let days = match days {
+        Some(d) => d,
+        None => match std::env::var("VBRIDGE_POLICY") {
+            Ok(p) => vbridge_workflows::Policy::load(std::path::Path::new(&p))?.raw().event_log.retention_days,
+            Err(_) => {
+                vbridge_workflows::Policy::parse(vbridge_workflows::DEFAULT_POLICY_YAML)?.raw().event_log.retention_days
+            }
+        },
+    };
+    let cutoff =
+        (chrono::Utc::now() - chrono::Duration::days(days as i64)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let store = vbridge::store::open(&vbridge::config::database_url_from_env()).await?;
+    let report = store.retain(&cutoff).await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }

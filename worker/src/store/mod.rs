@@ -241,6 +241,14 @@ pub(crate) const DELIVERY_COLUMNS: &str = "received_at, event_id, event_type, oc
      idempotency_key, signature_valid, processing_result, reject_code, trace_id, body_sha256, delivery_attempt, payload, \
      signal, stream, chain_pos, prev_hash, hash";
 /// Columns of a decision insert, in the order both backends bind them.
+pub(crate) const CHAIN_ENTRIES: &str = "SELECT stream, chain_pos, hash, received_at AS at FROM deliveries \
+     WHERE stream IS NOT NULL AND chain_pos IS NOT NULL \
+     UNION ALL SELECT stream, chain_pos, hash, recorded_at AS at FROM decisions";
+
+pub(crate) fn to_checkpoints(rows: Vec<(String, i64, String)>) -> Vec<chain::Checkpoint> {
+    rows.into_iter().map(|(stream, next_pos, prev_hash)| chain::Checkpoint { stream, next_pos, prev_hash }).collect()
+}
+
 pub(crate) const DECISION_COLUMNS: &str = "record_id, recorded_at, kind, candidate_id, application_id, event_id, \
      event_type, occurred_at, received_at, idempotency_key, state_before, state_after, reason, write_targets, \
      delivery_attempt, processing_result, trace_id, override_actor, override_reason_code, override_timestamp, stream, \
@@ -365,7 +373,22 @@ pub trait EventStore: vbridge_activities::AuditSink + Send + Sync + 'static {
     async fn verify_streams(&self, streams: Option<&[String]>) -> Result<chain::Report, StoreError> {
         let deliveries = self.deliveries(None, None).await?;
         let decisions = self.decisions(None, None).await?;
-        Ok(verify_rows(deliveries, decisions, streams))
+        let checkpoints = self.checkpoints().await?;
+        Ok(verify_rows(deliveries, decisions, &checkpoints, streams))
+    }
+    /// Where chains cut by retention start now.
+    async fn checkpoints(&self) -> Result<Vec<chain::Checkpoint>, StoreError>;
+    /// Remove whole records received or decided before `cutoff` (RFC 3339),
+    /// oldest first per chain, leave a checkpoint and a `retention` record in
+    /// each chain it cut.
+    async fn retain(&self, cutoff: &str) -> Result<Retention, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.writer()
+            .tx
+            .send(Op::Retain { cutoff: cutoff.to_owned(), reply })
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        rx.await.map_err(|_| StoreError::WriterGone)?.map_err(StoreError::Commit)
     }
     async fn verify_chains(&self) -> Result<chain::Report, StoreError> {
         self.verify_streams(None).await
@@ -407,6 +430,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn EventStore>, StoreError> {
 fn verify_rows(
     deliveries: Vec<StoredDelivery>,
     decisions: Vec<StoredDecision>,
+    checkpoints: &[chain::Checkpoint],
     streams: Option<&[String]>,
 ) -> chain::Report {
     let wanted = |s: &str| streams.is_none_or(|list| list.iter().any(|w| w == s));
@@ -443,7 +467,7 @@ fn verify_rows(
             label: format!("decision {} (seq {})", d.record.record_id, d.seq),
         });
     }
-    chain::verify(links, &[], unchained)
+    chain::verify(links, checkpoints, unchained)
 }
 
 // ---------------------------------------------------------------------------
@@ -454,6 +478,24 @@ enum Op {
     Commit(DeliveryRecord, Option<oneshot::Sender<Result<Committed, String>>>),
     Forwarded(Vec<i64>, oneshot::Sender<Result<(), String>>),
     Decisions(Vec<DecisionRecord>, oneshot::Sender<Result<(), String>>),
+    Retain { cutoff: String, reply: oneshot::Sender<Result<Retention, String>> },
+}
+
+/// What a retention run removed.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Retention {
+    pub cutoff: String,
+    pub streams_cut: usize,
+    pub records_removed: usize,
+}
+
+/// One record's place in its chain, for retention.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct ChainEntry {
+    pub stream: String,
+    pub chain_pos: i64,
+    pub hash: String,
+    pub at: String,
 }
 
 /// The handle every store uses to reach its writer task.
@@ -530,6 +572,12 @@ trait Backend: Send + 'static {
     async fn set_head(&mut self, stream: &str, pos: i64, hash: &str) -> Result<(), sqlx::Error>;
     async fn commit(&mut self) -> Result<(), sqlx::Error>;
     async fn rollback(&mut self);
+    /// Every chained record's stream, position, hash and time.
+    async fn chain_entries(&mut self) -> Result<Vec<ChainEntry>, sqlx::Error>;
+    /// Delete a chain's records up to `upto` (inclusive), guards lifted for
+    /// this transaction only. Returns how many went.
+    async fn delete_prefix(&mut self, stream: &str, upto: i64) -> Result<u64, sqlx::Error>;
+    async fn save_checkpoint(&mut self, cp: &chain::Checkpoint, removed: i64, now: &str) -> Result<(), sqlx::Error>;
     /// Housekeeping the writer runs between groups; `quiet` when no commit is
     /// waiting.
     async fn between_groups(&mut self, _quiet: bool) {}
@@ -668,7 +716,7 @@ fn streams_of(batch: &[Op]) -> Vec<String> {
             Op::Decisions(records, _) => {
                 records.iter().map(|r| chain::stream_of(&r.candidate_id, &r.application_id)).collect()
             }
-            Op::Forwarded(..) => vec![],
+            Op::Forwarded(..) | Op::Retain { .. } => vec![],
         })
         .collect();
     streams.sort();
@@ -676,10 +724,52 @@ fn streams_of(batch: &[Op]) -> Vec<String> {
     streams
 }
 
+/// Cut every chain's records older than `cutoff`, as a prefix: a record
+/// stays when any earlier one in its chain is newer than the cutoff, so the
+/// kept part is always one unbroken run of links after a checkpoint.
+async fn retain<B: Backend>(b: &mut B, heads: &mut Heads, cutoff: &str) -> Result<Retention, sqlx::Error> {
+    let mut by_stream: HashMap<String, Vec<ChainEntry>> = HashMap::new();
+    for e in b.chain_entries().await? {
+        by_stream.entry(e.stream.clone()).or_default().push(e);
+    }
+    let mut streams: Vec<_> = by_stream.keys().cloned().collect();
+    streams.sort();
+    b.lock_streams(&streams).await?;
+    let now = crate::now_rfc3339();
+    let mut report = Retention { cutoff: cutoff.to_owned(), ..Default::default() };
+    for stream in streams {
+        let mut entries = by_stream.remove(&stream).unwrap_or_default();
+        entries.sort_by_key(|e| e.chain_pos);
+        let cut: Vec<&ChainEntry> = entries.iter().take_while(|e| e.at.as_str() < cutoff).collect();
+        let Some(last) = cut.last() else { continue };
+        let removed = b.delete_prefix(&stream, last.chain_pos).await?;
+        let cp =
+            chain::Checkpoint { stream: stream.clone(), next_pos: last.chain_pos + 1, prev_hash: last.hash.clone() };
+        b.save_checkpoint(&cp, removed as i64, &now).await?;
+        let (candidate_id, application_id) = stream.split_once(':').unwrap_or((stream.as_str(), ""));
+        let id = crate::intake::sha256_hex(format!("{stream}\n{}", last.chain_pos).as_bytes());
+        let record = DecisionRecord {
+            record_id: format!("ret-{}", &id[..40]),
+            recorded_at: now.clone(),
+            kind: "retention".into(),
+            candidate_id: candidate_id.into(),
+            application_id: application_id.into(),
+            reason: format!("removed {removed} records older than {cutoff} (positions up to {})", last.chain_pos),
+            processing_result: "retention".into(),
+            ..Default::default()
+        };
+        append_decision(b, heads, &record).await?;
+        report.streams_cut += 1;
+        report.records_removed += removed as usize;
+    }
+    Ok(report)
+}
+
 async fn run_group<B: Backend>(
     b: &mut B,
     batch: &[Op],
     results: &mut Vec<Option<Committed>>,
+    retained: &mut Option<Retention>,
 ) -> Result<bool, sqlx::Error> {
     b.begin().await?;
     b.lock_streams(&streams_of(batch)).await?;
@@ -700,6 +790,10 @@ async fn run_group<B: Backend>(
                 for r in records {
                     append_decision(b, &mut heads, r).await?;
                 }
+                results.push(None);
+            }
+            Op::Retain { cutoff, .. } => {
+                *retained = Some(retain(b, &mut heads, cutoff).await?);
                 results.push(None);
             }
         }
@@ -742,7 +836,8 @@ async fn writer_loop<B: Backend>(
             }
         }
         let mut results = Vec::with_capacity(batch.len());
-        let outcome = run_group(&mut b, &batch, &mut results).await;
+        let mut retained = None;
+        let outcome = run_group(&mut b, &batch, &mut results, &mut retained).await;
         let results: Vec<Result<Option<Committed>, String>> = match outcome {
             Ok(forwardable) => {
                 if forwardable {
@@ -764,6 +859,9 @@ async fn writer_loop<B: Backend>(
                 Op::Commit(_, None) => {}
                 Op::Forwarded(_, reply) | Op::Decisions(_, reply) => {
                     let _ = reply.send(r.map(|_| ()));
+                }
+                Op::Retain { reply, .. } => {
+                    let _ = reply.send(r.map(|_| retained.clone().unwrap_or_default()));
                 }
             }
         }

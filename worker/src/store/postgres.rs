@@ -6,10 +6,11 @@
 //! time, chosen by a session advisory lock.
 
 use super::{
-    Backend, ChainedDelivery, DECISION_COLUMNS, DELIVERY_COLUMNS, DecisionRow, EventStore, Forwardable, LinkFields,
-    Original, RelayLease, StoreError, StoredDecision, StoredDelivery, Writer, bind_decision, bind_delivery,
+    Backend, CHAIN_ENTRIES, ChainEntry, ChainedDelivery, DECISION_COLUMNS, DELIVERY_COLUMNS, DecisionRow, EventStore,
+    Forwardable, LinkFields, Original, RelayLease, StoreError, StoredDecision, StoredDelivery, Writer, bind_decision,
+    bind_delivery, to_checkpoints,
 };
-use crate::chain::GENESIS;
+use crate::chain::{self, GENESIS};
 use async_trait::async_trait;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool, Row};
@@ -124,6 +125,59 @@ impl Backend for PgBackend {
             .map(|_| ())
     }
 
+    async fn chain_entries(&mut self) -> Result<Vec<ChainEntry>, sqlx::Error> {
+        sqlx::query_as(CHAIN_ENTRIES).fetch_all(&mut self.conn).await
+    }
+
+    async fn delete_prefix(&mut self, stream: &str, upto: i64) -> Result<u64, sqlx::Error> {
+        // DISABLE TRIGGER holds the tables' exclusive lock until commit: no
+        // other session ever writes while the guards are down.
+        const GUARDS: [(&str, &str); 3] = [
+            ("deliveries", "deliveries_append_only"),
+            ("decisions", "decisions_append_only"),
+            ("forwards", "forwards_append_only"),
+        ];
+        for (table, trigger) in GUARDS {
+            sqlx::query(&format!("ALTER TABLE {table} DISABLE TRIGGER {trigger}")).execute(&mut self.conn).await?;
+        }
+        sqlx::query(
+            "DELETE FROM forwards WHERE seq IN (SELECT seq FROM deliveries WHERE stream = $1 AND chain_pos <= $2)",
+        )
+        .bind(stream)
+        .bind(upto)
+        .execute(&mut self.conn)
+        .await?;
+        let mut removed = 0;
+        for table in ["deliveries", "decisions"] {
+            removed += sqlx::query(&format!("DELETE FROM {table} WHERE stream = $1 AND chain_pos <= $2"))
+                .bind(stream)
+                .bind(upto)
+                .execute(&mut self.conn)
+                .await?
+                .rows_affected();
+        }
+        for (table, trigger) in GUARDS {
+            sqlx::query(&format!("ALTER TABLE {table} ENABLE TRIGGER {trigger}")).execute(&mut self.conn).await?;
+        }
+        Ok(removed)
+    }
+
+    async fn save_checkpoint(&mut self, cp: &chain::Checkpoint, removed: i64, now: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO chain_checkpoints (stream, next_pos, prev_hash, removed, cut_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (stream) DO UPDATE SET next_pos = excluded.next_pos, prev_hash = excluded.prev_hash, \
+             removed = chain_checkpoints.removed + excluded.removed, cut_at = excluded.cut_at",
+        )
+        .bind(&cp.stream)
+        .bind(cp.next_pos)
+        .bind(&cp.prev_hash)
+        .bind(removed)
+        .bind(now)
+        .execute(&mut self.conn)
+        .await
+        .map(|_| ())
+    }
+
     async fn commit(&mut self) -> Result<(), sqlx::Error> {
         sqlx::query("COMMIT").execute(&mut self.conn).await.map(|_| ())
     }
@@ -198,6 +252,12 @@ impl EventStore for PgStore {
         let got: bool =
             sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(RELAY_LOCK).fetch_one(&mut conn).await?;
         Ok(got.then_some(RelayLease::Postgres(conn)))
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<chain::Checkpoint>, StoreError> {
+        let rows =
+            sqlx::query_as("SELECT stream, next_pos, prev_hash FROM chain_checkpoints").fetch_all(&self.pool).await?;
+        Ok(to_checkpoints(rows))
     }
 
     fn writer(&self) -> &Writer {

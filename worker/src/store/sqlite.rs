@@ -3,9 +3,11 @@
 //! of its own for WAL checkpoints.
 
 use super::{
-    Backend, ChainedDelivery, DECISION_COLUMNS, DELIVERY_COLUMNS, DecisionRow, EventStore, Forwardable, LinkFields,
-    Original, RelayLease, StoreError, StoredDecision, StoredDelivery, Writer, bind_decision, bind_delivery,
+    Backend, CHAIN_ENTRIES, ChainEntry, ChainedDelivery, DECISION_COLUMNS, DELIVERY_COLUMNS, DecisionRow, EventStore,
+    Forwardable, LinkFields, Original, RelayLease, StoreError, StoredDecision, StoredDelivery, Writer, bind_decision,
+    bind_delivery, to_checkpoints,
 };
+use crate::chain;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
@@ -35,6 +37,10 @@ impl SqliteStore {
         Ok(SqliteStore { reads, writer: Writer::spawn(SqliteBackend { conn, last_checkpoint: Instant::now() }) })
     }
 }
+
+const SAVE_CHECKPOINT_SQLITE: &str = "INSERT INTO chain_checkpoints (stream, next_pos, prev_hash, removed, cut_at) \
+     VALUES (?, ?, ?, ?, ?) ON CONFLICT (stream) DO UPDATE SET next_pos = excluded.next_pos, \
+     prev_hash = excluded.prev_hash, removed = chain_checkpoints.removed + excluded.removed, cut_at = excluded.cut_at";
 
 struct SqliteBackend {
     conn: SqliteConnection,
@@ -121,6 +127,55 @@ impl Backend for SqliteBackend {
         .map(|_| ())
     }
 
+    async fn chain_entries(&mut self) -> Result<Vec<ChainEntry>, sqlx::Error> {
+        sqlx::query_as(CHAIN_ENTRIES).fetch_all(&mut self.conn).await
+    }
+
+    async fn delete_prefix(&mut self, stream: &str, upto: i64) -> Result<u64, sqlx::Error> {
+        // The guards come down inside this transaction and go back up before
+        // it commits: no other connection ever sees them missing.
+        for sql in ["DROP TRIGGER deliveries_no_delete", "DROP TRIGGER decisions_no_delete"] {
+            sqlx::query(sql).execute(&mut self.conn).await?;
+        }
+        sqlx::query(
+            "DELETE FROM forwards WHERE seq IN (SELECT seq FROM deliveries WHERE stream = ? AND chain_pos <= ?)",
+        )
+        .bind(stream)
+        .bind(upto)
+        .execute(&mut self.conn)
+        .await?;
+        let mut removed = 0;
+        for table in ["deliveries", "decisions"] {
+            removed += sqlx::query(&format!("DELETE FROM {table} WHERE stream = ? AND chain_pos <= ?"))
+                .bind(stream)
+                .bind(upto)
+                .execute(&mut self.conn)
+                .await?
+                .rows_affected();
+        }
+        for sql in [
+            "CREATE TRIGGER deliveries_no_delete BEFORE DELETE ON deliveries \
+             BEGIN SELECT RAISE(ABORT, 'deliveries is append-only'); END",
+            "CREATE TRIGGER decisions_no_delete BEFORE DELETE ON decisions \
+             BEGIN SELECT RAISE(ABORT, 'decisions is append-only'); END",
+        ] {
+            sqlx::query(sql).execute(&mut self.conn).await?;
+        }
+        Ok(removed)
+    }
+
+    async fn save_checkpoint(&mut self, cp: &chain::Checkpoint, removed: i64, now: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(SAVE_CHECKPOINT_SQLITE)
+            .bind(&cp.stream)
+            .bind(cp.next_pos)
+            .bind(&cp.prev_hash)
+            .bind(removed)
+            .bind(now)
+            .execute(&mut self.conn)
+            .await
+            .map(|_| ())
+    }
+
     async fn commit(&mut self) -> Result<(), sqlx::Error> {
         sqlx::query("COMMIT").execute(&mut self.conn).await.map(|_| ())
     }
@@ -202,6 +257,12 @@ impl EventStore for SqliteStore {
 
     async fn relay_lease(&self) -> Result<Option<RelayLease>, StoreError> {
         Ok(Some(RelayLease::Local))
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<chain::Checkpoint>, StoreError> {
+        let rows =
+            sqlx::query_as("SELECT stream, next_pos, prev_hash FROM chain_checkpoints").fetch_all(&self.reads).await?;
+        Ok(to_checkpoints(rows))
     }
 
     fn writer(&self) -> &Writer {
