@@ -8,6 +8,7 @@
 //! each backend only speaks its SQL (`Backend`).
 
 mod postgres;
+mod sql;
 mod sqlite;
 
 use crate::chain::{self, DeliveryContent, REJECTED_STREAM};
@@ -236,25 +237,7 @@ impl From<DecisionRow> for StoredDecision {
     }
 }
 
-/// Columns of a delivery insert, in the order both backends bind them.
-pub(crate) const DELIVERY_COLUMNS: &str = "received_at, event_id, event_type, occurred_at, candidate_id, application_id, \
-     idempotency_key, signature_valid, processing_result, reject_code, trace_id, body_sha256, delivery_attempt, payload, \
-     signal, stream, chain_pos, prev_hash, hash";
-/// Columns of a decision insert, in the order both backends bind them.
-pub(crate) const CHAIN_ENTRIES: &str = "SELECT stream, chain_pos, hash, received_at AS at FROM deliveries \
-     WHERE stream IS NOT NULL AND chain_pos IS NOT NULL \
-     UNION ALL SELECT stream, chain_pos, hash, recorded_at AS at FROM decisions";
-
-pub(crate) fn to_checkpoints(rows: Vec<(String, i64, String)>) -> Vec<chain::Checkpoint> {
-    rows.into_iter().map(|(stream, next_pos, prev_hash)| chain::Checkpoint { stream, next_pos, prev_hash }).collect()
-}
-
-pub(crate) const DECISION_COLUMNS: &str = "record_id, recorded_at, kind, candidate_id, application_id, event_id, \
-     event_type, occurred_at, received_at, idempotency_key, state_before, state_after, reason, write_targets, \
-     delivery_attempt, processing_result, trace_id, override_actor, override_reason_code, override_timestamp, stream, \
-     chain_pos, prev_hash, hash";
-
-/// Bind a delivery's values in `DELIVERY_COLUMNS` order, for any backend.
+/// Bind a delivery's values in `sql::INSERT_DELIVERY` order, for any backend.
 macro_rules! bind_delivery {
     ($q:expr, $row:expr) => {{
         let c = &$row.content;
@@ -281,7 +264,7 @@ macro_rules! bind_delivery {
     }};
 }
 
-/// Bind a decision's values in `DECISION_COLUMNS` order, for any backend.
+/// Bind a decision's values in `sql::INSERT_DECISION` order, for any backend.
 macro_rules! bind_decision {
     ($q:expr, $r:expr, $l:expr) => {{
         let r = $r;

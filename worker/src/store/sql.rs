@@ -1,0 +1,229 @@
+//! The SQL both backends share, written once with `?` placeholders (SQLite's
+//! form; Postgres gets them numbered by [`numbered`]), and the method bodies
+//! that run it, stamped into each backend by macros. A backend keeps only what
+//! really differs: how a group takes its locks, how the delete guards are
+//! lifted for retention, and housekeeping.
+
+/// `?` → `$1, $2, …` (and `?N` → `$N`), for Postgres.
+pub(crate) fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '?' {
+            out.push(c);
+            continue;
+        }
+        let mut digits = String::new();
+        while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+            digits.push(*d);
+            chars.next();
+        }
+        if digits.is_empty() {
+            n += 1;
+            digits = n.to_string();
+        }
+        out.push('$');
+        out.push_str(&digits);
+    }
+    out
+}
+
+pub(crate) const FIND_KEY: &str = "SELECT seq, COALESCE(event_id, '') AS event_id, trace_id, processing_result \
+     FROM deliveries WHERE idempotency_key = ? AND processing_result IN ('accepted', 'ignored')";
+pub(crate) const HEAD: &str = "SELECT chain_pos, hash FROM stream_heads WHERE stream = ?";
+pub(crate) const SET_HEAD: &str = "INSERT INTO stream_heads (stream, chain_pos, hash) VALUES (?, ?, ?) \
+     ON CONFLICT (stream) DO UPDATE SET chain_pos = excluded.chain_pos, hash = excluded.hash";
+pub(crate) const DECISION_EXISTS: &str = "SELECT 1 AS one FROM decisions WHERE record_id = ?";
+/// A losing racer for an accepted key gets no row back and is decided again.
+pub(crate) const INSERT_DELIVERY: &str = "INSERT INTO deliveries (received_at, event_id, event_type, occurred_at, \
+     candidate_id, application_id, idempotency_key, signature_valid, processing_result, reject_code, trace_id, \
+     body_sha256, delivery_attempt, payload, signal, stream, chain_pos, prev_hash, hash) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+     ON CONFLICT (idempotency_key) WHERE processing_result IN ('accepted', 'ignored') DO NOTHING RETURNING seq";
+pub(crate) const INSERT_DECISION: &str = "INSERT INTO decisions (record_id, recorded_at, kind, candidate_id, \
+     application_id, event_id, event_type, occurred_at, received_at, idempotency_key, state_before, state_after, reason, \
+     write_targets, delivery_attempt, processing_result, trace_id, override_actor, override_reason_code, \
+     override_timestamp, stream, chain_pos, prev_hash, hash) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+pub(crate) const MARK_FORWARDED: &str = "INSERT INTO forwards (seq, forwarded_at) VALUES (?, ?) ON CONFLICT DO NOTHING";
+pub(crate) const CHAIN_ENTRIES: &str = "SELECT stream, chain_pos, hash, received_at AS at FROM deliveries \
+     WHERE stream IS NOT NULL AND chain_pos IS NOT NULL \
+     UNION ALL SELECT stream, chain_pos, hash, recorded_at AS at FROM decisions";
+pub(crate) const DELETE_FORWARDS: &str =
+    "DELETE FROM forwards WHERE seq IN (SELECT seq FROM deliveries WHERE stream = ? AND chain_pos <= ?)";
+pub(crate) const DELETE_DELIVERIES: &str = "DELETE FROM deliveries WHERE stream = ? AND chain_pos <= ?";
+pub(crate) const DELETE_DECISIONS: &str = "DELETE FROM decisions WHERE stream = ? AND chain_pos <= ?";
+pub(crate) const SAVE_CHECKPOINT: &str = "INSERT INTO chain_checkpoints (stream, next_pos, prev_hash, removed, cut_at) \
+     VALUES (?, ?, ?, ?, ?) ON CONFLICT (stream) DO UPDATE SET next_pos = excluded.next_pos, \
+     prev_hash = excluded.prev_hash, removed = chain_checkpoints.removed + excluded.removed, cut_at = excluded.cut_at";
+pub(crate) const UNFORWARDED: &str = "SELECT d.seq, COALESCE(d.signal, '') AS signal FROM deliveries d \
+     WHERE d.processing_result = 'accepted' AND d.seq > ? \
+     AND NOT EXISTS (SELECT 1 FROM forwards f WHERE f.seq = d.seq) ORDER BY d.seq LIMIT ?";
+pub(crate) const DELIVERIES: &str = "SELECT d.*, EXISTS (SELECT 1 FROM forwards f WHERE f.seq = d.seq) AS forwarded \
+     FROM deliveries d WHERE (?1 IS NULL OR d.candidate_id = ?1) AND (?2 IS NULL OR d.application_id = ?2) \
+     ORDER BY d.seq";
+pub(crate) const DECISIONS: &str = "SELECT * FROM decisions WHERE (?1 IS NULL OR candidate_id = ?1) \
+     AND (?2 IS NULL OR application_id = ?2) ORDER BY seq";
+pub(crate) const CHECKPOINTS: &str = "SELECT stream, next_pos, prev_hash FROM chain_checkpoints";
+
+/// `impl Backend` for a backend: its own methods, given, plus those whose SQL
+/// is the same on both. Expects `self.conn`, `Self::sql(&'static str) ->
+/// Cow<'static, str>`, and `lift_guards`/`restore_guards`.
+macro_rules! backend_impl {
+    ($backend:ty, { $($own:tt)* }) => {
+        #[async_trait::async_trait]
+        impl Backend for $backend {
+        $($own)*
+
+        async fn find_key(&mut self, key: &str) -> Result<Option<Original>, sqlx::Error> {
+            sqlx::query_as(&Self::sql(sql::FIND_KEY)).bind(key).fetch_optional(&mut self.conn).await
+        }
+
+        async fn head(&mut self, stream: &str) -> Result<Option<(i64, String)>, sqlx::Error> {
+            sqlx::query_as(&Self::sql(sql::HEAD)).bind(stream).fetch_optional(&mut self.conn).await
+        }
+
+        async fn insert_delivery(&mut self, row: &ChainedDelivery) -> Result<Option<i64>, sqlx::Error> {
+            let statement = Self::sql(sql::INSERT_DELIVERY);
+            bind_delivery!(sqlx::query_scalar(&statement), row).fetch_optional(&mut self.conn).await
+        }
+
+        async fn decision_exists(&mut self, record_id: &str) -> Result<bool, sqlx::Error> {
+            let row: Option<(i32,)> =
+                sqlx::query_as(&Self::sql(sql::DECISION_EXISTS)).bind(record_id).fetch_optional(&mut self.conn).await?;
+            Ok(row.is_some())
+        }
+
+        async fn insert_decision(&mut self, r: &DecisionRecord, l: &LinkFields) -> Result<(), sqlx::Error> {
+            let statement = Self::sql(sql::INSERT_DECISION);
+            bind_decision!(sqlx::query(&statement), r, l).execute(&mut self.conn).await.map(|_| ())
+        }
+
+        async fn mark_forwarded(&mut self, seqs: &[i64], now: &str) -> Result<(), sqlx::Error> {
+            for seq in seqs {
+                sqlx::query(&Self::sql(sql::MARK_FORWARDED)).bind(seq).bind(now).execute(&mut self.conn).await?;
+            }
+            Ok(())
+        }
+
+        async fn set_head(&mut self, stream: &str, pos: i64, hash: &str) -> Result<(), sqlx::Error> {
+            sqlx::query(&Self::sql(sql::SET_HEAD)).bind(stream).bind(pos).bind(hash).execute(&mut self.conn).await.map(|_| ())
+        }
+
+        async fn chain_entries(&mut self) -> Result<Vec<ChainEntry>, sqlx::Error> {
+            sqlx::query_as(sql::CHAIN_ENTRIES).fetch_all(&mut self.conn).await
+        }
+
+        async fn delete_prefix(&mut self, stream: &str, upto: i64) -> Result<u64, sqlx::Error> {
+            self.lift_guards().await?;
+            let mut removed = 0;
+            for (statement, counts) in [(sql::DELETE_FORWARDS, false), (sql::DELETE_DELIVERIES, true), (sql::DELETE_DECISIONS, true)] {
+                let done = sqlx::query(&Self::sql(statement)).bind(stream).bind(upto).execute(&mut self.conn).await?;
+                if counts {
+                    removed += done.rows_affected();
+                }
+            }
+            self.restore_guards().await?;
+            Ok(removed)
+        }
+
+        async fn save_checkpoint(&mut self, cp: &chain::Checkpoint, removed: i64, now: &str) -> Result<(), sqlx::Error> {
+            sqlx::query(&Self::sql(sql::SAVE_CHECKPOINT))
+                .bind(&cp.stream)
+                .bind(cp.next_pos)
+                .bind(&cp.prev_hash)
+                .bind(removed)
+                .bind(now)
+                .execute(&mut self.conn)
+                .await
+                .map(|_| ())
+        }
+
+        async fn commit(&mut self) -> Result<(), sqlx::Error> {
+            sqlx::query("COMMIT").execute(&mut self.conn).await.map(|_| ())
+        }
+
+        async fn rollback(&mut self) {
+            if let Err(e) = sqlx::query("ROLLBACK").execute(&mut self.conn).await {
+                tracing::debug!(error = %e, "rollback after a failed group");
+            }
+        }
+        }
+    };
+}
+
+/// `impl EventStore` for a store: its own methods, given, plus the read side,
+/// which is the same on both. Expects `self.pool`, `self.writer` and
+/// `$store::sql`.
+macro_rules! store_impl {
+    ($backend:ty, { $($own:tt)* }) => {
+        #[async_trait::async_trait]
+        impl EventStore for $backend {
+        $($own)*
+
+        async fn find_key(&self, key: &str) -> Result<Option<Original>, StoreError> {
+            Ok(sqlx::query_as(&<$backend>::sql(sql::FIND_KEY)).bind(key).fetch_optional(&self.pool).await?)
+        }
+
+        async fn unforwarded(&self, after_seq: i64, limit: i64) -> Result<Vec<Forwardable>, StoreError> {
+            let rows: Vec<(i64, String)> = sqlx::query_as(&<$backend>::sql(sql::UNFORWARDED))
+                .bind(after_seq)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+            Ok(rows.into_iter().map(|(seq, signal)| Forwardable { seq, signal }).collect())
+        }
+
+        async fn deliveries(
+            &self,
+            candidate_id: Option<&str>,
+            application_id: Option<&str>,
+        ) -> Result<Vec<StoredDelivery>, StoreError> {
+            Ok(sqlx::query_as::<_, StoredDelivery>(&<$backend>::sql(sql::DELIVERIES))
+                .bind(candidate_id)
+                .bind(application_id)
+                .fetch_all(&self.pool)
+                .await?)
+        }
+
+        async fn decisions(
+            &self,
+            candidate_id: Option<&str>,
+            application_id: Option<&str>,
+        ) -> Result<Vec<StoredDecision>, StoreError> {
+            let rows = sqlx::query_as::<_, DecisionRow>(&<$backend>::sql(sql::DECISIONS))
+                .bind(candidate_id)
+                .bind(application_id)
+                .fetch_all(&self.pool)
+                .await?;
+            Ok(rows.into_iter().map(StoredDecision::from).collect())
+        }
+
+        async fn checkpoints(&self) -> Result<Vec<chain::Checkpoint>, StoreError> {
+            let rows: Vec<(String, i64, String)> = sqlx::query_as(sql::CHECKPOINTS).fetch_all(&self.pool).await?;
+            Ok(rows
+                .into_iter()
+                .map(|(stream, next_pos, prev_hash)| chain::Checkpoint { stream, next_pos, prev_hash })
+                .collect())
+        }
+
+        fn writer(&self) -> &Writer {
+            &self.writer
+        }
+        }
+    };
+}
+
+pub(crate) use {backend_impl, store_impl};
+
+#[cfg(test)]
+mod tests {
+    use super::numbered;
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres() {
+        assert_eq!(numbered("a = ? AND b = ?"), "a = $1 AND b = $2");
+        assert_eq!(numbered("(?1 IS NULL OR c = ?1) AND (?2 IS NULL)"), "($1 IS NULL OR c = $1) AND ($2 IS NULL)");
+    }
+}
