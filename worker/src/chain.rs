@@ -18,7 +18,7 @@ pub fn stream_of(candidate_id: &str, application_id: &str) -> String {
 }
 
 /// The stored fields of a delivery that its hash covers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct DeliveryContent {
     pub received_at: String,
     pub event_id: Option<String>,

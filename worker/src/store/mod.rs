@@ -113,25 +113,14 @@ pub struct Forwardable {
     pub signal: String,
 }
 
-/// One stored row, for timelines and tests.
+/// One stored row, for timelines and tests: the hashed content, plus where it
+/// sits (seq, chain link) and whether the relay forwarded it.
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
 pub struct StoredDelivery {
     pub seq: i64,
-    pub received_at: String,
-    pub event_id: Option<String>,
-    pub event_type: Option<String>,
-    pub occurred_at: Option<String>,
-    pub candidate_id: Option<String>,
-    pub application_id: Option<String>,
-    pub idempotency_key: Option<String>,
-    pub signature_valid: bool,
-    pub processing_result: String,
-    pub reject_code: Option<String>,
-    pub trace_id: String,
-    pub body_sha256: String,
-    pub delivery_attempt: Option<i64>,
-    pub payload: Option<String>,
-    pub signal: Option<String>,
+    #[serde(flatten)]
+    #[sqlx(flatten)]
+    pub content: DeliveryContent,
     pub forwarded: bool,
     pub stream: Option<String>,
     pub chain_pos: Option<i64>,
@@ -139,25 +128,10 @@ pub struct StoredDelivery {
     pub hash: Option<String>,
 }
 
-impl StoredDelivery {
-    pub fn content(&self) -> DeliveryContent {
-        DeliveryContent {
-            received_at: self.received_at.clone(),
-            event_id: self.event_id.clone(),
-            event_type: self.event_type.clone(),
-            occurred_at: self.occurred_at.clone(),
-            candidate_id: self.candidate_id.clone(),
-            application_id: self.application_id.clone(),
-            idempotency_key: self.idempotency_key.clone(),
-            signature_valid: self.signature_valid,
-            processing_result: self.processing_result.clone(),
-            reject_code: self.reject_code.clone(),
-            trace_id: self.trace_id.clone(),
-            body_sha256: self.body_sha256.clone(),
-            delivery_attempt: self.delivery_attempt,
-            payload: self.payload.clone(),
-            signal: self.signal.clone(),
-        }
+impl std::ops::Deref for StoredDelivery {
+    type Target = DeliveryContent;
+    fn deref(&self) -> &DeliveryContent {
+        &self.content
     }
 }
 
@@ -429,7 +403,7 @@ fn verify_rows(
         if !wanted(&stream) {
             continue;
         }
-        let recomputed = chain::link_hash(&stream, pos, &prev, &d.content());
+        let recomputed = chain::link_hash(&stream, pos, &prev, &d.content);
         links.push(chain::Link {
             stream,
             chain_pos: pos,
