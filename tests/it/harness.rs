@@ -267,7 +267,7 @@ impl TestApp {
                     tail(&self.bridge_log(), 40)
                 );
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
