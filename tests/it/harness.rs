@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use temporalio_client::{Client, WorkflowQueryOptions};
 use vbridge::client::{Reply, WebhookClient};
-use vbridge::devserver::{DevServer, DevServerOptions, free_port};
+use vbridge::devserver::{DevServer, DevServerOptions};
 use vbridge::sandbox::{AppliedWrite, FaultRequest, RequestLog};
 use vbridge::store::StoredDelivery;
 use vbridge_proto::{StateView, TimelineEntry};
@@ -56,7 +56,7 @@ impl TestApp {
     pub async fn spawn_with(name: &str, opts: Options) -> TestApp {
         let dir = test_dir(name);
         let temporal = DevServer::start(DevServerOptions {
-            port: free_port(),
+            port: 0,
             ui_port: None,
             db_file: opts.persist_temporal.then(|| dir.join("temporal.db")),
             log_file: dir.join("temporal.log"),

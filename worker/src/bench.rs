@@ -13,7 +13,7 @@
 use crate::app::{self, Role};
 use crate::client::{WebhookClient, started};
 use crate::config::Config;
-use crate::devserver::{DevServer, DevServerOptions, free_port};
+use crate::devserver::{DevServer, DevServerOptions};
 use crate::temporal::{self, Forwarder};
 use futures::StreamExt;
 use serde_json::Value;
@@ -170,7 +170,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     println!("{}", fsync_probe(&dir)?);
 
     let temporal = DevServer::start(DevServerOptions {
-        port: free_port(),
+        port: 0,
         ui_port: None,
         db_file: None,
         log_file: dir.join("temporal.log"),

@@ -26,6 +26,7 @@ pub enum DevServerError {
 
 #[derive(Debug, Clone)]
 pub struct DevServerOptions {
+    /// The frontend's port; 0 picks a free one.
     pub port: u16,
     /// `None`: headless (no UI).
     pub ui_port: Option<u16>,
@@ -59,22 +60,46 @@ pub fn free_port() -> u16 {
         .expect("binding an ephemeral port")
 }
 
+/// The log's error lines, then its last lines (a Go panic buries the cause).
 fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
+    let errors: Vec<&str> = lines.iter().copied().filter(|l| l.contains("level=ERROR")).take(5).collect();
+    let last = &lines[lines.len().saturating_sub(10)..];
+    errors.into_iter().chain(last.iter().copied()).collect::<Vec<_>>().join("\n")
 }
 
 impl DevServer {
     /// Start the dev server and wait until its frontend answers.
+    /// Start the dev server. A `port` of 0 picks a free one, and picks again
+    /// when another process took it first (tests start servers in parallel).
     pub async fn start(options: DevServerOptions) -> Result<DevServer, DevServerError> {
+        if options.port != 0 {
+            return Self::start_on(options).await;
+        }
+        let mut last = None;
+        for _ in 0..5 {
+            let opts = DevServerOptions { port: free_port(), ..options.clone() };
+            match Self::start_on(opts).await {
+                Err(DevServerError::Exited { status, log }) if log.contains("address already in use") => {
+                    tracing::info!("Temporal dev server lost a port race; trying another port");
+                    last = Some(DevServerError::Exited { status, log });
+                }
+                other => return other,
+            }
+        }
+        Err(last.expect("five attempts were made"))
+    }
+
+    async fn start_on(options: DevServerOptions) -> Result<DevServer, DevServerError> {
         let cli = find_cli()?;
         if let Some(dir) = options.log_file.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
         let log = std::fs::OpenOptions::new()
             .create(true)
-            .append(true)
+            .write(true)
+            .truncate(true)
             .open(&options.log_file)
             .map_err(|source| DevServerError::Spawn { cli: cli.display().to_string(), source })?;
         let mut cmd = Command::new(&cli);
@@ -172,7 +197,7 @@ impl DevServer {
     /// Start again with the same options (same port and database file).
     pub async fn restart(&mut self) -> Result<(), DevServerError> {
         self.stop();
-        let fresh = DevServer::start(self.options.clone()).await?;
+        let fresh = DevServer::start_on(self.options.clone()).await?;
         *self = fresh;
         Ok(())
     }
