@@ -355,24 +355,6 @@ impl CandidateVerification {
             .await?;
             signals_checked = ctx.state(|s| s.signals);
 
-            if audit {
-                let records = ctx.state(|s| s.unrecorded(&workflow_id));
-                if !records.is_empty() {
-                    let n = records.len() as u32;
-                    let mut opts = ActivityOptions::start_to_close_timeout(Duration::from_secs(30));
-                    // The log must not lose a decision: retry until it is stored.
-                    opts.retry_policy = Some(
-                        RetryPolicy::builder()
-                            .initial_interval(Duration::from_millis(200))
-                            .maximum_interval(Duration::from_secs(30))
-                            .maximum_attempts(0)
-                            .build(),
-                    );
-                    ctx.execute_activity(AuditActivities::append_decisions, DecisionBatch { records }, opts).await?;
-                    ctx.state_mut(|s| s.recorded += n);
-                }
-            }
-
             let history_full = ctx.history_length() >= ctx.state(|s| s.tuning.continue_as_new_after)
                 || ctx.continue_as_new_suggested();
             if history_full {
@@ -393,15 +375,46 @@ impl CandidateVerification {
                 ctx.continue_as_new(next, ContinueAsNewOptions::default())?;
             }
 
-            let Some(write) = ctx.state(|s| s.pending.front().cloned()) else {
-                continue;
+            // The audit append and the ATS write run side by side: neither
+            // waits for the other, and each retries on its own.
+            let records = if audit { ctx.state(|s| s.unrecorded(&workflow_id)) } else { vec![] };
+            let request = match ctx.state(|s| s.pending.front().cloned()) {
+                Some(PendingWrite { request: None, .. }) => {
+                    ctx.state_mut(|s| s.pending.pop_front());
+                    None
+                }
+                Some(PendingWrite { request: Some(r), .. }) => Some(r),
+                None => None,
             };
-            let Some(request) = write.request.clone() else {
-                ctx.state_mut(|s| s.pending.pop_front());
-                continue;
+            let n = records.len() as u32;
+            let append = async {
+                if records.is_empty() {
+                    return Ok(());
+                }
+                let mut opts = ActivityOptions::start_to_close_timeout(Duration::from_secs(30));
+                // The log must not lose a decision: retry until it is stored.
+                opts.retry_policy = Some(
+                    RetryPolicy::builder()
+                        .initial_interval(Duration::from_millis(200))
+                        .maximum_interval(Duration::from_secs(30))
+                        .maximum_attempts(0)
+                        .build(),
+                );
+                ctx.execute_activity(AuditActivities::append_decisions, DecisionBatch { records }, opts).await
             };
-            let opts = ctx.state(|s| s.activity_options());
-            let result = ctx.execute_activity(AtsActivities::write_verification, request.clone(), opts).await;
+            let write = async {
+                match &request {
+                    Some(r) => {
+                        let opts = ctx.state(|s| s.activity_options());
+                        Some(ctx.execute_activity(AtsActivities::write_verification, r.clone(), opts).await)
+                    }
+                    None => None,
+                }
+            };
+            let (appended, written) = temporalio_sdk::workflows::join!(append, write);
+            appended?;
+            ctx.state_mut(|s| s.recorded += n);
+            let (Some(request), Some(result)) = (request, written) else { continue };
             let now = rfc3339(ctx.workflow_time());
             let deferral = match result {
                 Ok(done) => {
