@@ -168,11 +168,11 @@ impl TestApp {
     pub async fn wait_bridge_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
         let start = Instant::now();
         loop {
-            if let Some(c) = self.bridge.as_mut() {
-                if let Ok(Some(status)) = c.try_wait() {
-                    self.bridge = None;
-                    return status;
-                }
+            if let Some(c) = self.bridge.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                self.bridge = None;
+                return status;
             }
             assert!(start.elapsed() < limit, "the bridge did not exit within {limit:?}");
             tokio::time::sleep(Duration::from_millis(50)).await;

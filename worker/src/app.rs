@@ -37,10 +37,10 @@ pub async fn serve(
 
     // Every role uses the store: the worker appends decisions to the audit log.
     let store = if !roles.is_empty() {
-        if let Some(path) = cfg.database_url.strip_prefix("sqlite://") {
-            if let Some(dir) = std::path::Path::new(path).parent() {
-                std::fs::create_dir_all(dir)?;
-            }
+        if let Some(path) = cfg.database_url.strip_prefix("sqlite://")
+            && let Some(dir) = std::path::Path::new(path).parent()
+        {
+            std::fs::create_dir_all(dir)?;
         }
         Some(crate::store::open(&cfg.database_url).await?)
     } else {
@@ -76,8 +76,8 @@ pub async fn serve(
     let temporal_shutdown = shutdown.clone();
     let mut main_shutdown = shutdown.clone();
     let temporal_roles = async {
-        if roles.contains(&Role::Relay) || roles.contains(&Role::Worker) {
-            if let Err(e) = run_temporal_roles(
+        if (roles.contains(&Role::Relay) || roles.contains(&Role::Worker))
+            && let Err(e) = run_temporal_roles(
                 cfg.clone(),
                 roles.clone(),
                 store,
@@ -86,9 +86,8 @@ pub async fn serve(
                 temporal_shutdown,
             )
             .await
-            {
-                tracing::error!(error = %e, "Temporal roles ended with an error");
-            }
+        {
+            tracing::error!(error = %e, "Temporal roles ended with an error");
         }
     };
     let wait = async {
@@ -188,7 +187,7 @@ async fn run_temporal_roles(
                 client: client.clone(),
                 task_queue: cfg.task_queue.clone(),
                 policy,
-                tuning: cfg.tuning.clone(),
+                tuning: cfg.tuning,
             },
             metrics,
             crash_after_forward: std::env::var("VBRIDGE_FAULT").as_deref() == Ok("crash-after-forward"),

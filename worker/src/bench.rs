@@ -256,19 +256,18 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
         client: tclient,
         task_queue: format!("bench-bare-{run}"),
         policy: Arc::new(cfg.policy.clone()),
-        tuning: cfg.tuning.clone(),
+        tuning: cfg.tuning,
     };
     let signals: Vec<_> = bodies
         .iter()
         .take(o.signal_starts)
-        .map(|b| {
-            let mut ev: vbridge_proto::EventSignal = Default::default();
-            ev.event_id = b["event_id"].as_str().unwrap_or_default().to_owned();
-            ev.candidate_id = format!("bare-{}", b["candidate_id"].as_str().unwrap_or_default());
-            ev.application_id = "app".into();
-            ev.event_type = "verification.started".into();
-            ev.occurred_at = crate::now_rfc3339();
-            ev
+        .map(|b| vbridge_proto::EventSignal {
+            event_id: b["event_id"].as_str().unwrap_or_default().to_owned(),
+            candidate_id: format!("bare-{}", b["candidate_id"].as_str().unwrap_or_default()),
+            application_id: "app".into(),
+            event_type: "verification.started".into(),
+            occurred_at: crate::now_rfc3339(),
+            ..Default::default()
         })
         .collect();
     let start = Instant::now();
@@ -311,10 +310,9 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
             for w in writes {
                 if let (Some(id), Ok(at)) =
                     (w.fields.get("verification_last_event_id"), chrono::DateTime::parse_from_rfc3339(&w.at))
+                    && let Some(sent) = sent_at.get(id)
                 {
-                    if let Some(sent) = sent_at.get(id) {
-                        lat.push((at.with_timezone(&chrono::Utc) - *sent).to_std().unwrap_or_default());
-                    }
+                    lat.push((at.with_timezone(&chrono::Utc) - *sent).to_std().unwrap_or_default());
                 }
             }
             break;

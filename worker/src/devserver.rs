@@ -148,13 +148,10 @@ impl DevServer {
     async fn wait_ready(&mut self, limit: Duration) -> Result<(), DevServerError> {
         let start = Instant::now();
         loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    return Err(DevServerError::Exited {
-                        status: status.to_string(),
-                        log: tail(&self.options.log_file),
-                    });
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                return Err(DevServerError::Exited { status: status.to_string(), log: tail(&self.options.log_file) });
             }
             if let Ok(client) = crate::temporal::connect(&self.address, "default").await {
                 // The frontend answers before the default namespace is ready.

@@ -179,21 +179,21 @@ pub fn parse(body: &Value, policy: &Policy) -> Result<Intake, PayloadError> {
             .collect::<Result<Vec<_>, _>>()?,
         Some(_) => return Err(err("reason_codes", "must be a list of strings")),
     };
-    if let Some(st) = decision_state {
-        if let Some(route) = policy.review_route(st) {
-            if reason_codes.is_empty() {
+    if let Some(st) = decision_state
+        && let Some(route) = policy.review_route(st)
+    {
+        if reason_codes.is_empty() {
+            return Err(err(
+                "reason_codes",
+                format!("{} needs at least one of {}", st, route.required_reason_codes.join(", ")),
+            ));
+        }
+        for (i, c) in reason_codes.iter().enumerate() {
+            if !route.required_reason_codes.contains(c) {
                 return Err(err(
-                    "reason_codes",
-                    format!("{} needs at least one of {}", st, route.required_reason_codes.join(", ")),
+                    &format!("reason_codes[{i}]"),
+                    format!("\"{c}\" is not one of {}", route.required_reason_codes.join(", ")),
                 ));
-            }
-            for (i, c) in reason_codes.iter().enumerate() {
-                if !route.required_reason_codes.contains(c) {
-                    return Err(err(
-                        &format!("reason_codes[{i}]"),
-                        format!("\"{c}\" is not one of {}", route.required_reason_codes.join(", ")),
-                    ));
-                }
             }
         }
     }
@@ -215,10 +215,10 @@ pub fn parse(body: &Value, policy: &Policy) -> Result<Intake, PayloadError> {
                 .ok_or_else(|| err("delivery_attempt", "must be a non-negative integer"))? as u32,
         ),
     };
-    if let Some(v) = m.get("external_ats_ids") {
-        if !(v.is_object() || v.is_array() || v.is_null()) {
-            return Err(err("external_ats_ids", "must be an object or a list"));
-        }
+    if let Some(v) = m.get("external_ats_ids")
+        && !(v.is_object() || v.is_array() || v.is_null())
+    {
+        return Err(err("external_ats_ids", "must be an object or a list"));
     }
     Ok(Intake {
         event_id,

@@ -112,7 +112,7 @@ impl Forwarder {
             policy_yaml: self.policy.text().to_owned(),
             policy_sha256: self.policy.sha256().to_owned(),
             carried: None,
-            tuning: Some(self.tuning.clone()),
+            tuning: Some(self.tuning),
         };
         let opts = WorkflowStartOptions::new(self.task_queue.clone(), workflow_id)
             .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)

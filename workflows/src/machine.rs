@@ -83,10 +83,10 @@ pub fn decide(policy: &Policy, st: &MachineState, seen: &BTreeSet<String>, ev: &
             return Outcome::Refused(format!("occurred_at \"{}\" is not RFC 3339", ev.occurred_at));
         }
     };
-    if let Some(last) = st.last_occurred_at {
-        if occurred < last {
-            return Outcome::Skipped(Skip::Stale { last_applied: last.to_rfc3339() });
-        }
+    if let Some(last) = st.last_occurred_at
+        && occurred < last
+    {
+        return Outcome::Skipped(Skip::Stale { last_applied: last.to_rfc3339() });
     }
     let target = match target_state(policy, ev) {
         Ok(t) => t,

@@ -631,10 +631,10 @@ fn check_cron(expr: &str) -> Result<(), String> {
                 Some((b, s)) => (b, Some(s)),
                 None => (item, None),
             };
-            if let Some(s) = step {
-                if s.parse::<u32>().map(|v| v == 0).unwrap_or(true) {
-                    return Err(format!("\"{expr}\": bad step in \"{item}\""));
-                }
+            if let Some(s) = step
+                && s.parse::<u32>().map(|v| v == 0).unwrap_or(true)
+            {
+                return Err(format!("\"{expr}\": bad step in \"{item}\""));
             }
             if base == "*" {
                 continue;

@@ -191,13 +191,12 @@ impl CandidateVerification {
                     self.view.ats_sync = policy.pending_sync_status().to_owned();
                 }
                 updates = self.sync_attributes();
-                if let Some(route) = policy.review_route(after) {
-                    if let Some(due) = now_time.map(|t| t + Duration::from_secs(route.sla_hours as u64 * 3600)) {
-                        let d = due.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-                        updates.push(
-                            SA_REVIEW_DUE_AT.value_set(Timestamp::new(d.as_secs() as i64, d.subsec_nanos() as i32)),
-                        );
-                    }
+                if let Some(route) = policy.review_route(after)
+                    && let Some(due) = now_time.map(|t| t + Duration::from_secs(route.sla_hours as u64 * 3600))
+                {
+                    let d = due.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+                    updates
+                        .push(SA_REVIEW_DUE_AT.value_set(Timestamp::new(d.as_secs() as i64, d.subsec_nanos() as i32)));
                 }
                 // ReviewDueAt is not unset on leaving review: this SDK sends an
                 // empty payload for an unset that the server refuses. Queries
@@ -266,10 +265,10 @@ pub fn decision_record_id(workflow_id: &str, index: usize) -> String {
 fn failure_type(e: &ActivityExecutionError) -> Option<String> {
     let mut f = e.failure();
     while let Some(failure) = f {
-        if let Some(app) = failure.maybe_application_failure() {
-            if !app.r#type.is_empty() {
-                return Some(app.r#type.clone());
-            }
+        if let Some(app) = failure.maybe_application_failure()
+            && !app.r#type.is_empty()
+        {
+            return Some(app.r#type.clone());
         }
         f = failure.cause.as_deref();
     }
@@ -369,7 +368,7 @@ impl CandidateVerification {
                         policy_yaml: s.policy_yaml.clone(),
                         policy_sha256: s.view.policy_sha256.clone(),
                         carried: Some(snap),
-                        tuning: Some(s.tuning.clone()),
+                        tuning: Some(s.tuning),
                     }
                 });
                 ctx.continue_as_new(next, ContinueAsNewOptions::default())?;

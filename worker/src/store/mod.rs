@@ -361,7 +361,7 @@ pub trait EventStore: vbridge_activities::AuditSink + Send + Sync + 'static {
 /// on a connection of its own; SQLite: one process owns the file).
 pub enum RelayLease {
     Local,
-    Postgres(sqlx::PgConnection),
+    Postgres(Box<sqlx::PgConnection>),
 }
 
 impl RelayLease {
@@ -369,7 +369,7 @@ impl RelayLease {
     pub async fn alive(&mut self) -> bool {
         match self {
             RelayLease::Local => true,
-            RelayLease::Postgres(conn) => sqlx::query("SELECT 1").execute(conn).await.is_ok(),
+            RelayLease::Postgres(conn) => sqlx::query("SELECT 1").execute(conn.as_mut()).await.is_ok(),
         }
     }
 }
@@ -431,6 +431,8 @@ fn verify_rows(
 // The shared writer.
 // ---------------------------------------------------------------------------
 
+// Nearly every op is a Commit; boxing it would only add an allocation per delivery.
+#[allow(clippy::large_enum_variant)]
 enum Op {
     Commit(DeliveryRecord, Option<oneshot::Sender<Result<Committed, String>>>),
     Forwarded(Vec<i64>, oneshot::Sender<Result<(), String>>),

@@ -18,7 +18,7 @@ use std::borrow::Cow;
 use vbridge_proto::DecisionRecord;
 
 /// The advisory lock key of the relay lease ("vbridge relay").
-const RELAY_LOCK: i64 = 0x7662_7265_6c61_79;
+const RELAY_LOCK: i64 = 0x0076_6272_656c_6179;
 
 const GUARDS: [(&str, &str); 3] = [
     ("deliveries", "deliveries_append_only"),
@@ -107,7 +107,7 @@ store_impl!(PgStore, {
         let mut conn = PgConnection::connect(&self.url).await?;
         let got: bool =
             sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(RELAY_LOCK).fetch_one(&mut conn).await?;
-        Ok(got.then_some(RelayLease::Postgres(conn)))
+        Ok(got.then(|| RelayLease::Postgres(Box::new(conn))))
     }
 });
 
