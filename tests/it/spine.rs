@@ -501,3 +501,20 @@ async fn two_instances_on_one_postgres_accept_each_key_once_and_write_once() {
     assert_eq!(report.broken, None);
     drop(second);
 }
+
+#[tokio::test]
+async fn serve_stops_cleanly_on_sigterm_and_loses_nothing() {
+    let mut app = TestApp::spawn("sigterm").await;
+    assert_eq!(app.send(&started("cand-q", "app-q", "evt-q-1", &at(-1))).await.status, 202);
+    app.wait_synced("cand-q", "app-q", "pending").await;
+    let pid = app.bridge.as_ref().expect("bridge running").id();
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    let status = app.wait_bridge_exit(Duration::from_secs(30)).await;
+    assert!(status.success(), "vbridge serve exits 0 on SIGTERM, got {status}");
+    // A restart picks up where it left off.
+    app.start_bridge(&[]).await;
+    assert_eq!(app.send(&decision("cand-q", "app-q", "evt-q-2", &at(0), "verified")).await.status, 202);
+    app.wait_synced("cand-q", "app-q", "verified").await;
+    assert_eq!(app.writes().await.len(), 2);
+}
