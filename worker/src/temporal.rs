@@ -41,21 +41,6 @@ pub async fn connect(address: &str, namespace: &str) -> Result<Client, TemporalE
         .map_err(|e| TemporalError::Connect { address: address.to_owned(), message: e.to_string() })
 }
 
-/// Connect, retrying until `deadline` passes (Temporal may still be starting).
-pub async fn connect_retrying(address: &str, namespace: &str, deadline: Duration) -> Result<Client, TemporalError> {
-    let start = std::time::Instant::now();
-    loop {
-        match connect(address, namespace).await {
-            Ok(c) => return Ok(c),
-            Err(e) if start.elapsed() >= deadline => return Err(e),
-            Err(e) => {
-                tracing::info!(error = %e, "waiting for Temporal");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-    }
-}
-
 /// Register the bridge's search attributes (CONTRACT §3) where missing.
 pub async fn register_search_attributes(client: &Client, namespace: &str) -> Result<(), TemporalError> {
     use temporalio_common::protos::temporal::api::enums::v1::IndexedValueType;

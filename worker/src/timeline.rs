@@ -95,7 +95,9 @@ pub async fn build(store: &dyn EventStore, candidate: &str, application: Option<
         .chain(decisions.iter().map(|d| d.stream.clone()))
         .filter(|s| s != chain::REJECTED_STREAM)
         .collect();
-    let chain = store.verify_streams(Some(&streams)).await?;
+    // Verify from the rows already loaded: this candidate's chains only.
+    let checkpoints = store.checkpoints().await?;
+    let chain = crate::store::verify_rows(deliveries, decisions, &checkpoints, Some(&streams));
     Ok(Timeline {
         candidate_id: candidate.to_owned(),
         application_id: application.map(str::to_owned),

@@ -258,7 +258,7 @@ impl Policy {
         let raw: RawPolicy = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
-            PolicyError::Invalid(vec![PolicyProblem { path, problem: strip_yaml_location(&e.inner().to_string()) }])
+            PolicyError::Invalid(vec![PolicyProblem { path, problem: e.inner().to_string() }])
         })?;
         let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
         Validator::default().validate(raw, text.to_owned(), sha256)
@@ -328,11 +328,6 @@ impl Policy {
     pub fn review_route(&self, state: VerificationState) -> Option<&RouteToQueue> {
         self.actions.values().filter_map(|a| a.route.as_ref()).find(|(s, _)| *s == state).map(|(_, r)| r)
     }
-}
-
-fn strip_yaml_location(msg: &str) -> String {
-    // serde_yaml appends " at line X column Y"; keep it, it helps the operator.
-    msg.to_owned()
 }
 
 #[derive(Default)]

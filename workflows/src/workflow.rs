@@ -140,7 +140,6 @@ impl CandidateVerification {
             seen_event_ids: self.seen.iter().cloned().collect(),
             timeline: self.timeline.clone(),
             pending: self.pending.iter().cloned().collect(),
-            inbox: vec![],
             recorded: self.recorded,
         }
     }

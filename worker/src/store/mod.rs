@@ -384,7 +384,8 @@ pub async fn open(url: &str) -> Result<Arc<dyn EventStore>, StoreError> {
     }
 }
 
-fn verify_rows(
+/// Check the chains among these rows (only `streams`, when given).
+pub fn verify_rows(
     deliveries: Vec<StoredDelivery>,
     decisions: Vec<StoredDecision>,
     checkpoints: &[chain::Checkpoint],
