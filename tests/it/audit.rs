@@ -2,10 +2,10 @@
 //! an edit made behind the bridge's back, the timeline export, and proof that
 //! biometric values are stored nowhere.
 
-use crate::harness::{Options, TestApp, at, postgres_url, raw_sql};
+use crate::harness::{AUDITOR_TOKEN, Options, TestApp, at, postgres_url, raw_sql};
 use std::process::Command;
 use std::time::Duration;
-use vbridge::client::{decision, started};
+use vbridge::devtools::client::{decision, started};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -112,15 +112,14 @@ async fn timeline_exports_as_json_csv_and_a_printable_html_page() {
         .await
         .unwrap();
 
+    // The refused delivery is recorded off the answer path: wait for it.
     let json: serde_json::Value = app
-        .http
-        .get(format!("{}/v1/candidates/cand-t/timeline", app.bridge_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .wait_for("the rejected delivery in the timeline", WAIT, || async {
+            let json: serde_json::Value =
+                app.get_as("/v1/candidates/cand-t/timeline", Some(AUDITOR_TOKEN)).await.json().await.ok()?;
+            json["items"].as_array()?.iter().any(|i| i["kind"] == "rejected").then_some(json)
+        })
+        .await;
     assert_eq!(json["current_state"], "verified");
     assert!(json["chain"]["broken"].is_null(), "{}", json["chain"]);
     let kinds: Vec<&str> = json["items"].as_array().unwrap().iter().map(|i| i["kind"].as_str().unwrap()).collect();

@@ -9,14 +9,32 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use temporalio_client::{Client, WorkflowQueryOptions};
-use vbridge::client::{Reply, WebhookClient};
-use vbridge::devserver::{DevServer, DevServerOptions};
-use vbridge::sandbox::{AppliedWrite, FaultRequest, RequestLog};
+use vbridge::devtools::client::{Reply, WebhookClient};
+use vbridge::devtools::devserver::{DevServer, DevServerOptions};
+use vbridge::devtools::sandbox::{AppliedWrite, FaultRequest, RequestLog};
 use vbridge::store::StoredDelivery;
 use vbridge_proto::{StateView, TimelineEntry};
 use vbridge_workflows::CandidateVerification;
 
 pub const SECRET: &str = "it-secret-1";
+/// Operator API tokens the harness configures (CONTRACT §5), by role.
+pub const OPS_TOKEN: &str = "it-ops-token";
+pub const AUDITOR_TOKEN: &str = "it-auditor-token";
+pub const REVIEWER_TOKEN: &str = "it-reviewer-token";
+
+fn sha256_hex(s: &str) -> String {
+    vbridge::intake::sha256_hex(s.as_bytes())
+}
+
+/// `VBRIDGE_API_TOKENS` for the tokens above: only their hashes.
+pub fn api_tokens() -> String {
+    format!(
+        "ops:it-ops:{},auditor:it-auditor:{},reviewer:it-reviewer:{}",
+        sha256_hex(OPS_TOKEN),
+        sha256_hex(AUDITOR_TOKEN),
+        sha256_hex(REVIEWER_TOKEN)
+    )
+}
 
 #[derive(Default)]
 pub struct Options {
@@ -69,7 +87,7 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sandbox_url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(vbridge::sandbox::serve(listener, async move {
+        tokio::spawn(vbridge::devtools::sandbox::serve(listener, async move {
             let _ = rx.await;
         }));
 
@@ -88,6 +106,7 @@ impl TestApp {
             ("VBRIDGE_ATS_RETRY_INITIAL_MS".into(), "100".into()),
             ("VBRIDGE_ATS_RETRY_MAX_MS".into(), "400".into()),
             ("VBRIDGE_ATS_DEFERRAL_MS".into(), "1000".into()),
+            ("VBRIDGE_API_TOKENS".into(), api_tokens()),
             ("VBRIDGE_LOG".into(), "info,temporalio_sdk_core=warn,temporalio_sdk=warn,sqlx=warn".into()),
         ];
         if let Some(r) = opts.roles {
@@ -188,6 +207,20 @@ impl TestApp {
 
     pub async fn send(&self, body: &Value) -> Reply {
         self.client.send(body).await.expect("sending a webhook")
+    }
+
+    /// `GET` a bridge path with a bearer token (or none).
+    pub async fn get_as(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut req = self.http.get(format!("{}{path}", self.bridge_url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("a request to the bridge")
+    }
+
+    /// The Prometheus text, read with the ops token.
+    pub async fn metrics(&self) -> String {
+        self.get_as("/metrics", Some(OPS_TOKEN)).await.text().await.unwrap()
     }
 
     pub async fn writes(&self) -> Vec<AppliedWrite> {

@@ -9,7 +9,7 @@
 use crate::harness::{TestApp, at};
 use temporalio_client::{WorkflowFetchHistoryOptions, WorkflowHistory};
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
-use vbridge::client::{decision, started};
+use vbridge::devtools::client::{decision, started};
 use vbridge_workflows::CandidateVerification;
 
 const HISTORIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/histories");

@@ -1,9 +1,9 @@
 //! The spine end to end: signed webhook → store → relay → workflow → ATS.
 
-use crate::harness::{Options, SECRET, TestApp, at, raw_sql};
+use crate::harness::{Options, SECRET, TestApp, at};
 use serde_json::json;
 use std::time::Duration;
-use vbridge::client::{decision, started};
+use vbridge::devtools::client::{decision, started};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -134,18 +134,23 @@ async fn a_bad_signature_gets_401_a_rejected_row_and_no_workflow() {
     let body = started("cand-b", "app-b", "evt-b-1", &at(-1));
     let bytes = serde_json::to_vec(&body).unwrap();
     let ts = chrono::Utc::now().timestamp();
-    let wrong = vbridge::signature::Secret::parse("not-the-secret", 1).unwrap();
+    let wrong = vbridge::intake::signature::Secret::parse("not-the-secret", 1).unwrap();
     let r = app.client.send_il(&wrong, ts, bytes.clone()).await.unwrap();
     assert_eq!(r.status, 401);
     assert_eq!(r.body["error"]["code"], "invalid_signature");
     let unsigned = app.client.send_raw(bytes.clone(), vec![]).await.unwrap();
     assert_eq!((unsigned.status, unsigned.body["error"]["code"].as_str()), (401, Some("missing_signature")));
-    let right = vbridge::signature::Secret::parse(SECRET, 1).unwrap();
+    let right = vbridge::intake::signature::Secret::parse(SECRET, 1).unwrap();
     let replayed = app.client.send_il(&right, ts - 301, bytes.clone()).await.unwrap();
     assert_eq!((replayed.status, replayed.body["error"]["code"].as_str()), (401, Some("timestamp_out_of_tolerance")));
 
-    let rows = app.deliveries(Some("cand-b")).await;
-    assert_eq!(rows.len(), 3);
+    // Refused deliveries are recorded off the answer path.
+    let rows = app
+        .wait_for("three rejected rows", WAIT, || async {
+            let rows = app.deliveries(Some("cand-b")).await;
+            (rows.len() == 3).then_some(rows)
+        })
+        .await;
     for row in &rows {
         assert_eq!(row.processing_result, "rejected");
         assert!(!row.signature_valid);
@@ -158,7 +163,7 @@ async fn a_bad_signature_gets_401_a_rejected_row_and_no_workflow() {
     app.send(&started("cand-b2", "app-b", "evt-b-2", &at(-1))).await;
     app.wait_synced("cand-b2", "app-b", "pending").await;
     assert!(!app.workflow_exists("cand-b", "app-b").await, "no workflow for a rejected delivery");
-    let metrics = app.http.get(format!("{}/metrics", app.bridge_url)).send().await.unwrap().text().await.unwrap();
+    let metrics = app.metrics().await;
     assert!(metrics.contains("vbridge_webhook_signature_invalid_count 3"), "{metrics}");
 }
 
@@ -279,7 +284,7 @@ async fn ats_429_honours_retry_after_and_a_permanent_4xx_is_not_retried() {
     assert_eq!((view.state.as_str(), view.ats_sync.as_str()), ("verified", "failed"));
     let rejected = app.ats_requests().await.iter().filter(|r| r.status == 422).count();
     assert_eq!(rejected, 1, "a permanent 4xx is not retried");
-    let metrics = app.http.get(format!("{}/metrics", app.bridge_url)).send().await.unwrap().text().await.unwrap();
+    let metrics = app.metrics().await;
     assert!(metrics.contains("vbridge_ats_write_permanent_rejection_count 1"), "{metrics}");
 }
 
@@ -418,22 +423,33 @@ async fn events_for_a_finished_verification_leave_it_in_the_right_state() {
 
 #[tokio::test]
 async fn a_store_that_cannot_commit_answers_503_with_retry_after_and_loses_nothing() {
-    let app = TestApp::spawn("store503").await;
-    let db = app.database_url();
-    // A real failure inside the real store: every insert is refused.
-    raw_sql(&db, "CREATE TRIGGER it_refuse BEFORE INSERT ON deliveries BEGIN SELECT RAISE(ABORT, 'disk full'); END;")
-        .await
-        .unwrap();
+    let app = TestApp::spawn_with(
+        "store503",
+        Options { extra_env: vec![("VBRIDGE_COMMIT_TIMEOUT_MS".into(), "500".into())], ..Default::default() },
+    )
+    .await;
+    // Another process holds the database's write lock: no commit can happen.
+    use sqlx::Connection;
+    let mut holder = sqlx::SqliteConnection::connect(&app.database_url()).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
     let body = started("cand-u", "app-u", "evt-u-1", &at(-1));
+    let t = std::time::Instant::now();
     let r = app.send(&body).await;
     assert_eq!((r.status, r.body["error"]["code"].as_str()), (503, Some("unavailable")));
-    assert!(r.retry_after.is_some(), "503 carries Retry-After");
+    assert!(t.elapsed() < Duration::from_secs(5), "answered within the commit timeout, not left hanging");
+    assert_eq!(r.retry_after.as_deref(), Some("2"), "503 carries Retry-After");
     assert!(!app.workflow_exists("cand-u", "app-u").await);
-    raw_sql(&db, "DROP TRIGGER it_refuse").await.unwrap();
-    // The provider's retry goes through and is a first delivery, not a duplicate.
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    drop(holder);
+    // The provider's retry is answered 2xx: the delivery that timed out may
+    // have landed since (then this is its duplicate); either way it is
+    // durable and applied once.
     let r = app.send(&body).await;
-    assert_eq!((r.status, r.body["status"].as_str()), (202, Some("accepted")));
+    assert!(matches!(r.body["status"].as_str(), Some("accepted" | "duplicate")), "{:?}", r.body);
     app.wait_synced("cand-u", "app-u", "pending").await;
+    let t = app.timeline("cand-u", "app-u").await.unwrap();
+    assert_eq!(t.iter().filter(|e| e.kind == "applied").count(), 1, "{t:?}");
+    assert_eq!(app.writes().await.len(), 1);
 }
 
 #[tokio::test]

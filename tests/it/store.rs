@@ -97,7 +97,7 @@ async fn outbox_is_in_commit_order_and_marks_stick(kind: Kind) {
     for i in 0..20 {
         s.commit(rec(&format!("k{i}"), &format!("e{i}"))).await.unwrap();
     }
-    let items = s.unforwarded(0, 100).await.unwrap();
+    let items = s.unforwarded(100).await.unwrap();
     let seqs: Vec<i64> = items.iter().map(|i| i.seq).collect();
     let mut sorted = seqs.clone();
     sorted.sort();
@@ -106,8 +106,12 @@ async fn outbox_is_in_commit_order_and_marks_stick(kind: Kind) {
     s.mark_forwarded(seqs[..5].to_vec()).await.unwrap();
     // Marking twice is harmless (a re-forward after a crash).
     s.mark_forwarded(seqs[..5].to_vec()).await.unwrap();
-    assert_eq!(s.unforwarded(0, 100).await.unwrap().len(), 15);
-    assert_eq!(s.unforwarded(seqs[10], 100).await.unwrap().len(), 9);
+    assert_eq!(s.unforwarded(100).await.unwrap().len(), 15);
+    assert_eq!(s.unforwarded(100).await.unwrap()[0].seq, seqs[5], "the outbox keeps commit order");
+    assert!(s.oldest_unforwarded().await.unwrap().is_some());
+    s.mark_forwarded(seqs[5..].to_vec()).await.unwrap();
+    assert!(s.unforwarded(100).await.unwrap().is_empty());
+    assert_eq!(s.oldest_unforwarded().await.unwrap(), None);
 }
 
 async fn the_database_refuses_update_and_delete(kind: Kind) {
@@ -202,23 +206,34 @@ async fn retention_cuts_old_records_and_the_chains_still_verify(kind: Kind) {
     for i in 0..2 {
         s.commit(rec(&format!("new{i}"), &format!("enew{i}"))).await.unwrap();
     }
-    let first = s.unforwarded(0, 10).await.unwrap()[0].seq;
-    s.mark_forwarded(vec![first]).await.unwrap();
+    let outbox: Vec<i64> = s.unforwarded(10).await.unwrap().iter().map(|f| f.seq).collect();
+    s.mark_forwarded(vec![outbox[0]]).await.unwrap();
     assert_eq!(s.verify_chains().await.unwrap().records, 6);
 
+    // Only the first old delivery was forwarded: the cut stops before the
+    // second, which is still owed to Temporal.
     let r = s.retain("2024-01-01T00:00:00Z").await.unwrap();
-    assert_eq!((r.streams_cut, r.records_removed), (1, 4));
+    assert_eq!((r.streams_cut, r.records_removed, r.held_by_outbox), (1, 1, 1));
+    assert_eq!(s.unforwarded(10).await.unwrap().len(), 4, "nothing owed to Temporal was removed");
+    assert_eq!(s.verify_chains().await.unwrap().broken, None, "the cut chain verifies from its checkpoint");
+
+    // Once forwarded, the rest of the old prefix goes.
+    s.mark_forwarded(outbox[1..3].to_vec()).await.unwrap();
+    let r = s.retain("2024-01-01T00:00:00Z").await.unwrap();
+    assert_eq!((r.streams_cut, r.records_removed, r.held_by_outbox), (1, 3, 0));
     let report = s.verify_chains().await.unwrap();
     assert_eq!(report.broken, None, "the cut chain verifies from its checkpoint");
-    assert_eq!(report.records, 3, "two new deliveries and the retention record");
+    assert_eq!(report.records, 4, "two new deliveries and two retention records");
     assert_eq!(s.deliveries(Some("c"), None).await.unwrap().len(), 2);
     let decisions = s.decisions(Some("c"), None).await.unwrap();
-    assert_eq!(decisions.len(), 1);
-    assert_eq!(decisions[0].record.kind, "retention");
-    assert!(decisions[0].record.reason.contains("removed 4 records"), "{}", decisions[0].record.reason);
-    // The guards are back: nothing else may delete.
+    assert_eq!(decisions.len(), 2);
+    assert!(decisions.iter().all(|d| d.record.kind == "retention"));
+    assert!(decisions[1].record.reason.contains("removed 3 records"), "{}", decisions[1].record.reason);
+    // The guards are back: nothing else may delete, or write a checkpoint.
     let e = raw_sql(&url, "DELETE FROM deliveries").await.expect_err("guards restored");
     assert!(e.contains("append-only"), "{e}");
+    let e = raw_sql(&url, "DELETE FROM chain_checkpoints").await.expect_err("checkpoints guarded");
+    assert!(e.contains("retention") || e.contains("append-only"), "{e}");
     // A second run has nothing old left to cut.
     let again = s.retain("2024-01-01T00:00:00Z").await.unwrap();
     assert_eq!(again.records_removed, 0);

@@ -2,10 +2,13 @@
 //! process (or any subset of them).
 
 use crate::config::Config;
+use crate::health::Readiness;
+use crate::http::auth::Auth;
+use crate::http::{self, HttpState, Limits};
+use crate::intake::Intake;
 use crate::metrics::Metrics;
-use crate::receiver::{self, Receiver};
 use crate::relay::Relay;
-use crate::temporal::{self, Forwarder};
+use crate::temporal::{self, forward::Forwarder};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +25,23 @@ pub enum Role {
 
 pub fn all_roles() -> BTreeSet<Role> {
     [Role::Receiver, Role::Relay, Role::Worker].into_iter().collect()
+}
+
+fn spawn_http(
+    tasks: &mut tokio::task::JoinSet<anyhow::Result<()>>,
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mut rx = shutdown;
+    tasks.spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|v| *v).await;
+            })
+            .await
+            .map_err(anyhow::Error::from)
+    });
 }
 
 /// Runs until `shutdown` turns true. `on_listen` hears the bound address.
@@ -47,28 +67,46 @@ pub async fn serve(
         None
     };
 
+    // The Temporal client, once connected, for readiness.
+    let (client_tx, client_rx) = watch::channel(None);
+    let runs_temporal = roles.contains(&Role::Relay) || roles.contains(&Role::Worker);
     if roles.contains(&Role::Receiver) {
+        let store = store.clone().expect("store is open for the receiver");
         let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
         let addr = listener.local_addr()?;
-        on_listen(addr);
-        let app = receiver::router(Receiver {
-            policy: policy.clone(),
-            secrets: Arc::new(cfg.secrets.clone()),
-            store: store.clone().expect("store is open for the receiver"),
+        let state = HttpState {
+            intake: Arc::new(Intake {
+                policy: policy.clone(),
+                secrets: Arc::new(cfg.secrets.clone()),
+                store: store.clone(),
+                metrics: metrics.clone(),
+                recent: Default::default(),
+                commit_timeout: cfg.commit_timeout,
+            }),
+            store: store.clone(),
             metrics: metrics.clone(),
+            policy: policy.clone(),
+            readiness: Arc::new(Readiness {
+                store,
+                temporal: runs_temporal.then(|| (client_rx.clone(), cfg.temporal_namespace.clone())),
+                relay_lag_limit: roles.contains(&Role::Relay).then_some(cfg.ready_max_relay_lag),
+                cache: Default::default(),
+            }),
             max_body_bytes: cfg.max_body_bytes,
-            recent: Default::default(),
-            api_token: cfg.api_token.clone(),
-        });
-        let mut rx = shutdown.clone();
-        tasks.spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|v| *v).await;
-                })
-                .await
-                .map_err(anyhow::Error::from)
-        });
+        };
+        let auth = Auth { grants: Arc::new(cfg.grants.clone()), open: cfg.dev, metrics: metrics.clone() };
+        if !cfg.dev && cfg.grants.is_empty() {
+            tracing::warn!("no operator API credentials configured (VBRIDGE_API_TOKENS): /v1 answers 401 to everyone");
+        }
+        let limits = Limits { max_in_flight: cfg.max_in_flight, request_timeout: cfg.request_timeout };
+        if let Some(metrics_addr) = &cfg.metrics_listen {
+            let listener = tokio::net::TcpListener::bind(metrics_addr).await?;
+            tracing::info!(address = %listener.local_addr()?, "metrics listening");
+            spawn_http(&mut tasks, listener, http::metrics_router(state.clone()), shutdown.clone());
+        }
+        let app = http::router(state, auth, limits, cfg.metrics_listen.is_none());
+        on_listen(addr);
+        spawn_http(&mut tasks, listener, app, shutdown.clone());
     }
 
     // The Temporal worker's future is not Send, so it runs here rather than
@@ -83,6 +121,7 @@ pub async fn serve(
                 store,
                 policy.clone(),
                 metrics.clone(),
+                client_tx,
                 temporal_shutdown,
             )
             .await
@@ -120,6 +159,7 @@ async fn run_temporal_roles(
     store: Option<Arc<dyn crate::store::EventStore>>,
     policy: Arc<vbridge_workflows::Policy>,
     metrics: Arc<Metrics>,
+    connected: watch::Sender<Option<temporalio_client::Client>>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     // Temporal may be down: keep trying; the receiver acks meanwhile.
@@ -137,6 +177,7 @@ async fn run_temporal_roles(
         }
     };
     tracing::info!(address = %cfg.temporal_address, namespace = %cfg.temporal_namespace, "connected to Temporal");
+    let _ = connected.send(Some(client.clone()));
     let mut tasks: tokio::task::JoinSet<anyhow::Result<()>> = tokio::task::JoinSet::new();
     let mut worker_loop = None;
     if roles.contains(&Role::Worker) {
@@ -157,7 +198,7 @@ async fn run_temporal_roles(
                 let stop = async move {
                     let _ = rx.wait_for(|v| *v).await;
                 };
-                match temporal::run_worker(
+                match temporal::worker::run_worker(
                     client.clone(),
                     &task_queue,
                     ats.clone(),

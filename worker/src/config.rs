@@ -1,9 +1,11 @@
 //! Configuration: an optional TOML file, then environment variables (the
 //! environment wins), then defaults. Names follow CONTRACT §1.
 
-use crate::signature::Secret;
+use crate::http::auth::{Grants, Role};
+use crate::intake::signature::Secret;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use vbridge_proto::Tuning;
 use vbridge_workflows::Policy;
 use vbridge_workflows::workflow::default_tuning;
@@ -23,7 +25,13 @@ pub struct FileConfig {
     pub ats_url: Option<String>,
     pub ats_bearer_token: Option<String>,
     pub api_token: Option<String>,
+    pub api_tokens: Option<String>,
+    pub metrics_listen: Option<String>,
     pub max_body_bytes: Option<usize>,
+    pub max_in_flight: Option<usize>,
+    pub request_timeout_ms: Option<u64>,
+    pub commit_timeout_ms: Option<u64>,
+    pub ready_max_relay_lag_ms: Option<u64>,
     pub ats_retry_initial_ms: Option<u32>,
     pub ats_retry_max_ms: Option<u32>,
     pub ats_deferral_ms: Option<u32>,
@@ -39,7 +47,7 @@ pub enum ConfigError {
     #[error("{0}")]
     Policy(#[from] vbridge_workflows::PolicyError),
     #[error("VBRIDGE_WEBHOOK_SECRETS: {0}")]
-    Secret(#[from] crate::signature::SecretError),
+    Secret(#[from] crate::intake::signature::SecretError),
     #[error(
         "VBRIDGE_WEBHOOK_SECRETS is not set: vbridge refuses to accept unsigned-by-default webhooks outside dev mode"
     )]
@@ -48,6 +56,8 @@ pub enum ConfigError {
     NoAts,
     #[error("{name}: {problem}")]
     Invalid { name: &'static str, problem: String },
+    #[error("VBRIDGE_API_TOKENS: {0}")]
+    Grants(#[from] crate::http::auth::GrantError),
 }
 
 /// The settled configuration.
@@ -64,9 +74,21 @@ pub struct Config {
     pub task_queue: String,
     pub ats_url: Option<String>,
     pub ats_bearer_token: Option<String>,
-    /// Bearer token the read API (`/v1/...`) requires, when set.
-    pub api_token: Option<String>,
+    /// Who may call the operator API (CONTRACT §5), by token hash.
+    pub grants: Grants,
+    /// Dev mode: the operator API is open to requests without a credential.
+    pub dev: bool,
+    /// A separate, open listener for `/metrics`; without it `/metrics` is on
+    /// the main listener and needs the `ops` role.
+    pub metrics_listen: Option<String>,
     pub max_body_bytes: usize,
+    /// Webhook requests in flight at once; the excess is shed with 503.
+    pub max_in_flight: usize,
+    pub request_timeout: Duration,
+    /// A commit not done within this is answered 503 + Retry-After.
+    pub commit_timeout: Duration,
+    /// `/readyz` fails `relay_lag` past this age of the oldest unforwarded event.
+    pub ready_max_relay_lag: Duration,
     pub tuning: Tuning,
 }
 
@@ -150,6 +172,14 @@ impl Config {
                 problem: "must be at least 50".into(),
             });
         }
+        let mut grants = match env("VBRIDGE_API_TOKENS").or(fc.api_tokens) {
+            Some(csv) => Grants::parse(&csv)?,
+            None => Grants::default(),
+        };
+        if let Some(token) = env("VBRIDGE_API_TOKEN").or(fc.api_token) {
+            grants.add_plain(&token, "api-token", &[Role::Auditor]);
+        }
+        let ms = |v: u64| Duration::from_millis(v.max(1));
         Ok(Config {
             listen: env("VBRIDGE_LISTEN").or(fc.listen).unwrap_or_else(|| "127.0.0.1:8080".into()),
             policy,
@@ -166,8 +196,16 @@ impl Config {
             task_queue: env("VBRIDGE_TASK_QUEUE").or(fc.task_queue).unwrap_or_else(|| "verification-bridge".into()),
             ats_url,
             ats_bearer_token: env("VBRIDGE_ATS_BEARER_TOKEN").or(fc.ats_bearer_token),
-            api_token: env("VBRIDGE_API_TOKEN").or(fc.api_token),
+            grants,
+            dev,
+            metrics_listen: env("VBRIDGE_METRICS_LISTEN").or(fc.metrics_listen),
             max_body_bytes: env_num("VBRIDGE_MAX_BODY_BYTES")?.or(fc.max_body_bytes).unwrap_or(256 * 1024),
+            max_in_flight: env_num("VBRIDGE_MAX_IN_FLIGHT")?.or(fc.max_in_flight).unwrap_or(1024).max(1),
+            request_timeout: ms(env_num("VBRIDGE_REQUEST_TIMEOUT_MS")?.or(fc.request_timeout_ms).unwrap_or(10_000)),
+            commit_timeout: ms(env_num("VBRIDGE_COMMIT_TIMEOUT_MS")?.or(fc.commit_timeout_ms).unwrap_or(5_000)),
+            ready_max_relay_lag: ms(env_num("VBRIDGE_READY_MAX_RELAY_LAG_MS")?
+                .or(fc.ready_max_relay_lag_ms)
+                .unwrap_or(60_000)),
             tuning,
         })
     }

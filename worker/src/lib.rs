@@ -1,26 +1,31 @@
 //! vbridge: a signed-webhook → event store → Temporal → ATS bridge.
 //!
-//! The binary's pieces, each a thin edge around the pure core in
-//! `vbridge-workflows`: the HTTP receiver, the event store, the outbox relay,
-//! the Temporal worker, the sandbox ATS, and the dev stack.
+//! The rooms, each a thin edge around the pure core in `vbridge-workflows`:
+//! - [`http`]: the router, its layers (timeouts, in-flight bound, auth) and
+//!   thin handlers; every refusal maps through one `ApiError`;
+//! - [`intake`]: a delivery's way in: signature, duplicate short-cut,
+//!   redaction, parsing, commit;
+//! - [`store`]: the append-only event store and its group-commit writer
+//!   (SQLite, Postgres), with the outbox;
+//! - [`relay`]: the outbox → Temporal signals;
+//! - [`temporal`]: connection, the worker, signal-with-start;
+//! - [`audit`]: hash chains, seals, timeline export;
+//! - [`health`], [`metrics`], [`config`], and [`app`], which composes the roles;
+//! - [`devtools`] (feature `devtools`): the sandbox ATS, the dev server and
+//!   stack, simulate, bench.
 
 pub mod app;
-pub mod bench;
-pub mod chain;
-pub mod client;
+pub mod audit;
 pub mod config;
-pub mod dev;
-pub mod devserver;
+#[cfg(feature = "devtools")]
+pub mod devtools;
+pub mod health;
+pub mod http;
 pub mod intake;
 pub mod metrics;
-pub mod receiver;
 pub mod relay;
-pub mod sandbox;
-pub mod signature;
-pub mod simulate;
 pub mod store;
 pub mod temporal;
-pub mod timeline;
 
 /// Now, as RFC 3339 UTC with milliseconds (the store's time format).
 pub fn now_rfc3339() -> String {

@@ -28,7 +28,11 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         roles: Vec<Role>,
     },
+    /// Apply the event store's migrations and exit (run it as the role that
+    /// owns the schema; `serve` can then run as a role that owns nothing).
+    Migrate,
     /// Run the whole embedded stack: Temporal dev server, sandbox ATS, and serve.
+    #[cfg(feature = "devtools")]
     Dev {
         #[arg(long, env = "VBRIDGE_CONFIG")]
         config: Option<PathBuf>,
@@ -40,6 +44,7 @@ enum Command {
         ats_port: u16,
     },
     /// Run only the sandbox ATS (CONTRACT §4), which can be told to fail.
+    #[cfg(feature = "devtools")]
     SandboxAts {
         #[arg(long, default_value = "127.0.0.1:8090")]
         listen: String,
@@ -64,6 +69,7 @@ enum Command {
         command: PolicyCommand,
     },
     /// Send signed sample traffic to a running bridge and print a summary.
+    #[cfg(feature = "devtools")]
     Simulate {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         url: String,
@@ -75,6 +81,7 @@ enum Command {
     },
     /// Measure the spine (ack throughput and latency, bare signal-with-start,
     /// duplicates, end to end) in one run, and print the ratios.
+    #[cfg(feature = "devtools")]
     Bench {
         #[arg(long, default_value_t = 5000)]
         requests: usize,
@@ -98,8 +105,15 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Check every hash chain; report the first broken link; exit 1 if one is.
-    Verify,
+    /// Check every hash chain and each chain's tail against its stored head;
+    /// report the first broken link; exit 1 if one is.
+    Verify {
+        /// Also check a seal made earlier by `audit seal`.
+        #[arg(long)]
+        seal: Option<PathBuf>,
+    },
+    /// Print a seal of every chain's head (JSON), to keep outside the store.
+    Seal,
     /// Remove records older than the policy's eventLog.retentionDays (or
     /// --days), keeping every chain verifiable; run it nightly.
     Retention {
@@ -125,7 +139,11 @@ fn init_logs() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("VBRIDGE_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,temporalio_sdk_core=warn,temporalio_sdk=warn,temporalio_client=warn,sqlx=warn,h2=warn,tower=warn,hyper=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
     if std::env::var("VBRIDGE_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();
     } else {
@@ -139,19 +157,25 @@ async fn main() -> ExitCode {
     init_logs();
     let result = match cli.command {
         Command::Serve { config, roles } => serve(config, roles).await,
+        Command::Migrate => migrate().await,
+        #[cfg(feature = "devtools")]
         Command::Dev { config, temporal_port, ui_port, ats_port } => {
-            vbridge::dev::run(vbridge::dev::DevOptions { config, temporal_port, ui_port, ats_port }).await
+            use vbridge::devtools::stack;
+            stack::run(stack::DevOptions { config, temporal_port, ui_port, ats_port }).await
         }
+        #[cfg(feature = "devtools")]
         Command::SandboxAts { listen } => sandbox(&listen).await,
-        Command::Audit { command: AuditCommand::Verify } => return audit_verify().await,
+        Command::Audit { command: AuditCommand::Verify { seal } } => return audit_verify(seal.as_deref()).await,
+        Command::Audit { command: AuditCommand::Seal } => audit_seal().await,
         Command::Audit { command: AuditCommand::Retention { days } } => audit_retention(days).await,
         Command::Timeline { candidate, application, format } => {
             timeline(&candidate, application.as_deref(), format).await
         }
         Command::Policy { command: PolicyCommand::Check { file } } => return policy_check(&file),
+        #[cfg(feature = "devtools")]
         Command::Bench { requests, concurrency, signal_starts, rate, rate_seconds, end_to_end, postgres_url } => {
             let postgres_admin_url = (postgres_url != "none").then_some(postgres_url);
-            let o = vbridge::bench::BenchOptions {
+            let o = vbridge::devtools::bench::BenchOptions {
                 requests,
                 concurrency,
                 signal_starts,
@@ -160,8 +184,9 @@ async fn main() -> ExitCode {
                 end_to_end,
                 postgres_admin_url,
             };
-            vbridge::bench::run(o).await
+            vbridge::devtools::bench::run(o).await
         }
+        #[cfg(feature = "devtools")]
         Command::Simulate { url, secret, candidates } => {
             let secret = secret
                 .or_else(|| {
@@ -171,9 +196,8 @@ async fn main() -> ExitCode {
                 })
                 .unwrap_or_else(|| vbridge::config::DEV_SECRET.to_owned());
             let run_id = chrono::Utc::now().format("%H%M%S").to_string();
-            vbridge::simulate::run(vbridge::simulate::SimulateOptions { url, secret, candidates, run_id })
-                .await
-                .map(|_| ())
+            use vbridge::devtools::simulate;
+            simulate::run(simulate::SimulateOptions { url, secret, candidates, run_id }).await.map(|_| ())
         }
     };
     match result {
@@ -196,12 +220,13 @@ async fn serve(config: Option<PathBuf>, roles: Vec<Role>) -> anyhow::Result<()> 
     .await
 }
 
+#[cfg(feature = "devtools")]
 async fn sandbox(listen: &str) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     println!("vbridge sandbox ATS: listening on http://{}", listener.local_addr()?);
     let _ = std::io::stdout().flush();
     let mut rx = vbridge::shutdown_on_signals();
-    vbridge::sandbox::serve(listener, async move {
+    vbridge::devtools::sandbox::serve(listener, async move {
         let _ = rx.wait_for(|v| *v).await;
     })
     .await?;
@@ -222,12 +247,35 @@ fn policy_check(file: &std::path::Path) -> ExitCode {
     }
 }
 
-async fn audit_verify() -> ExitCode {
+async fn migrate() -> anyhow::Result<()> {
+    vbridge::store::open(&vbridge::config::database_url_from_env()).await?;
+    eprintln!("migrate: the event store's schema is up to date");
+    Ok(())
+}
+
+async fn audit_seal() -> anyhow::Result<()> {
+    let store = vbridge::store::open(&vbridge::config::database_url_from_env()).await?;
+    let seal = vbridge::audit::seal(store.as_ref()).await?;
+    println!("{}", serde_json::to_string_pretty(&seal)?);
+    eprintln!("audit seal: {} chain heads, digest {}", seal.heads.len(), seal.digest);
+    Ok(())
+}
+
+async fn audit_verify(seal: Option<&std::path::Path>) -> ExitCode {
     let url = vbridge::config::database_url_from_env();
-    let report = match vbridge::store::open(&url).await {
-        Ok(store) => store.verify_chains().await,
-        Err(e) => Err(e),
-    };
+    let report = async {
+        let store = vbridge::store::open(&url).await?;
+        let mut r = store.verify_chains().await?;
+        if r.broken.is_none()
+            && let Some(path) = seal
+        {
+            let text = std::fs::read_to_string(path)?;
+            let seal: vbridge::audit::Seal = serde_json::from_str(&text)?;
+            r.broken = vbridge::audit::check_seal(store.as_ref(), &seal).await?;
+        }
+        anyhow::Ok(r)
+    }
+    .await;
     match report {
         Ok(r) => {
             println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
@@ -255,11 +303,12 @@ async fn audit_verify() -> ExitCode {
 async fn timeline(candidate: &str, application: Option<&str>, format: TimelineFormat) -> anyhow::Result<()> {
     vbridge_workflows::domain::CandidateId::parse(candidate)?;
     let store = vbridge::store::open(&vbridge::config::database_url_from_env()).await?;
-    let t = vbridge::timeline::build(store.as_ref(), candidate, application).await?;
+    use vbridge::audit::timeline;
+    let t = timeline::build(store.as_ref(), candidate, application).await?;
     let out = match format {
         TimelineFormat::Json => serde_json::to_string_pretty(&t)?,
-        TimelineFormat::Csv => vbridge::timeline::to_csv(&t),
-        TimelineFormat::Html => vbridge::timeline::to_html(&t),
+        TimelineFormat::Csv => timeline::to_csv(&t),
+        TimelineFormat::Html => timeline::to_html(&t),
     };
     print!("{out}");
     Ok(())

@@ -31,6 +31,15 @@ pub struct Metrics {
     pub rejected: Counter,
     pub relay_forwarded: Counter,
     pub relay_errors: Counter,
+    /// Rows nobody waits on (refused or duplicate deliveries) dropped because
+    /// their bounded queue was full. Accepted rows are never dropped.
+    pub deferred_rows_dropped: Counter,
+    /// Webhook requests shed at the in-flight bound, or timed out.
+    pub http_shed: Counter,
+    pub http_timed_out: Counter,
+    /// Operator API requests without a valid credential, or with the wrong role.
+    pub api_unauthenticated: Counter,
+    pub api_forbidden: Counter,
     pub ats: Arc<AtsMetrics>,
 }
 
@@ -65,6 +74,11 @@ impl Metrics {
             ("webhook.rejected.count", self.rejected.get()),
             ("relay.forwarded.count", self.relay_forwarded.get()),
             ("relay.error.count", self.relay_errors.get()),
+            ("store.deferred_rows_dropped.count", self.deferred_rows_dropped.get()),
+            ("http.shed.count", self.http_shed.get()),
+            ("http.timed_out.count", self.http_timed_out.get()),
+            ("api.unauthenticated.count", self.api_unauthenticated.get()),
+            ("api.forbidden.count", self.api_forbidden.get()),
             ("ats.write.ok.count", self.ats.writes_ok.load(Ordering::Relaxed)),
             ("ats.write.permanent_rejection.count", self.ats.permanent_rejections.load(Ordering::Relaxed)),
         ] {

@@ -39,6 +39,11 @@ fn ident_like(field: &'static str, s: &str, max: usize, allow: impl Fn(char) -> 
     if s.is_empty() {
         return Err(ParseError { field, problem: "must not be empty".into() });
     }
+    if s == "." || s == ".." {
+        // These would walk the ATS path (`url` normalises dot segments, even
+        // percent-encoded ones), so no id may be one.
+        return Err(ParseError { field, problem: format!("must not be \"{s}\"") });
+    }
     if s.len() > max {
         return Err(ParseError { field, problem: format!("longer than {max} characters") });
     }
@@ -116,18 +121,10 @@ impl TraceId {
     }
 }
 
-/// The business key of one verification: candidate plus application.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct VerificationKey {
-    pub candidate: CandidateId,
-    pub application: ApplicationId,
-}
-
-impl VerificationKey {
-    /// The workflow id, from the business key (CONTRACT §3).
-    pub fn workflow_id(&self) -> String {
-        format!("verification:{}:{}", self.candidate, self.application)
-    }
+/// The workflow id of one verification, from its business key, candidate
+/// plus application (CONTRACT §3). The only place it is formatted.
+pub fn workflow_id(candidate_id: &str, application_id: &str) -> String {
+    format!("verification:{candidate_id}:{application_id}")
 }
 
 /// A verification state. The five the product knows; the policy chooses which
@@ -216,15 +213,14 @@ mod tests {
         assert!(CandidateId::parse("a:b").is_err(), "':' would make the workflow id ambiguous");
         assert!(CandidateId::parse(&"x".repeat(129)).is_err());
         assert!(EventId::parse("evt 1").is_err());
+        assert!(ApplicationId::parse("..").is_err() && VerificationCheckId::parse(".").is_err());
+        assert!(ApplicationId::parse("a.b").is_ok());
     }
 
     #[test]
     fn workflow_id_comes_from_the_business_key() {
-        let k = VerificationKey {
-            candidate: CandidateId::parse("c1").unwrap(),
-            application: ApplicationId::parse("a9").unwrap(),
-        };
-        assert_eq!(k.workflow_id(), "verification:c1:a9");
+        let (c, a) = (CandidateId::parse("c1").unwrap(), ApplicationId::parse("a9").unwrap());
+        assert_eq!(workflow_id(c.as_str(), a.as_str()), "verification:c1:a9");
     }
 
     #[test]

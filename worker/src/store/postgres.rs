@@ -4,13 +4,16 @@
 //! deadlock); a key two processes commit at once is settled by the unique
 //! index (`ON CONFLICT DO NOTHING`) and decided again. One relay forwards at a
 //! time, chosen by a session advisory lock.
+//!
+//! Migrations need the owning role. A store opened as a role that owns
+//! nothing (as `docs/operations.md` advises) finds them applied and skips them.
 
 use super::sql::{self, backend_impl, store_impl};
 use super::{
     Backend, ChainEntry, ChainedDelivery, DecisionRow, EventStore, Forwardable, LinkFields, Original, RelayLease,
     StoreError, StoredDecision, StoredDelivery, Writer, bind_decision, bind_delivery,
 };
-use crate::chain::{self, GENESIS};
+use crate::audit::chain::{self, GENESIS};
 use async_trait::async_trait;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -19,12 +22,6 @@ use vbridge_proto::DecisionRecord;
 
 /// The advisory lock key of the relay lease ("vbridge relay").
 const RELAY_LOCK: i64 = 0x0076_6272_656c_6179;
-
-const GUARDS: [(&str, &str); 3] = [
-    ("deliveries", "deliveries_append_only"),
-    ("decisions", "decisions_append_only"),
-    ("forwards", "forwards_append_only"),
-];
 
 pub struct PgStore {
     url: String,
@@ -35,9 +32,12 @@ pub struct PgStore {
 impl PgStore {
     pub async fn open(url: &str) -> Result<PgStore, StoreError> {
         let pool = PgPoolOptions::new().max_connections(16).connect(url).await?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        let migrator = sqlx::migrate!("./migrations/postgres");
+        if !all_applied(&pool, &migrator).await {
+            migrator.run(&pool).await?;
+        }
         let conn = PgConnection::connect(url).await?;
-        Ok(PgStore { url: url.to_owned(), pool, writer: Writer::spawn(PgBackend { conn }) })
+        Ok(PgStore { url: url.to_owned(), pool, writer: Writer::spawn(PgBackend { conn, url: url.to_owned() }) })
     }
 
     fn sql(statement: &'static str) -> Cow<'static, str> {
@@ -45,29 +45,25 @@ impl PgStore {
     }
 }
 
+/// Whether every migration this build knows is applied already (read with
+/// SELECT only, so a role that owns nothing can tell).
+async fn all_applied(pool: &PgPool, migrator: &sqlx::migrate::Migrator) -> bool {
+    let applied: Vec<i64> =
+        match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(pool).await {
+            Ok(v) => v,
+            Err(_) => return false,
+        };
+    migrator.iter().all(|m| applied.contains(&m.version))
+}
+
 struct PgBackend {
     conn: PgConnection,
+    url: String,
 }
 
 impl PgBackend {
     fn sql(statement: &'static str) -> Cow<'static, str> {
         Cow::Owned(sql::numbered(statement))
-    }
-
-    /// DISABLE TRIGGER holds the tables' exclusive lock until commit: no other
-    /// session writes while the guards are down.
-    async fn lift_guards(&mut self) -> Result<(), sqlx::Error> {
-        for (table, trigger) in GUARDS {
-            sqlx::query(&format!("ALTER TABLE {table} DISABLE TRIGGER {trigger}")).execute(&mut self.conn).await?;
-        }
-        Ok(())
-    }
-
-    async fn restore_guards(&mut self) -> Result<(), sqlx::Error> {
-        for (table, trigger) in GUARDS {
-            sqlx::query(&format!("ALTER TABLE {table} ENABLE TRIGGER {trigger}")).execute(&mut self.conn).await?;
-        }
-        Ok(())
     }
 }
 
@@ -94,15 +90,27 @@ backend_impl!(PgBackend, {
             .await?;
         Ok(())
     }
+
+    /// Through `vbridge_cut_prefix`, which lifts the guards for this
+    /// transaction only and takes no table lock.
+    async fn cut_prefix(&mut self, cp: &chain::Checkpoint, now: &str) -> Result<u64, sqlx::Error> {
+        let removed: i64 = sqlx::query_scalar("SELECT vbridge_cut_prefix($1, $2, $3, $4)")
+            .bind(&cp.stream)
+            .bind(cp.next_pos)
+            .bind(&cp.prev_hash)
+            .bind(now)
+            .fetch_one(&mut self.conn)
+            .await?;
+        Ok(removed as u64)
+    }
+
+    async fn reconnect(&mut self) -> Result<(), sqlx::Error> {
+        self.conn = PgConnection::connect(&self.url).await?;
+        Ok(())
+    }
 });
 
 store_impl!(PgStore, {
-    fn seq_is_commit_order(&self) -> bool {
-        // Sequence numbers are taken before commit, and several processes
-        // commit: a smaller seq may become visible after a larger one.
-        false
-    }
-
     async fn relay_lease(&self) -> Result<Option<RelayLease>, StoreError> {
         let mut conn = PgConnection::connect(&self.url).await?;
         let got: bool =

@@ -46,20 +46,19 @@ pub(crate) const INSERT_DECISION: &str = "INSERT INTO decisions (record_id, reco
      write_targets, delivery_attempt, processing_result, trace_id, override_actor, override_reason_code, \
      override_timestamp, stream, chain_pos, prev_hash, hash) \
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+/// An accepted delivery enters the outbox in the transaction that commits it.
+pub(crate) const INSERT_OUTBOX: &str = "INSERT INTO outbox (seq, received_at) VALUES (?, ?)";
 pub(crate) const MARK_FORWARDED: &str = "INSERT INTO forwards (seq, forwarded_at) VALUES (?, ?) ON CONFLICT DO NOTHING";
-pub(crate) const CHAIN_ENTRIES: &str = "SELECT stream, chain_pos, hash, received_at AS at FROM deliveries \
-     WHERE stream IS NOT NULL AND chain_pos IS NOT NULL \
-     UNION ALL SELECT stream, chain_pos, hash, recorded_at AS at FROM decisions";
-pub(crate) const DELETE_FORWARDS: &str =
-    "DELETE FROM forwards WHERE seq IN (SELECT seq FROM deliveries WHERE stream = ? AND chain_pos <= ?)";
-pub(crate) const DELETE_DELIVERIES: &str = "DELETE FROM deliveries WHERE stream = ? AND chain_pos <= ?";
-pub(crate) const DELETE_DECISIONS: &str = "DELETE FROM decisions WHERE stream = ? AND chain_pos <= ?";
-pub(crate) const SAVE_CHECKPOINT: &str = "INSERT INTO chain_checkpoints (stream, next_pos, prev_hash, removed, cut_at) \
-     VALUES (?, ?, ?, ?, ?) ON CONFLICT (stream) DO UPDATE SET next_pos = excluded.next_pos, \
-     prev_hash = excluded.prev_hash, removed = chain_checkpoints.removed + excluded.removed, cut_at = excluded.cut_at";
-pub(crate) const UNFORWARDED: &str = "SELECT d.seq, COALESCE(d.signal, '') AS signal FROM deliveries d \
-     WHERE d.processing_result = 'accepted' AND d.seq > ? \
-     AND NOT EXISTS (SELECT 1 FROM forwards f WHERE f.seq = d.seq) ORDER BY d.seq LIMIT ?";
+pub(crate) const TAKE_FROM_OUTBOX: &str = "DELETE FROM outbox WHERE seq = ?";
+pub(crate) const CHAIN_ENTRIES: &str = "SELECT d.stream, d.chain_pos, d.hash, d.received_at AS at, \
+     EXISTS (SELECT 1 FROM outbox o WHERE o.seq = d.seq) AS pending FROM deliveries d \
+     WHERE d.stream IS NOT NULL AND d.chain_pos IS NOT NULL \
+     UNION ALL SELECT stream, chain_pos, hash, recorded_at AS at, FALSE AS pending FROM decisions";
+/// The outbox is O(pending): rows leave it when forwarded.
+pub(crate) const UNFORWARDED: &str = "SELECT o.seq, COALESCE(d.signal, '') AS signal FROM outbox o \
+     JOIN deliveries d ON d.seq = o.seq ORDER BY o.seq LIMIT ?";
+pub(crate) const OLDEST_UNFORWARDED: &str = "SELECT received_at FROM outbox ORDER BY seq LIMIT 1";
+pub(crate) const HEADS: &str = "SELECT stream, chain_pos, hash FROM stream_heads";
 pub(crate) const DELIVERIES: &str = "SELECT d.*, EXISTS (SELECT 1 FROM forwards f WHERE f.seq = d.seq) AS forwarded \
      FROM deliveries d WHERE (?1 IS NULL OR d.candidate_id = ?1) AND (?2 IS NULL OR d.application_id = ?2) \
      ORDER BY d.seq";
@@ -69,7 +68,7 @@ pub(crate) const CHECKPOINTS: &str = "SELECT stream, next_pos, prev_hash FROM ch
 
 /// `impl Backend` for a backend: its own methods, given, plus those whose SQL
 /// is the same on both. Expects `self.conn`, `Self::sql(&'static str) ->
-/// Cow<'static, str>`, and `lift_guards`/`restore_guards`.
+/// Cow<'static, str>`.
 macro_rules! backend_impl {
     ($backend:ty, { $($own:tt)* }) => {
         #[async_trait::async_trait]
@@ -86,7 +85,15 @@ macro_rules! backend_impl {
 
         async fn insert_delivery(&mut self, row: &ChainedDelivery) -> Result<Option<i64>, sqlx::Error> {
             let statement = Self::sql(sql::INSERT_DELIVERY);
-            bind_delivery!(sqlx::query_scalar(&statement), row).fetch_optional(&mut self.conn).await
+            let seq: Option<i64> = bind_delivery!(sqlx::query_scalar(&statement), row).fetch_optional(&mut self.conn).await?;
+            if let Some(seq) = seq && row.content.processing_result == "accepted" {
+                sqlx::query(&Self::sql(sql::INSERT_OUTBOX))
+                    .bind(seq)
+                    .bind(&row.content.received_at)
+                    .execute(&mut self.conn)
+                    .await?;
+            }
+            Ok(seq)
         }
 
         async fn decision_exists(&mut self, record_id: &str) -> Result<bool, sqlx::Error> {
@@ -103,6 +110,7 @@ macro_rules! backend_impl {
         async fn mark_forwarded(&mut self, seqs: &[i64], now: &str) -> Result<(), sqlx::Error> {
             for seq in seqs {
                 sqlx::query(&Self::sql(sql::MARK_FORWARDED)).bind(seq).bind(now).execute(&mut self.conn).await?;
+                sqlx::query(&Self::sql(sql::TAKE_FROM_OUTBOX)).bind(seq).execute(&mut self.conn).await?;
             }
             Ok(())
         }
@@ -113,31 +121,6 @@ macro_rules! backend_impl {
 
         async fn chain_entries(&mut self) -> Result<Vec<ChainEntry>, sqlx::Error> {
             sqlx::query_as(sql::CHAIN_ENTRIES).fetch_all(&mut self.conn).await
-        }
-
-        async fn delete_prefix(&mut self, stream: &str, upto: i64) -> Result<u64, sqlx::Error> {
-            self.lift_guards().await?;
-            let mut removed = 0;
-            for (statement, counts) in [(sql::DELETE_FORWARDS, false), (sql::DELETE_DELIVERIES, true), (sql::DELETE_DECISIONS, true)] {
-                let done = sqlx::query(&Self::sql(statement)).bind(stream).bind(upto).execute(&mut self.conn).await?;
-                if counts {
-                    removed += done.rows_affected();
-                }
-            }
-            self.restore_guards().await?;
-            Ok(removed)
-        }
-
-        async fn save_checkpoint(&mut self, cp: &chain::Checkpoint, removed: i64, now: &str) -> Result<(), sqlx::Error> {
-            sqlx::query(&Self::sql(sql::SAVE_CHECKPOINT))
-                .bind(&cp.stream)
-                .bind(cp.next_pos)
-                .bind(&cp.prev_hash)
-                .bind(removed)
-                .bind(now)
-                .execute(&mut self.conn)
-                .await
-                .map(|_| ())
         }
 
         async fn commit(&mut self) -> Result<(), sqlx::Error> {
@@ -166,13 +149,18 @@ macro_rules! store_impl {
             Ok(sqlx::query_as(&<$backend>::sql(sql::FIND_KEY)).bind(key).fetch_optional(&self.pool).await?)
         }
 
-        async fn unforwarded(&self, after_seq: i64, limit: i64) -> Result<Vec<Forwardable>, StoreError> {
-            let rows: Vec<(i64, String)> = sqlx::query_as(&<$backend>::sql(sql::UNFORWARDED))
-                .bind(after_seq)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
+        async fn unforwarded(&self, limit: i64) -> Result<Vec<Forwardable>, StoreError> {
+            let rows: Vec<(i64, String)> =
+                sqlx::query_as(&<$backend>::sql(sql::UNFORWARDED)).bind(limit).fetch_all(&self.pool).await?;
             Ok(rows.into_iter().map(|(seq, signal)| Forwardable { seq, signal }).collect())
+        }
+
+        async fn oldest_unforwarded(&self) -> Result<Option<String>, StoreError> {
+            Ok(sqlx::query_scalar(sql::OLDEST_UNFORWARDED).fetch_optional(&self.pool).await?)
+        }
+
+        async fn heads(&self) -> Result<Vec<chain::Head>, StoreError> {
+            Ok(sqlx::query_as(sql::HEADS).fetch_all(&self.pool).await?)
         }
 
         async fn deliveries(

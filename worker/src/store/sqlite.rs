@@ -1,16 +1,19 @@
 //! SQLite: the embedded default. WAL mode, `synchronous=FULL`; one writer
-//! connection (the shared group-commit writer) and a read pool.
+//! connection (the shared group-commit writer) and a read pool. One relay
+//! per file: the lease is an exclusive lock on `<file>.relay-lease`, which the
+//! kernel releases when its holder dies.
 
 use super::sql::{self, backend_impl, store_impl};
 use super::{
     Backend, ChainEntry, ChainedDelivery, DecisionRow, EventStore, Forwardable, LinkFields, Original, RelayLease,
     StoreError, StoredDecision, StoredDelivery, Writer, bind_decision, bind_delivery,
 };
-use crate::chain;
+use crate::audit::chain;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, SqliteConnection, SqlitePool};
 use std::borrow::Cow;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 use vbridge_proto::DecisionRecord;
@@ -18,6 +21,7 @@ use vbridge_proto::DecisionRecord;
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: Writer,
+    lease_file: PathBuf,
 }
 
 impl SqliteStore {
@@ -29,17 +33,22 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let mut conn = SqliteConnection::connect_with(&opts).await?;
+        let mut conn = SqliteBackend::connect(&opts).await?;
         sqlx::migrate!("./migrations/sqlite").run(&mut conn).await?;
-        // No automatic checkpoints inside commits: the writer runs them between groups.
-        sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut conn).await?;
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts.read_only(true)).await?;
-        Ok(SqliteStore { pool, writer: Writer::spawn(SqliteBackend { conn, last_checkpoint: Instant::now() }) })
+        let lease_file = {
+            let mut p = opts.get_filename().as_os_str().to_owned();
+            p.push(".relay-lease");
+            PathBuf::from(p)
+        };
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts.clone().read_only(true)).await?;
+        let backend = SqliteBackend { conn, opts, last_checkpoint: Instant::now() };
+        Ok(SqliteStore { pool, writer: Writer::spawn(backend), lease_file })
     }
 }
 
 struct SqliteBackend {
     conn: SqliteConnection,
+    opts: SqliteConnectOptions,
     last_checkpoint: Instant,
 }
 
@@ -48,30 +57,44 @@ struct SqliteBackend {
 const CHECKPOINT_WHEN_QUIET: Duration = Duration::from_millis(250);
 const CHECKPOINT_AT_LATEST: Duration = Duration::from_secs(5);
 
-const GUARDS: [(&str, &str); 2] = [("deliveries", "deliveries_no_delete"), ("decisions", "decisions_no_delete")];
+/// The guards retention lifts inside its own transaction, and their DDL.
+const GUARDS: [(&str, &str); 6] = [
+    ("deliveries_no_delete", "BEFORE DELETE ON deliveries BEGIN SELECT RAISE(ABORT, 'deliveries is append-only'); END"),
+    ("decisions_no_delete", "BEFORE DELETE ON decisions BEGIN SELECT RAISE(ABORT, 'decisions is append-only'); END"),
+    ("forwards_no_delete", "BEFORE DELETE ON forwards BEGIN SELECT RAISE(ABORT, 'forwards is append-only'); END"),
+    (
+        "chain_checkpoints_no_insert",
+        "BEFORE INSERT ON chain_checkpoints BEGIN SELECT RAISE(ABORT, 'chain_checkpoints is written by retention only'); END",
+    ),
+    (
+        "chain_checkpoints_no_update",
+        "BEFORE UPDATE ON chain_checkpoints BEGIN SELECT RAISE(ABORT, 'chain_checkpoints is written by retention only'); END",
+    ),
+    (
+        "chain_checkpoints_no_delete",
+        "BEFORE DELETE ON chain_checkpoints BEGIN SELECT RAISE(ABORT, 'chain_checkpoints is written by retention only'); END",
+    ),
+];
+
+const DELETE_FORWARDS: &str =
+    "DELETE FROM forwards WHERE seq IN (SELECT seq FROM deliveries WHERE stream = ? AND chain_pos < ?)";
+const DELETE_DELIVERIES: &str = "DELETE FROM deliveries WHERE stream = ? AND chain_pos < ? \
+     AND seq NOT IN (SELECT seq FROM outbox)";
+const DELETE_DECISIONS: &str = "DELETE FROM decisions WHERE stream = ? AND chain_pos < ?";
+const SAVE_CHECKPOINT: &str = "INSERT INTO chain_checkpoints (stream, next_pos, prev_hash, removed, cut_at) \
+     VALUES (?, ?, ?, ?, ?) ON CONFLICT (stream) DO UPDATE SET next_pos = excluded.next_pos, \
+     prev_hash = excluded.prev_hash, removed = chain_checkpoints.removed + excluded.removed, cut_at = excluded.cut_at";
 
 impl SqliteBackend {
     fn sql(statement: &'static str) -> Cow<'static, str> {
         Cow::Borrowed(statement)
     }
 
-    /// The delete guards come down inside the retention transaction and go
-    /// back up before it commits: no other connection sees them missing.
-    async fn lift_guards(&mut self) -> Result<(), sqlx::Error> {
-        for (_, trigger) in GUARDS {
-            sqlx::query(&format!("DROP TRIGGER {trigger}")).execute(&mut self.conn).await?;
-        }
-        Ok(())
-    }
-
-    async fn restore_guards(&mut self) -> Result<(), sqlx::Error> {
-        for (table, trigger) in GUARDS {
-            let create = format!(
-                "CREATE TRIGGER {trigger} BEFORE DELETE ON {table} BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
-            );
-            sqlx::query(&create).execute(&mut self.conn).await?;
-        }
-        Ok(())
+    async fn connect(opts: &SqliteConnectOptions) -> Result<SqliteConnection, sqlx::Error> {
+        let mut conn = SqliteConnection::connect_with(opts).await?;
+        // No automatic checkpoints inside commits: the writer runs them between groups.
+        sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut conn).await?;
+        Ok(conn)
     }
 }
 
@@ -92,6 +115,38 @@ backend_impl!(SqliteBackend, {
         Ok(()) // the whole database is locked by BEGIN IMMEDIATE
     }
 
+    /// The guards come down inside the retention transaction and go back up
+    /// before it commits: no other connection sees them missing.
+    async fn cut_prefix(&mut self, cp: &chain::Checkpoint, now: &str) -> Result<u64, sqlx::Error> {
+        for (trigger, _) in GUARDS {
+            sqlx::query(&format!("DROP TRIGGER {trigger}")).execute(&mut self.conn).await?;
+        }
+        let mut removed = 0;
+        for (statement, counts) in [(DELETE_FORWARDS, false), (DELETE_DELIVERIES, true), (DELETE_DECISIONS, true)] {
+            let done = sqlx::query(statement).bind(&cp.stream).bind(cp.next_pos).execute(&mut self.conn).await?;
+            if counts {
+                removed += done.rows_affected();
+            }
+        }
+        sqlx::query(SAVE_CHECKPOINT)
+            .bind(&cp.stream)
+            .bind(cp.next_pos)
+            .bind(&cp.prev_hash)
+            .bind(removed as i64)
+            .bind(now)
+            .execute(&mut self.conn)
+            .await?;
+        for (trigger, ddl) in GUARDS {
+            sqlx::query(&format!("CREATE TRIGGER {trigger} {ddl}")).execute(&mut self.conn).await?;
+        }
+        Ok(removed)
+    }
+
+    async fn reconnect(&mut self) -> Result<(), sqlx::Error> {
+        self.conn = Self::connect(&self.opts).await?;
+        Ok(())
+    }
+
     /// Checkpoint the WAL here, between groups, rather than on a connection
     /// of its own: measured on this project's machines, a checkpoint's fsync
     /// of the database file running beside a commit's fsync of the WAL stalled
@@ -110,7 +165,17 @@ backend_impl!(SqliteBackend, {
 
 store_impl!(SqliteStore, {
     async fn relay_lease(&self) -> Result<Option<RelayLease>, StoreError> {
-        Ok(Some(RelayLease::Local))
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.lease_file)
+            .map_err(|e| StoreError::Unavailable(format!("relay lease file {}: {e}", self.lease_file.display())))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(RelayLease::File(file))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Unavailable(format!("relay lease: {e}"))),
+        }
     }
 });
 

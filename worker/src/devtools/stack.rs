@@ -4,7 +4,7 @@
 
 use crate::app::{self, all_roles};
 use crate::config::Config;
-use crate::devserver::{DevServer, DevServerOptions};
+use crate::devtools::devserver::{DevServer, DevServerOptions};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -34,7 +34,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.ats_port)).await?;
         let url = format!("http://{}", listener.local_addr()?);
         let mut rx = shutdown.clone();
-        tokio::spawn(crate::sandbox::serve(listener, async move {
+        tokio::spawn(crate::devtools::sandbox::serve(listener, async move {
             let _ = rx.wait_for(|v| *v).await;
         }));
         cfg.ats_url = Some(url.clone());

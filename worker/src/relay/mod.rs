@@ -4,12 +4,13 @@
 //!   the signal; the workflow drops a re-forwarded event id as a duplicate;
 //! - in commit order per candidate: one workflow's events go one after the
 //!   other, and a failure stops that workflow's queue until the next round;
-//! - resumes after a restart from what the store says is unforwarded;
+//! - reads the store's outbox, which holds only what is still owed (O(pending));
+//! - resumes after a restart from what the outbox holds;
 //! - when Temporal is down it waits and retries; the receiver keeps acking.
 
 use crate::metrics::Metrics;
 use crate::store::{EventStore, Forwardable};
-use crate::temporal::Forwarder;
+use crate::temporal::forward::Forwarder;
 use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,8 +32,6 @@ const CONCURRENT_WORKFLOWS: usize = 32;
 impl Relay {
     pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let notify = self.store.committed_notify();
-        let use_cursor = self.store.seq_is_commit_order();
-        let mut floor = 0i64;
         let mut backoff = Duration::from_millis(200);
         let mut lease = None;
         loop {
@@ -61,14 +60,16 @@ impl Relay {
                     continue;
                 }
                 tracing::info!("relay lease taken; forwarding");
-                floor = 0;
             }
-            let after = if use_cursor { floor } else { 0 };
-            let items = match self.store.unforwarded(after, BATCH).await {
+            let items = match self.store.unforwarded(BATCH).await {
                 Ok(items) => items,
                 Err(e) => {
                     tracing::error!(error = %e, "relay cannot read the event store");
-                    tokio::time::sleep(backoff).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
                 }
             };
@@ -81,32 +82,24 @@ impl Relay {
                 continue;
             }
             let (done, failed) = self.forward_round(items).await;
-            let max_done = done.iter().copied().max();
             if let Err(e) = self.store.mark_forwarded(done.clone()).await {
                 tracing::error!(error = %e, "relay could not mark forwarded events; they will be sent again");
             }
             self.metrics.relay_forwarded.add(done.len() as u64);
-            match failed.iter().min() {
-                Some(min_failed) => {
-                    self.metrics.relay_errors.inc();
-                    floor = min_failed - 1;
-                    tracing::warn!(
-                        waiting = failed.len(),
-                        retry_in_ms = backoff.as_millis() as u64,
-                        "Temporal did not take some events; retrying"
-                    );
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.changed() => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+            if failed.is_empty() {
+                backoff = Duration::from_millis(200);
+            } else {
+                self.metrics.relay_errors.inc();
+                tracing::warn!(
+                    waiting = failed.len(),
+                    retry_in_ms = backoff.as_millis() as u64,
+                    "Temporal did not take some events; retrying"
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => {}
                 }
-                None => {
-                    backoff = Duration::from_millis(200);
-                    if let Some(m) = max_done {
-                        floor = floor.max(m);
-                    }
-                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }
@@ -116,10 +109,7 @@ impl Relay {
         let mut groups: BTreeMap<String, Vec<(i64, Option<EventSignal>)>> = BTreeMap::new();
         let mut order: Vec<String> = Vec::new();
         for it in items {
-            let parsed = serde_json::from_str::<EventSignal>(&it.signal).ok().map(|mut ev| {
-                ev.store_seq = it.seq;
-                ev
-            });
+            let parsed = serde_json::from_str::<EventSignal>(&it.signal).ok();
             let key = parsed
                 .as_ref()
                 .map(|ev| format!("{}:{}", ev.candidate_id, ev.application_id))

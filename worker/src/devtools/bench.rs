@@ -11,10 +11,10 @@
 //! Then it prints the ratios the targets are stated in.
 
 use crate::app::{self, Role};
-use crate::client::{WebhookClient, started};
 use crate::config::Config;
-use crate::devserver::{DevServer, DevServerOptions};
-use crate::temporal::{self, Forwarder};
+use crate::devtools::client::{WebhookClient, started};
+use crate::devtools::devserver::{DevServer, DevServerOptions};
+use crate::temporal::{self, forward::Forwarder};
 use futures::StreamExt;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -179,13 +179,13 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     let sandbox = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let sandbox_url = format!("http://{}", sandbox.local_addr()?);
     let (sb_stop, sb_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(crate::sandbox::serve(sandbox, async move {
+    tokio::spawn(crate::devtools::sandbox::serve(sandbox, async move {
         let _ = sb_rx.await;
     }));
 
     let secret = "bench-secret";
     let mut cfg = Config::load(None, true)?;
-    cfg.secrets = vec![crate::signature::Secret::parse(secret, 1)?];
+    cfg.secrets = vec![crate::intake::signature::Secret::parse(secret, 1)?];
     cfg.listen = "127.0.0.1:0".into();
     cfg.temporal_address = temporal.address.clone();
     cfg.ats_url = Some(sandbox_url.clone());
@@ -304,7 +304,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     let mut lat = vec![];
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let writes: Vec<crate::sandbox::AppliedWrite> =
+        let writes: Vec<crate::devtools::sandbox::AppliedWrite> =
             http.get(format!("{sandbox_url}/_sandbox/writes")).send().await?.json().await?;
         if writes.len() >= o.end_to_end || Instant::now() > deadline {
             for w in writes {

@@ -1,7 +1,7 @@
 //! A signing webhook client: what a provider does, for `simulate`, `bench`
 //! and the tests.
 
-use crate::signature::{Secret, sign_il, sign_standard};
+use crate::intake::signature::{Secret, sign_il, sign_standard};
 use serde_json::Value;
 
 #[derive(Clone)]

@@ -2,7 +2,7 @@
 //! candidate a `started` then a `decision`; some deliveries are repeated (as
 //! a provider retrying after a timeout would) and some arrive out of order.
 
-use crate::client::{WebhookClient, decision, started};
+use crate::devtools::client::{WebhookClient, decision, started};
 use std::collections::BTreeMap;
 
 pub struct SimulateOptions {

@@ -1,12 +1,13 @@
 //! Webhook signature checks (CONTRACT §2): the IL scheme (`X-IL-Signature`,
 //! `X-IL-Timestamp`) and Standard Webhooks (`webhook-id`, `webhook-timestamp`,
 //! `webhook-signature`). Several secrets may be live at once (rotation); any
-//! one that verifies is enough. Comparisons are constant-time (`verify_slice`).
+//! one that verifies is enough. Comparisons are constant-time (`subtle`).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -68,13 +69,15 @@ pub enum SignatureError {
     MissingTimestamp,
     #[error("the timestamp is outside the allowed skew")]
     TimestampOutOfTolerance,
+    #[error("the signature header carries more than 8 entries")]
+    TooManyEntries,
 }
 
 impl SignatureError {
     pub fn code(self) -> &'static str {
         match self {
             SignatureError::MissingSignature => "missing_signature",
-            SignatureError::InvalidSignature => "invalid_signature",
+            SignatureError::InvalidSignature | SignatureError::TooManyEntries => "invalid_signature",
             SignatureError::MissingTimestamp => "missing_timestamp",
             SignatureError::TimestampOutOfTolerance => "timestamp_out_of_tolerance",
         }
@@ -96,11 +99,18 @@ impl Scheme {
     }
 }
 
+/// At most this many signature entries are considered in one header; a header
+/// with more is refused (`invalid_signature`) before any MAC is computed.
+pub const MAX_SIGNATURE_ENTRIES: usize = 8;
+
 /// What the checker needs from the request and the policy.
 pub struct Check<'a> {
     pub signature_header: &'a str,
     pub timestamp_header: &'a str,
     pub max_skew_seconds: u64,
+    /// `replayProtection.required`: when false the skew window is not checked
+    /// (the timestamp is still part of what is signed).
+    pub replay_protection: bool,
     pub now_unix: i64,
 }
 
@@ -111,29 +121,46 @@ pub fn verify<'h>(
     body: &[u8],
     secrets: &[Secret],
 ) -> Result<Scheme, SignatureError> {
+    verify_counting(check, header, body, secrets, &mut 0)
+}
+
+/// [`verify`], adding the number of MACs it computed to `macs`: one per
+/// (secret, scheme) at most, however many entries the header carries.
+pub fn verify_counting<'h>(
+    check: &Check<'_>,
+    header: impl Fn(&str) -> Option<&'h str>,
+    body: &[u8],
+    secrets: &[Secret],
+    macs: &mut usize,
+) -> Result<Scheme, SignatureError> {
     if let Some(sig) = header(SW_SIGNATURE) {
         let ts = header(SW_TIMESTAMP).ok_or(SignatureError::MissingTimestamp)?;
         let ts_num = parse_ts(ts)?;
         let id = header(SW_ID).ok_or(SignatureError::InvalidSignature)?;
-        let candidates: Vec<Vec<u8>> = sig
-            .split_whitespace()
-            .filter_map(|entry| entry.strip_prefix("v1,"))
-            .filter_map(|b64| B64.decode(b64).ok())
-            .collect();
+        let entries = bounded_entries(sig.split_whitespace())?;
+        let candidates: Vec<Vec<u8>> =
+            entries.iter().filter_map(|e| e.strip_prefix("v1,")).filter_map(|b64| B64.decode(b64).ok()).collect();
         let parts: [&[u8]; 5] = [id.as_bytes(), b".", ts.as_bytes(), b".", body];
-        return settle(check, secrets, &candidates, &parts, ts_num, Scheme::StandardWebhooks);
+        return settle(check, secrets, &candidates, &parts, ts_num, Scheme::StandardWebhooks, macs);
     }
     let sig = header(check.signature_header).ok_or(SignatureError::MissingSignature)?;
     let ts = header(check.timestamp_header).ok_or(SignatureError::MissingTimestamp)?;
     let ts_num = parse_ts(ts)?;
-    let candidates: Vec<Vec<u8>> = sig
-        .split(|c: char| c == ',' || c.is_whitespace())
+    let entries = bounded_entries(sig.split(|c: char| c == ',' || c.is_whitespace()))?;
+    let candidates: Vec<Vec<u8>> = entries
+        .iter()
         .filter_map(|entry| entry.strip_prefix("v1="))
         .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
         .filter_map(|h| hex::decode(h).ok())
         .collect();
     let parts: [&[u8]; 3] = [ts.as_bytes(), b".", body];
-    settle(check, secrets, &candidates, &parts, ts_num, Scheme::IlHmac)
+    settle(check, secrets, &candidates, &parts, ts_num, Scheme::IlHmac, macs)
+}
+
+/// The non-empty entries of a signature header, refused past the bound.
+fn bounded_entries<'a>(split: impl Iterator<Item = &'a str>) -> Result<Vec<&'a str>, SignatureError> {
+    let entries: Vec<&str> = split.filter(|e| !e.is_empty()).take(MAX_SIGNATURE_ENTRIES + 1).collect();
+    if entries.len() > MAX_SIGNATURE_ENTRIES { Err(SignatureError::TooManyEntries) } else { Ok(entries) }
 }
 
 fn mac_over(secret: &Secret, parts: &[&[u8]]) -> HmacSha256 {
@@ -144,7 +171,8 @@ fn mac_over(secret: &Secret, parts: &[&[u8]]) -> HmacSha256 {
     mac
 }
 
-/// Any candidate signature made by any secret over `parts`, then the skew check.
+/// One MAC per secret over `parts`, compared in constant time with every
+/// candidate; then the skew check.
 fn settle(
     check: &Check<'_>,
     secrets: &[Secret],
@@ -152,12 +180,24 @@ fn settle(
     parts: &[&[u8]],
     ts: i64,
     scheme: Scheme,
+    macs: &mut usize,
 ) -> Result<Scheme, SignatureError> {
-    let matched = secrets.iter().any(|s| candidates.iter().any(|c| mac_over(s, parts).verify_slice(c).is_ok()));
+    let mut matched = false;
+    if !candidates.is_empty() {
+        for s in secrets {
+            *macs += 1;
+            let expected = mac_over(s, parts).finalize().into_bytes();
+            for c in candidates {
+                matched |= bool::from(expected.as_slice().ct_eq(c.as_slice()));
+            }
+        }
+    }
     if !matched {
         return Err(SignatureError::InvalidSignature);
     }
-    skew(check, ts)?;
+    if check.replay_protection {
+        skew(check, ts)?;
+    }
     Ok(scheme)
 }
 
@@ -197,6 +237,7 @@ mod tests {
             signature_header: "X-IL-Signature",
             timestamp_header: "X-IL-Timestamp",
             max_skew_seconds: 300,
+            replay_protection: true,
             now_unix: NOW,
         }
     }
@@ -304,6 +345,54 @@ mod tests {
         let s = Secret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", 1).unwrap();
         let sig = sign_standard(&s, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#);
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn one_mac_per_secret_however_many_entries() {
+        let secrets = [Secret::parse("a", 1).unwrap(), Secret::parse("b", 2).unwrap(), Secret::parse("c", 3).unwrap()];
+        let body = b"{}";
+        let map = |sig: String| -> HashMap<String, String> {
+            [("x-il-signature".to_owned(), sig), ("x-il-timestamp".to_owned(), NOW.to_string())].into()
+        };
+        let count = |h: &HashMap<String, String>| {
+            let mut macs = 0;
+            let r = verify_counting(
+                &check(),
+                |n| h.get(&n.to_ascii_lowercase()).map(String::as_str),
+                body,
+                &secrets,
+                &mut macs,
+            );
+            (r, macs)
+        };
+        // 10,000 entries: refused before a single MAC is computed.
+        let flood = vec![format!("v1={}", "0".repeat(64)); 10_000].join(",");
+        assert_eq!(count(&map(flood)), (Err(SignatureError::TooManyEntries), 0));
+        // 8 entries, the last one right: one MAC per secret, not per entry.
+        let mut eight = vec![format!("v1={}", "0".repeat(64)); 7];
+        eight.push(sign_il(&secrets[2], NOW, body));
+        assert_eq!(count(&map(eight.join(" "))), (Ok(Scheme::IlHmac), 3));
+        // 9 entries are one too many, even with a right one among them.
+        let mut nine = eight.clone();
+        nine.insert(0, "v1=00".into());
+        assert_eq!(count(&map(nine.join(","))).0, Err(SignatureError::TooManyEntries));
+        // No well-formed entry: no MAC at all.
+        assert_eq!(count(&map("v0=zz".into())), (Err(SignatureError::InvalidSignature), 0));
+    }
+
+    #[test]
+    fn replay_protection_off_skips_the_window_only() {
+        let s = Secret::parse("k", 1).unwrap();
+        let body = b"{}";
+        let old = NOW - 86_400;
+        let h: HashMap<String, String> =
+            [("x-il-signature".into(), sign_il(&s, old, body)), ("x-il-timestamp".into(), old.to_string())].into();
+        let look = |n: &str| h.get(&n.to_ascii_lowercase()).map(String::as_str);
+        let mut c = check();
+        assert_eq!(verify(&c, look, body, std::slice::from_ref(&s)), Err(SignatureError::TimestampOutOfTolerance));
+        c.replay_protection = false;
+        assert_eq!(verify(&c, look, body, std::slice::from_ref(&s)), Ok(Scheme::IlHmac));
+        assert_eq!(verify(&c, look, b"{\"x\":1}", &[s]), Err(SignatureError::InvalidSignature));
     }
 
     #[test]

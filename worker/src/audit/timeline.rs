@@ -3,7 +3,7 @@
 //! refusal, ATS attempt and result), with times, trace ids and chain links.
 //! Rendered as JSON, CSV, or a printable HTML evidence page.
 
-use crate::chain;
+use super::chain;
 use crate::store::{EventStore, StoreError};
 use serde::Serialize;
 
@@ -97,7 +97,8 @@ pub async fn build(store: &dyn EventStore, candidate: &str, application: Option<
         .collect();
     // Verify from the rows already loaded: this candidate's chains only.
     let checkpoints = store.checkpoints().await?;
-    let chain = crate::store::verify_rows(deliveries, decisions, &checkpoints, Some(&streams));
+    let heads = store.heads().await?;
+    let chain = crate::store::verify_rows(deliveries, decisions, &checkpoints, &heads, Some(&streams));
     Ok(Timeline {
         candidate_id: candidate.to_owned(),
         application_id: application.map(str::to_owned),

@@ -1,0 +1,267 @@
+//! Tamper evidence: each audit record carries the hash of the record before
+//! it in its stream. A record's hash covers its stream, its position, the
+//! previous hash and every stored field, as canonical JSON (fields in a fixed
+//! order). Editing, removing or reordering any record breaks a link that
+//! `vbridge audit verify` finds.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// The `prev_hash` of a stream's first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// The stream of deliveries that were rejected (they may name no candidate).
+pub const REJECTED_STREAM: &str = "rejected";
+
+pub fn stream_of(candidate_id: &str, application_id: &str) -> String {
+    format!("{candidate_id}:{application_id}")
+}
+
+/// The stored fields of a delivery that its hash covers.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct DeliveryContent {
+    pub received_at: String,
+    pub event_id: Option<String>,
+    pub event_type: Option<String>,
+    pub occurred_at: Option<String>,
+    pub candidate_id: Option<String>,
+    pub application_id: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub signature_valid: bool,
+    pub processing_result: String,
+    pub reject_code: Option<String>,
+    pub trace_id: String,
+    pub body_sha256: String,
+    pub delivery_attempt: Option<i64>,
+    pub payload: Option<String>,
+    pub signal: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Linked<'a, T: Serialize> {
+    stream: &'a str,
+    chain_pos: i64,
+    prev_hash: &'a str,
+    record: &'a T,
+}
+
+pub fn link_hash<T: Serialize>(stream: &str, chain_pos: i64, prev_hash: &str, record: &T) -> String {
+    let bytes = serde_json::to_vec(&Linked { stream, chain_pos, prev_hash, record }).expect("records serialize");
+    hex::encode(Sha256::digest(&bytes))
+}
+
+/// One stored link, as read back for verification.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub stream: String,
+    pub chain_pos: i64,
+    pub prev_hash: String,
+    pub hash: String,
+    /// The hash recomputed from the stored fields.
+    pub recomputed: String,
+    /// How a person finds the record: `delivery seq 12`, `decision <record_id>`.
+    pub label: String,
+    /// For a retention record: the checkpoint it made ([`checkpoint_target`]).
+    pub made_checkpoint: Option<String>,
+}
+
+/// What a retention record names as its write target: the checkpoint it
+/// left. A checkpoint that no record in its chain names was forged.
+pub fn checkpoint_target(cp: &Checkpoint) -> String {
+    format!("chain_checkpoints/{}@{}:{}", cp.stream, cp.next_pos, cp.prev_hash)
+}
+
+/// A chain's stored head: where its last record sits. A chain whose last
+/// record is not its head lost records at its end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, sqlx::FromRow)]
+pub struct Head {
+    pub stream: String,
+    pub chain_pos: i64,
+    pub hash: String,
+}
+
+/// A stream may start after position 1 when retention removed its head; the
+/// checkpoint then says where it starts and which hash the first kept record
+/// must link to.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    pub stream: String,
+    pub next_pos: i64,
+    pub prev_hash: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Broken {
+    pub stream: String,
+    pub record: String,
+    pub chain_pos: i64,
+    pub problem: String,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Report {
+    pub streams: usize,
+    pub records: usize,
+    pub unchained: usize,
+    pub broken: Option<Broken>,
+}
+
+/// Check every stream's links, each chain's tail against its stored head,
+/// and each checkpoint against the retention record that made it. Stops at
+/// the first broken one.
+pub fn verify(links: Vec<Link>, checkpoints: &[Checkpoint], heads: &[Head], unchained: usize) -> Report {
+    let mut by_stream: BTreeMap<String, Vec<Link>> = BTreeMap::new();
+    let records = links.len();
+    for l in links {
+        by_stream.entry(l.stream.clone()).or_default().push(l);
+    }
+    for h in heads.iter().filter(|h| h.chain_pos > 0) {
+        by_stream.entry(h.stream.clone()).or_default();
+    }
+    let mut report = Report { streams: by_stream.len(), records, unchained, broken: None };
+    for (stream, links) in by_stream {
+        if let Some(b) = verify_stream(&stream, links, checkpoints, heads) {
+            report.broken = Some(b);
+            return report;
+        }
+    }
+    report
+}
+
+fn verify_stream(stream: &str, mut links: Vec<Link>, checkpoints: &[Checkpoint], heads: &[Head]) -> Option<Broken> {
+    links.sort_by_key(|l| l.chain_pos);
+    let broken = |record: String, chain_pos: i64, problem: String| {
+        Some(Broken { stream: stream.to_owned(), record, chain_pos, problem })
+    };
+    let cp = checkpoints.iter().find(|c| c.stream == stream);
+    if let Some(c) = cp {
+        let target = checkpoint_target(c);
+        if !links.iter().any(|l| l.made_checkpoint.as_deref() == Some(target.as_str())) {
+            return broken(
+                format!("checkpoint of {stream}"),
+                c.next_pos,
+                "the checkpoint was made by no retention record in its chain (it was forged or edited)".into(),
+            );
+        }
+    }
+    let (mut expect_pos, mut expect_prev) = match cp {
+        Some(c) => (c.next_pos, c.prev_hash.clone()),
+        None => (1, GENESIS.to_owned()),
+    };
+    for l in &links {
+        let problem = if l.chain_pos != expect_pos {
+            Some(if l.chain_pos < expect_pos {
+                format!("position {} appears twice", l.chain_pos)
+            } else {
+                format!("position {expect_pos} is missing (a record was removed)")
+            })
+        } else if l.prev_hash != expect_prev {
+            Some("prev_hash does not match the record before it".to_owned())
+        } else if l.recomputed != l.hash {
+            Some("the stored fields do not match the record's hash (it was edited)".to_owned())
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return broken(l.label.clone(), l.chain_pos, problem);
+        }
+        expect_pos += 1;
+        expect_prev = l.hash.clone();
+    }
+    let tail = (expect_pos - 1, expect_prev);
+    match heads.iter().find(|h| h.stream == stream) {
+        Some(h) if (h.chain_pos, &h.hash) != (tail.0, &tail.1) && h.chain_pos > 0 => broken(
+            format!("head of {stream}"),
+            h.chain_pos,
+            format!(
+                "the chain ends at position {} but its head says {}: records were removed from its end",
+                tail.0, h.chain_pos
+            ),
+        ),
+        None if !links.is_empty() => {
+            broken(format!("head of {stream}"), tail.0, "the chain has no stored head (it was removed)".into())
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(stream: &str, n: i64) -> Vec<Link> {
+        let mut prev = GENESIS.to_owned();
+        (1..=n)
+            .map(|pos| {
+                let hash = link_hash(stream, pos, &prev, &format!("record {pos}"));
+                let l = Link {
+                    stream: stream.into(),
+                    chain_pos: pos,
+                    prev_hash: prev.clone(),
+                    hash: hash.clone(),
+                    recomputed: hash.clone(),
+                    label: format!("r{pos}"),
+                    made_checkpoint: None,
+                };
+                prev = hash;
+                l
+            })
+            .collect()
+    }
+
+    fn head(links: &[Link]) -> Head {
+        let l = links.last().unwrap();
+        Head { stream: l.stream.clone(), chain_pos: l.chain_pos, hash: l.hash.clone() }
+    }
+
+    #[test]
+    fn an_intact_chain_verifies() {
+        let (a, b) = (chain("a", 5), chain("b", 3));
+        let heads = [head(&a), head(&b)];
+        let r = verify([a, b].concat(), &[], &heads, 0);
+        assert_eq!((r.streams, r.records, r.broken), (2, 8, None));
+    }
+
+    #[test]
+    fn a_removed_tail_or_stream_is_found_by_its_head() {
+        let a = chain("a", 5);
+        let heads = [head(&a)];
+        let b = verify(a[..4].to_vec(), &[], &heads, 0).broken.unwrap();
+        assert!(b.problem.contains("removed from its end"), "{b:?}");
+        let b = verify(vec![], &[], &heads, 0).broken.unwrap();
+        assert_eq!(b.stream, "a");
+        let b = verify(a, &[], &[], 0).broken.unwrap();
+        assert!(b.problem.contains("no stored head"), "{b:?}");
+    }
+
+    #[test]
+    fn edits_removals_and_reorders_are_found() {
+        let mut c = chain("a", 5);
+        let heads = [head(&c)];
+        c[2].recomputed = "edited".into();
+        assert_eq!(verify(c, &[], &heads, 0).broken.unwrap().record, "r3");
+
+        let mut c = chain("a", 5);
+        c.remove(1);
+        let b = verify(c, &[], &heads, 0).broken.unwrap();
+        assert!(b.problem.contains("missing"), "{b:?}");
+
+        let mut c = chain("a", 5);
+        c[3].prev_hash = GENESIS.into();
+        assert_eq!(verify(c, &[], &heads, 0).broken.unwrap().record, "r4");
+    }
+
+    #[test]
+    fn a_checkpoint_lets_a_cut_chain_verify() {
+        let c = chain("a", 5);
+        let heads = [head(&c)];
+        let mut kept = c[2..].to_vec();
+        assert!(verify(kept.clone(), &[], &heads, 0).broken.is_some());
+        let cp = Checkpoint { stream: "a".into(), next_pos: 3, prev_hash: c[1].hash.clone() };
+        // Without the retention record that made it, the checkpoint is forged.
+        let b = verify(kept.clone(), std::slice::from_ref(&cp), &heads, 0).broken.unwrap();
+        assert!(b.problem.contains("forged"), "{b:?}");
+        kept[2].made_checkpoint = Some(checkpoint_target(&cp));
+        assert_eq!(verify(kept, &[cp], &heads, 0).broken, None);
+    }
+}

@@ -1,0 +1,37 @@
+//! The read API under `/v1` (CONTRACT §5). Behind the auth layer.
+
+use super::HttpState;
+use super::error::ApiError;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use vbridge_workflows::domain::{ApplicationId, CandidateId};
+
+#[derive(serde::Deserialize)]
+pub struct TimelineQuery {
+    application_id: Option<String>,
+}
+
+/// `GET /v1/candidates/{id}/timeline`: the audit timeline as JSON.
+#[tracing::instrument(skip_all, fields(candidate_id = %id))]
+pub async fn candidate_timeline(
+    State(s): State<HttpState>,
+    Path(id): Path<String>,
+    Query(q): Query<TimelineQuery>,
+) -> Result<Response, ApiError> {
+    let bad = |code, e: vbridge_workflows::domain::ParseError| ApiError::BadRequest { code, message: e.to_string() };
+    CandidateId::parse(&id).map_err(|e| bad("invalid_candidate_id", e))?;
+    if let Some(a) = &q.application_id {
+        ApplicationId::parse(a).map_err(|e| bad("invalid_application_id", e))?;
+    }
+    let t = crate::audit::timeline::build(s.store.as_ref(), &id, q.application_id.as_deref()).await.map_err(|e| {
+        tracing::error!(error = %e, "timeline failed");
+        ApiError::Unavailable("the event store cannot be read right now".into())
+    })?;
+    Ok(Json(t).into_response())
+}
+
+/// `GET /metrics`: Prometheus text.
+pub async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render(&s.policy))
+}

@@ -1,0 +1,198 @@
+//! Authentication of the operator API (CONTRACT §5), as a layer: a bearer
+//! token is looked up by its SHA-256 among the configured grants
+//! (`VBRIDGE_API_TOKENS="<role>:<subject>:<sha256-hex>,..."`); the route's
+//! layer then demands one of its roles. No credential: 401 `unauthenticated`;
+//! the wrong role: 403 `forbidden`. Only hashes of tokens are ever held.
+//!
+//! In dev mode (`vbridge dev`) a request without a credential passes as the
+//! subject `dev` with every role; a credential that is sent is still checked.
+
+use super::error::ApiError;
+use crate::metrics::Metrics;
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::Response;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeSet, HashMap};
+use std::str::FromStr;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Reviewer,
+    Admin,
+    Ops,
+    Auditor,
+    Gate,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [Role::Reviewer, Role::Admin, Role::Ops, Role::Auditor, Role::Gate];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Reviewer => "reviewer",
+            Role::Admin => "admin",
+            Role::Ops => "ops",
+            Role::Auditor => "auditor",
+            Role::Gate => "gate",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown role \"{s}\" (known: reviewer, admin, ops, auditor, gate)"))
+    }
+}
+
+/// Who made a request: the actor recorded for what it does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub subject: String,
+    pub roles: BTreeSet<Role>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum GrantError {
+    #[error("entry #{0} is not <role>:<subject>:<sha256-hex>")]
+    Shape(usize),
+    #[error("entry #{0}: {1}")]
+    Role(usize, String),
+    #[error("entry #{0}: the hash is not 64 hex characters (the SHA-256 of the token)")]
+    Hash(usize),
+}
+
+/// The configured credentials, by the SHA-256 of their token.
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    by_hash: HashMap<[u8; 32], Principal>,
+}
+
+impl Grants {
+    /// Parse `VBRIDGE_API_TOKENS`. A subject named twice with one hash gets
+    /// every role its entries name.
+    pub fn parse(csv: &str) -> Result<Grants, GrantError> {
+        let mut g = Grants::default();
+        for (i, entry) in csv.split(',').map(str::trim).filter(|e| !e.is_empty()).enumerate() {
+            let n = i + 1;
+            let mut parts = entry.splitn(3, ':');
+            let (Some(role), Some(subject), Some(hash)) = (parts.next(), parts.next(), parts.next()) else {
+                return Err(GrantError::Shape(n));
+            };
+            if subject.is_empty() {
+                return Err(GrantError::Shape(n));
+            }
+            let role: Role = role.parse().map_err(|e| GrantError::Role(n, e))?;
+            let bytes: [u8; 32] = hex::decode(hash.to_ascii_lowercase())
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or(GrantError::Hash(n))?;
+            g.by_hash
+                .entry(bytes)
+                .or_insert_with(|| Principal { subject: subject.to_owned(), roles: BTreeSet::new() })
+                .roles
+                .insert(role);
+        }
+        Ok(g)
+    }
+
+    /// A plain token given whole (the older `VBRIDGE_API_TOKEN`): it may read
+    /// timelines, as it always could.
+    pub fn add_plain(&mut self, token: &str, subject: &str, roles: &[Role]) {
+        let p = self
+            .by_hash
+            .entry(Sha256::digest(token.as_bytes()).into())
+            .or_insert_with(|| Principal { subject: subject.to_owned(), roles: BTreeSet::new() });
+        p.roles.extend(roles.iter().copied());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+
+    fn lookup(&self, token: &str) -> Option<&Principal> {
+        self.by_hash.get(&<[u8; 32]>::from(Sha256::digest(token.as_bytes())))
+    }
+}
+
+/// What the auth layer needs.
+#[derive(Clone)]
+pub struct Auth {
+    pub grants: Arc<Grants>,
+    /// Dev mode: a request without a credential passes with every role.
+    pub open: bool,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Auth {
+    /// Who the request's credential names, if any is valid.
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, ApiError> {
+        let token = authorization.and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+        match token {
+            Some(t) => self.grants.lookup(t).cloned().ok_or(ApiError::Unauthenticated),
+            None if self.open => Ok(Principal { subject: "dev".into(), roles: Role::ALL.into_iter().collect() }),
+            None => Err(ApiError::Unauthenticated),
+        }
+    }
+}
+
+/// The layer's state: the authenticator and the roles a route accepts.
+#[derive(Clone)]
+pub struct Require {
+    pub auth: Auth,
+    pub any_of: &'static [Role],
+}
+
+/// Middleware: authenticate, check the role, and hand the [`Principal`] to
+/// the handler through the request's extensions.
+pub async fn require(State(r): State<Require>, mut req: Request, next: Next) -> Result<Response, ApiError> {
+    let authorization = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let principal = r.auth.authenticate(authorization).inspect_err(|_| {
+        r.auth.metrics.api_unauthenticated.inc();
+        tracing::warn!(path = %req.uri().path(), "operator API: no valid credential");
+    })?;
+    if !r.any_of.iter().any(|role| principal.roles.contains(role)) {
+        r.auth.metrics.api_forbidden.inc();
+        tracing::warn!(subject = %principal.subject, path = %req.uri().path(), "operator API: wrong role");
+        let names: Vec<&str> = r.any_of.iter().map(|r| r.as_str()).collect();
+        return Err(ApiError::Forbidden(names.join(" or ")));
+    }
+    req.extensions_mut().insert(principal);
+    Ok(next.run(req).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash(t: &str) -> String {
+        hex::encode(Sha256::digest(t.as_bytes()))
+    }
+
+    #[test]
+    fn grants_parse_and_merge_roles() {
+        let csv = format!("ops:alice:{},auditor:alice:{}, reviewer:bob:{}", hash("a"), hash("a"), hash("b"));
+        let g = Grants::parse(&csv).unwrap();
+        let a = g.lookup("a").unwrap();
+        assert_eq!(a.subject, "alice");
+        assert_eq!(a.roles, [Role::Ops, Role::Auditor].into_iter().collect());
+        assert!(g.lookup("c").is_none());
+        assert_eq!(Grants::parse("ops:x").unwrap_err(), GrantError::Shape(1));
+        assert!(matches!(Grants::parse(&format!("root:x:{}", hash("a"))), Err(GrantError::Role(1, _))));
+        assert_eq!(Grants::parse("ops:x:abc").unwrap_err(), GrantError::Hash(1));
+    }
+
+    #[test]
+    fn closed_unless_dev() {
+        let auth = |open| Auth { grants: Arc::new(Grants::default()), open, metrics: Default::default() };
+        assert!(matches!(auth(false).authenticate(None), Err(ApiError::Unauthenticated)));
+        assert_eq!(auth(true).authenticate(None).unwrap().subject, "dev");
+        assert!(matches!(auth(true).authenticate(Some("Bearer nope")), Err(ApiError::Unauthenticated)));
+    }
+}

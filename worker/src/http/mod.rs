@@ -1,0 +1,83 @@
+//! The HTTP edge: the router, its layers and its handlers. Handlers read the
+//! request and hand over; refusals map through one [`ApiError`].
+//!
+//! Layers, outermost first, on the webhook route: a request timeout, then a
+//! bound on requests in flight that sheds the excess at once (503 +
+//! `Retry-After`) rather than queueing it. The operator API sits behind the
+//! auth layer ([`auth`]); `/healthz` and `/readyz` are open.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod webhook;
+
+use crate::health::Readiness;
+use crate::intake::Intake;
+use crate::metrics::Metrics;
+use crate::store::EventStore;
+use auth::{Auth, Require, Role};
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::routing::{get, post};
+use error::ApiError;
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceBuilder;
+use vbridge_workflows::Policy;
+
+#[derive(Clone)]
+pub struct HttpState {
+    pub intake: Arc<Intake>,
+    pub store: Arc<dyn EventStore>,
+    pub metrics: Arc<Metrics>,
+    pub policy: Arc<Policy>,
+    pub readiness: Arc<Readiness>,
+    pub max_body_bytes: usize,
+}
+
+/// Bounds on the webhook route.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_in_flight: usize,
+    pub request_timeout: Duration,
+}
+
+/// The main listener's routes. `metrics_here`: serve `/metrics` (role `ops`)
+/// on this listener; false when it has a listener of its own.
+pub fn router(state: HttpState, auth: Auth, limits: Limits, metrics_here: bool) -> Router {
+    let metrics = state.metrics.clone();
+    let guarded = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(move |e: tower::BoxError| {
+            let metrics = metrics.clone();
+            async move {
+                if e.is::<tower::timeout::error::Elapsed>() {
+                    metrics.http_timed_out.inc();
+                    ApiError::TimedOut
+                } else {
+                    metrics.http_shed.inc();
+                    ApiError::Overloaded
+                }
+            }
+        }))
+        .timeout(limits.request_timeout)
+        .load_shed()
+        .concurrency_limit(limits.max_in_flight);
+    let need = |any_of: &'static [Role]| {
+        axum::middleware::from_fn_with_state(Require { auth: auth.clone(), any_of }, auth::require)
+    };
+    let mut r = Router::new()
+        .route("/webhooks/verification", post(webhook::webhook).layer(guarded))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/v1/candidates/{id}/timeline", get(api::candidate_timeline).layer(need(&[Role::Auditor])));
+    if metrics_here {
+        r = r.route("/metrics", get(api::metrics).layer(need(&[Role::Ops])));
+    }
+    r.with_state(state)
+}
+
+/// The separate, open metrics listener (`VBRIDGE_METRICS_LISTEN`).
+pub fn metrics_router(state: HttpState) -> Router {
+    Router::new().route("/metrics", get(api::metrics)).with_state(state)
+}

@@ -1,0 +1,75 @@
+//! `POST /webhooks/verification` (CONTRACT §2): read the request, hand it to
+//! [`Intake`](crate::intake::Intake), answer. The 2xx goes out only after the
+//! store says the row is durable.
+
+use super::HttpState;
+use super::error::ApiError;
+use crate::intake::{Arrival, Receipt};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use vbridge_workflows::domain::TraceId;
+
+#[tracing::instrument(name = "webhook", skip_all, fields(trace_id, event_id, candidate_id))]
+pub async fn webhook(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    let trace_header = s.policy.trace_header();
+    let trace_id = headers
+        .get(trace_header)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| TraceId::parse(v).ok())
+        .unwrap_or_else(TraceId::new_random);
+    tracing::Span::current().record("trace_id", trace_id.as_str());
+    let arrival = read(&headers, body, s.max_body_bytes).await;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let mut resp = match s.intake.receive(header, arrival, &trace_id).await {
+        Ok(receipt) => answer(receipt, &trace_id),
+        Err(e) => ApiError::from(e).into_response(),
+    };
+    if let (Ok(name), Ok(value)) = (HeaderName::try_from(trace_header), HeaderValue::from_str(trace_id.as_str())) {
+        resp.headers_mut().insert(name, value);
+    }
+    resp
+}
+
+/// The body, or why it was not read: not JSON, or over the limit (checked
+/// from `Content-Length` before reading, and while reading).
+async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Arrival {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Arrival::NotJson;
+    }
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Arrival::TooLarge { limit };
+    }
+    match axum::body::to_bytes(body, limit).await {
+        Ok(b) => Arrival::Json(b),
+        Err(_) => Arrival::TooLarge { limit },
+    }
+}
+
+fn answer(receipt: Receipt, trace_id: &TraceId) -> Response {
+    let t = trace_id.as_str();
+    match receipt {
+        Receipt::Accepted { event_id } => {
+            (StatusCode::ACCEPTED, Json(json!({"status": "accepted", "event_id": event_id, "trace_id": t})))
+                .into_response()
+        }
+        Receipt::Ignored { event_id, event_type } => (
+            StatusCode::ACCEPTED,
+            Json(json!({"status": "ignored", "event_id": event_id, "trace_id": t, "event_type": event_type})),
+        )
+            .into_response(),
+        Receipt::Duplicate { event_id, original_trace_id } => (
+            StatusCode::OK,
+            Json(json!({"status": "duplicate", "event_id": event_id, "trace_id": t, "original_trace_id": original_trace_id})),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,290 @@
+//! Intake: what happens to one webhook delivery between the HTTP edge and the
+//! event store. Signature check ([`signature`]), duplicate short-cut, redaction
+//! ([`redact`]), parsing ([`parse`]), then the commit. The HTTP handler only
+//! reads the request and maps the outcome to an answer.
+//!
+//! Deliveries that fail authentication or are not JSON at all (401, 413, 415)
+//! are recorded off the answer path through a bounded queue: a flood of junk
+//! is answered at once and can never hold up, or crowd out, accepted events.
+
+pub mod parse;
+pub mod recent;
+pub mod redact;
+pub mod signature;
+
+use crate::metrics::Metrics;
+use crate::store::{Committed, DeliveryRecord, EventStore, Intent, StoreError};
+use parse::{PayloadError, claimed};
+use recent::RecentKeys;
+use serde_json::Value;
+use signature::{Secret, SignatureError};
+use std::sync::Arc;
+use std::time::Duration;
+use vbridge_workflows::Policy;
+use vbridge_workflows::domain::TraceId;
+
+pub use redact::sha256_hex;
+
+/// The body as the HTTP edge read it.
+pub enum Arrival {
+    Json(bytes::Bytes),
+    NotJson,
+    TooLarge { limit: usize },
+}
+
+/// A delivery the store committed, or recognised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Receipt {
+    Accepted { event_id: String },
+    Ignored { event_id: String, event_type: String },
+    Duplicate { event_id: String, original_trace_id: String },
+}
+
+/// Why a delivery was refused; each maps to one contract answer.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("Content-Type must be application/json")]
+    NotJson,
+    #[error("the body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+    #[error("idempotency key already used by event {0}")]
+    Conflict(String),
+    #[error("the event store cannot commit right now; retry later")]
+    Unavailable,
+}
+
+impl IntakeError {
+    /// The `reject_code` kept in the delivery's row.
+    fn reject_code(&self) -> &'static str {
+        match self {
+            IntakeError::NotJson => "unsupported_media_type",
+            IntakeError::TooLarge(_) => "payload_too_large",
+            IntakeError::Signature(e) => e.code(),
+            IntakeError::Payload(_) => "invalid_payload",
+            IntakeError::Conflict(_) => "idempotency_conflict",
+            IntakeError::Unavailable => "unavailable",
+        }
+    }
+}
+
+pub struct Intake {
+    pub policy: Arc<Policy>,
+    pub secrets: Arc<Vec<Secret>>,
+    pub store: Arc<dyn EventStore>,
+    pub metrics: Arc<Metrics>,
+    pub recent: RecentKeys,
+    /// A commit not done within this answers 503 (the row may still land; the
+    /// provider's retry then finds it and is answered `duplicate`).
+    pub commit_timeout: Duration,
+}
+
+impl Intake {
+    /// Take one delivery. `header` looks a request header up by name.
+    pub async fn receive<'h>(
+        &self,
+        header: impl Fn(&str) -> Option<&'h str>,
+        arrival: Arrival,
+        trace_id: &TraceId,
+    ) -> Result<Receipt, IntakeError> {
+        let received_at = crate::now_rfc3339();
+        let mut rec = DeliveryRecord {
+            received_at,
+            trace_id: trace_id.to_string(),
+            intent: Intent::Rejected,
+            ..Default::default()
+        };
+        let bytes = match arrival {
+            Arrival::Json(b) => b,
+            Arrival::NotJson => return Err(self.refuse_later(rec, None, IntakeError::NotJson)),
+            Arrival::TooLarge { limit } => return Err(self.refuse_later(rec, None, IntakeError::TooLarge(limit))),
+        };
+        rec.body_sha256 = sha256_hex(&bytes);
+
+        let policy = &self.policy;
+        let check = signature::Check {
+            signature_header: policy.signature_header(),
+            timestamp_header: policy.timestamp_header(),
+            max_skew_seconds: policy.max_skew_seconds(),
+            replay_protection: policy.raw().webhook_security.replay_protection.required,
+            now_unix: chrono::Utc::now().timestamp(),
+        };
+        let unsigned_allowed = !policy.raw().webhook_security.signature.required;
+        match signature::verify(&check, header, &bytes, &self.secrets) {
+            Ok(scheme) => {
+                rec.signature_valid = true;
+                tracing::debug!(scheme = scheme.as_str(), "signature verified");
+            }
+            Err(SignatureError::MissingSignature) if unsigned_allowed => {}
+            Err(e) => {
+                self.metrics.signature_invalid.inc();
+                tracing::warn!(code = e.code(), "webhook rejected: {e}");
+                let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                return Err(self.refuse_later(rec, Some(&body), e.into()));
+            }
+        }
+
+        let mut value: Value = match serde_json::from_slice(&bytes) {
+            Ok(v @ Value::Object(_)) => v,
+            Ok(_) => {
+                return Err(self.refuse(rec, &Value::Null, PayloadError::new("body", "must be a JSON object")).await);
+            }
+            Err(e) => {
+                let e = PayloadError::new("body", format!("not valid JSON ({e})"));
+                return Err(self.refuse(rec, &Value::Null, e).await);
+            }
+        };
+
+        // A key already committed is answered before any other work: no
+        // redaction, no validation, no Temporal call, no wait for a commit.
+        if let Some(receipt) = self.duplicate_fast_path(&rec, &value).await {
+            return Ok(receipt);
+        }
+
+        redact::redact(&mut value, policy.redact_fields());
+        let parsed = match parse::parse(&value, policy) {
+            Ok(p) => p,
+            Err(e) => return Err(self.refuse(rec, &value, e).await),
+        };
+        let span = tracing::Span::current();
+        span.record("event_id", parsed.event_id.as_str());
+        span.record("candidate_id", parsed.candidate_id.as_str());
+
+        let signal = parsed.to_signal(&rec.received_at, trace_id);
+        rec.event_id = Some(parsed.event_id.to_string());
+        rec.event_type = Some(parsed.event_type_raw.clone());
+        rec.occurred_at = Some(signal.occurred_at.clone());
+        rec.candidate_id = Some(parsed.candidate_id.to_string());
+        rec.application_id = Some(parsed.application_id.to_string());
+        rec.idempotency_key = Some(parsed.idempotency_key.to_string());
+        rec.delivery_attempt = parsed.delivery_attempt.map(i64::from);
+        rec.payload = Some(value.to_string());
+        rec.intent = if parsed.event_type.is_some() { Intent::Fresh } else { Intent::FreshIgnored };
+        if parsed.event_type.is_some() {
+            rec.signal = Some(serde_json::to_string(&signal).expect("signals serialize"));
+        }
+
+        let key = parsed.idempotency_key.to_string();
+        let event_id = parsed.event_id.to_string();
+        match self.commit(rec).await? {
+            Committed::Accepted { seq } => {
+                self.recent.insert(key, event_id.clone(), trace_id.to_string());
+                self.metrics.accepted.inc();
+                tracing::info!(seq, "webhook committed");
+                Ok(Receipt::Accepted { event_id })
+            }
+            Committed::Ignored { seq } => {
+                self.recent.insert(key, event_id.clone(), trace_id.to_string());
+                self.metrics.ignored.inc();
+                tracing::info!(seq, event_type = %parsed.event_type_raw, "event type not acted on; recorded");
+                Ok(Receipt::Ignored { event_id, event_type: parsed.event_type_raw })
+            }
+            Committed::Duplicate { original, .. } => {
+                self.metrics.duplicate_event.inc();
+                Ok(Receipt::Duplicate { event_id, original_trace_id: original.trace_id })
+            }
+            Committed::Conflict { original, .. } => {
+                self.metrics.rejected.inc();
+                tracing::warn!(existing_event_id = %original.event_id, "idempotency key reused with another event id");
+                Err(IntakeError::Conflict(original.event_id))
+            }
+            Committed::Rejected { .. } => Err(PayloadError::new("body", "rejected").into()),
+        }
+    }
+
+    /// Commit within the commit timeout; a store that cannot is `Unavailable`,
+    /// one that refuses this row names it.
+    async fn commit(&self, rec: DeliveryRecord) -> Result<Committed, IntakeError> {
+        match tokio::time::timeout(self.commit_timeout, self.store.commit(rec)).await {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(StoreError::Refused(msg))) => {
+                tracing::error!(error = %msg, "the event store refused this delivery");
+                Err(PayloadError::new("body", format!("the event store refused this delivery: {msg}")).into())
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "event store cannot commit; asking the provider to retry");
+                Err(IntakeError::Unavailable)
+            }
+            Err(_) => {
+                tracing::error!(timeout_ms = self.commit_timeout.as_millis() as u64, "event store commit timed out");
+                Err(IntakeError::Unavailable)
+            }
+        }
+    }
+
+    async fn duplicate_fast_path(&self, rec: &DeliveryRecord, body: &Value) -> Option<Receipt> {
+        let key = body.get(self.policy.key_field())?.as_str()?;
+        let event_id = body.get("event_id")?.as_str()?;
+        let (original_event, original_trace) = match self.recent.get(key) {
+            Some(hit) => hit,
+            None => match self.store.find_key(key).await {
+                Ok(Some(o)) => (o.event_id, o.trace_id),
+                Ok(None) => return None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "idempotency look-up failed; deciding at commit");
+                    return None;
+                }
+            },
+        };
+        if original_event != event_id {
+            return None; // a conflict: the commit path records and answers it
+        }
+        self.metrics.duplicate_event.inc();
+        let mut dup = rec.clone();
+        self.fill_claimed(&mut dup, body);
+        dup.intent = Intent::Duplicate;
+        // The original keeps the payload; a duplicate row keeps the body hash.
+        dup.payload = None;
+        tracing::Span::current().record("event_id", event_id);
+        tracing::info!(original_trace_id = %original_trace, "duplicate delivery acknowledged");
+        if !self.store.record_later(dup) {
+            self.metrics.deferred_rows_dropped.inc();
+        }
+        Some(Receipt::Duplicate { event_id: event_id.to_owned(), original_trace_id: original_trace })
+    }
+
+    fn fill_claimed(&self, rec: &mut DeliveryRecord, body: &Value) {
+        // Identifiers as the body claims them (for a refused delivery:
+        // unverified, and flagged so by `signature_valid`); a name the policy
+        // redacts is never kept.
+        let key_field = self.policy.key_field();
+        let redact_fields = self.policy.redact_fields();
+        let c = claimed(body, key_field);
+        let keep = |name: &str, v: Option<String>| v.filter(|_| !redact_fields.iter().any(|f| f == name));
+        rec.event_id = keep("event_id", c.event_id);
+        rec.event_type = keep("event_type", c.event_type);
+        rec.occurred_at = keep("occurred_at", c.occurred_at);
+        rec.idempotency_key = keep(key_field, c.idempotency_key);
+        rec.candidate_id = keep("candidate_id", c.candidate_id);
+        rec.application_id = keep("application_id", c.application_id);
+    }
+
+    /// Refuse a signed delivery whose content is wrong: recorded before the answer.
+    async fn refuse(&self, mut rec: DeliveryRecord, body: &Value, e: PayloadError) -> IntakeError {
+        self.fill_claimed(&mut rec, body);
+        rec.reject_code = Some("invalid_payload".into());
+        self.metrics.rejected.inc();
+        tracing::warn!(field = %e.field, "webhook rejected: {e}");
+        if let Err(se) = self.commit(rec).await {
+            tracing::error!(error = %se, "could not record a rejected delivery");
+        }
+        e.into()
+    }
+
+    /// Refuse an unauthenticated or unreadable delivery: answered at once,
+    /// recorded through the bounded queue (dropped and counted when it is full).
+    fn refuse_later(&self, mut rec: DeliveryRecord, body: Option<&Value>, e: IntakeError) -> IntakeError {
+        if let Some(body) = body {
+            self.fill_claimed(&mut rec, body);
+        }
+        rec.reject_code = Some(e.reject_code().into());
+        self.metrics.rejected.inc();
+        if !self.store.record_later(rec) {
+            self.metrics.deferred_rows_dropped.inc();
+        }
+        e
+    }
+}

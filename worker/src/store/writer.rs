@@ -1,0 +1,658 @@
+//! The shared group-commit writer: one task per process that commits whatever
+//! is queued in one transaction and one fsync.
+//!
+//! - **Poison-proof.** An op that fails (a constraint, a value the store
+//!   cannot hold, anything the database refuses) fails alone: the group is
+//!   rolled back and run again without it, and only its caller gets the error.
+//! - **Reconnecting.** A lost connection fails the group as `Unavailable`
+//!   (the receiver answers 503 + `Retry-After`); the writer then reconnects
+//!   with backoff, answering every op that arrives meanwhile at once, and
+//!   resumes.
+
+use super::{Committed, DeliveryRecord, Intent, Original, ProcessingResult, StoreError};
+use crate::audit::chain::{self, DeliveryContent, REJECTED_STREAM};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc, oneshot};
+use vbridge_proto::DecisionRecord;
+
+/// Why one op was not done.
+#[derive(Debug, Clone)]
+enum OpError {
+    Unavailable(String),
+    Refused(String),
+}
+
+impl From<OpError> for StoreError {
+    fn from(e: OpError) -> StoreError {
+        match e {
+            OpError::Unavailable(m) => StoreError::Unavailable(m),
+            OpError::Refused(m) => StoreError::Refused(m),
+        }
+    }
+}
+
+type Reply<T> = oneshot::Sender<Result<T, OpError>>;
+
+// Nearly every op is a Commit; boxing it would only add an allocation per delivery.
+#[allow(clippy::large_enum_variant)]
+enum Op {
+    Commit(DeliveryRecord, Option<Reply<Committed>>),
+    Forwarded(Vec<i64>, Reply<()>),
+    Decisions(Vec<DecisionRecord>, Reply<()>),
+    Retain { cutoff: String, reply: Reply<Retention> },
+    Ping(Reply<()>),
+}
+
+/// What one op produced inside a committed group.
+enum Done {
+    Committed(Committed),
+    Nothing,
+    Retained(Retention),
+}
+
+impl Op {
+    fn answer(self, r: Result<Done, OpError>) {
+        match self {
+            Op::Commit(_, Some(reply)) => {
+                let _ = reply.send(r.map(|d| match d {
+                    Done::Committed(c) => c,
+                    _ => unreachable!("a commit op yields a commit"),
+                }));
+            }
+            Op::Commit(_, None) => {
+                if let Err(e) = r {
+                    tracing::warn!(error = ?e, "a deferred delivery row was not recorded");
+                }
+            }
+            Op::Forwarded(_, reply) | Op::Decisions(_, reply) | Op::Ping(reply) => {
+                let _ = reply.send(r.map(|_| ()));
+            }
+            Op::Retain { reply, .. } => {
+                let _ = reply.send(r.map(|d| match d {
+                    Done::Retained(x) => x,
+                    _ => Retention::default(),
+                }));
+            }
+        }
+    }
+}
+
+/// What a retention run removed.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Retention {
+    pub cutoff: String,
+    pub streams_cut: usize,
+    pub records_removed: usize,
+    /// Chains whose cut stopped early at an accepted delivery not yet
+    /// forwarded: retention never removes one.
+    pub held_by_outbox: usize,
+}
+
+/// One record's place in its chain, for retention.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct ChainEntry {
+    pub stream: String,
+    pub chain_pos: i64,
+    pub hash: String,
+    pub at: String,
+    /// An accepted delivery still in the outbox.
+    pub pending: bool,
+}
+
+/// The handle every store uses to reach its writer task.
+pub struct Writer {
+    tx: mpsc::Sender<Op>,
+    /// Rows nobody waits for (duplicates, refused deliveries): written after,
+    /// and never ahead of, the rows someone's answer waits on; dropped when
+    /// this bounded queue is full.
+    later: mpsc::Sender<Op>,
+    pub(super) notify: Arc<Notify>,
+}
+
+const MAX_GROUP: usize = 512;
+/// Deferred rows a group may carry along with rows that are waited on (a few,
+/// so that they never starve), and in a group of their own (a bounded number,
+/// so that a backlog never holds up the next waited-on commit for long).
+const LATER_WITH_WAITED: usize = 2;
+const LATER_ALONE: usize = 32;
+const LATER_CAPACITY: usize = 8192;
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
+
+impl Writer {
+    pub(super) fn spawn<B: Backend>(backend: B) -> Writer {
+        let (tx, rx) = mpsc::channel::<Op>(8192);
+        let (later, later_rx) = mpsc::channel::<Op>(LATER_CAPACITY);
+        let notify = Arc::new(Notify::new());
+        tokio::spawn(writer_loop(backend, rx, later_rx, notify.clone()));
+        Writer { tx, later, notify }
+    }
+
+    async fn call<T>(&self, op: impl FnOnce(Reply<T>) -> Op) -> Result<T, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        let gone = || StoreError::Unavailable("the writer has stopped".into());
+        self.tx.send(op(reply)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?.map_err(StoreError::from)
+    }
+
+    pub(super) async fn commit(&self, rec: DeliveryRecord) -> Result<Committed, StoreError> {
+        self.call(|reply| Op::Commit(rec, Some(reply))).await
+    }
+
+    pub(super) fn record_later(&self, rec: DeliveryRecord) -> bool {
+        match self.later.try_send(Op::Commit(rec, None)) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "deferred-row queue full; a refused or duplicate delivery row was dropped");
+                false
+            }
+        }
+    }
+
+    pub(super) async fn mark_forwarded(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        self.call(|reply| Op::Forwarded(seqs, reply)).await
+    }
+
+    pub(super) async fn append_decisions(&self, records: Vec<DecisionRecord>) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.call(|reply| Op::Decisions(records, reply)).await
+    }
+
+    pub(super) async fn retain(&self, cutoff: &str) -> Result<Retention, StoreError> {
+        self.call(|reply| Op::Retain { cutoff: cutoff.to_owned(), reply }).await
+    }
+
+    pub(super) async fn ping(&self) -> Result<(), StoreError> {
+        self.call(Op::Ping).await
+    }
+}
+
+/// What a backend must do inside one group transaction.
+#[async_trait]
+pub(crate) trait Backend: Send + 'static {
+    async fn begin(&mut self) -> Result<(), sqlx::Error>;
+    /// Lock the chain heads of these streams (sorted), where other processes
+    /// may write the same streams.
+    async fn lock_streams(&mut self, streams: &[String]) -> Result<(), sqlx::Error>;
+    async fn find_key(&mut self, key: &str) -> Result<Option<Original>, sqlx::Error>;
+    async fn head(&mut self, stream: &str) -> Result<Option<(i64, String)>, sqlx::Error>;
+    /// Insert a delivery row (and its outbox row when it is accepted); `None`
+    /// when an accepted/ignored row lost a race for its idempotency key to
+    /// another process.
+    async fn insert_delivery(&mut self, row: &ChainedDelivery) -> Result<Option<i64>, sqlx::Error>;
+    async fn decision_exists(&mut self, record_id: &str) -> Result<bool, sqlx::Error>;
+    async fn insert_decision(&mut self, r: &DecisionRecord, link: &LinkFields) -> Result<(), sqlx::Error>;
+    /// Record the forwards and take the rows out of the outbox.
+    async fn mark_forwarded(&mut self, seqs: &[i64], now: &str) -> Result<(), sqlx::Error>;
+    async fn set_head(&mut self, stream: &str, pos: i64, hash: &str) -> Result<(), sqlx::Error>;
+    async fn commit(&mut self) -> Result<(), sqlx::Error>;
+    async fn rollback(&mut self);
+    /// Every chained record's stream, position, hash and time.
+    async fn chain_entries(&mut self) -> Result<Vec<ChainEntry>, sqlx::Error>;
+    /// Delete a chain's records up to `upto` (inclusive), and save its
+    /// checkpoint, guards lifted for this transaction only. Returns how many
+    /// records went.
+    async fn cut_prefix(&mut self, cp: &chain::Checkpoint, now: &str) -> Result<u64, sqlx::Error>;
+    /// Open a new connection in place of a lost one.
+    async fn reconnect(&mut self) -> Result<(), sqlx::Error>;
+    /// Housekeeping the writer runs between groups; `quiet` when no commit is
+    /// waiting.
+    async fn between_groups(&mut self, _quiet: bool) {}
+}
+
+pub(crate) struct LinkFields {
+    pub stream: String,
+    pub chain_pos: i64,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+pub(crate) struct ChainedDelivery {
+    pub content: DeliveryContent,
+    pub link: LinkFields,
+}
+
+/// Chain heads touched by the current group.
+#[derive(Default)]
+struct Heads {
+    staged: HashMap<String, (i64, String)>,
+}
+
+impl Heads {
+    async fn next<B: Backend>(&mut self, b: &mut B, stream: &str) -> Result<(i64, String), sqlx::Error> {
+        if let Some(h) = self.staged.get(stream) {
+            return Ok((h.0 + 1, h.1.clone()));
+        }
+        Ok(match b.head(stream).await? {
+            Some((pos, hash)) => (pos + 1, hash),
+            None => (1, chain::GENESIS.to_owned()),
+        })
+    }
+
+    fn link<T: serde::Serialize>(&mut self, stream: &str, next: (i64, String), record: &T) -> LinkFields {
+        let (pos, prev) = next;
+        let hash = chain::link_hash(stream, pos, &prev, record);
+        self.staged.insert(stream.to_owned(), (pos, hash.clone()));
+        LinkFields { stream: stream.to_owned(), chain_pos: pos, prev_hash: prev, hash }
+    }
+}
+
+/// The stream a delivery belongs to: rejected deliveries, whose fields cannot
+/// be trusted, have their own; every other one is its candidate's.
+pub fn delivery_stream(rec: &DeliveryRecord) -> String {
+    match (rec.intent, rec.candidate_id.as_deref(), rec.application_id.as_deref()) {
+        (Intent::Rejected, _, _) => REJECTED_STREAM.to_owned(),
+        (_, Some(c), Some(a)) => chain::stream_of(c, a),
+        _ => REJECTED_STREAM.to_owned(),
+    }
+}
+
+/// The first-vs-duplicate rule, given what the key already points to.
+fn settle(rec: &DeliveryRecord, original: Option<&Original>) -> (ProcessingResult, DeliveryContent) {
+    let result = match (rec.intent, original) {
+        (Intent::Rejected, _) => ProcessingResult::Rejected,
+        (_, Some(o)) if Some(o.event_id.as_str()) == rec.event_id.as_deref() => ProcessingResult::Duplicate,
+        (_, Some(_)) => ProcessingResult::Rejected,
+        (Intent::FreshIgnored, None) => ProcessingResult::Ignored,
+        (_, None) => ProcessingResult::Accepted,
+    };
+    let conflict = result == ProcessingResult::Rejected && rec.intent != Intent::Rejected;
+    // Only the first commit of a key keeps a signal and is forwarded; rejected
+    // rows keep no payload.
+    let keep_payload =
+        matches!(result, ProcessingResult::Accepted | ProcessingResult::Ignored | ProcessingResult::Duplicate);
+    let content = DeliveryContent {
+        received_at: rec.received_at.clone(),
+        event_id: rec.event_id.clone(),
+        event_type: rec.event_type.clone(),
+        occurred_at: rec.occurred_at.clone(),
+        candidate_id: rec.candidate_id.clone(),
+        application_id: rec.application_id.clone(),
+        idempotency_key: rec.idempotency_key.clone(),
+        signature_valid: rec.signature_valid,
+        processing_result: result.as_str().to_owned(),
+        reject_code: if conflict { Some("idempotency_conflict".into()) } else { rec.reject_code.clone() },
+        trace_id: rec.trace_id.clone(),
+        body_sha256: rec.body_sha256.clone(),
+        delivery_attempt: rec.delivery_attempt,
+        payload: if keep_payload { rec.payload.clone() } else { None },
+        signal: if result == ProcessingResult::Accepted { rec.signal.clone() } else { None },
+    };
+    (result, content)
+}
+
+/// Why a group failed.
+enum Fail {
+    Sql(sqlx::Error),
+    /// Another process kept taking the same idempotency key.
+    KeyContention,
+}
+
+impl From<sqlx::Error> for Fail {
+    fn from(e: sqlx::Error) -> Fail {
+        Fail::Sql(e)
+    }
+}
+
+impl std::fmt::Display for Fail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fail::Sql(e) => write!(f, "{e}"),
+            Fail::KeyContention => f.write_str("the idempotency key kept changing hands"),
+        }
+    }
+}
+
+/// How a failure bears on the ops of its group.
+#[derive(Debug, PartialEq, Eq)]
+enum Blame {
+    /// The connection is gone: reconnect; nothing in the group was done.
+    Connection,
+    /// Not this op's doing (lock contention, a deadlock, a serialization
+    /// failure): the group's callers retry later.
+    Transient,
+    /// The database refused what this op asked.
+    Op,
+}
+
+fn blame(f: &Fail) -> Blame {
+    let Fail::Sql(e) = f else { return Blame::Transient };
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => Blame::Connection,
+        sqlx::Error::Database(db) if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() => {
+            // SQLite's extended code; its low byte is the primary one.
+            match db.code().and_then(|c| c.parse::<u32>().ok()).map(|c| c & 0xff) {
+                // Busy, locked; read-only, I/O error, disk full, cannot open.
+                Some(5 | 6 | 8 | 10 | 13 | 14) => Blame::Transient,
+                _ => Blame::Op,
+            }
+        }
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            // Postgres: connection exceptions, and the server going away
+            // (pg_terminate_backend, shutdown, crash).
+            Some(c) if c.starts_with("08") || c.starts_with("57P") => Blame::Connection,
+            // Serialization failure, deadlock; insufficient resources (disk
+            // full); operator intervention short of shutdown.
+            Some(c) if c.starts_with("40") || c.starts_with("53") || c.starts_with("57") => Blame::Transient,
+            _ => Blame::Op,
+        },
+        _ => Blame::Op,
+    }
+}
+
+async fn commit_one<B: Backend>(b: &mut B, heads: &mut Heads, rec: &DeliveryRecord) -> Result<Committed, Fail> {
+    let stream = delivery_stream(rec);
+    for _ in 0..3 {
+        let original = match (rec.intent, rec.idempotency_key.as_deref()) {
+            (Intent::Rejected, _) | (_, None) => None,
+            (_, Some(key)) => b.find_key(key).await?,
+        };
+        let (result, content) = settle(rec, original.as_ref());
+        let next = heads.next(b, &stream).await?;
+        let staged_before = heads.staged.get(&stream).cloned();
+        let link = heads.link(&stream, next, &content);
+        let row = ChainedDelivery { content, link };
+        let Some(seq) = b.insert_delivery(&row).await? else {
+            // Another process committed this key first: undo the staged link
+            // and decide again, now that its row is visible.
+            match staged_before {
+                Some(h) => heads.staged.insert(stream.clone(), h),
+                None => heads.staged.remove(&stream),
+            };
+            continue;
+        };
+        return Ok(match (result, original) {
+            (ProcessingResult::Accepted, _) => Committed::Accepted { seq },
+            (ProcessingResult::Ignored, _) => Committed::Ignored { seq },
+            (ProcessingResult::Duplicate, Some(original)) => Committed::Duplicate { seq, original },
+            (ProcessingResult::Rejected, Some(original)) if rec.intent != Intent::Rejected => {
+                Committed::Conflict { seq, original }
+            }
+            _ => Committed::Rejected { seq },
+        });
+    }
+    Err(Fail::KeyContention)
+}
+
+async fn append_decision<B: Backend>(b: &mut B, heads: &mut Heads, r: &DecisionRecord) -> Result<(), sqlx::Error> {
+    if b.decision_exists(&r.record_id).await? {
+        return Ok(());
+    }
+    let stream = chain::stream_of(&r.candidate_id, &r.application_id);
+    let next = heads.next(b, &stream).await?;
+    let link = heads.link(&stream, next, r);
+    b.insert_decision(r, &link).await
+}
+
+fn streams_of<'a>(ops: impl Iterator<Item = &'a Op>) -> Vec<String> {
+    let mut streams: Vec<String> = ops
+        .flat_map(|op| match op {
+            Op::Commit(rec, _) => vec![delivery_stream(rec)],
+            Op::Decisions(records, _) => {
+                records.iter().map(|r| chain::stream_of(&r.candidate_id, &r.application_id)).collect()
+            }
+            Op::Forwarded(..) | Op::Retain { .. } | Op::Ping(_) => vec![],
+        })
+        .collect();
+    streams.sort();
+    streams.dedup();
+    streams
+}
+
+/// Cut every chain's records older than `cutoff`, as a prefix: a record
+/// stays when any earlier one in its chain is newer than the cutoff, or is an
+/// accepted delivery not yet forwarded, so the kept part is always one
+/// unbroken run of links after a checkpoint and nothing owed to Temporal goes.
+async fn retain<B: Backend>(b: &mut B, heads: &mut Heads, cutoff: &str) -> Result<Retention, sqlx::Error> {
+    let mut by_stream: HashMap<String, Vec<ChainEntry>> = HashMap::new();
+    for e in b.chain_entries().await? {
+        by_stream.entry(e.stream.clone()).or_default().push(e);
+    }
+    let mut streams: Vec<_> = by_stream.keys().cloned().collect();
+    streams.sort();
+    b.lock_streams(&streams).await?;
+    let now = crate::now_rfc3339();
+    let mut report = Retention { cutoff: cutoff.to_owned(), ..Default::default() };
+    for stream in streams {
+        let mut entries = by_stream.remove(&stream).unwrap_or_default();
+        entries.sort_by_key(|e| e.chain_pos);
+        let old = entries.iter().take_while(|e| e.at.as_str() < cutoff).count();
+        let cut: Vec<&ChainEntry> = entries.iter().take_while(|e| e.at.as_str() < cutoff && !e.pending).collect();
+        if cut.len() < old {
+            report.held_by_outbox += 1;
+        }
+        let Some(last) = cut.last() else { continue };
+        let cp =
+            chain::Checkpoint { stream: stream.clone(), next_pos: last.chain_pos + 1, prev_hash: last.hash.clone() };
+        let removed = b.cut_prefix(&cp, &now).await?;
+        let (candidate_id, application_id) = stream.split_once(':').unwrap_or((stream.as_str(), ""));
+        let id = crate::intake::sha256_hex(format!("{stream}\n{}", last.chain_pos).as_bytes());
+        let record = DecisionRecord {
+            record_id: format!("ret-{}", &id[..40]),
+            recorded_at: now.clone(),
+            kind: "retention".into(),
+            candidate_id: candidate_id.into(),
+            application_id: application_id.into(),
+            reason: format!("removed {removed} records older than {cutoff} (positions up to {})", last.chain_pos),
+            write_targets: chain::checkpoint_target(&cp),
+            processing_result: "retention".into(),
+            ..Default::default()
+        };
+        append_decision(b, heads, &record).await?;
+        report.streams_cut += 1;
+        report.records_removed += removed as usize;
+    }
+    Ok(report)
+}
+
+/// Run the ops of `batch` named by `live` in one transaction. On failure: the
+/// position in `live` of the op that failed, when one did.
+async fn run_group<B: Backend>(
+    b: &mut B,
+    batch: &[Op],
+    live: &[usize],
+) -> Result<(Vec<Done>, bool), (Option<usize>, Fail)> {
+    b.begin().await.map_err(|e| (None, e.into()))?;
+    b.lock_streams(&streams_of(live.iter().map(|i| &batch[*i]))).await.map_err(|e| (None, e.into()))?;
+    let mut heads = Heads::default();
+    let mut forwardable = false;
+    let mut done = Vec::with_capacity(live.len());
+    for (pos, i) in live.iter().enumerate() {
+        let r: Result<Done, Fail> = async {
+            Ok(match &batch[*i] {
+                Op::Commit(rec, _) => {
+                    let c = commit_one(b, &mut heads, rec).await?;
+                    forwardable |= matches!(c, Committed::Accepted { .. });
+                    Done::Committed(c)
+                }
+                Op::Forwarded(seqs, _) => {
+                    b.mark_forwarded(seqs, &crate::now_rfc3339()).await?;
+                    Done::Nothing
+                }
+                Op::Decisions(records, _) => {
+                    for r in records {
+                        append_decision(b, &mut heads, r).await?;
+                    }
+                    Done::Nothing
+                }
+                Op::Retain { cutoff, .. } => Done::Retained(retain(b, &mut heads, cutoff).await?),
+                Op::Ping(_) => Done::Nothing,
+            })
+        }
+        .await;
+        done.push(r.map_err(|e| (Some(pos), e))?);
+    }
+    for (stream, (pos, hash)) in &heads.staged {
+        b.set_head(stream, *pos, hash).await.map_err(|e| (None, e.into()))?;
+    }
+    b.commit().await.map_err(|e| (None, e.into()))?;
+    Ok((done, forwardable))
+}
+
+/// Commit a batch, retrying it without each op the database refuses.
+/// Returns each op's outcome, whether anything forwardable was committed,
+/// and whether the connection was lost.
+async fn commit_group<B: Backend>(b: &mut B, batch: &[Op]) -> (Vec<Result<Done, OpError>>, bool, bool) {
+    let mut answers: Vec<Option<Result<Done, OpError>>> = batch.iter().map(|_| None).collect();
+    let mut live: Vec<usize> = (0..batch.len()).collect();
+    let mut forwardable = false;
+    let mut lost = false;
+    // Ops run alone after a failure no op could be blamed for.
+    let mut alone: Vec<usize> = vec![];
+    while !live.is_empty() || !alone.is_empty() {
+        let group: Vec<usize> = if live.is_empty() { vec![alone.remove(0)] } else { live.clone() };
+        match run_group(b, batch, &group).await {
+            Ok((done, f)) => {
+                forwardable |= f;
+                for (i, d) in group.iter().zip(done) {
+                    answers[*i] = Some(Ok(d));
+                }
+                if !live.is_empty() {
+                    live.clear();
+                }
+            }
+            Err((at, fail)) => {
+                b.rollback().await;
+                let how = blame(&fail);
+                tracing::warn!(error = %fail, blame = ?how, ops = group.len(), "event store group failed");
+                match (how, at) {
+                    (Blame::Connection, _) => {
+                        lost = true;
+                        for i in live.drain(..).chain(alone.drain(..)) {
+                            answers[i] = Some(Err(OpError::Unavailable(fail.to_string())));
+                        }
+                        for i in group {
+                            answers[i] = Some(Err(OpError::Unavailable(fail.to_string())));
+                        }
+                    }
+                    (Blame::Op, Some(pos)) => {
+                        let i = group[pos];
+                        answers[i] = Some(Err(OpError::Refused(fail.to_string())));
+                        if live.is_empty() {
+                            continue; // it was running alone
+                        }
+                        live.remove(pos);
+                    }
+                    (Blame::Op, None) if group.len() > 1 => {
+                        // Nothing to blame in particular: run each op alone.
+                        alone.append(&mut live);
+                    }
+                    (Blame::Op, None) => {
+                        answers[group[0]] = Some(Err(OpError::Refused(fail.to_string())));
+                        live.clear();
+                    }
+                    (_, _) => {
+                        for i in group {
+                            answers[i] = Some(Err(OpError::Unavailable(fail.to_string())));
+                        }
+                        if !live.is_empty() {
+                            live.clear();
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let answers =
+        answers.into_iter().map(|a| a.unwrap_or_else(|| Err(OpError::Unavailable("not run".into())))).collect();
+    (answers, forwardable, lost)
+}
+
+/// Reconnect with backoff. Every waited-on op that arrives meanwhile is
+/// answered `Unavailable` at once; deferred rows wait in their queue.
+async fn reconnect<B: Backend>(b: &mut B, rx: &mut mpsc::Receiver<Op>) -> bool {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match tokio::time::timeout(RECONNECT_MAX, b.reconnect()).await {
+            Ok(Ok(())) => {
+                tracing::info!("event store writer reconnected");
+                return true;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "event store reconnect failed")
+            }
+            Err(_) => tracing::warn!("event store reconnect timed out"),
+        }
+        let wait = tokio::time::sleep(backoff);
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                _ = &mut wait => break,
+                op = rx.recv() => match op {
+                    Some(op) => op.answer(Err(OpError::Unavailable("the event store connection was lost; reconnecting".into()))),
+                    None => return false,
+                },
+            }
+        }
+        backoff = (backoff * 2).min(RECONNECT_MAX);
+    }
+}
+
+async fn writer_loop<B: Backend>(
+    mut b: B,
+    mut rx: mpsc::Receiver<Op>,
+    mut later: mpsc::Receiver<Op>,
+    notify: Arc<Notify>,
+) {
+    let mut batch = Vec::with_capacity(MAX_GROUP);
+    loop {
+        b.between_groups(rx.is_empty()).await;
+        let first = tokio::select! {
+            biased;
+            op = rx.recv() => op,
+            op = later.recv() => op,
+        };
+        let Some(first) = first else { break };
+        batch.push(first);
+        while batch.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let waited_on = batch.iter().any(|op| !matches!(op, Op::Commit(_, None)));
+        let room = if waited_on { LATER_WITH_WAITED } else { LATER_ALONE.saturating_sub(batch.len()) };
+        for _ in 0..room.min(MAX_GROUP.saturating_sub(batch.len())) {
+            match later.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let (answers, forwardable, lost) = commit_group(&mut b, &batch).await;
+        if forwardable {
+            notify.notify_one();
+        }
+        for (op, r) in batch.drain(..).zip(answers) {
+            op.answer(r);
+        }
+        if lost && !reconnect(&mut b, &mut rx).await {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_blamed_on_the_right_party() {
+        assert_eq!(blame(&Fail::KeyContention), Blame::Transient);
+        assert_eq!(blame(&Fail::Sql(sqlx::Error::PoolTimedOut)), Blame::Connection);
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert_eq!(blame(&Fail::Sql(sqlx::Error::Io(io))), Blame::Connection);
+        assert_eq!(blame(&Fail::Sql(sqlx::Error::RowNotFound)), Blame::Op);
+    }
+}
