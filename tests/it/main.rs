@@ -6,3 +6,4 @@ mod harness;
 mod replay;
 mod spine;
 mod store;
+mod workflow;

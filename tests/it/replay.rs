@@ -1,19 +1,30 @@
-//! Replay: a saved `CandidateVerification` history (SDK JSON) must replay
+//! Replay: saved `CandidateVerification` histories (SDK JSON) must replay
 //! against today's workflow code, so a non-deterministic change fails CI.
 //! Every file in `tests/histories/` is replayed: keep the old ones when a
-//! change is patched (`ctx.patched`), and add the new shape with
-//! `VBRIDGE_WRITE_HISTORY=1`, which writes `LATEST`.
+//! change is patched (`ctx.patched`), and add the new shapes with
+//! `VBRIDGE_WRITE_HISTORY=1`, which rewrites the `lanes_*` files.
 //! - `candidate_verification.json`: before the audit-log patch;
-//! - `candidate_verification_audit.json`: with the `audit-log-v1` patch.
+//! - `candidate_verification_audit.json`: with `audit-log-v1`;
+//! - `candidate_verification_lanes_*.json`: with `lanes-bounded-v1`: a
+//!   reordered happy path, a write deferred then one refused for good, and a
+//!   run that continued as new.
 
-use crate::harness::{TestApp, at};
-use temporalio_client::{WorkflowFetchHistoryOptions, WorkflowHistory};
+use crate::harness::{Options, TestApp, at};
+use std::time::Duration;
+use temporalio_client::{WorkflowExecutionInfo, WorkflowFetchHistoryOptions, WorkflowHandle, WorkflowHistory};
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 use vbridge::devtools::client::{decision, started};
 use vbridge_workflows::CandidateVerification;
 
 const HISTORIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/histories");
-const LATEST: &str = "candidate_verification_audit.json";
+/// The shapes the saved histories must cover.
+const REQUIRED: &[&str] = &[
+    "candidate_verification.json",
+    "candidate_verification_audit.json",
+    "candidate_verification_lanes_happy.json",
+    "candidate_verification_lanes_deferred_failed.json",
+    "candidate_verification_lanes_continued.json",
+];
 
 fn replayer() -> WorkflowReplayer {
     let opts =
@@ -30,30 +41,95 @@ async fn saved_histories_replay_deterministically() {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    assert!(files.len() >= 2, "expected the pre-audit and the audit histories, found {files:?}");
+    for name in REQUIRED {
+        assert!(files.iter().any(|f| f.ends_with(name)), "tests/histories/{name} is missing");
+    }
     for f in files {
-        let bytes = std::fs::read(&f).unwrap();
-        let history = WorkflowHistory::from_json(&bytes).expect("SDK JSON history");
+        let text = std::fs::read_to_string(&f).unwrap();
+        let history = WorkflowHistory::from_json(text.as_bytes()).expect("SDK JSON history");
         replayer()
             .replay_workflow(history)
             .await
             .unwrap_or_else(|e| panic!("{} no longer replays against the workflow code: {e}", f.display()));
+        // The branches each file is kept for are really in it.
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let expect: &[&str] = match name.as_str() {
+            "candidate_verification_lanes_deferred_failed.json" => {
+                &["AtsTransientFailure", "TimerStartedEventAttributes", "AtsPermanentRejection"]
+            }
+            "candidate_verification_lanes_continued.json" => &["WorkflowExecutionContinuedAsNewEventAttributes"],
+            _ => &[],
+        };
+        for needle in expect {
+            assert!(text.contains(needle), "{name} does not cover {needle}");
+        }
+    }
+}
+
+async fn history_json(app: &TestApp, id: &str, run_id: Option<String>) -> Vec<u8> {
+    let info = match run_id {
+        Some(r) => WorkflowExecutionInfo::builder().namespace("default").workflow_id(id).run_id(r).build(),
+        None => WorkflowExecutionInfo::builder().namespace("default").workflow_id(id).build(),
+    };
+    let handle: WorkflowHandle<_, CandidateVerification> = WorkflowHandle::new(app.temporal_client.clone(), info);
+    handle.fetch_history(WorkflowFetchHistoryOptions::default()).to_json().await.expect("fetching history")
+}
+
+async fn check_and_save(json: &[u8], name: &str) {
+    replayer().replay_workflow(WorkflowHistory::from_json(json).unwrap()).await.expect("replay");
+    if std::env::var("VBRIDGE_WRITE_HISTORY").as_deref() == Ok("1") {
+        let pretty = serde_json::to_vec_pretty(&serde_json::from_slice::<serde_json::Value>(json).unwrap()).unwrap();
+        std::fs::write(format!("{HISTORIES}/{name}"), pretty).unwrap();
     }
 }
 
 #[tokio::test]
-async fn a_fresh_history_replays_and_can_be_saved() {
-    let app = TestApp::spawn("replay").await;
+async fn fresh_histories_of_every_branch_replay_and_can_be_saved() {
+    let app = TestApp::spawn_with(
+        "replay",
+        Options { extra_env: vec![("VBRIDGE_CONTINUE_AS_NEW_AFTER".into(), "150".into())], ..Default::default() },
+    )
+    .await;
+    let wait = Duration::from_secs(60);
+
+    // A reordered happy path.
     app.send(&decision("cand-p", "app-p", "evt-p-2", &at(-5), "needs_review")).await;
     app.send(&started("cand-p", "app-p", "evt-p-1", &at(-10))).await;
     app.send(&decision("cand-p", "app-p", "evt-p-3", &at(-1), "verified")).await;
     app.wait_synced("cand-p", "app-p", "verified").await;
-    let handle = app.temporal_client.get_workflow_handle::<CandidateVerification>("verification:cand-p:app-p");
-    let json = handle.fetch_history(WorkflowFetchHistoryOptions::default()).to_json().await.expect("fetching history");
-    assert!(json.len() > 1000);
-    replayer().replay_workflow(WorkflowHistory::from_json(&json).unwrap()).await.expect("replay");
-    if std::env::var("VBRIDGE_WRITE_HISTORY").as_deref() == Ok("1") {
-        let pretty = serde_json::to_vec_pretty(&serde_json::from_slice::<serde_json::Value>(&json).unwrap()).unwrap();
-        std::fs::write(format!("{HISTORIES}/{LATEST}"), pretty).unwrap();
+    let json = history_json(&app, "verification:cand-p:app-p", None).await;
+    check_and_save(&json, "candidate_verification_lanes_happy.json").await;
+
+    // A write deferred after a spent round, then one refused for good.
+    app.ats_fault(serde_json::json!({"mode": "status", "status": 503, "count": 14})).await;
+    app.send(&started("cand-f", "app-f", "evt-f-1", &at(-10))).await;
+    app.wait_synced("cand-f", "app-f", "pending").await;
+    app.ats_fault(serde_json::json!({"mode": "status", "status": 422})).await;
+    app.send(&decision("cand-f", "app-f", "evt-f-2", &at(-5), "verified")).await;
+    app.wait_for("the refused write", wait, || async {
+        (app.state("cand-f", "app-f").await.ok()?.ats_sync == "failed").then_some(())
+    })
+    .await;
+    app.ats_clear_fault().await;
+    let json = history_json(&app, "verification:cand-f:app-f", None).await;
+    check_and_save(&json, "candidate_verification_lanes_deferred_failed.json").await;
+
+    // A run that continued as new: its history ends in the continue-as-new.
+    app.send(&started("cand-c", "app-c", "evt-c-0", &at(-50))).await;
+    for i in 0..200 {
+        app.send(&started("cand-c", "app-c", &format!("evt-c-late-{i}"), &at(-30))).await;
     }
+    app.wait_for("a continue-as-new", wait, || async {
+        (app.state("cand-c", "app-c").await.ok()?.continued_as_new >= 1).then_some(())
+    })
+    .await;
+    let latest: serde_json::Value =
+        serde_json::from_slice(&history_json(&app, "verification:cand-c:app-c", None).await).unwrap();
+    let first_run =
+        latest["events"][0]["attributes"]["WorkflowExecutionStartedEventAttributes"]["continued_execution_run_id"]
+            .as_str()
+            .expect("the latest run continued another")
+            .to_owned();
+    let json = history_json(&app, "verification:cand-c:app-c", Some(first_run)).await;
+    check_and_save(&json, "candidate_verification_lanes_continued.json").await;
 }

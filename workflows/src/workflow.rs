@@ -28,6 +28,20 @@ use vbridge_proto::{
 /// Patch: timeline entries are appended to the audit log through an activity.
 /// Histories recorded before it replay without those activities.
 pub const AUDIT_PATCH: &str = "audit-log-v1";
+/// Patch: the audit append and the ATS write run in lanes of their own, so
+/// neither waits for the other (a write in a long retry round or a deferral
+/// timer no longer holds decisions back from the log, and a store outage no
+/// longer holds writes back); and what is carried across continue-as-new is
+/// bounded ([`TIMELINE_KEEP`], [`SEEN_KEEP`]).
+pub const LANES_PATCH: &str = "lanes-bounded-v1";
+
+/// Timeline entries kept in the workflow (and returned by the `timeline`
+/// query) once they are in the audit log, which holds the whole timeline.
+pub const TIMELINE_KEEP: usize = 100;
+/// Event ids remembered for deduplication. An older re-delivery is still
+/// never applied twice: its `occurred_at` is not after the last applied
+/// event's, so the machine skips it as stale or as already in its state.
+pub const SEEN_KEEP: usize = 1000;
 
 pub const SA_VERIFICATION_STATE: SearchAttributeKey<String> = SearchAttributeKey::keyword("VerificationState");
 pub const SA_CANDIDATE_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("CandidateId");
@@ -66,13 +80,20 @@ pub struct CandidateVerification {
     tuning: Tuning,
     machine: MachineState,
     seen: BTreeSet<String>,
+    /// `seen` in the order it was filled, to forget the oldest first.
+    seen_order: VecDeque<String>,
     view: StateView,
-    timeline: Vec<TimelineEntry>,
+    timeline: VecDeque<TimelineEntry>,
+    /// The absolute index of `timeline[0]` (entries before it were dropped
+    /// once in the audit log).
+    timeline_base: u64,
     pending: VecDeque<PendingWrite>,
     /// Bumped by every signal, so the run loop wakes up to check history size.
     signals: u64,
-    /// Timeline entries already appended to the audit log.
+    /// Timeline entries already appended to the audit log (an absolute count).
     recorded: u32,
+    /// Set when the history is full: the lanes stop at their next safe point.
+    stopping: bool,
 }
 
 fn rfc3339(t: Option<SystemTime>) -> String {
@@ -107,12 +128,13 @@ impl CandidateVerification {
     /// record id is the entry's place in this workflow's timeline, so a retried
     /// append (or a replay) names the same records.
     fn unrecorded(&self, workflow_id: &str) -> Vec<DecisionRecord> {
+        let skip = (self.recorded as u64).saturating_sub(self.timeline_base) as usize;
         self.timeline
             .iter()
             .enumerate()
-            .skip(self.recorded as usize)
+            .skip(skip)
             .map(|(i, t)| DecisionRecord {
-                record_id: decision_record_id(workflow_id, i),
+                record_id: decision_record_id(workflow_id, self.timeline_base as usize + i),
                 recorded_at: t.at.clone(),
                 kind: t.kind.clone(),
                 candidate_id: self.candidate_id.clone(),
@@ -134,13 +156,48 @@ impl CandidateVerification {
             .collect()
     }
 
+    fn has_unrecorded(&self) -> bool {
+        (self.recorded as u64) < self.timeline_base + self.timeline.len() as u64
+    }
+
+    /// Forget what the audit log already holds past [`TIMELINE_KEEP`], and the
+    /// oldest event ids past [`SEEN_KEEP`]. Never an entry not yet recorded.
+    fn trim(&mut self) {
+        while self.timeline.len() > TIMELINE_KEEP && self.timeline_base < self.recorded as u64 {
+            self.timeline.pop_front();
+            self.timeline_base += 1;
+        }
+        while self.seen_order.len() > SEEN_KEEP {
+            if let Some(id) = self.seen_order.pop_front() {
+                self.seen.remove(&id);
+            }
+        }
+    }
+
     fn snapshot(&self) -> Snapshot {
         Snapshot {
             view: Some(self.view.clone()),
-            seen_event_ids: self.seen.iter().cloned().collect(),
-            timeline: self.timeline.clone(),
+            seen_event_ids: self.seen_order.iter().cloned().collect(),
+            timeline: self.timeline.iter().cloned().collect(),
             pending: self.pending.iter().cloned().collect(),
             recorded: self.recorded,
+            timeline_base: self.timeline_base,
+        }
+    }
+
+    /// The input of the next run, when this one continues as new.
+    fn next_input(&self) -> WorkflowInput {
+        let mut view = self.view.clone();
+        view.continued_as_new += 1;
+        let mut snap = self.snapshot();
+        snap.view = Some(view);
+        WorkflowInput {
+            candidate_id: self.candidate_id.clone(),
+            application_id: self.application_id.clone(),
+            policy_yaml: self.policy_yaml.clone(),
+            policy_sha256: self.view.policy_sha256.clone(),
+            carried: Some(snap),
+            tuning: Some(self.tuning),
         }
     }
 
@@ -164,14 +221,16 @@ impl CandidateVerification {
             Err(e) => {
                 let mut t = self.entry(now, "refused", &ev);
                 t.reason = format!("policy pinned in this workflow is invalid: {e}");
-                self.timeline.push(t);
+                self.timeline.push_back(t);
                 return vec![];
             }
         };
         let outcome = machine::decide(&policy, &self.machine, &self.seen, &ev);
         let mut entry = self.entry(now, "", &ev);
         entry.reason = outcome.reason();
-        self.seen.insert(ev.event_id.clone());
+        if self.seen.insert(ev.event_id.clone()) {
+            self.seen_order.push_back(ev.event_id.clone());
+        }
         let mut updates = vec![];
         match outcome {
             Outcome::Applied { after, .. } => {
@@ -183,7 +242,7 @@ impl CandidateVerification {
                 self.view.last_event_id = ev.event_id.clone();
                 self.view.last_occurred_at = ev.occurred_at.clone();
                 self.view.applied_events += 1;
-                self.timeline.push(entry);
+                self.timeline.push_back(entry);
                 if let Some(req) = self.write_for(&policy, workflow_id, &ev) {
                     self.pending.push_back(PendingWrite { request: Some(req), rounds: 0 });
                     self.view.pending_writes = self.pending.len() as u32;
@@ -203,11 +262,11 @@ impl CandidateVerification {
             }
             Outcome::Skipped(_) => {
                 entry.kind = "skipped".into();
-                self.timeline.push(entry);
+                self.timeline.push_back(entry);
             }
             Outcome::Refused(_) => {
                 entry.kind = "refused".into();
-                self.timeline.push(entry);
+                self.timeline.push_back(entry);
             }
         }
         updates
@@ -323,18 +382,22 @@ impl CandidateVerification {
             policy,
             tuning,
             machine,
-            seen: carried.seen_event_ids.into_iter().collect(),
+            seen: carried.seen_event_ids.iter().cloned().collect(),
+            seen_order: carried.seen_event_ids.into_iter().collect(),
             view,
-            timeline: carried.timeline,
+            timeline: carried.timeline.into_iter().collect(),
+            timeline_base: carried.timeline_base,
             pending,
             signals: 0,
             recorded,
+            stopping: false,
         }
     }
 
     #[run]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<()> {
         let audit = ctx.patched(AUDIT_PATCH);
+        let lanes = ctx.patched(LANES_PATCH);
         let workflow_id = ctx.workflow_id().to_owned();
         let initial = ctx.state(|s| {
             let mut u = s.sync_attributes();
@@ -343,39 +406,225 @@ impl CandidateVerification {
             u
         });
         ctx.upsert_search_attributes(initial);
+        if lanes {
+            let ctx: &WorkflowContext<Self> = ctx;
+            let (a, w, ()) = temporalio_sdk::workflows::join!(
+                Self::audit_lane(ctx, &workflow_id),
+                Self::ats_lane(ctx),
+                Self::history_watch(ctx)
+            );
+            a?;
+            w?;
+            let next = ctx.state(|s| s.next_input());
+            ctx.continue_as_new(next, ContinueAsNewOptions::default())?;
+            return Ok(());
+        }
+        Self::run_legacy(ctx, audit, &workflow_id).await
+    }
+
+    /// A committed webhook event, forwarded by the relay.    /// A committed webhook event, forwarded by the relay.
+    #[signal]
+    pub fn on_event(&mut self, ctx: &mut SyncWorkflowContext<Self>, ev: EventSignal) {
+        let now_time = ctx.workflow_time();
+        let now = rfc3339(now_time);
+        let workflow_id = ctx.workflow_id().to_owned();
+        let updates = self.apply(&now, &workflow_id, now_time, ev);
+        self.signals += 1;
+        if !updates.is_empty() {
+            ctx.upsert_search_attributes(updates);
+        }
+    }
+
+    #[query]
+    pub fn state(&self, _ctx: &WorkflowContextView) -> StateView {
+        self.view.clone()
+    }
+
+    #[query]
+    pub fn timeline(&self, _ctx: &WorkflowContextView) -> Vec<TimelineEntry> {
+        self.timeline.iter().cloned().collect()
+    }
+}
+
+/// The lanes of a run (behind [`LANES_PATCH`]). Each stops at its next safe
+/// point once `stopping` is set; the run then continues as new with what is
+/// left, so nothing owed is lost.
+impl CandidateVerification {
+    fn history_full(ctx: &WorkflowContext<Self>) -> bool {
+        ctx.history_length() >= ctx.state(|s| s.tuning.continue_as_new_after) || ctx.continue_as_new_suggested()
+    }
+
+    /// Watches the history grow with signals; asks the lanes to stop when full.
+    async fn history_watch(ctx: &WorkflowContext<Self>) {
+        let mut checked = 0u64;
+        loop {
+            let _ = ctx.wait_condition(|s| s.signals != checked || s.stopping).await;
+            if ctx.state(|s| s.stopping) {
+                return;
+            }
+            checked = ctx.state(|s| s.signals);
+            if Self::history_full(ctx) {
+                ctx.state_mut(|s| s.stopping = true);
+                return;
+            }
+        }
+    }
+
+    /// Appends the timeline to the audit log as it grows. Never waits for an
+    /// ATS write. An append that keeps failing (the store is down) is retried
+    /// in rounds, so that a continue-as-new is never held up for long.
+    async fn audit_lane(ctx: &WorkflowContext<Self>, workflow_id: &str) -> WorkflowResult<()> {
+        loop {
+            ctx.wait_condition(|s| s.has_unrecorded() || s.stopping).await?;
+            if ctx.state(|s| s.stopping) {
+                return Ok(());
+            }
+            let records = ctx.state(|s| s.unrecorded(workflow_id));
+            let n = records.len() as u32;
+            let mut opts = ActivityOptions::start_to_close_timeout(Duration::from_secs(30));
+            opts.retry_policy = Some(
+                RetryPolicy::builder()
+                    .initial_interval(Duration::from_millis(200))
+                    .maximum_interval(Duration::from_secs(10))
+                    .maximum_attempts(10)
+                    .build(),
+            );
+            match ctx.execute_activity(AuditActivities::append_decisions, DecisionBatch { records }, opts).await {
+                Ok(()) => ctx.state_mut(|s| {
+                    s.recorded += n;
+                    s.trim();
+                }),
+                // The log must not lose a decision: the entries stay, and are
+                // carried over a continue-as-new, until they are stored.
+                Err(_) => {
+                    temporalio_sdk::workflows::select! {
+                        _ = ctx.timer(Duration::from_secs(30)) => {}
+                        _ = ctx.wait_condition(|s: &Self| s.stopping) => {}
+                    }
+                }
+            }
+            if Self::history_full(ctx) {
+                ctx.state_mut(|s| s.stopping = true);
+            }
+        }
+    }
+
+    /// Drains the queue of ATS writes in order. Never waits for the audit log.
+    async fn ats_lane(ctx: &WorkflowContext<Self>) -> WorkflowResult<()> {
+        loop {
+            ctx.wait_condition(|s| !s.pending.is_empty() || s.stopping).await?;
+            if ctx.state(|s| s.stopping) {
+                return Ok(());
+            }
+            let request = match ctx.state(|s| s.pending.front().cloned()) {
+                Some(PendingWrite { request: Some(r), .. }) => r,
+                _ => {
+                    ctx.state_mut(|s| s.pending.pop_front());
+                    continue;
+                }
+            };
+            let opts = ctx.state(|s| s.activity_options());
+            let result = ctx.execute_activity(AtsActivities::write_verification, request.clone(), opts).await;
+            let now = rfc3339(ctx.workflow_time());
+            let deferral = ctx.state_mut(|s| s.settle_write(now, &request, result));
+            let attrs = ctx.state(|s| s.sync_attributes());
+            ctx.upsert_search_attributes(attrs);
+            if Self::history_full(ctx) {
+                ctx.state_mut(|s| s.stopping = true);
+            }
+            if let Some(wait) = deferral {
+                temporalio_sdk::workflows::select! {
+                    _ = ctx.timer(wait) => {}
+                    _ = ctx.wait_condition(|s: &Self| s.stopping) => {}
+                }
+            }
+        }
+    }
+
+    /// Record how a write ended; the wait before a new round when every
+    /// attempt of this one was spent.
+    fn settle_write(
+        &mut self,
+        now: String,
+        request: &AtsWriteRequest,
+        result: Result<vbridge_proto::AtsWriteResult, ActivityExecutionError>,
+    ) -> Option<Duration> {
+        match result {
+            Ok(done) => {
+                self.pending.pop_front();
+                self.timeline.push_back(TimelineEntry {
+                    at: now,
+                    kind: "ats_write".into(),
+                    event_id: request.event_id.clone(),
+                    state_after: request.fields.get(STATE_FIELD).cloned().unwrap_or_default(),
+                    reason: format!("written with HTTP {}", done.http_status),
+                    trace_id: request.trace_id.clone(),
+                    attempt: done.attempt,
+                    target: done.target,
+                    ..Default::default()
+                });
+                self.view.pending_writes = self.pending.len() as u32;
+                if self.pending.is_empty() {
+                    self.view.ats_sync = SYNCED.into();
+                }
+                None
+            }
+            Err(e) if failure_type(&e).as_deref() == Some(PERMANENT_REJECTION) => {
+                self.pending.pop_front();
+                self.timeline.push_back(TimelineEntry {
+                    at: now,
+                    kind: "ats_failed".into(),
+                    event_id: request.event_id.clone(),
+                    reason: failure_message(&e),
+                    trace_id: request.trace_id.clone(),
+                    target: vbridge_activities::write_target(request),
+                    ..Default::default()
+                });
+                self.view.pending_writes = self.pending.len() as u32;
+                self.view.ats_sync = WRITE_FAILED.into();
+                None
+            }
+            Err(e) => {
+                // Every attempt of this round is spent: keep the write, wait, try again.
+                let rounds = self.pending.front().map(|w| w.rounds).unwrap_or(0) + 1;
+                if let Some(front) = self.pending.front_mut() {
+                    front.rounds = rounds;
+                }
+                let wait_ms = (self.tuning.deferral_ms as u64).saturating_mul(1u64 << (rounds - 1).min(3));
+                self.timeline.push_back(TimelineEntry {
+                    at: now,
+                    kind: "ats_deferred".into(),
+                    event_id: request.event_id.clone(),
+                    reason: format!(
+                        "retry round {rounds} spent ({}); next round in {} s",
+                        failure_message(&e),
+                        wait_ms / 1000
+                    ),
+                    trace_id: request.trace_id.clone(),
+                    target: vbridge_activities::write_target(request),
+                    ..Default::default()
+                });
+                Some(Duration::from_millis(wait_ms.max(1)))
+            }
+        }
+    }
+
+    /// The loop of runs recorded before [`LANES_PATCH`]: kept so that their
+    /// histories replay. The audit append and the ATS write run side by side
+    /// but each round waits for both.
+    async fn run_legacy(ctx: &mut WorkflowContext<Self>, audit: bool, workflow_id: &str) -> WorkflowResult<()> {
         let mut signals_checked = 0u64;
         loop {
             ctx.wait_condition(|s| {
-                !s.pending.is_empty()
-                    || s.signals != signals_checked
-                    || (audit && (s.recorded as usize) < s.timeline.len())
+                !s.pending.is_empty() || s.signals != signals_checked || (audit && s.has_unrecorded())
             })
             .await?;
             signals_checked = ctx.state(|s| s.signals);
-
-            let history_full = ctx.history_length() >= ctx.state(|s| s.tuning.continue_as_new_after)
-                || ctx.continue_as_new_suggested();
-            if history_full {
-                let next = ctx.state(|s| {
-                    let mut view = s.view.clone();
-                    view.continued_as_new += 1;
-                    let mut snap = s.snapshot();
-                    snap.view = Some(view);
-                    WorkflowInput {
-                        candidate_id: s.candidate_id.clone(),
-                        application_id: s.application_id.clone(),
-                        policy_yaml: s.policy_yaml.clone(),
-                        policy_sha256: s.view.policy_sha256.clone(),
-                        carried: Some(snap),
-                        tuning: Some(s.tuning),
-                    }
-                });
+            if Self::history_full(ctx) {
+                let next = ctx.state(|s| s.next_input());
                 ctx.continue_as_new(next, ContinueAsNewOptions::default())?;
             }
-
-            // The audit append and the ATS write run side by side: neither
-            // waits for the other, and each retries on its own.
-            let records = if audit { ctx.state(|s| s.unrecorded(&workflow_id)) } else { vec![] };
+            let records = if audit { ctx.state(|s| s.unrecorded(workflow_id)) } else { vec![] };
             let request = match ctx.state(|s| s.pending.front().cloned()) {
                 Some(PendingWrite { request: None, .. }) => {
                     ctx.state_mut(|s| s.pending.pop_front());
@@ -414,99 +663,12 @@ impl CandidateVerification {
             ctx.state_mut(|s| s.recorded += n);
             let (Some(request), Some(result)) = (request, written) else { continue };
             let now = rfc3339(ctx.workflow_time());
-            let deferral = match result {
-                Ok(done) => {
-                    ctx.state_mut(|s| {
-                        s.pending.pop_front();
-                        s.timeline.push(TimelineEntry {
-                            at: now,
-                            kind: "ats_write".into(),
-                            event_id: request.event_id.clone(),
-                            state_after: request.fields.get(STATE_FIELD).cloned().unwrap_or_default(),
-                            reason: format!("written with HTTP {}", done.http_status),
-                            trace_id: request.trace_id.clone(),
-                            attempt: done.attempt,
-                            target: done.target,
-                            ..Default::default()
-                        });
-                        s.view.pending_writes = s.pending.len() as u32;
-                        if s.pending.is_empty() {
-                            s.view.ats_sync = SYNCED.into();
-                        }
-                    });
-                    None
-                }
-                Err(e) if failure_type(&e).as_deref() == Some(PERMANENT_REJECTION) => {
-                    ctx.state_mut(|s| {
-                        s.pending.pop_front();
-                        s.timeline.push(TimelineEntry {
-                            at: now,
-                            kind: "ats_failed".into(),
-                            event_id: request.event_id.clone(),
-                            reason: failure_message(&e),
-                            trace_id: request.trace_id.clone(),
-                            target: vbridge_activities::write_target(&request),
-                            ..Default::default()
-                        });
-                        s.view.pending_writes = s.pending.len() as u32;
-                        s.view.ats_sync = WRITE_FAILED.into();
-                    });
-                    None
-                }
-                Err(e) => {
-                    // Every attempt of this round is spent: keep the write, wait, try again.
-                    let wait = ctx.state_mut(|s| {
-                        let rounds = s.pending.front().map(|w| w.rounds).unwrap_or(0) + 1;
-                        if let Some(front) = s.pending.front_mut() {
-                            front.rounds = rounds;
-                        }
-                        let wait_ms = (s.tuning.deferral_ms as u64).saturating_mul(1u64 << (rounds - 1).min(3));
-                        s.timeline.push(TimelineEntry {
-                            at: now,
-                            kind: "ats_deferred".into(),
-                            event_id: request.event_id.clone(),
-                            reason: format!(
-                                "retry round {rounds} spent ({}); next round in {} s",
-                                failure_message(&e),
-                                wait_ms / 1000
-                            ),
-                            trace_id: request.trace_id.clone(),
-                            target: vbridge_activities::write_target(&request),
-                            ..Default::default()
-                        });
-                        Duration::from_millis(wait_ms.max(1))
-                    });
-                    Some(wait)
-                }
-            };
+            let deferral = ctx.state_mut(|s| s.settle_write(now, &request, result));
             let attrs = ctx.state(|s| s.sync_attributes());
             ctx.upsert_search_attributes(attrs);
             if let Some(wait) = deferral {
                 ctx.timer(wait).await;
             }
         }
-    }
-
-    /// A committed webhook event, forwarded by the relay.
-    #[signal]
-    pub fn on_event(&mut self, ctx: &mut SyncWorkflowContext<Self>, ev: EventSignal) {
-        let now_time = ctx.workflow_time();
-        let now = rfc3339(now_time);
-        let workflow_id = ctx.workflow_id().to_owned();
-        let updates = self.apply(&now, &workflow_id, now_time, ev);
-        self.signals += 1;
-        if !updates.is_empty() {
-            ctx.upsert_search_attributes(updates);
-        }
-    }
-
-    #[query]
-    pub fn state(&self, _ctx: &WorkflowContextView) -> StateView {
-        self.view.clone()
-    }
-
-    #[query]
-    pub fn timeline(&self, _ctx: &WorkflowContextView) -> Vec<TimelineEntry> {
-        self.timeline.clone()
     }
 }
