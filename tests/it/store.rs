@@ -33,6 +33,7 @@ on_both!(
     a_decision_appended_twice_is_stored_once_and_chains_verify,
     two_stores_on_one_database_keep_keys_unique_and_chains_whole,
     retention_cuts_old_records_and_the_chains_still_verify,
+    a_refused_op_fails_alone_and_its_group_commits,
 );
 
 async fn store(kind: Kind, name: &str) -> (Arc<dyn EventStore>, String) {
@@ -237,5 +238,60 @@ async fn retention_cuts_old_records_and_the_chains_still_verify(kind: Kind) {
     // A second run has nothing old left to cut.
     let again = s.retain("2024-01-01T00:00:00Z").await.unwrap();
     assert_eq!(again.records_removed, 0);
+    assert_eq!(s.verify_chains().await.unwrap().broken, None);
+}
+
+/// A delivery the database refuses (here: a constraint trigger; on Postgres
+/// also a NUL byte, which TEXT cannot hold) fails alone: every other delivery
+/// committed in the same groups is accepted.
+async fn a_refused_op_fails_alone_and_its_group_commits(kind: Kind) {
+    let (s, url) = store(kind, "poison").await;
+    let trigger = match kind {
+        Kind::Sqlite => "CREATE TRIGGER poison BEFORE INSERT ON deliveries WHEN NEW.event_id LIKE 'poison%' \
+             BEGIN SELECT RAISE(ABORT, 'poisoned row'); END"
+            .to_owned(),
+        Kind::Postgres => {
+            raw_sql(
+                &url,
+                "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 IF NEW.event_id LIKE 'poison%' THEN RAISE EXCEPTION 'poisoned row'; END IF; RETURN NEW; END $$",
+            )
+            .await
+            .unwrap();
+            "CREATE TRIGGER poison BEFORE INSERT ON deliveries FOR EACH ROW EXECUTE FUNCTION poison()".to_owned()
+        }
+    };
+    raw_sql(&url, &trigger).await.unwrap();
+    let mut handles = vec![];
+    for i in 0..80 {
+        let s = s.clone();
+        let kind_is_pg = matches!(kind, Kind::Postgres);
+        handles.push(tokio::spawn(async move {
+            let mut r = rec(&format!("k{i}"), &format!("e{i}"));
+            let bad = match i % 8 {
+                0 => {
+                    r.event_id = Some(format!("poison-{i}"));
+                    true
+                }
+                1 if kind_is_pg => {
+                    r.event_type = Some("verification.\0started".into());
+                    true
+                }
+                _ => false,
+            };
+            (bad, s.commit(r).await)
+        }));
+    }
+    let (mut good, mut refused) = (0, 0);
+    for h in handles {
+        match h.await.unwrap() {
+            (false, Ok(Committed::Accepted { .. })) => good += 1,
+            (true, Err(vbridge::store::StoreError::Refused(_))) => refused += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let bad = if matches!(kind, Kind::Postgres) { 20 } else { 10 };
+    assert_eq!((good, refused), (80 - bad, bad));
+    assert_eq!(s.unforwarded(100).await.unwrap().len(), 80 - bad);
     assert_eq!(s.verify_chains().await.unwrap().broken, None);
 }

@@ -1,0 +1,348 @@
+//! The hostile or unlucky day: poison in a burst, a lost database
+//! connection, honest health, floods, signatures at the edge, and a closed
+//! operator API.
+
+use crate::harness::{AUDITOR_TOKEN, OPS_TOKEN, Options, SECRET, TestApp, at, postgres_url};
+use futures::StreamExt;
+use serde_json::json;
+use std::time::{Duration, Instant};
+use vbridge::devtools::client::{Reply, WebhookClient, started};
+use vbridge::intake::signature::{Secret, sign_il};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn readyz(app: &TestApp) -> (u16, serde_json::Value) {
+    let r = app.get_as("/readyz", None).await;
+    (r.status().as_u16(), r.json().await.unwrap_or_default())
+}
+
+/// Sign `bytes` with the IL scheme and extra headers.
+async fn send_signed(client: &WebhookClient, bytes: Vec<u8>) -> Reply {
+    client.send_il(&client.secret.clone(), chrono::Utc::now().timestamp(), bytes).await.unwrap()
+}
+
+async fn nul_burst(app: TestApp) {
+    let client = app.client.clone();
+    let mut sends: Vec<(&'static str, Vec<u8>, bool)> = vec![];
+    for i in 0..60 {
+        let body = started(&format!("cand-n{i}"), "app-n", &format!("evt-n{i}"), &at(-1));
+        sends.push(("good", serde_json::to_vec(&body).unwrap(), true));
+    }
+    for i in 0..10 {
+        let mut body = started(&format!("cand-x{i}"), "app-n", &format!("evt-x{i}"), &at(-1));
+        if i % 2 == 0 {
+            body["event_type"] = json!("verification.\u{0}started");
+        } else {
+            body["signals"] = json!({"note": "a\u{0}b"});
+        }
+        sends.push(("signed-nul", serde_json::to_vec(&body).unwrap(), true));
+        let mut body = started(&format!("cand-\u{0}u{i}"), "app-n", &format!("evt-\u{0}u{i}"), &at(-1));
+        body["event_type"] = json!("\u{0}");
+        sends.push(("unsigned-nul", serde_json::to_vec(&body).unwrap(), false));
+    }
+    let replies: Vec<(&str, Reply)> = futures::stream::iter(sends)
+        .map(|(kind, bytes, signed)| {
+            let client = client.clone();
+            async move {
+                let r = if signed {
+                    send_signed(&client, bytes).await
+                } else {
+                    client.send_raw(bytes, vec![]).await.unwrap()
+                };
+                (kind, r)
+            }
+        })
+        .buffer_unordered(80)
+        .collect()
+        .await;
+    for (kind, r) in &replies {
+        match *kind {
+            "good" => assert_eq!(r.status, 202, "a good delivery: {:?}", r.body),
+            "signed-nul" => {
+                assert_eq!((r.status, r.body["error"]["code"].as_str()), (400, Some("invalid_payload")));
+                let field = r.body["error"]["field"].as_str().unwrap();
+                assert!(field == "event_type" || field == "signals.note", "{field}");
+            }
+            _ => assert_eq!(r.status, 401, "{:?}", r.body),
+        }
+    }
+    // Every refused delivery is recorded, its claimed ids cleaned of the NUL.
+    let rows = app
+        .wait_for("80 delivery rows", WAIT, || async {
+            let rows = app.deliveries(None).await;
+            (rows.len() == 80).then_some(rows)
+        })
+        .await;
+    assert_eq!(rows.iter().filter(|r| r.processing_result == "accepted").count(), 60);
+    assert!(rows.iter().any(|r| r.candidate_id.as_deref() == Some("cand-u3")), "unsigned claims kept, sanitized");
+    for i in [0, 29, 59] {
+        app.wait_synced(&format!("cand-n{i}"), "app-n", "pending").await;
+    }
+}
+
+#[tokio::test]
+async fn a_burst_with_nul_bearing_deliveries_accepts_every_good_one() {
+    nul_burst(TestApp::spawn("nul").await).await;
+}
+
+#[tokio::test]
+async fn on_postgres_a_burst_with_nul_bearing_deliveries_accepts_every_good_one() {
+    let database_url = Some(postgres_url().await);
+    nul_burst(TestApp::spawn_with("nul-pg", Options { database_url, ..Default::default() }).await).await;
+}
+
+#[tokio::test]
+async fn on_postgres_the_writer_survives_a_terminated_connection() {
+    let url = postgres_url().await;
+    let app = TestApp::spawn_with("pgkill", Options { database_url: Some(url.clone()), ..Default::default() }).await;
+    let db = url.rsplit('/').next().unwrap().to_owned();
+    let client = app.client.clone();
+    let unavailable = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // A provider that retries on 503, as the contract asks.
+    let provider = {
+        let unavailable = unavailable.clone();
+        futures::stream::iter(0..120)
+            .map(move |i| {
+                let client = client.clone();
+                let unavailable = unavailable.clone();
+                async move {
+                    let body = started(&format!("cand-k{i}"), "app-k", &format!("evt-k{i}"), &at(-1));
+                    for _ in 0..200 {
+                        let r = client.send(&body).await.unwrap();
+                        if r.status == 503 {
+                            unavailable.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                        return r.status;
+                    }
+                    panic!("never acknowledged");
+                }
+            })
+            .buffer_unordered(8)
+            .collect::<Vec<u16>>()
+    };
+    let killer = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for _ in 0..3 {
+            crate::harness::raw_sql(
+                &url,
+                &format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = '{db}' AND pid <> pg_backend_pid()"
+                ),
+            )
+            .await
+            .unwrap();
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+    };
+    let (statuses, ()) = tokio::join!(provider, killer);
+    assert!(statuses.iter().all(|s| *s == 202 || *s == 200), "{statuses:?}");
+    assert!(unavailable.load(std::sync::atomic::Ordering::Relaxed) > 0, "the kill was felt as 503s");
+    let rows = app.deliveries(None).await;
+    let accepted: std::collections::BTreeSet<_> =
+        rows.iter().filter(|r| r.processing_result == "accepted").filter_map(|r| r.idempotency_key.clone()).collect();
+    assert_eq!(accepted.len(), 120, "every delivery is in the store once");
+    assert_eq!(rows.iter().filter(|r| r.processing_result == "accepted").count(), 120, "none twice");
+    let writes = app
+        .wait_for("120 ATS writes", WAIT, || async {
+            let w = app.writes().await;
+            (w.len() >= 120).then_some(w)
+        })
+        .await;
+    assert_eq!(writes.len(), 120, "each event written once");
+    let (status, _) = readyz(&app).await;
+    assert_eq!(status, 200, "ready again after the reconnect");
+}
+
+#[tokio::test]
+async fn readyz_names_the_failing_part_and_healthz_stays_live() {
+    let mut app = TestApp::spawn_with(
+        "ready",
+        Options {
+            persist_temporal: true,
+            extra_env: vec![("VBRIDGE_READY_MAX_RELAY_LAG_MS".into(), "1000".into())],
+            ..Default::default()
+        },
+    )
+    .await;
+    // Ready once Temporal is connected (not before: readiness is honest).
+    let body = app
+        .wait_for("ready after start", WAIT, || async {
+            let (status, body) = readyz(&app).await;
+            (status == 200).then_some(body)
+        })
+        .await;
+    assert_eq!(body["status"], "ready", "{body}");
+    for part in ["store", "temporal", "relay_lag"] {
+        assert!(body["checks"][part].is_string(), "{part} is checked: {body}");
+    }
+
+    // The store cannot commit: another process holds the write lock.
+    use sqlx::Connection;
+    let mut holder = sqlx::SqliteConnection::connect(&app.database_url()).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
+    let body = app
+        .wait_for("readyz to fail on the store", WAIT, || async {
+            let (status, body) = readyz(&app).await;
+            (status == 503).then_some(body)
+        })
+        .await;
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["failing"], json!(["store"]), "{body}");
+    assert_eq!(app.get_as("/healthz", None).await.status().as_u16(), 200, "liveness is not readiness");
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    drop(holder);
+    app.wait_for("ready again", WAIT, || async { (readyz(&app).await.0 == 200).then_some(()) }).await;
+
+    // Temporal goes away; accepted events wait in the outbox.
+    app.temporal.stop();
+    assert_eq!(app.send(&started("cand-r", "app-r", "evt-r-1", &at(-1))).await.status, 202);
+    let body = app
+        .wait_for("readyz to name temporal and relay_lag", WAIT, || async {
+            let (status, body) = readyz(&app).await;
+            let failing = body["failing"].as_array()?.clone();
+            (status == 503 && failing.len() == 2).then_some(body)
+        })
+        .await;
+    assert_eq!(body["failing"], json!(["temporal", "relay_lag"]), "{body}");
+    app.temporal.restart().await.unwrap();
+    app.wait_synced("cand-r", "app-r", "pending").await;
+    app.wait_for("ready once Temporal is back", WAIT, || async { (readyz(&app).await.0 == 200).then_some(()) }).await;
+}
+
+#[tokio::test]
+async fn requests_past_the_in_flight_bound_are_shed_at_once() {
+    let app = TestApp::spawn_with(
+        "shed",
+        Options {
+            extra_env: vec![
+                ("VBRIDGE_MAX_IN_FLIGHT".into(), "2".into()),
+                ("VBRIDGE_COMMIT_TIMEOUT_MS".into(), "3000".into()),
+            ],
+            ..Default::default()
+        },
+    )
+    .await;
+    use sqlx::Connection;
+    let mut holder = sqlx::SqliteConnection::connect(&app.database_url()).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
+    let client = app.client.clone();
+    let timed: Vec<(u16, Duration)> = futures::future::join_all((0..10).map(|i| {
+        let client = client.clone();
+        async move {
+            let t = Instant::now();
+            let r = client.send(&started(&format!("cand-s{i}"), "app-s", &format!("evt-s{i}"), &at(-1))).await.unwrap();
+            (r.status, t.elapsed())
+        }
+    }))
+    .await;
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    assert!(timed.iter().all(|(s, _)| *s == 503), "{timed:?}");
+    let fast = timed.iter().filter(|(_, d)| *d < Duration::from_secs(1)).count();
+    assert!(fast >= 7, "the excess is shed at once, not queued: {timed:?}");
+    assert!(app.metrics().await.contains("vbridge_http_shed_count "), "shedding is counted");
+}
+
+#[tokio::test]
+async fn a_flood_of_unsigned_requests_is_answered_at_once_and_never_starves_accepted_events() {
+    let app = TestApp::spawn("flood").await;
+    use sqlx::Connection;
+    let mut holder = sqlx::SqliteConnection::connect(&app.database_url()).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
+    // While no commit can happen, 9,000 unsigned requests: each answered 401
+    // without waiting for the store; the queue of their rows fills and drops.
+    let client = app.client.clone();
+    let t = Instant::now();
+    let statuses: Vec<u16> = futures::stream::iter(0..9_000)
+        .map(|i| {
+            let client = client.clone();
+            async move {
+                let body = serde_json::to_vec(&started("cand-junk", "app-j", &format!("evt-j{i}"), &at(-1))).unwrap();
+                client.send_raw(body, vec![]).await.unwrap().status
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let flood_took = t.elapsed();
+    assert!(statuses.iter().all(|s| *s == 401));
+    assert!(flood_took < Duration::from_secs(60), "{flood_took:?}");
+    let metrics = app.metrics().await;
+    let dropped: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("vbridge_store_deferred_rows_dropped_count "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    assert!(dropped > 0, "the bounded queue dropped and counted junk rows");
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    drop(holder);
+    // A signed event right after is committed ahead of the junk backlog.
+    let t = Instant::now();
+    let r = app.send(&started("cand-ok", "app-j", "evt-ok", &at(-1))).await;
+    assert_eq!(r.status, 202);
+    assert!(t.elapsed() < Duration::from_secs(2), "accepted events are not starved: {:?}", t.elapsed());
+}
+
+#[tokio::test]
+async fn signatures_at_the_edge_over_http() {
+    let app = TestApp::spawn("sigedge").await;
+    let body = serde_json::to_vec(&started("cand-g", "app-g", "evt-g-1", &at(-1))).unwrap();
+    let ts = chrono::Utc::now().timestamp();
+    let right = sign_il(&Secret::parse(SECRET, 1).unwrap(), ts, &body);
+    let wrong = format!("v1={}", "ab".repeat(32));
+    let send = |sig: String, with_ts: bool| {
+        let mut h = vec![("X-IL-Signature".to_owned(), sig)];
+        if with_ts {
+            h.push(("X-IL-Timestamp".to_owned(), ts.to_string()));
+        }
+        app.client.send_raw(body.clone(), h)
+    };
+    // No timestamp.
+    let r = send(right.clone(), false).await.unwrap();
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (401, Some("missing_timestamp")));
+    // Nine entries: refused whatever they hold.
+    let nine = std::iter::repeat_n(wrong.clone(), 8).chain([right.clone()]).collect::<Vec<_>>().join(",");
+    let r = send(nine, true).await.unwrap();
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (401, Some("invalid_signature")));
+    // Several entries, the right one last, mixed separators: accepted.
+    let several = format!("{wrong}, {wrong} {right}");
+    let r = send(several, true).await.unwrap();
+    assert_eq!((r.status, r.body["status"].as_str()), (202, Some("accepted")), "{:?}", r.body);
+}
+
+#[tokio::test]
+async fn the_operator_api_needs_a_credential_and_the_right_role() {
+    let metrics_port = vbridge::devtools::devserver::free_port();
+    let app = TestApp::spawn_with(
+        "auth",
+        Options {
+            extra_env: vec![
+                ("VBRIDGE_API_TOKEN".into(), "legacy-read-token".into()),
+                ("VBRIDGE_METRICS_LISTEN".into(), format!("127.0.0.1:{metrics_port}")),
+            ],
+            ..Default::default()
+        },
+    )
+    .await;
+    let path = "/v1/candidates/cand-a/timeline";
+    let r = app.get_as(path, None).await;
+    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"]["code"], "unauthenticated");
+    let r = app.get_as(path, Some("not-a-token")).await;
+    assert_eq!(r.status().as_u16(), 401);
+    let r = app.get_as(path, Some(OPS_TOKEN)).await;
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"]["code"], "forbidden");
+    assert_eq!(app.get_as(path, Some(AUDITOR_TOKEN)).await.status().as_u16(), 200);
+    assert_eq!(app.get_as(path, Some("legacy-read-token")).await.status().as_u16(), 200, "VBRIDGE_API_TOKEN reads");
+    assert_eq!(app.get_as("/healthz", None).await.status().as_u16(), 200);
+    // With a metrics listener of its own, /metrics is open there and not on the API.
+    let open = app.http.get(format!("http://127.0.0.1:{metrics_port}/metrics")).send().await.unwrap();
+    assert_eq!(open.status().as_u16(), 200);
+    let text = open.text().await.unwrap();
+    assert!(text.contains("vbridge_api_unauthenticated_count 2"), "{text}");
+    assert!(text.contains("vbridge_api_forbidden_count 1"), "{text}");
+    assert_eq!(app.get_as("/metrics", Some(OPS_TOKEN)).await.status().as_u16(), 404);
+}
