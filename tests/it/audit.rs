@@ -224,3 +224,218 @@ async fn biometric_values_are_stored_nowhere_only_their_hashes() {
     let ats = serde_json::to_string(&app.writes().await).unwrap();
     assert!(!ats.contains(&canary), "the value reached the ATS");
 }
+
+/// A SQLite store with two chains, written through the store's own API.
+async fn two_chains(name: &str) -> (std::sync::Arc<dyn vbridge::store::EventStore>, String) {
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("tamper-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("events.db").display());
+    let s = vbridge::store::open(&url).await.unwrap();
+    for (c, n) in [("c1", 4), ("c2", 3)] {
+        for i in 0..n {
+            let rec = vbridge::store::DeliveryRecord {
+                received_at: vbridge::now_rfc3339(),
+                event_id: Some(format!("{c}-e{i}-{name}")),
+                event_type: Some("verification.started".into()),
+                candidate_id: Some(c.into()),
+                application_id: Some("a".into()),
+                idempotency_key: Some(format!("{c}-k{i}-{name}")),
+                signature_valid: true,
+                trace_id: "t".into(),
+                body_sha256: "00".into(),
+                payload: Some("{}".into()),
+                signal: Some("{}".into()),
+                ..Default::default()
+            };
+            s.commit(rec).await.unwrap();
+        }
+        s.append_decisions(vec![vbridge_proto::DecisionRecord {
+            record_id: format!("dec-{c}-{name}"),
+            recorded_at: vbridge::now_rfc3339(),
+            kind: "applied".into(),
+            candidate_id: c.into(),
+            application_id: "a".into(),
+            ..Default::default()
+        }])
+        .await
+        .unwrap();
+    }
+    (s, url)
+}
+
+fn verify_cli(url: &str, extra: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vbridge"))
+        .args(["audit", "verify"])
+        .args(extra)
+        .env("VBRIDGE_DATABASE_URL", url)
+        .env("VBRIDGE_LOG", "warn")
+        .output()
+        .unwrap();
+    (out.status.code(), serde_json::from_slice(&out.stdout).unwrap_or_default())
+}
+
+#[tokio::test]
+async fn deleting_a_chains_last_record_or_a_whole_stream_or_forging_a_checkpoint_is_caught() {
+    // The last record of a chain, removed behind the bridge's back.
+    let (_s, url) = two_chains("tail").await;
+    assert_eq!(verify_cli(&url, &[]).0, Some(0));
+    raw_sql(&url, "DROP TRIGGER decisions_no_delete").await.unwrap();
+    raw_sql(&url, "DELETE FROM decisions WHERE record_id = 'dec-c1-tail'").await.unwrap();
+    let (code, report) = verify_cli(&url, &[]);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["broken"]["stream"], "c1:a");
+    assert!(report["broken"]["problem"].as_str().unwrap().contains("removed from its end"), "{report}");
+
+    // A whole stream, removed.
+    let (_s, url) = two_chains("stream").await;
+    raw_sql(&url, "DROP TRIGGER decisions_no_delete").await.unwrap();
+    raw_sql(&url, "DROP TRIGGER deliveries_no_delete").await.unwrap();
+    raw_sql(&url, "DELETE FROM decisions WHERE stream = 'c2:a'").await.unwrap();
+    raw_sql(&url, "DELETE FROM outbox WHERE seq IN (SELECT seq FROM deliveries WHERE stream = 'c2:a')").await.unwrap();
+    raw_sql(&url, "DELETE FROM deliveries WHERE stream = 'c2:a'").await.unwrap();
+    let (code, report) = verify_cli(&url, &[]);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["broken"]["stream"], "c2:a", "{report}");
+
+    // A prefix removed and a checkpoint forged to cover it.
+    let (s, url) = two_chains("forge").await;
+    let second = s.deliveries(Some("c1"), None).await.unwrap()[1].hash.clone().unwrap();
+    raw_sql(&url, "DROP TRIGGER deliveries_no_delete").await.unwrap();
+    raw_sql(
+        &url,
+        "DELETE FROM outbox WHERE seq IN (SELECT seq FROM deliveries WHERE stream = 'c1:a' AND chain_pos <= 2)",
+    )
+    .await
+    .unwrap();
+    raw_sql(&url, "DELETE FROM deliveries WHERE stream = 'c1:a' AND chain_pos <= 2").await.unwrap();
+    let forged = format!(
+        "INSERT INTO chain_checkpoints (stream, next_pos, prev_hash, removed, cut_at) VALUES ('c1:a', 3, '{second}', 2, 'x')"
+    );
+    let refused = raw_sql(&url, &forged).await.expect_err("checkpoints are guarded");
+    assert!(refused.contains("retention"), "{refused}");
+    raw_sql(&url, "DROP TRIGGER chain_checkpoints_no_insert").await.unwrap();
+    raw_sql(&url, &forged).await.unwrap();
+    let (code, report) = verify_cli(&url, &[]);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(report["broken"]["problem"].as_str().unwrap().contains("forged"), "{report}");
+}
+
+#[tokio::test]
+async fn a_seal_survives_retention_and_catches_a_rewrite_of_the_whole_store() {
+    let (s, url) = two_chains("seal").await;
+    let out = Command::new(env!("CARGO_BIN_EXE_vbridge"))
+        .args(["audit", "seal"])
+        .env("VBRIDGE_DATABASE_URL", &url)
+        .env("VBRIDGE_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let seal_file = std::path::PathBuf::from(url.strip_prefix("sqlite://").unwrap()).with_file_name("seal.json");
+    std::fs::write(&seal_file, &out.stdout).unwrap();
+    let seal_arg = seal_file.display().to_string();
+    assert_eq!(verify_cli(&url, &["--seal", &seal_arg]).0, Some(0));
+
+    // Retention, legitimately, cuts the old records: the seal still holds.
+    let seqs: Vec<i64> = s.unforwarded(100).await.unwrap().iter().map(|f| f.seq).collect();
+    s.mark_forwarded(seqs).await.unwrap();
+    s.retain("2999-01-01T00:00:00Z").await.unwrap();
+    let (code, report) = verify_cli(&url, &["--seal", &seal_arg]);
+    assert_eq!(code, Some(0), "{report}");
+
+    // The whole store rewritten, every chain consistent again: only the seal tells.
+    drop(s);
+    let dir = seal_file.parent().unwrap();
+    for f in std::fs::read_dir(dir).unwrap().flatten() {
+        if f.file_name().to_string_lossy().starts_with("events.db") {
+            std::fs::remove_file(f.path()).unwrap();
+        }
+    }
+    let s2 = vbridge::store::open(&url).await.unwrap();
+    for i in 0..6 {
+        s2.append_decisions(vec![vbridge_proto::DecisionRecord {
+            record_id: format!("rewritten-{i}"),
+            kind: "applied".into(),
+            candidate_id: "c1".into(),
+            application_id: "a".into(),
+            ..Default::default()
+        }])
+        .await
+        .unwrap();
+    }
+    assert_eq!(verify_cli(&url, &[]).0, Some(0), "the rewritten store is consistent in itself");
+    let (code, report) = verify_cli(&url, &["--seal", &seal_arg]);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(report["broken"]["record"].as_str().unwrap().contains("sealed head"), "{report}");
+}
+
+/// The SQL between the grant markers in docs/operations.md, for `role`.
+fn documented_grants(role: &str) -> Vec<String> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/operations.md")).unwrap();
+    let start = doc.find("-- vbridge grants (begin)").expect("the grants block in docs/operations.md");
+    let end = doc.find("-- vbridge grants (end)").unwrap();
+    doc[start..end]
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--") && !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+        .split(';')
+        .map(|s| s.trim().replace("vbridge_app", role))
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+#[tokio::test]
+async fn on_postgres_serve_and_retention_run_as_a_role_that_owns_nothing() {
+    let owner_url = postgres_url().await;
+    let migrate = Command::new(env!("CARGO_BIN_EXE_vbridge"))
+        .arg("migrate")
+        .env("VBRIDGE_DATABASE_URL", &owner_url)
+        .output()
+        .unwrap();
+    assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+    let role = format!("vbridge_app_{}", std::process::id());
+    let _ = raw_sql(&owner_url, &format!("DROP OWNED BY {role}")).await;
+    let _ = raw_sql(&owner_url, &format!("DROP ROLE IF EXISTS {role}")).await;
+    for statement in documented_grants(&role) {
+        raw_sql(&owner_url, &statement).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    let app_url = owner_url.replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+    assert_ne!(app_url, owner_url);
+
+    let app =
+        TestApp::spawn_with("grants", Options { database_url: Some(app_url.clone()), ..Default::default() }).await;
+    app.send(&started("cand-o", "app-o", "evt-o-1", &at(-10))).await;
+    app.send(&decision("cand-o", "app-o", "evt-o-2", &at(-5), "verified")).await;
+    app.wait_synced("cand-o", "app-o", "verified").await;
+    let e = raw_sql(&app_url, "DELETE FROM deliveries").await.expect_err("no DELETE right");
+    assert!(e.contains("permission denied"), "{e}");
+    let e = raw_sql(&app_url, "UPDATE decisions SET reason = 'x'").await.expect_err("no UPDATE right");
+    assert!(e.contains("permission denied"), "{e}");
+
+    let store = vbridge::store::open(&app_url).await.unwrap();
+    app.wait_for("everything forwarded and logged", WAIT, || async {
+        let empty = store.unforwarded(10).await.ok()?.is_empty();
+        let n = store.decisions(Some("cand-o"), None).await.ok()?.len();
+        (empty && n >= 6).then_some(())
+    })
+    .await;
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_vbridge"))
+            .args(args)
+            .env("VBRIDGE_DATABASE_URL", &app_url)
+            .env("VBRIDGE_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let retention = run(&["audit", "retention", "--days", "0"]);
+    assert!(retention.status.success(), "{}", String::from_utf8_lossy(&retention.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&retention.stdout).unwrap();
+    assert!(report["records_removed"].as_u64().unwrap() > 0, "{report}");
+    let verify = run(&["audit", "verify"]);
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+    drop(app);
+    let _ = raw_sql(&owner_url, &format!("DROP OWNED BY {role}")).await;
+    let _ = raw_sql(&owner_url, &format!("DROP ROLE IF EXISTS {role}")).await;
+}

@@ -346,3 +346,22 @@ async fn the_operator_api_needs_a_credential_and_the_right_role() {
     assert!(text.contains("vbridge_api_forbidden_count 1"), "{text}");
     assert_eq!(app.get_as("/metrics", Some(OPS_TOKEN)).await.status().as_u16(), 404);
 }
+
+#[tokio::test]
+async fn two_serves_on_one_sqlite_file_run_one_relay_and_the_other_takes_over() {
+    let mut app = TestApp::spawn("lease").await;
+    app.send(&started("cand-l1", "app-l", "evt-l1", &at(-2))).await;
+    app.wait_synced("cand-l1", "app-l", "pending").await;
+    // A second process on the same file: its receiver works, its relay waits.
+    let second = app.spawn_second_bridge().await;
+    assert_eq!(second.client.send(&started("cand-l2", "app-l", "evt-l2", &at(-2))).await.unwrap().status, 202);
+    app.wait_synced("cand-l2", "app-l", "pending").await;
+    let logs = |app: &TestApp| app.bridge_log().matches("relay lease taken").count();
+    assert_eq!(logs(&app), 1, "only the first process took the relay lease");
+    // The first dies: the second takes the lease and forwards what is new.
+    app.kill_bridge();
+    assert_eq!(second.client.send(&started("cand-l3", "app-l", "evt-l3", &at(-2))).await.unwrap().status, 202);
+    app.wait_synced("cand-l3", "app-l", "pending").await;
+    assert_eq!(logs(&app), 2, "the second process took the lease over");
+    drop(second);
+}
