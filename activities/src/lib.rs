@@ -107,9 +107,31 @@ impl AtsActivities {
     }
 }
 
-/// The path of one verification check in the ATS (CONTRACT §4).
+/// Characters escaped in one path segment: everything but RFC 3986's
+/// unreserved set, so no id can add a segment, a query or a fragment.
+const SEGMENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// The path of one verification check in the ATS (CONTRACT §4), each id
+/// percent-encoded as one segment. (Ids that are `.` or `..`, which a URL
+/// parser would still walk, are refused at intake.)
 pub fn check_url(base: &str, application_id: &str, check_id: &str) -> String {
-    format!("{}/applications/{}/verification-checks/{}", base.trim_end_matches('/'), application_id, check_id)
+    let seg = |s| percent_encoding::utf8_percent_encode(s, SEGMENT);
+    format!("{}/applications/{}/verification-checks/{}", base.trim_end_matches('/'), seg(application_id), seg(check_id))
+}
+
+/// The most a `Retry-After` can make a write wait before its next attempt.
+pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(15 * 60);
+
+/// `Retry-After` as delay-seconds or as an HTTP-date, capped at
+/// [`RETRY_AFTER_CAP`]; a date in the past means now.
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    let d = match v.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => httpdate::parse_http_date(v).ok()?.duration_since(now).unwrap_or_default(),
+    };
+    Some(d.min(RETRY_AFTER_CAP))
 }
 
 /// The ATS object a write targets, as recorded in the timeline.
@@ -141,7 +163,7 @@ fn transient(message: String, delay: Duration) -> ActivityError {
 
 fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
     let v = resp.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+    parse_retry_after(v, std::time::SystemTime::now())
 }
 
 #[activities]
@@ -211,6 +233,27 @@ impl AtsActivities {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_cannot_change_the_ats_path() {
+        let u = check_url("http://ats/", "app/../../admin", "chk?x=1#f");
+        assert_eq!(u, "http://ats/applications/app%2F..%2F..%2Fadmin/verification-checks/chk%3Fx%3D1%23f");
+        let parsed = reqwest::Url::parse(&u).unwrap();
+        assert_eq!(parsed.path_segments().unwrap().count(), 4);
+        assert_eq!(check_url("http://ats", "a.b-c_d~", "k"), "http://ats/applications/a.b-c_d~/verification-checks/k");
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date_and_is_capped() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        assert_eq!(parse_retry_after(" 7 ", now), Some(Duration::from_secs(7)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(90));
+        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(90)));
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(90));
+        assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("86400", now), Some(RETRY_AFTER_CAP));
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
 
     #[test]
     fn backoff_is_deterministic_bounded_and_spread() {

@@ -254,7 +254,7 @@ pub const STATE_FIELD: &str = "verification_state";
 impl Policy {
     /// Parse and validate policy YAML. Every problem found is reported with its key path.
     pub fn parse(text: &str) -> Result<Policy, PolicyError> {
-        let de = serde_yaml::Deserializer::from_str(text);
+        let de = serde_yaml_ng::Deserializer::from_str(text);
         let raw: RawPolicy = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
