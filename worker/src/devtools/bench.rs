@@ -225,7 +225,21 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
 
     let rated = open_loop(&client, &run, o.rate, o.rate_seconds).await;
     print(&format!("3. first deliveries at {} req/s offered", o.rate), &rated);
+
+    // 3f. The same offered rate beside a flood of unsigned requests.
+    let flooded = flooded_open_loop(&client, &run, o.rate, o.rate_seconds, o.concurrency).await;
+    print(&format!("3f. signed at {} req/s beside a flood", o.rate), &flooded.0);
+    println!(
+        "{:<38} {:>7} req {:>9.1}/s   (all answered 401: {})",
+        "    the unsigned flood",
+        flooded.1.count,
+        flooded.1.per_second,
+        flooded.1.errors == 0
+    );
     bridge.shutdown().await;
+
+    // 6. The relay's outbox read against a long forwarded history.
+    let outbox = outbox_phase(&dir, o.postgres_admin_url.as_deref(), &run).await?;
 
     // The same ack path on Postgres, same load, same run.
     let postgres = match &o.postgres_admin_url {
@@ -344,6 +358,19 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
         "  duplicate / first-delivery throughput     {dup_vs_first:>6.1}x   [>= 2x]   {}",
         verdict(dup_vs_first >= 2.0)
     );
+    println!(
+        "  p99 signed at {} req/s beside a flood      {:>6.2} ms (alone {:.2} ms, {:.1}x)",
+        o.rate,
+        flooded.0.p99_ms,
+        rated.p99_ms,
+        flooded.0.p99_ms / rated.p99_ms.max(1e-9)
+    );
+    for (backend, empty, full, old) in &outbox {
+        println!(
+            "  {backend}: outbox read (512) with 100k forwarded rows {full:.2} ms vs {empty:.2} ms with none ({:.1}x); the old anti-join {old:.2} ms",
+            full / empty.max(1e-9)
+        );
+    }
     if let Some((pg_first, pg_rated)) = &postgres {
         println!(
             "  Postgres: ack throughput {:.0}/s ({:.2}x SQLite), p99 at {} req/s {:.2} ms, ack / bare {:.1}x",
@@ -358,10 +385,159 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
         "{}",
         serde_json::json!({"first": first, "bare_signal_with_start": bare, "duplicates": dups, "rated": rated, "end_to_end": e2e,
             "postgres": postgres.as_ref().map(|(f, r)| serde_json::json!({"first": f, "rated": r})),
+            "flooded": flooded.0, "flood": flooded.1,
+            "outbox": outbox.iter().map(|(b, e, f, o)| serde_json::json!({"backend": b, "empty_ms": e, "100k_forwarded_ms": f, "old_anti_join_ms": o})).collect::<Vec<_>>(),
             "ratios": {"ack_vs_bare": ack_vs_bare, "dup_vs_first": dup_vs_first}})
     );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// An open-loop signed stream while `flooders` clients send unsigned requests
+/// as fast as they can: (the signed stream, the flood).
+async fn flooded_open_loop(
+    client: &WebhookClient,
+    run: &str,
+    rate: u32,
+    seconds: u32,
+    flooders: usize,
+) -> (Figures, Figures) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        let client = client.clone();
+        let run = run.to_owned();
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let results: Vec<Vec<(Duration, bool)>> = futures::future::join_all((0..flooders).map(|f| {
+                let stop = stop.clone();
+                let client = client.clone();
+                let run = run.clone();
+                async move {
+                    let mut out = vec![];
+                    let mut i = 0;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let body =
+                            serde_json::to_vec(&started("junk", "app", &format!("junk-{run}-{f}-{i}"), "x")).unwrap();
+                        let t = Instant::now();
+                        let ok = matches!(client.send_raw(body, vec![]).await, Ok(r) if r.status == 401);
+                        out.push((t.elapsed(), ok));
+                        i += 1;
+                    }
+                    out
+                }
+            }))
+            .await;
+            let all: Vec<(Duration, bool)> = results.into_iter().flatten().collect();
+            let errors = all.iter().filter(|(_, ok)| !ok).count();
+            figures(all.into_iter().map(|(d, _)| d).collect(), start.elapsed(), errors)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let signed = open_loop(client, &format!("fl{run}"), rate, seconds).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let flood = flood.await.expect("the flood task");
+    (signed, flood)
+}
+
+/// The outbox read the relay does, p50 of 50 reads, on a store with no
+/// history and on one with 100k accepted rows already forwarded, with the
+/// anti-join the relay used before the outbox for comparison. Per backend:
+/// (name, empty ms, 100k ms, old query ms).
+async fn outbox_phase(
+    dir: &std::path::Path,
+    postgres_admin: Option<&str>,
+    run: &str,
+) -> anyhow::Result<Vec<(String, f64, f64, f64)>> {
+    const OLD: &str = "SELECT d.seq, COALESCE(d.signal, '') AS signal FROM deliveries d \
+         WHERE d.processing_result = 'accepted' AND NOT EXISTS (SELECT 1 FROM forwards f WHERE f.seq = d.seq) \
+         ORDER BY d.seq LIMIT 512";
+    async fn reads(store: &dyn crate::store::EventStore) -> f64 {
+        let mut lat = vec![];
+        for _ in 0..50 {
+            let t = Instant::now();
+            let _ = store.unforwarded(512).await;
+            lat.push(t.elapsed());
+        }
+        figures(lat, Duration::from_secs(1), 0).p50_ms
+    }
+    let mut out = vec![];
+    let mut urls = vec![("SQLite".to_owned(), format!("sqlite://{}", dir.join("outbox.db").display()), None)];
+    if let Some(admin) = postgres_admin {
+        let (url, db) = scratch_postgres(admin, &format!("ob{run}")).await?;
+        urls.push(("Postgres".to_owned(), url, Some(db)));
+    }
+    for (name, url, scratch) in urls {
+        let store = crate::store::open(&url).await?;
+        for i in 0..20 {
+            let mut r = crate::store::DeliveryRecord {
+                received_at: crate::now_rfc3339(),
+                event_id: Some(format!("pending-{i}")),
+                candidate_id: Some("c".into()),
+                application_id: Some("a".into()),
+                idempotency_key: Some(format!("pending-{i}")),
+                trace_id: "t".into(),
+                signal: Some("{}".into()),
+                ..Default::default()
+            };
+            r.signature_valid = true;
+            store.commit(r).await?;
+        }
+        let empty = reads(store.as_ref()).await;
+        // 100k accepted rows, forwarded long ago, written in bulk.
+        let bulk_deliveries = "INSERT INTO deliveries (received_at, event_id, idempotency_key, signature_valid, \
+             processing_result, trace_id, body_sha256, signal) \
+             SELECT '2020-01-01T00:00:00.000Z', 'old-' || n, 'old-' || n, TRUE, 'accepted', 't', '00', '{}' FROM {series}";
+        let bulk_forwards = "INSERT INTO forwards (seq, forwarded_at) SELECT seq, '2020-01-01T00:00:00.000Z' \
+             FROM deliveries WHERE event_id LIKE 'old-%'";
+        if name == "SQLite" {
+            use sqlx::Connection;
+            let mut c = sqlx::SqliteConnection::connect(&url).await?;
+            let series =
+                "(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 100000) SELECT n FROM s)";
+            sqlx::query(&bulk_deliveries.replace("{series}", series)).execute(&mut c).await?;
+            sqlx::query(bulk_forwards).execute(&mut c).await?;
+        } else {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&url).await?;
+            sqlx::query(&bulk_deliveries.replace("{series}", "generate_series(1, 100000) AS n"))
+                .execute(&mut c)
+                .await?;
+            sqlx::query(bulk_forwards).execute(&mut c).await?;
+            sqlx::query("ANALYZE").execute(&mut c).await?;
+        }
+        let full = reads(store.as_ref()).await;
+        // The same reads with the relay's old query, on one connection.
+        let mut lat = vec![];
+        if name == "SQLite" {
+            use sqlx::Connection;
+            let mut c = sqlx::SqliteConnection::connect(&url).await?;
+            for _ in 0..10 {
+                let t = Instant::now();
+                sqlx::query(OLD).fetch_all(&mut c).await?;
+                lat.push(t.elapsed());
+            }
+        } else {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&url).await?;
+            for _ in 0..10 {
+                let t = Instant::now();
+                sqlx::query(OLD).fetch_all(&mut c).await?;
+                lat.push(t.elapsed());
+            }
+        }
+        let old = figures(lat, Duration::from_secs(1), 0).p50_ms;
+        print(
+            &format!("6. outbox read, {name}, 100k forwarded"),
+            &Figures { p50_ms: full, ..figures(vec![], Duration::from_secs(1), 0) },
+        );
+        out.push((name, empty, full, old));
+        drop(store);
+        if let (Some(db), Some(admin)) = (scratch, postgres_admin) {
+            drop_scratch_postgres(admin, &db).await;
+        }
+    }
+    Ok(out)
 }
 
 async fn scratch_postgres(admin: &str, run: &str) -> anyhow::Result<(String, String)> {
