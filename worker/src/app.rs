@@ -82,6 +82,7 @@ pub async fn serve(
                 metrics: metrics.clone(),
                 recent: Default::default(),
                 commit_timeout: cfg.commit_timeout,
+                refusal_log: Default::default(),
             }),
             store: store.clone(),
             metrics: metrics.clone(),

@@ -1,11 +1,8 @@
-//! The pure core (policy, domain types, state machine, templates) and the
-//! `CandidateVerification` workflow that orchestrates it.
+//! The `CandidateVerification` workflow, which orchestrates the pure core
+//! (`vbridge-core`: policy, domain types, state machine, templates). The
+//! core's modules are re-exported here, where the workflow's users look.
 
-pub mod domain;
-pub mod machine;
-pub mod policy;
-pub mod template;
 pub mod workflow;
 
-pub use policy::{DEFAULT_POLICY_YAML, Policy, PolicyError};
+pub use vbridge_core::{DEFAULT_POLICY_YAML, Policy, PolicyError, domain, machine, policy, template};
 pub use workflow::CandidateVerification;

@@ -1,16 +1,15 @@
 //! Intake: what happens to one webhook delivery between the HTTP edge and the
-//! event store. Signature check ([`signature`]), duplicate short-cut, redaction
-//! ([`redact`]), parsing ([`parse`]), then the commit. The HTTP handler only
-//! reads the request and maps the outcome to an answer.
+//! event store. Signature check, duplicate short-cut ([`recent`]), redaction,
+//! parsing (the pure steps are `vbridge_core::intake`'s), then the commit. The
+//! HTTP handler only reads the request and maps the outcome to an answer.
 //!
 //! Deliveries that fail authentication or are not JSON at all (401, 413, 415)
 //! are recorded off the answer path through a bounded queue: a flood of junk
 //! is answered at once and can never hold up, or crowd out, accepted events.
 
-pub mod parse;
 pub mod recent;
-pub mod redact;
-pub mod signature;
+
+pub use vbridge_core::intake::{parse, redact, signature};
 
 use crate::metrics::Metrics;
 use crate::store::{Committed, DeliveryRecord, EventStore, Intent, StoreError};
@@ -80,6 +79,31 @@ pub struct Intake {
     /// A commit not done within this answers 503 (the row may still land; the
     /// provider's retry then finds it and is answered `duplicate`).
     pub commit_timeout: Duration,
+    /// Unauthenticated deliveries are logged at most once a second (the
+    /// metric counts them all): a flood must not become a flood of log lines.
+    pub refusal_log: LogThrottle,
+}
+
+/// Lets one log line through per second, and says how many it held back.
+#[derive(Default)]
+pub struct LogThrottle {
+    second: std::sync::atomic::AtomicU64,
+    held: std::sync::atomic::AtomicU64,
+}
+
+impl LogThrottle {
+    /// `Some(lines held back since the last one)` when this one may be logged.
+    pub fn admit(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = chrono::Utc::now().timestamp() as u64;
+        let last = self.second.load(Relaxed);
+        if now != last && self.second.compare_exchange(last, now, Relaxed, Relaxed).is_ok() {
+            Some(self.held.swap(0, Relaxed))
+        } else {
+            self.held.fetch_add(1, Relaxed);
+            None
+        }
+    }
 }
 
 impl Intake {
@@ -121,7 +145,9 @@ impl Intake {
             Err(SignatureError::MissingSignature) if unsigned_allowed => {}
             Err(e) => {
                 self.metrics.signature_invalid.inc();
-                tracing::warn!(code = e.code(), "webhook rejected: {e}");
+                if let Some(suppressed) = self.refusal_log.admit() {
+                    tracing::warn!(code = e.code(), suppressed, "webhook rejected: {e}");
+                }
                 let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                 return Err(self.refuse_later(rec, Some(&body), e.into()));
             }
@@ -286,5 +312,19 @@ impl Intake {
             self.metrics.deferred_rows_dropped.inc();
         }
         e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogThrottle;
+
+    #[test]
+    fn a_flood_of_refusals_makes_a_line_a_second() {
+        let t = LogThrottle::default();
+        let admitted: Vec<u64> = (0..10_000).filter_map(|_| t.admit()).collect();
+        // The loop may cross one second boundary.
+        assert!((1..=2).contains(&admitted.len()), "{admitted:?}");
+        assert_eq!(admitted[0], 0);
     }
 }

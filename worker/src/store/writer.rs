@@ -144,10 +144,9 @@ impl Writer {
     pub(super) fn record_later(&self, rec: DeliveryRecord) -> bool {
         match self.later.try_send(Op::Commit(rec, None)) {
             Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(error = %e, "deferred-row queue full; a refused or duplicate delivery row was dropped");
-                false
-            }
+            // Counted by the caller (`vbridge_store_deferred_rows_dropped_count`);
+            // a log line per dropped row would let a flood fill the logs.
+            Err(_) => false,
         }
     }
 

@@ -2,14 +2,14 @@
 //! into a wire struct whose fields are the domain newtypes, and
 //! `serde_path_to_error` names the field that failed. Pure; no I/O.
 
+use crate::domain::{
+    ApplicationId, CandidateId, EventId, EventType, IdempotencyKey, TraceId, VerificationCheckId, VerificationState,
+};
+use crate::policy::Policy;
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use vbridge_proto::EventSignal;
-use vbridge_workflows::Policy;
-use vbridge_workflows::domain::{
-    ApplicationId, CandidateId, EventId, EventType, IdempotencyKey, TraceId, VerificationCheckId, VerificationState,
-};
 
 /// A field problem: the contract's `invalid_payload` names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -279,8 +279,8 @@ pub fn claimed(body: &Value, key_field: &str) -> Claimed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::DEFAULT_POLICY_YAML;
     use serde_json::json;
-    use vbridge_workflows::DEFAULT_POLICY_YAML;
 
     fn policy() -> Policy {
         Policy::parse(DEFAULT_POLICY_YAML).unwrap()

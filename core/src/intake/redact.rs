@@ -42,8 +42,8 @@ fn is_redacted(v: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::{DEFAULT_POLICY_YAML, Policy};
     use serde_json::json;
-    use vbridge_workflows::{DEFAULT_POLICY_YAML, Policy};
 
     #[test]
     fn redacts_at_any_depth() {

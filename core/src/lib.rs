@@ -1,0 +1,16 @@
+//! The pure core of vbridge: no I/O, no clock, no Temporal. The workflow
+//! (`vbridge-workflows`) orchestrates it; the worker's edges call it; the fuzz
+//! targets (`fuzz/`) hammer it.
+//! - [`policy`]: the control policy, parsed strictly and validated;
+//! - [`domain`]: newtypes built only by parsing, and the workflow id;
+//! - [`machine`]: the state machine, a pure function of (policy, state, event);
+//! - [`template`]: the `${...}` templates of the ATS fields;
+//! - [`intake`]: a webhook's signature check, redaction and parsing.
+
+pub mod domain;
+pub mod intake;
+pub mod machine;
+pub mod policy;
+pub mod template;
+
+pub use policy::{DEFAULT_POLICY_YAML, Policy, PolicyError};
