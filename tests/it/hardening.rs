@@ -180,9 +180,7 @@ async fn readyz_names_the_failing_part_and_healthz_stays_live() {
     }
 
     // The store cannot commit: another process holds the write lock.
-    use sqlx::Connection;
-    let mut holder = sqlx::SqliteConnection::connect(&app.database_url()).await.unwrap();
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
+    let holder = crate::harness::WriteLock::take(&app.database_url()).await;
     let body = app
         .wait_for("readyz to fail on the store", WAIT, || async {
             let (status, body) = readyz(&app).await;
@@ -192,8 +190,7 @@ async fn readyz_names_the_failing_part_and_healthz_stays_live() {
     assert_eq!(body["status"], "not_ready");
     assert_eq!(body["failing"], json!(["store"]), "{body}");
     assert_eq!(app.get_as("/healthz", None).await.status().as_u16(), 200, "liveness is not readiness");
-    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
-    drop(holder);
+    holder.release().await;
     app.wait_for("ready again", WAIT, || async { (readyz(&app).await.0 == 200).then_some(()) }).await;
 
     // Temporal goes away; accepted events wait in the outbox.
@@ -225,9 +222,7 @@ async fn requests_past_the_in_flight_bound_are_shed_at_once() {
         },
     )
     .await;
-    use sqlx::Connection;
-    let mut holder = sqlx::SqliteConnection::connect(&app.database_url()).await.unwrap();
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
+    let holder = crate::harness::WriteLock::take(&app.database_url()).await;
     let client = app.client.clone();
     let timed: Vec<(u16, Duration)> = futures::future::join_all((0..10).map(|i| {
         let client = client.clone();
@@ -238,7 +233,7 @@ async fn requests_past_the_in_flight_bound_are_shed_at_once() {
         }
     }))
     .await;
-    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    holder.release().await;
     assert!(timed.iter().all(|(s, _)| *s == 503), "{timed:?}");
     let fast = timed.iter().filter(|(_, d)| *d < Duration::from_secs(1)).count();
     assert!(fast >= 7, "the excess is shed at once, not queued: {timed:?}");
@@ -248,9 +243,7 @@ async fn requests_past_the_in_flight_bound_are_shed_at_once() {
 #[tokio::test]
 async fn a_flood_of_unsigned_requests_is_answered_at_once_and_never_starves_accepted_events() {
     let app = TestApp::spawn("flood").await;
-    use sqlx::Connection;
-    let mut holder = sqlx::SqliteConnection::connect(&app.database_url()).await.unwrap();
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
+    let holder = crate::harness::WriteLock::take(&app.database_url()).await;
     // While no commit can happen, 9,000 unsigned requests: each answered 401
     // without waiting for the store; the queue of their rows fills and drops.
     let client = app.client.clone();
@@ -276,8 +269,7 @@ async fn a_flood_of_unsigned_requests_is_answered_at_once_and_never_starves_acce
         .and_then(|v| v.trim().parse().ok())
         .unwrap();
     assert!(dropped > 0, "the bounded queue dropped and counted junk rows");
-    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
-    drop(holder);
+    holder.release().await;
     // A signed event right after is committed ahead of the junk backlog.
     let t = Instant::now();
     let r = app.send(&started("cand-ok", "app-j", "evt-ok", &at(-1))).await;

@@ -15,6 +15,7 @@ use vbridge::devtools::sandbox::{AppliedWrite, FaultRequest, RequestLog};
 use vbridge::store::StoredDelivery;
 use vbridge_proto::{StateView, TimelineEntry};
 use vbridge_workflows::CandidateVerification;
+use vbridge_workflows::domain::workflow_id;
 
 pub const SECRET: &str = "it-secret-1";
 /// Operator API tokens the harness configures (CONTRACT §5), by role.
@@ -263,23 +264,17 @@ impl TestApp {
     }
 
     pub async fn state(&self, candidate: &str, application: &str) -> Result<StateView> {
-        let h = self
-            .temporal_client
-            .get_workflow_handle::<CandidateVerification>(format!("verification:{candidate}:{application}"));
+        let h = self.temporal_client.get_workflow_handle::<CandidateVerification>(workflow_id(candidate, application));
         Ok(h.query(CandidateVerification::state, (), WorkflowQueryOptions::default()).await?)
     }
 
     pub async fn timeline(&self, candidate: &str, application: &str) -> Result<Vec<TimelineEntry>> {
-        let h = self
-            .temporal_client
-            .get_workflow_handle::<CandidateVerification>(format!("verification:{candidate}:{application}"));
+        let h = self.temporal_client.get_workflow_handle::<CandidateVerification>(workflow_id(candidate, application));
         Ok(h.query(CandidateVerification::timeline, (), WorkflowQueryOptions::default()).await?)
     }
 
     pub async fn workflow_exists(&self, candidate: &str, application: &str) -> bool {
-        let h = self
-            .temporal_client
-            .get_workflow_handle::<CandidateVerification>(format!("verification:{candidate}:{application}"));
+        let h = self.temporal_client.get_workflow_handle::<CandidateVerification>(workflow_id(candidate, application));
         h.describe(Default::default()).await.is_ok()
     }
 
@@ -368,6 +363,23 @@ pub async fn postgres_url() -> String {
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
     let (base, _) = admin.rsplit_once('/').expect("a database URL ends in /NAME");
     format!("{base}/{name}")
+}
+
+/// A SQLite write lock held by another connection: no commit can happen
+/// until it is released (a real cause of a store that cannot commit).
+pub struct WriteLock(sqlx::SqliteConnection);
+
+impl WriteLock {
+    pub async fn take(url: &str) -> WriteLock {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(url).await.expect("a second connection to the store");
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut c).await.expect("the write lock");
+        WriteLock(c)
+    }
+
+    pub async fn release(mut self) {
+        sqlx::query("ROLLBACK").execute(&mut self.0).await.expect("releasing the write lock");
+    }
 }
 
 /// Run one SQL statement on the store behind the bridge's back (tests that

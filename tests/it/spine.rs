@@ -440,9 +440,7 @@ async fn a_store_that_cannot_commit_answers_503_with_retry_after_and_loses_nothi
     )
     .await;
     // Another process holds the database's write lock: no commit can happen.
-    use sqlx::Connection;
-    let mut holder = sqlx::SqliteConnection::connect(&app.database_url()).await.unwrap();
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
+    let holder = crate::harness::WriteLock::take(&app.database_url()).await;
     let body = started("cand-u", "app-u", "evt-u-1", &at(-1));
     let t = std::time::Instant::now();
     let r = app.send(&body).await;
@@ -450,8 +448,7 @@ async fn a_store_that_cannot_commit_answers_503_with_retry_after_and_loses_nothi
     assert!(t.elapsed() < Duration::from_secs(5), "answered within the commit timeout, not left hanging");
     assert_eq!(r.retry_after.as_deref(), Some("2"), "503 carries Retry-After");
     assert!(!app.workflow_exists("cand-u", "app-u").await);
-    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
-    drop(holder);
+    holder.release().await;
     // The provider's retry is answered 2xx: the delivery that timed out may
     // have landed since (then this is its duplicate); either way it is
     // durable and applied once.

@@ -51,7 +51,7 @@ async fn ten_thousand_events_to_one_verification_keep_state_and_input_bounded() 
     assert!(timeline.len() <= TIMELINE_KEEP + 5, "the timeline query is bounded: {} entries", timeline.len());
 
     // Walk the runs back from the latest: every run's input stays small.
-    let id = format!("verification:{c}:{a}");
+    let id = vbridge_workflows::domain::workflow_id(c, a);
     let mut run_id = None;
     let mut runs = 0;
     loop {

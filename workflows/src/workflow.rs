@@ -313,6 +313,19 @@ impl CandidateVerification {
     }
 }
 
+/// Options of the audit append: `maximum_attempts` 0 retries for ever.
+fn audit_append_options(maximum_interval: Duration, maximum_attempts: u32) -> ActivityOptions {
+    let mut opts = ActivityOptions::start_to_close_timeout(Duration::from_secs(30));
+    opts.retry_policy = Some(
+        RetryPolicy::builder()
+            .initial_interval(Duration::from_millis(200))
+            .maximum_interval(maximum_interval)
+            .maximum_attempts(maximum_attempts)
+            .build(),
+    );
+    opts
+}
+
 /// The audit record id of the `index`-th timeline entry of a workflow.
 pub fn decision_record_id(workflow_id: &str, index: usize) -> String {
     let h = Sha256::digest(format!("{workflow_id}\ntimeline\n{index}").as_bytes());
@@ -481,14 +494,8 @@ impl CandidateVerification {
             }
             let records = ctx.state(|s| s.unrecorded(workflow_id));
             let n = records.len() as u32;
-            let mut opts = ActivityOptions::start_to_close_timeout(Duration::from_secs(30));
-            opts.retry_policy = Some(
-                RetryPolicy::builder()
-                    .initial_interval(Duration::from_millis(200))
-                    .maximum_interval(Duration::from_secs(10))
-                    .maximum_attempts(10)
-                    .build(),
-            );
+            // Rounds of 10 attempts: see the Err arm below.
+            let opts = audit_append_options(Duration::from_secs(10), 10);
             match ctx.execute_activity(AuditActivities::append_decisions, DecisionBatch { records }, opts).await {
                 Ok(()) => ctx.state_mut(|s| {
                     s.recorded += n;
@@ -638,15 +645,8 @@ impl CandidateVerification {
                 if records.is_empty() {
                     return Ok(());
                 }
-                let mut opts = ActivityOptions::start_to_close_timeout(Duration::from_secs(30));
                 // The log must not lose a decision: retry until it is stored.
-                opts.retry_policy = Some(
-                    RetryPolicy::builder()
-                        .initial_interval(Duration::from_millis(200))
-                        .maximum_interval(Duration::from_secs(30))
-                        .maximum_attempts(0)
-                        .build(),
-                );
+                let opts = audit_append_options(Duration::from_secs(30), 0);
                 ctx.execute_activity(AuditActivities::append_decisions, DecisionBatch { records }, opts).await
             };
             let write = async {
