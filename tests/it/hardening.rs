@@ -337,6 +337,10 @@ async fn the_operator_api_needs_a_credential_and_the_right_role() {
     assert!(text.contains("vbridge_api_unauthenticated_count 2"), "{text}");
     assert!(text.contains("vbridge_api_forbidden_count 1"), "{text}");
     assert_eq!(app.get_as("/metrics", Some(OPS_TOKEN)).await.status().as_u16(), 404);
+    // Its log goes to a file here: no terminal, so no ANSI colour codes.
+    let log = app.bridge_log();
+    assert!(log.contains("operator API"), "{log}");
+    assert!(!log.contains('\u{1b}'), "colour codes in a log that is not a terminal");
 }
 
 #[tokio::test]

@@ -218,9 +218,28 @@ async fn retention_cuts_old_records_and_the_chains_still_verify(kind: Kind) {
     assert_eq!(s.unforwarded(10).await.unwrap().len(), 4, "nothing owed to Temporal was removed");
     assert_eq!(s.verify_chains().await.unwrap().broken, None, "the cut chain verifies from its checkpoint");
 
-    // Once forwarded, the rest of the old prefix goes.
+    // Once forwarded, the rest of the old prefix goes. On Postgres, while
+    // another session writes the same tables (and so holds their ROW
+    // EXCLUSIVE locks): retention takes no table lock, so it does not wait.
     s.mark_forwarded(outbox[1..3].to_vec()).await.unwrap();
-    let r = s.retain("2024-01-01T00:00:00Z").await.unwrap();
+    let writer = match kind {
+        Kind::Postgres => {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query("BEGIN").execute(&mut c).await.unwrap();
+            sqlx::query("LOCK TABLE deliveries, decisions, forwards IN ROW EXCLUSIVE MODE")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            Some(c)
+        }
+        Kind::Sqlite => None,
+    };
+    let r = tokio::time::timeout(std::time::Duration::from_secs(10), s.retain("2024-01-01T00:00:00Z"))
+        .await
+        .expect("retention waited for a table lock")
+        .unwrap();
+    drop(writer);
     assert_eq!((r.streams_cut, r.records_removed, r.held_by_outbox), (1, 3, 0));
     let report = s.verify_chains().await.unwrap();
     assert_eq!(report.broken, None, "the cut chain verifies from its checkpoint");
