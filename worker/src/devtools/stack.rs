@@ -50,6 +50,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         println!("vbridge dev: ready");
         println!("  webhooks     POST http://{addr}/webhooks/verification");
         println!("  metrics      http://{addr}/metrics");
+        println!("  readiness    http://{addr}/readyz");
         println!("  Temporal UI  {ui}/namespaces/default/workflows");
         match &sandbox_url {
             Some(u) => println!("  sandbox ATS  {u}/_sandbox/writes"),
