@@ -96,6 +96,13 @@ enum Command {
         rate_seconds: u32,
         #[arg(long, default_value_t = 200)]
         end_to_end: usize,
+        /// Events of the burst phase (7), against a persisted dev server, and
+        /// as many for the bare ceiling; 0 skips it.
+        #[arg(long, default_value_t = 5000)]
+        burst_events: usize,
+        /// Applications the burst's events are spread over.
+        #[arg(long, default_value_t = 2000)]
+        burst_applications: usize,
         /// Also measure the ack path on Postgres (a scratch database is made
         /// there); `none` to skip.
         #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
@@ -173,7 +180,17 @@ async fn main() -> ExitCode {
         }
         Command::Policy { command: PolicyCommand::Check { file } } => return policy_check(&file),
         #[cfg(feature = "devtools")]
-        Command::Bench { requests, concurrency, signal_starts, rate, rate_seconds, end_to_end, postgres_url } => {
+        Command::Bench {
+            requests,
+            concurrency,
+            signal_starts,
+            rate,
+            rate_seconds,
+            end_to_end,
+            burst_events,
+            burst_applications,
+            postgres_url,
+        } => {
             let postgres_admin_url = (postgres_url != "none").then_some(postgres_url);
             let o = vbridge::devtools::bench::BenchOptions {
                 requests,
@@ -182,6 +199,8 @@ async fn main() -> ExitCode {
                 rate,
                 rate_seconds,
                 end_to_end,
+                burst_events,
+                burst_applications,
                 postgres_admin_url,
             };
             vbridge::devtools::bench::run(o).await
