@@ -98,22 +98,24 @@ async fn on_postgres_the_writer_survives_a_terminated_connection() {
     let db = url.rsplit('/').next().unwrap().to_owned();
     let client = app.client.clone();
     let unavailable = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     // A provider that retries on 503, as the contract asks.
     let provider = {
-        let unavailable = unavailable.clone();
+        let (unavailable, acked) = (unavailable.clone(), acked.clone());
         futures::stream::iter(0..120)
             .map(move |i| {
                 let client = client.clone();
-                let unavailable = unavailable.clone();
+                let (unavailable, acked) = (unavailable.clone(), acked.clone());
                 async move {
                     let body = started(&format!("cand-k{i}"), "app-k", &format!("evt-k{i}"), &at(-1));
-                    for _ in 0..200 {
+                    for _ in 0..400 {
                         let r = client.send(&body).await.unwrap();
                         if r.status == 503 {
                             unavailable.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            tokio::time::sleep(Duration::from_millis(50)).await;
                             continue;
                         }
+                        acked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         return r.status;
                     }
                     panic!("never acknowledged");
@@ -122,9 +124,12 @@ async fn on_postgres_the_writer_survives_a_terminated_connection() {
             .buffer_unordered(8)
             .collect::<Vec<u16>>()
     };
+    // Mid-burst, three times: every connection to the database is terminated.
     let killer = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        for _ in 0..3 {
+        for after in [20, 50, 80] {
+            while acked.load(std::sync::atomic::Ordering::Relaxed) < after {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
             crate::harness::raw_sql(
                 &url,
                 &format!(
@@ -134,7 +139,6 @@ async fn on_postgres_the_writer_survives_a_terminated_connection() {
             )
             .await
             .unwrap();
-            tokio::time::sleep(Duration::from_millis(400)).await;
         }
     };
     let (statuses, ()) = tokio::join!(provider, killer);

@@ -80,34 +80,10 @@ enum Command {
         candidates: usize,
     },
     /// Measure the spine (ack throughput and latency, bare signal-with-start,
-    /// duplicates, end to end) in one run, and print the ratios.
+    /// duplicates, a flood, the outbox, end to end, a burst and its bare
+    /// ceiling) in one run, and print the ratios.
     #[cfg(feature = "devtools")]
-    Bench {
-        #[arg(long, default_value_t = 5000)]
-        requests: usize,
-        #[arg(long, default_value_t = 64)]
-        concurrency: usize,
-        #[arg(long, default_value_t = 1000)]
-        signal_starts: usize,
-        /// Offered rate of the fixed-rate run (requests per second).
-        #[arg(long, default_value_t = 500)]
-        rate: u32,
-        #[arg(long, default_value_t = 10)]
-        rate_seconds: u32,
-        #[arg(long, default_value_t = 200)]
-        end_to_end: usize,
-        /// Events of the burst phase (7), against a persisted dev server, and
-        /// as many for the bare ceiling; 0 skips it.
-        #[arg(long, default_value_t = 5000)]
-        burst_events: usize,
-        /// Applications the burst's events are spread over.
-        #[arg(long, default_value_t = 2000)]
-        burst_applications: usize,
-        /// Also measure the ack path on Postgres (a scratch database is made
-        /// there); `none` to skip.
-        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
-        postgres_url: String,
-    },
+    Bench(vbridge::devtools::bench::BenchOptions),
 }
 
 #[derive(Subcommand)]
@@ -180,31 +156,7 @@ async fn main() -> ExitCode {
         }
         Command::Policy { command: PolicyCommand::Check { file } } => return policy_check(&file),
         #[cfg(feature = "devtools")]
-        Command::Bench {
-            requests,
-            concurrency,
-            signal_starts,
-            rate,
-            rate_seconds,
-            end_to_end,
-            burst_events,
-            burst_applications,
-            postgres_url,
-        } => {
-            let postgres_admin_url = (postgres_url != "none").then_some(postgres_url);
-            let o = vbridge::devtools::bench::BenchOptions {
-                requests,
-                concurrency,
-                signal_starts,
-                rate,
-                rate_seconds,
-                end_to_end,
-                burst_events,
-                burst_applications,
-                postgres_admin_url,
-            };
-            vbridge::devtools::bench::run(o).await
-        }
+        Command::Bench(o) => vbridge::devtools::bench::run(o).await,
         #[cfg(feature = "devtools")]
         Command::Simulate { url, secret, candidates } => {
             let secret = secret

@@ -76,16 +76,5 @@ pub async fn run_worker(
         .register_workflow::<BareCeiling>()?
         .register_activities(BareActivities { done })
         .build();
-    let mut worker = Worker::new(&runtime, client, options)?;
-    let shutdown = worker.shutdown_handle();
-    let run = worker.run();
-    tokio::pin!(run);
-    tokio::select! {
-        r = &mut run => r?,
-        _ = stop => {
-            shutdown();
-            run.await?;
-        }
-    }
-    Ok(())
+    crate::temporal::worker::run_until(Worker::new(&runtime, client, options)?, stop).await
 }

@@ -22,18 +22,38 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+#[derive(Debug, Clone, clap::Args)]
 pub struct BenchOptions {
+    #[arg(long, default_value_t = 5000)]
     pub requests: usize,
+    #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
+    #[arg(long, default_value_t = 1000)]
     pub signal_starts: usize,
+    /// Offered rate of the fixed-rate run (requests per second).
+    #[arg(long, default_value_t = 500)]
     pub rate: u32,
+    #[arg(long, default_value_t = 10)]
     pub rate_seconds: u32,
+    #[arg(long, default_value_t = 200)]
     pub end_to_end: usize,
+    /// Events of the burst phase (7), against a persisted dev server, and as
+    /// many for the bare ceiling; 0 skips it.
+    #[arg(long, default_value_t = 5000)]
     pub burst_events: usize,
+    /// Applications the burst's events are spread over.
+    #[arg(long, default_value_t = 2000)]
     pub burst_applications: usize,
-    /// A Postgres server to measure the ack path on too (a scratch database is
-    /// created there and dropped after); `None` skips that part.
-    pub postgres_admin_url: Option<String>,
+    /// Also measure the ack path on Postgres (a scratch database is made
+    /// there, and dropped after); `none` to skip.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    pub postgres_url: String,
+}
+
+impl BenchOptions {
+    fn postgres_admin_url(&self) -> Option<&str> {
+        (self.postgres_url != "none").then_some(self.postgres_url.as_str())
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -136,6 +156,17 @@ struct Bridge {
     done: tokio::task::JoinHandle<()>,
 }
 
+/// A sandbox ATS on a free port: its URL, and what stops it.
+async fn start_sandbox() -> anyhow::Result<(String, tokio::sync::oneshot::Sender<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(crate::devtools::sandbox::serve(listener, async move {
+        let _ = rx.await;
+    }));
+    Ok((url, stop))
+}
+
 /// Run `serve` in-process on a thread of its own (its worker future is not Send).
 fn start_bridge(cfg: Config, roles: BTreeSet<Role>) -> anyhow::Result<Bridge> {
     let (stop, rx) = watch::channel(false);
@@ -178,12 +209,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
         log_file: dir.join("temporal.log"),
     })
     .await?;
-    let sandbox = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let sandbox_url = format!("http://{}", sandbox.local_addr()?);
-    let (sb_stop, sb_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(crate::devtools::sandbox::serve(sandbox, async move {
-        let _ = sb_rx.await;
-    }));
+    let (sandbox_url, sb_stop) = start_sandbox().await?;
 
     let secret = "bench-secret";
     let mut cfg = Config::load(None, true)?;
@@ -241,10 +267,10 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     bridge.shutdown().await;
 
     // 6. The relay's outbox read against a long forwarded history.
-    let outbox = outbox_phase(&dir, o.postgres_admin_url.as_deref(), &run).await?;
+    let outbox = outbox_phase(&dir, o.postgres_admin_url(), &run).await?;
 
     // The same ack path on Postgres, same load, same run.
-    let postgres = match &o.postgres_admin_url {
+    let postgres = match o.postgres_admin_url() {
         Some(admin) => {
             let (url, db) = scratch_postgres(admin, &run).await?;
             let mut pg_cfg = cfg.clone();
@@ -449,12 +475,7 @@ async fn burst_phase(cfg: &Config, dir: &std::path::Path, run: &str, o: &BenchOp
         log_file: dir.join("burst-temporal.log"),
     })
     .await?;
-    let sandbox = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let sandbox_url = format!("http://{}", sandbox.local_addr()?);
-    let (sb_stop, sb_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(crate::devtools::sandbox::serve(sandbox, async move {
-        let _ = sb_rx.await;
-    }));
+    let (sandbox_url, sb_stop) = start_sandbox().await?;
     let mut burst_cfg = cfg.clone();
     burst_cfg.temporal_address = temporal.address.clone();
     burst_cfg.database_url = format!("sqlite://{}", dir.join("burst.db").display());

@@ -21,7 +21,12 @@ pub async fn run_worker(
         .register_activities(AtsActivities::new(ats, ats_metrics, Some(audit.clone())))
         .register_activities(AuditActivities { sink: audit })
         .build();
-    let mut worker = Worker::new(&runtime, client, options)?;
+    run_until(Worker::new(&runtime, client, options)?, shutdown).await
+}
+
+/// Run a worker until it stops by itself or `shutdown` resolves; then let it
+/// finish what it has in hand.
+pub async fn run_until(mut worker: Worker, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
     let stop = worker.shutdown_handle();
     let run = worker.run();
     tokio::pin!(run);
