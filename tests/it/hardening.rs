@@ -365,3 +365,14 @@ async fn two_serves_on_one_sqlite_file_run_one_relay_and_the_other_takes_over() 
     assert_eq!(logs(&app), 2, "the second process took the lease over");
     drop(second);
 }
+
+#[tokio::test]
+async fn an_oversized_body_is_answered_413_not_with_a_reset_connection() {
+    let app = TestApp::spawn("big").await;
+    // Over the 256 KiB limit, under the 4 MiB drain: read, thrown away, 413.
+    let big = serde_json::to_vec(&json!({"event_id": "x".repeat(1024 * 1024)})).unwrap();
+    for _ in 0..20 {
+        let r = app.client.send_raw(big.clone(), vec![]).await.expect("an answer, not a broken connection");
+        assert_eq!((r.status, r.body["error"]["code"].as_str()), (413, Some("payload_too_large")));
+    }
+}

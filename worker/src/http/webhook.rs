@@ -34,9 +34,15 @@ pub async fn webhook(State(s): State<HttpState>, headers: HeaderMap, body: Body)
     resp
 }
 
+/// A body over the limit is still read and thrown away up to this many
+/// bytes, so that the client, still sending, gets the 413 rather than a reset
+/// connection; past it, the connection is simply dropped.
+const DRAIN_AT_MOST: usize = 4 * 1024 * 1024;
+
 /// The body, or why it was not read: not JSON, or over the limit (checked
 /// from `Content-Length` before reading, and while reading).
 async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Arrival {
+    use futures::StreamExt;
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -45,12 +51,26 @@ async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Arrival {
         return Arrival::NotJson;
     }
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    let mut stream = body.into_data_stream();
+    if declared.is_some_and(|n| n > DRAIN_AT_MOST as u64) {
         return Arrival::TooLarge { limit };
     }
-    match axum::body::to_bytes(body, limit).await {
-        Ok(b) => Arrival::Json(b),
-        Err(_) => Arrival::TooLarge { limit },
+    let mut kept = bytes::BytesMut::with_capacity(declared.unwrap_or(0).min(limit as u64) as usize);
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else { return Arrival::Unreadable };
+        seen += chunk.len();
+        if seen > DRAIN_AT_MOST {
+            break;
+        }
+        if seen <= limit {
+            kept.extend_from_slice(&chunk);
+        }
+    }
+    if seen > limit || declared.is_some_and(|n| n > limit as u64) {
+        Arrival::TooLarge { limit }
+    } else {
+        Arrival::Json(kept.freeze())
     }
 }
 

@@ -28,7 +28,11 @@ pub use redact::sha256_hex;
 pub enum Arrival {
     Json(bytes::Bytes),
     NotJson,
-    TooLarge { limit: usize },
+    TooLarge {
+        limit: usize,
+    },
+    /// The connection broke while the body was being read.
+    Unreadable,
 }
 
 /// A delivery the store committed, or recognised.
@@ -125,6 +129,10 @@ impl Intake {
             Arrival::Json(b) => b,
             Arrival::NotJson => return Err(self.refuse_later(rec, None, IntakeError::NotJson)),
             Arrival::TooLarge { limit } => return Err(self.refuse_later(rec, None, IntakeError::TooLarge(limit))),
+            Arrival::Unreadable => {
+                let e = PayloadError::new("body", "could not be read in full (the connection broke)");
+                return Err(self.refuse_later(rec, None, e.into()));
+            }
         };
         rec.body_sha256 = sha256_hex(&bytes);
 
