@@ -510,6 +510,7 @@ async fn burst_phase(cfg: &Config, dir: &std::path::Path, run: &str, o: &BenchOp
     // overtook an earlier one skips it, so writes can be fewer than events).
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(1800);
+    let expected_verified = bodies_verified(events, o.burst_applications);
     let writes: Vec<crate::devtools::sandbox::AppliedWrite> = loop {
         let writes: Vec<crate::devtools::sandbox::AppliedWrite> =
             http.get(format!("{sandbox_url}/_sandbox/writes")).send().await?.json().await?;
@@ -517,7 +518,6 @@ async fn burst_phase(cfg: &Config, dir: &std::path::Path, run: &str, o: &BenchOp
             .iter()
             .filter(|w| w.fields.get("verification_state").map(String::as_str) == Some("verified"))
             .count();
-        let expected_verified = bodies_verified(events, o.burst_applications);
         if verified >= expected_verified || Instant::now() > deadline {
             break writes;
         }
@@ -605,14 +605,15 @@ async fn flooded_open_loop(
     flooders: usize,
 ) -> (Figures, Figures) {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let flood = {
-        let stop = stop.clone();
+        let (stop, answered) = (stop.clone(), answered.clone());
         let client = client.clone();
         let run = run.to_owned();
         tokio::spawn(async move {
             let start = Instant::now();
             let results: Vec<Vec<(Duration, bool)>> = futures::future::join_all((0..flooders).map(|f| {
-                let stop = stop.clone();
+                let (stop, answered) = (stop.clone(), answered.clone());
                 let client = client.clone();
                 let run = run.clone();
                 async move {
@@ -624,6 +625,7 @@ async fn flooded_open_loop(
                         let t = Instant::now();
                         let ok = matches!(client.send_raw(body, vec![]).await, Ok(r) if r.status == 401);
                         out.push((t.elapsed(), ok));
+                        answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         i += 1;
                     }
                     out
@@ -635,7 +637,10 @@ async fn flooded_open_loop(
             figures(all.into_iter().map(|(d, _)| d).collect(), start.elapsed(), errors)
         })
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The signed stream starts once the flood is in full swing.
+    while answered.load(std::sync::atomic::Ordering::Relaxed) < flooders * 10 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let signed = open_loop(client, &format!("fl{run}"), rate, seconds).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let flood = flood.await.expect("the flood task");
@@ -672,8 +677,9 @@ async fn outbox_phase(
     for (name, url, scratch) in urls {
         let store = crate::store::open(&url).await?;
         for i in 0..20 {
-            let mut r = crate::store::DeliveryRecord {
+            let r = crate::store::DeliveryRecord {
                 received_at: crate::now_rfc3339(),
+                signature_valid: true,
                 event_id: Some(format!("pending-{i}")),
                 candidate_id: Some("c".into()),
                 application_id: Some("a".into()),
@@ -682,7 +688,6 @@ async fn outbox_phase(
                 signal: Some("{}".into()),
                 ..Default::default()
             };
-            r.signature_valid = true;
             store.commit(r).await?;
         }
         let empty = reads(store.as_ref()).await;

@@ -274,9 +274,7 @@ impl Intake {
         dup.payload = None;
         tracing::Span::current().record("event_id", event_id);
         tracing::info!(original_trace_id = %original_trace, "duplicate delivery acknowledged");
-        if !self.store.record_later(dup) {
-            self.metrics.deferred_rows_dropped.inc();
-        }
+        self.record_later(dup);
         Some(Receipt::Duplicate { event_id: event_id.to_owned(), original_trace_id: original_trace })
     }
 
@@ -316,10 +314,15 @@ impl Intake {
         }
         rec.reject_code = Some(e.reject_code().into());
         self.metrics.rejected.inc();
+        self.record_later(rec);
+        e
+    }
+
+    /// Queue a row nobody waits on; count it when the bounded queue drops it.
+    fn record_later(&self, rec: DeliveryRecord) {
         if !self.store.record_later(rec) {
             self.metrics.deferred_rows_dropped.inc();
         }
-        e
     }
 }
 

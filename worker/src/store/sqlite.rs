@@ -78,8 +78,9 @@ const GUARDS: [(&str, &str); 6] = [
 
 const DELETE_FORWARDS: &str =
     "DELETE FROM forwards WHERE seq IN (SELECT seq FROM deliveries WHERE stream = ? AND chain_pos < ?)";
-const DELETE_DELIVERIES: &str = "DELETE FROM deliveries WHERE stream = ? AND chain_pos < ? \
-     AND seq NOT IN (SELECT seq FROM outbox)";
+// The shared prefix rule (`writer::retain`) already stops before any row in
+// the outbox; a row there would fail the outbox's foreign key here.
+const DELETE_DELIVERIES: &str = "DELETE FROM deliveries WHERE stream = ? AND chain_pos < ?";
 const DELETE_DECISIONS: &str = "DELETE FROM decisions WHERE stream = ? AND chain_pos < ?";
 const SAVE_CHECKPOINT: &str = "INSERT INTO chain_checkpoints (stream, next_pos, prev_hash, removed, cut_at) \
      VALUES (?, ?, ?, ?, ?) ON CONFLICT (stream) DO UPDATE SET next_pos = excluded.next_pos, \
