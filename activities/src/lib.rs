@@ -15,7 +15,7 @@ use std::time::Duration;
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
-use vbridge_proto::{AtsWriteRequest, AtsWriteResult, DecisionBatch, DecisionRecord};
+use vbridge_proto::{AtsWriteRequest, AtsWriteResult, DecisionBatch, DecisionRecord, TimelineEntry};
 
 /// Where decision records go: the append-only audit log. Appending a record
 /// whose `record_id` is already there is a no-op, so retries never duplicate.
@@ -81,29 +81,83 @@ impl AtsActivities {
         AtsActivities { client, config, metrics, audit }
     }
 
-    /// One `ats_attempt` record, its id from the write's idempotency key and the attempt.
-    async fn record_attempt(&self, req: &AtsWriteRequest, attempt: u32, result: &str, reason: String) {
-        let Some(sink) = &self.audit else { return };
-        let id = Sha256::digest(format!("ats-attempt\n{}\n{attempt}", req.idempotency_key).as_bytes());
-        let record = DecisionRecord {
-            record_id: format!("att-{}", hex::encode(&id[..20])),
-            recorded_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            kind: "ats_attempt".into(),
-            candidate_id: req.candidate_id.clone(),
-            application_id: req.application_id.clone(),
-            event_id: req.event_id.clone(),
-            idempotency_key: req.idempotency_key.clone(),
-            state_after: req.fields.get("verification_state").cloned().unwrap_or_default(),
-            reason,
-            write_targets: write_target(req),
-            delivery_attempt: attempt,
-            processing_result: result.into(),
-            trace_id: req.trace_id.clone(),
-            ..Default::default()
-        };
-        if let Err(e) = sink.append(vec![record]).await {
-            tracing::warn!(error = %e, "could not record the ATS attempt");
+    /// Append records to the audit log; whether they are stored.
+    async fn log(&self, records: Vec<DecisionRecord>, what: &str) -> bool {
+        let Some(sink) = &self.audit else { return false };
+        match sink.append(records).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not log {what}; the workflow logs it later");
+                false
+            }
         }
+    }
+}
+
+/// The `ats_attempt` record of one attempt, its id from the write's
+/// idempotency key and the attempt.
+fn attempt_record(req: &AtsWriteRequest, attempt: u32, result: &str, reason: String) -> DecisionRecord {
+    let id = Sha256::digest(format!("ats-attempt\n{}\n{attempt}", req.idempotency_key).as_bytes());
+    DecisionRecord {
+        record_id: format!("att-{}", hex::encode(&id[..20])),
+        recorded_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        kind: "ats_attempt".into(),
+        candidate_id: req.candidate_id.clone(),
+        application_id: req.application_id.clone(),
+        event_id: req.event_id.clone(),
+        idempotency_key: req.idempotency_key.clone(),
+        state_after: req.fields.get("verification_state").cloned().unwrap_or_default(),
+        reason,
+        write_targets: write_target(req),
+        delivery_attempt: attempt,
+        processing_result: result.into(),
+        trace_id: req.trace_id.clone(),
+        ..Default::default()
+    }
+}
+
+/// The timeline entry of a write the ATS took. The workflow keeps it; the
+/// activity logs the same entry when the workflow asks it to.
+pub fn written_entry(req: &AtsWriteRequest, done: &AtsWriteResult, at: String) -> TimelineEntry {
+    let mut reason = format!("written with HTTP {}", done.http_status);
+    if req.superseded > 0 {
+        reason.push_str(&format!("; carries the latest state of {} queued write(s) it replaced", req.superseded));
+    }
+    TimelineEntry {
+        at,
+        kind: "ats_write".into(),
+        event_id: req.event_id.clone(),
+        state_after: req.fields.get("verification_state").cloned().unwrap_or_default(),
+        reason,
+        trace_id: req.trace_id.clone(),
+        attempt: done.attempt,
+        target: done.target.clone(),
+        record_id: req.write_record_id.clone(),
+        ..Default::default()
+    }
+}
+
+/// The audit record of a timeline entry of the workflow of (candidate, application).
+pub fn entry_record(t: &TimelineEntry, record_id: String, candidate_id: &str, application_id: &str) -> DecisionRecord {
+    DecisionRecord {
+        record_id,
+        recorded_at: t.at.clone(),
+        kind: t.kind.clone(),
+        candidate_id: candidate_id.to_owned(),
+        application_id: application_id.to_owned(),
+        event_id: t.event_id.clone(),
+        event_type: t.event_type.clone(),
+        occurred_at: t.occurred_at.clone(),
+        received_at: t.received_at.clone(),
+        idempotency_key: t.idempotency_key.clone(),
+        state_before: t.state_before.clone(),
+        state_after: t.state_after.clone(),
+        reason: t.reason.clone(),
+        write_targets: t.target.clone(),
+        delivery_attempt: if t.attempt > 0 { t.attempt } else { t.delivery_attempt },
+        processing_result: t.kind.clone(),
+        trace_id: t.trace_id.clone(),
+        ..Default::default()
     }
 }
 
@@ -178,6 +232,9 @@ impl AtsActivities {
         req: AtsWriteRequest,
     ) -> Result<AtsWriteResult, ActivityError> {
         let attempt = ctx.info().attempt.max(1);
+        // The decisions that led here go to the log before the ATS sees the
+        // write (on every attempt: an append of stored ids is a no-op).
+        let records_logged = !req.records.is_empty() && self.log(req.records.clone(), "the decisions").await;
         let url = check_url(&self.config.base_url, &req.application_id, &req.verification_check_id);
         let body = serde_json::json!({ "candidate_id": req.candidate_id, "fields": req.fields });
         let mut http = self
@@ -198,7 +255,8 @@ impl AtsActivities {
                 self.metrics.write_failures.fetch_add(1, Ordering::Relaxed);
                 let what = if e.is_timeout() { "timed out" } else { "could not connect" };
                 tracing::warn!(error = %e, "ATS write {what}; will retry");
-                self.record_attempt(&req, attempt, "retryable", format!("ATS write {what}")).await;
+                self.log(vec![attempt_record(&req, attempt, "retryable", format!("ATS write {what}"))], "the attempt")
+                    .await;
                 return Err(transient(format!("ATS write {what}: {e}"), backoff));
             }
         };
@@ -206,21 +264,36 @@ impl AtsActivities {
         if resp.status().is_success() {
             self.metrics.writes_ok.fetch_add(1, Ordering::Relaxed);
             tracing::info!(status, "ATS write done");
-            self.record_attempt(&req, attempt, "written", format!("HTTP {status}")).await;
-            return Ok(AtsWriteResult { http_status: status as u32, attempt, target: write_target(&req) });
+            let mut done = AtsWriteResult {
+                http_status: status as u32,
+                attempt,
+                target: write_target(&req),
+                records_logged,
+                write_logged: false,
+            };
+            let mut records = vec![attempt_record(&req, attempt, "written", format!("HTTP {status}"))];
+            if !req.write_record_id.is_empty() {
+                let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                let entry = written_entry(&req, &done, at);
+                records.push(entry_record(&entry, req.write_record_id.clone(), &req.candidate_id, &req.application_id));
+            }
+            let logged = self.log(records, "the write").await;
+            done.write_logged = logged && !req.write_record_id.is_empty();
+            return Ok(done);
         }
         self.metrics.write_failures.fetch_add(1, Ordering::Relaxed);
         if status == 408 || status == 429 || status >= 500 {
             let delay = if status == 429 { retry_after(&resp).unwrap_or(backoff) } else { backoff };
             tracing::warn!(status, delay_ms = delay.as_millis() as u64, "ATS answered a retryable status");
-            self.record_attempt(&req, attempt, "retryable", format!("HTTP {status}")).await;
+            self.log(vec![attempt_record(&req, attempt, "retryable", format!("HTTP {status}"))], "the attempt").await;
             return Err(transient(format!("ATS answered {status}"), delay));
         }
         self.metrics.permanent_rejections.fetch_add(1, Ordering::Relaxed);
         let text = resp.text().await.unwrap_or_default();
         let snippet: String = text.chars().take(200).collect();
         tracing::error!(status, body = %snippet, "ATS rejected the write permanently");
-        self.record_attempt(&req, attempt, "rejected", format!("HTTP {status}: {snippet}")).await;
+        self.log(vec![attempt_record(&req, attempt, "rejected", format!("HTTP {status}: {snippet}"))], "the attempt")
+            .await;
         Err(ActivityError::application(
             ApplicationFailure::builder(format!("ATS rejected the write with {status}: {snippet}"))
                 .type_name(PERMANENT_REJECTION.to_owned())

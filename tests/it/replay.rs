@@ -2,12 +2,15 @@
 //! against today's workflow code, so a non-deterministic change fails CI.
 //! Every file in `tests/histories/` is replayed: keep the old ones when a
 //! change is patched (`ctx.patched`), and add the new shapes with
-//! `VBRIDGE_WRITE_HISTORY=1`, which rewrites the `lanes_*` files.
+//! `VBRIDGE_WRITE_HISTORY=1`, which rewrites the `logs_*` files.
 //! - `candidate_verification.json`: before the audit-log patch;
 //! - `candidate_verification_audit.json`: with `audit-log-v1`;
 //! - `candidate_verification_lanes_*.json`: with `lanes-bounded-v1`: a
 //!   reordered happy path, a write deferred then one refused for good, and a
 //!   run that continued as new.
+//! - `candidate_verification_logs_*.json`: with `write-logs-v1`: the same
+//!   three shapes (the deferred one also holds an audit append made while a
+//!   write was owed), and queued writes replaced by a later one.
 
 use crate::harness::{Options, TestApp, at};
 use std::time::Duration;
@@ -24,6 +27,10 @@ const REQUIRED: &[&str] = &[
     "candidate_verification_lanes_happy.json",
     "candidate_verification_lanes_deferred_failed.json",
     "candidate_verification_lanes_continued.json",
+    "candidate_verification_logs_happy.json",
+    "candidate_verification_logs_deferred_failed.json",
+    "candidate_verification_logs_continued.json",
+    "candidate_verification_logs_coalesced.json",
 ];
 
 fn replayer() -> WorkflowReplayer {
@@ -57,11 +64,24 @@ async fn saved_histories_replay_deterministically() {
             "candidate_verification_lanes_deferred_failed.json" => {
                 &["AtsTransientFailure", "TimerStartedEventAttributes", "AtsPermanentRejection"]
             }
-            "candidate_verification_lanes_continued.json" => &["WorkflowExecutionContinuedAsNewEventAttributes"],
+            "candidate_verification_logs_deferred_failed.json" => &[
+                "AtsTransientFailure",
+                "TimerStartedEventAttributes",
+                "AtsPermanentRejection",
+                "AuditActivities::append_decisions",
+            ],
+            "candidate_verification_lanes_continued.json" | "candidate_verification_logs_continued.json" => {
+                &["WorkflowExecutionContinuedAsNewEventAttributes"]
+            }
             _ => &[],
         };
         for needle in expect {
             assert!(text.contains(needle), "{name} does not cover {needle}");
+        }
+        if name == "candidate_verification_logs_coalesced.json" {
+            let writes = text.matches("AtsActivities::write_verification").count();
+            let signals = text.matches("WorkflowExecutionSignaledEventAttributes").count();
+            assert!(writes < signals, "{name} does not cover a replaced write ({writes} writes, {signals} events)");
         }
     }
 }
@@ -75,7 +95,7 @@ async fn history_json(app: &TestApp, id: &str, run_id: Option<String>) -> Vec<u8
     handle.fetch_history(WorkflowFetchHistoryOptions::default()).to_json().await.expect("fetching history")
 }
 
-async fn check_and_save(json: &[u8], name: &str) {
+pub(crate) async fn check_and_save(json: &[u8], name: &str) {
     replayer().replay_workflow(WorkflowHistory::from_json(json).unwrap()).await.expect("replay");
     if std::env::var("VBRIDGE_WRITE_HISTORY").as_deref() == Ok("1") {
         let pretty = serde_json::to_vec_pretty(&serde_json::from_slice::<serde_json::Value>(json).unwrap()).unwrap();
@@ -87,7 +107,15 @@ async fn check_and_save(json: &[u8], name: &str) {
 async fn fresh_histories_of_every_branch_replay_and_can_be_saved() {
     let app = TestApp::spawn_with(
         "replay",
-        Options { extra_env: vec![("VBRIDGE_CONTINUE_AS_NEW_AFTER".into(), "150".into())], ..Default::default() },
+        Options {
+            extra_env: vec![
+                ("VBRIDGE_CONTINUE_AS_NEW_AFTER".into(), "150".into()),
+                // A short hold, so that the deferred write's entry is logged
+                // by the audit lane while the write is still owed.
+                ("VBRIDGE_AUDIT_HOLD_MS".into(), "300".into()),
+            ],
+            ..Default::default()
+        },
     )
     .await;
     let wait = Duration::from_secs(60);
@@ -98,7 +126,7 @@ async fn fresh_histories_of_every_branch_replay_and_can_be_saved() {
     app.send(&decision("cand-p", "app-p", "evt-p-3", &at(-1), "verified")).await;
     app.wait_synced("cand-p", "app-p", "verified").await;
     let json = history_json(&app, "verification:cand-p:app-p", None).await;
-    check_and_save(&json, "candidate_verification_lanes_happy.json").await;
+    check_and_save(&json, "candidate_verification_logs_happy.json").await;
 
     // A write deferred after a spent round, then one refused for good.
     app.ats_fault(serde_json::json!({"mode": "status", "status": 503, "count": 14})).await;
@@ -112,7 +140,7 @@ async fn fresh_histories_of_every_branch_replay_and_can_be_saved() {
     .await;
     app.ats_clear_fault().await;
     let json = history_json(&app, "verification:cand-f:app-f", None).await;
-    check_and_save(&json, "candidate_verification_lanes_deferred_failed.json").await;
+    check_and_save(&json, "candidate_verification_logs_deferred_failed.json").await;
 
     // A run that continued as new: its history ends in the continue-as-new.
     app.send(&started("cand-c", "app-c", "evt-c-0", &at(-50))).await;
@@ -131,5 +159,5 @@ async fn fresh_histories_of_every_branch_replay_and_can_be_saved() {
             .expect("the latest run continued another")
             .to_owned();
     let json = history_json(&app, "verification:cand-c:app-c", Some(first_run)).await;
-    check_and_save(&json, "candidate_verification_lanes_continued.json").await;
+    check_and_save(&json, "candidate_verification_logs_continued.json").await;
 }

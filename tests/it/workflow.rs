@@ -111,6 +111,132 @@ async fn with_the_ats_down_decisions_reach_the_audit_log_within_seconds() {
     assert_eq!(t.current_state, "verified");
     app.ats_clear_fault().await;
     app.wait_synced(c, a, "verified").await;
+    // The needs_review write was still queued behind the stuck one when the
+    // verified decision came: it was replaced by it (the state is in the log).
     let states: Vec<String> = app.writes().await.iter().map(|w| w.fields["verification_state"].clone()).collect();
-    assert_eq!(states, vec!["pending", "needs_review", "verified"], "the ATS never moves backwards");
+    assert_eq!(states, vec!["pending", "verified"], "the ATS never moves backwards");
+}
+
+/// The history of one verification's current run, as JSON.
+async fn history(app: &TestApp, c: &str, a: &str) -> (Vec<u8>, serde_json::Value) {
+    let id = vbridge_workflows::domain::workflow_id(c, a);
+    let info = WorkflowExecutionInfo::builder().namespace("default").workflow_id(id).build();
+    let handle: WorkflowHandle<_, CandidateVerification> = WorkflowHandle::new(app.temporal_client.clone(), info);
+    let json = handle.fetch_history(WorkflowFetchHistoryOptions::default()).to_json().await.unwrap();
+    let v = serde_json::from_slice(&json).unwrap();
+    (json, v)
+}
+
+/// How many events of a history carry the attributes `kind`, and the
+/// activity types it scheduled.
+fn count_events(history: &serde_json::Value, kind: &str) -> usize {
+    history["events"].as_array().unwrap().iter().filter(|e| e["attributes"].get(kind).is_some()).count()
+}
+
+fn scheduled_activities(history: &serde_json::Value) -> Vec<String> {
+    history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| {
+            e["attributes"]["ActivityTaskScheduledEventAttributes"]["activity_type"]["name"].as_str().map(String::from)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_applied_event_costs_one_activity_which_also_logs_its_decision_and_write() {
+    let app = TestApp::spawn("cost").await;
+    let (c, a) = ("cand-cost", "app-cost");
+    app.send(&started(c, a, "evt-cost-1", &at(-10))).await;
+    app.wait_synced(c, a, "pending").await;
+    app.send(&decision(c, a, "evt-cost-2", &at(-5), "verified")).await;
+    app.wait_synced(c, a, "verified").await;
+
+    let store = vbridge::store::open(&app.database_url()).await.unwrap();
+    let decisions = app
+        .wait_for("two applied and two ats_write records", Duration::from_secs(30), || async {
+            let d = store.decisions(Some(c), Some(a)).await.ok()?;
+            let n = |k: &str| d.iter().filter(|r| r.record.kind == k).count();
+            (n("applied") == 2 && n("ats_write") == 2).then_some(d)
+        })
+        .await;
+    let (_, h) = history(&app, c, a).await;
+    assert_eq!(
+        scheduled_activities(&h),
+        vec!["AtsActivities::write_verification", "AtsActivities::write_verification"],
+        "one activity per applied event, and no audit activity of its own"
+    );
+    assert_eq!(count_events(&h, "TimerStartedEventAttributes"), 0, "no hold timer on the happy path");
+    // State and sync change at each event and at each write: four upserts
+    // of the bridge's own, the first with the candidate and application; and
+    // the SDK's one `TemporalChangeVersion` upsert for the run's one patch.
+    let upserts: Vec<bool> = h["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["attributes"].get("UpsertWorkflowSearchAttributesEventAttributes"))
+        .map(|u| u["search_attributes"]["indexedFields"].get("TemporalChangeVersion").is_some())
+        .collect();
+    assert_eq!(upserts.iter().filter(|v| !**v).count(), 4, "{upserts:?}");
+    assert_eq!(upserts.iter().filter(|v| **v).count(), 1, "{upserts:?}");
+    assert_eq!(count_events(&h, "MarkerRecordedEventAttributes"), 1, "one patch marker");
+    let writes: Vec<_> = decisions.iter().filter(|r| r.record.kind == "ats_write").collect();
+    assert!(writes.iter().all(|w| w.record.write_targets.starts_with("application/app-cost/verification-check/")));
+    assert!(writes.iter().any(|w| w.record.state_after == "verified"));
+    let visible = app
+        .wait_for("the search attributes", Duration::from_secs(30), || async {
+            let q = format!("VerificationState = 'verified' AND AtsSyncStatus = 'synced' AND CandidateId = '{c}'");
+            let n = app.temporal_client.count_workflows(q, Default::default()).await.ok()?.count();
+            (n == 1).then_some(n)
+        })
+        .await;
+    assert_eq!(visible, 1);
+}
+
+#[tokio::test]
+async fn queued_writes_of_a_check_coalesce_to_the_latest_state() {
+    let app = TestApp::spawn("coalesce").await;
+    let (c, a) = ("cand-co", "app-co");
+    // The first write is stuck in retries until the other two are queued.
+    app.ats_fault(serde_json::json!({"mode": "status", "status": 503})).await;
+    app.send(&started(c, a, "evt-co-1", &at(-10))).await;
+    app.wait_for("the first write failing", Duration::from_secs(30), || async {
+        (app.ats_requests().await.iter().any(|r| r.status == 503)).then_some(())
+    })
+    .await;
+    app.send(&decision(c, a, "evt-co-2", &at(-5), "needs_review")).await;
+    app.send(&decision(c, a, "evt-co-3", &at(-1), "verified")).await;
+    app.wait_for("three events applied, two writes owed", Duration::from_secs(30), || async {
+        let v = app.state(c, a).await.ok()?;
+        (v.applied_events == 3 && v.pending_writes == 2).then_some(())
+    })
+    .await;
+    app.ats_clear_fault().await;
+    app.wait_synced(c, a, "verified").await;
+
+    let writes = app.writes().await;
+    let states: Vec<&str> = writes.iter().map(|w| w.fields["verification_state"].as_str()).collect();
+    assert_eq!(states, vec!["pending", "verified"], "needs_review was replaced while queued");
+    let last = &writes[1];
+    assert_eq!(last.fields["verification_last_event_id"], "evt-co-3");
+    assert!(!last.fields["evidence_pack_url"].is_empty());
+    let check = app.ats_check(a, &format!("chk-{c}-{a}")).await;
+    assert_eq!(check.as_ref().map(|c| c["fields"]["verification_state"].clone()), Some("verified".into()));
+
+    let timeline = app.timeline(c, a).await.unwrap();
+    let applied: Vec<&str> = timeline.iter().filter(|t| t.kind == "applied").map(|t| t.state_after.as_str()).collect();
+    assert_eq!(applied, vec!["pending", "needs_review", "verified"]);
+    let written: Vec<_> = timeline.iter().filter(|t| t.kind == "ats_write").collect();
+    assert_eq!(written.len(), 2);
+    assert!(written[1].reason.contains("1 queued write(s) it replaced"), "{:?}", written[1]);
+    // Every decision is in the audit log, the replaced one too.
+    let store = vbridge::store::open(&app.database_url()).await.unwrap();
+    app.wait_for("three applied records", Duration::from_secs(30), || async {
+        let d = store.decisions(Some(c), Some(a)).await.ok()?;
+        (d.iter().filter(|r| r.record.kind == "applied").count() == 3).then_some(())
+    })
+    .await;
+    let (json, _) = history(&app, c, a).await;
+    crate::replay::check_and_save(&json, "candidate_verification_logs_coalesced.json").await;
 }

@@ -191,6 +191,7 @@ async fn run_temporal_roles(
         let ats_metrics = metrics.ats.clone();
         let audit: Arc<dyn vbridge_activities::AuditSink> = store.clone().expect("store is open for the worker");
         let task_queue = cfg.task_queue.clone();
+        let cached_workflows = cfg.worker_cached_workflows;
         let shutdown = shutdown.clone();
         worker_loop = Some(async move {
             // A worker that stops on a Temporal outage is started again.
@@ -205,6 +206,7 @@ async fn run_temporal_roles(
                     ats.clone(),
                     ats_metrics.clone(),
                     audit.clone(),
+                    cached_workflows,
                     stop,
                 )
                 .await

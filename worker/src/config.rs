@@ -29,6 +29,8 @@ pub struct FileConfig {
     pub metrics_listen: Option<String>,
     pub max_body_bytes: Option<usize>,
     pub max_in_flight: Option<usize>,
+    pub worker_cached_workflows: Option<usize>,
+    pub audit_hold_ms: Option<u32>,
     pub request_timeout_ms: Option<u64>,
     pub commit_timeout_ms: Option<u64>,
     pub ready_max_relay_lag_ms: Option<u64>,
@@ -90,6 +92,9 @@ pub struct Config {
     /// `/readyz` fails `relay_lag` past this age of the oldest unforwarded event.
     pub ready_max_relay_lag: Duration,
     pub tuning: Tuning,
+    /// Workflows the Temporal worker keeps cached (sticky), so that their
+    /// next task is not a replay of their whole history.
+    pub worker_cached_workflows: usize,
 }
 
 /// Development-only secret used by `vbridge dev` when none is configured.
@@ -165,6 +170,7 @@ impl Config {
             continue_as_new_after: env_num("VBRIDGE_CONTINUE_AS_NEW_AFTER")?
                 .or(fc.continue_as_new_after)
                 .unwrap_or(d.continue_as_new_after),
+            audit_hold_ms: env_num("VBRIDGE_AUDIT_HOLD_MS")?.or(fc.audit_hold_ms).unwrap_or(d.audit_hold_ms).max(1),
         };
         if tuning.continue_as_new_after < 50 {
             return Err(ConfigError::Invalid {
@@ -201,6 +207,10 @@ impl Config {
             metrics_listen: env("VBRIDGE_METRICS_LISTEN").or(fc.metrics_listen),
             max_body_bytes: env_num("VBRIDGE_MAX_BODY_BYTES")?.or(fc.max_body_bytes).unwrap_or(256 * 1024),
             max_in_flight: env_num("VBRIDGE_MAX_IN_FLIGHT")?.or(fc.max_in_flight).unwrap_or(1024).max(1),
+            worker_cached_workflows: env_num("VBRIDGE_WORKER_CACHED_WORKFLOWS")?
+                .or(fc.worker_cached_workflows)
+                .unwrap_or(crate::temporal::worker::DEFAULT_CACHED_WORKFLOWS)
+                .max(1),
             request_timeout: ms(env_num("VBRIDGE_REQUEST_TIMEOUT_MS")?.or(fc.request_timeout_ms).unwrap_or(10_000)),
             commit_timeout: ms(env_num("VBRIDGE_COMMIT_TIMEOUT_MS")?.or(fc.commit_timeout_ms).unwrap_or(5_000)),
             ready_max_relay_lag: ms(env_num("VBRIDGE_READY_MAX_RELAY_LAG_MS")?

@@ -34,6 +34,12 @@ pub const AUDIT_PATCH: &str = "audit-log-v1";
 /// longer holds writes back); and what is carried across continue-as-new is
 /// bounded ([`TIMELINE_KEEP`], [`SEEN_KEEP`]).
 pub const LANES_PATCH: &str = "lanes-bounded-v1";
+/// Patch: the ATS write activity logs the decisions that led to it and its
+/// own `ats_write` record, so an applied event costs one activity, not three;
+/// a queued write of a check is replaced by a later one (the ATS needs only
+/// the latest state); search attributes are upserted once per activation and
+/// only when they change. See docs/architecture.md, "Cost per event".
+pub const WRITE_LOGS_PATCH: &str = "write-logs-v1";
 
 /// Timeline entries kept in the workflow (and returned by the `timeline`
 /// query) once they are in the audit log, which holds the whole timeline.
@@ -68,6 +74,7 @@ pub fn default_tuning() -> Tuning {
         ats_retry_max_ms: 300_000,
         deferral_ms: 3_600_000,
         continue_as_new_after: 2_000,
+        audit_hold_ms: 5_000,
     }
 }
 
@@ -94,6 +101,15 @@ pub struct CandidateVerification {
     recorded: u32,
     /// Set when the history is full: the lanes stop at their next safe point.
     stopping: bool,
+    /// Whether this run has [`WRITE_LOGS_PATCH`]: decided by the first of the
+    /// run loop or a signal handler to ask, and kept for the whole run.
+    write_logs: Option<bool>,
+    /// Absolute timeline indices handed to an activity in flight to log.
+    claimed: BTreeSet<u64>,
+    /// An ATS write activity is in flight.
+    ats_in_flight: bool,
+    /// The (state, ATS sync) last upserted as search attributes in this run.
+    upserted: Option<(String, String)>,
 }
 
 fn rfc3339(t: Option<SystemTime>) -> String {
@@ -124,40 +140,77 @@ impl CandidateVerification {
         }
     }
 
-    /// Timeline entries not yet in the audit log, as decision records. The
-    /// record id is the entry's place in this workflow's timeline, so a retried
-    /// append (or a replay) names the same records.
-    fn unrecorded(&self, workflow_id: &str) -> Vec<DecisionRecord> {
+    /// The audit record id of the entry at absolute index `index`: its own
+    /// when it has one, else its place in this workflow's timeline, so that a
+    /// retried append (or a replay) names the same records.
+    fn record_id(workflow_id: &str, index: u64, t: &TimelineEntry) -> String {
+        if t.record_id.is_empty() { decision_record_id(workflow_id, index as usize) } else { t.record_id.clone() }
+    }
+
+    /// Claim the timeline entries not in the audit log and not claimed by an
+    /// activity in flight: their absolute indices and their records.
+    fn claim(&mut self, workflow_id: &str) -> (Vec<u64>, Vec<DecisionRecord>) {
+        let skip = (self.recorded as u64).saturating_sub(self.timeline_base) as usize;
+        let mut indices = vec![];
+        let mut records = vec![];
+        for (i, t) in self.timeline.iter().enumerate().skip(skip) {
+            let index = self.timeline_base + i as u64;
+            if t.logged || self.claimed.contains(&index) {
+                continue;
+            }
+            indices.push(index);
+            records.push(vbridge_activities::entry_record(
+                t,
+                Self::record_id(workflow_id, index, t),
+                &self.candidate_id,
+                &self.application_id,
+            ));
+        }
+        self.claimed.extend(indices.iter().copied());
+        (indices, records)
+    }
+
+    /// The activity that claimed `indices` ended: they are in the log when
+    /// `logged`, else they are free to be claimed again.
+    fn release(&mut self, indices: &[u64], logged: bool) {
+        for index in indices {
+            self.claimed.remove(index);
+            if logged
+                && let Some(t) = index.checked_sub(self.timeline_base).and_then(|i| self.timeline.get_mut(i as usize))
+            {
+                t.logged = true;
+            }
+        }
+        self.advance_recorded();
+    }
+
+    /// Count the logged prefix of the timeline as recorded, and trim.
+    fn advance_recorded(&mut self) {
+        while let Some(t) =
+            (self.recorded as u64).checked_sub(self.timeline_base).and_then(|i| self.timeline.get(i as usize))
+            && t.logged
+        {
+            self.recorded += 1;
+        }
+        self.trim();
+    }
+
+    fn has_unclaimed(&self) -> bool {
         let skip = (self.recorded as u64).saturating_sub(self.timeline_base) as usize;
         self.timeline
             .iter()
             .enumerate()
             .skip(skip)
-            .map(|(i, t)| DecisionRecord {
-                record_id: decision_record_id(workflow_id, self.timeline_base as usize + i),
-                recorded_at: t.at.clone(),
-                kind: t.kind.clone(),
-                candidate_id: self.candidate_id.clone(),
-                application_id: self.application_id.clone(),
-                event_id: t.event_id.clone(),
-                event_type: t.event_type.clone(),
-                occurred_at: t.occurred_at.clone(),
-                received_at: t.received_at.clone(),
-                idempotency_key: t.idempotency_key.clone(),
-                state_before: t.state_before.clone(),
-                state_after: t.state_after.clone(),
-                reason: t.reason.clone(),
-                write_targets: t.target.clone(),
-                delivery_attempt: if t.attempt > 0 { t.attempt } else { t.delivery_attempt },
-                processing_result: t.kind.clone(),
-                trace_id: t.trace_id.clone(),
-                ..Default::default()
-            })
-            .collect()
+            .any(|(i, t)| !t.logged && !self.claimed.contains(&(self.timeline_base + i as u64)))
     }
 
-    fn has_unrecorded(&self) -> bool {
-        (self.recorded as u64) < self.timeline_base + self.timeline.len() as u64
+    /// A write is in flight or queued: it will log what it finds unclaimed.
+    fn write_owed(&self) -> bool {
+        self.ats_in_flight || !self.pending.is_empty()
+    }
+
+    fn write_logs(&self) -> bool {
+        self.write_logs == Some(true)
     }
 
     /// Forget what the audit log already holds past [`TIMELINE_KEEP`], and the
@@ -199,6 +252,61 @@ impl CandidateVerification {
             carried: Some(snap),
             tuning: Some(self.tuning),
         }
+    }
+
+    /// Queue an ATS write. With [`WRITE_LOGS_PATCH`], a write of the same
+    /// check waiting behind the first owed one is replaced by this one, which
+    /// carries the latest state: its fields over the replaced one's, so the
+    /// ATS ends as if both had been written in order. The first owed write
+    /// (in flight, deferred or about to go) is never replaced, so the ATS
+    /// hears of a verification at once. The machine only moves forward, so
+    /// the ATS never sees a state go backwards.
+    fn queue_write(&mut self, mut req: AtsWriteRequest) {
+        let coalesce = self.write_logs();
+        let queued = self
+            .pending
+            .iter_mut()
+            .skip(1)
+            .find(|w| w.request.as_ref().is_some_and(|r| r.verification_check_id == req.verification_check_id));
+        match queued {
+            Some(w) if coalesce => {
+                let old = w.request.take().unwrap_or_default();
+                let mut fields = old.fields;
+                fields.append(&mut req.fields);
+                req.fields = fields;
+                req.superseded = old.superseded + 1;
+                w.request = Some(req);
+            }
+            _ => self.pending.push_back(PendingWrite { request: Some(req), rounds: 0 }),
+        }
+    }
+
+    /// The search attributes that changed since the last upsert of this run
+    /// (all of them on its first).
+    fn changed_attributes(&mut self) -> Vec<SearchAttributeUpdate> {
+        let now = (self.view.state.clone(), self.view.ats_sync.clone());
+        let mut updates = vec![];
+        match &self.upserted {
+            Some((state, sync)) => {
+                if *state != now.0 {
+                    updates.push(SA_VERIFICATION_STATE.value_set(now.0.clone()));
+                }
+                if *sync != now.1 {
+                    updates.push(SA_ATS_SYNC.value_set(now.1.clone()));
+                }
+            }
+            None => {
+                updates = self.sync_attributes();
+                updates.push(SA_CANDIDATE_ID.value_set(self.candidate_id.clone()));
+                updates.push(SA_APPLICATION_ID.value_set(self.application_id.clone()));
+            }
+        }
+        self.upserted = Some(now);
+        updates
+    }
+
+    fn attributes_changed(&self) -> bool {
+        self.upserted.as_ref().is_none_or(|(state, sync)| *state != self.view.state || *sync != self.view.ats_sync)
     }
 
     fn sync_attributes(&self) -> Vec<SearchAttributeUpdate> {
@@ -244,11 +352,13 @@ impl CandidateVerification {
                 self.view.applied_events += 1;
                 self.timeline.push_back(entry);
                 if let Some(req) = self.write_for(&policy, workflow_id, &ev) {
-                    self.pending.push_back(PendingWrite { request: Some(req), rounds: 0 });
+                    self.queue_write(req);
                     self.view.pending_writes = self.pending.len() as u32;
                     self.view.ats_sync = policy.pending_sync_status().to_owned();
                 }
-                updates = self.sync_attributes();
+                if !self.write_logs() {
+                    updates = self.sync_attributes();
+                }
                 if let Some(route) = policy.review_route(after)
                     && let Some(due) = now_time.map(|t| t + Duration::from_secs(route.sla_hours as u64 * 3600))
                 {
@@ -291,6 +401,7 @@ impl CandidateVerification {
             backoff_initial_ms: self.tuning.ats_retry_initial_ms,
             backoff_max_ms: self.tuning.ats_retry_max_ms,
             backoff_jitter: policy.backoff() == "exponential-jitter",
+            ..Default::default()
         })
     }
 
@@ -324,6 +435,13 @@ fn audit_append_options(maximum_interval: Duration, maximum_attempts: u32) -> Ac
             .build(),
     );
     opts
+}
+
+/// The audit record id of the `ats_write` entry of one write, logged by the
+/// write activity itself (with [`WRITE_LOGS_PATCH`]).
+pub fn write_record_id(workflow_id: &str, idempotency_key: &str) -> String {
+    let h = Sha256::digest(format!("{workflow_id}\nwritten\n{idempotency_key}").as_bytes());
+    format!("dec-{}", &hex::encode(h)[..40])
 }
 
 /// The audit record id of the `index`-th timeline entry of a workflow.
@@ -385,6 +503,9 @@ impl CandidateVerification {
         if tuning.continue_as_new_after == 0 {
             tuning.continue_as_new_after = default_tuning().continue_as_new_after;
         }
+        if tuning.audit_hold_ms == 0 {
+            tuning.audit_hold_ms = default_tuning().audit_hold_ms;
+        }
         let pending: VecDeque<PendingWrite> = carried.pending.into_iter().collect();
         let recorded = carried.recorded;
         view.pending_writes = pending.len() as u32;
@@ -404,28 +525,59 @@ impl CandidateVerification {
             signals: 0,
             recorded,
             stopping: false,
+            write_logs: None,
+            claimed: BTreeSet::new(),
+            ats_in_flight: false,
+            upserted: None,
         }
     }
 
     #[run]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<()> {
-        let audit = ctx.patched(AUDIT_PATCH);
-        let lanes = ctx.patched(LANES_PATCH);
+        // The newest patch is asked first: a run that has it has the older
+        // ones' behaviour too, without their markers (each patch marker also
+        // costs an upsert of `TemporalChangeVersion`). Older histories answer
+        // no to it and then to the ones they have, as they always did.
+        let write_logs = match ctx.state(|s| s.write_logs) {
+            Some(decided) => decided,
+            None => {
+                let w = ctx.patched(WRITE_LOGS_PATCH);
+                ctx.state_mut(|s| s.write_logs = Some(w));
+                w
+            }
+        };
+        let (audit, lanes) =
+            if write_logs { (true, true) } else { (ctx.patched(AUDIT_PATCH), ctx.patched(LANES_PATCH)) };
         let workflow_id = ctx.workflow_id().to_owned();
-        let initial = ctx.state(|s| {
-            let mut u = s.sync_attributes();
-            u.push(SA_CANDIDATE_ID.value_set(s.candidate_id.clone()));
-            u.push(SA_APPLICATION_ID.value_set(s.application_id.clone()));
-            u
-        });
-        ctx.upsert_search_attributes(initial);
+        if !write_logs {
+            let initial = ctx.state(|s| {
+                let mut u = s.sync_attributes();
+                u.push(SA_CANDIDATE_ID.value_set(s.candidate_id.clone()));
+                u.push(SA_APPLICATION_ID.value_set(s.application_id.clone()));
+                u
+            });
+            ctx.upsert_search_attributes(initial);
+        }
         if lanes {
             let ctx: &WorkflowContext<Self> = ctx;
-            let (a, w, ()) = temporalio_sdk::workflows::join!(
-                Self::audit_lane(ctx, &workflow_id),
-                Self::ats_lane(ctx),
-                Self::history_watch(ctx)
-            );
+            let (a, w) = if write_logs {
+                // The ATS lane goes first in each activation, so that a write
+                // claims the new entries before the audit lane looks at them.
+                let (w, a, (), ()) = temporalio_sdk::workflows::join!(
+                    Self::ats_lane(ctx, &workflow_id),
+                    Self::audit_lane(ctx, &workflow_id),
+                    Self::history_watch(ctx),
+                    Self::attributes_lane(ctx)
+                );
+                (a, w)
+            } else {
+                let (a, w, ()) = temporalio_sdk::workflows::join!(
+                    Self::audit_lane(ctx, &workflow_id),
+                    Self::ats_lane(ctx, &workflow_id),
+                    Self::history_watch(ctx)
+                );
+                (a, w)
+            };
             a?;
             w?;
             let next = ctx.state(|s| s.next_input());
@@ -441,6 +593,10 @@ impl CandidateVerification {
         let now_time = ctx.workflow_time();
         let now = rfc3339(now_time);
         let workflow_id = ctx.workflow_id().to_owned();
+        if self.write_logs.is_none() {
+            // The first activation may run this before the run loop decides.
+            self.write_logs = Some(ctx.patched(WRITE_LOGS_PATCH));
+        }
         let updates = self.apply(&now, &workflow_id, now_time, ev);
         self.signals += 1;
         if !updates.is_empty() {
@@ -484,30 +640,43 @@ impl CandidateVerification {
     }
 
     /// Appends the timeline to the audit log as it grows. Never waits for an
-    /// ATS write. An append that keeps failing (the store is down) is retried
-    /// in rounds, so that a continue-as-new is never held up for long.
+    /// ATS write for long (see the hold below). An append that keeps failing (the store is down) is
+    /// retried in rounds, so that a continue-as-new is never held up for long.
     async fn audit_lane(ctx: &WorkflowContext<Self>, workflow_id: &str) -> WorkflowResult<()> {
         loop {
-            ctx.wait_condition(|s| s.has_unrecorded() || s.stopping).await?;
+            ctx.wait_condition(|s| s.has_unclaimed() || s.stopping).await?;
             if ctx.state(|s| s.stopping) {
                 return Ok(());
             }
-            let records = ctx.state(|s| s.unrecorded(workflow_id));
-            let n = records.len() as u32;
+            // Entries that come while a write is owed are left to it (it logs
+            // what it finds unclaimed) for up to `audit_hold_ms`; past that the
+            // lane logs them itself, so an ATS in a long retry round never
+            // keeps decisions out of the log for longer.
+            let hold_ms = ctx.state(|s| s.tuning.audit_hold_ms);
+            if ctx.state(|s| s.write_logs() && s.write_owed()) {
+                let held_long = temporalio_sdk::workflows::select! {
+                    _ = ctx.wait_condition(|s: &Self| !s.write_owed() || !s.has_unclaimed() || s.stopping) => false,
+                    _ = ctx.timer(Duration::from_millis(hold_ms as u64)) => true,
+                };
+                if !held_long {
+                    continue;
+                }
+            }
+            let (claimed, records) = ctx.state_mut(|s| s.claim(workflow_id));
+            if records.is_empty() {
+                continue;
+            }
             // Rounds of 10 attempts: see the Err arm below.
             let opts = audit_append_options(Duration::from_secs(10), 10);
-            match ctx.execute_activity(AuditActivities::append_decisions, DecisionBatch { records }, opts).await {
-                Ok(()) => ctx.state_mut(|s| {
-                    s.recorded += n;
-                    s.trim();
-                }),
-                // The log must not lose a decision: the entries stay, and are
-                // carried over a continue-as-new, until they are stored.
-                Err(_) => {
-                    temporalio_sdk::workflows::select! {
-                        _ = ctx.timer(Duration::from_secs(30)) => {}
-                        _ = ctx.wait_condition(|s: &Self| s.stopping) => {}
-                    }
+            let appended =
+                ctx.execute_activity(AuditActivities::append_decisions, DecisionBatch { records }, opts).await;
+            ctx.state_mut(|s| s.release(&claimed, appended.is_ok()));
+            // The log must not lose a decision: the entries stay, and are
+            // carried over a continue-as-new, until they are stored.
+            if appended.is_err() {
+                temporalio_sdk::workflows::select! {
+                    _ = ctx.timer(Duration::from_secs(30)) => {}
+                    _ = ctx.wait_condition(|s: &Self| s.stopping) => {}
                 }
             }
             if Self::history_full(ctx) {
@@ -516,26 +685,61 @@ impl CandidateVerification {
         }
     }
 
+    /// Upserts the search attributes that changed, once per activation
+    /// (with [`WRITE_LOGS_PATCH`]; before it, each change upserted its own).
+    async fn attributes_lane(ctx: &WorkflowContext<Self>) {
+        if !ctx.state(|s| s.write_logs()) {
+            return;
+        }
+        loop {
+            let _ = ctx.wait_condition(|s| s.attributes_changed() || s.stopping).await;
+            let updates = ctx.state_mut(|s| s.changed_attributes());
+            if !updates.is_empty() {
+                ctx.upsert_search_attributes(updates);
+            }
+            if ctx.state(|s| s.stopping) {
+                return;
+            }
+        }
+    }
+
     /// Drains the queue of ATS writes in order. Never waits for the audit log.
-    async fn ats_lane(ctx: &WorkflowContext<Self>) -> WorkflowResult<()> {
+    async fn ats_lane(ctx: &WorkflowContext<Self>, workflow_id: &str) -> WorkflowResult<()> {
         loop {
             ctx.wait_condition(|s| !s.pending.is_empty() || s.stopping).await?;
             if ctx.state(|s| s.stopping) {
                 return Ok(());
             }
-            let request = match ctx.state(|s| s.pending.front().cloned()) {
+            let mut request = match ctx.state(|s| s.pending.front().cloned()) {
                 Some(PendingWrite { request: Some(r), .. }) => r,
                 _ => {
                     ctx.state_mut(|s| s.pending.pop_front());
                     continue;
                 }
             };
+            let write_logs = ctx.state(|s| s.write_logs());
+            let mut claimed = vec![];
+            if write_logs {
+                let (indices, records) = ctx.state_mut(|s| {
+                    s.ats_in_flight = true;
+                    s.claim(workflow_id)
+                });
+                claimed = indices;
+                request.records = records;
+                request.write_record_id = write_record_id(workflow_id, &request.idempotency_key);
+            }
             let opts = ctx.state(|s| s.activity_options());
             let result = ctx.execute_activity(AtsActivities::write_verification, request.clone(), opts).await;
             let now = rfc3339(ctx.workflow_time());
-            let deferral = ctx.state_mut(|s| s.settle_write(now, &request, result));
-            let attrs = ctx.state(|s| s.sync_attributes());
-            ctx.upsert_search_attributes(attrs);
+            let deferral = ctx.state_mut(|s| {
+                s.ats_in_flight = false;
+                s.release(&claimed, result.as_ref().is_ok_and(|r| r.records_logged));
+                s.settle_write(now, &request, result)
+            });
+            if !write_logs {
+                let attrs = ctx.state(|s| s.sync_attributes());
+                ctx.upsert_search_attributes(attrs);
+            }
             if Self::history_full(ctx) {
                 ctx.state_mut(|s| s.stopping = true);
             }
@@ -559,17 +763,10 @@ impl CandidateVerification {
         match result {
             Ok(done) => {
                 self.pending.pop_front();
-                self.timeline.push_back(TimelineEntry {
-                    at: now,
-                    kind: "ats_write".into(),
-                    event_id: request.event_id.clone(),
-                    state_after: request.fields.get(STATE_FIELD).cloned().unwrap_or_default(),
-                    reason: format!("written with HTTP {}", done.http_status),
-                    trace_id: request.trace_id.clone(),
-                    attempt: done.attempt,
-                    target: done.target,
-                    ..Default::default()
-                });
+                let mut entry = vbridge_activities::written_entry(request, &done, now);
+                entry.logged = done.write_logged;
+                self.timeline.push_back(entry);
+                self.advance_recorded();
                 self.view.pending_writes = self.pending.len() as u32;
                 if self.pending.is_empty() {
                     self.view.ats_sync = SYNCED.into();
@@ -623,7 +820,7 @@ impl CandidateVerification {
         let mut signals_checked = 0u64;
         loop {
             ctx.wait_condition(|s| {
-                !s.pending.is_empty() || s.signals != signals_checked || (audit && s.has_unrecorded())
+                !s.pending.is_empty() || s.signals != signals_checked || (audit && s.has_unclaimed())
             })
             .await?;
             signals_checked = ctx.state(|s| s.signals);
@@ -631,7 +828,7 @@ impl CandidateVerification {
                 let next = ctx.state(|s| s.next_input());
                 ctx.continue_as_new(next, ContinueAsNewOptions::default())?;
             }
-            let records = if audit { ctx.state(|s| s.unrecorded(workflow_id)) } else { vec![] };
+            let (claimed, records) = if audit { ctx.state_mut(|s| s.claim(workflow_id)) } else { (vec![], vec![]) };
             let request = match ctx.state(|s| s.pending.front().cloned()) {
                 Some(PendingWrite { request: None, .. }) => {
                     ctx.state_mut(|s| s.pending.pop_front());
@@ -640,7 +837,6 @@ impl CandidateVerification {
                 Some(PendingWrite { request: Some(r), .. }) => Some(r),
                 None => None,
             };
-            let n = records.len() as u32;
             let append = async {
                 if records.is_empty() {
                     return Ok(());
@@ -660,7 +856,7 @@ impl CandidateVerification {
             };
             let (appended, written) = temporalio_sdk::workflows::join!(append, write);
             appended?;
-            ctx.state_mut(|s| s.recorded += n);
+            ctx.state_mut(|s| s.release(&claimed, true));
             let (Some(request), Some(result)) = (request, written) else { continue };
             let now = rfc3339(ctx.workflow_time());
             let deferral = ctx.state_mut(|s| s.settle_write(now, &request, result));

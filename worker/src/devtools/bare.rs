@@ -69,12 +69,15 @@ pub async fn run_worker(
     client: Client,
     task_queue: &str,
     done: Arc<AtomicU64>,
+    cached_workflows: usize,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let runtime = Runtime::from_current_tokio(Default::default())?;
-    let options = WorkerOptions::new(task_queue.to_owned())
+    let mut options = WorkerOptions::new(task_queue.to_owned())
         .register_workflow::<BareCeiling>()?
         .register_activities(BareActivities { done })
         .build();
+    // The same tuning as the bridge's worker: the ceiling is the engine's.
+    crate::temporal::worker::tune(&mut options, cached_workflows);
     crate::temporal::worker::run_until(Worker::new(&runtime, client, options)?, stop).await
 }

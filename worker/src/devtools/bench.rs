@@ -548,9 +548,10 @@ async fn burst_phase(cfg: &Config, dir: &std::path::Path, run: &str, o: &BenchOp
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let worker = {
         let (client, queue, done) = (tclient.clone(), queue.clone(), done.clone());
+        let cached = cfg.worker_cached_workflows;
         let handle = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
-            handle.block_on(crate::devtools::bare::run_worker(client, &queue, done, async move {
+            handle.block_on(crate::devtools::bare::run_worker(client, &queue, done, cached, async move {
                 let _ = stop_rx.await;
             }))
         })

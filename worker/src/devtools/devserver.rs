@@ -112,6 +112,11 @@ impl DevServer {
             &options.port.to_string(),
             "--log-level",
             "warn",
+            // An activity scheduled by a workflow task goes back with that
+            // task's answer to the worker that asked, skipping a round through
+            // the task queue (see docs/operations.md, "Worker and server tuning").
+            "--dynamic-config-value",
+            "system.enableActivityEagerExecution=true",
         ]);
         match options.ui_port {
             Some(p) => {

@@ -3,6 +3,18 @@
 use std::sync::Arc;
 use temporalio_client::Client;
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
+
+/// How many workflows a worker keeps in its sticky cache. A workflow not in
+/// it is replayed from its whole history on its next task, which on a burst
+/// over more workflows than the cache is most of the engine's work. The
+/// SDK's default is 1,000; each cached verification holds a bounded state
+/// (100 timeline entries and 1,000 event ids at the most).
+pub const DEFAULT_CACHED_WORKFLOWS: usize = 10_000;
+
+/// The options every worker of the bridge (and the bench's bare ceiling) gets.
+pub fn tune(options: &mut WorkerOptions, cached_workflows: usize) {
+    options.max_cached_workflows = cached_workflows.max(1);
+}
 use vbridge_activities::{AtsActivities, AtsConfig, AtsMetrics, AuditActivities, AuditSink};
 use vbridge_workflows::workflow::CandidateVerification;
 
@@ -13,14 +25,16 @@ pub async fn run_worker(
     ats: AtsConfig,
     ats_metrics: Arc<AtsMetrics>,
     audit: Arc<dyn AuditSink>,
+    cached_workflows: usize,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let runtime = Runtime::from_current_tokio(Default::default())?;
-    let options = WorkerOptions::new(task_queue.to_owned())
+    let mut options = WorkerOptions::new(task_queue.to_owned())
         .register_workflow::<CandidateVerification>()?
         .register_activities(AtsActivities::new(ats, ats_metrics, Some(audit.clone())))
         .register_activities(AuditActivities { sink: audit })
         .build();
+    tune(&mut options, cached_workflows);
     run_until(Worker::new(&runtime, client, options)?, shutdown).await
 }
 
