@@ -48,6 +48,10 @@ pub const TIMELINE_KEEP: usize = 100;
 /// never applied twice: its `occurred_at` is not after the last applied
 /// event's, so the machine skips it as stale or as already in its state.
 pub const SEEN_KEEP: usize = 1000;
+/// The most records one activity carries to the audit log (the rest go with
+/// the next one), so that no activity input grows past Temporal's limits
+/// after a long store outage.
+pub const CLAIM_MAX: usize = 200;
 
 pub const SA_VERIFICATION_STATE: SearchAttributeKey<String> = SearchAttributeKey::keyword("VerificationState");
 pub const SA_CANDIDATE_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("CandidateId");
@@ -157,6 +161,10 @@ impl CandidateVerification {
             let index = self.timeline_base + i as u64;
             if t.logged || self.claimed.contains(&index) {
                 continue;
+            }
+            // Runs before WRITE_LOGS_PATCH appended everything at once.
+            if self.write_logs() && indices.len() == CLAIM_MAX {
+                break;
             }
             indices.push(index);
             records.push(vbridge_activities::entry_record(
