@@ -15,13 +15,17 @@ use std::time::Duration;
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
-use vbridge_proto::{AtsWriteRequest, AtsWriteResult, DecisionBatch, DecisionRecord, TimelineEntry};
+use vbridge_proto::{
+    AtsWriteRequest, AtsWriteResult, DecisionBatch, DecisionRecord, SeedRequest, Snapshot, StateView, TimelineEntry,
+};
 
 /// Where decision records go: the append-only audit log. Appending a record
 /// whose `record_id` is already there is a no-op, so retries never duplicate.
 #[async_trait::async_trait]
 pub trait AuditSink: Send + Sync + 'static {
     async fn append(&self, records: Vec<DecisionRecord>) -> Result<(), String>;
+    /// Every record of one verification, in the order they were stored.
+    async fn records_of(&self, candidate_id: &str, application_id: &str) -> Result<Vec<DecisionRecord>, String>;
 }
 
 /// Appends the workflow's decision records to the audit log.
@@ -43,6 +47,50 @@ impl AuditActivities {
             ActivityError::application(ApplicationFailure::builder(e).type_name("AuditAppendFailed".to_owned()).build())
         })
     }
+
+    /// The state a reopened verification starts from, read back from its
+    /// audit log (the projection of every run before it).
+    #[activity]
+    #[tracing::instrument(skip_all, fields(candidate_id = %req.candidate_id, application_id = %req.application_id))]
+    pub async fn seed(self: Arc<Self>, _ctx: ActivityContext, req: SeedRequest) -> Result<Snapshot, ActivityError> {
+        let records = self.sink.records_of(&req.candidate_id, &req.application_id).await.map_err(|e| {
+            tracing::warn!(error = %e, "cannot read the audit log to reopen a verification; Temporal retries it");
+            ActivityError::application(ApplicationFailure::builder(e).type_name("SeedReadFailed".to_owned()).build())
+        })?;
+        let seed = seed_snapshot(&records, SEED_EVENT_IDS);
+        tracing::info!(state = %seed.view.as_ref().map(|v| v.state.as_str()).unwrap_or(""), records = records.len(), "verification reopened from its audit log");
+        Ok(seed)
+    }
+}
+
+/// Event ids a seed carries for deduplication (the workflow keeps as many).
+pub const SEED_EVENT_IDS: usize = 1000;
+
+/// What a verification's audit log says its workflow held: the state and the
+/// last applied event, the applied count, and the latest `keep_ids` event ids
+/// it saw. Nothing is owed (a verification closes only at rest).
+pub fn seed_snapshot(records: &[DecisionRecord], keep_ids: usize) -> Snapshot {
+    let mut view = StateView::default();
+    let mut seen: Vec<String> = vec![];
+    for r in records {
+        match r.kind.as_str() {
+            "applied" => {
+                view.state = r.state_after.clone();
+                view.last_event_id = r.event_id.clone();
+                view.last_occurred_at = r.occurred_at.clone();
+                view.applied_events += 1;
+            }
+            "skipped" | "refused" => {}
+            _ => continue,
+        }
+        if !r.event_id.is_empty() && !seen.contains(&r.event_id) {
+            seen.push(r.event_id.clone());
+            if seen.len() > keep_ids {
+                seen.remove(0);
+            }
+        }
+    }
+    Snapshot { view: Some(view), seen_event_ids: seen, ..Default::default() }
 }
 
 /// Failure type of a write the ATS refused for good (a 4xx other than 408/429).
@@ -314,6 +362,34 @@ mod tests {
         let parsed = reqwest::Url::parse(&u).unwrap();
         assert_eq!(parsed.path_segments().unwrap().count(), 4);
         assert_eq!(check_url("http://ats", "a.b-c_d~", "k"), "http://ats/applications/a.b-c_d~/verification-checks/k");
+    }
+
+    #[test]
+    fn a_seed_is_what_the_audit_log_says_the_workflow_held() {
+        let rec = |kind: &str, event: &str, after: &str| DecisionRecord {
+            kind: kind.into(),
+            event_id: event.into(),
+            state_after: after.into(),
+            occurred_at: format!("at-{event}"),
+            ..Default::default()
+        };
+        let records = vec![
+            rec("applied", "e1", "pending"),
+            rec("ats_attempt", "e1", "pending"),
+            rec("ats_write", "e1", "pending"),
+            rec("skipped", "e1", ""),
+            rec("applied", "e2", "verified"),
+            rec("refused", "e3", ""),
+            rec("ats_write", "e2", "verified"),
+        ];
+        let seed = seed_snapshot(&records, 2);
+        let view = seed.view.unwrap();
+        assert_eq!((view.state.as_str(), view.applied_events), ("verified", 2));
+        assert_eq!((view.last_event_id.as_str(), view.last_occurred_at.as_str()), ("e2", "at-e2"));
+        assert_eq!(seed.seen_event_ids, vec!["e2", "e3"], "the latest ids, once each, bounded");
+        assert!(seed.pending.is_empty() && seed.timeline.is_empty());
+        let empty = seed_snapshot(&[], 10);
+        assert_eq!(empty.view.unwrap().state, "", "nothing logged: the workflow starts as new");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! against today's workflow code, so a non-deterministic change fails CI.
 //! Every file in `tests/histories/` is replayed: keep the old ones when a
 //! change is patched (`ctx.patched`), and add the new shapes with
-//! `VBRIDGE_WRITE_HISTORY=1`, which rewrites the `logs_*` files.
+//! `VBRIDGE_WRITE_HISTORY=1`, which rewrites the files of the newest patch
+//! ([`CURRENT`]).
 //! - `candidate_verification.json`: before the audit-log patch;
 //! - `candidate_verification_audit.json`: with `audit-log-v1`;
 //! - `candidate_verification_lanes_*.json`: with `lanes-bounded-v1`: a
@@ -11,6 +12,8 @@
 //! - `candidate_verification_logs_*.json`: with `write-logs-v1`: the same
 //!   three shapes (the deferred one also holds an audit append made while a
 //!   write was owed), and queued writes replaced by a later one.
+//! - `candidate_verification_rest_*.json`: with `rest-close-v1`: the same four,
+//!   a run that closed at rest, and the run a late event reopened.
 
 use crate::harness::{Options, TestApp, at};
 use std::time::Duration;
@@ -31,7 +34,16 @@ const REQUIRED: &[&str] = &[
     "candidate_verification_logs_deferred_failed.json",
     "candidate_verification_logs_continued.json",
     "candidate_verification_logs_coalesced.json",
+    "candidate_verification_rest_happy.json",
+    "candidate_verification_rest_deferred_failed.json",
+    "candidate_verification_rest_continued.json",
+    "candidate_verification_rest_coalesced.json",
+    "candidate_verification_rest_closed.json",
+    "candidate_verification_rest_reopened.json",
 ];
+
+/// The newest patch's prefix: fresh histories are saved under it.
+pub(crate) const CURRENT: &str = "rest";
 
 fn replayer() -> WorkflowReplayer {
     let opts =
@@ -64,21 +76,25 @@ async fn saved_histories_replay_deterministically() {
             "candidate_verification_lanes_deferred_failed.json" => {
                 &["AtsTransientFailure", "TimerStartedEventAttributes", "AtsPermanentRejection"]
             }
-            "candidate_verification_logs_deferred_failed.json" => &[
-                "AtsTransientFailure",
-                "TimerStartedEventAttributes",
-                "AtsPermanentRejection",
-                "AuditActivities::append_decisions",
-            ],
-            "candidate_verification_lanes_continued.json" | "candidate_verification_logs_continued.json" => {
-                &["WorkflowExecutionContinuedAsNewEventAttributes"]
+            "candidate_verification_logs_deferred_failed.json" | "candidate_verification_rest_deferred_failed.json" => {
+                &[
+                    "AtsTransientFailure",
+                    "TimerStartedEventAttributes",
+                    "AtsPermanentRejection",
+                    "AuditActivities::append_decisions",
+                ]
             }
+            "candidate_verification_lanes_continued.json"
+            | "candidate_verification_logs_continued.json"
+            | "candidate_verification_rest_continued.json" => &["WorkflowExecutionContinuedAsNewEventAttributes"],
+            "candidate_verification_rest_closed.json" => &["WorkflowExecutionCompletedEventAttributes"],
+            "candidate_verification_rest_reopened.json" => &["AuditActivities::seed"],
             _ => &[],
         };
         for needle in expect {
             assert!(text.contains(needle), "{name} does not cover {needle}");
         }
-        if name == "candidate_verification_logs_coalesced.json" {
+        if name.ends_with("_coalesced.json") {
             let writes = text.matches("AtsActivities::write_verification").count();
             let signals = text.matches("WorkflowExecutionSignaledEventAttributes").count();
             assert!(writes < signals, "{name} does not cover a replaced write ({writes} writes, {signals} events)");
@@ -126,7 +142,7 @@ async fn fresh_histories_of_every_branch_replay_and_can_be_saved() {
     app.send(&decision("cand-p", "app-p", "evt-p-3", &at(-1), "verified")).await;
     app.wait_synced("cand-p", "app-p", "verified").await;
     let json = history_json(&app, "verification:cand-p:app-p", None).await;
-    check_and_save(&json, "candidate_verification_logs_happy.json").await;
+    check_and_save(&json, &format!("candidate_verification_{CURRENT}_happy.json")).await;
 
     // A write deferred after a spent round, then one refused for good.
     app.ats_fault(serde_json::json!({"mode": "status", "status": 503, "count": 14})).await;
@@ -140,7 +156,7 @@ async fn fresh_histories_of_every_branch_replay_and_can_be_saved() {
     .await;
     app.ats_clear_fault().await;
     let json = history_json(&app, "verification:cand-f:app-f", None).await;
-    check_and_save(&json, "candidate_verification_logs_deferred_failed.json").await;
+    check_and_save(&json, &format!("candidate_verification_{CURRENT}_deferred_failed.json")).await;
 
     // A run that continued as new: its history ends in the continue-as-new.
     app.send(&started("cand-c", "app-c", "evt-c-0", &at(-50))).await;
@@ -159,5 +175,5 @@ async fn fresh_histories_of_every_branch_replay_and_can_be_saved() {
             .expect("the latest run continued another")
             .to_owned();
     let json = history_json(&app, "verification:cand-c:app-c", Some(first_run)).await;
-    check_and_save(&json, "candidate_verification_logs_continued.json").await;
+    check_and_save(&json, &format!("candidate_verification_{CURRENT}_continued.json")).await;
 }

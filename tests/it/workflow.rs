@@ -167,7 +167,15 @@ async fn an_applied_event_costs_one_activity_which_also_logs_its_decision_and_wr
         vec!["AtsActivities::write_verification", "AtsActivities::write_verification"],
         "one activity per applied event, and no audit activity of its own"
     );
-    assert_eq!(count_events(&h, "TimerStartedEventAttributes"), 0, "no hold timer on the happy path");
+    // One timer: the quiet period before a verification at rest closes
+    // (24 h by default); no audit hold on the happy path.
+    let timers: Vec<&str> = h["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["attributes"]["TimerStartedEventAttributes"]["start_to_fire_timeout"].as_str())
+        .collect();
+    assert_eq!(timers, vec!["86400.000000000s"], "no hold timer on the happy path");
     // State and sync change at each event and at each write: four upserts
     // of the bridge's own, the first with the candidate and application; and
     // the SDK's one `TemporalChangeVersion` upsert for the run's one patch.
@@ -238,5 +246,71 @@ async fn queued_writes_of_a_check_coalesce_to_the_latest_state() {
     })
     .await;
     let (json, _) = history(&app, c, a).await;
-    crate::replay::check_and_save(&json, "candidate_verification_logs_coalesced.json").await;
+    let name = format!("candidate_verification_{}_coalesced.json", crate::replay::CURRENT);
+    crate::replay::check_and_save(&json, &name).await;
+}
+
+/// The latest run's history, once it has completed.
+async fn completed_history(app: &TestApp, c: &str, a: &str, what: &str) -> Vec<u8> {
+    app.wait_for(what, Duration::from_secs(60), || async {
+        let (json, h) = history(app, c, a).await;
+        (count_events(&h, "WorkflowExecutionCompletedEventAttributes") == 1).then_some(json)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_verification_at_rest_closes_and_a_late_event_reopens_it_from_the_audit_log() {
+    let app = TestApp::spawn_with(
+        "rest",
+        Options { extra_env: vec![("VBRIDGE_QUIET_CLOSE_MS".into(), "1500".into())], ..Default::default() },
+    )
+    .await;
+    let (c, a) = ("cand-rest", "app-rest");
+    app.send(&started(c, a, "evt-rest-1", &at(-10))).await;
+    app.send(&decision(c, a, "evt-rest-2", &at(-5), "verified")).await;
+    app.wait_synced(c, a, "verified").await;
+    let closed = completed_history(&app, c, a, "the verified run to close at rest").await;
+    let running = format!("ExecutionStatus = 'Running' AND CandidateId = '{c}'");
+    assert_eq!(app.temporal_client.count_workflows(running.clone(), Default::default()).await.unwrap().count(), 0);
+
+    // Late events: a downgrade without an override (refused), a stale start (skipped).
+    app.send(&decision(c, a, "evt-rest-3", &at(-1), "failed")).await;
+    app.send(&started(c, a, "evt-rest-4", &at(-20))).await;
+    let view = app
+        .wait_for("the reopened run to see both late events", Duration::from_secs(60), || async {
+            let t = app.timeline(c, a).await.ok()?;
+            let late = t.iter().filter(|e| e.event_id == "evt-rest-3" || e.event_id == "evt-rest-4").count();
+            if late < 2 {
+                return None;
+            }
+            app.state(c, a).await.ok()
+        })
+        .await;
+    assert_eq!(view.state, "verified", "the seed came from the log, and the downgrade was refused");
+    assert_eq!(view.applied_events, 2, "the seed carries the applied count");
+    assert_eq!(view.last_event_id, "evt-rest-2");
+    let t = app.timeline(c, a).await.unwrap();
+    let kind = |id: &str| t.iter().find(|e| e.event_id == id).map(|e| e.kind.clone());
+    assert_eq!(kind("evt-rest-3").as_deref(), Some("refused"));
+    assert_eq!(kind("evt-rest-4").as_deref(), Some("skipped"));
+    let reopened = completed_history(&app, c, a, "the reopened run to close again").await;
+
+    // The ATS saw nothing new; the audit log has every decision once.
+    let states: Vec<String> = app.writes().await.iter().map(|w| w.fields["verification_state"].clone()).collect();
+    assert_eq!(states, vec!["pending", "verified"]);
+    let store = vbridge::store::open(&app.database_url()).await.unwrap();
+    let d = app
+        .wait_for("the late decisions in the audit log", Duration::from_secs(30), || async {
+            let d = store.decisions(Some(c), Some(a)).await.ok()?;
+            let n = |k: &str| d.iter().filter(|r| r.record.kind == k).count();
+            (n("applied") == 2 && n("refused") == 1 && n("skipped") == 1 && n("ats_write") == 2).then_some(d)
+        })
+        .await;
+    let mut ids: Vec<_> = d.iter().map(|r| r.record.record_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), d.len(), "no record id reused by the reopened run");
+    crate::replay::check_and_save(&closed, "candidate_verification_rest_closed.json").await;
+    crate::replay::check_and_save(&reopened, "candidate_verification_rest_reopened.json").await;
 }

@@ -31,6 +31,7 @@ pub struct FileConfig {
     pub max_in_flight: Option<usize>,
     pub worker_cached_workflows: Option<usize>,
     pub audit_hold_ms: Option<u32>,
+    pub quiet_close_ms: Option<u32>,
     pub request_timeout_ms: Option<u64>,
     pub commit_timeout_ms: Option<u64>,
     pub ready_max_relay_lag_ms: Option<u64>,
@@ -171,6 +172,7 @@ impl Config {
                 .or(fc.continue_as_new_after)
                 .unwrap_or(d.continue_as_new_after),
             audit_hold_ms: env_num("VBRIDGE_AUDIT_HOLD_MS")?.or(fc.audit_hold_ms).unwrap_or(d.audit_hold_ms).max(1),
+            quiet_close_ms: env_num("VBRIDGE_QUIET_CLOSE_MS")?.or(fc.quiet_close_ms).unwrap_or(d.quiet_close_ms),
         };
         if tuning.continue_as_new_after < 50 {
             return Err(ConfigError::Invalid {

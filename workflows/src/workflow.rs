@@ -21,8 +21,8 @@ use temporalio_sdk::{
 };
 use vbridge_activities::{AtsActivities, AuditActivities, PERMANENT_REJECTION};
 use vbridge_proto::{
-    AtsWriteRequest, DecisionBatch, DecisionRecord, EventSignal, PendingWrite, Snapshot, StateView, TimelineEntry,
-    Tuning, WorkflowInput,
+    AtsWriteRequest, DecisionBatch, DecisionRecord, EventSignal, PendingWrite, SeedRequest, Snapshot, StateView,
+    TimelineEntry, Tuning, WorkflowInput,
 };
 
 /// Patch: timeline entries are appended to the audit log through an activity.
@@ -40,6 +40,12 @@ pub const LANES_PATCH: &str = "lanes-bounded-v1";
 /// the latest state); search attributes are upserted once per activation and
 /// only when they change. See docs/architecture.md, "Cost per event".
 pub const WRITE_LOGS_PATCH: &str = "write-logs-v1";
+/// Patch: a verification at rest (a final state, nothing owed, everything in
+/// the audit log) completes after a quiet period (`Tuning.quiet_close_ms`),
+/// so open workflows grow with active work, not with every candidate ever
+/// seen. A later event starts a new run, which seeds itself from the audit
+/// log (the relay marks it `reopen`). Implies [`WRITE_LOGS_PATCH`].
+pub const REST_CLOSE_PATCH: &str = "rest-close-v1";
 
 /// Timeline entries kept in the workflow (and returned by the `timeline`
 /// query) once they are in the audit log, which holds the whole timeline.
@@ -79,6 +85,7 @@ pub fn default_tuning() -> Tuning {
         deferral_ms: 3_600_000,
         continue_as_new_after: 2_000,
         audit_hold_ms: 5_000,
+        quiet_close_ms: 86_400_000,
     }
 }
 
@@ -114,6 +121,15 @@ pub struct CandidateVerification {
     ats_in_flight: bool,
     /// The (state, ATS sync) last upserted as search attributes in this run.
     upserted: Option<(String, String)>,
+    /// Whether this run has [`REST_CLOSE_PATCH`] (decided with `write_logs`).
+    rest_close: bool,
+    /// A reopened run that has not read its seed yet: events wait in `inbox`.
+    seeding: bool,
+    inbox: VecDeque<EventSignal>,
+    /// See `Snapshot.record_salt`.
+    record_salt: String,
+    /// Set by the rest lane: the run completes instead of continuing as new.
+    closing: bool,
 }
 
 fn rfc3339(t: Option<SystemTime>) -> String {
@@ -147,8 +163,65 @@ impl CandidateVerification {
     /// The audit record id of the entry at absolute index `index`: its own
     /// when it has one, else its place in this workflow's timeline, so that a
     /// retried append (or a replay) names the same records.
-    fn record_id(workflow_id: &str, index: u64, t: &TimelineEntry) -> String {
-        if t.record_id.is_empty() { decision_record_id(workflow_id, index as usize) } else { t.record_id.clone() }
+    fn record_id(&self, workflow_id: &str, index: u64, t: &TimelineEntry) -> String {
+        if !t.record_id.is_empty() {
+            t.record_id.clone()
+        } else if self.record_salt.is_empty() {
+            decision_record_id(workflow_id, index as usize)
+        } else {
+            decision_record_id(&format!("{workflow_id}\n{}", self.record_salt), index as usize)
+        }
+    }
+
+    /// Decide, once per run, which patches it has. The newest is asked first:
+    /// a run that has it behaves as if it had the older ones, without their
+    /// markers (each marker also costs an upsert of `TemporalChangeVersion`).
+    /// Older histories answer no to it, and then to the ones they have.
+    fn decide_patches(&mut self, patched: impl Fn(&str) -> bool) {
+        if self.write_logs.is_some() {
+            return;
+        }
+        let rest = patched(REST_CLOSE_PATCH);
+        self.rest_close = rest;
+        self.seeding &= rest;
+        self.write_logs = Some(rest || patched(WRITE_LOGS_PATCH));
+    }
+
+    /// A final state, nothing owed, everything in the audit log.
+    fn at_rest(&self) -> bool {
+        let final_state = match (&self.policy, self.view.state.parse::<VerificationState>()) {
+            (Ok(p), Ok(s)) => p.successors(s).next().is_none(),
+            _ => false,
+        };
+        final_state
+            && self.pending.is_empty()
+            && !self.ats_in_flight
+            && self.claimed.is_empty()
+            && !self.has_unclaimed()
+            && !self.seeding
+            && self.inbox.is_empty()
+    }
+
+    /// Start from what the audit log says the closed runs held.
+    fn seed(&mut self, seed: Snapshot, salt: String) {
+        let mut view = seed.view.unwrap_or_default();
+        view.candidate_id = self.view.candidate_id.clone();
+        view.application_id = self.view.application_id.clone();
+        view.policy_sha256 = self.view.policy_sha256.clone();
+        view.policy_version = self.view.policy_version.clone();
+        view.ats_sync = self.view.ats_sync.clone();
+        if view.state.is_empty() {
+            view.state = VerificationState::Unverified.as_str().into();
+        }
+        self.machine = MachineState {
+            state: view.state.parse().unwrap_or(VerificationState::Unverified),
+            last_occurred_at: DateTime::parse_from_rfc3339(&view.last_occurred_at).ok(),
+        };
+        self.view = view;
+        self.seen = seed.seen_event_ids.iter().cloned().collect();
+        self.seen_order = seed.seen_event_ids.into_iter().collect();
+        self.record_salt = salt;
+        self.seeding = false;
     }
 
     /// Claim the timeline entries not in the audit log and not claimed by an
@@ -169,7 +242,7 @@ impl CandidateVerification {
             indices.push(index);
             records.push(vbridge_activities::entry_record(
                 t,
-                Self::record_id(workflow_id, index, t),
+                self.record_id(workflow_id, index, t),
                 &self.candidate_id,
                 &self.application_id,
             ));
@@ -243,6 +316,7 @@ impl CandidateVerification {
             pending: self.pending.iter().cloned().collect(),
             recorded: self.recorded,
             timeline_base: self.timeline_base,
+            record_salt: self.record_salt.clone(),
         }
     }
 
@@ -259,6 +333,7 @@ impl CandidateVerification {
             policy_sha256: self.view.policy_sha256.clone(),
             carried: Some(snap),
             tuning: Some(self.tuning),
+            reopen: false,
         }
     }
 
@@ -489,6 +564,7 @@ impl CandidateVerification {
     #[init]
     pub fn new(_ctx: &WorkflowContextView, input: WorkflowInput) -> Self {
         let policy = Policy::parse(&input.policy_yaml).map_err(|e| e.to_string());
+        let seeding = input.reopen && input.carried.is_none();
         let carried = input.carried.unwrap_or_default();
         let mut view = carried.view.unwrap_or_default();
         view.candidate_id = input.candidate_id.clone();
@@ -537,6 +613,11 @@ impl CandidateVerification {
             claimed: BTreeSet::new(),
             ats_in_flight: false,
             upserted: None,
+            rest_close: false,
+            seeding,
+            inbox: VecDeque::new(),
+            record_salt: carried.record_salt,
+            closing: false,
         }
     }
 
@@ -546,14 +627,15 @@ impl CandidateVerification {
         // ones' behaviour too, without their markers (each patch marker also
         // costs an upsert of `TemporalChangeVersion`). Older histories answer
         // no to it and then to the ones they have, as they always did.
-        let write_logs = match ctx.state(|s| s.write_logs) {
-            Some(decided) => decided,
-            None => {
-                let w = ctx.patched(WRITE_LOGS_PATCH);
-                ctx.state_mut(|s| s.write_logs = Some(w));
-                w
-            }
-        };
+        if ctx.state(|s| s.write_logs.is_none()) {
+            let rest = ctx.patched(REST_CLOSE_PATCH);
+            let logs = rest || ctx.patched(WRITE_LOGS_PATCH);
+            ctx.state_mut(|s| s.decide_patches(|p| if p == REST_CLOSE_PATCH { rest } else { logs }));
+        }
+        let write_logs = ctx.state(|s| s.write_logs());
+        if ctx.state(|s| s.seeding) {
+            Self::reopen(ctx).await?;
+        }
         let (audit, lanes) =
             if write_logs { (true, true) } else { (ctx.patched(AUDIT_PATCH), ctx.patched(LANES_PATCH)) };
         let workflow_id = ctx.workflow_id().to_owned();
@@ -571,11 +653,12 @@ impl CandidateVerification {
             let (a, w) = if write_logs {
                 // The ATS lane goes first in each activation, so that a write
                 // claims the new entries before the audit lane looks at them.
-                let (w, a, (), ()) = temporalio_sdk::workflows::join!(
+                let (w, a, (), (), ()) = temporalio_sdk::workflows::join!(
                     Self::ats_lane(ctx, &workflow_id),
                     Self::audit_lane(ctx, &workflow_id),
                     Self::history_watch(ctx),
-                    Self::attributes_lane(ctx)
+                    Self::attributes_lane(ctx),
+                    Self::rest_lane(ctx)
                 );
                 (a, w)
             } else {
@@ -588,6 +671,9 @@ impl CandidateVerification {
             };
             a?;
             w?;
+            if ctx.state(|s| s.closing) {
+                return Ok(());
+            }
             let next = ctx.state(|s| s.next_input());
             ctx.continue_as_new(next, ContinueAsNewOptions::default())?;
             return Ok(());
@@ -595,18 +681,21 @@ impl CandidateVerification {
         Self::run_legacy(ctx, audit, &workflow_id).await
     }
 
-    /// A committed webhook event, forwarded by the relay.    /// A committed webhook event, forwarded by the relay.
+    /// A committed webhook event, forwarded by the relay. While a reopened run
+    /// reads its seed, events wait in the inbox.
     #[signal]
     pub fn on_event(&mut self, ctx: &mut SyncWorkflowContext<Self>, ev: EventSignal) {
         let now_time = ctx.workflow_time();
         let now = rfc3339(now_time);
         let workflow_id = ctx.workflow_id().to_owned();
-        if self.write_logs.is_none() {
-            // The first activation may run this before the run loop decides.
-            self.write_logs = Some(ctx.patched(WRITE_LOGS_PATCH));
+        // The first activation may run this before the run loop decides.
+        self.decide_patches(|p| ctx.patched(p));
+        self.signals += 1;
+        if self.seeding {
+            self.inbox.push_back(ev);
+            return;
         }
         let updates = self.apply(&now, &workflow_id, now_time, ev);
-        self.signals += 1;
         if !updates.is_empty() {
             ctx.upsert_search_attributes(updates);
         }
@@ -689,6 +778,60 @@ impl CandidateVerification {
             }
             if Self::history_full(ctx) {
                 ctx.state_mut(|s| s.stopping = true);
+            }
+        }
+    }
+
+    /// A reopened verification (a new run after one closed at rest): read the
+    /// seed from the audit log, then apply the events that came meanwhile.
+    /// Its records get the run id in their ids, so none reuses an old one.
+    async fn reopen(ctx: &WorkflowContext<Self>) -> WorkflowResult<()> {
+        let req = ctx
+            .state(|s| SeedRequest { candidate_id: s.candidate_id.clone(), application_id: s.application_id.clone() });
+        let seed =
+            ctx.execute_activity(AuditActivities::seed, req, audit_append_options(Duration::from_secs(30), 0)).await?;
+        let salt = ctx.run_id().to_owned();
+        let workflow_id = ctx.workflow_id().to_owned();
+        let now_time = ctx.workflow_time();
+        let now = rfc3339(now_time);
+        let updates = ctx.state_mut(|s| {
+            s.seed(seed, salt);
+            let mut updates = vec![];
+            while let Some(ev) = s.inbox.pop_front() {
+                updates.extend(s.apply(&now, &workflow_id, now_time, ev));
+            }
+            updates
+        });
+        if !updates.is_empty() {
+            ctx.upsert_search_attributes(updates);
+        }
+        Ok(())
+    }
+
+    /// Closes a verification that stays at rest for `quiet_close_ms` (with
+    /// [`REST_CLOSE_PATCH`]): the lanes stop and the run completes. An event
+    /// in the same activation as the timer wins, and the run goes on.
+    async fn rest_lane(ctx: &WorkflowContext<Self>) {
+        let quiet = ctx.state(|s| s.tuning.quiet_close_ms);
+        if !ctx.state(|s| s.rest_close) || quiet == 0 {
+            return;
+        }
+        loop {
+            let _ = ctx.wait_condition(|s| s.at_rest() || s.stopping).await;
+            if ctx.state(|s| s.stopping) {
+                return;
+            }
+            let signals = ctx.state(|s| s.signals);
+            let quiet_done = temporalio_sdk::workflows::select! {
+                _ = ctx.wait_condition(|s: &Self| s.signals != signals || !s.at_rest() || s.stopping) => false,
+                _ = ctx.timer(Duration::from_millis(quiet as u64)) => true,
+            };
+            if quiet_done {
+                ctx.state_mut(|s| {
+                    s.closing = true;
+                    s.stopping = true;
+                });
+                return;
             }
         }
     }

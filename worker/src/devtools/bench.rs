@@ -318,7 +318,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
             let f = forwarder.clone();
             async move {
                 let t = Instant::now();
-                f.forward(&ev).await.ok().map(|_| t.elapsed())
+                f.forward(&ev, false).await.ok().map(|_| t.elapsed())
             }
         })
         .buffer_unordered(o.concurrency)
@@ -441,6 +441,31 @@ struct Burst {
     writes: usize,
     bare_per_second: f64,
     ratio: f64,
+    /// Open workflows and this process's RSS (the bridge runs in it) when the
+    /// last write landed, and after the quiet period closed the verifications.
+    open_after_burst: usize,
+    open_after_quiet: usize,
+    rss_after_burst_mib: f64,
+    rss_after_quiet_mib: f64,
+}
+
+/// The burst's quiet period: verifications at rest close this long after.
+const BURST_QUIET_CLOSE_MS: u32 = 30_000;
+
+/// This process's resident memory, from /proc (Linux), in MiB.
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?.to_owned();
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
+        })
+        .map(|kib| kib / 1024.0)
+        .unwrap_or(0.0)
+}
+
+async fn running_workflows(client: &temporalio_client::Client) -> usize {
+    client.count_workflows("ExecutionStatus = 'Running'", Default::default()).await.map(|c| c.count()).unwrap_or(0)
 }
 
 /// The burst's events: per application a `started`, then for half of them a
@@ -481,6 +506,7 @@ async fn burst_phase(cfg: &Config, dir: &std::path::Path, run: &str, o: &BenchOp
     burst_cfg.database_url = format!("sqlite://{}", dir.join("burst.db").display());
     burst_cfg.ats_url = Some(sandbox_url.clone());
     burst_cfg.task_queue = format!("burst-{run}");
+    burst_cfg.tuning.quiet_close_ms = BURST_QUIET_CLOSE_MS;
     let bridge = start_bridge(burst_cfg, crate::app::all_roles())?;
     let client = WebhookClient::new(&bridge.url, "bench-secret");
     let bodies = burst_bodies(run, o.burst_events, o.burst_applications);
@@ -538,11 +564,24 @@ async fn burst_phase(cfg: &Config, dir: &std::path::Path, run: &str, o: &BenchOp
     bridge_figures.per_second = events as f64 / span.as_secs_f64().max(1e-9);
     print("7. burst: received -> written", &bridge_figures);
     let write_count = writes.len();
+    let tclient = temporal::connect(&temporal.address, "default").await?;
+    let (open_after_burst, rss_after_burst_mib) = (running_workflows(&tclient).await, rss_mib());
+    let quiet_deadline = Instant::now() + Duration::from_millis(BURST_QUIET_CLOSE_MS as u64) + Duration::from_secs(90);
+    let mut open_after_quiet = open_after_burst;
+    while open_after_quiet > 0 && Instant::now() < quiet_deadline {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        open_after_quiet = running_workflows(&tclient).await;
+    }
+    let rss_after_quiet_mib = rss_mib();
+    println!(
+        "7. open workflows: {open_after_burst} at the last write, {open_after_quiet} after the quiet period ({} s); \
+         RSS {rss_after_burst_mib:.0} MiB -> {rss_after_quiet_mib:.0} MiB",
+        BURST_QUIET_CLOSE_MS / 1000
+    );
     bridge.shutdown().await;
     let _ = sb_stop.send(());
 
     // The bare ceiling: the same number of events over as many workflows.
-    let tclient = temporal::connect(&temporal.address, "default").await?;
     let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let queue = format!("bare-burst-{run}");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -583,7 +622,16 @@ async fn burst_phase(cfg: &Config, dir: &std::path::Path, run: &str, o: &BenchOp
     let _ = worker.await;
     drop(temporal);
     let ratio = bridge_figures.per_second / bare_per_second.max(1e-9);
-    Ok(Burst { bridge: bridge_figures, writes: write_count, bare_per_second, ratio })
+    Ok(Burst {
+        bridge: bridge_figures,
+        writes: write_count,
+        bare_per_second,
+        ratio,
+        open_after_burst,
+        open_after_quiet,
+        rss_after_burst_mib,
+        rss_after_quiet_mib,
+    })
 }
 
 /// How many `verified` writes the burst ends with: one per application whose

@@ -106,7 +106,7 @@ impl Relay {
 
     /// Forward one batch. Returns (forwarded seqs, seqs left for later).
     async fn forward_round(&self, items: Vec<Forwardable>) -> (Vec<i64>, Vec<i64>) {
-        let mut groups: BTreeMap<String, Vec<(i64, Option<EventSignal>)>> = BTreeMap::new();
+        let mut groups: BTreeMap<String, Vec<(i64, Option<EventSignal>, bool)>> = BTreeMap::new();
         let mut order: Vec<String> = Vec::new();
         for it in items {
             let parsed = serde_json::from_str::<EventSignal>(&it.signal).ok();
@@ -117,7 +117,7 @@ impl Relay {
             if !groups.contains_key(&key) {
                 order.push(key.clone());
             }
-            groups.entry(key).or_default().push((it.seq, parsed));
+            groups.entry(key).or_default().push((it.seq, parsed, it.seen_before));
         }
         let results: Vec<(Vec<i64>, Vec<i64>)> =
             futures::stream::iter(order.into_iter().map(|k| groups.remove(&k).unwrap_or_default()))
@@ -134,15 +134,15 @@ impl Relay {
         (done, failed)
     }
 
-    async fn forward_group(&self, group: Vec<(i64, Option<EventSignal>)>) -> (Vec<i64>, Vec<i64>) {
+    async fn forward_group(&self, group: Vec<(i64, Option<EventSignal>, bool)>) -> (Vec<i64>, Vec<i64>) {
         let mut done = vec![];
         let mut iter = group.into_iter();
-        while let Some((seq, ev)) = iter.next() {
+        while let Some((seq, ev, seen_before)) = iter.next() {
             let Some(ev) = ev else {
                 tracing::error!(seq, "stored signal is unreadable; it stays in the outbox");
-                return (done, std::iter::once(seq).chain(iter.map(|(s, _)| s)).collect());
+                return (done, std::iter::once(seq).chain(iter.map(|(s, ..)| s)).collect());
             };
-            match self.forwarder.forward(&ev).await {
+            match self.forwarder.forward(&ev, seen_before).await {
                 Ok(()) => {
                     tracing::info!(seq, trace_id = %ev.trace_id, event_id = %ev.event_id, "event forwarded to Temporal");
                     if self.crash_after_forward {
@@ -153,7 +153,7 @@ impl Relay {
                 }
                 Err(e) => {
                     tracing::warn!(seq, trace_id = %ev.trace_id, error = %e, "forward failed");
-                    return (done, std::iter::once(seq).chain(iter.map(|(s, _)| s)).collect());
+                    return (done, std::iter::once(seq).chain(iter.map(|(s, ..)| s)).collect());
                 }
             }
         }

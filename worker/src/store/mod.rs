@@ -114,6 +114,8 @@ pub enum Committed {
 pub struct Forwardable {
     pub seq: i64,
     pub signal: String,
+    /// The store holds an earlier accepted delivery of the same verification.
+    pub seen_before: bool,
 }
 
 /// One stored row, for timelines and tests: the hashed content, plus where it

@@ -124,4 +124,8 @@ impl vbridge_activities::AuditSink for PgStore {
     async fn append(&self, records: Vec<DecisionRecord>) -> Result<(), String> {
         self.append_decisions(records).await.map_err(|e| e.to_string())
     }
+    async fn records_of(&self, candidate_id: &str, application_id: &str) -> Result<Vec<DecisionRecord>, String> {
+        let rows = self.decisions(Some(candidate_id), Some(application_id)).await.map_err(|e| e.to_string())?;
+        Ok(rows.into_iter().map(|d| d.record).collect())
+    }
 }

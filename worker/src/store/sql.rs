@@ -55,8 +55,12 @@ pub(crate) const CHAIN_ENTRIES: &str = "SELECT d.stream, d.chain_pos, d.hash, d.
      WHERE d.stream IS NOT NULL AND d.chain_pos IS NOT NULL \
      UNION ALL SELECT stream, chain_pos, hash, recorded_at AS at, FALSE AS pending FROM decisions";
 /// The outbox is O(pending): rows leave it when forwarded.
-pub(crate) const UNFORWARDED: &str = "SELECT o.seq, COALESCE(d.signal, '') AS signal FROM outbox o \
-     JOIN deliveries d ON d.seq = o.seq ORDER BY o.seq LIMIT ?";
+/// `seen_before`: an earlier accepted delivery of the same verification (the
+/// `deliveries_candidate` index answers it).
+pub(crate) const UNFORWARDED: &str = "SELECT o.seq, COALESCE(d.signal, '') AS signal, \
+     EXISTS (SELECT 1 FROM deliveries p WHERE p.candidate_id = d.candidate_id \
+     AND p.application_id = d.application_id AND p.seq < d.seq AND p.processing_result = 'accepted') AS seen_before \
+     FROM outbox o JOIN deliveries d ON d.seq = o.seq ORDER BY o.seq LIMIT ?";
 pub(crate) const OLDEST_UNFORWARDED: &str = "SELECT received_at FROM outbox ORDER BY seq LIMIT 1";
 pub(crate) const HEADS: &str = "SELECT stream, chain_pos, hash FROM stream_heads";
 pub(crate) const DELIVERIES: &str = "SELECT d.*, EXISTS (SELECT 1 FROM forwards f WHERE f.seq = d.seq) AS forwarded \
@@ -150,9 +154,9 @@ macro_rules! store_impl {
         }
 
         async fn unforwarded(&self, limit: i64) -> Result<Vec<Forwardable>, StoreError> {
-            let rows: Vec<(i64, String)> =
+            let rows: Vec<(i64, String, bool)> =
                 sqlx::query_as(&<$backend>::sql(sql::UNFORWARDED)).bind(limit).fetch_all(&self.pool).await?;
-            Ok(rows.into_iter().map(|(seq, signal)| Forwardable { seq, signal }).collect())
+            Ok(rows.into_iter().map(|(seq, signal, seen_before)| Forwardable { seq, signal, seen_before }).collect())
         }
 
         async fn oldest_unforwarded(&self) -> Result<Option<String>, StoreError> {

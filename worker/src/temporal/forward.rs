@@ -21,8 +21,10 @@ pub struct Forwarder {
 
 impl Forwarder {
     /// Signal-with-start: the workflow is created on first use, reused after.
+    /// `seen_before`: earlier events of this verification were forwarded, so a
+    /// new run here reopens one that closed at rest, and seeds itself.
     #[tracing::instrument(skip_all, fields(trace_id = %ev.trace_id, event_id = %ev.event_id))]
-    pub async fn forward(&self, ev: &EventSignal) -> Result<(), TemporalError> {
+    pub async fn forward(&self, ev: &EventSignal, seen_before: bool) -> Result<(), TemporalError> {
         let workflow_id = workflow_id(&ev.candidate_id, &ev.application_id);
         let input = WorkflowInput {
             candidate_id: ev.candidate_id.clone(),
@@ -31,6 +33,7 @@ impl Forwarder {
             policy_sha256: self.policy.sha256().to_owned(),
             carried: None,
             tuning: Some(self.tuning),
+            reopen: seen_before,
         };
         let opts = WorkflowStartOptions::new(self.task_queue.clone(), workflow_id)
             .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
