@@ -102,7 +102,7 @@ async fn saved_histories_replay_deterministically() {
     }
 }
 
-async fn history_json(app: &TestApp, id: &str, run_id: Option<String>) -> Vec<u8> {
+pub(crate) async fn history_json(app: &TestApp, id: &str, run_id: Option<String>) -> Vec<u8> {
     let info = match run_id {
         Some(r) => WorkflowExecutionInfo::builder().namespace("default").workflow_id(id).run_id(r).build(),
         None => WorkflowExecutionInfo::builder().namespace("default").workflow_id(id).build(),

@@ -119,16 +119,12 @@ async fn with_the_ats_down_decisions_reach_the_audit_log_within_seconds() {
 
 /// The history of one verification's current run, as JSON.
 async fn history(app: &TestApp, c: &str, a: &str) -> (Vec<u8>, serde_json::Value) {
-    let id = vbridge_workflows::domain::workflow_id(c, a);
-    let info = WorkflowExecutionInfo::builder().namespace("default").workflow_id(id).build();
-    let handle: WorkflowHandle<_, CandidateVerification> = WorkflowHandle::new(app.temporal_client.clone(), info);
-    let json = handle.fetch_history(WorkflowFetchHistoryOptions::default()).to_json().await.unwrap();
+    let json = crate::replay::history_json(app, &vbridge_workflows::domain::workflow_id(c, a), None).await;
     let v = serde_json::from_slice(&json).unwrap();
     (json, v)
 }
 
-/// How many events of a history carry the attributes `kind`, and the
-/// activity types it scheduled.
+/// How many events of a history carry the attributes `kind`.
 fn count_events(history: &serde_json::Value, kind: &str) -> usize {
     history["events"].as_array().unwrap().iter().filter(|e| e["attributes"].get(kind).is_some()).count()
 }
