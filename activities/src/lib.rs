@@ -70,26 +70,23 @@ pub const SEED_EVENT_IDS: usize = 1000;
 /// last applied event, the applied count, and the latest `keep_ids` event ids
 /// it saw. Nothing is owed (a verification closes only at rest).
 pub fn seed_snapshot(records: &[DecisionRecord], keep_ids: usize) -> Snapshot {
+    let decisions = || records.iter().filter(|r| matches!(r.kind.as_str(), "applied" | "skipped" | "refused"));
     let mut view = StateView::default();
-    let mut seen: Vec<String> = vec![];
-    for r in records {
-        match r.kind.as_str() {
-            "applied" => {
-                view.state = r.state_after.clone();
-                view.last_event_id = r.event_id.clone();
-                view.last_occurred_at = r.occurred_at.clone();
-                view.applied_events += 1;
-            }
-            "skipped" | "refused" => {}
-            _ => continue,
-        }
-        if !r.event_id.is_empty() && !seen.contains(&r.event_id) {
-            seen.push(r.event_id.clone());
-            if seen.len() > keep_ids {
-                seen.remove(0);
-            }
-        }
+    for r in decisions().filter(|r| r.kind == "applied") {
+        view.state = r.state_after.clone();
+        view.last_event_id = r.event_id.clone();
+        view.last_occurred_at = r.occurred_at.clone();
+        view.applied_events += 1;
     }
+    // The latest distinct ids, oldest first.
+    let mut distinct = std::collections::HashSet::new();
+    let mut seen: Vec<String> = decisions()
+        .rev()
+        .filter(|r| !r.event_id.is_empty() && distinct.insert(r.event_id.as_str()))
+        .take(keep_ids)
+        .map(|r| r.event_id.clone())
+        .collect();
+    seen.reverse();
     Snapshot { view: Some(view), seen_event_ids: seen, ..Default::default() }
 }
 

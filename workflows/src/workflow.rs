@@ -193,9 +193,9 @@ impl CandidateVerification {
             (Ok(p), Ok(s)) => p.successors(s).next().is_none(),
             _ => false,
         };
+        // A write in flight is still in `pending`; an append in flight holds claims.
         final_state
             && self.pending.is_empty()
-            && !self.ats_in_flight
             && self.claimed.is_empty()
             && !self.has_unclaimed()
             && !self.seeding
@@ -627,11 +627,7 @@ impl CandidateVerification {
         // ones' behaviour too, without their markers (each patch marker also
         // costs an upsert of `TemporalChangeVersion`). Older histories answer
         // no to it and then to the ones they have, as they always did.
-        if ctx.state(|s| s.write_logs.is_none()) {
-            let rest = ctx.patched(REST_CLOSE_PATCH);
-            let logs = rest || ctx.patched(WRITE_LOGS_PATCH);
-            ctx.state_mut(|s| s.decide_patches(|p| if p == REST_CLOSE_PATCH { rest } else { logs }));
-        }
+        ctx.state_mut(|s| s.decide_patches(|p| ctx.patched(p)));
         let write_logs = ctx.state(|s| s.write_logs());
         if ctx.state(|s| s.seeding) {
             Self::reopen(ctx).await?;
