@@ -16,7 +16,8 @@ use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use vbridge_proto::{
-    AtsWriteRequest, AtsWriteResult, DecisionBatch, DecisionRecord, SeedRequest, Snapshot, StateView, TimelineEntry,
+    AtsWriteRequest, AtsWriteResult, DecisionBatch, DecisionRecord, EscalationRequest, EscalationResult, SeedRequest,
+    Snapshot, StateView, TimelineEntry,
 };
 
 /// Where decision records go: the append-only audit log. Appending a record
@@ -72,11 +73,23 @@ pub const SEED_EVENT_IDS: usize = 1000;
 pub fn seed_snapshot(records: &[DecisionRecord], keep_ids: usize) -> Snapshot {
     let decisions = || records.iter().filter(|r| matches!(r.kind.as_str(), "applied" | "skipped" | "refused"));
     let mut view = StateView::default();
-    for r in decisions().filter(|r| r.kind == "applied") {
-        view.state = r.state_after.clone();
-        view.last_event_id = r.event_id.clone();
-        view.last_occurred_at = r.occurred_at.clone();
-        view.applied_events += 1;
+    for r in records {
+        match r.kind.as_str() {
+            "applied" => {
+                view.state = r.state_after.clone();
+                view.last_event_id = r.event_id.clone();
+                view.last_occurred_at = r.occurred_at.clone();
+                view.applied_events += 1;
+            }
+            // Human moves change the state too, but no event clock.
+            "review_decided" | "override" => view.state = r.state_after.clone(),
+            "ats_write" => {
+                if let Some(check) = r.write_targets.rsplit_once("/verification-check/").map(|(_, c)| c) {
+                    view.verification_check_id = check.to_owned();
+                }
+            }
+            _ => {}
+        }
     }
     // The latest distinct ids, oldest first.
     let mut distinct = std::collections::HashSet::new();
@@ -202,7 +215,10 @@ pub fn entry_record(t: &TimelineEntry, record_id: String, candidate_id: &str, ap
         delivery_attempt: if t.attempt > 0 { t.attempt } else { t.delivery_attempt },
         processing_result: t.kind.clone(),
         trace_id: t.trace_id.clone(),
-        ..Default::default()
+        override_actor: t.override_actor.clone(),
+        override_reason_code: t.override_reason_code.clone(),
+        override_timestamp: t.override_timestamp.clone(),
+        detail: t.detail.clone(),
     }
 }
 
@@ -342,6 +358,103 @@ impl AtsActivities {
         Err(ActivityError::application(
             ApplicationFailure::builder(format!("ATS rejected the write with {status}: {snippet}"))
                 .type_name(PERMANENT_REJECTION.to_owned())
+                .non_retryable(true)
+                .build(),
+        ))
+    }
+}
+
+/// Failure type of an escalation the receiver refused for good (a 4xx other
+/// than 408/429): not retried.
+pub const ESCALATION_REJECTED: &str = "EscalationRejected";
+
+/// Where SLA escalations go (`VBRIDGE_ESCALATION_URL`), signed in the IL
+/// scheme with the first webhook secret.
+#[derive(Clone)]
+pub struct EscalationConfig {
+    pub url: Option<String>,
+    pub secret: Option<vbridge_core::intake::signature::Secret>,
+}
+
+/// Sends the signed `review.escalated` webhooks; counts them.
+pub struct ReviewActivities {
+    client: reqwest::Client,
+    config: EscalationConfig,
+    pub escalations: Arc<AtomicU64>,
+}
+
+impl ReviewActivities {
+    pub fn new(config: EscalationConfig, escalations: Arc<AtomicU64>) -> ReviewActivities {
+        let client =
+            reqwest::Client::builder().timeout(Duration::from_secs(8)).build().expect("building the HTTP client");
+        ReviewActivities { client, config, escalations }
+    }
+}
+
+/// The body of one escalation webhook (CONTRACT §5).
+pub fn escalation_body(req: &EscalationRequest) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "type": "review.escalated",
+        "candidate_id": req.candidate_id,
+        "application_id": req.application_id,
+        "queue": req.queue,
+        "due_at": req.due_at,
+        "escalation": req.escalation,
+    }))
+    .expect("a JSON object serializes")
+}
+
+#[activities]
+impl ReviewActivities {
+    /// POST one escalation. Retried by Temporal with the same
+    /// `Idempotency-Key`; a 4xx other than 408/429 is not retried.
+    #[activity]
+    #[tracing::instrument(skip_all, fields(trace_id = %req.trace_id, candidate_id = %req.candidate_id, application_id = %req.application_id, escalation = req.escalation))]
+    pub async fn escalate(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        req: EscalationRequest,
+    ) -> Result<EscalationResult, ActivityError> {
+        if ctx.info().attempt <= 1 {
+            self.escalations.fetch_add(1, Ordering::Relaxed);
+        }
+        let Some(url) = &self.config.url else {
+            tracing::warn!("review SLA passed, but no VBRIDGE_ESCALATION_URL is configured: not sent");
+            return Ok(EscalationResult { http_status: 0, url: String::new() });
+        };
+        let body = escalation_body(&req);
+        let ts = chrono::Utc::now().timestamp();
+        let mut http = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("Idempotency-Key", &req.idempotency_key)
+            .header("X-Trace-Id", &req.trace_id)
+            .header("X-IL-Timestamp", ts.to_string());
+        if let Some(secret) = &self.config.secret {
+            http = http.header("X-IL-Signature", vbridge_core::intake::signature::sign_il(secret, ts, &body));
+        }
+        let backoff = Duration::from_secs(1);
+        let resp = match http.body(body).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "escalation webhook could not be sent; will retry");
+                return Err(transient(format!("escalation webhook failed: {e}"), backoff));
+            }
+        };
+        let status = resp.status().as_u16();
+        if resp.status().is_success() {
+            tracing::info!(status, "review escalated");
+            return Ok(EscalationResult { http_status: status as u32, url: url.clone() });
+        }
+        if status == 408 || status == 429 || status >= 500 {
+            let delay = if status == 429 { retry_after(&resp).unwrap_or(backoff) } else { backoff };
+            return Err(transient(format!("escalation receiver answered {status}"), delay));
+        }
+        tracing::error!(status, "escalation receiver refused the webhook");
+        Err(ActivityError::application(
+            ApplicationFailure::builder(format!("escalation receiver refused the webhook with {status}"))
+                .type_name(ESCALATION_REJECTED.to_owned())
                 .non_retryable(true)
                 .build(),
         ))

@@ -4,6 +4,7 @@
 //! - [`policy`]: the control policy, parsed strictly and validated;
 //! - [`domain`]: newtypes built only by parsing, and the workflow id;
 //! - [`machine`]: the state machine, a pure function of (policy, state, event);
+//! - [`review`]: the rules of manual review and overrides;
 //! - [`template`]: the `${...}` templates of the ATS fields;
 //! - [`intake`]: a webhook's signature check, redaction and parsing.
 
@@ -11,6 +12,7 @@ pub mod domain;
 pub mod intake;
 pub mod machine;
 pub mod policy;
+pub mod review;
 pub mod template;
 
 pub use policy::{DEFAULT_POLICY_YAML, Policy, PolicyError};

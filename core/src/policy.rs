@@ -56,6 +56,16 @@ pub struct RawPolicy {
     pub resiliency: Resiliency,
     pub controls: Controls,
     pub observability: Observability,
+    /// An extension of the seed's schema (optional): the reason codes an
+    /// override may carry. Without it, overrides use `routeToQueue`'s list.
+    #[serde(default)]
+    pub overrides: Option<Overrides>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Overrides {
+    pub reason_codes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -161,7 +171,8 @@ pub struct AtsUpdate {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteToQueue {
     pub queue: String,
-    pub sla_hours: u32,
+    /// Hours; fractions allowed (a test policy may use seconds).
+    pub sla_hours: f64,
     pub required_reason_codes: Vec<String>,
 }
 
@@ -324,10 +335,36 @@ impl Policy {
     pub fn pending_sync_status(&self) -> &str {
         &self.raw.resiliency.on_ats_down.candidate_facing_status
     }
-    /// Whether a decision state must carry reason codes from the review route.
+    /// The reason codes a reviewer's decision may carry: the review route's list.
+    pub fn review_reason_codes(&self) -> &[String] {
+        self.actions
+            .values()
+            .filter_map(|a| a.route.as_ref())
+            .map(|(_, r)| r.required_reason_codes.as_slice())
+            .next()
+            .unwrap_or(&[])
+    }
+    /// The reason codes an override may carry: `overrides.reasonCodes` when
+    /// the policy has it, else the review route's list.
+    pub fn override_reason_codes(&self) -> &[String] {
+        match &self.raw.overrides {
+            Some(o) => &o.reason_codes,
+            None => self.review_reason_codes(),
+        }
+    }
+    /// The review route of a state (the policy's `routeToQueue` when
+    /// `ifDecisionStateIs` names it).
     pub fn review_route(&self, state: VerificationState) -> Option<&RouteToQueue> {
         self.actions.values().filter_map(|a| a.route.as_ref()).find(|(s, _)| *s == state).map(|(_, r)| r)
     }
+}
+
+/// The longest SLA a policy may set: a year.
+pub const MAX_SLA_HOURS: f64 = 8784.0;
+
+/// An SLA in hours as a duration (whole milliseconds, at least one).
+pub fn sla_duration(hours: f64) -> std::time::Duration {
+    std::time::Duration::from_millis(((hours * 3_600_000.0).round() as u64).max(1))
 }
 
 #[derive(Default)]
@@ -379,6 +416,16 @@ impl Validator {
                 "webhookSecurity.ipAllowlist.enabled",
                 "IP allowlisting is not implemented by this bridge; signatures are the control (set it to false)",
             );
+        }
+        if let Some(o) = &raw.overrides {
+            if o.reason_codes.is_empty() {
+                self.problem("overrides.reasonCodes", "must list at least one reason code (or leave overrides out)");
+            }
+            for (i, c) in o.reason_codes.iter().enumerate() {
+                if c.trim().is_empty() {
+                    self.problem(format!("overrides.reasonCodes[{i}]"), "must not be empty");
+                }
+            }
         }
         if raw.idempotency.key_field.trim().is_empty() {
             self.problem("idempotency.keyField", "must not be empty");
@@ -502,8 +549,11 @@ impl Validator {
             let route = match (&action.if_decision_state_is, &action.route_to_queue) {
                 (Some(s), Some(r)) => {
                     let st = self.state(format!("{base}.ifDecisionStateIs"), s, &states);
-                    if r.sla_hours == 0 {
-                        self.problem(format!("{base}.routeToQueue.slaHours"), "must be greater than 0");
+                    if !(r.sla_hours.is_finite() && r.sla_hours > 0.0 && r.sla_hours <= MAX_SLA_HOURS) {
+                        self.problem(
+                            format!("{base}.routeToQueue.slaHours"),
+                            format!("must be greater than 0 and at most {MAX_SLA_HOURS} (a year)"),
+                        );
                     }
                     if r.queue.trim().is_empty() {
                         self.problem(format!("{base}.routeToQueue.queue"), "must not be empty");
@@ -744,5 +794,25 @@ mod tests {
     fn not_yaml_is_reported() {
         let e = Policy::parse("policyVersion: [").unwrap_err();
         assert_eq!(e.problems().len(), 1);
+    }
+
+    #[test]
+    fn sla_may_be_fractional_and_overrides_have_their_own_codes() {
+        let p = Policy::parse(DEFAULT_POLICY_YAML).unwrap();
+        assert_eq!(p.override_reason_codes(), p.review_reason_codes(), "without the extension: the review list");
+        assert_eq!(p.review_reason_codes().len(), 4);
+        let text = DEFAULT_POLICY_YAML.replacen("slaHours: 12", "slaHours: 0.0005", 1)
+            + "overrides:\n  reasonCodes: [\"provider-error\", \"candidate-appeal\"]\n";
+        let p = Policy::parse(&text).unwrap();
+        let route = p.review_route(VerificationState::NeedsReview).unwrap();
+        assert_eq!(sla_duration(route.sla_hours), std::time::Duration::from_millis(1800));
+        assert_eq!(p.override_reason_codes(), ["provider-error", "candidate-appeal"]);
+        let bad = DEFAULT_POLICY_YAML.replacen("slaHours: 12", "slaHours: -1", 1) + "overrides:\n  reasonCodes: []\n";
+        let e = Policy::parse(&bad).unwrap_err();
+        let paths: Vec<_> = e.problems().iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec!["overrides.reasonCodes", "actions.onEventType.verification.decision.routeToQueue.slaHours"]
+        );
     }
 }

@@ -22,6 +22,7 @@ pub const SECRET: &str = "it-secret-1";
 pub const OPS_TOKEN: &str = "it-ops-token";
 pub const AUDITOR_TOKEN: &str = "it-auditor-token";
 pub const REVIEWER_TOKEN: &str = "it-reviewer-token";
+pub const ADMIN_TOKEN: &str = "it-admin-token";
 
 fn sha256_hex(s: &str) -> String {
     vbridge::intake::sha256_hex(s.as_bytes())
@@ -30,10 +31,11 @@ fn sha256_hex(s: &str) -> String {
 /// `VBRIDGE_API_TOKENS` for the tokens above: only their hashes.
 pub fn api_tokens() -> String {
     format!(
-        "ops:it-ops:{},auditor:it-auditor:{},reviewer:it-reviewer:{}",
+        "ops:it-ops:{},auditor:it-auditor:{},reviewer:it-reviewer:{},admin:it-admin:{}",
         sha256_hex(OPS_TOKEN),
         sha256_hex(AUDITOR_TOKEN),
-        sha256_hex(REVIEWER_TOKEN)
+        sha256_hex(REVIEWER_TOKEN),
+        sha256_hex(ADMIN_TOKEN)
     )
 }
 
@@ -215,6 +217,19 @@ impl TestApp {
         let mut req = self.http.get(format!("{}{path}", self.bridge_url));
         if let Some(t) = token {
             req = req.bearer_auth(t);
+        }
+        req.send().await.expect("a request to the bridge")
+    }
+
+    /// `POST` JSON to a bridge path with a bearer token (or none) and an
+    /// `Idempotency-Key` (or none).
+    pub async fn post_as(&self, path: &str, token: Option<&str>, key: Option<&str>, body: &Value) -> reqwest::Response {
+        let mut req = self.http.post(format!("{}{path}", self.bridge_url)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
         }
         req.send().await.expect("a request to the bridge")
     }

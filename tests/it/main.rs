@@ -5,6 +5,7 @@ mod audit;
 mod hardening;
 mod harness;
 mod replay;
+mod review;
 mod spine;
 mod store;
 mod workflow;

@@ -14,6 +14,9 @@
 //!   write was owed), and queued writes replaced by a later one.
 //! - `candidate_verification_rest_*.json`: with `rest-close-v1`: the same four,
 //!   a run that closed at rest, and the run a late event reopened.
+//! - `candidate_verification_review_*.json`: with `review-v1`: the same six,
+//!   a review escalated twice then decided (`escalated`), and overrides with a
+//!   refused downgrade (`overridden`).
 
 use crate::harness::{Options, TestApp, at};
 use std::time::Duration;
@@ -40,10 +43,18 @@ const REQUIRED: &[&str] = &[
     "candidate_verification_rest_coalesced.json",
     "candidate_verification_rest_closed.json",
     "candidate_verification_rest_reopened.json",
+    "candidate_verification_review_happy.json",
+    "candidate_verification_review_deferred_failed.json",
+    "candidate_verification_review_continued.json",
+    "candidate_verification_review_coalesced.json",
+    "candidate_verification_review_closed.json",
+    "candidate_verification_review_reopened.json",
+    "candidate_verification_review_escalated.json",
+    "candidate_verification_review_overridden.json",
 ];
 
 /// The newest patch's prefix: fresh histories are saved under it.
-pub(crate) const CURRENT: &str = "rest";
+pub(crate) const CURRENT: &str = "review";
 
 fn replayer() -> WorkflowReplayer {
     let opts =
@@ -76,19 +87,33 @@ async fn saved_histories_replay_deterministically() {
             "candidate_verification_lanes_deferred_failed.json" => {
                 &["AtsTransientFailure", "TimerStartedEventAttributes", "AtsPermanentRejection"]
             }
-            "candidate_verification_logs_deferred_failed.json" | "candidate_verification_rest_deferred_failed.json" => {
-                &[
-                    "AtsTransientFailure",
-                    "TimerStartedEventAttributes",
-                    "AtsPermanentRejection",
-                    "AuditActivities::append_decisions",
-                ]
-            }
+            "candidate_verification_logs_deferred_failed.json"
+            | "candidate_verification_rest_deferred_failed.json"
+            | "candidate_verification_review_deferred_failed.json" => &[
+                "AtsTransientFailure",
+                "TimerStartedEventAttributes",
+                "AtsPermanentRejection",
+                "AuditActivities::append_decisions",
+            ],
             "candidate_verification_lanes_continued.json"
             | "candidate_verification_logs_continued.json"
-            | "candidate_verification_rest_continued.json" => &["WorkflowExecutionContinuedAsNewEventAttributes"],
-            "candidate_verification_rest_closed.json" => &["WorkflowExecutionCompletedEventAttributes"],
-            "candidate_verification_rest_reopened.json" => &["AuditActivities::seed"],
+            | "candidate_verification_rest_continued.json"
+            | "candidate_verification_review_continued.json" => &["WorkflowExecutionContinuedAsNewEventAttributes"],
+            "candidate_verification_rest_closed.json" | "candidate_verification_review_closed.json" => {
+                &["WorkflowExecutionCompletedEventAttributes"]
+            }
+            "candidate_verification_rest_reopened.json" | "candidate_verification_review_reopened.json" => {
+                &["AuditActivities::seed"]
+            }
+            "candidate_verification_review_escalated.json" => &[
+                "ReviewActivities::escalate",
+                "review_decide",
+                "WorkflowExecutionUpdateCompletedEventAttributes",
+                "TimerCanceledEventAttributes",
+            ],
+            "candidate_verification_review_overridden.json" => {
+                &["\"override\"", "WorkflowExecutionUpdateAcceptedEventAttributes"]
+            }
             _ => &[],
         };
         for needle in expect {

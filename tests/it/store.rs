@@ -34,6 +34,7 @@ on_both!(
     two_stores_on_one_database_keep_keys_unique_and_chains_whole,
     retention_cuts_old_records_and_the_chains_still_verify,
     a_refused_op_fails_alone_and_its_group_commits,
+    the_review_queue_follows_the_log_in_due_order_and_never_goes_back,
 );
 
 async fn store(kind: Kind, name: &str) -> (Arc<dyn EventStore>, String) {
@@ -313,4 +314,78 @@ async fn a_refused_op_fails_alone_and_its_group_commits(kind: Kind) {
     assert_eq!((good, refused), (80 - bad, bad));
     assert_eq!(s.unforwarded(100).await.unwrap().len(), 80 - bad);
     assert_eq!(s.verify_chains().await.unwrap().broken, None);
+}
+
+async fn the_review_queue_follows_the_log_in_due_order_and_never_goes_back(kind: Kind) {
+    use vbridge::review::queue::{Cursor, Filter};
+    use vbridge_proto::{DecisionRecord, ReviewItem};
+    let (store, _) = store(kind, "reviewq").await;
+    let routed = |c: &str, due: &str, at: &str, codes: &[&str], escalations: u32| {
+        let item = ReviewItem {
+            queue: "manual-review".into(),
+            reason_codes: codes.iter().map(|c| c.to_string()).collect(),
+            due_at: due.into(),
+            escalations,
+            flags: if codes.is_empty() { vec!["unlisted_reason_code".into()] } else { vec![] },
+            ..Default::default()
+        };
+        DecisionRecord {
+            record_id: format!("r-{c}-{at}"),
+            recorded_at: at.into(),
+            kind: if escalations > 0 { "escalated" } else { "review_routed" }.into(),
+            candidate_id: c.into(),
+            application_id: "a".into(),
+            state_before: "needs_review".into(),
+            state_after: "needs_review".into(),
+            detail: serde_json::to_string(&item).unwrap(),
+            ..Default::default()
+        }
+    };
+    let t = |h: u32| format!("2026-01-01T{h:02}:00:00.000Z");
+    store
+        .append_decisions(vec![
+            routed("c1", &t(12), &t(0), &["doc-anomaly"], 0),
+            routed("c2", &t(10), &t(1), &[], 0),
+            routed("c3", &t(11), &t(2), &["liveness-low"], 0),
+        ])
+        .await
+        .unwrap();
+    let now = t(10); // c2 is due now: overdue
+    let all = store.review_queue(&Filter::default(), None, 10, &now).await.unwrap();
+    let order: Vec<&str> = all.iter().map(|r| r.candidate_id.as_str()).collect();
+    assert_eq!(order, vec!["c2", "c3", "c1"], "due order");
+    let counts = store.review_counts(&now).await.unwrap();
+    assert_eq!(counts, (3, 1));
+    let overdue = Filter { overdue: Some(true), ..Default::default() };
+    assert_eq!(store.review_queue(&overdue, None, 10, &now).await.unwrap().len(), 1);
+    let by_code = Filter { reason_code: Some("liveness-low".into()), ..Default::default() };
+    let found = store.review_queue(&by_code, None, 10, &now).await.unwrap();
+    assert_eq!(found.iter().map(|r| r.candidate_id.as_str()).collect::<Vec<_>>(), vec!["c3"]);
+    let wild = Filter { reason_code: Some("%".into()), ..Default::default() };
+    assert!(store.review_queue(&wild, None, 10, &now).await.unwrap().is_empty(), "LIKE wildcards are literal");
+    let after = Cursor { due_at: t(10), candidate_id: "c2".into(), application_id: "a".into() };
+    let page = store.review_queue(&Filter::default(), Some(&after), 1, &now).await.unwrap();
+    assert_eq!(page.iter().map(|r| r.candidate_id.as_str()).collect::<Vec<_>>(), vec!["c3"]);
+
+    // Escalated, then decided; an older record arriving late changes nothing.
+    let decided = DecisionRecord {
+        record_id: "r-c1-decided".into(),
+        recorded_at: t(5),
+        kind: "review_decided".into(),
+        candidate_id: "c1".into(),
+        application_id: "a".into(),
+        state_before: "needs_review".into(),
+        state_after: "verified".into(),
+        ..Default::default()
+    };
+    store.append_decisions(vec![routed("c1", &t(13), &t(4), &["doc-anomaly"], 1), decided]).await.unwrap();
+    store.append_decisions(vec![routed("c1", &t(20), &t(3), &["doc-anomaly"], 1)]).await.unwrap();
+    let open: Vec<String> = store
+        .review_queue(&Filter::default(), None, 10, &now)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.candidate_id)
+        .collect();
+    assert_eq!(open, vec!["c2", "c3"], "the decided item left, and the late record did not bring it back");
 }

@@ -307,6 +307,11 @@ async fn a_verification_at_rest_closes_and_a_late_event_reopens_it_from_the_audi
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), d.len(), "no record id reused by the reopened run");
-    crate::replay::check_and_save(&closed, "candidate_verification_rest_closed.json").await;
-    crate::replay::check_and_save(&reopened, "candidate_verification_rest_reopened.json").await;
+    crate::replay::check_and_save(&closed, &format!("candidate_verification_{}_closed.json", crate::replay::CURRENT))
+        .await;
+    crate::replay::check_and_save(
+        &reopened,
+        &format!("candidate_verification_{}_reopened.json", crate::replay::CURRENT),
+    )
+    .await;
 }

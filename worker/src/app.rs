@@ -94,6 +94,13 @@ pub async fn serve(
                 cache: Default::default(),
             }),
             max_body_bytes: cfg.max_body_bytes,
+            temporal: Arc::new(crate::temporal::human::TemporalLink {
+                client: client_rx.clone(),
+                task_queue: cfg.task_queue.clone(),
+                policy: policy.clone(),
+                tuning: cfg.tuning,
+                public_url: cfg.public_url.clone(),
+            }),
         };
         let auth = Auth { grants: Arc::new(cfg.grants.clone()), open: cfg.dev, metrics: metrics.clone() };
         if !cfg.dev && cfg.grants.is_empty() {
@@ -186,10 +193,19 @@ async fn run_temporal_roles(
             tracing::warn!(error = %e, "could not register search attributes (they may exist already)");
         }
         let client = client.clone();
-        let ats =
-            AtsConfig { base_url: cfg.ats_url.clone().unwrap_or_default(), bearer_token: cfg.ats_bearer_token.clone() };
-        let ats_metrics = metrics.ats.clone();
-        let audit: Arc<dyn vbridge_activities::AuditSink> = store.clone().expect("store is open for the worker");
+        let deps = temporal::worker::ActivityDeps {
+            ats: AtsConfig {
+                base_url: cfg.ats_url.clone().unwrap_or_default(),
+                bearer_token: cfg.ats_bearer_token.clone(),
+            },
+            ats_metrics: metrics.ats.clone(),
+            audit: store.clone().expect("store is open for the worker"),
+            escalation: vbridge_activities::EscalationConfig {
+                url: cfg.escalation_url.clone(),
+                secret: cfg.secrets.first().cloned(),
+            },
+            escalations: metrics.review_escalations.clone(),
+        };
         let task_queue = cfg.task_queue.clone();
         let cached_workflows = cfg.worker_cached_workflows;
         let shutdown = shutdown.clone();
@@ -200,16 +216,8 @@ async fn run_temporal_roles(
                 let stop = async move {
                     let _ = rx.wait_for(|v| *v).await;
                 };
-                match temporal::worker::run_worker(
-                    client.clone(),
-                    &task_queue,
-                    ats.clone(),
-                    ats_metrics.clone(),
-                    audit.clone(),
-                    cached_workflows,
-                    stop,
-                )
-                .await
+                match temporal::worker::run_worker(client.clone(), &task_queue, deps.clone(), cached_workflows, stop)
+                    .await
                 {
                     Ok(()) if *shutdown.borrow() => return,
                     Ok(()) => tracing::warn!("Temporal worker stopped; restarting"),
@@ -232,6 +240,7 @@ async fn run_temporal_roles(
                 task_queue: cfg.task_queue.clone(),
                 policy,
                 tuning: cfg.tuning,
+                public_url: cfg.public_url.clone(),
             },
             metrics,
             crash_after_forward: std::env::var("VBRIDGE_FAULT").as_deref() == Ok("crash-after-forward"),

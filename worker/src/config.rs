@@ -39,6 +39,8 @@ pub struct FileConfig {
     pub ats_retry_max_ms: Option<u32>,
     pub ats_deferral_ms: Option<u32>,
     pub continue_as_new_after: Option<u32>,
+    pub public_url: Option<String>,
+    pub escalation_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +98,12 @@ pub struct Config {
     /// Workflows the Temporal worker keeps cached (sticky), so that their
     /// next task is not a replay of their whole history.
     pub worker_cached_workflows: usize,
+    /// The base of `reviewer_queue_link` (`VBRIDGE_PUBLIC_URL`; default
+    /// `http://{listen}`).
+    pub public_url: String,
+    /// Where SLA escalations are POSTed (`VBRIDGE_ESCALATION_URL`); none: an
+    /// escalation is recorded and counted, not sent.
+    pub escalation_url: Option<String>,
 }
 
 /// Development-only secret used by `vbridge dev` when none is configured.
@@ -188,8 +196,22 @@ impl Config {
             grants.add_plain(&token, "api-token", &[Role::Auditor]);
         }
         let ms = |v: u64| Duration::from_millis(v.max(1));
+        let listen = env("VBRIDGE_LISTEN").or(fc.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
+        let public_url = env("VBRIDGE_PUBLIC_URL").or(fc.public_url).unwrap_or_else(|| format!("http://{listen}"));
+        let escalation_url = env("VBRIDGE_ESCALATION_URL").or(fc.escalation_url);
+        for (name, url) in
+            [("VBRIDGE_PUBLIC_URL", Some(&public_url)), ("VBRIDGE_ESCALATION_URL", escalation_url.as_ref())]
+        {
+            if let Some(u) = url
+                && !(u.starts_with("http://") || u.starts_with("https://"))
+            {
+                return Err(ConfigError::Invalid { name, problem: format!("\"{u}\" is not an http(s) URL") });
+            }
+        }
         Ok(Config {
-            listen: env("VBRIDGE_LISTEN").or(fc.listen).unwrap_or_else(|| "127.0.0.1:8080".into()),
+            listen,
+            public_url,
+            escalation_url,
             policy,
             policy_path,
             secrets,
@@ -220,6 +242,17 @@ impl Config {
                 .unwrap_or(60_000)),
             tuning,
         })
+    }
+}
+
+impl Config {
+    /// The configuration the operator CLI (`review`, `override`) reads: the
+    /// same file and variables as `serve`, without requiring what only the
+    /// receiver needs (webhook secrets, the ATS URL).
+    pub fn load_for_tools(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut cfg = Config::load(file, true)?;
+        cfg.dev = false;
+        Ok(cfg)
     }
 }
 

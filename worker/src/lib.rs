@@ -24,6 +24,7 @@ pub mod http;
 pub mod intake;
 pub mod metrics;
 pub mod relay;
+pub mod review;
 pub mod store;
 pub mod temporal;
 

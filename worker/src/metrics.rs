@@ -41,6 +41,21 @@ pub struct Metrics {
     pub api_unauthenticated: Counter,
     pub api_forbidden: Counter,
     pub ats: Arc<AtsMetrics>,
+    /// Review SLA escalations sent (or recorded, with no URL configured).
+    pub review_escalations: Arc<AtomicU64>,
+    /// Accepted `needs_review` deliveries with no reason code, or an unlisted one.
+    pub review_unlisted_reason_code: Counter,
+    /// Reviewer decisions and overrides applied through the API.
+    pub review_decisions: Counter,
+    pub overrides: Counter,
+}
+
+/// Values read at scrape time from the store.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Gauges {
+    /// Open manual-review items (the queue projection); `None`: unreadable.
+    pub review_queue_depth: Option<u64>,
+    pub review_overdue: Option<u64>,
 }
 
 fn prom_name(policy_name: &str) -> String {
@@ -49,24 +64,28 @@ fn prom_name(policy_name: &str) -> String {
 
 impl Metrics {
     /// The value of a policy-named metric, when this process measures it.
-    fn policy_metric(&self, name: &str) -> Option<u64> {
+    fn policy_metric(&self, name: &str, gauges: &Gauges) -> Option<(u64, &'static str)> {
         match name {
-            "webhook.signature_invalid.count" => Some(self.signature_invalid.get()),
-            "webhook.duplicate_event.count" => Some(self.duplicate_event.get()),
-            "ats.write.failure.count" => Some(self.ats.write_failures.load(Ordering::Relaxed)),
-            // Queue depth and apply->verified time come from Temporal visibility
-            // (the review and observability issues); not measured here yet.
+            "webhook.signature_invalid.count" => Some((self.signature_invalid.get(), "counter")),
+            "webhook.duplicate_event.count" => Some((self.duplicate_event.get(), "counter")),
+            "ats.write.failure.count" => Some((self.ats.write_failures.load(Ordering::Relaxed), "counter")),
+            "manual_review.queue.depth" => gauges.review_queue_depth.map(|v| (v, "gauge")),
+            // The apply->verified time is the observability issue's.
             _ => None,
         }
     }
 
-    pub fn render(&self, policy: &Policy) -> String {
+    pub fn render(&self, policy: &Policy, gauges: &Gauges) -> String {
         let mut out = String::new();
         for name in &policy.raw().observability.metrics {
-            if let Some(v) = self.policy_metric(name) {
+            if let Some((v, kind)) = self.policy_metric(name, gauges) {
                 let n = prom_name(name);
-                out.push_str(&format!("# HELP {n} policy metric {name}\n# TYPE {n} counter\n{n} {v}\n"));
+                out.push_str(&format!("# HELP {n} policy metric {name}\n# TYPE {n} {kind}\n{n} {v}\n"));
             }
+        }
+        if let Some(v) = gauges.review_overdue {
+            let n = prom_name("manual_review.overdue");
+            out.push_str(&format!("# TYPE {n} gauge\n{n} {v}\n"));
         }
         for (name, v) in [
             ("webhook.accepted.count", self.accepted.get()),
@@ -81,6 +100,10 @@ impl Metrics {
             ("api.forbidden.count", self.api_forbidden.get()),
             ("ats.write.ok.count", self.ats.writes_ok.load(Ordering::Relaxed)),
             ("ats.write.permanent_rejection.count", self.ats.permanent_rejections.load(Ordering::Relaxed)),
+            ("manual_review.escalation.count", self.review_escalations.load(Ordering::Relaxed)),
+            ("manual_review.unlisted_reason_code.count", self.review_unlisted_reason_code.get()),
+            ("manual_review.decision.count", self.review_decisions.get()),
+            ("override.count", self.overrides.get()),
         ] {
             let n = prom_name(name);
             out.push_str(&format!("# TYPE {n} counter\n{n} {v}\n"));

@@ -8,6 +8,7 @@
 use crate::domain::{EventType, VerificationState};
 use crate::machine::{self, MachineState, Outcome};
 use crate::policy::{Policy, STATE_FIELD};
+use crate::review::{self, Refusal};
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -16,13 +17,13 @@ use temporalio_common::RetryPolicy;
 use temporalio_common::search_attributes::{SearchAttributeKey, SearchAttributeUpdate, Timestamp};
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
-    ActivityExecutionError, ActivityOptions, ContinueAsNewOptions, SyncWorkflowContext, WorkflowContext,
-    WorkflowContextView, WorkflowResult,
+    ActivityExecutionError, ActivityOptions, CancellableFuture, ContinueAsNewOptions, SyncWorkflowContext,
+    WorkflowContext, WorkflowContextView, WorkflowResult,
 };
-use vbridge_activities::{AtsActivities, AuditActivities, PERMANENT_REJECTION};
+use vbridge_activities::{AtsActivities, AuditActivities, PERMANENT_REJECTION, ReviewActivities};
 use vbridge_proto::{
-    AtsWriteRequest, DecisionBatch, DecisionRecord, EventSignal, PendingWrite, SeedRequest, Snapshot, StateView,
-    TimelineEntry, Tuning, WorkflowInput,
+    AtsWriteRequest, DecisionBatch, DecisionRecord, EscalationRequest, EventSignal, OverrideRequest, PendingWrite,
+    ReviewDecision, ReviewItem, SeedRequest, Snapshot, StateView, TimelineEntry, Tuning, WorkflowInput,
 };
 
 /// Patch: timeline entries are appended to the audit log through an activity.
@@ -46,6 +47,19 @@ pub const WRITE_LOGS_PATCH: &str = "write-logs-v1";
 /// seen. A later event starts a new run, which seeds itself from the audit
 /// log (the relay marks it `reopen`). Implies [`WRITE_LOGS_PATCH`].
 pub const REST_CLOSE_PATCH: &str = "rest-close-v1";
+/// Patch: manual review. A `needs_review` routes the verification to the
+/// policy's queue (a `review_routed` entry, `reviewer_queue_link` in the ATS
+/// write, `ReviewDueAt`); a durable SLA timer escalates it every `slaHours`
+/// until a reviewer decides (update `review_decide`); a webhook that would
+/// move the state back is recorded as refused; the Temporal UI shows the
+/// current details. Implies [`REST_CLOSE_PATCH`].
+pub const REVIEW_PATCH: &str = "review-v1";
+
+/// ATS fields a human move or a routing adds to the policy's (named by the seed).
+pub const QUEUE_LINK_FIELD: &str = "reviewer_queue_link";
+pub const OVERRIDE_ACTOR_FIELD: &str = "override_actor";
+pub const OVERRIDE_REASON_FIELD: &str = "override_reason_code";
+pub const OVERRIDE_TIMESTAMP_FIELD: &str = "override_timestamp";
 
 /// Timeline entries kept in the workflow (and returned by the `timeline`
 /// query) once they are in the audit log, which holds the whole timeline.
@@ -130,6 +144,14 @@ pub struct CandidateVerification {
     record_salt: String,
     /// Set by the rest lane: the run completes instead of continuing as new.
     closing: bool,
+    /// Whether this run has [`REVIEW_PATCH`] (decided with `write_logs`).
+    review_flow: bool,
+    /// See `WorkflowInput.public_url`.
+    public_url: String,
+    /// The review due time last upserted as `ReviewDueAt` in this run.
+    upserted_due: String,
+    /// What the Temporal UI shows as current details, as last set.
+    details_set: String,
 }
 
 fn rfc3339(t: Option<SystemTime>) -> String {
@@ -181,7 +203,9 @@ impl CandidateVerification {
         if self.write_logs.is_some() {
             return;
         }
-        let rest = patched(REST_CLOSE_PATCH);
+        let review = patched(REVIEW_PATCH);
+        self.review_flow = review;
+        let rest = review || patched(REST_CLOSE_PATCH);
         self.rest_close = rest;
         self.seeding &= rest;
         self.write_logs = Some(rest || patched(WRITE_LOGS_PATCH));
@@ -334,6 +358,7 @@ impl CandidateVerification {
             carried: Some(snap),
             tuning: Some(self.tuning),
             reopen: false,
+            public_url: self.public_url.clone(),
         }
     }
 
@@ -385,11 +410,47 @@ impl CandidateVerification {
             }
         }
         self.upserted = Some(now);
+        if let Some(due) = self.review_due_changed() {
+            if let Some(t) = rfc3339_timestamp(&due) {
+                updates.push(SA_REVIEW_DUE_AT.value_set(t));
+            }
+            self.upserted_due = due;
+        }
         updates
+    }
+
+    /// The review due time, when it differs from the one last upserted.
+    /// (Leaving review does not unset `ReviewDueAt`: this SDK sends an empty
+    /// payload for an unset that the server refuses. Queries pair it with
+    /// `VerificationState = 'needs_review'`.)
+    fn review_due_changed(&self) -> Option<String> {
+        let due = self.view.review.as_ref().map(|r| r.due_at.clone()).filter(|d| !d.is_empty())?;
+        (self.review_flow && due != self.upserted_due).then_some(due)
     }
 
     fn attributes_changed(&self) -> bool {
         self.upserted.as_ref().is_none_or(|(state, sync)| *state != self.view.state || *sync != self.view.ats_sync)
+            || self.review_due_changed().is_some()
+            || (self.review_flow && self.details() != self.details_set)
+    }
+
+    /// One line for the Temporal UI's current details: state, ATS sync, the
+    /// review's due time, the last event.
+    fn details(&self) -> String {
+        let mut d = format!("state: {} · ATS: {}", self.view.state, self.view.ats_sync);
+        if self.view.pending_writes > 0 {
+            d.push_str(&format!(" ({} write(s) owed)", self.view.pending_writes));
+        }
+        if let Some(r) = &self.view.review {
+            d.push_str(&format!(" · review in {} due {}", r.queue, r.due_at));
+            if r.escalations > 0 {
+                d.push_str(&format!(" (escalated {}x)", r.escalations));
+            }
+        }
+        if !self.view.last_event_id.is_empty() {
+            d.push_str(&format!(" · last event {}", self.view.last_event_id));
+        }
+        d
     }
 
     fn sync_attributes(&self) -> Vec<SearchAttributeUpdate> {
@@ -432,9 +493,26 @@ impl CandidateVerification {
                 self.view.state = after.as_str().into();
                 self.view.last_event_id = ev.event_id.clone();
                 self.view.last_occurred_at = ev.occurred_at.clone();
+                if !ev.verification_check_id.is_empty() {
+                    self.view.verification_check_id = ev.verification_check_id.clone();
+                }
                 self.view.applied_events += 1;
                 self.timeline.push_back(entry);
-                if let Some(req) = self.write_for(&policy, workflow_id, &ev) {
+                let mut write = self.write_for(&policy, workflow_id, &ev);
+                if self.review_flow {
+                    let link = self.follow_review(
+                        &policy,
+                        now,
+                        after,
+                        &ev.reason_codes,
+                        &ev.evidence_pack_url,
+                        (&ev.event_id, &ev.trace_id),
+                    );
+                    if let (Some(w), Some(link)) = (write.as_mut(), link) {
+                        w.fields.insert(QUEUE_LINK_FIELD.into(), link);
+                    }
+                }
+                if let Some(req) = write {
                     self.queue_write(req);
                     self.view.pending_writes = self.pending.len() as u32;
                     self.view.ats_sync = policy.pending_sync_status().to_owned();
@@ -442,16 +520,19 @@ impl CandidateVerification {
                 if !self.write_logs() {
                     updates = self.sync_attributes();
                 }
-                if let Some(route) = policy.review_route(after)
+                if let Some(route) = policy.review_route(after).filter(|_| !self.review_flow)
                     && let Some(due) = now_time.map(|t| t + Duration::from_secs(route.sla_hours as u64 * 3600))
                 {
                     let d = due.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
                     updates
                         .push(SA_REVIEW_DUE_AT.value_set(Timestamp::new(d.as_secs() as i64, d.subsec_nanos() as i32)));
                 }
-                // ReviewDueAt is not unset on leaving review: this SDK sends an
-                // empty payload for an unset that the server refuses. Queries
-                // pair it with VerificationState = 'needs_review'.
+            }
+            ref o if self.review_flow && review::is_downgrade(o) => {
+                // A webhook can never downgrade: the attempt is refused, and says so.
+                entry.kind = "refused".into();
+                entry.reason.push_str("; a webhook cannot downgrade (an admin's override can)");
+                self.timeline.push_back(entry);
             }
             Outcome::Skipped(_) => {
                 entry.kind = "skipped".into();
@@ -472,20 +553,241 @@ impl CandidateVerification {
         let fields: BTreeMap<String, String> =
             action.fields.iter().filter_map(|(k, t)| t.render(ev).map(|v| (k.clone(), v))).collect();
         debug_assert!(fields.contains_key(STATE_FIELD));
-        Some(AtsWriteRequest {
-            candidate_id: ev.candidate_id.clone(),
-            application_id: ev.application_id.clone(),
-            verification_check_id: ev.verification_check_id.clone(),
+        Some(self.write_request(policy, workflow_id, (&ev.event_id, &ev.trace_id), &ev.verification_check_id, fields))
+    }
+
+    /// An ATS write of `fields` to a check, caused by `(event id, trace id)`.
+    fn write_request(
+        &self,
+        policy: &Policy,
+        workflow_id: &str,
+        (event_id, trace_id): (&str, &str),
+        check_id: &str,
+        fields: BTreeMap<String, String>,
+    ) -> AtsWriteRequest {
+        AtsWriteRequest {
+            candidate_id: self.candidate_id.clone(),
+            application_id: self.application_id.clone(),
+            verification_check_id: check_id.to_owned(),
             fields,
-            idempotency_key: write_idempotency_key(workflow_id, &ev.event_id),
-            trace_id: ev.trace_id.clone(),
-            event_id: ev.event_id.clone(),
+            idempotency_key: write_idempotency_key(workflow_id, event_id),
+            trace_id: trace_id.to_owned(),
+            event_id: event_id.to_owned(),
             timeout_ms: policy.ats_write_timeout_ms() as u32,
             backoff_initial_ms: self.tuning.ats_retry_initial_ms,
             backoff_max_ms: self.tuning.ats_retry_max_ms,
             backoff_jitter: policy.backoff() == "exponential-jitter",
             ..Default::default()
-        })
+        }
+    }
+
+    /// Open or close the review item as the state moves to `to` (with
+    /// [`REVIEW_PATCH`]): a state the policy routes opens an item, due
+    /// `slaHours` from now; leaving it closes the item (the entry that moved
+    /// the state says so). The console link when an item was opened.
+    fn follow_review(
+        &mut self,
+        policy: &Policy,
+        now: &str,
+        to: VerificationState,
+        codes: &[String],
+        evidence: &str,
+        (event_id, trace_id): (&str, &str),
+    ) -> Option<String> {
+        let Some(route) = policy.review_route(to) else {
+            self.view.review = None;
+            return None;
+        };
+        let due = add_hours(now, route.sla_hours);
+        let item = ReviewItem {
+            queue: route.queue.clone(),
+            reason_codes: codes.to_vec(),
+            evidence_pack_url: evidence.to_owned(),
+            routed_at: now.to_owned(),
+            due_at: due.clone(),
+            escalations: 0,
+            flags: review::flags(&route.required_reason_codes, codes),
+            event_id: event_id.to_owned(),
+            trace_id: trace_id.to_owned(),
+        };
+        let mut reason = format!("routed to {} (SLA {} h), due {due}", route.queue, route.sla_hours);
+        if !item.flags.is_empty() {
+            let given = if codes.is_empty() { "none".to_owned() } else { codes.join(", ") };
+            reason.push_str(&format!("; flagged {}: reason codes given: {given}", item.flags.join(", ")));
+        }
+        self.timeline.push_back(TimelineEntry {
+            at: now.to_owned(),
+            kind: "review_routed".into(),
+            event_id: event_id.to_owned(),
+            state_before: to.as_str().into(),
+            state_after: to.as_str().into(),
+            reason,
+            trace_id: trace_id.to_owned(),
+            detail: serde_json::to_string(&item).unwrap_or_default(),
+            ..Default::default()
+        });
+        self.view.review = Some(item);
+        Some(review::queue_link(&self.public_url, &self.candidate_id, &self.application_id))
+    }
+
+    /// A reviewer's decision or an admin's override, already checked: record
+    /// it with its actor, reason code and note, move the state, follow the
+    /// review, and queue the ATS write that carries the override fields.
+    #[allow(clippy::too_many_arguments)]
+    fn human_move(
+        &mut self,
+        now: &str,
+        workflow_id: &str,
+        kind: &str,
+        to: VerificationState,
+        actor: &str,
+        code: &str,
+        note: &str,
+        (event_id, trace_id): (&str, &str),
+    ) -> StateView {
+        let Ok(policy) = self.policy.clone() else { return self.view.clone() };
+        let before = self.machine.state;
+        let reason = match kind {
+            "review_decided" => format!("reviewer {actor} decided {to} ({code})"),
+            _ => format!("{actor} overrode {before} -> {to} ({code})"),
+        };
+        self.timeline.push_back(TimelineEntry {
+            at: now.to_owned(),
+            kind: kind.to_owned(),
+            event_id: event_id.to_owned(),
+            state_before: before.as_str().into(),
+            state_after: to.as_str().into(),
+            reason,
+            trace_id: trace_id.to_owned(),
+            override_actor: actor.to_owned(),
+            override_reason_code: code.to_owned(),
+            override_timestamp: now.to_owned(),
+            detail: serde_json::json!({ "note": note }).to_string(),
+            ..Default::default()
+        });
+        self.machine.state = to;
+        self.view.state = to.as_str().into();
+        let evidence = self.view.review.as_ref().map(|r| r.evidence_pack_url.clone()).unwrap_or_default();
+        let mut fields = BTreeMap::from([
+            (STATE_FIELD.to_owned(), to.as_str().to_owned()),
+            (OVERRIDE_ACTOR_FIELD.to_owned(), actor.to_owned()),
+            (OVERRIDE_REASON_FIELD.to_owned(), code.to_owned()),
+            (OVERRIDE_TIMESTAMP_FIELD.to_owned(), now.to_owned()),
+        ]);
+        if let Some(link) = self.follow_review(&policy, now, to, &[code.to_owned()], &evidence, (event_id, trace_id)) {
+            fields.insert(QUEUE_LINK_FIELD.into(), link);
+        }
+        let check = self.view.verification_check_id.clone();
+        if !check.is_empty() {
+            let req = self.write_request(&policy, workflow_id, (event_id, trace_id), &check, fields);
+            self.queue_write(req);
+            self.view.pending_writes = self.pending.len() as u32;
+            self.view.ats_sync = policy.pending_sync_status().to_owned();
+        }
+        self.view.clone()
+    }
+
+    /// The SLA passed with no decision: record the escalation, push the due
+    /// time one more SLA out, and name the webhook to send.
+    fn escalate(&mut self, now: &str, workflow_id: &str) -> Option<EscalationRequest> {
+        let hours = self.policy.as_ref().ok()?.review_route(VerificationState::NeedsReview)?.sla_hours;
+        let item = self.view.review.as_mut()?;
+        let passed = item.due_at.clone();
+        item.escalations += 1;
+        item.due_at = add_hours(&passed, hours);
+        let req = EscalationRequest {
+            candidate_id: self.candidate_id.clone(),
+            application_id: self.application_id.clone(),
+            queue: item.queue.clone(),
+            due_at: passed.clone(),
+            escalation: item.escalations,
+            idempotency_key: escalation_key(workflow_id, &item.routed_at, item.escalations),
+            trace_id: item.trace_id.clone(),
+        };
+        let entry = TimelineEntry {
+            at: now.to_owned(),
+            kind: "escalated".into(),
+            event_id: item.event_id.clone(),
+            state_before: self.view.state.clone(),
+            state_after: self.view.state.clone(),
+            reason: format!(
+                "no decision by {passed} (SLA {hours} h): escalation {} of {}; due again {}",
+                item.escalations, item.queue, item.due_at
+            ),
+            trace_id: item.trace_id.clone(),
+            attempt: item.escalations,
+            detail: serde_json::to_string(&*item).unwrap_or_default(),
+            ..Default::default()
+        };
+        self.timeline.push_back(entry);
+        Some(req)
+    }
+
+    /// How the escalation webhook went, in the timeline.
+    fn escalation_done(
+        &mut self,
+        now: String,
+        req: &EscalationRequest,
+        result: Result<vbridge_proto::EscalationResult, ActivityExecutionError>,
+    ) {
+        let (kind, reason) = match result {
+            Ok(r) if r.http_status == 0 => {
+                ("escalation_sent", "not sent: no escalation URL is configured (VBRIDGE_ESCALATION_URL)".to_owned())
+            }
+            Ok(r) => ("escalation_sent", format!("POSTed to {} with HTTP {}", r.url, r.http_status)),
+            Err(e) => ("escalation_failed", failure_message(&e)),
+        };
+        self.timeline.push_back(TimelineEntry {
+            at: now,
+            kind: kind.into(),
+            event_id: self.view.review.as_ref().map(|r| r.event_id.clone()).unwrap_or_default(),
+            state_before: self.view.state.clone(),
+            state_after: self.view.state.clone(),
+            reason,
+            trace_id: req.trace_id.clone(),
+            attempt: req.escalation,
+            target: req.idempotency_key.clone(),
+            ..Default::default()
+        });
+    }
+
+    fn escalation_options(&self) -> ActivityOptions {
+        let attempts = self.policy.as_ref().map(|p| p.max_retry_attempts()).unwrap_or(1);
+        let retry = RetryPolicy::builder()
+            .initial_interval(Duration::from_millis(self.tuning.ats_retry_initial_ms.max(1) as u64))
+            .backoff_coefficient(2.0)
+            .maximum_interval(Duration::from_secs(60))
+            .maximum_attempts(attempts)
+            .non_retryable_error_types([vbridge_activities::ESCALATION_REJECTED])
+            .build();
+        let mut opts = ActivityOptions::start_to_close_timeout(Duration::from_secs(10));
+        opts.retry_policy = Some(retry);
+        opts
+    }
+
+    /// The validator's view of a reviewer's decision.
+    fn check_decision(&self, d: &ReviewDecision) -> Result<VerificationState, Refusal> {
+        let policy = self
+            .policy
+            .as_ref()
+            .map_err(|e| Refusal::new(review::CONFLICT, format!("the pinned policy is invalid: {e}")))?;
+        // A reopened run that has not read its seed yet cannot judge the
+        // state: the handler checks again once it has.
+        let (state, in_review) = if self.seeding {
+            (VerificationState::NeedsReview, true)
+        } else {
+            (self.machine.state, self.view.review.is_some() || !self.review_flow)
+        };
+        review::check_decision(policy, state, in_review, &d.decision, &d.reason_code, &d.actor, &d.note)
+    }
+
+    fn check_override(&self, o: &OverrideRequest) -> Result<VerificationState, Refusal> {
+        let policy = self
+            .policy
+            .as_ref()
+            .map_err(|e| Refusal::new(review::CONFLICT, format!("the pinned policy is invalid: {e}")))?;
+        let state = if self.seeding { VerificationState::Unverified } else { self.machine.state };
+        review::check_override(policy, state, &o.to, &o.reason_code, &o.actor, &o.note)
     }
 
     fn activity_options(&self) -> ActivityOptions {
@@ -505,6 +807,36 @@ impl CandidateVerification {
         opts.retry_policy = Some(retry);
         opts
     }
+}
+
+/// What an update handler fails with (the SDK's form): a [`Refusal`]'s
+/// `"{code}: {message}"`.
+type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+
+/// `at` (RFC 3339) plus `hours`, as RFC 3339 UTC with milliseconds.
+fn add_hours(at: &str, hours: f64) -> String {
+    let t = DateTime::parse_from_rfc3339(at).map(|t| t.with_timezone(&Utc)).unwrap_or_default();
+    let later = t + chrono::Duration::from_std(crate::policy::sla_duration(hours)).unwrap_or_default();
+    later.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// How long from `now` until `at` (RFC 3339); at least a millisecond.
+fn until(at: &str, now: Option<SystemTime>) -> Duration {
+    let (Ok(at), Some(now)) = (DateTime::parse_from_rfc3339(at), now) else { return Duration::from_millis(1) };
+    let at: SystemTime = at.with_timezone(&Utc).into();
+    at.duration_since(now).unwrap_or_default().max(Duration::from_millis(1))
+}
+
+fn rfc3339_timestamp(at: &str) -> Option<Timestamp> {
+    let t = DateTime::parse_from_rfc3339(at).ok()?;
+    Some(Timestamp::new(t.timestamp(), t.timestamp_subsec_nanos() as i32))
+}
+
+/// The idempotency key of the `n`-th escalation of the review item routed at
+/// `routed_at`: the same on every retry and replay.
+pub fn escalation_key(workflow_id: &str, routed_at: &str, n: u32) -> String {
+    let h = Sha256::digest(format!("{workflow_id}\nescalation\n{routed_at}\n{n}").as_bytes());
+    format!("esc-{}", &hex::encode(h)[..40])
 }
 
 /// Options of the audit append: `maximum_attempts` 0 retries for ever.
@@ -618,6 +950,10 @@ impl CandidateVerification {
             inbox: VecDeque::new(),
             record_salt: carried.record_salt,
             closing: false,
+            review_flow: false,
+            public_url: input.public_url,
+            upserted_due: String::new(),
+            details_set: String::new(),
         }
     }
 
@@ -649,13 +985,15 @@ impl CandidateVerification {
             let (a, w) = if write_logs {
                 // The ATS lane goes first in each activation, so that a write
                 // claims the new entries before the audit lane looks at them.
-                let (w, a, (), (), ()) = temporalio_sdk::workflows::join!(
+                let (w, a, (), (), (), r) = temporalio_sdk::workflows::join!(
                     Self::ats_lane(ctx, &workflow_id),
                     Self::audit_lane(ctx, &workflow_id),
                     Self::history_watch(ctx),
                     Self::attributes_lane(ctx),
-                    Self::rest_lane(ctx)
+                    Self::rest_lane(ctx),
+                    Self::review_lane(ctx, &workflow_id)
                 );
+                r?;
                 (a, w)
             } else {
                 let (a, w, ()) = temporalio_sdk::workflows::join!(
@@ -667,7 +1005,9 @@ impl CandidateVerification {
             };
             a?;
             w?;
-            if ctx.state(|s| s.closing) {
+            // An update in the closing activation may have queued work: then
+            // the run continues as new instead.
+            if ctx.state(|s| s.closing && s.at_rest()) {
                 return Ok(());
             }
             let next = ctx.state(|s| s.next_input());
@@ -695,6 +1035,80 @@ impl CandidateVerification {
         if !updates.is_empty() {
             ctx.upsert_search_attributes(updates);
         }
+    }
+
+    /// A reviewer's decision on the open review item (CONTRACT §5). The
+    /// validator refuses, leaving no history event: a verification not in
+    /// review, a decision other than verified or failed, a reason code
+    /// outside the policy's list, a missing actor. Of two decisions at once,
+    /// the second finds the item decided and fails with `conflict`.
+    #[update_validator(review_decide)]
+    fn validate_review_decide(
+        &self,
+        _ctx: &WorkflowContextView,
+        d: &ReviewDecision,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.check_decision(d).map(|_| ()).map_err(Into::into)
+    }
+
+    #[update]
+    pub async fn review_decide(ctx: &mut WorkflowContext<Self>, d: ReviewDecision) -> Result<StateView, HandlerError> {
+        ctx.state_mut(|s| s.decide_patches(|p| ctx.patched(p)));
+        let _ = ctx.wait_condition(|s| !s.seeding).await;
+        let now = rfc3339(ctx.workflow_time());
+        let workflow_id = ctx.workflow_id().to_owned();
+        ctx.state_mut(|s| {
+            let to = s.check_decision(&d).map_err(HandlerError::from)?;
+            let event_id = format!("review:{}", d.request_id);
+            Ok(s.human_move(
+                &now,
+                &workflow_id,
+                "review_decided",
+                to,
+                &d.actor,
+                &d.reason_code,
+                &d.note,
+                (&event_id, &d.trace_id),
+            ))
+        })
+    }
+
+    /// An admin's override: any move the state machine does not make
+    /// forward (`verified -> needs_review | failed`, `failed -> verified`,
+    /// back to `pending` for a new check), with an actor, a reason code from
+    /// `overrides.reasonCodes` (or the review list) and a note.
+    #[update_validator(override_state)]
+    fn validate_override(
+        &self,
+        _ctx: &WorkflowContextView,
+        o: &OverrideRequest,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.check_override(o).map(|_| ()).map_err(Into::into)
+    }
+
+    #[update(name = "override")]
+    pub async fn override_state(
+        ctx: &mut WorkflowContext<Self>,
+        o: OverrideRequest,
+    ) -> Result<StateView, HandlerError> {
+        ctx.state_mut(|s| s.decide_patches(|p| ctx.patched(p)));
+        let _ = ctx.wait_condition(|s| !s.seeding).await;
+        let now = rfc3339(ctx.workflow_time());
+        let workflow_id = ctx.workflow_id().to_owned();
+        ctx.state_mut(|s| {
+            let to = s.check_override(&o).map_err(HandlerError::from)?;
+            let event_id = format!("override:{}", o.request_id);
+            Ok(s.human_move(
+                &now,
+                &workflow_id,
+                "override",
+                to,
+                &o.actor,
+                &o.reason_code,
+                &o.note,
+                (&event_id, &o.trace_id),
+            ))
+        })
     }
 
     #[query]
@@ -832,6 +1246,42 @@ impl CandidateVerification {
         }
     }
 
+    /// The SLA timer of the open review item (with [`REVIEW_PATCH`]): when
+    /// it fires with no decision, the item is escalated (an `escalated`
+    /// entry, a signed webhook) and the timer set one more SLA out. A
+    /// decision, an override or a new routing cancels it.
+    async fn review_lane(ctx: &WorkflowContext<Self>, workflow_id: &str) -> WorkflowResult<()> {
+        if !ctx.state(|s| s.review_flow) {
+            return Ok(());
+        }
+        let key = |s: &Self| s.view.review.as_ref().map(|r| (r.routed_at.clone(), r.escalations));
+        loop {
+            ctx.wait_condition(|s| s.view.review.is_some() || s.stopping).await?;
+            if ctx.state(|s| s.stopping) {
+                return Ok(());
+            }
+            let (item, due) = ctx.state(|s| (key(s), s.view.review.as_ref().map(|r| r.due_at.clone())));
+            let wait = until(&due.unwrap_or_default(), ctx.workflow_time());
+            let mut timer = ctx.timer(wait);
+            let fired = temporalio_sdk::workflows::select! {
+                _ = ctx.wait_condition(|s: &Self| s.stopping || key(s) != item) => false,
+                _ = &mut timer => true,
+            };
+            if !fired {
+                // Decided, overridden or re-routed: the SLA timer is cancelled
+                // (a dropped timer would still fire, to no one).
+                timer.cancel();
+                continue;
+            }
+            let now = rfc3339(ctx.workflow_time());
+            let Some(req) = ctx.state_mut(|s| s.escalate(&now, workflow_id)) else { continue };
+            let opts = ctx.state(|s| s.escalation_options());
+            let result = ctx.execute_activity(ReviewActivities::escalate, req.clone(), opts).await;
+            let now = rfc3339(ctx.workflow_time());
+            ctx.state_mut(|s| s.escalation_done(now, &req, result));
+        }
+    }
+
     /// Upserts the search attributes that changed, once per activation
     /// (with [`WRITE_LOGS_PATCH`]; before it, each change upserted its own).
     async fn attributes_lane(ctx: &WorkflowContext<Self>) {
@@ -843,6 +1293,15 @@ impl CandidateVerification {
             let updates = ctx.state_mut(|s| s.changed_attributes());
             if !updates.is_empty() {
                 ctx.upsert_search_attributes(updates);
+            }
+            if let Some(details) = ctx.state_mut(|s| {
+                let d = s.details();
+                (s.review_flow && d != s.details_set).then(|| {
+                    s.details_set = d.clone();
+                    d
+                })
+            }) {
+                ctx.set_current_details(details);
             }
             if ctx.state(|s| s.stopping) {
                 return;

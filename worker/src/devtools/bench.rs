@@ -305,6 +305,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
         task_queue: format!("bench-bare-{run}"),
         policy: Arc::new(cfg.policy.clone()),
         tuning: cfg.tuning,
+        public_url: cfg.public_url.clone(),
     };
     let signals: Vec<_> = bodies
         .iter()

@@ -31,7 +31,18 @@ pub async fn candidate_timeline(
     Ok(Json(t).into_response())
 }
 
-/// `GET /metrics`: Prometheus text.
+/// `GET /metrics`: Prometheus text. The review queue's depth is read from
+/// its projection at scrape time (left out when the store cannot answer).
 pub async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render(&s.policy))
+    let now = crate::review::queue::now_key(chrono::Utc::now());
+    let counts = s
+        .store
+        .review_counts(&now)
+        .await
+        .inspect_err(|e| tracing::warn!(error = %e, "metrics: queue depth unreadable"));
+    let gauges = crate::metrics::Gauges {
+        review_queue_depth: counts.as_ref().ok().map(|c| c.0),
+        review_overdue: counts.as_ref().ok().map(|c| c.1),
+    };
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render(&s.policy, &gauges))
 }

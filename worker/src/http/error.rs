@@ -23,6 +23,12 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String },
     #[error("{0}")]
     Unavailable(String),
+    /// The request conflicts with the verification's state (409 `conflict`).
+    #[error("{0}")]
+    Conflict(String),
+    /// A human move the workflow refused, with the contract's code.
+    #[error("{}", .0.message)]
+    Refused(vbridge_workflows::review::Refusal),
     #[error("the server is at capacity; retry later")]
     Overloaded,
     #[error("the request took too long; retry later")]
@@ -43,6 +49,9 @@ impl ApiError {
             ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Refused(r) if r.code == vbridge_workflows::review::CONFLICT => (StatusCode::CONFLICT, r.code),
+            ApiError::Refused(r) => (StatusCode::UNPROCESSABLE_ENTITY, r.code),
             ApiError::Unavailable(_) | ApiError::Overloaded | ApiError::TimedOut => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }

@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod review;
 pub mod webhook;
 
 use crate::health::Readiness;
@@ -19,12 +20,14 @@ use crate::store::EventStore;
 use auth::{Auth, Require, Role};
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use error::ApiError;
 use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceBuilder;
 use vbridge_workflows::Policy;
+use vbridge_workflows::domain::TraceId;
 
 #[derive(Clone)]
 pub struct HttpState {
@@ -34,7 +37,21 @@ pub struct HttpState {
     pub policy: Arc<Policy>,
     pub readiness: Arc<Readiness>,
     pub max_body_bytes: usize,
+    /// Human moves go to Temporal through this.
+    pub temporal: Arc<crate::temporal::human::TemporalLink>,
 }
+
+/// The request's trace id (the policy's trace header), or a new one.
+pub fn request_trace_id(headers: &axum::http::HeaderMap, trace_header: &str) -> TraceId {
+    headers
+        .get(trace_header)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| TraceId::parse(v).ok())
+        .unwrap_or_else(TraceId::new_random)
+}
+
+/// The largest body an operator API request may have.
+pub const MAX_API_BODY_BYTES: usize = 64 * 1024;
 
 /// Bounds on the webhook route.
 #[derive(Debug, Clone, Copy)]
@@ -70,11 +87,19 @@ pub fn router(state: HttpState, auth: Auth, limits: Limits, metrics_here: bool) 
         .route("/webhooks/verification", post(webhook::webhook).layer(guarded))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/v1/candidates/{id}/timeline", get(api::candidate_timeline).layer(need(&[Role::Auditor])));
+        .route("/v1/candidates/{id}/timeline", get(api::candidate_timeline).layer(need(&[Role::Auditor])))
+        .route("/v1/reviews", get(review::list).layer(need(&[Role::Reviewer, Role::Auditor])))
+        .route("/v1/reviews/{candidate}/{application}/decision", post(review::decide).layer(need(&[Role::Reviewer])))
+        .route(
+            "/v1/verifications/{candidate}/{application}/override",
+            post(review::override_state).layer(need(&[Role::Admin])),
+        );
     if metrics_here {
         r = r.route("/metrics", get(api::metrics).layer(need(&[Role::Ops])));
     }
-    r.with_state(state)
+    // Bodies read as `Bytes` (the operator API) stop here; the webhook
+    // reads its body itself, bounded by `max_body_bytes`.
+    r.layer(DefaultBodyLimit::max(MAX_API_BODY_BYTES)).with_state(state)
 }
 
 /// The separate, open metrics listener (`VBRIDGE_METRICS_LISTEN`).

@@ -16,11 +16,7 @@ use vbridge_workflows::domain::TraceId;
 #[tracing::instrument(name = "webhook", skip_all, fields(trace_id, event_id, candidate_id))]
 pub async fn webhook(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
     let trace_header = s.policy.trace_header();
-    let trace_id = headers
-        .get(trace_header)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| TraceId::parse(v).ok())
-        .unwrap_or_else(TraceId::new_random);
+    let trace_id = super::request_trace_id(&headers, trace_header);
     tracing::Span::current().record("trace_id", trace_id.as_str());
     let arrival = read(&headers, body, s.max_body_bytes).await;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());

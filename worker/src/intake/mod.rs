@@ -201,12 +201,20 @@ impl Intake {
             rec.signal = Some(serde_json::to_string(&signal).expect("signals serialize"));
         }
 
+        let unlisted = parsed.decision_state.and_then(|s| policy.review_route(s)).is_some_and(|route| {
+            !vbridge_workflows::review::flags(&route.required_reason_codes, &parsed.reason_codes).is_empty()
+        });
         let key = parsed.idempotency_key.to_string();
         let event_id = parsed.event_id.to_string();
         match self.commit(rec).await? {
             Committed::Accepted { seq } => {
                 self.recent.insert(key, event_id.clone(), trace_id.to_string());
                 self.metrics.accepted.inc();
+                if unlisted {
+                    // Accepted and routed to review, flagged (CONTRACT §2).
+                    self.metrics.review_unlisted_reason_code.inc();
+                    tracing::warn!(codes = ?parsed.reason_codes, "needs_review without the policy's reason codes: accepted, flagged unlisted_reason_code");
+                }
                 tracing::info!(seq, "webhook committed");
                 Ok(Receipt::Accepted { event_id })
             }

@@ -176,6 +176,7 @@ struct DecisionRow {
     override_actor: String,
     override_reason_code: String,
     override_timestamp: String,
+    detail: String,
     stream: String,
     chain_pos: i64,
     prev_hash: String,
@@ -207,6 +208,7 @@ impl From<DecisionRow> for StoredDecision {
                 override_actor: r.override_actor,
                 override_reason_code: r.override_reason_code,
                 override_timestamp: r.override_timestamp,
+                detail: r.detail,
             },
             stream: r.stream,
             chain_pos: r.chain_pos,
@@ -268,6 +270,7 @@ macro_rules! bind_decision {
             .bind(&r.override_actor)
             .bind(&r.override_reason_code)
             .bind(&r.override_timestamp)
+            .bind(&r.detail)
             .bind(&l.stream)
             .bind(l.chain_pos)
             .bind(&l.prev_hash)
@@ -348,6 +351,18 @@ pub trait EventStore: vbridge_activities::AuditSink + Send + Sync + 'static {
         let heads = self.heads().await?;
         Ok(verify_rows(deliveries, decisions, &checkpoints, &heads, streams))
     }
+    /// Open review items in due order (the projection), `limit` at most.
+    async fn review_queue(
+        &self,
+        filter: &crate::review::queue::Filter,
+        after: Option<&crate::review::queue::Cursor>,
+        limit: u32,
+        now: &str,
+    ) -> Result<Vec<crate::review::queue::Row>, StoreError>;
+    /// (open review items, overdue among them) at `now`.
+    async fn review_counts(&self, now: &str) -> Result<(u64, u64), StoreError>;
+    /// Whether the store accepted any delivery of this verification.
+    async fn knows(&self, candidate_id: &str, application_id: &str) -> Result<bool, StoreError>;
     /// Where chains cut by retention start now.
     async fn checkpoints(&self) -> Result<Vec<chain::Checkpoint>, StoreError>;
     /// Every chain's stored head.

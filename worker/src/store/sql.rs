@@ -44,8 +44,36 @@ pub(crate) const INSERT_DELIVERY: &str = "INSERT INTO deliveries (received_at, e
 pub(crate) const INSERT_DECISION: &str = "INSERT INTO decisions (record_id, recorded_at, kind, candidate_id, \
      application_id, event_id, event_type, occurred_at, received_at, idempotency_key, state_before, state_after, reason, \
      write_targets, delivery_attempt, processing_result, trace_id, override_actor, override_reason_code, \
-     override_timestamp, stream, chain_pos, prev_hash, hash) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+     override_timestamp, detail, stream, chain_pos, prev_hash, hash) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+/// The review queue projection (see `crate::review`): an item opened or
+/// escalated, unless a newer record already changed it.
+pub(crate) const UPSERT_REVIEW: &str = "INSERT INTO review_items (candidate_id, application_id, is_open, queue, \
+     reason_codes, evidence_pack_url, routed_at, due_at, escalations, flags, trace_id, as_of) \
+     VALUES (?, ?, TRUE, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+     ON CONFLICT (candidate_id, application_id) DO UPDATE SET is_open = TRUE, queue = excluded.queue, \
+     reason_codes = excluded.reason_codes, evidence_pack_url = excluded.evidence_pack_url, \
+     routed_at = excluded.routed_at, due_at = excluded.due_at, escalations = excluded.escalations, \
+     flags = excluded.flags, trace_id = excluded.trace_id, as_of = excluded.as_of \
+     WHERE review_items.as_of <= excluded.as_of";
+pub(crate) const CLOSE_REVIEW: &str = "UPDATE review_items SET is_open = FALSE, as_of = ?1 \
+     WHERE candidate_id = ?2 AND application_id = ?3 AND as_of <= ?1";
+/// Open items in due order, filtered, after a keyset cursor.
+/// ?1 queue, ?2 overdue, ?3 now, ?4 reason-code pattern, ?5..?7 cursor, ?8 limit.
+pub(crate) const REVIEW_QUEUE: &str = "SELECT candidate_id, application_id, queue, reason_codes, evidence_pack_url, \
+     routed_at, due_at, escalations, flags, trace_id FROM review_items WHERE is_open = TRUE \
+     AND (?1 IS NULL OR queue = ?1) \
+     AND (?2 IS NULL OR (escalations > 0 OR due_at <= ?3) = ?2) \
+     AND (?4 IS NULL OR reason_codes LIKE ?4 ESCAPE '\\') \
+     AND (?5 IS NULL OR due_at > ?5 OR (due_at = ?5 AND (candidate_id > ?6 OR (candidate_id = ?6 AND application_id > ?7)))) \
+     ORDER BY due_at, candidate_id, application_id LIMIT ?8";
+/// (open items, overdue among them) at ?1.
+pub(crate) const REVIEW_COUNTS: &str = "SELECT CAST(COUNT(*) AS BIGINT), \
+     CAST(COALESCE(SUM(CASE WHEN escalations > 0 OR due_at <= ?1 THEN 1 ELSE 0 END), 0) AS BIGINT) \
+     FROM review_items WHERE is_open = TRUE";
+/// Whether the store accepted any delivery of a verification.
+pub(crate) const KNOWN: &str = "SELECT EXISTS (SELECT 1 FROM deliveries WHERE candidate_id = ? AND application_id = ? \
+     AND processing_result = 'accepted')";
 /// An accepted delivery enters the outbox in the transaction that commits it.
 pub(crate) const INSERT_OUTBOX: &str = "INSERT INTO outbox (seq, received_at) VALUES (?, ?)";
 pub(crate) const MARK_FORWARDED: &str = "INSERT INTO forwards (seq, forwarded_at) VALUES (?, ?) ON CONFLICT DO NOTHING";
@@ -109,6 +137,38 @@ macro_rules! backend_impl {
         async fn insert_decision(&mut self, r: &DecisionRecord, l: &LinkFields) -> Result<(), sqlx::Error> {
             let statement = Self::sql(sql::INSERT_DECISION);
             bind_decision!(sqlx::query(&statement), r, l).execute(&mut self.conn).await.map(|_| ())
+        }
+
+        async fn project_review(&mut self, change: &crate::review::projection::Change) -> Result<(), sqlx::Error> {
+            use crate::review::projection::Change;
+            let json = |v: &[String]| serde_json::to_string(v).expect("strings serialize");
+            match change {
+                Change::Upsert { candidate_id, application_id, item, as_of } => {
+                    sqlx::query(&Self::sql(sql::UPSERT_REVIEW))
+                        .bind(candidate_id)
+                        .bind(application_id)
+                        .bind(&item.queue)
+                        .bind(json(&item.reason_codes))
+                        .bind(&item.evidence_pack_url)
+                        .bind(&item.routed_at)
+                        .bind(&item.due_at)
+                        .bind(item.escalations as i64)
+                        .bind(json(&item.flags))
+                        .bind(&item.trace_id)
+                        .bind(as_of)
+                        .execute(&mut self.conn)
+                        .await?;
+                }
+                Change::Close { candidate_id, application_id, as_of } => {
+                    sqlx::query(&Self::sql(sql::CLOSE_REVIEW))
+                        .bind(as_of)
+                        .bind(candidate_id)
+                        .bind(application_id)
+                        .execute(&mut self.conn)
+                        .await?;
+                }
+            }
+            Ok(())
         }
 
         async fn mark_forwarded(&mut self, seqs: &[i64], now: &str) -> Result<(), sqlx::Error> {
@@ -198,6 +258,41 @@ macro_rules! store_impl {
                 .into_iter()
                 .map(|(stream, next_pos, prev_hash)| chain::Checkpoint { stream, next_pos, prev_hash })
                 .collect())
+        }
+
+        async fn review_queue(
+            &self,
+            filter: &crate::review::queue::Filter,
+            after: Option<&crate::review::queue::Cursor>,
+            limit: u32,
+            now: &str,
+        ) -> Result<Vec<crate::review::queue::Row>, StoreError> {
+            let pattern = filter.reason_code.as_deref().map(crate::review::queue::reason_code_pattern);
+            Ok(sqlx::query_as(&<$backend>::sql(sql::REVIEW_QUEUE))
+                .bind(filter.queue.as_deref())
+                .bind(filter.overdue)
+                .bind(now)
+                .bind(pattern)
+                .bind(after.map(|c| c.due_at.as_str()))
+                .bind(after.map(|c| c.candidate_id.as_str()))
+                .bind(after.map(|c| c.application_id.as_str()))
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?)
+        }
+
+        async fn review_counts(&self, now: &str) -> Result<(u64, u64), StoreError> {
+            let (open, overdue): (i64, i64) =
+                sqlx::query_as(&<$backend>::sql(sql::REVIEW_COUNTS)).bind(now).fetch_one(&self.pool).await?;
+            Ok((open.max(0) as u64, overdue.max(0) as u64))
+        }
+
+        async fn knows(&self, candidate_id: &str, application_id: &str) -> Result<bool, StoreError> {
+            Ok(sqlx::query_scalar(&<$backend>::sql(sql::KNOWN))
+                .bind(candidate_id)
+                .bind(application_id)
+                .fetch_one(&self.pool)
+                .await?)
         }
 
         fn writer(&self) -> &Writer {

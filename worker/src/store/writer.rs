@@ -188,6 +188,8 @@ pub(crate) trait Backend: Send + 'static {
     async fn insert_delivery(&mut self, row: &ChainedDelivery) -> Result<Option<i64>, sqlx::Error>;
     async fn decision_exists(&mut self, record_id: &str) -> Result<bool, sqlx::Error>;
     async fn insert_decision(&mut self, r: &DecisionRecord, link: &LinkFields) -> Result<(), sqlx::Error>;
+    /// Apply one change to the review queue projection.
+    async fn project_review(&mut self, change: &crate::review::projection::Change) -> Result<(), sqlx::Error>;
     /// Record the forwards and take the rows out of the outbox.
     async fn mark_forwarded(&mut self, seqs: &[i64], now: &str) -> Result<(), sqlx::Error>;
     async fn set_head(&mut self, stream: &str, pos: i64, hash: &str) -> Result<(), sqlx::Error>;
@@ -392,7 +394,12 @@ async fn append_decision<B: Backend>(b: &mut B, heads: &mut Heads, r: &DecisionR
     let stream = chain::stream_of(&r.candidate_id, &r.application_id);
     let next = heads.next(b, &stream).await?;
     let link = heads.link(&stream, next, r);
-    b.insert_decision(r, &link).await
+    b.insert_decision(r, &link).await?;
+    // The queue follows the log in the same transaction: never ahead of it.
+    if let Some(change) = crate::review::projection::change_of(r) {
+        b.project_review(&change).await?;
+    }
+    Ok(())
 }
 
 fn streams_of<'a>(ops: impl Iterator<Item = &'a Op>) -> Vec<String> {

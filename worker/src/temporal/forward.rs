@@ -17,6 +17,8 @@ pub struct Forwarder {
     pub task_queue: String,
     pub policy: Arc<Policy>,
     pub tuning: Tuning,
+    /// See `WorkflowInput.public_url`.
+    pub public_url: String,
 }
 
 impl Forwarder {
@@ -26,21 +28,10 @@ impl Forwarder {
     #[tracing::instrument(skip_all, fields(trace_id = %ev.trace_id, event_id = %ev.event_id))]
     pub async fn forward(&self, ev: &EventSignal, seen_before: bool) -> Result<(), TemporalError> {
         let workflow_id = workflow_id(&ev.candidate_id, &ev.application_id);
-        let input = WorkflowInput {
-            candidate_id: ev.candidate_id.clone(),
-            application_id: ev.application_id.clone(),
-            policy_yaml: self.policy.text().to_owned(),
-            policy_sha256: self.policy.sha256().to_owned(),
-            carried: None,
-            tuning: Some(self.tuning),
-            reopen: seen_before,
-        };
+        let input = self.input(&ev.candidate_id, &ev.application_id, seen_before);
         let opts = WorkflowStartOptions::new(self.task_queue.clone(), workflow_id)
             .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
-            .search_attributes(SearchAttributes::new([
-                SA_CANDIDATE_ID.value_set(ev.candidate_id.clone()),
-                SA_APPLICATION_ID.value_set(ev.application_id.clone()),
-            ]))
+            .search_attributes(start_attributes(&ev.candidate_id, &ev.application_id))
             .build();
         self.client
             .signal_with_start_workflow(
@@ -54,4 +45,27 @@ impl Forwarder {
             .map_err(|e| TemporalError::Call(e.to_string()))?;
         Ok(())
     }
+
+    /// The input of a new run of a verification's workflow. `reopen`: the
+    /// verification had runs before, whose audit log seeds this one.
+    pub fn input(&self, candidate_id: &str, application_id: &str, reopen: bool) -> WorkflowInput {
+        WorkflowInput {
+            candidate_id: candidate_id.to_owned(),
+            application_id: application_id.to_owned(),
+            policy_yaml: self.policy.text().to_owned(),
+            policy_sha256: self.policy.sha256().to_owned(),
+            carried: None,
+            tuning: Some(self.tuning),
+            reopen,
+            public_url: self.public_url.clone(),
+        }
+    }
+}
+
+/// The search attributes a verification's workflow starts with.
+pub fn start_attributes(candidate_id: &str, application_id: &str) -> SearchAttributes {
+    SearchAttributes::new([
+        SA_CANDIDATE_ID.value_set(candidate_id.to_owned()),
+        SA_APPLICATION_ID.value_set(application_id.to_owned()),
+    ])
 }

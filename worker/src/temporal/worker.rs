@@ -15,24 +15,36 @@ pub const DEFAULT_CACHED_WORKFLOWS: usize = 10_000;
 pub fn tune(options: &mut WorkerOptions, cached_workflows: usize) {
     options.max_cached_workflows = cached_workflows.max(1);
 }
-use vbridge_activities::{AtsActivities, AtsConfig, AtsMetrics, AuditActivities, AuditSink};
+use std::sync::atomic::AtomicU64;
+use vbridge_activities::{
+    AtsActivities, AtsConfig, AtsMetrics, AuditActivities, AuditSink, EscalationConfig, ReviewActivities,
+};
 use vbridge_workflows::workflow::CandidateVerification;
+
+/// What the worker's activities are made from.
+#[derive(Clone)]
+pub struct ActivityDeps {
+    pub ats: AtsConfig,
+    pub ats_metrics: Arc<AtsMetrics>,
+    pub audit: Arc<dyn AuditSink>,
+    pub escalation: EscalationConfig,
+    pub escalations: Arc<AtomicU64>,
+}
 
 /// Run the Temporal worker until `shutdown` resolves.
 pub async fn run_worker(
     client: Client,
     task_queue: &str,
-    ats: AtsConfig,
-    ats_metrics: Arc<AtsMetrics>,
-    audit: Arc<dyn AuditSink>,
+    deps: ActivityDeps,
     cached_workflows: usize,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let runtime = Runtime::from_current_tokio(Default::default())?;
     let mut options = WorkerOptions::new(task_queue.to_owned())
         .register_workflow::<CandidateVerification>()?
-        .register_activities(AtsActivities::new(ats, ats_metrics, Some(audit.clone())))
-        .register_activities(AuditActivities { sink: audit })
+        .register_activities(AtsActivities::new(deps.ats, deps.ats_metrics, Some(deps.audit.clone())))
+        .register_activities(AuditActivities { sink: deps.audit })
+        .register_activities(ReviewActivities::new(deps.escalation, deps.escalations))
         .build();
     tune(&mut options, cached_workflows);
     run_until(Worker::new(&runtime, client, options)?, shutdown).await

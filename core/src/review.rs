@@ -1,0 +1,222 @@
+//! The rules of manual review and overrides: pure functions of the policy and
+//! the verification's state. The workflow's update validators and handlers
+//! call them; the HTTP edge maps their [`Refusal`] codes to statuses.
+//!
+//! - A `needs_review` decision is routed to the policy's queue, whatever
+//!   reason codes it carries: codes outside the policy's list (or none) are
+//!   kept as given and flagged [`UNLISTED_REASON_CODE`] (CONTRACT §2).
+//! - A reviewer decides an item in review: to a state the policy allows from
+//!   `needs_review`, with a reason code from the review list.
+//! - Anything else a human does is an override (role admin), with a reason
+//!   code from `overrides.reasonCodes` (or the review list).
+//! - Every human move has an actor.
+
+use crate::domain::VerificationState;
+use crate::machine::{self, Outcome};
+use crate::policy::Policy;
+use std::fmt;
+
+/// The flag of a review item whose provider codes are missing or unlisted.
+pub const UNLISTED_REASON_CODE: &str = "unlisted_reason_code";
+
+/// Longest note a human move may carry (it is kept in the audit log).
+pub const MAX_NOTE_CHARS: usize = 2000;
+/// Longest actor name.
+pub const MAX_ACTOR_CHARS: usize = 256;
+
+/// Why a human move is refused. `code` is the contract's error code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// The contract's codes of a refusal, and the HTTP status each maps to.
+pub const CONFLICT: &str = "conflict";
+pub const INVALID_REASON_CODE: &str = "invalid_reason_code";
+pub const INVALID_REQUEST: &str = "invalid_request";
+
+impl Refusal {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Refusal {
+        Refusal { code, message: message.into() }
+    }
+
+    /// Parse the `"{code}: {message}"` form a workflow failure carries.
+    pub fn from_failure(message: &str) -> Option<Refusal> {
+        let (code, rest) = message.split_once(": ")?;
+        let code = [CONFLICT, INVALID_REASON_CODE, INVALID_REQUEST].into_iter().find(|c| *c == code)?;
+        Some(Refusal::new(code, rest))
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// The flags of a routed item: [`UNLISTED_REASON_CODE`] when the provider
+/// sent no code, or any code outside the policy's list.
+pub fn flags(listed: &[String], given: &[String]) -> Vec<String> {
+    if given.is_empty() || given.iter().any(|c| !listed.contains(c)) {
+        vec![UNLISTED_REASON_CODE.to_owned()]
+    } else {
+        vec![]
+    }
+}
+
+/// The console page of an item: the ATS's `reviewer_queue_link`.
+pub fn queue_link(public_url: &str, candidate_id: &str, application_id: &str) -> String {
+    format!("{}/console/reviews/{candidate_id}/{application_id}", public_url.trim_end_matches('/'))
+}
+
+fn actor_and_note(actor: &str, note: &str) -> Result<(), Refusal> {
+    if actor.trim().is_empty() {
+        return Err(Refusal::new(INVALID_REQUEST, "a decision needs an authenticated actor"));
+    }
+    if actor.chars().count() > MAX_ACTOR_CHARS {
+        return Err(Refusal::new(INVALID_REQUEST, format!("the actor is longer than {MAX_ACTOR_CHARS} characters")));
+    }
+    if note.chars().count() > MAX_NOTE_CHARS {
+        return Err(Refusal::new(INVALID_REQUEST, format!("the note is longer than {MAX_NOTE_CHARS} characters")));
+    }
+    Ok(())
+}
+
+fn reason_code(listed: &[String], code: &str, what: &str) -> Result<(), Refusal> {
+    if listed.iter().any(|c| c == code) {
+        return Ok(());
+    }
+    let message = if code.is_empty() {
+        format!("{what} needs a reason code, one of: {}", listed.join(", "))
+    } else {
+        format!("\"{code}\" is not one of the policy's reason codes for {what}: {}", listed.join(", "))
+    };
+    Err(Refusal::new(INVALID_REASON_CODE, message))
+}
+
+/// A reviewer's decision on a verification now in `current`: the state it
+/// moves to, or why not. `in_review`: an item is open.
+pub fn check_decision(
+    policy: &Policy,
+    current: VerificationState,
+    in_review: bool,
+    decision: &str,
+    code: &str,
+    actor: &str,
+    note: &str,
+) -> Result<VerificationState, Refusal> {
+    actor_and_note(actor, note)?;
+    let to: VerificationState = decision
+        .parse()
+        .ok()
+        .filter(|s| matches!(s, VerificationState::Verified | VerificationState::Failed))
+        .ok_or_else(|| Refusal::new(INVALID_REQUEST, format!("decision \"{decision}\" is not verified or failed")))?;
+    reason_code(policy.review_reason_codes(), code, "a review decision")?;
+    if current != VerificationState::NeedsReview || !in_review {
+        return Err(Refusal::new(CONFLICT, format!("the verification is {current}, not in review (decided already?)")));
+    }
+    if !policy.successors(current).any(|s| s == to) {
+        return Err(Refusal::new(CONFLICT, format!("the policy does not allow {current} -> {to}")));
+    }
+    Ok(to)
+}
+
+/// An override of a verification now in `current` to `to`.
+pub fn check_override(
+    policy: &Policy,
+    current: VerificationState,
+    to: &str,
+    code: &str,
+    actor: &str,
+    note: &str,
+) -> Result<VerificationState, Refusal> {
+    actor_and_note(actor, note)?;
+    let to: VerificationState = to
+        .parse()
+        .ok()
+        .filter(|s| policy.states().contains(s) && *s != VerificationState::Unverified)
+        .ok_or_else(|| Refusal::new(INVALID_REQUEST, format!("\"{to}\" is not a state an override can move to")))?;
+    reason_code(policy.override_reason_codes(), code, "an override")?;
+    if to == current {
+        return Err(Refusal::new(CONFLICT, format!("the verification is {current} already")));
+    }
+    Ok(to)
+}
+
+/// Whether a webhook's target would move the state back: recorded as
+/// refused ("a webhook can never downgrade"), not merely skipped.
+pub fn is_downgrade(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Skipped(machine::Skip::Behind { .. }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::DEFAULT_POLICY_YAML;
+    use VerificationState::*;
+
+    fn policy() -> Policy {
+        Policy::parse(DEFAULT_POLICY_YAML).unwrap()
+    }
+
+    #[test]
+    fn unlisted_or_missing_codes_are_flagged_not_refused() {
+        let listed = policy().review_reason_codes().to_vec();
+        assert!(flags(&listed, &["liveness-low".into()]).is_empty());
+        assert_eq!(flags(&listed, &[]), vec![UNLISTED_REASON_CODE]);
+        assert_eq!(flags(&listed, &["liveness-low".into(), "made-up".into()]), vec![UNLISTED_REASON_CODE]);
+    }
+
+    #[test]
+    fn decisions_need_review_a_listed_code_and_an_actor() {
+        let p = policy();
+        assert_eq!(check_decision(&p, NeedsReview, true, "verified", "doc-anomaly", "rita", ""), Ok(Verified));
+        assert_eq!(check_decision(&p, NeedsReview, true, "failed", "doc-anomaly", "rita", ""), Ok(Failed));
+        let code = |r: Result<VerificationState, Refusal>| r.unwrap_err().code;
+        assert_eq!(
+            code(check_decision(&p, NeedsReview, true, "verified", "looks-fine", "rita", "")),
+            INVALID_REASON_CODE
+        );
+        assert_eq!(code(check_decision(&p, NeedsReview, true, "verified", "", "rita", "")), INVALID_REASON_CODE);
+        assert_eq!(code(check_decision(&p, Verified, false, "failed", "doc-anomaly", "rita", "")), CONFLICT);
+        assert_eq!(code(check_decision(&p, NeedsReview, true, "pending", "doc-anomaly", "rita", "")), INVALID_REQUEST);
+        assert_eq!(code(check_decision(&p, NeedsReview, true, "verified", "doc-anomaly", " ", "")), INVALID_REQUEST);
+        let long = "x".repeat(MAX_NOTE_CHARS + 1);
+        assert_eq!(
+            code(check_decision(&p, NeedsReview, true, "verified", "doc-anomaly", "rita", &long)),
+            INVALID_REQUEST
+        );
+    }
+
+    #[test]
+    fn overrides_move_anywhere_but_back_to_unverified_with_a_code() {
+        let p = policy();
+        assert_eq!(check_override(&p, Verified, "failed", "doc-anomaly", "ada", "appeal"), Ok(Failed));
+        assert_eq!(check_override(&p, Failed, "verified", "doc-anomaly", "ada", ""), Ok(Verified));
+        assert_eq!(check_override(&p, Verified, "pending", "doc-anomaly", "ada", ""), Ok(Pending));
+        assert_eq!(check_override(&p, Verified, "needs_review", "doc-anomaly", "ada", ""), Ok(NeedsReview));
+        let code = |r: Result<VerificationState, Refusal>| r.unwrap_err().code;
+        assert_eq!(code(check_override(&p, Verified, "failed", "", "ada", "")), INVALID_REASON_CODE);
+        assert_eq!(code(check_override(&p, Verified, "unverified", "doc-anomaly", "ada", "")), INVALID_REQUEST);
+        assert_eq!(code(check_override(&p, Verified, "verified", "doc-anomaly", "ada", "")), CONFLICT);
+        assert_eq!(code(check_override(&p, Verified, "failed", "doc-anomaly", "", "")), INVALID_REQUEST);
+    }
+
+    #[test]
+    fn refusals_round_trip_through_a_failure_message() {
+        let r = Refusal::new(CONFLICT, "decided already: x");
+        assert_eq!(Refusal::from_failure(&r.to_string()), Some(r));
+        assert_eq!(Refusal::from_failure("boom: no"), None);
+    }
+
+    #[test]
+    fn webhook_downgrades_are_told_apart() {
+        let p = policy();
+        assert!(is_downgrade(&machine::transition(&p, Verified, NeedsReview)));
+        assert!(!is_downgrade(&machine::transition(&p, Pending, NeedsReview)));
+        assert!(!is_downgrade(&machine::transition(&p, Verified, Verified)));
+    }
+}

@@ -1,0 +1,182 @@
+//! Manual review and overrides under `/v1` (CONTRACT §5): the queue, a
+//! reviewer's decision, an admin's override. The actor is always the
+//! authenticated subject, never a field of the body. The workflow decides
+//! (its update validators); these handlers parse, authenticate and hand over.
+
+use super::HttpState;
+use super::auth::Principal;
+use super::error::ApiError;
+use crate::review::queue::{self, Cursor, Filter, Listing};
+use crate::temporal::human::{self, MoveError, Verification};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::{Extension, Json};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::json;
+use vbridge_proto::{OverrideRequest, ReviewDecision, StateView};
+use vbridge_workflows::domain::{ApplicationId, CandidateId, ParseError};
+
+/// The longest `Idempotency-Key` taken (it becomes a Temporal update id).
+pub const MAX_IDEMPOTENCY_KEY: usize = 200;
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    queue: Option<String>,
+    overdue: Option<bool>,
+    reason_code: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /v1/reviews`: open items in due order, overdue ones flagged.
+#[tracing::instrument(skip_all)]
+pub async fn list(State(s): State<HttpState>, Query(q): Query<ListQuery>) -> Result<Json<Listing>, ApiError> {
+    let after = q
+        .cursor
+        .as_deref()
+        .map(Cursor::parse)
+        .transpose()
+        .map_err(|message| ApiError::BadRequest { code: "invalid_cursor", message })?;
+    let limit = q.limit.unwrap_or(queue::DEFAULT_PAGE).clamp(1, queue::MAX_PAGE);
+    let filter = Filter { queue: q.queue, overdue: q.overdue, reason_code: q.reason_code };
+    Ok(Json(crate::review::list(s.store.as_ref(), &filter, after.as_ref(), limit).await.map_err(|e| {
+        tracing::error!(error = %e, "review queue read failed");
+        ApiError::Unavailable("the event store cannot be read right now".into())
+    })?))
+}
+
+#[derive(Debug, Deserialize)]
+struct DecisionBody {
+    #[serde(default)]
+    decision: String,
+    #[serde(default)]
+    reason_code: String,
+    #[serde(default)]
+    note: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct OverrideBody {
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    reason_code: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// What every human move reads from the request besides its body.
+struct MoveRequest {
+    verification: Verification,
+    request_id: String,
+    trace_id: String,
+}
+
+fn move_request(s: &HttpState, c: &str, a: &str, headers: &HeaderMap) -> Result<MoveRequest, ApiError> {
+    let bad = |code, e: ParseError| ApiError::BadRequest { code, message: e.to_string() };
+    let verification = Verification {
+        candidate_id: CandidateId::parse(c).map_err(|e| bad("invalid_candidate_id", e))?,
+        application_id: ApplicationId::parse(a).map_err(|e| bad("invalid_application_id", e))?,
+    };
+    let request_id = match headers.get("Idempotency-Key") {
+        None => uuid::Uuid::new_v4().to_string(),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
+            .map(str::to_owned)
+            .ok_or_else(|| ApiError::BadRequest {
+                code: "invalid_idempotency_key",
+                message: format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+            })?,
+    };
+    let trace_id = super::request_trace_id(headers, s.policy.trace_header()).as_str().to_owned();
+    Ok(MoveRequest { verification, request_id, trace_id })
+}
+
+fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest { code: "invalid_payload", message: format!("the body is not valid: {e}") })
+}
+
+fn moved(r: Result<StateView, MoveError>) -> Result<Json<serde_json::Value>, ApiError> {
+    match r {
+        Ok(view) => Ok(Json(json!({
+            "state": view.state,
+            "ats_sync": view.ats_sync,
+            "review": view.review,
+        }))),
+        Err(MoveError::Refused(r)) => Err(ApiError::Refused(r)),
+        Err(e @ MoveError::Unknown(_)) => Err(ApiError::Conflict(e.to_string())),
+        Err(MoveError::Store(e)) => {
+            tracing::error!(error = %e, "store read failed");
+            Err(ApiError::Unavailable("the event store cannot be read right now".into()))
+        }
+        Err(MoveError::Temporal(e)) => {
+            tracing::error!(error = %e, "Temporal update failed");
+            Err(ApiError::Unavailable("Temporal cannot take the decision right now".into()))
+        }
+    }
+}
+
+/// `POST /v1/reviews/{c}/{a}/decision` (role reviewer).
+#[tracing::instrument(skip_all, fields(candidate_id = %c, application_id = %a, actor = %who.subject, trace_id))]
+pub async fn decide(
+    State(s): State<HttpState>,
+    Extension(who): Extension<Principal>,
+    Path((c, a)): Path<(String, String)>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let m = move_request(&s, &c, &a, &headers)?;
+    tracing::Span::current().record("trace_id", m.trace_id.as_str());
+    let b: DecisionBody = body(&bytes)?;
+    let fw = s.temporal.forwarder().ok_or_else(not_connected)?;
+    let d = ReviewDecision {
+        decision: b.decision,
+        reason_code: b.reason_code,
+        note: b.note,
+        actor: who.subject.clone(),
+        trace_id: m.trace_id,
+        request_id: m.request_id,
+    };
+    let r = moved(human::decide(s.store.as_ref(), &fw, &m.verification, d).await);
+    if r.is_ok() {
+        s.metrics.review_decisions.inc();
+    }
+    r
+}
+
+/// `POST /v1/verifications/{c}/{a}/override` (role admin).
+#[tracing::instrument(skip_all, fields(candidate_id = %c, application_id = %a, actor = %who.subject, trace_id))]
+pub async fn override_state(
+    State(s): State<HttpState>,
+    Extension(who): Extension<Principal>,
+    Path((c, a)): Path<(String, String)>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let m = move_request(&s, &c, &a, &headers)?;
+    tracing::Span::current().record("trace_id", m.trace_id.as_str());
+    let b: OverrideBody = body(&bytes)?;
+    let fw = s.temporal.forwarder().ok_or_else(not_connected)?;
+    let o = OverrideRequest {
+        to: b.to,
+        reason_code: b.reason_code,
+        note: b.note,
+        actor: who.subject.clone(),
+        trace_id: m.trace_id,
+        request_id: m.request_id,
+    };
+    let r = moved(human::override_state(s.store.as_ref(), &fw, &m.verification, o).await);
+    if r.is_ok() {
+        s.metrics.overrides.inc();
+    }
+    r
+}
+
+fn not_connected() -> ApiError {
+    ApiError::Unavailable("this process is not connected to Temporal (yet)".into())
+}

@@ -1,0 +1,138 @@
+//! Human moves on a verification, as Temporal Updates: a reviewer's decision
+//! (`review_decide`) and an admin's override (`override`). Both go by
+//! update-with-start, so a verification whose workflow closed at rest opens a
+//! new run for it (seeded from its audit log). The update id is the
+//! request's `Idempotency-Key`: a retried request applies once.
+
+use super::forward::{Forwarder, start_attributes};
+use crate::store::EventStore;
+use temporalio_client::errors::{WorkflowUpdateError, WorkflowUpdateWithStartError};
+use temporalio_client::{WorkflowIdConflictPolicy, WorkflowUpdateWithStartOptions};
+use vbridge_proto::{OverrideRequest, ReviewDecision, StateView};
+use vbridge_workflows::domain::{ApplicationId, CandidateId, workflow_id};
+use vbridge_workflows::review::Refusal;
+use vbridge_workflows::workflow::CandidateVerification;
+
+/// A process's way to Temporal for human moves: the client once connected
+/// (none in a receiver-only process), and what a new run's input needs.
+pub struct TemporalLink {
+    pub client: tokio::sync::watch::Receiver<Option<temporalio_client::Client>>,
+    pub task_queue: String,
+    pub policy: std::sync::Arc<vbridge_workflows::Policy>,
+    pub tuning: vbridge_proto::Tuning,
+    pub public_url: String,
+}
+
+impl TemporalLink {
+    pub fn forwarder(&self) -> Option<Forwarder> {
+        let client = self.client.borrow().clone()?;
+        Some(Forwarder {
+            client,
+            task_queue: self.task_queue.clone(),
+            policy: self.policy.clone(),
+            tuning: self.tuning,
+            public_url: self.public_url.clone(),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MoveError {
+    /// The workflow refused it (validator or handler): the contract's code.
+    #[error("{0}")]
+    Refused(Refusal),
+    #[error("Temporal: {0}")]
+    Temporal(String),
+    /// No delivery of this verification was ever accepted: nothing is started.
+    #[error("no verification {0} is known to the bridge")]
+    Unknown(String),
+    #[error("the event store cannot be read: {0}")]
+    Store(String),
+}
+
+/// Only a verification the bridge has accepted events for may be moved, so
+/// that a typo never starts a workflow.
+async fn known(store: &dyn EventStore, v: &Verification) -> Result<(), MoveError> {
+    match store.knows(v.candidate_id.as_str(), v.application_id.as_str()).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(MoveError::Unknown(v.workflow_id())),
+        Err(e) => Err(MoveError::Store(e.to_string())),
+    }
+}
+
+/// A verification's key, parsed.
+#[derive(Debug, Clone)]
+pub struct Verification {
+    pub candidate_id: CandidateId,
+    pub application_id: ApplicationId,
+}
+
+impl Verification {
+    pub fn workflow_id(&self) -> String {
+        workflow_id(self.candidate_id.as_str(), self.application_id.as_str())
+    }
+}
+
+fn options(fw: &Forwarder, v: &Verification, update_id: &str) -> WorkflowUpdateWithStartOptions {
+    WorkflowUpdateWithStartOptions::new(fw.task_queue.clone(), v.workflow_id(), WorkflowIdConflictPolicy::UseExisting)
+        .search_attributes(start_attributes(v.candidate_id.as_str(), v.application_id.as_str()))
+        .update_id(update_id.to_owned())
+        .build()
+}
+
+fn classify(e: WorkflowUpdateWithStartError) -> MoveError {
+    let failure = match &e {
+        WorkflowUpdateWithStartError::Update(WorkflowUpdateError::Failed(f)) => Some(f.message.clone()),
+        _ => None,
+    };
+    match failure.as_deref().and_then(Refusal::from_failure) {
+        Some(r) => MoveError::Refused(r),
+        None => MoveError::Temporal(e.to_string()),
+    }
+}
+
+/// A reviewer's decision. `update_id`: the request's idempotency key.
+#[tracing::instrument(skip_all, fields(trace_id = %d.trace_id, workflow_id = %v.workflow_id(), actor = %d.actor))]
+pub async fn decide(
+    store: &dyn EventStore,
+    fw: &Forwarder,
+    v: &Verification,
+    d: ReviewDecision,
+) -> Result<StateView, MoveError> {
+    known(store, v).await?;
+    let input = fw.input(v.candidate_id.as_str(), v.application_id.as_str(), true);
+    let opts = options(fw, v, &format!("review:{}", d.request_id));
+    fw.client
+        .execute_update_with_start_workflow(
+            CandidateVerification::run,
+            input,
+            CandidateVerification::review_decide,
+            d,
+            opts,
+        )
+        .await
+        .map_err(classify)
+}
+
+/// An admin's override.
+#[tracing::instrument(skip_all, fields(trace_id = %o.trace_id, workflow_id = %v.workflow_id(), actor = %o.actor))]
+pub async fn override_state(
+    store: &dyn EventStore,
+    fw: &Forwarder,
+    v: &Verification,
+    o: OverrideRequest,
+) -> Result<StateView, MoveError> {
+    known(store, v).await?;
+    let input = fw.input(v.candidate_id.as_str(), v.application_id.as_str(), true);
+    let opts = options(fw, v, &format!("override:{}", o.request_id));
+    fw.client
+        .execute_update_with_start_workflow(
+            CandidateVerification::run,
+            input,
+            CandidateVerification::override_state,
+            o,
+            opts,
+        )
+        .await
+        .map_err(classify)
+}
