@@ -203,6 +203,30 @@ async fn validators_refuse_bad_decisions_without_a_trace_and_of_two_decisions_on
     let r = app.post_as(&override_path(c, a), Some(REVIEWER_TOKEN), None, &ov).await;
     assert_eq!(r.status(), 403, "a reviewer's token cannot override");
     assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "forbidden");
+    // Both kinds of refusal are in the audit log (its `access` chain) and counted.
+    let store = vbridge::store::open(&app.database_url()).await.unwrap();
+    let denied = app
+        .wait_for("the refusals in the audit log", Duration::from_secs(30), || async {
+            let d: Vec<_> = store
+                .decisions(None, None)
+                .await
+                .ok()?
+                .into_iter()
+                .filter(|d| d.record.kind == "access_denied")
+                .collect();
+            (d.len() >= 3).then_some(d)
+        })
+        .await;
+    assert!(denied.iter().all(|d| d.stream == "access"));
+    let unauth = denied.iter().find(|d| d.record.processing_result == "unauthenticated").unwrap();
+    assert_eq!(unauth.record.reason, format!("POST {path}"));
+    assert!(
+        denied.iter().any(|d| d.record.processing_result == "forbidden" && d.record.override_actor == "it-auditor")
+    );
+    assert!(store.verify_chains().await.unwrap().broken.is_none(), "the access chain verifies");
+    let metrics = app.metrics().await;
+    assert!(metrics.contains("vbridge_api_unauthenticated_count 1"), "{metrics}");
+    assert!(metrics.contains("vbridge_api_forbidden_count 2"), "{metrics}");
 
     // The validator refuses: a code outside the list, a state that is not a decision.
     let r = app

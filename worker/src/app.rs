@@ -102,7 +102,13 @@ pub async fn serve(
                 public_url: cfg.public_url.clone(),
             }),
         };
-        let auth = Auth { grants: Arc::new(cfg.grants.clone()), open: cfg.dev, metrics: metrics.clone() };
+        let auth = Auth {
+            grants: Arc::new(cfg.grants.clone()),
+            open: cfg.dev,
+            metrics: metrics.clone(),
+            audit: Some(crate::http::auth::DenialLog::new(state.store.clone())),
+            trace_header: policy.trace_header().to_owned(),
+        };
         if !cfg.dev && cfg.grants.is_empty() {
             tracing::warn!("no operator API credentials configured (VBRIDGE_API_TOKENS): /v1 answers 401 to everyone");
         }

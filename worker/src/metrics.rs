@@ -40,6 +40,9 @@ pub struct Metrics {
     /// Operator API requests without a valid credential, or with the wrong role.
     pub api_unauthenticated: Counter,
     pub api_forbidden: Counter,
+    /// Refusals not recorded in the audit log because too many appends of
+    /// refusals were in flight (a flood).
+    pub api_denials_unlogged: Counter,
     pub ats: Arc<AtsMetrics>,
     /// Review SLA escalations sent (or recorded, with no URL configured).
     pub review_escalations: Arc<AtomicU64>,
@@ -98,6 +101,7 @@ impl Metrics {
             ("http.timed_out.count", self.http_timed_out.get()),
             ("api.unauthenticated.count", self.api_unauthenticated.get()),
             ("api.forbidden.count", self.api_forbidden.get()),
+            ("api.denials_unlogged.count", self.api_denials_unlogged.get()),
             ("ats.write.ok.count", self.ats.writes_ok.load(Ordering::Relaxed)),
             ("ats.write.permanent_rejection.count", self.ats.permanent_rejections.load(Ordering::Relaxed)),
             ("manual_review.escalation.count", self.review_escalations.load(Ordering::Relaxed)),

@@ -17,6 +17,17 @@ pub fn stream_of(candidate_id: &str, application_id: &str) -> String {
     format!("{candidate_id}:{application_id}")
 }
 
+/// The stream of refused operator API requests (401/403): no verification
+/// owns them. (A verification's stream always holds a ':'.)
+pub const ACCESS_STREAM: &str = "access";
+/// The kind of a refused operator API request's record.
+pub const ACCESS_DENIED: &str = "access_denied";
+
+/// The stream a decision record goes to.
+pub fn decision_stream(r: &vbridge_proto::DecisionRecord) -> String {
+    if r.kind == ACCESS_DENIED { ACCESS_STREAM.to_owned() } else { stream_of(&r.candidate_id, &r.application_id) }
+}
+
 /// The stored fields of a delivery that its hash covers.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct DeliveryContent {

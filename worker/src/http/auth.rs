@@ -128,6 +128,54 @@ pub struct Auth {
     /// Dev mode: a request without a credential passes with every role.
     pub open: bool,
     pub metrics: Arc<Metrics>,
+    /// Where refusals are recorded (the audit log's `access` stream).
+    pub audit: Option<DenialLog>,
+    /// The policy's trace header, read from refused requests.
+    pub trace_header: String,
+}
+
+/// Records refused requests in the audit log without making the refusal
+/// wait, and without letting a flood of them queue without bound: past
+/// [`DENIALS_IN_FLIGHT`] appends in flight, a refusal is counted, not logged.
+#[derive(Clone)]
+pub struct DenialLog {
+    pub store: Arc<dyn crate::store::EventStore>,
+    pub in_flight: Arc<tokio::sync::Semaphore>,
+}
+
+/// Appends of refusals in flight at most.
+pub const DENIALS_IN_FLIGHT: usize = 64;
+
+impl DenialLog {
+    pub fn new(store: Arc<dyn crate::store::EventStore>) -> DenialLog {
+        DenialLog { store, in_flight: Arc::new(tokio::sync::Semaphore::new(DENIALS_IN_FLIGHT)) }
+    }
+
+    /// `status`: `unauthenticated` or `forbidden`; `subject`: who, when known.
+    pub fn record(&self, metrics: &Metrics, status: &str, subject: &str, what: String, trace_id: &str) {
+        let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
+            metrics.api_denials_unlogged.inc();
+            return;
+        };
+        let record = vbridge_proto::DecisionRecord {
+            record_id: format!("acc-{}", uuid::Uuid::new_v4().simple()),
+            recorded_at: crate::now_rfc3339(),
+            kind: crate::audit::chain::ACCESS_DENIED.into(),
+            reason: what.clone(),
+            write_targets: what,
+            processing_result: status.into(),
+            override_actor: subject.into(),
+            trace_id: trace_id.into(),
+            ..Default::default()
+        };
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.append_decisions(vec![record]).await {
+                tracing::warn!(error = %e, "could not record a refused request in the audit log");
+            }
+            drop(permit);
+        });
+    }
 }
 
 impl Auth {
@@ -153,18 +201,44 @@ pub struct Require {
 /// the handler through the request's extensions.
 pub async fn require(State(r): State<Require>, mut req: Request, next: Next) -> Result<Response, ApiError> {
     let authorization = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let principal = r.auth.authenticate(authorization).inspect_err(|_| {
-        r.auth.metrics.api_unauthenticated.inc();
-        tracing::warn!(path = %req.uri().path(), "operator API: no valid credential");
-    })?;
-    if !r.any_of.iter().any(|role| principal.roles.contains(role)) {
-        r.auth.metrics.api_forbidden.inc();
-        tracing::warn!(subject = %principal.subject, path = %req.uri().path(), "operator API: wrong role");
-        let names: Vec<&str> = r.any_of.iter().map(|r| r.as_str()).collect();
-        return Err(ApiError::Forbidden(names.join(" or ")));
+    let what = format!("{} {}", req.method(), req.uri().path());
+    let principal = match r.auth.authenticate(authorization) {
+        Ok(p) => p,
+        Err(e) => {
+            r.auth.denied(&req, "unauthenticated", "", what);
+            return Err(e);
+        }
+    };
+    if let Err(e) = r.auth.authorize(&principal, r.any_of) {
+        r.auth.denied(&req, "forbidden", &principal.subject, what);
+        return Err(e);
     }
     req.extensions_mut().insert(principal);
     Ok(next.run(req).await)
+}
+
+impl Auth {
+    /// Whether `principal` holds one of `any_of`.
+    pub fn authorize(&self, principal: &Principal, any_of: &[Role]) -> Result<(), ApiError> {
+        if any_of.iter().any(|role| principal.roles.contains(role)) {
+            return Ok(());
+        }
+        let names: Vec<&str> = any_of.iter().map(|r| r.as_str()).collect();
+        Err(ApiError::Forbidden(names.join(" or ")))
+    }
+
+    /// Count, log and record a refused request.
+    pub fn denied(&self, req: &Request, status: &str, subject: &str, what: String) {
+        match status {
+            "unauthenticated" => self.metrics.api_unauthenticated.inc(),
+            _ => self.metrics.api_forbidden.inc(),
+        }
+        let trace_id = super::request_trace_id(req.headers(), &self.trace_header);
+        tracing::warn!(%subject, %what, %status, trace_id = %trace_id, "operator API: request refused");
+        if let Some(log) = &self.audit {
+            log.record(&self.metrics, status, subject, what, trace_id.as_str());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -190,7 +264,13 @@ mod tests {
 
     #[test]
     fn closed_unless_dev() {
-        let auth = |open| Auth { grants: Arc::new(Grants::default()), open, metrics: Default::default() };
+        let auth = |open| Auth {
+            grants: Arc::new(Grants::default()),
+            open,
+            metrics: Default::default(),
+            audit: None,
+            trace_header: "X-Trace-Id".into(),
+        };
         assert!(matches!(auth(false).authenticate(None), Err(ApiError::Unauthenticated)));
         assert_eq!(auth(true).authenticate(None).unwrap().subject, "dev");
         assert!(matches!(auth(true).authenticate(Some("Bearer nope")), Err(ApiError::Unauthenticated)));

@@ -391,7 +391,7 @@ async fn append_decision<B: Backend>(b: &mut B, heads: &mut Heads, r: &DecisionR
     if b.decision_exists(&r.record_id).await? {
         return Ok(());
     }
-    let stream = chain::stream_of(&r.candidate_id, &r.application_id);
+    let stream = chain::decision_stream(r);
     let next = heads.next(b, &stream).await?;
     let link = heads.link(&stream, next, r);
     b.insert_decision(r, &link).await?;
@@ -406,9 +406,7 @@ fn streams_of<'a>(ops: impl Iterator<Item = &'a Op>) -> Vec<String> {
     let mut streams: Vec<String> = ops
         .flat_map(|op| match op {
             Op::Commit(rec, _) => vec![delivery_stream(rec)],
-            Op::Decisions(records, _) => {
-                records.iter().map(|r| chain::stream_of(&r.candidate_id, &r.application_id)).collect()
-            }
+            Op::Decisions(records, _) => records.iter().map(chain::decision_stream).collect(),
             Op::Forwarded(..) | Op::Retain { .. } | Op::Ping(_) => vec![],
         })
         .collect();
