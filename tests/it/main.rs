@@ -4,6 +4,7 @@
 mod audit;
 mod hardening;
 mod harness;
+mod oidc;
 mod replay;
 mod review;
 mod spine;

@@ -108,6 +108,7 @@ pub async fn serve(
             metrics: metrics.clone(),
             audit: Some(crate::http::auth::DenialLog::new(state.store.clone())),
             trace_header: policy.trace_header().to_owned(),
+            oidc: cfg.oidc.clone().map(|c| Arc::new(crate::http::oidc::Oidc::new(c))),
         };
         if !cfg.dev && cfg.grants.is_empty() {
             tracing::warn!("no operator API credentials configured (VBRIDGE_API_TOKENS): /v1 answers 401 to everyone");

@@ -41,6 +41,9 @@ pub struct FileConfig {
     pub continue_as_new_after: Option<u32>,
     pub public_url: Option<String>,
     pub escalation_url: Option<String>,
+    pub oidc_issuer: Option<String>,
+    pub oidc_audience: Option<String>,
+    pub oidc_jwks_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +107,8 @@ pub struct Config {
     /// Where SLA escalations are POSTed (`VBRIDGE_ESCALATION_URL`); none: an
     /// escalation is recorded and counted, not sent.
     pub escalation_url: Option<String>,
+    /// OIDC JWTs accepted on the operator API (all three variables, or none).
+    pub oidc: Option<crate::http::oidc::OidcConfig>,
 }
 
 /// Development-only secret used by `vbridge dev` when none is configured.
@@ -208,7 +213,25 @@ impl Config {
                 return Err(ConfigError::Invalid { name, problem: format!("\"{u}\" is not an http(s) URL") });
             }
         }
+        let oidc = match (
+            env("VBRIDGE_OIDC_ISSUER").or(fc.oidc_issuer),
+            env("VBRIDGE_OIDC_AUDIENCE").or(fc.oidc_audience),
+            env("VBRIDGE_OIDC_JWKS_URL").or(fc.oidc_jwks_url),
+        ) {
+            (Some(issuer), Some(audience), Some(jwks_url)) => {
+                Some(crate::http::oidc::OidcConfig { issuer, audience, jwks_url })
+            }
+            (None, None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    name: "VBRIDGE_OIDC_ISSUER",
+                    problem: "OIDC needs VBRIDGE_OIDC_ISSUER, VBRIDGE_OIDC_AUDIENCE and VBRIDGE_OIDC_JWKS_URL together"
+                        .into(),
+                });
+            }
+        };
         Ok(Config {
+            oidc,
             listen,
             public_url,
             escalation_url,

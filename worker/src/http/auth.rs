@@ -132,6 +132,8 @@ pub struct Auth {
     pub audit: Option<DenialLog>,
     /// The policy's trace header, read from refused requests.
     pub trace_header: String,
+    /// OIDC JWTs, when configured (`VBRIDGE_OIDC_*`).
+    pub oidc: Option<Arc<super::oidc::Oidc>>,
 }
 
 /// Records refused requests in the audit log without making the refusal
@@ -179,11 +181,29 @@ impl DenialLog {
 }
 
 impl Auth {
-    /// Who the request's credential names, if any is valid.
-    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, ApiError> {
+    /// Who the request's credential names, if any is valid: a configured
+    /// token (by its hash), else an OIDC JWT of the configured issuer.
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, ApiError> {
         let token = authorization.and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
         match token {
-            Some(t) => self.grants.lookup(t).cloned().ok_or(ApiError::Unauthenticated),
+            Some(t) => {
+                if let Some(p) = self.grants.lookup(t) {
+                    return Ok(p.clone());
+                }
+                match &self.oidc {
+                    Some(oidc) if super::oidc::looks_like_jwt(t) => oidc.verify(t).await.map_err(|e| match e {
+                        super::oidc::OidcError::Keys(e) => {
+                            tracing::error!(error = %e, "OIDC keys unavailable");
+                            ApiError::Unavailable("the identity provider's keys cannot be fetched right now".into())
+                        }
+                        e @ super::oidc::OidcError::Invalid(_) => {
+                            tracing::warn!(error = %e, "OIDC token refused");
+                            ApiError::Unauthenticated
+                        }
+                    }),
+                    _ => Err(ApiError::Unauthenticated),
+                }
+            }
             None if self.open => Ok(Principal { subject: "dev".into(), roles: Role::ALL.into_iter().collect() }),
             None => Err(ApiError::Unauthenticated),
         }
@@ -202,7 +222,7 @@ pub struct Require {
 pub async fn require(State(r): State<Require>, mut req: Request, next: Next) -> Result<Response, ApiError> {
     let authorization = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let what = format!("{} {}", req.method(), req.uri().path());
-    let principal = match r.auth.authenticate(authorization) {
+    let principal = match r.auth.authenticate(authorization).await {
         Ok(p) => p,
         Err(e) => {
             r.auth.denied(&req, "unauthenticated", "", what);
@@ -270,9 +290,12 @@ mod tests {
             metrics: Default::default(),
             audit: None,
             trace_header: "X-Trace-Id".into(),
+            oidc: None,
         };
-        assert!(matches!(auth(false).authenticate(None), Err(ApiError::Unauthenticated)));
-        assert_eq!(auth(true).authenticate(None).unwrap().subject, "dev");
-        assert!(matches!(auth(true).authenticate(Some("Bearer nope")), Err(ApiError::Unauthenticated)));
+        let (closed, open) = (auth(false), auth(true));
+        let now = |f| futures::executor::block_on(f);
+        assert!(matches!(now(closed.authenticate(None)), Err(ApiError::Unauthenticated)));
+        assert_eq!(now(open.authenticate(None)).unwrap().subject, "dev");
+        assert!(matches!(now(open.authenticate(Some("Bearer nope"))), Err(ApiError::Unauthenticated)));
     }
 }

@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod oidc;
 pub mod review;
 pub mod webhook;
 
