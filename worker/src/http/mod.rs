@@ -40,6 +40,7 @@ pub struct HttpState {
     pub max_body_bytes: usize,
     /// Human moves go to Temporal through this.
     pub temporal: Arc<crate::temporal::human::TemporalLink>,
+    pub console: Arc<crate::console::Console>,
 }
 
 /// The request's trace id (the policy's trace header), or a new one.
@@ -100,7 +101,7 @@ pub fn router(state: HttpState, auth: Auth, limits: Limits, metrics_here: bool) 
     }
     // Bodies read as `Bytes` (the operator API) stop here; the webhook
     // reads its body itself, bounded by `max_body_bytes`.
-    r.layer(DefaultBodyLimit::max(MAX_API_BODY_BYTES)).with_state(state)
+    r.merge(crate::console::routes()).layer(DefaultBodyLimit::max(MAX_API_BODY_BYTES)).with_state(state)
 }
 
 /// The separate, open metrics listener (`VBRIDGE_METRICS_LISTEN`).

@@ -86,6 +86,28 @@ pub struct Listing {
     pub next: Option<String>,
 }
 
+impl Item {
+    /// The SLA as a person reads it (the console's countdown renders the
+    /// same text and ticks it).
+    pub fn countdown(&self) -> String {
+        let a = self.seconds_left.unsigned_abs();
+        let (h, m, s) = (a / 3600, (a % 3600) / 60, a % 60);
+        let mut span = String::new();
+        if h > 0 {
+            span.push_str(&format!("{h}h "));
+        }
+        if h > 0 || m > 0 {
+            span.push_str(&format!("{m}m "));
+        }
+        span.push_str(&format!("{s}s"));
+        if self.escalations > 0 {
+            let next = if self.seconds_left > 0 { span } else { "0s".into() };
+            return format!("overdue (escalated {}x), next escalation in {next}", self.escalations);
+        }
+        if self.seconds_left > 0 { format!("due in {span}") } else { format!("overdue by {span}") }
+    }
+}
+
 impl Row {
     pub fn item(self, now: DateTime<Utc>) -> Item {
         let due = DateTime::parse_from_rfc3339(&self.due_at).map(|t| t.with_timezone(&Utc)).unwrap_or(now);
@@ -168,6 +190,12 @@ mod tests {
         let late = row("2026-01-01T11:59:00.000Z", 0).item(now);
         assert_eq!((late.overdue, late.seconds_left), (true, -60));
         assert!(row("2026-01-01T13:00:00.000Z", 1).item(now).overdue, "escalated: overdue though due again later");
+        assert_eq!(row("2026-01-01T13:01:05.000Z", 0).item(now).countdown(), "due in 1h 1m 5s");
+        assert_eq!(late.countdown(), "overdue by 1m 0s");
+        assert_eq!(
+            row("2026-01-01T12:00:30.000Z", 2).item(now).countdown(),
+            "overdue (escalated 2x), next escalation in 30s"
+        );
     }
 
     #[test]

@@ -359,6 +359,12 @@ pub trait EventStore: vbridge_activities::AuditSink + Send + Sync + 'static {
         limit: u32,
         now: &str,
     ) -> Result<Vec<crate::review::queue::Row>, StoreError>;
+    /// One verification's open review item.
+    async fn review_item(
+        &self,
+        candidate_id: &str,
+        application_id: &str,
+    ) -> Result<Option<crate::review::queue::Row>, StoreError>;
     /// (open review items, overdue among them) at `now`.
     async fn review_counts(&self, now: &str) -> Result<(u64, u64), StoreError>;
     /// Whether the store accepted any delivery of this verification.

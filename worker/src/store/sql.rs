@@ -67,6 +67,10 @@ pub(crate) const REVIEW_QUEUE: &str = "SELECT candidate_id, application_id, queu
      AND (?4 IS NULL OR reason_codes LIKE ?4 ESCAPE '\\') \
      AND (?5 IS NULL OR due_at > ?5 OR (due_at = ?5 AND (candidate_id > ?6 OR (candidate_id = ?6 AND application_id > ?7)))) \
      ORDER BY due_at, candidate_id, application_id LIMIT ?8";
+/// One verification's open item.
+pub(crate) const REVIEW_ITEM: &str = "SELECT candidate_id, application_id, queue, reason_codes, evidence_pack_url, \
+     routed_at, due_at, escalations, flags, trace_id FROM review_items \
+     WHERE candidate_id = ? AND application_id = ? AND is_open = TRUE";
 /// (open items, overdue among them) at ?1.
 pub(crate) const REVIEW_COUNTS: &str = "SELECT CAST(COUNT(*) AS BIGINT), \
      CAST(COALESCE(SUM(CASE WHEN escalations > 0 OR due_at <= ?1 THEN 1 ELSE 0 END), 0) AS BIGINT) \
@@ -278,6 +282,18 @@ macro_rules! store_impl {
                 .bind(after.map(|c| c.application_id.as_str()))
                 .bind(limit as i64)
                 .fetch_all(&self.pool)
+                .await?)
+        }
+
+        async fn review_item(
+            &self,
+            candidate_id: &str,
+            application_id: &str,
+        ) -> Result<Option<crate::review::queue::Row>, StoreError> {
+            Ok(sqlx::query_as(&<$backend>::sql(sql::REVIEW_ITEM))
+                .bind(candidate_id)
+                .bind(application_id)
+                .fetch_optional(&self.pool)
                 .await?)
         }
 

@@ -1,0 +1,438 @@
+//! The review console: server-rendered pages (askama templates, no SPA) for
+//! reviewers and auditors. A token login starts a signed-cookie session
+//! ([`session`]); every form carries its CSRF token. Reviewers decide items
+//! through the same Temporal update as the API (`review_decide`), as
+//! themselves. The queue is the store's projection, as for the API.
+
+pub mod session;
+
+use crate::http::HttpState;
+use crate::http::auth::{Auth, Principal, Role};
+use crate::review::queue::{self, Cursor, Filter, Item};
+use crate::temporal::human::{self, MoveError, Verification};
+use askama::Template;
+use axum::Router;
+use axum::extract::{Form, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use session::{Session, SessionKey};
+use vbridge_workflows::domain::{ApplicationId, CandidateId, TraceId};
+
+/// What the console needs besides the HTTP state.
+#[derive(Clone)]
+pub struct Console {
+    pub auth: Auth,
+    pub key: SessionKey,
+    /// Mark the cookie `Secure` (the public URL is https).
+    pub secure: bool,
+}
+
+/// Roles that may read the console.
+const READERS: &[Role] = &[Role::Reviewer, Role::Auditor];
+
+pub fn routes() -> Router<HttpState> {
+    Router::new()
+        .route("/console", get(|| async { Redirect::to("/console/reviews") }))
+        .route("/console/login", get(login_page).post(login))
+        .route("/console/logout", post(logout))
+        .route("/console/reviews", get(reviews))
+        .route("/console/reviews/{candidate}/{application}", get(item))
+        .route("/console/reviews/{candidate}/{application}/decide", post(decide))
+        .route("/console/static/console.css", get(css))
+        .route("/console/static/countdown.js", get(js))
+        .layer(axum::middleware::from_fn(security_headers))
+}
+
+/// Every console answer: no framing, no inline script, no caching.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; form-action 'self'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    resp
+}
+
+async fn css() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css"), (header::CACHE_CONTROL, "max-age=300")], include_str!("static/console.css"))
+}
+
+async fn js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "max-age=300")],
+        include_str!("static/countdown.js"),
+    )
+}
+
+/// Who is logged in, as the header shows it.
+struct Who {
+    subject: String,
+    roles: String,
+    csrf: String,
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// The session of a request and who it is now, when valid.
+fn session(s: &HttpState, headers: &HeaderMap) -> Option<(Session, Principal)> {
+    let value = session::cookie_value(headers)?;
+    let sess = Session::decode(&value, &s.console.key, now())?;
+    let p = sess.principal(&s.console.auth.grants)?;
+    Some((sess, p))
+}
+
+fn who(sess: &Session, p: &Principal) -> Who {
+    Who {
+        subject: p.subject.clone(),
+        roles: p.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "),
+        csrf: sess.csrf.clone(),
+    }
+}
+
+fn render(status: StatusCode, t: impl Template) -> Response {
+    match t.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "console template failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/error.html")]
+struct ErrorPage {
+    who: Option<Who>,
+    status: String,
+    message: String,
+}
+
+fn error_page(status: StatusCode, who: Option<Who>, message: impl Into<String>) -> Response {
+    render(status, ErrorPage { who, status: status.to_string(), message: message.into() })
+}
+
+/// The session with one of `roles`, or the answer to give instead: the login
+/// page for no session (GET), 401 for a form, 403 for the wrong role.
+fn require(
+    s: &HttpState,
+    headers: &HeaderMap,
+    roles: &[Role],
+    what: String,
+) -> Result<(Session, Principal), Box<Response>> {
+    let Some((sess, p)) = session(s, headers) else {
+        s.console.auth.denied(headers, "unauthenticated", "", what.clone());
+        return Err(Box::new(if what.starts_with("GET ") {
+            Redirect::to("/console/login").into_response()
+        } else {
+            error_page(StatusCode::UNAUTHORIZED, None, "Your session has ended; log in again.")
+        }));
+    };
+    if let Err(e) = s.console.auth.authorize(&p, roles) {
+        s.console.auth.denied(headers, "forbidden", &p.subject, what);
+        return Err(Box::new(error_page(StatusCode::FORBIDDEN, Some(who(&sess, &p)), e.to_string())));
+    }
+    Ok((sess, p))
+}
+
+#[derive(Template)]
+#[template(path = "console/login.html")]
+struct LoginPage {
+    who: Option<Who>,
+    error: Option<String>,
+    hours: i64,
+}
+
+async fn login_page() -> Response {
+    render(StatusCode::OK, LoginPage { who: None, error: None, hours: session::LIFETIME_SECS / 3600 })
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    token: String,
+}
+
+/// A token login: the token is checked like a bearer token, once; the
+/// session keeps its hash, never the token.
+#[tracing::instrument(skip_all)]
+async fn login(State(s): State<HttpState>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+    let token = f.token.trim();
+    let bearer = format!("Bearer {token}");
+    let p = s.console.auth.authenticate((!token.is_empty()).then_some(bearer.as_str())).await;
+    let p = match p {
+        Ok(p) if READERS.iter().any(|r| p.roles.contains(r)) => p,
+        Ok(p) => {
+            s.console.auth.denied(&headers, "forbidden", &p.subject, "POST /console/login".into());
+            let error = Some("This credential has no console role (reviewer or auditor).".into());
+            return render(StatusCode::FORBIDDEN, LoginPage { who: None, error, hours: session::LIFETIME_SECS / 3600 });
+        }
+        Err(_) => {
+            s.console.auth.denied(&headers, "unauthenticated", "", "POST /console/login".into());
+            let error = Some("That token is not valid.".into());
+            return render(
+                StatusCode::UNAUTHORIZED,
+                LoginPage { who: None, error, hours: session::LIFETIME_SECS / 3600 },
+            );
+        }
+    };
+    let hash = crate::http::auth::token_hash(token);
+    let configured = s.console.auth.grants.by_hash(&hash).is_some();
+    let sess = Session::new(&p, configured.then(|| hex::encode(hash)), now());
+    tracing::info!(subject = %p.subject, "console login");
+    let mut resp = Redirect::to("/console/reviews").into_response();
+    let cookie = session::set_cookie(Some(&sess.encode(&s.console.key)), s.console.secure);
+    resp.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("a cookie is ASCII"));
+    resp
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(State(s): State<HttpState>, headers: HeaderMap, Form(f): Form<CsrfForm>) -> Response {
+    if let Some((sess, _)) = session(&s, &headers)
+        && !sess.csrf_ok(&f.csrf)
+    {
+        return error_page(StatusCode::FORBIDDEN, None, "The form's CSRF token does not match your session.");
+    }
+    let mut resp = Redirect::to("/console/login").into_response();
+    let cookie = session::set_cookie(None, s.console.secure);
+    resp.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("a cookie is ASCII"));
+    resp
+}
+
+#[derive(Template)]
+#[template(path = "console/reviews.html")]
+struct ReviewsPage {
+    who: Option<Who>,
+    notice: Option<String>,
+    items: Vec<Item>,
+    next: Option<String>,
+    reason_codes: Vec<String>,
+    filter_queue: String,
+    filter_code: String,
+    filter_overdue: bool,
+}
+
+#[derive(Deserialize)]
+struct ReviewsQuery {
+    queue: Option<String>,
+    reason_code: Option<String>,
+    overdue: Option<bool>,
+    cursor: Option<String>,
+    decided: Option<String>,
+}
+
+#[tracing::instrument(skip_all)]
+async fn reviews(State(s): State<HttpState>, headers: HeaderMap, Query(q): Query<ReviewsQuery>) -> Response {
+    let (sess, p) = match require(&s, &headers, READERS, "GET /console/reviews".into()) {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    let after = match q.cursor.as_deref().map(Cursor::parse).transpose() {
+        Ok(c) => c,
+        Err(e) => return error_page(StatusCode::BAD_REQUEST, Some(who(&sess, &p)), e),
+    };
+    let nonempty = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+    let filter =
+        Filter { queue: nonempty(q.queue), overdue: q.overdue.filter(|o| *o), reason_code: nonempty(q.reason_code) };
+    let page = match crate::review::list(s.store.as_ref(), &filter, after.as_ref(), queue::DEFAULT_PAGE).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "console: queue unreadable");
+            return error_page(StatusCode::SERVICE_UNAVAILABLE, Some(who(&sess, &p)), "The store cannot be read now.");
+        }
+    };
+    render(
+        StatusCode::OK,
+        ReviewsPage {
+            who: Some(who(&sess, &p)),
+            notice: q.decided.map(|d| format!("Decided {d}.")),
+            items: page.items,
+            next: page.next,
+            reason_codes: s.policy.review_reason_codes().to_vec(),
+            filter_queue: filter.queue.unwrap_or_default(),
+            filter_code: filter.reason_code.unwrap_or_default(),
+            filter_overdue: filter.overdue.unwrap_or(false),
+        },
+    )
+}
+
+#[derive(Template)]
+#[template(path = "console/item.html")]
+struct ItemPage {
+    who: Option<Who>,
+    candidate_id: String,
+    application_id: String,
+    state: String,
+    chain: String,
+    item: Option<Item>,
+    error: Option<String>,
+    can_decide: bool,
+    reason_codes: Vec<String>,
+    csrf: String,
+    /// The decide form's idempotency key: a double submit applies once.
+    key: String,
+    timeline: Vec<crate::audit::timeline::Item>,
+}
+
+fn verification(c: &str, a: &str) -> Result<Verification, String> {
+    Ok(Verification {
+        candidate_id: CandidateId::parse(c).map_err(|e| e.to_string())?,
+        application_id: ApplicationId::parse(a).map_err(|e| e.to_string())?,
+    })
+}
+
+/// The item page: the open item (if any), the decide form for reviewers,
+/// the verification's audit timeline.
+async fn item_page(
+    s: &HttpState,
+    sess: &Session,
+    p: &Principal,
+    v: &Verification,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let (c, a) = (v.candidate_id.as_str(), v.application_id.as_str());
+    let timeline = match crate::audit::timeline::build(s.store.as_ref(), c, Some(a)).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "console: timeline unreadable");
+            return error_page(StatusCode::SERVICE_UNAVAILABLE, Some(who(sess, p)), "The store cannot be read now.");
+        }
+    };
+    let open = s.store.review_item(c, a).await.ok().flatten().map(|r| r.item(chrono::Utc::now()));
+    let chain = match &timeline.chain.broken {
+        None => format!("{} records, every link intact", timeline.chain.records),
+        Some(b) => format!("BROKEN at {}: {}", b.record, b.problem),
+    };
+    render(
+        status,
+        ItemPage {
+            who: Some(who(sess, p)),
+            candidate_id: c.to_owned(),
+            application_id: a.to_owned(),
+            state: timeline.current_state.clone(),
+            chain,
+            can_decide: open.is_some() && p.roles.contains(&Role::Reviewer),
+            item: open,
+            error,
+            reason_codes: s.policy.review_reason_codes().to_vec(),
+            csrf: sess.csrf.clone(),
+            key: uuid::Uuid::new_v4().to_string(),
+            timeline: timeline.items,
+        },
+    )
+}
+
+#[tracing::instrument(skip_all, fields(candidate_id = %c, application_id = %a))]
+async fn item(State(s): State<HttpState>, headers: HeaderMap, Path((c, a)): Path<(String, String)>) -> Response {
+    let (sess, p) = match require(&s, &headers, READERS, format!("GET /console/reviews/{c}/{a}")) {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    match verification(&c, &a) {
+        Ok(v) => item_page(&s, &sess, &p, &v, None, StatusCode::OK).await,
+        Err(e) => error_page(StatusCode::BAD_REQUEST, Some(who(&sess, &p)), e),
+    }
+}
+
+#[derive(Deserialize)]
+struct DecideForm {
+    #[serde(default)]
+    decision: String,
+    #[serde(default)]
+    reason_code: String,
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    key: String,
+}
+
+/// A reviewer decides from the item page: the same update as the API, as
+/// the session's subject.
+#[tracing::instrument(skip_all, fields(candidate_id = %c, application_id = %a, trace_id))]
+async fn decide(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    Path((c, a)): Path<(String, String)>,
+    Form(f): Form<DecideForm>,
+) -> Response {
+    let (sess, p) = match require(&s, &headers, &[Role::Reviewer], format!("POST /console/reviews/{c}/{a}/decide")) {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    if !sess.csrf_ok(&f.csrf) {
+        s.console.auth.denied(
+            &headers,
+            "forbidden",
+            &p.subject,
+            format!("POST /console/reviews/{c}/{a}/decide (CSRF)"),
+        );
+        return error_page(StatusCode::FORBIDDEN, Some(who(&sess, &p)), "The form's CSRF token does not match.");
+    }
+    let v = match verification(&c, &a) {
+        Ok(v) => v,
+        Err(e) => return error_page(StatusCode::BAD_REQUEST, Some(who(&sess, &p)), e),
+    };
+    let Some(fw) = s.temporal.forwarder() else {
+        return error_page(StatusCode::SERVICE_UNAVAILABLE, Some(who(&sess, &p)), "Temporal is not connected yet.");
+    };
+    let key = f.key.trim();
+    let request_id = if key.is_empty() || key.len() > crate::http::review::MAX_IDEMPOTENCY_KEY {
+        uuid::Uuid::new_v4().to_string()
+    } else {
+        key.to_owned()
+    };
+    let trace_id = TraceId::new_random();
+    tracing::Span::current().record("trace_id", trace_id.as_str());
+    let d = vbridge_proto::ReviewDecision {
+        decision: f.decision.clone(),
+        reason_code: f.reason_code,
+        note: f.note,
+        actor: p.subject.clone(),
+        trace_id: trace_id.as_str().to_owned(),
+        request_id,
+    };
+    match human::decide(s.store.as_ref(), &fw, &v, d).await {
+        Ok(view) => {
+            s.metrics.review_decisions.inc();
+            let notice = format!("{c}/{a}: {}", view.state);
+            let notice = percent_encoding::utf8_percent_encode(&notice, percent_encoding::NON_ALPHANUMERIC);
+            Redirect::to(&format!("/console/reviews?decided={notice}")).into_response()
+        }
+        Err(MoveError::Refused(r)) => {
+            let status = if r.code == vbridge_workflows::review::CONFLICT {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            item_page(&s, &sess, &p, &v, Some(r.message), status).await
+        }
+        Err(e @ MoveError::Unknown(_)) => item_page(&s, &sess, &p, &v, Some(e.to_string()), StatusCode::CONFLICT).await,
+        Err(e) => {
+            tracing::error!(error = %e, "console: decision not taken");
+            error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(who(&sess, &p)),
+                "The decision could not be taken now; try again.",
+            )
+        }
+    }
+}
