@@ -234,6 +234,32 @@ impl TestApp {
         req.send().await.expect("a request to the bridge")
     }
 
+    /// The `vbridge` binary run as an operator would, with the bridge's
+    /// configuration (store, Temporal, task queue, policy).
+    pub fn vbridge_cli(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vbridge"));
+        cmd.args(args).env_remove("VBRIDGE_CONFIG").env("VBRIDGE_LOG", "warn");
+        for (k, v) in &self.env {
+            if k != "VBRIDGE_ROLES" {
+                cmd.env(k, v);
+            }
+        }
+        cmd.output().expect("running vbridge")
+    }
+
+    /// The Temporal CLI (the one the dev server runs from) against this
+    /// test's server, as an engineer would use it; its stdout.
+    pub fn temporal_cli(&self, args: &[&str]) -> String {
+        let cli = vbridge::devtools::devserver::find_cli().expect("the Temporal CLI");
+        let out = Command::new(cli)
+            .args(args)
+            .args(["--address", &self.temporal.address, "--namespace", "default"])
+            .output()
+            .expect("running the Temporal CLI");
+        assert!(out.status.success(), "temporal {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// The Prometheus text, read with the ops token.
     pub async fn metrics(&self) -> String {
         self.get_as("/metrics", Some(OPS_TOKEN)).await.text().await.unwrap()

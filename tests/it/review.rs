@@ -113,6 +113,16 @@ async fn a_review_escalates_every_sla_with_signed_webhooks_until_a_reviewer_deci
         .fields["reviewer_queue_link"]
         .clone();
     assert_eq!(link, format!("https://bridge.example/console/reviews/{c}/{a}"));
+    // Engineers see the state, the sync, the review's due time and the last
+    // event as the workflow's current details (Temporal UI, `temporal workflow metadata`).
+    let id = vbridge_workflows::domain::workflow_id(c, a);
+    let details = app
+        .wait_for("current details naming the review", Duration::from_secs(30), || async {
+            let out = app.temporal_cli(&["workflow", "metadata", "--workflow-id", &id]);
+            out.contains("review in manual-review due").then_some(out)
+        })
+        .await;
+    assert!(details.contains("state: needs_review") && details.contains("last event evt-rv-2"), "{details}");
 
     // Two escalations, 1.8 s apart, each signed in the IL scheme with its own key.
     let sent = app
@@ -355,4 +365,100 @@ async fn overrides_move_any_way_with_a_code_and_webhooks_never_downgrade() {
 
     let history = history_text(&app, c, a).await;
     check_and_save(history.as_bytes(), &format!("candidate_verification_{CURRENT}_overridden.json")).await;
+}
+
+#[tokio::test]
+async fn the_cli_lists_the_queue_decides_and_overrides_as_its_actor() {
+    let app = spawn_review_app("review-cli", "12", None).await;
+    let (c, a) = ("cand-cli", "app-cli");
+    assert_eq!(app.send(&started(c, a, "evt-cli-1", &at(-10))).await.status, 202);
+    assert_eq!(app.send(&decision(c, a, "evt-cli-2", &at(-9), "needs_review")).await.status, 202);
+    let listed = app
+        .wait_for("the item in `vbridge review list`", Duration::from_secs(30), || async {
+            let out = app.vbridge_cli(&["review", "list", "--json"]);
+            let page: Listing = serde_json::from_slice(&out.stdout).ok()?;
+            page.items.into_iter().find(|i| i.candidate_id == c)
+        })
+        .await;
+    assert_eq!(listed.reason_codes, vec!["liveness-low"]);
+    let table = String::from_utf8(app.vbridge_cli(&["review", "list"]).stdout).unwrap();
+    assert!(table.contains(c) && table.contains("liveness-low"), "{table}");
+
+    // A bad reason code is refused with the contract's code, and nothing moves.
+    let bad = app.vbridge_cli(&[
+        "review",
+        "decide",
+        "--candidate",
+        c,
+        "--application",
+        a,
+        "--decision",
+        "failed",
+        "--reason-code",
+        "meh",
+        "--actor",
+        "cli-rita",
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid_reason_code"));
+    let ok = app.vbridge_cli(&[
+        "review",
+        "decide",
+        "--candidate",
+        c,
+        "--application",
+        a,
+        "--decision",
+        "failed",
+        "--reason-code",
+        "doc-anomaly",
+        "--note",
+        "document forged",
+        "--actor",
+        "cli-rita",
+        "--idempotency-key",
+        "cli-1",
+    ]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(serde_json::from_slice::<Value>(&ok.stdout).unwrap()["state"], "failed");
+    app.wait_synced(c, a, "failed").await;
+    assert_eq!(app.writes().await.last().unwrap().fields["override_actor"], "cli-rita");
+
+    let ov = app.vbridge_cli(&[
+        "override",
+        "--candidate",
+        c,
+        "--application",
+        a,
+        "--to",
+        "verified",
+        "--reason-code",
+        "doc-anomaly",
+        "--note",
+        "appeal upheld",
+        "--actor",
+        "cli-ada",
+    ]);
+    assert!(ov.status.success(), "{}", String::from_utf8_lossy(&ov.stderr));
+    app.wait_synced(c, a, "verified").await;
+    let last = app.writes().await.into_iter().last().unwrap();
+    assert_eq!(
+        (last.fields["override_actor"].as_str(), last.fields["verification_state"].as_str()),
+        ("cli-ada", "verified")
+    );
+    let unknown = app.vbridge_cli(&[
+        "override",
+        "--candidate",
+        "ghost",
+        "--application",
+        a,
+        "--to",
+        "verified",
+        "--reason-code",
+        "doc-anomaly",
+        "--actor",
+        "cli-ada",
+    ]);
+    assert!(!unknown.status.success());
+    assert!(!app.workflow_exists("ghost", a).await, "nothing started for an unknown verification");
 }
