@@ -200,6 +200,22 @@ fn verify_stream(stream: &str, mut links: Vec<Link>, checkpoints: &[Checkpoint],
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_record_without_detail_hashes_as_before_detail_existed() {
+        // The hashed form of a record stored before `detail` was added: the
+        // field must be left out while empty, or every old chain would break.
+        let r =
+            vbridge_proto::DecisionRecord { record_id: "dec-1".into(), kind: "applied".into(), ..Default::default() };
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(!json.contains("detail"), "{json}");
+        assert!(json.ends_with(r#""override_timestamp":""}"#), "{json}");
+        let with = vbridge_proto::DecisionRecord { detail: "{}".into(), ..r.clone() };
+        assert_ne!(link_hash("s", 1, GENESIS, &r), link_hash("s", 1, GENESIS, &with), "detail is hashed when set");
+        assert_eq!(decision_stream(&r), ":", "a verification's stream");
+        let denied = vbridge_proto::DecisionRecord { kind: ACCESS_DENIED.into(), ..r };
+        assert_eq!(decision_stream(&denied), ACCESS_STREAM);
+    }
+
     fn chain(stream: &str, n: i64) -> Vec<Link> {
         let mut prev = GENESIS.to_owned();
         (1..=n)
