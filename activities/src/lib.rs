@@ -84,7 +84,7 @@ pub fn seed_snapshot(records: &[DecisionRecord], keep_ids: usize) -> Snapshot {
             // Human moves change the state too, but no event clock.
             "review_decided" | "override" => view.state = r.state_after.clone(),
             "ats_write" => {
-                if let Some(check) = r.write_targets.rsplit_once("/verification-check/").map(|(_, c)| c) {
+                if let Some(check) = check_of_target(&r.write_targets) {
                     view.verification_check_id = check.to_owned();
                 }
             }
@@ -252,6 +252,11 @@ pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Dura
 /// The ATS object a write targets, as recorded in the timeline.
 pub fn write_target(req: &AtsWriteRequest) -> String {
     format!("application/{}/verification-check/{}", req.application_id, req.verification_check_id)
+}
+
+/// The verification check a recorded [`write_target`] names.
+pub fn check_of_target(target: &str) -> Option<&str> {
+    target.rsplit_once("/verification-check/").map(|(_, c)| c).filter(|c| !c.is_empty())
 }
 
 /// Exponential backoff with deterministic jitter: the delay depends only on the
@@ -490,11 +495,16 @@ mod tests {
             rec("skipped", "e1", ""),
             rec("applied", "e2", "verified"),
             rec("refused", "e3", ""),
-            rec("ats_write", "e2", "verified"),
+            DecisionRecord {
+                write_targets: "application/a/verification-check/chk-9".into(),
+                ..rec("ats_write", "e2", "verified")
+            },
+            rec("override", "", "failed"),
         ];
         let seed = seed_snapshot(&records, 2);
         let view = seed.view.unwrap();
-        assert_eq!((view.state.as_str(), view.applied_events), ("verified", 2));
+        assert_eq!((view.state.as_str(), view.applied_events), ("failed", 2), "an override moves the state too");
+        assert_eq!(view.verification_check_id, "chk-9", "where a human move's write goes");
         assert_eq!((view.last_event_id.as_str(), view.last_occurred_at.as_str()), ("e2", "at-e2"));
         assert_eq!(seed.seen_event_ids, vec!["e2", "e3"], "the latest ids, once each, bounded");
         assert!(seed.pending.is_empty() && seed.timeline.is_empty());

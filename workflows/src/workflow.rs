@@ -505,6 +505,7 @@ impl CandidateVerification {
                         now,
                         after,
                         &ev.reason_codes,
+                        false,
                         &ev.evidence_pack_url,
                         (&ev.event_id, &ev.trace_id),
                     );
@@ -585,12 +586,16 @@ impl CandidateVerification {
     /// [`REVIEW_PATCH`]): a state the policy routes opens an item, due
     /// `slaHours` from now; leaving it closes the item (the entry that moved
     /// the state says so). The console link when an item was opened.
+    /// `codes` are the provider's (flagged when unlisted) unless `by_human`:
+    /// an admin's override code is checked against its own list.
+    #[allow(clippy::too_many_arguments)]
     fn follow_review(
         &mut self,
         policy: &Policy,
         now: &str,
         to: VerificationState,
         codes: &[String],
+        by_human: bool,
         evidence: &str,
         (event_id, trace_id): (&str, &str),
     ) -> Option<String> {
@@ -606,7 +611,7 @@ impl CandidateVerification {
             routed_at: now.to_owned(),
             due_at: due.clone(),
             escalations: 0,
-            flags: review::flags(&route.required_reason_codes, codes),
+            flags: if by_human { vec![] } else { review::flags(&route.required_reason_codes, codes) },
             event_id: event_id.to_owned(),
             trace_id: trace_id.to_owned(),
         };
@@ -674,17 +679,47 @@ impl CandidateVerification {
             (OVERRIDE_REASON_FIELD.to_owned(), code.to_owned()),
             (OVERRIDE_TIMESTAMP_FIELD.to_owned(), now.to_owned()),
         ]);
-        if let Some(link) = self.follow_review(&policy, now, to, &[code.to_owned()], &evidence, (event_id, trace_id)) {
+        if let Some(link) =
+            self.follow_review(&policy, now, to, &[code.to_owned()], true, &evidence, (event_id, trace_id))
+        {
             fields.insert(QUEUE_LINK_FIELD.into(), link);
         }
-        let check = self.view.verification_check_id.clone();
-        if !check.is_empty() {
-            let req = self.write_request(&policy, workflow_id, (event_id, trace_id), &check, fields);
-            self.queue_write(req);
-            self.view.pending_writes = self.pending.len() as u32;
-            self.view.ats_sync = policy.pending_sync_status().to_owned();
+        match self.known_check_id() {
+            Some(check) => {
+                let req = self.write_request(&policy, workflow_id, (event_id, trace_id), &check, fields);
+                self.queue_write(req);
+                self.view.pending_writes = self.pending.len() as u32;
+                self.view.ats_sync = policy.pending_sync_status().to_owned();
+            }
+            None => self.timeline.push_back(TimelineEntry {
+                at: now.to_owned(),
+                kind: "ats_failed".into(),
+                event_id: event_id.to_owned(),
+                state_after: to.as_str().into(),
+                reason: "no verification check of this verification is known: the ATS cannot be written".into(),
+                trace_id: trace_id.to_owned(),
+                ..Default::default()
+            }),
         }
         self.view.clone()
+    }
+
+    /// The ATS check this verification writes to: the last event's, else a
+    /// queued write's, else one a logged write named (runs from before the
+    /// view kept it).
+    fn known_check_id(&self) -> Option<String> {
+        Some(self.view.verification_check_id.clone())
+            .filter(|c| !c.is_empty())
+            .or_else(|| {
+                self.pending.iter().rev().find_map(|w| w.request.as_ref().map(|r| r.verification_check_id.clone()))
+            })
+            .or_else(|| {
+                self.timeline
+                    .iter()
+                    .rev()
+                    .find_map(|t| vbridge_activities::check_of_target(&t.target).map(str::to_owned))
+            })
+            .filter(|c| !c.is_empty())
     }
 
     /// The SLA passed with no decision: record the escalation, push the due
