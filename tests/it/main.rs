@@ -3,6 +3,7 @@
 
 mod audit;
 mod console;
+mod controls;
 mod hardening;
 mod harness;
 mod oidc;

@@ -17,6 +17,9 @@
 //! - `candidate_verification_review_*.json`: with `review-v1`: the same six,
 //!   a review escalated twice then decided (`escalated`), and overrides with a
 //!   refused downgrade (`overridden`).
+//! - `candidate_verification_controls_*.json`: with `controls-v1`: the same
+//!   eight, a kill switch off and on (`banner`), and a pause, writes held and
+//!   coalesced, then resumed (`paused`).
 
 use crate::harness::{Options, TestApp, at};
 use std::time::Duration;
@@ -51,10 +54,20 @@ const REQUIRED: &[&str] = &[
     "candidate_verification_review_reopened.json",
     "candidate_verification_review_escalated.json",
     "candidate_verification_review_overridden.json",
+    "candidate_verification_controls_happy.json",
+    "candidate_verification_controls_deferred_failed.json",
+    "candidate_verification_controls_continued.json",
+    "candidate_verification_controls_coalesced.json",
+    "candidate_verification_controls_closed.json",
+    "candidate_verification_controls_reopened.json",
+    "candidate_verification_controls_escalated.json",
+    "candidate_verification_controls_overridden.json",
+    "candidate_verification_controls_banner.json",
+    "candidate_verification_controls_paused.json",
 ];
 
 /// The newest patch's prefix: fresh histories are saved under it.
-pub(crate) const CURRENT: &str = "review";
+pub(crate) const CURRENT: &str = "controls";
 
 fn replayer() -> WorkflowReplayer {
     let opts =
@@ -83,41 +96,43 @@ async fn saved_histories_replay_deterministically() {
             .unwrap_or_else(|e| panic!("{} no longer replays against the workflow code: {e}", f.display()));
         // The branches each file is kept for are really in it.
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
-        let expect: &[&str] = match name.as_str() {
-            "candidate_verification_lanes_deferred_failed.json" => {
+        // `candidate_verification_{patch}_{shape}.json`: what each shape must hold.
+        let shape = name
+            .trim_start_matches("candidate_verification_")
+            .split_once('_')
+            .map(|(_, shape)| shape.trim_end_matches(".json"))
+            .unwrap_or("");
+        let expect: &[&str] = match shape {
+            "deferred_failed" if name.contains("_lanes_") => {
                 &["AtsTransientFailure", "TimerStartedEventAttributes", "AtsPermanentRejection"]
             }
-            "candidate_verification_logs_deferred_failed.json"
-            | "candidate_verification_rest_deferred_failed.json"
-            | "candidate_verification_review_deferred_failed.json" => &[
+            "deferred_failed" => &[
                 "AtsTransientFailure",
                 "TimerStartedEventAttributes",
                 "AtsPermanentRejection",
                 "AuditActivities::append_decisions",
             ],
-            "candidate_verification_lanes_continued.json"
-            | "candidate_verification_logs_continued.json"
-            | "candidate_verification_rest_continued.json"
-            | "candidate_verification_review_continued.json" => &["WorkflowExecutionContinuedAsNewEventAttributes"],
-            "candidate_verification_rest_closed.json" | "candidate_verification_review_closed.json" => {
-                &["WorkflowExecutionCompletedEventAttributes"]
-            }
-            "candidate_verification_rest_reopened.json" | "candidate_verification_review_reopened.json" => {
-                &["AuditActivities::seed"]
-            }
-            "candidate_verification_review_escalated.json" => &[
+            "continued" => &["WorkflowExecutionContinuedAsNewEventAttributes"],
+            "closed" => &["WorkflowExecutionCompletedEventAttributes"],
+            "reopened" => &["AuditActivities::seed"],
+            "escalated" => &[
                 "ReviewActivities::escalate",
                 "review_decide",
                 "WorkflowExecutionUpdateCompletedEventAttributes",
                 "TimerCanceledEventAttributes",
             ],
-            "candidate_verification_review_overridden.json" => {
-                &["\"override\"", "WorkflowExecutionUpdateAcceptedEventAttributes"]
-            }
+            "overridden" => &["\"override\"", "WorkflowExecutionUpdateAcceptedEventAttributes"],
+            "banner" => &["\"gating\"", "AtsActivities::write_verification"],
+            "paused" => &["\"pause\"", "VerificationPaused"],
             _ => &[],
         };
         for needle in expect {
             assert!(text.contains(needle), "{name} does not cover {needle}");
+        }
+        if shape == "banner" {
+            let signal = text.find("\"gating\"").unwrap_or(usize::MAX);
+            let last_write = text.rfind("AtsActivities::write_verification").unwrap_or(0);
+            assert!(last_write > signal, "{name} does not cover a banner write after the gating signal");
         }
         if name.ends_with("_coalesced.json") {
             let writes = text.matches("AtsActivities::write_verification").count();

@@ -53,6 +53,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let policy = Arc::new(cfg.policy.clone());
     let metrics = Arc::new(Metrics::default());
+    let banner: crate::controls::SharedBanner = Default::default();
     let mut tasks = tokio::task::JoinSet::new();
 
     // Every role uses the store: the worker appends decisions to the audit log.
@@ -108,6 +109,8 @@ pub async fn serve(
                 policy: policy.clone(),
                 tuning: cfg.tuning,
                 public_url: cfg.public_url.clone(),
+                banner: banner.clone(),
+                namespace: cfg.temporal_namespace.clone(),
             }),
             console: Arc::new(crate::console::Console {
                 auth: auth.clone(),
@@ -139,8 +142,8 @@ pub async fn serve(
                 cfg.clone(),
                 roles.clone(),
                 store,
-                policy.clone(),
                 metrics.clone(),
+                banner.clone(),
                 client_tx,
                 temporal_shutdown,
             )
@@ -177,8 +180,8 @@ async fn run_temporal_roles(
     cfg: Config,
     roles: BTreeSet<Role>,
     store: Option<Arc<dyn crate::store::EventStore>>,
-    policy: Arc<vbridge_workflows::Policy>,
     metrics: Arc<Metrics>,
+    banner: crate::controls::SharedBanner,
     connected: watch::Sender<Option<temporalio_client::Client>>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -250,9 +253,10 @@ async fn run_temporal_roles(
             forwarder: Forwarder {
                 client: client.clone(),
                 task_queue: cfg.task_queue.clone(),
-                policy,
+                policy: Arc::new(cfg.policy.clone()),
                 tuning: cfg.tuning,
                 public_url: cfg.public_url.clone(),
+                banner,
             },
             metrics,
             crash_after_forward: std::env::var("VBRIDGE_FAULT").as_deref() == Ok("crash-after-forward"),

@@ -18,6 +18,7 @@ pub mod app;
 pub mod audit;
 pub mod config;
 pub mod console;
+pub mod controls;
 #[cfg(feature = "devtools")]
 pub mod devtools;
 pub mod health;

@@ -85,6 +85,24 @@ enum Command {
         #[command(flatten)]
         who: Who,
     },
+    /// The kill switch (`controls.killSwitch`): turn verification gating on
+    /// or off, with a reason; open verifications get the ATS banner.
+    Gating {
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        actor: String,
+        #[arg(long, env = "VBRIDGE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Hold one verification's ATS writes (or every open one a visibility
+    /// query names, or all); events are still taken and recorded.
+    Pause(PauseArgs),
+    /// Let the writes go again: each paused verification writes its latest
+    /// state once.
+    Resume(PauseArgs),
     /// Policy tools.
     Policy {
         #[command(subcommand)]
@@ -163,6 +181,28 @@ enum ReviewCommand {
     },
 }
 
+/// One of: `--candidate` with `--application`, `--query`, `--all`.
+#[derive(clap::Args)]
+struct PauseArgs {
+    #[arg(long, requires = "application", conflicts_with_all = ["query", "all"])]
+    candidate: Option<String>,
+    #[arg(long)]
+    application: Option<String>,
+    /// A visibility query narrowing the open verifications, e.g.
+    /// "ApplicationId STARTS_WITH 'emea-'".
+    #[arg(long, conflicts_with = "all")]
+    query: Option<String>,
+    /// Every open verification.
+    #[arg(long)]
+    all: bool,
+    #[arg(long, default_value = "")]
+    reason: String,
+    #[arg(long)]
+    actor: String,
+    #[arg(long, env = "VBRIDGE_CONFIG")]
+    config: Option<PathBuf>,
+}
+
 /// Who makes a human move from the CLI, and its idempotency.
 #[derive(clap::Args)]
 struct Who {
@@ -237,6 +277,9 @@ async fn main() -> ExitCode {
             let d = vbridge_proto::ReviewDecision { decision, reason_code, note, ..Default::default() };
             human_move(&candidate, &application, who, HumanMove::Decide(d)).await
         }
+        Command::Gating { state, reason, actor, config } => gating(state == "on", &reason, &actor, config).await,
+        Command::Pause(args) => pause(args, true).await,
+        Command::Resume(args) => pause(args, false).await,
         Command::Override { candidate, application, to, reason_code, note, who } => {
             let o = vbridge_proto::OverrideRequest { to, reason_code, note, ..Default::default() };
             human_move(&candidate, &application, who, HumanMove::Override(o)).await
@@ -428,14 +471,7 @@ async fn human_move(candidate: &str, application: &str, who: Who, m: HumanMove) 
         application_id: vbridge_workflows::domain::ApplicationId::parse(application)?,
     };
     let store = vbridge::store::open(&cfg.database_url).await?;
-    let client = vbridge::temporal::connect(&cfg.temporal_address, &cfg.temporal_namespace).await?;
-    let fw = vbridge::temporal::forward::Forwarder {
-        client,
-        task_queue: cfg.task_queue.clone(),
-        policy: std::sync::Arc::new(cfg.policy.clone()),
-        tuning: cfg.tuning,
-        public_url: cfg.public_url.clone(),
-    };
+    let fw = tools_forwarder(&cfg, store.as_ref()).await?;
     let request_id = who.idempotency_key.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let trace_id = vbridge_workflows::domain::TraceId::new_random().as_str().to_owned();
     let view = match m {
@@ -449,6 +485,76 @@ async fn human_move(candidate: &str, application: &str, who: Who, m: HumanMove) 
         }
     };
     println!("{}", serde_json::json!({ "state": view.state, "ats_sync": view.ats_sync, "review": view.review }));
+    Ok(())
+}
+
+/// What the operator CLI reaches Temporal with: the configuration's, and
+/// the kill switch's banner as stored.
+async fn tools_forwarder(
+    cfg: &Config,
+    store: &dyn vbridge::store::EventStore,
+) -> anyhow::Result<vbridge::temporal::forward::Forwarder> {
+    let client = vbridge::temporal::connect(&cfg.temporal_address, &cfg.temporal_namespace).await?;
+    let fw = vbridge::temporal::forward::Forwarder {
+        client,
+        task_queue: cfg.task_queue.clone(),
+        policy: std::sync::Arc::new(cfg.policy.clone()),
+        tuning: cfg.tuning,
+        public_url: cfg.public_url.clone(),
+        banner: Default::default(),
+    };
+    vbridge::controls::refresh_banner(store, &cfg.policy, &fw.banner).await?;
+    Ok(fw)
+}
+
+async fn gating(enabled: bool, reason: &str, actor: &str, config: Option<PathBuf>) -> anyhow::Result<()> {
+    anyhow::ensure!(!reason.trim().is_empty(), "--reason must say why gating changes");
+    let cfg = Config::load_for_tools(config.as_deref())?;
+    let store = vbridge::store::open(&cfg.database_url).await?;
+    let trace_id = vbridge_workflows::domain::TraceId::new_random();
+    let c =
+        vbridge::controls::set_gating(store.as_ref(), &cfg.policy, enabled, actor, reason, trace_id.as_str()).await?;
+    let fw = tools_forwarder(&cfg, store.as_ref()).await?;
+    let g = vbridge_proto::GatingSignal {
+        enabled,
+        banner: vbridge::controls::banner_for(&cfg.policy, enabled),
+        actor: actor.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let job = vbridge::temporal::human::broadcast_gating(&fw, &cfg.temporal_namespace, g).await?;
+    println!("{}", serde_json::json!({ "enabled": enabled, "changed_at": c.changed_at, "broadcast": job }));
+    Ok(())
+}
+
+async fn pause(args: PauseArgs, paused: bool) -> anyhow::Result<()> {
+    let cfg = Config::load_for_tools(args.config.as_deref())?;
+    let store = vbridge::store::open(&cfg.database_url).await?;
+    let fw = tools_forwarder(&cfg, store.as_ref()).await?;
+    let p = vbridge_proto::PauseSignal {
+        paused,
+        actor: args.actor,
+        reason: args.reason,
+        trace_id: vbridge_workflows::domain::TraceId::new_random().as_str().to_owned(),
+    };
+    anyhow::ensure!(
+        args.candidate.is_some() || args.query.is_some() || args.all,
+        "say which: --candidate C --application A, --query Q, or --all"
+    );
+    match (args.candidate, args.application) {
+        (Some(c), Some(a)) => {
+            let v = vbridge::temporal::human::Verification {
+                candidate_id: vbridge_workflows::domain::CandidateId::parse(&c)?,
+                application_id: vbridge_workflows::domain::ApplicationId::parse(&a)?,
+            };
+            vbridge::temporal::human::pause(store.as_ref(), &fw, &v, p).await?;
+            println!("{}", serde_json::json!({ "paused": paused }));
+        }
+        _ => {
+            let job =
+                vbridge::temporal::human::pause_all(&fw, &cfg.temporal_namespace, args.query.as_deref(), p).await?;
+            println!("{}", serde_json::json!({ "paused": paused, "batch": job }));
+        }
+    }
     Ok(())
 }
 

@@ -22,8 +22,9 @@ use temporalio_sdk::{
 };
 use vbridge_activities::{AtsActivities, AuditActivities, PERMANENT_REJECTION, ReviewActivities};
 use vbridge_proto::{
-    AtsWriteRequest, DecisionBatch, DecisionRecord, EscalationRequest, EventSignal, OverrideRequest, PendingWrite,
-    ReviewDecision, ReviewItem, SeedRequest, Snapshot, StateView, TimelineEntry, Tuning, WorkflowInput,
+    AtsWriteRequest, DecisionBatch, DecisionRecord, EscalationRequest, EventSignal, GatingSignal, OverrideRequest,
+    PauseSignal, PendingWrite, ReviewDecision, ReviewItem, SeedRequest, Snapshot, StateView, TimelineEntry, Tuning,
+    WorkflowInput,
 };
 
 /// Patch: timeline entries are appended to the audit log through an activity.
@@ -55,6 +56,21 @@ pub const REST_CLOSE_PATCH: &str = "rest-close-v1";
 /// current details. Implies [`REST_CLOSE_PATCH`].
 pub const REVIEW_PATCH: &str = "review-v1";
 
+/// Patch: operations controls. The kill switch's banner (`gating` signal)
+/// is written into the ATS (`verification_banner`) and carried in every
+/// write while gating is off; the `VerificationPaused` search attribute and
+/// the current details show a pause. Implies [`REVIEW_PATCH`]. (Pause itself,
+/// holding the ATS lane, works in any run with lanes: no history before it
+/// has a pause signal.)
+pub const CONTROLS_PATCH: &str = "controls-v1";
+
+/// The names of the control signals (sent one by one or as a batch).
+pub const GATING_SIGNAL: &str = "gating";
+pub const PAUSE_SIGNAL: &str = "pause";
+
+/// The ATS field the kill switch's banner goes to.
+pub const BANNER_FIELD: &str = "verification_banner";
+
 /// ATS fields a human move or a routing adds to the policy's (named by the seed).
 pub const QUEUE_LINK_FIELD: &str = "reviewer_queue_link";
 pub const OVERRIDE_ACTOR_FIELD: &str = "override_actor";
@@ -78,6 +94,7 @@ pub const SA_CANDIDATE_ID: SearchAttributeKey<String> = SearchAttributeKey::keyw
 pub const SA_APPLICATION_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("ApplicationId");
 pub const SA_ATS_SYNC: SearchAttributeKey<String> = SearchAttributeKey::keyword("AtsSyncStatus");
 pub const SA_REVIEW_DUE_AT: SearchAttributeKey<Timestamp> = SearchAttributeKey::datetime("ReviewDueAt");
+pub const SA_PAUSED: SearchAttributeKey<bool> = SearchAttributeKey::bool("VerificationPaused");
 
 /// The search attributes the bridge registers (name, Temporal type).
 pub const SEARCH_ATTRIBUTES: &[(&str, &str)] = &[
@@ -86,6 +103,7 @@ pub const SEARCH_ATTRIBUTES: &[(&str, &str)] = &[
     ("ApplicationId", "Keyword"),
     ("AtsSyncStatus", "Keyword"),
     ("ReviewDueAt", "Datetime"),
+    ("VerificationPaused", "Bool"),
 ];
 
 pub const SYNCED: &str = "synced";
@@ -152,6 +170,10 @@ pub struct CandidateVerification {
     upserted_due: String,
     /// What the Temporal UI shows as current details, as last set.
     details_set: String,
+    /// Whether this run has [`CONTROLS_PATCH`] (decided with `write_logs`).
+    controls_flow: bool,
+    /// The pause last upserted as `VerificationPaused` in this run.
+    upserted_paused: Option<bool>,
 }
 
 fn rfc3339(t: Option<SystemTime>) -> String {
@@ -203,7 +225,9 @@ impl CandidateVerification {
         if self.write_logs.is_some() {
             return;
         }
-        let review = patched(REVIEW_PATCH);
+        let controls = patched(CONTROLS_PATCH);
+        self.controls_flow = controls;
+        let review = controls || patched(REVIEW_PATCH);
         self.review_flow = review;
         let rest = review || patched(REST_CLOSE_PATCH);
         self.rest_close = rest;
@@ -359,6 +383,7 @@ impl CandidateVerification {
             tuning: Some(self.tuning),
             reopen: false,
             public_url: self.public_url.clone(),
+            banner: self.view.banner.clone(),
         }
     }
 
@@ -370,11 +395,17 @@ impl CandidateVerification {
     /// hears of a verification at once. The machine only moves forward, so
     /// the ATS never sees a state go backwards.
     fn queue_write(&mut self, mut req: AtsWriteRequest) {
+        if self.controls_flow && !self.view.banner.is_empty() {
+            req.fields.insert(BANNER_FIELD.into(), self.view.banner.clone());
+        }
         let coalesce = self.write_logs();
+        // Paused, nothing is in flight: the first queued write may be
+        // replaced too, so that a resume writes the latest state once.
+        let protected = if self.view.paused && !self.ats_in_flight { 0 } else { 1 };
         let queued = self
             .pending
             .iter_mut()
-            .skip(1)
+            .skip(protected)
             .find(|w| w.request.as_ref().is_some_and(|r| r.verification_check_id == req.verification_check_id));
         match queued {
             Some(w) if coalesce => {
@@ -410,6 +441,10 @@ impl CandidateVerification {
             }
         }
         self.upserted = Some(now);
+        if let Some(paused) = self.paused_changed() {
+            updates.push(SA_PAUSED.value_set(paused));
+            self.upserted_paused = Some(paused);
+        }
         if let Some(due) = self.review_due_changed() {
             if let Some(t) = rfc3339_timestamp(&due) {
                 updates.push(SA_REVIEW_DUE_AT.value_set(t));
@@ -417,6 +452,12 @@ impl CandidateVerification {
             self.upserted_due = due;
         }
         updates
+    }
+
+    /// The pause, when it differs from the one last upserted (a run with
+    /// [`CONTROLS_PATCH`] upserts it once, then on change).
+    fn paused_changed(&self) -> Option<bool> {
+        (self.controls_flow && self.upserted_paused != Some(self.view.paused)).then_some(self.view.paused)
     }
 
     /// The review due time, when it differs from the one last upserted.
@@ -431,6 +472,7 @@ impl CandidateVerification {
     fn attributes_changed(&self) -> bool {
         self.upserted.as_ref().is_none_or(|(state, sync)| *state != self.view.state || *sync != self.view.ats_sync)
             || self.review_due_changed().is_some()
+            || self.paused_changed().is_some()
             || (self.review_flow && self.details() != self.details_set)
     }
 
@@ -446,6 +488,12 @@ impl CandidateVerification {
             if r.escalations > 0 {
                 d.push_str(&format!(" (escalated {}x)", r.escalations));
             }
+        }
+        if self.view.paused {
+            d.push_str(" · PAUSED: ATS writes held");
+        }
+        if !self.view.banner.is_empty() {
+            d.push_str(&format!(" · banner \"{}\"", self.view.banner));
         }
         if !self.view.last_event_id.is_empty() {
             d.push_str(&format!(" · last event {}", self.view.last_event_id));
@@ -722,6 +770,21 @@ impl CandidateVerification {
             .filter(|c| !c.is_empty())
     }
 
+    /// A timeline entry of an operations control (banner, pause, resume).
+    fn control_entry(&mut self, now: &str, kind: &str, actor: &str, reason: String, trace_id: &str) {
+        self.timeline.push_back(TimelineEntry {
+            at: now.to_owned(),
+            kind: kind.to_owned(),
+            state_before: self.view.state.clone(),
+            state_after: self.view.state.clone(),
+            reason,
+            trace_id: trace_id.to_owned(),
+            override_actor: actor.to_owned(),
+            override_timestamp: now.to_owned(),
+            ..Default::default()
+        });
+    }
+
     /// The SLA passed with no decision: record the escalation, push the due
     /// time one more SLA out, and name the webhook to send.
     fn escalate(&mut self, now: &str, workflow_id: &str) -> Option<EscalationRequest> {
@@ -958,6 +1021,9 @@ impl CandidateVerification {
             tuning.audit_hold_ms = default_tuning().audit_hold_ms;
         }
         let pending: VecDeque<PendingWrite> = carried.pending.into_iter().collect();
+        if view.banner.is_empty() && view.continued_as_new == 0 {
+            view.banner = input.banner.clone();
+        }
         let recorded = carried.recorded;
         view.pending_writes = pending.len() as u32;
         CandidateVerification {
@@ -989,6 +1055,8 @@ impl CandidateVerification {
             public_url: input.public_url,
             upserted_due: String::new(),
             details_set: String::new(),
+            controls_flow: false,
+            upserted_paused: None,
         }
     }
 
@@ -1144,6 +1212,61 @@ impl CandidateVerification {
                 (&event_id, &o.trace_id),
             ))
         })
+    }
+
+    /// The kill switch changed: with [`CONTROLS_PATCH`], write the banner
+    /// into the ATS (or clear it) and carry it in every later write.
+    #[signal(name = "gating")]
+    pub fn on_gating(&mut self, ctx: &mut SyncWorkflowContext<Self>, g: GatingSignal) {
+        self.decide_patches(|p| ctx.patched(p));
+        if !self.controls_flow {
+            return;
+        }
+        let banner = if g.enabled { String::new() } else { g.banner };
+        if banner == self.view.banner {
+            return;
+        }
+        let now = rfc3339(ctx.workflow_time());
+        let workflow_id = ctx.workflow_id().to_owned();
+        self.view.banner = banner.clone();
+        let (switched, what) = if g.enabled { ("enabled", "removed") } else { ("disabled", "written") };
+        let reason = format!("verification gating {switched} by {}: {}; ATS banner {what}", g.actor, g.reason);
+        self.control_entry(&now, "banner", &g.actor, reason, "");
+        let Ok(policy) = self.policy.clone() else { return };
+        if let Some(check) = self.known_check_id() {
+            let event_id = format!("banner:{}", self.timeline_base + self.timeline.len() as u64);
+            let fields = BTreeMap::from([(BANNER_FIELD.to_owned(), banner)]);
+            let req = self.write_request(&policy, &workflow_id, (&event_id, ""), &check, fields);
+            self.queue_write(req);
+            self.view.pending_writes = self.pending.len() as u32;
+            self.view.ats_sync = policy.pending_sync_status().to_owned();
+        }
+    }
+
+    /// Pause or resume the verification's ATS writes. Events are still taken,
+    /// recorded and queued; queued writes of a check coalesce while paused,
+    /// so a resume writes the latest state once.
+    #[signal(name = "pause")]
+    pub fn on_pause(&mut self, ctx: &mut SyncWorkflowContext<Self>, p: PauseSignal) {
+        self.decide_patches(|patch| ctx.patched(patch));
+        if p.paused == self.view.paused {
+            return;
+        }
+        let now = rfc3339(ctx.workflow_time());
+        self.view.paused = p.paused;
+        if p.paused {
+            // Merge what is queued now into one write per check.
+            let queued: Vec<PendingWrite> = self.pending.drain(..).collect();
+            for w in queued {
+                match w.request {
+                    Some(r) => self.queue_write(r),
+                    None => self.pending.push_back(w),
+                }
+            }
+            self.view.pending_writes = self.pending.len() as u32;
+        }
+        let kind = if p.paused { "paused" } else { "resumed" };
+        self.control_entry(&now, kind, &p.actor, format!("{kind} by {}: {}", p.actor, p.reason), &p.trace_id);
     }
 
     #[query]
@@ -1347,7 +1470,7 @@ impl CandidateVerification {
     /// Drains the queue of ATS writes in order. Never waits for the audit log.
     async fn ats_lane(ctx: &WorkflowContext<Self>, workflow_id: &str) -> WorkflowResult<()> {
         loop {
-            ctx.wait_condition(|s| !s.pending.is_empty() || s.stopping).await?;
+            ctx.wait_condition(|s| (!s.pending.is_empty() && !s.view.paused) || s.stopping).await?;
             if ctx.state(|s| s.stopping) {
                 return Ok(());
             }

@@ -23,9 +23,16 @@ pub const ACCESS_STREAM: &str = "access";
 /// The kind of a refused operator API request's record.
 pub const ACCESS_DENIED: &str = "access_denied";
 
+/// The stream of operations controls' changes (the kill switch).
+pub const CONTROLS_STREAM: &str = "controls";
+
 /// The stream a decision record goes to.
 pub fn decision_stream(r: &vbridge_proto::DecisionRecord) -> String {
-    if r.kind == ACCESS_DENIED { ACCESS_STREAM.to_owned() } else { stream_of(&r.candidate_id, &r.application_id) }
+    match r.kind.as_str() {
+        ACCESS_DENIED => ACCESS_STREAM.to_owned(),
+        crate::controls::CONTROL_CHANGED => CONTROLS_STREAM.to_owned(),
+        _ => stream_of(&r.candidate_id, &r.application_id),
+    }
 }
 
 /// The stored fields of a delivery that its hash covers.

@@ -30,6 +30,9 @@ pub struct Console {
     pub secure: bool,
 }
 
+/// How long a decision waits for the queue to show it before the redirect.
+const PROJECTION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Roles that may read the console.
 const READERS: &[Role] = &[Role::Reviewer, Role::Auditor];
 
@@ -413,6 +416,13 @@ async fn decide(
     match human::decide(s.store.as_ref(), &fw, &v, d).await {
         Ok(view) => {
             s.metrics.review_decisions.inc();
+            // Read your own write: the queue is the log's projection, which
+            // the decision reaches when its record is stored (within
+            // moments); the page that follows should not still list it.
+            let deadline = tokio::time::Instant::now() + PROJECTION_WAIT;
+            while matches!(s.store.review_item(&c, &a).await, Ok(Some(_))) && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
             let notice = format!("{c}/{a}: {}", view.state);
             let notice = percent_encoding::utf8_percent_encode(&notice, percent_encoding::NON_ALPHANUMERIC);
             Redirect::to(&format!("/console/reviews?decided={notice}")).into_response()

@@ -306,6 +306,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
         policy: Arc::new(cfg.policy.clone()),
         tuning: cfg.tuning,
         public_url: cfg.public_url.clone(),
+        banner: Default::default(),
     };
     let signals: Vec<_> = bodies
         .iter()

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod controls;
 pub mod error;
 pub mod health;
 pub mod oidc;
@@ -92,6 +93,18 @@ pub fn router(state: HttpState, auth: Auth, limits: Limits, metrics_here: bool) 
         .route("/v1/candidates/{id}/timeline", get(api::candidate_timeline).layer(need(&[Role::Auditor])))
         .route("/v1/reviews", get(review::list).layer(need(&[Role::Reviewer, Role::Auditor])))
         .route("/v1/reviews/{candidate}/{application}/decision", post(review::decide).layer(need(&[Role::Reviewer])))
+        .route(
+            "/v1/controls/gating",
+            get(controls::gating)
+                .layer(need(&[Role::Ops, Role::Auditor]))
+                .merge(axum::routing::put(controls::set_gating).layer(need(&[Role::Ops]))),
+        )
+        .route(
+            "/v1/applications/{application}/gate",
+            get(controls::gate).layer(need(&[Role::Ops, Role::Reviewer, Role::Auditor, Role::Gate])),
+        )
+        .route("/v1/verifications/{candidate}/{application}/pause", post(controls::pause).layer(need(&[Role::Ops])))
+        .route("/v1/verifications/{candidate}/{application}/resume", post(controls::resume).layer(need(&[Role::Ops])))
         .route(
             "/v1/verifications/{candidate}/{application}/override",
             post(review::override_state).layer(need(&[Role::Admin])),

@@ -81,6 +81,13 @@ impl Relay {
                 }
                 continue;
             }
+            // New runs start with the kill switch's banner as it stands.
+            if let Err(e) =
+                crate::controls::refresh_banner(self.store.as_ref(), &self.forwarder.policy, &self.forwarder.banner)
+                    .await
+            {
+                tracing::warn!(error = %e, "relay cannot read the kill switch; keeping the last banner");
+            }
             let (done, failed) = self.forward_round(items).await;
             if let Err(e) = self.store.mark_forwarded(done.clone()).await {
                 tracing::error!(error = %e, "relay could not mark forwarded events; they will be sent again");

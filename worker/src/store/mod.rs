@@ -367,6 +367,10 @@ pub trait EventStore: vbridge_activities::AuditSink + Send + Sync + 'static {
     ) -> Result<Option<crate::review::queue::Row>, StoreError>;
     /// (open review items, overdue among them) at `now`.
     async fn review_counts(&self, now: &str) -> Result<(u64, u64), StoreError>;
+    /// A control's current value (none: never changed; the policy's default).
+    async fn control(&self, name: &str) -> Result<Option<crate::controls::Control>, StoreError>;
+    /// The gate's row of one application.
+    async fn gate_row(&self, application_id: &str) -> Result<Option<crate::controls::gate::Row>, StoreError>;
     /// Whether the store accepted any delivery of this verification.
     async fn knows(&self, candidate_id: &str, application_id: &str) -> Result<bool, StoreError>;
     /// Where chains cut by retention start now.

@@ -75,6 +75,20 @@ pub(crate) const REVIEW_ITEM: &str = "SELECT candidate_id, application_id, queue
 pub(crate) const REVIEW_COUNTS: &str = "SELECT CAST(COUNT(*) AS BIGINT), \
      CAST(COALESCE(SUM(CASE WHEN escalations > 0 OR due_at <= ?1 THEN 1 ELSE 0 END), 0) AS BIGINT) \
      FROM review_items WHERE is_open = TRUE";
+pub(crate) const GET_CONTROL: &str = "SELECT name, value, actor, reason, changed_at FROM controls WHERE name = ?";
+pub(crate) const SET_CONTROL: &str = "INSERT INTO controls (name, value, actor, reason, changed_at) \
+     VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value, actor = excluded.actor, \
+     reason = excluded.reason, changed_at = excluded.changed_at";
+/// The gate projection (see `crate::controls::gate`).
+pub(crate) const GATE_STATE: &str = "INSERT INTO gate_items (application_id, candidate_id, state, ats_sync, as_of) \
+     VALUES (?, ?, ?, 'pending-sync', ?) ON CONFLICT (application_id) DO UPDATE SET \
+     candidate_id = excluded.candidate_id, state = excluded.state, ats_sync = excluded.ats_sync, as_of = excluded.as_of \
+     WHERE gate_items.as_of <= excluded.as_of";
+pub(crate) const GATE_WRITTEN: &str =
+    "UPDATE gate_items SET ats_sync = 'synced' WHERE application_id = ? AND state = ?";
+pub(crate) const GATE_SYNC: &str = "UPDATE gate_items SET ats_sync = ? WHERE application_id = ?";
+pub(crate) const GATE_ROW: &str =
+    "SELECT application_id, candidate_id, state, ats_sync FROM gate_items WHERE application_id = ?";
 /// Whether the store accepted any delivery of a verification.
 pub(crate) const KNOWN: &str = "SELECT EXISTS (SELECT 1 FROM deliveries WHERE candidate_id = ? AND application_id = ? \
      AND processing_result = 'accepted')";
@@ -141,6 +155,48 @@ macro_rules! backend_impl {
         async fn insert_decision(&mut self, r: &DecisionRecord, l: &LinkFields) -> Result<(), sqlx::Error> {
             let statement = Self::sql(sql::INSERT_DECISION);
             bind_decision!(sqlx::query(&statement), r, l).execute(&mut self.conn).await.map(|_| ())
+        }
+
+        async fn project_gate(&mut self, change: &crate::controls::gate::Change) -> Result<(), sqlx::Error> {
+            use crate::controls::gate::Change;
+            match change {
+                Change::State { application_id, candidate_id, state, as_of } => {
+                    sqlx::query(&Self::sql(sql::GATE_STATE))
+                        .bind(application_id)
+                        .bind(candidate_id)
+                        .bind(state)
+                        .bind(as_of)
+                        .execute(&mut self.conn)
+                        .await?;
+                }
+                Change::Written { application_id, written } => {
+                    sqlx::query(&Self::sql(sql::GATE_WRITTEN))
+                        .bind(application_id)
+                        .bind(written)
+                        .execute(&mut self.conn)
+                        .await?;
+                }
+                Change::Sync { application_id, ats_sync } => {
+                    sqlx::query(&Self::sql(sql::GATE_SYNC))
+                        .bind(ats_sync)
+                        .bind(application_id)
+                        .execute(&mut self.conn)
+                        .await?;
+                }
+            }
+            Ok(())
+        }
+
+        async fn project_control(&mut self, c: &crate::controls::Control) -> Result<(), sqlx::Error> {
+            sqlx::query(&Self::sql(sql::SET_CONTROL))
+                .bind(&c.name)
+                .bind(&c.value)
+                .bind(&c.actor)
+                .bind(&c.reason)
+                .bind(&c.changed_at)
+                .execute(&mut self.conn)
+                .await
+                .map(|_| ())
         }
 
         async fn project_review(&mut self, change: &crate::review::projection::Change) -> Result<(), sqlx::Error> {
@@ -301,6 +357,14 @@ macro_rules! store_impl {
             let (open, overdue): (i64, i64) =
                 sqlx::query_as(&<$backend>::sql(sql::REVIEW_COUNTS)).bind(now).fetch_one(&self.pool).await?;
             Ok((open.max(0) as u64, overdue.max(0) as u64))
+        }
+
+        async fn control(&self, name: &str) -> Result<Option<crate::controls::Control>, StoreError> {
+            Ok(sqlx::query_as(&<$backend>::sql(sql::GET_CONTROL)).bind(name).fetch_optional(&self.pool).await?)
+        }
+
+        async fn gate_row(&self, application_id: &str) -> Result<Option<crate::controls::gate::Row>, StoreError> {
+            Ok(sqlx::query_as(&<$backend>::sql(sql::GATE_ROW)).bind(application_id).fetch_optional(&self.pool).await?)
         }
 
         async fn knows(&self, candidate_id: &str, application_id: &str) -> Result<bool, StoreError> {

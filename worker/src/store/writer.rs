@@ -188,6 +188,10 @@ pub(crate) trait Backend: Send + 'static {
     async fn insert_delivery(&mut self, row: &ChainedDelivery) -> Result<Option<i64>, sqlx::Error>;
     async fn decision_exists(&mut self, record_id: &str) -> Result<bool, sqlx::Error>;
     async fn insert_decision(&mut self, r: &DecisionRecord, link: &LinkFields) -> Result<(), sqlx::Error>;
+    /// Apply one change to the gate's projection.
+    async fn project_gate(&mut self, change: &crate::controls::gate::Change) -> Result<(), sqlx::Error>;
+    /// Store a control's new value.
+    async fn project_control(&mut self, c: &crate::controls::Control) -> Result<(), sqlx::Error>;
     /// Apply one change to the review queue projection.
     async fn project_review(&mut self, change: &crate::review::projection::Change) -> Result<(), sqlx::Error>;
     /// Record the forwards and take the rows out of the outbox.
@@ -398,6 +402,12 @@ async fn append_decision<B: Backend>(b: &mut B, heads: &mut Heads, r: &DecisionR
     // The queue follows the log in the same transaction: never ahead of it.
     if let Some(change) = crate::review::projection::change_of(r) {
         b.project_review(&change).await?;
+    }
+    if let Some(change) = crate::controls::gate::change_of(r) {
+        b.project_gate(&change).await?;
+    }
+    if let Some(control) = crate::controls::control_of(r) {
+        b.project_control(&control).await?;
     }
     Ok(())
 }

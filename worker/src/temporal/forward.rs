@@ -19,6 +19,8 @@ pub struct Forwarder {
     pub tuning: Tuning,
     /// See `WorkflowInput.public_url`.
     pub public_url: String,
+    /// See `WorkflowInput.banner`.
+    pub banner: crate::controls::SharedBanner,
 }
 
 impl Forwarder {
@@ -58,6 +60,7 @@ impl Forwarder {
             tuning: Some(self.tuning),
             reopen,
             public_url: self.public_url.clone(),
+            banner: self.banner.read().map(|b| b.clone()).unwrap_or_default(),
         }
     }
 }

@@ -8,7 +8,7 @@ use super::forward::{Forwarder, start_attributes};
 use crate::store::EventStore;
 use temporalio_client::errors::{WorkflowUpdateError, WorkflowUpdateWithStartError};
 use temporalio_client::{WorkflowIdConflictPolicy, WorkflowUpdateWithStartOptions};
-use vbridge_proto::{OverrideRequest, ReviewDecision, StateView};
+use vbridge_proto::{GatingSignal, OverrideRequest, PauseSignal, ReviewDecision, StateView};
 use vbridge_workflows::domain::{ApplicationId, CandidateId, workflow_id};
 use vbridge_workflows::review::Refusal;
 use vbridge_workflows::workflow::CandidateVerification;
@@ -21,6 +21,8 @@ pub struct TemporalLink {
     pub policy: std::sync::Arc<vbridge_workflows::Policy>,
     pub tuning: vbridge_proto::Tuning,
     pub public_url: String,
+    pub banner: crate::controls::SharedBanner,
+    pub namespace: String,
 }
 
 impl TemporalLink {
@@ -32,6 +34,7 @@ impl TemporalLink {
             policy: self.policy.clone(),
             tuning: self.tuning,
             public_url: self.public_url.clone(),
+            banner: self.banner.clone(),
         })
     }
 }
@@ -89,6 +92,48 @@ fn classify(e: WorkflowUpdateWithStartError) -> MoveError {
         Some(r) => MoveError::Refused(r),
         None => MoveError::Temporal(e.to_string()),
     }
+}
+
+/// Pause or resume one verification's ATS writes (role ops). A signal, by
+/// signal-with-start, so a verification closed at rest can be paused too.
+#[tracing::instrument(skip_all, fields(trace_id = %p.trace_id, workflow_id = %v.workflow_id(), actor = %p.actor))]
+pub async fn pause(store: &dyn EventStore, fw: &Forwarder, v: &Verification, p: PauseSignal) -> Result<(), MoveError> {
+    known(store, v).await?;
+    let input = fw.input(v.candidate_id.as_str(), v.application_id.as_str(), true);
+    let opts = temporalio_client::WorkflowStartOptions::new(fw.task_queue.clone(), v.workflow_id())
+        .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
+        .search_attributes(start_attributes(v.candidate_id.as_str(), v.application_id.as_str()))
+        .build();
+    fw.client
+        .signal_with_start_workflow(CandidateVerification::run, input, CandidateVerification::on_pause, p, opts)
+        .await
+        .map(|_| ())
+        .map_err(|e| MoveError::Temporal(e.to_string()))
+}
+
+/// Pause or resume every open verification the visibility query `and`
+/// narrows to (all, when none): a batch signal. Its job id.
+pub async fn pause_all(
+    fw: &Forwarder,
+    namespace: &str,
+    and: Option<&str>,
+    p: PauseSignal,
+) -> Result<String, MoveError> {
+    let query = super::broadcast::open_verifications(&fw.task_queue, and);
+    let reason = format!("{} by {}: {}", if p.paused { "pause" } else { "resume" }, p.actor, p.reason);
+    super::broadcast::signal_all(&fw.client, namespace, query, vbridge_workflows::workflow::PAUSE_SIGNAL, &p, &reason)
+        .await
+        .map_err(|e| MoveError::Temporal(e.to_string()))
+}
+
+/// Tell every open verification that the kill switch changed (their ATS
+/// banner): a batch signal. Its job id.
+pub async fn broadcast_gating(fw: &Forwarder, namespace: &str, g: GatingSignal) -> Result<String, MoveError> {
+    let query = super::broadcast::open_verifications(&fw.task_queue, None);
+    let reason = format!("gating {} by {}: {}", if g.enabled { "on" } else { "off" }, g.actor, g.reason);
+    super::broadcast::signal_all(&fw.client, namespace, query, vbridge_workflows::workflow::GATING_SIGNAL, &g, &reason)
+        .await
+        .map_err(|e| MoveError::Temporal(e.to_string()))
 }
 
 /// A reviewer's decision. `update_id`: the request's idempotency key.

@@ -1,6 +1,7 @@
 //! Temporal glue: connecting and registering search attributes here; the
 //! worker ([`worker`]) and the signal-with-start the relay uses ([`forward`]).
 
+pub mod broadcast;
 pub mod forward;
 pub mod human;
 pub mod worker;
@@ -56,6 +57,7 @@ pub async fn register_search_attributes(client: &Client, namespace: &str) -> Res
         if !existing.custom_attributes.contains_key(*name) {
             let t = match *kind {
                 "Datetime" => IndexedValueType::Datetime,
+                "Bool" => IndexedValueType::Bool,
                 _ => IndexedValueType::Keyword,
             };
             missing.insert((*name).to_owned(), t as i32);

@@ -1,0 +1,200 @@
+//! Operations controls against the real Temporal: the kill switch and the
+//! interview-scheduling gate, and pause/resume (one verification, and all
+//! open ones by a batch signal).
+
+use crate::harness::{AUDITOR_TOKEN, OPS_TOKEN, REVIEWER_TOKEN, TestApp, at};
+use crate::replay::{CURRENT, check_and_save, history_json};
+use serde_json::{Value, json};
+use std::time::Duration;
+use vbridge::controls::gate::Answer;
+use vbridge::devtools::client::{decision, started};
+
+const WAIT: Duration = Duration::from_secs(60);
+const BANNER: &str = "Verification gating disabled - events still logging";
+
+async fn gate(app: &TestApp, a: &str) -> Answer {
+    let r = app.get_as(&format!("/v1/applications/{a}/gate"), Some(REVIEWER_TOKEN)).await;
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+async fn put_gating(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
+    app.http.put(format!("{}/v1/controls/gating", app.bridge_url)).bearer_auth(token).json(&body).send().await.unwrap()
+}
+
+/// The banner field the ATS holds for an application's check, if any.
+async fn ats_banner(app: &TestApp, c: &str, a: &str) -> Option<String> {
+    let held = app.ats_check(a, &format!("chk-{c}-{a}")).await?;
+    held["fields"]["verification_banner"].as_str().map(str::to_owned)
+}
+
+#[tokio::test]
+async fn gating_off_opens_the_gate_and_writes_the_banner_and_on_takes_it_back() {
+    let app = TestApp::spawn("gating").await;
+    assert_eq!(app.send(&started("cand-p", "app-p", "evt-p-1", &at(-10))).await.status, 202);
+    assert_eq!(app.send(&started("cand-v", "app-v", "evt-v-1", &at(-10))).await.status, 202);
+    assert_eq!(app.send(&decision("cand-v", "app-v", "evt-v-2", &at(-9), "verified")).await.status, 202);
+    app.wait_synced("cand-p", "app-p", "pending").await;
+    app.wait_synced("cand-v", "app-v", "verified").await;
+
+    // Gating on (the policy's default): only verified candidates pass.
+    let g = app
+        .wait_for("the gate to see the write", WAIT, || async {
+            let g = gate(&app, "app-v").await;
+            (g.reason == "verified").then_some(g)
+        })
+        .await;
+    assert!(g.allow_interview_scheduling && g.ats_sync.as_deref() == Some("synced") && g.banner.is_none());
+    let p = gate(&app, "app-p").await;
+    assert_eq!((p.allow_interview_scheduling, p.reason.as_str()), (false, "pending"));
+    let u = gate(&app, "app-nobody").await;
+    assert_eq!((u.allow_interview_scheduling, u.reason.as_str()), (false, "unknown-application"));
+
+    // Only ops turns it off, and only with a reason.
+    assert_eq!(put_gating(&app, AUDITOR_TOKEN, json!({"enabled": false, "reason": "x"})).await.status(), 403);
+    assert_eq!(put_gating(&app, OPS_TOKEN, json!({"enabled": false})).await.status(), 400);
+    let r = put_gating(&app, OPS_TOKEN, json!({"enabled": false, "reason": "provider outage INC-7"})).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!((body["enabled"].as_bool(), body["actor"].as_str()), (Some(false), Some("it-ops")));
+    assert!(body["broadcast"].as_str().is_some(), "a batch signal carries the banner: {body}");
+
+    // The gate lets everyone through at once, with the banner.
+    let p = gate(&app, "app-p").await;
+    assert_eq!((p.allow_interview_scheduling, p.reason.as_str()), (true, "gating-disabled"));
+    assert_eq!(p.banner.as_deref(), Some(BANNER));
+    assert_eq!(p.state.as_deref(), Some("pending"), "the state is still reported");
+    // Open verifications get the banner in the ATS.
+    for (c, a) in [("cand-p", "app-p"), ("cand-v", "app-v")] {
+        app.wait_for(&format!("the banner in the ATS for {a}"), WAIT, || async {
+            (ats_banner(&app, c, a).await.as_deref() == Some(BANNER)).then_some(())
+        })
+        .await;
+    }
+    // Events are still taken and written; a verification started now carries it too.
+    assert_eq!(app.send(&started("cand-n", "app-n", "evt-n-1", &at(-1))).await.status, 202);
+    app.wait_synced("cand-n", "app-n", "pending").await;
+    assert_eq!(ats_banner(&app, "cand-n", "app-n").await.as_deref(), Some(BANNER));
+
+    // Back on: the banner is removed, the gate holds again.
+    let r = put_gating(&app, OPS_TOKEN, json!({"enabled": true, "reason": "provider recovered"})).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(gate(&app, "app-p").await.reason, "pending");
+    for (c, a) in [("cand-p", "app-p"), ("cand-v", "app-v"), ("cand-n", "app-n")] {
+        app.wait_for(&format!("the banner gone from {a}"), WAIT, || async {
+            (ats_banner(&app, c, a).await.as_deref() == Some("")).then_some(())
+        })
+        .await;
+    }
+    let now: Value = app.get_as("/v1/controls/gating", Some(AUDITOR_TOKEN)).await.json().await.unwrap();
+    assert_eq!(now["enabled"], true);
+    assert_eq!(now["changed"]["reason"], "provider recovered");
+
+    // Each change is in the audit log's `controls` chain, with its actor and reason.
+    let store = vbridge::store::open(&app.database_url()).await.unwrap();
+    let changes: Vec<_> =
+        store.decisions(None, None).await.unwrap().into_iter().filter(|d| d.record.kind == "control_changed").collect();
+    assert_eq!(changes.len(), 2);
+    assert!(changes.iter().all(|d| d.stream == "controls" && d.record.override_actor == "it-ops"));
+    assert_eq!(changes[0].record.state_after, "verification_gating_enabled=false");
+    assert_eq!(changes[0].record.reason, "provider outage INC-7");
+    assert!(store.verify_chains().await.unwrap().broken.is_none());
+    let history = history_json(&app, &vbridge_workflows::domain::workflow_id("cand-v", "app-v"), None).await;
+    check_and_save(&history, &format!("candidate_verification_{CURRENT}_banner.json")).await;
+}
+
+#[tokio::test]
+async fn a_paused_verification_records_events_and_writes_its_latest_state_once_on_resume() {
+    let app = TestApp::spawn("pause").await;
+    let (c, a) = ("cand-z", "app-z");
+    assert_eq!(app.send(&started(c, a, "evt-z-1", &at(-10))).await.status, 202);
+    app.wait_synced(c, a, "pending").await;
+    let before = app.writes().await.len();
+
+    let r = app
+        .post_as(
+            &format!("/v1/verifications/{c}/{a}/pause"),
+            Some(OPS_TOKEN),
+            None,
+            &json!({"reason": "ATS migration"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["paused"], true);
+    assert_eq!(
+        app.post_as(&format!("/v1/verifications/{c}/{a}/pause"), Some(REVIEWER_TOKEN), None, &json!({})).await.status(),
+        403
+    );
+    app.wait_for("the pause", WAIT, || async { app.state(c, a).await.ok().filter(|v| v.paused) }).await;
+
+    // Two moves while paused: a provider decision, then a reviewer's.
+    assert_eq!(app.send(&decision(c, a, "evt-z-2", &at(-9), "needs_review")).await.status, 202);
+    app.wait_for("needs_review applied", WAIT, || async {
+        app.state(c, a).await.ok().filter(|v| v.state == "needs_review")
+    })
+    .await;
+    let body = json!({"decision": "verified", "reason_code": "doc-anomaly"});
+    assert_eq!(
+        app.post_as(&format!("/v1/reviews/{c}/{a}/decision"), Some(REVIEWER_TOKEN), None, &body).await.status(),
+        200
+    );
+    let view = app.state(c, a).await.unwrap();
+    assert_eq!(
+        (view.state.as_str(), view.paused, view.pending_writes),
+        ("verified", true, 1),
+        "one coalesced write owed"
+    );
+    // Both moves reach the audit log while the ATS hears nothing.
+    let store = vbridge::store::open(&app.database_url()).await.unwrap();
+    app.wait_for("both moves in the log", WAIT, || async {
+        let d = store.decisions(Some(c), Some(a)).await.ok()?;
+        let kinds: Vec<String> = d.into_iter().map(|d| d.record.kind).collect();
+        (kinds.iter().any(|k| k == "review_decided") && kinds.iter().any(|k| k == "paused")).then_some(())
+    })
+    .await;
+    assert_eq!(app.writes().await.len(), before, "no ATS write while paused");
+    // The search attribute and the current details show it.
+    let id = vbridge_workflows::domain::workflow_id(c, a);
+    app.wait_for("VerificationPaused in visibility", WAIT, || async {
+        let out = app.temporal_cli(&["workflow", "list", "--query", "VerificationPaused = true"]);
+        out.contains(&id).then_some(())
+    })
+    .await;
+    let details = app.temporal_cli(&["workflow", "metadata", "--workflow-id", &id]);
+    assert!(details.contains("PAUSED"), "{details}");
+
+    // Resume: one write, the latest state with everything the moves set.
+    let r = app.post_as(&format!("/v1/verifications/{c}/{a}/resume"), Some(OPS_TOKEN), None, &json!({})).await;
+    assert_eq!(r.status(), 200);
+    app.wait_synced(c, a, "verified").await;
+    let writes = app.writes().await;
+    assert_eq!(writes.len(), before + 1, "the backlog is written once, not one by one");
+    let last = writes.last().unwrap();
+    assert_eq!(last.fields["verification_state"], "verified");
+    assert_eq!(last.fields["override_actor"], "it-reviewer");
+    assert!(last.fields.contains_key("reviewer_queue_link") && last.fields.contains_key("evidence_pack_url"));
+
+    // Every open verification at once, by a batch signal (the CLI).
+    let (c2, a2) = ("cand-y", "app-y");
+    assert_eq!(app.send(&started(c2, a2, "evt-y-1", &at(-10))).await.status, 202);
+    app.wait_synced(c2, a2, "pending").await;
+    let out = app.vbridge_cli(&["pause", "--all", "--reason", "incident INC-9", "--actor", "cli-ops"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for (cc, aa) in [(c, a), (c2, a2)] {
+        app.wait_for(&format!("{cc} paused by the batch"), WAIT, || async {
+            app.state(cc, aa).await.ok().filter(|v| v.paused)
+        })
+        .await;
+    }
+    let out = app.vbridge_cli(&["resume", "--all", "--reason", "over", "--actor", "cli-ops"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    app.wait_for("all resumed", WAIT, || async {
+        let (x, y) = (app.state(c, a).await.ok()?, app.state(c2, a2).await.ok()?);
+        (!x.paused && !y.paused).then_some(())
+    })
+    .await;
+    let timeline = app.timeline(c2, a2).await.unwrap();
+    assert!(timeline.iter().any(|t| t.kind == "paused" && t.override_actor == "cli-ops"));
+    let history = history_json(&app, &id, None).await;
+    check_and_save(&history, &format!("candidate_verification_{CURRENT}_paused.json")).await;
+}

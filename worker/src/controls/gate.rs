@@ -1,0 +1,139 @@
+//! The interview-scheduling gate: may this application's interview be
+//! scheduled? Answered from a local projection of the audit log (one row per
+//! application: its verification's state and ATS sync) and the kill switch,
+//! never from Temporal or the ATS, so it answers in microseconds and keeps
+//! answering when either is down.
+
+use serde::Serialize;
+use vbridge_proto::DecisionRecord;
+
+/// One application's row.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Row {
+    pub application_id: String,
+    pub candidate_id: String,
+    pub state: String,
+    pub ats_sync: String,
+}
+
+/// The gate's answer (CONTRACT §5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Answer {
+    pub allow_interview_scheduling: bool,
+    pub state: Option<String>,
+    /// `verified`, `pending`, `needs_review`, `failed`, `pending-sync`,
+    /// `gating-disabled`, `not-in-canary`, `unknown-application`.
+    pub reason: String,
+    /// The policy's `requireBannerInATS` while gating is off.
+    pub banner: Option<String>,
+    pub ats_sync: Option<String>,
+}
+
+pub const SYNCED: &str = "synced";
+
+/// The answer for a row (or none) under the kill switch.
+pub fn answer(gating_enabled: bool, banner: &str, row: Option<&Row>) -> Answer {
+    let (state, ats_sync) = (row.map(|r| r.state.clone()), row.map(|r| r.ats_sync.clone()));
+    if !gating_enabled {
+        return Answer {
+            allow_interview_scheduling: true,
+            state,
+            reason: "gating-disabled".into(),
+            banner: Some(banner.to_owned()),
+            ats_sync,
+        };
+    }
+    let Some(r) = row else {
+        return Answer {
+            allow_interview_scheduling: false,
+            state,
+            reason: "unknown-application".into(),
+            banner: None,
+            ats_sync,
+        };
+    };
+    // The bridge's own state decides; a verified candidate whose ATS write
+    // is still owed (the ATS is down) is let through, and says so.
+    let (allow, reason) = match r.state.as_str() {
+        "verified" if r.ats_sync == SYNCED => (true, "verified".to_owned()),
+        "verified" => (true, "pending-sync".to_owned()),
+        other => (false, other.to_owned()),
+    };
+    Answer { allow_interview_scheduling: allow, state, reason, banner: None, ats_sync }
+}
+
+/// How an audit record changes an application's row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// The state moved (a write is now owed).
+    State { application_id: String, candidate_id: String, state: String, as_of: String },
+    /// A write of `written` (a state) went through: synced if still the state.
+    Written { application_id: String, written: String },
+    /// The ATS write is owed again, or refused for good.
+    Sync { application_id: String, ats_sync: String },
+}
+
+pub fn change_of(r: &DecisionRecord) -> Option<Change> {
+    let application_id = r.application_id.clone();
+    if application_id.is_empty() {
+        return None;
+    }
+    match r.kind.as_str() {
+        "applied" | "review_decided" | "override" => Some(Change::State {
+            application_id,
+            candidate_id: r.candidate_id.clone(),
+            state: r.state_after.clone(),
+            as_of: r.recorded_at.clone(),
+        }),
+        "ats_write" => Some(Change::Written { application_id, written: r.state_after.clone() }),
+        "ats_deferred" => Some(Change::Sync { application_id, ats_sync: "pending-sync".into() }),
+        "ats_failed" => Some(Change::Sync { application_id, ats_sync: "failed".into() }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(state: &str, sync: &str) -> Row {
+        Row { application_id: "a".into(), candidate_id: "c".into(), state: state.into(), ats_sync: sync.into() }
+    }
+
+    #[test]
+    fn the_gate_lets_verified_through_and_holds_the_rest() {
+        let a = |r: Option<&Row>| {
+            let x = answer(true, "B", r);
+            (x.allow_interview_scheduling, x.reason)
+        };
+        assert_eq!(a(Some(&row("verified", "synced"))), (true, "verified".into()));
+        assert_eq!(a(Some(&row("verified", "pending-sync"))), (true, "pending-sync".into()));
+        assert_eq!(a(Some(&row("needs_review", "synced"))), (false, "needs_review".into()));
+        assert_eq!(a(Some(&row("pending", "pending-sync"))), (false, "pending".into()));
+        assert_eq!(a(Some(&row("failed", "synced"))), (false, "failed".into()));
+        assert_eq!(a(None), (false, "unknown-application".into()));
+        let off = answer(false, "Verification gating disabled", Some(&row("failed", "synced")));
+        assert!(off.allow_interview_scheduling);
+        assert_eq!(
+            (off.reason.as_str(), off.banner.as_deref()),
+            ("gating-disabled", Some("Verification gating disabled"))
+        );
+    }
+
+    #[test]
+    fn records_move_the_row() {
+        let rec = |kind: &str, after: &str| DecisionRecord {
+            kind: kind.into(),
+            application_id: "a".into(),
+            candidate_id: "c".into(),
+            state_after: after.into(),
+            ..Default::default()
+        };
+        assert!(matches!(change_of(&rec("applied", "verified")), Some(Change::State { .. })));
+        assert!(matches!(change_of(&rec("override", "failed")), Some(Change::State { .. })));
+        assert!(matches!(change_of(&rec("ats_write", "verified")), Some(Change::Written { .. })));
+        assert!(matches!(change_of(&rec("ats_failed", "")), Some(Change::Sync { .. })));
+        assert_eq!(change_of(&rec("skipped", "")), None);
+        assert_eq!(change_of(&DecisionRecord { kind: "applied".into(), ..Default::default() }), None);
+    }
+}
