@@ -198,3 +198,80 @@ async fn a_paused_verification_records_events_and_writes_its_latest_state_once_o
     let history = history_json(&app, &id, None).await;
     check_and_save(&history, &format!("candidate_verification_{CURRENT}_paused.json")).await;
 }
+
+#[tokio::test]
+async fn a_refused_write_is_a_dead_letter_until_re_driven_with_its_own_key() {
+    let app = TestApp::spawn("deadletter").await;
+    let (c, a) = ("cand-d", "app-d");
+    assert_eq!(app.send(&started(c, a, "evt-d-1", &at(-10))).await.status, 202);
+    app.wait_synced(c, a, "pending").await;
+    // The ATS refuses the next write for good (a mapping it cannot take).
+    app.ats_fault(json!({"mode": "status", "status": 422, "count": 1})).await;
+    assert_eq!(app.send(&decision(c, a, "evt-d-2", &at(-9), "verified")).await.status, 202);
+    let letter = app
+        .wait_for("the dead letter", WAIT, || async {
+            let r = app.get_as("/v1/writes/failed", Some(OPS_TOKEN)).await;
+            let body: Value = r.json().await.ok()?;
+            body["items"].as_array()?.first().cloned()
+        })
+        .await;
+    assert_eq!((letter["candidate_id"].as_str(), letter["state"].as_str()), (Some(c), Some("verified")));
+    assert!(letter["reason"].as_str().unwrap().contains("422"));
+    let key = letter["idempotency_key"].as_str().unwrap().to_owned();
+    assert_eq!(app.state(c, a).await.unwrap().ats_sync, "failed");
+    assert_eq!(app.get_as("/v1/writes/failed", Some(REVIEWER_TOKEN)).await.status(), 403);
+    let listed = app.vbridge_cli(&["writes", "failed", "--json"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(&key));
+
+    // Fixed: re-drive it; it goes with its own key, and leaves the list.
+    let r = app
+        .post_as("/v1/writes/retry", Some(OPS_TOKEN), None, &json!({"idempotency_key": key, "reason": "mapping fixed"}))
+        .await;
+    assert_eq!(r.status(), 202);
+    assert_eq!(r.json::<Value>().await.unwrap()["retried"], 1);
+    app.wait_synced(c, a, "verified").await;
+    let last = app.writes().await.into_iter().last().unwrap();
+    assert_eq!((last.idempotency_key.as_str(), last.fields["verification_state"].as_str()), (key.as_str(), "verified"));
+    app.wait_for("the dead letter resolved", WAIT, || async {
+        let body: Value = app.get_as("/v1/writes/failed", Some(OPS_TOKEN)).await.json().await.ok()?;
+        body["items"].as_array()?.is_empty().then_some(())
+    })
+    .await;
+    let timeline = app.timeline(c, a).await.unwrap();
+    assert!(timeline.iter().any(|t| t.kind == "ats_retry" && t.override_actor == "it-ops"));
+    let again = app.post_as("/v1/writes/retry", Some(OPS_TOKEN), None, &json!({"idempotency_key": key})).await;
+    assert_eq!(again.status(), 409, "nothing left to re-drive under that key");
+    let history = history_json(&app, &vbridge_workflows::domain::workflow_id(c, a), None).await;
+    check_and_save(&history, &format!("candidate_verification_{CURRENT}_redriven.json")).await;
+}
+
+#[tokio::test]
+async fn through_a_429_storm_the_gate_says_pending_sync_and_writes_resume_by_themselves() {
+    let app = TestApp::spawn("storm").await;
+    let (c, a) = ("cand-s", "app-s");
+    assert_eq!(app.send(&started(c, a, "evt-s-1", &at(-10))).await.status, 202);
+    app.wait_synced(c, a, "pending").await;
+    // Every write is throttled for a while, each with Retry-After.
+    app.ats_fault(json!({"mode": "retry_after", "seconds": 1, "count": 4})).await;
+    assert_eq!(app.send(&decision(c, a, "evt-s-2", &at(-9), "verified")).await.status, 202);
+    let g = app
+        .wait_for("the gate in degraded mode", WAIT, || async {
+            let g = gate(&app, a).await;
+            (g.state.as_deref() == Some("verified")).then_some(g)
+        })
+        .await;
+    assert_eq!((g.reason.as_str(), g.ats_sync.as_deref()), ("pending-sync", Some("pending-sync")), "{g:?}");
+    assert!(g.allow_interview_scheduling, "the bridge knows the candidate is verified");
+    assert_eq!(app.state(c, a).await.unwrap().ats_sync, "pending-sync");
+    // Nobody does anything: the writes resume by themselves.
+    app.wait_synced(c, a, "verified").await;
+    let throttled = app.ats_requests().await.iter().filter(|r| r.status == 429).count();
+    assert_eq!(throttled, 4);
+    let g = app
+        .wait_for("the gate back to verified", WAIT, || async {
+            let g = gate(&app, a).await;
+            (g.reason == "verified").then_some(g)
+        })
+        .await;
+    assert_eq!(g.ats_sync.as_deref(), Some("synced"));
+}

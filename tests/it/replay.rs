@@ -19,7 +19,7 @@
 //!   refused downgrade (`overridden`).
 //! - `candidate_verification_controls_*.json`: with `controls-v1`: the same
 //!   eight, a kill switch off and on (`banner`), and a pause, writes held and
-//!   coalesced, then resumed (`paused`).
+//!   coalesced, then resumed (`paused`), and a dead letter re-driven (`redriven`).
 
 use crate::harness::{Options, TestApp, at};
 use std::time::Duration;
@@ -64,6 +64,7 @@ const REQUIRED: &[&str] = &[
     "candidate_verification_controls_overridden.json",
     "candidate_verification_controls_banner.json",
     "candidate_verification_controls_paused.json",
+    "candidate_verification_controls_redriven.json",
 ];
 
 /// The newest patch's prefix: fresh histories are saved under it.
@@ -124,6 +125,7 @@ async fn saved_histories_replay_deterministically() {
             "overridden" => &["\"override\"", "WorkflowExecutionUpdateAcceptedEventAttributes"],
             "banner" => &["\"gating\"", "AtsActivities::write_verification"],
             "paused" => &["\"pause\"", "VerificationPaused"],
+            "redriven" => &["\"retry_writes\"", "AtsPermanentRejection"],
             _ => &[],
         };
         for needle in expect {

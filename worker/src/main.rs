@@ -103,6 +103,11 @@ enum Command {
     /// Let the writes go again: each paused verification writes its latest
     /// state once.
     Resume(PauseArgs),
+    /// Dead letters: ATS writes refused for good.
+    Writes {
+        #[command(subcommand)]
+        command: WritesCommand,
+    },
     /// Policy tools.
     Policy {
         #[command(subcommand)]
@@ -178,6 +183,29 @@ enum ReviewCommand {
         note: String,
         #[command(flatten)]
         who: Who,
+    },
+}
+
+#[derive(Subcommand)]
+enum WritesCommand {
+    /// List the open dead letters, newest first.
+    Failed {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-drive one dead letter (by its idempotency key) or all, after the
+    /// field mapping or the ATS was fixed; each keeps its idempotency key.
+    Retry {
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        key: Option<String>,
+        #[arg(long)]
+        all: bool,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long)]
+        actor: String,
+        #[arg(long, env = "VBRIDGE_CONFIG")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -278,6 +306,10 @@ async fn main() -> ExitCode {
             human_move(&candidate, &application, who, HumanMove::Decide(d)).await
         }
         Command::Gating { state, reason, actor, config } => gating(state == "on", &reason, &actor, config).await,
+        Command::Writes { command: WritesCommand::Failed { json } } => writes_failed(json).await,
+        Command::Writes { command: WritesCommand::Retry { key, all: _, reason, actor, config } } => {
+            writes_retry(key, &reason, &actor, config).await
+        }
         Command::Pause(args) => pause(args, true).await,
         Command::Resume(args) => pause(args, false).await,
         Command::Override { candidate, application, to, reason_code, note, who } => {
@@ -555,6 +587,36 @@ async fn pause(args: PauseArgs, paused: bool) -> anyhow::Result<()> {
             println!("{}", serde_json::json!({ "paused": paused, "batch": job }));
         }
     }
+    Ok(())
+}
+
+async fn writes_failed(json: bool) -> anyhow::Result<()> {
+    let store = vbridge::store::open(&vbridge::config::database_url_from_env()).await?;
+    let items = store.dead_letters(None, vbridge::controls::dead_letters::MAX_LIST).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&items)?);
+        return Ok(());
+    }
+    println!(
+        "{:<46} {:<20} {:<20} {:<13} {:<25} REASON",
+        "IDEMPOTENCY KEY", "CANDIDATE", "APPLICATION", "STATE", "FAILED AT"
+    );
+    for d in &items {
+        println!(
+            "{:<46} {:<20} {:<20} {:<13} {:<25} {}",
+            d.idempotency_key, d.candidate_id, d.application_id, d.state, d.failed_at, d.reason
+        );
+    }
+    eprintln!("{} open dead letter(s)", items.len());
+    Ok(())
+}
+
+async fn writes_retry(key: Option<String>, reason: &str, actor: &str, config: Option<PathBuf>) -> anyhow::Result<()> {
+    let cfg = Config::load_for_tools(config.as_deref())?;
+    let store = vbridge::store::open(&cfg.database_url).await?;
+    let fw = tools_forwarder(&cfg, store.as_ref()).await?;
+    let r = vbridge::controls::dead_letters::retry(store.as_ref(), &fw, key.as_deref(), actor, reason).await?;
+    println!("{}", serde_json::to_string(&r)?);
     Ok(())
 }
 

@@ -23,8 +23,8 @@ use temporalio_sdk::{
 use vbridge_activities::{AtsActivities, AuditActivities, PERMANENT_REJECTION, ReviewActivities};
 use vbridge_proto::{
     AtsWriteRequest, DecisionBatch, DecisionRecord, EscalationRequest, EventSignal, GatingSignal, OverrideRequest,
-    PauseSignal, PendingWrite, ReviewDecision, ReviewItem, SeedRequest, Snapshot, StateView, TimelineEntry, Tuning,
-    WorkflowInput,
+    PauseSignal, PendingWrite, RetryWrites, ReviewDecision, ReviewItem, SeedRequest, Snapshot, StateView,
+    TimelineEntry, Tuning, WorkflowInput,
 };
 
 /// Patch: timeline entries are appended to the audit log through an activity.
@@ -67,6 +67,10 @@ pub const CONTROLS_PATCH: &str = "controls-v1";
 /// The names of the control signals (sent one by one or as a batch).
 pub const GATING_SIGNAL: &str = "gating";
 pub const PAUSE_SIGNAL: &str = "pause";
+pub const RETRY_WRITES_SIGNAL: &str = "retry_writes";
+
+/// Dead letters a verification keeps to re-drive (the newest).
+pub const FAILED_KEEP: usize = 20;
 
 /// The ATS field the kill switch's banner goes to.
 pub const BANNER_FIELD: &str = "verification_banner";
@@ -174,6 +178,8 @@ pub struct CandidateVerification {
     controls_flow: bool,
     /// The pause last upserted as `VerificationPaused` in this run.
     upserted_paused: Option<bool>,
+    /// Writes the ATS refused for good, to re-drive (with [`CONTROLS_PATCH`]).
+    failed: VecDeque<AtsWriteRequest>,
 }
 
 fn rfc3339(t: Option<SystemTime>) -> String {
@@ -365,6 +371,7 @@ impl CandidateVerification {
             recorded: self.recorded,
             timeline_base: self.timeline_base,
             record_salt: self.record_salt.clone(),
+            failed: self.failed.iter().cloned().collect(),
         }
     }
 
@@ -1057,6 +1064,7 @@ impl CandidateVerification {
             details_set: String::new(),
             controls_flow: false,
             upserted_paused: None,
+            failed: carried.failed.into_iter().collect(),
         }
     }
 
@@ -1267,6 +1275,39 @@ impl CandidateVerification {
         }
         let kind = if p.paused { "paused" } else { "resumed" };
         self.control_entry(&now, kind, &p.actor, format!("{kind} by {}: {}", p.actor, p.reason), &p.trace_id);
+    }
+
+    /// Re-drive dead letters (one by its idempotency key, or all): each goes
+    /// again as it was, with its own key, after the mapping or the ATS was
+    /// fixed. One not held (superseded by a later write, or from a run
+    /// before [`CONTROLS_PATCH`]) is recorded as not re-driven.
+    #[signal(name = "retry_writes")]
+    pub fn on_retry_writes(&mut self, ctx: &mut SyncWorkflowContext<Self>, r: RetryWrites) {
+        self.decide_patches(|p| ctx.patched(p));
+        let now = rfc3339(ctx.workflow_time());
+        let (take, keep): (Vec<_>, Vec<_>) =
+            self.failed.drain(..).partition(|f| r.idempotency_key.is_empty() || f.idempotency_key == r.idempotency_key);
+        self.failed = keep.into_iter().collect();
+        if take.is_empty() {
+            let reason = format!("retry by {} ({}): no such dead letter held", r.actor, r.reason);
+            self.control_entry(&now, "ats_retry", &r.actor, reason, "");
+            return;
+        }
+        for w in take {
+            let reason = format!("re-driven by {} ({}) with key {}", r.actor, r.reason, w.idempotency_key);
+            self.control_entry(&now, "ats_retry", &r.actor, reason, &w.trace_id);
+            if let Some(t) = self.timeline.back_mut() {
+                t.event_id = w.event_id.clone();
+                t.idempotency_key = w.idempotency_key.clone();
+                t.target = vbridge_activities::write_target(&w);
+            }
+            // As it was: not merged into another write, so its key stays its own.
+            self.pending.push_back(PendingWrite { request: Some(w), rounds: 0 });
+        }
+        self.view.pending_writes = self.pending.len() as u32;
+        if let Ok(p) = &self.policy {
+            self.view.ats_sync = p.pending_sync_status().to_owned();
+        }
     }
 
     #[query]
@@ -1527,6 +1568,8 @@ impl CandidateVerification {
         match result {
             Ok(done) => {
                 self.pending.pop_front();
+                // The ATS holds a newer write of the check: older dead letters are moot.
+                self.failed.retain(|f| f.verification_check_id != request.verification_check_id);
                 let mut entry = vbridge_activities::written_entry(request, &done, now);
                 entry.logged = done.write_logged;
                 self.timeline.push_back(entry);
@@ -1546,8 +1589,19 @@ impl CandidateVerification {
                     reason: failure_message(&e),
                     trace_id: request.trace_id.clone(),
                     target: vbridge_activities::write_target(request),
+                    idempotency_key: request.idempotency_key.clone(),
+                    state_after: request.fields.get(STATE_FIELD).cloned().unwrap_or_default(),
                     ..Default::default()
                 });
+                if self.controls_flow {
+                    let mut dead = request.clone();
+                    dead.records.clear();
+                    dead.write_record_id.clear();
+                    self.failed.push_back(dead);
+                    while self.failed.len() > FAILED_KEEP {
+                        self.failed.pop_front();
+                    }
+                }
                 self.view.pending_writes = self.pending.len() as u32;
                 self.view.ats_sync = WRITE_FAILED.into();
                 None

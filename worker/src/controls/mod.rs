@@ -3,6 +3,7 @@
 //! ([`gate`]). A change of a control is stored (`controls` table) and
 //! recorded in the audit log's `controls` chain with its actor and reason.
 
+pub mod dead_letters;
 pub mod gate;
 
 use crate::store::{EventStore, StoreError};

@@ -104,6 +104,52 @@ pub async fn gate(State(s): State<HttpState>, Path(a): Path<String>) -> Result<J
     Ok(Json(crate::controls::gate_answer(s.store.as_ref(), &s.policy, &a).await.map_err(unavailable)?))
 }
 
+#[derive(Deserialize)]
+pub struct FailedQuery {
+    limit: Option<u32>,
+}
+
+/// `GET /v1/writes/failed` (ops): the open dead letters, newest first.
+pub async fn failed_writes(
+    State(s): State<HttpState>,
+    axum::extract::Query(q): axum::extract::Query<FailedQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit.unwrap_or(100).clamp(1, crate::controls::dead_letters::MAX_LIST);
+    let items = s.store.dead_letters(None, limit).await.map_err(unavailable)?;
+    Ok(Json(json!({ "items": items })))
+}
+
+#[derive(Deserialize)]
+struct RetryBody {
+    idempotency_key: Option<String>,
+    #[serde(default)]
+    all: bool,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /v1/writes/retry` (ops): re-drive one dead letter, or all.
+#[tracing::instrument(skip_all, fields(actor = %who.subject))]
+pub async fn retry_writes(
+    State(s): State<HttpState>,
+    Extension(who): Extension<Principal>,
+    bytes: Bytes,
+) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
+    let body: RetryBody = serde_json::from_slice(&bytes).map_err(|e| invalid(format!("the body is not valid: {e}")))?;
+    let key = match (body.idempotency_key.as_deref().map(str::trim).filter(|k| !k.is_empty()), body.all) {
+        (Some(k), false) => Some(k.to_owned()),
+        (None, true) => None,
+        _ => return Err(invalid("give either \"idempotency_key\" or \"all\": true")),
+    };
+    let fw = s.temporal.forwarder().ok_or_else(|| ApiError::Unavailable("not connected to Temporal yet".into()))?;
+    match crate::controls::dead_letters::retry(s.store.as_ref(), &fw, key.as_deref(), &who.subject, &body.reason).await
+    {
+        Ok(r) => Ok((axum::http::StatusCode::ACCEPTED, Json(json!(r)))),
+        Err(e @ MoveError::Unknown(_)) => Err(ApiError::Conflict(e.to_string())),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
 #[derive(Deserialize, Default)]
 struct PauseBody {
     #[serde(default)]

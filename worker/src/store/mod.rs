@@ -371,6 +371,12 @@ pub trait EventStore: vbridge_activities::AuditSink + Send + Sync + 'static {
     async fn control(&self, name: &str) -> Result<Option<crate::controls::Control>, StoreError>;
     /// The gate's row of one application.
     async fn gate_row(&self, application_id: &str) -> Result<Option<crate::controls::gate::Row>, StoreError>;
+    /// Open dead letters, newest first (one, by its idempotency key).
+    async fn dead_letters(
+        &self,
+        key: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<crate::controls::dead_letters::DeadLetter>, StoreError>;
     /// Whether the store accepted any delivery of this verification.
     async fn knows(&self, candidate_id: &str, application_id: &str) -> Result<bool, StoreError>;
     /// Where chains cut by retention start now.

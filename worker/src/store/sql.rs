@@ -89,6 +89,16 @@ pub(crate) const GATE_WRITTEN: &str =
 pub(crate) const GATE_SYNC: &str = "UPDATE gate_items SET ats_sync = ? WHERE application_id = ?";
 pub(crate) const GATE_ROW: &str =
     "SELECT application_id, candidate_id, state, ats_sync FROM gate_items WHERE application_id = ?";
+/// Dead letters (see `crate::controls::dead_letters`).
+pub(crate) const DEAD_LETTER: &str = "INSERT INTO dead_letters (idempotency_key, candidate_id, application_id, \
+     event_id, target, state, reason, failed_at, is_open) VALUES (?, ?, ?, ?, ?, ?, ?, ?, TRUE) \
+     ON CONFLICT (idempotency_key) DO UPDATE SET reason = excluded.reason, failed_at = excluded.failed_at, \
+     is_open = TRUE, resolved_at = NULL";
+pub(crate) const DEAD_LETTERS_RESOLVED: &str = "UPDATE dead_letters SET is_open = FALSE, resolved_at = ?1 \
+     WHERE target = ?2 AND is_open = TRUE AND failed_at <= ?1";
+pub(crate) const OPEN_DEAD_LETTERS: &str = "SELECT idempotency_key, candidate_id, application_id, event_id, target, \
+     state, reason, failed_at FROM dead_letters WHERE is_open = TRUE \
+     AND (?1 IS NULL OR idempotency_key = ?1) ORDER BY failed_at DESC LIMIT ?2";
 /// Whether the store accepted any delivery of a verification.
 pub(crate) const KNOWN: &str = "SELECT EXISTS (SELECT 1 FROM deliveries WHERE candidate_id = ? AND application_id = ? \
      AND processing_result = 'accepted')";
@@ -182,6 +192,29 @@ macro_rules! backend_impl {
                         .bind(application_id)
                         .execute(&mut self.conn)
                         .await?;
+                }
+            }
+            Ok(())
+        }
+
+        async fn project_dead_letter(&mut self, change: &crate::controls::dead_letters::Change) -> Result<(), sqlx::Error> {
+            use crate::controls::dead_letters::Change;
+            match change {
+                Change::Failed(d) => {
+                    sqlx::query(&Self::sql(sql::DEAD_LETTER))
+                        .bind(&d.idempotency_key)
+                        .bind(&d.candidate_id)
+                        .bind(&d.application_id)
+                        .bind(&d.event_id)
+                        .bind(&d.target)
+                        .bind(&d.state)
+                        .bind(&d.reason)
+                        .bind(&d.failed_at)
+                        .execute(&mut self.conn)
+                        .await?;
+                }
+                Change::Written { target, at } => {
+                    sqlx::query(&Self::sql(sql::DEAD_LETTERS_RESOLVED)).bind(at).bind(target).execute(&mut self.conn).await?;
                 }
             }
             Ok(())
@@ -365,6 +398,18 @@ macro_rules! store_impl {
 
         async fn gate_row(&self, application_id: &str) -> Result<Option<crate::controls::gate::Row>, StoreError> {
             Ok(sqlx::query_as(&<$backend>::sql(sql::GATE_ROW)).bind(application_id).fetch_optional(&self.pool).await?)
+        }
+
+        async fn dead_letters(
+            &self,
+            key: Option<&str>,
+            limit: u32,
+        ) -> Result<Vec<crate::controls::dead_letters::DeadLetter>, StoreError> {
+            Ok(sqlx::query_as(&<$backend>::sql(sql::OPEN_DEAD_LETTERS))
+                .bind(key)
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?)
         }
 
         async fn knows(&self, candidate_id: &str, application_id: &str) -> Result<bool, StoreError> {

@@ -190,6 +190,8 @@ pub(crate) trait Backend: Send + 'static {
     async fn insert_decision(&mut self, r: &DecisionRecord, link: &LinkFields) -> Result<(), sqlx::Error>;
     /// Apply one change to the gate's projection.
     async fn project_gate(&mut self, change: &crate::controls::gate::Change) -> Result<(), sqlx::Error>;
+    /// Apply one change to the dead letters.
+    async fn project_dead_letter(&mut self, change: &crate::controls::dead_letters::Change) -> Result<(), sqlx::Error>;
     /// Store a control's new value.
     async fn project_control(&mut self, c: &crate::controls::Control) -> Result<(), sqlx::Error>;
     /// Apply one change to the review queue projection.
@@ -405,6 +407,9 @@ async fn append_decision<B: Backend>(b: &mut B, heads: &mut Heads, r: &DecisionR
     }
     if let Some(change) = crate::controls::gate::change_of(r) {
         b.project_gate(&change).await?;
+    }
+    if let Some(change) = crate::controls::dead_letters::change_of(r) {
+        b.project_dead_letter(&change).await?;
     }
     if let Some(control) = crate::controls::control_of(r) {
         b.project_control(&control).await?;

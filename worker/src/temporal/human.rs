@@ -8,7 +8,7 @@ use super::forward::{Forwarder, start_attributes};
 use crate::store::EventStore;
 use temporalio_client::errors::{WorkflowUpdateError, WorkflowUpdateWithStartError};
 use temporalio_client::{WorkflowIdConflictPolicy, WorkflowUpdateWithStartOptions};
-use vbridge_proto::{GatingSignal, OverrideRequest, PauseSignal, ReviewDecision, StateView};
+use vbridge_proto::{GatingSignal, OverrideRequest, PauseSignal, RetryWrites, ReviewDecision, StateView};
 use vbridge_workflows::domain::{ApplicationId, CandidateId, workflow_id};
 use vbridge_workflows::review::Refusal;
 use vbridge_workflows::workflow::CandidateVerification;
@@ -98,14 +98,43 @@ fn classify(e: WorkflowUpdateWithStartError) -> MoveError {
 /// signal-with-start, so a verification closed at rest can be paused too.
 #[tracing::instrument(skip_all, fields(trace_id = %p.trace_id, workflow_id = %v.workflow_id(), actor = %p.actor))]
 pub async fn pause(store: &dyn EventStore, fw: &Forwarder, v: &Verification, p: PauseSignal) -> Result<(), MoveError> {
+    signal(store, fw, v, CandidateVerification::run, CandidateVerification::on_pause, p).await
+}
+
+/// Re-drive a verification's dead letters (one by key, or all).
+#[tracing::instrument(skip_all, fields(workflow_id = %v.workflow_id(), actor = %r.actor))]
+pub async fn retry_writes(
+    store: &dyn EventStore,
+    fw: &Forwarder,
+    v: &Verification,
+    r: RetryWrites,
+) -> Result<(), MoveError> {
+    signal(store, fw, v, CandidateVerification::run, CandidateVerification::on_retry_writes, r).await
+}
+
+/// Signal a known verification by signal-with-start (a run closed at rest
+/// reopens, seeded from the audit log).
+async fn signal<W, S>(
+    store: &dyn EventStore,
+    fw: &Forwarder,
+    v: &Verification,
+    workflow: W,
+    s: S,
+    input: S::Input,
+) -> Result<(), MoveError>
+where
+    W: temporalio_common::HasWorkflowDefinition<Input = vbridge_proto::WorkflowInput>,
+    S: temporalio_common::SignalDefinition<Workflow = W::Run>,
+    S::Input: Send,
+{
     known(store, v).await?;
-    let input = fw.input(v.candidate_id.as_str(), v.application_id.as_str(), true);
+    let start = fw.input(v.candidate_id.as_str(), v.application_id.as_str(), true);
     let opts = temporalio_client::WorkflowStartOptions::new(fw.task_queue.clone(), v.workflow_id())
         .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
         .search_attributes(start_attributes(v.candidate_id.as_str(), v.application_id.as_str()))
         .build();
     fw.client
-        .signal_with_start_workflow(CandidateVerification::run, input, CandidateVerification::on_pause, p, opts)
+        .signal_with_start_workflow(workflow, start, s, input, opts)
         .await
         .map(|_| ())
         .map_err(|e| MoveError::Temporal(e.to_string()))
