@@ -71,11 +71,9 @@ pub async fn retry(
     if let (Some(k), true) = (key, letters.is_empty()) {
         return Err(MoveError::Unknown(format!("dead letter {k}")));
     }
-    let mut by_verification: std::collections::BTreeMap<(String, String), Vec<&DeadLetter>> = Default::default();
-    for d in &letters {
-        by_verification.entry((d.candidate_id.clone(), d.application_id.clone())).or_default().push(d);
-    }
-    for ((c, a), _) in &by_verification {
+    let by_verification: std::collections::BTreeSet<(&str, &str)> =
+        letters.iter().map(|d| (d.candidate_id.as_str(), d.application_id.as_str())).collect();
+    for (c, a) in &by_verification {
         let v = Verification {
             candidate_id: CandidateId::parse(c).map_err(|e| MoveError::Store(e.to_string()))?,
             application_id: ApplicationId::parse(a).map_err(|e| MoveError::Store(e.to_string()))?,
