@@ -1,6 +1,7 @@
 //! The pure core of vbridge: no I/O, no clock, no Temporal. The workflow
 //! (`vbridge-workflows`) orchestrates it; the worker's edges call it; the fuzz
 //! targets (`fuzz/`) hammer it.
+//! - [`canary`]: which verifications canary gating holds;
 //! - [`policy`]: the control policy, parsed strictly and validated;
 //! - [`domain`]: newtypes built only by parsing, and the workflow id;
 //! - [`machine`]: the state machine, a pure function of (policy, state, event);
@@ -8,6 +9,7 @@
 //! - [`template`]: the `${...}` templates of the ATS fields;
 //! - [`intake`]: a webhook's signature check, redaction and parsing.
 
+pub mod canary;
 pub mod domain;
 pub mod intake;
 pub mod machine;

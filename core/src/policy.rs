@@ -205,6 +205,28 @@ pub struct Reconciliation {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Controls {
     pub kill_switch: KillSwitch,
+    /// An extension of the seed's schema (optional): gating applies only to
+    /// the verifications in the canary (see `crate::canary`); the others are
+    /// verified and written but never block scheduling.
+    #[serde(default)]
+    pub canary: Option<Canary>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Canary {
+    /// Percent of buckets in the canary (0..=100); absent: all.
+    #[serde(default)]
+    pub percent: Option<u8>,
+    /// What is bucketed: `requisition` (default) or `role`.
+    #[serde(default)]
+    pub bucket_by: Option<String>,
+    /// Only these regions (empty: any).
+    #[serde(default)]
+    pub regions: Vec<String>,
+    /// Only these roles (empty: any).
+    #[serde(default)]
+    pub roles: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -618,6 +640,16 @@ impl Validator {
         }
         if raw.controls.kill_switch.flag.trim().is_empty() {
             self.problem("controls.killSwitch.flag", "must not be empty");
+        }
+        if let Some(c) = &raw.controls.canary {
+            if c.percent.is_some_and(|p| p > 100) {
+                self.problem("controls.canary.percent", "must be 0 to 100");
+            }
+            if let Some(b) = c.bucket_by.as_deref()
+                && !matches!(b, "requisition" | "role")
+            {
+                self.problem("controls.canary.bucketBy", format!("\"{b}\" is not requisition or role"));
+            }
         }
         for (i, m) in raw.observability.metrics.iter().enumerate() {
             if m.is_empty() || !m.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_') {

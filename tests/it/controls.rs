@@ -275,3 +275,45 @@ async fn through_a_429_storm_the_gate_says_pending_sync_and_writes_resume_by_the
         .await;
     assert_eq!(g.ats_sync.as_deref(), Some("synced"));
 }
+
+#[tokio::test]
+async fn outside_the_canary_a_verification_never_blocks_scheduling() {
+    use vbridge_workflows::canary::bucket;
+    let dir = std::env::temp_dir().join(format!("vbridge-canary-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = vbridge_workflows::DEFAULT_POLICY_YAML.replacen(
+        "observability:",
+        "  canary:\n    percent: 50\n    regions: [\"emea\"]\nobservability:",
+        1,
+    );
+    assert!(vbridge_workflows::Policy::parse(&policy).is_ok(), "the canary extension parses");
+    let path = dir.join("policy-canary.yaml");
+    std::fs::write(&path, policy).unwrap();
+    let app = crate::harness::TestApp::spawn_with(
+        "canary",
+        crate::harness::Options {
+            extra_env: vec![("VBRIDGE_POLICY".into(), path.display().to_string())],
+            ..Default::default()
+        },
+    )
+    .await;
+    // A requisition inside the 50 % and one outside it.
+    let inside = (0..).map(|i| format!("REQ-{i}")).find(|r| bucket(r) < 50).unwrap();
+    let outside = (0..).map(|i| format!("REQ-{i}")).find(|r| bucket(r) >= 50).unwrap();
+    let cases = [("app-in", &inside, "emea"), ("app-bucket", &outside, "emea"), ("app-region", &inside, "amer")];
+    for (a, req, region) in cases {
+        let mut ev = started(&format!("cand-{a}"), a, &format!("evt-{a}"), &at(-5));
+        ev["external_ats_ids"] = json!({"requisition_id": req});
+        ev["signals"] = json!({"job": {"region": region, "role": "engineering"}});
+        assert_eq!(app.send(&ev).await.status, 202);
+        app.wait_synced(&format!("cand-{a}"), a, "pending").await;
+    }
+    let g = gate(&app, "app-in").await;
+    assert_eq!((g.allow_interview_scheduling, g.reason.as_str()), (false, "pending"), "in the canary: gated");
+    for a in ["app-bucket", "app-region"] {
+        let g = gate(&app, a).await;
+        assert_eq!((g.allow_interview_scheduling, g.reason.as_str()), (true, "not-in-canary"), "{a}");
+        assert_eq!(g.state.as_deref(), Some("pending"), "still verified and written like the others");
+    }
+    assert_eq!(gate(&app, "app-nobody").await.reason, "unknown-application");
+}

@@ -4,5 +4,5 @@
 
 pub mod workflow;
 
-pub use vbridge_core::{DEFAULT_POLICY_YAML, Policy, PolicyError, domain, machine, policy, review, template};
+pub use vbridge_core::{DEFAULT_POLICY_YAML, Policy, PolicyError, canary, domain, machine, policy, review, template};
 pub use workflow::CandidateVerification;

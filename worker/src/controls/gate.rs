@@ -31,8 +31,9 @@ pub struct Answer {
 
 pub const SYNCED: &str = "synced";
 
-/// The answer for a row (or none) under the kill switch.
-pub fn answer(gating_enabled: bool, banner: &str, row: Option<&Row>) -> Answer {
+/// The answer for a row (or none) under the kill switch; `in_canary`:
+/// whether canary gating holds this application (always, without a canary).
+pub fn answer(gating_enabled: bool, banner: &str, row: Option<&Row>, in_canary: bool) -> Answer {
     let (state, ats_sync) = (row.map(|r| r.state.clone()), row.map(|r| r.ats_sync.clone()));
     if !gating_enabled {
         return Answer {
@@ -40,6 +41,16 @@ pub fn answer(gating_enabled: bool, banner: &str, row: Option<&Row>) -> Answer {
             state,
             reason: "gating-disabled".into(),
             banner: Some(banner.to_owned()),
+            ats_sync,
+        };
+    }
+    if row.is_some() && !in_canary {
+        // Verified and written like any other, but never a block.
+        return Answer {
+            allow_interview_scheduling: true,
+            state,
+            reason: "not-in-canary".into(),
+            banner: None,
             ats_sync,
         };
     }
@@ -103,7 +114,7 @@ mod tests {
     #[test]
     fn the_gate_lets_verified_through_and_holds_the_rest() {
         let a = |r: Option<&Row>| {
-            let x = answer(true, "B", r);
+            let x = answer(true, "B", r, true);
             (x.allow_interview_scheduling, x.reason)
         };
         assert_eq!(a(Some(&row("verified", "synced"))), (true, "verified".into()));
@@ -112,7 +123,9 @@ mod tests {
         assert_eq!(a(Some(&row("pending", "pending-sync"))), (false, "pending".into()));
         assert_eq!(a(Some(&row("failed", "synced"))), (false, "failed".into()));
         assert_eq!(a(None), (false, "unknown-application".into()));
-        let off = answer(false, "Verification gating disabled", Some(&row("failed", "synced")));
+        let out = answer(true, "B", Some(&row("failed", "synced")), false);
+        assert_eq!((out.allow_interview_scheduling, out.reason.as_str()), (true, "not-in-canary"));
+        let off = answer(false, "Verification gating disabled", Some(&row("failed", "synced")), false);
         assert!(off.allow_interview_scheduling);
         assert_eq!(
             (off.reason.as_str(), off.banner.as_deref()),

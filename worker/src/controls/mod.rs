@@ -82,7 +82,12 @@ pub async fn gate_answer(
 ) -> Result<gate::Answer, StoreError> {
     let enabled = gating_enabled(store, policy).await?;
     let row = store.gate_row(application_id).await?;
-    Ok(gate::answer(enabled, &banner_for(policy, false), row.as_ref()))
+    let canary = policy.raw().controls.canary.as_ref();
+    let in_canary = match canary {
+        None => true,
+        Some(_) => vbridge_workflows::canary::in_canary(canary, &store.job(application_id).await?),
+    };
+    Ok(gate::answer(enabled, &banner_for(policy, false), row.as_ref(), in_canary))
 }
 
 /// Turn gating on or off: stored, and recorded with the actor and reason.

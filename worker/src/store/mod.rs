@@ -377,6 +377,8 @@ pub trait EventStore: vbridge_activities::AuditSink + Send + Sync + 'static {
         key: Option<&str>,
         limit: u32,
     ) -> Result<Vec<crate::controls::dead_letters::DeadLetter>, StoreError>;
+    /// The job an application's webhooks named (canary gating).
+    async fn job(&self, application_id: &str) -> Result<vbridge_workflows::canary::Job, StoreError>;
     /// Whether the store accepted any delivery of this verification.
     async fn knows(&self, candidate_id: &str, application_id: &str) -> Result<bool, StoreError>;
     /// Where chains cut by retention start now.

@@ -99,6 +99,13 @@ pub(crate) const DEAD_LETTERS_RESOLVED: &str = "UPDATE dead_letters SET is_open 
 pub(crate) const OPEN_DEAD_LETTERS: &str = "SELECT idempotency_key, candidate_id, application_id, event_id, target, \
      state, reason, failed_at FROM dead_letters WHERE is_open = TRUE \
      AND (?1 IS NULL OR idempotency_key = ?1) ORDER BY failed_at DESC LIMIT ?2";
+/// The job an accepted delivery named (a field it leaves out keeps its value).
+pub(crate) const UPSERT_JOB: &str = "INSERT INTO application_jobs (application_id, requisition, role, region, updated_at) \
+     VALUES (?, ?, ?, ?, ?) ON CONFLICT (application_id) DO UPDATE SET \
+     requisition = COALESCE(excluded.requisition, application_jobs.requisition), \
+     role = COALESCE(excluded.role, application_jobs.role), \
+     region = COALESCE(excluded.region, application_jobs.region), updated_at = excluded.updated_at";
+pub(crate) const JOB: &str = "SELECT requisition, role, region FROM application_jobs WHERE application_id = ?";
 /// Whether the store accepted any delivery of a verification.
 pub(crate) const KNOWN: &str = "SELECT EXISTS (SELECT 1 FROM deliveries WHERE candidate_id = ? AND application_id = ? \
      AND processing_result = 'accepted')";
@@ -152,6 +159,20 @@ macro_rules! backend_impl {
                     .bind(&row.content.received_at)
                     .execute(&mut self.conn)
                     .await?;
+                let job = row.content.payload.as_deref()
+                    .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+                    .map(|v| vbridge_workflows::canary::job_of(&v))
+                    .unwrap_or_default();
+                if let (false, Some(app)) = (job.is_empty(), row.content.application_id.as_deref()) {
+                    sqlx::query(&Self::sql(sql::UPSERT_JOB))
+                        .bind(app)
+                        .bind(&job.requisition)
+                        .bind(&job.role)
+                        .bind(&job.region)
+                        .bind(&row.content.received_at)
+                        .execute(&mut self.conn)
+                        .await?;
+                }
             }
             Ok(seq)
         }
@@ -410,6 +431,14 @@ macro_rules! store_impl {
                 .bind(limit as i64)
                 .fetch_all(&self.pool)
                 .await?)
+        }
+
+        async fn job(&self, application_id: &str) -> Result<vbridge_workflows::canary::Job, StoreError> {
+            let row: Option<(Option<String>, Option<String>, Option<String>)> =
+                sqlx::query_as(&<$backend>::sql(sql::JOB)).bind(application_id).fetch_optional(&self.pool).await?;
+            Ok(row
+                .map(|(requisition, role, region)| vbridge_workflows::canary::Job { requisition, role, region })
+                .unwrap_or_default())
         }
 
         async fn knows(&self, candidate_id: &str, application_id: &str) -> Result<bool, StoreError> {
