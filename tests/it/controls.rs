@@ -178,7 +178,7 @@ async fn a_paused_verification_records_events_and_writes_its_latest_state_once_o
     let (c2, a2) = ("cand-y", "app-y");
     assert_eq!(app.send(&started(c2, a2, "evt-y-1", &at(-10))).await.status, 202);
     app.wait_synced(c2, a2, "pending").await;
-    let out = app.vbridge_cli(&["pause", "--all", "--reason", "incident INC-9", "--actor", "cli-ops"]);
+    let out = app.vbridge_cli(&["pause", "--all", "--reason", "incident INC-9", "--actor", "cli-ops"]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     for (cc, aa) in [(c, a), (c2, a2)] {
         app.wait_for(&format!("{cc} paused by the batch"), WAIT, || async {
@@ -186,7 +186,7 @@ async fn a_paused_verification_records_events_and_writes_its_latest_state_once_o
         })
         .await;
     }
-    let out = app.vbridge_cli(&["resume", "--all", "--reason", "over", "--actor", "cli-ops"]);
+    let out = app.vbridge_cli(&["resume", "--all", "--reason", "over", "--actor", "cli-ops"]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     app.wait_for("all resumed", WAIT, || async {
         let (x, y) = (app.state(c, a).await.ok()?, app.state(c2, a2).await.ok()?);
@@ -220,7 +220,7 @@ async fn a_refused_write_is_a_dead_letter_until_re_driven_with_its_own_key() {
     let key = letter["idempotency_key"].as_str().unwrap().to_owned();
     assert_eq!(app.state(c, a).await.unwrap().ats_sync, "failed");
     assert_eq!(app.get_as("/v1/writes/failed", Some(REVIEWER_TOKEN)).await.status(), 403);
-    let listed = app.vbridge_cli(&["writes", "failed", "--json"]);
+    let listed = app.vbridge_cli(&["writes", "failed", "--json"]).await;
     assert!(String::from_utf8_lossy(&listed.stdout).contains(&key));
 
     // Fixed: re-drive it; it goes with its own key, and leaves the list.
@@ -316,4 +316,74 @@ async fn outside_the_canary_a_verification_never_blocks_scheduling() {
         assert_eq!(g.state.as_deref(), Some("pending"), "still verified and written like the others");
     }
     assert_eq!(gate(&app, "app-nobody").await.reason, "unknown-application");
+}
+
+#[tokio::test]
+async fn reconciliation_finds_an_edit_behind_the_bridge_s_back_and_heals_it() {
+    let app = TestApp::spawn("reconcile").await;
+    for (c, a) in [("cand-r1", "app-r1"), ("cand-r2", "app-r2")] {
+        assert_eq!(app.send(&started(c, a, &format!("evt-{a}-1"), &at(-10))).await.status, 202);
+        assert_eq!(app.send(&decision(c, a, &format!("evt-{a}-2"), &at(-9), "verified")).await.status, 202);
+        app.wait_synced(c, a, "verified").await;
+    }
+    // Someone flips one ATS field by hand.
+    let store = vbridge::store::open(&app.database_url()).await.unwrap();
+    app.wait_for("both checks in the expectation", WAIT, || async {
+        (store.expected_count().await.ok()? == 2).then_some(())
+    })
+    .await;
+    let rogue = app
+        .http
+        .put(format!("{}/applications/app-r1/verification-checks/chk-cand-r1-app-r1", app.sandbox_url))
+        .header("Idempotency-Key", "rogue-edit-1")
+        .json(&json!({"candidate_id": "cand-r1", "fields": {"verification_state": "failed"}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(rogue.status().is_success());
+
+    // A dry run over the API reports the drift and heals nothing.
+    let r = app.post_as("/v1/reconcile", Some(OPS_TOKEN), None, &json!({"dry_run": true})).await;
+    assert_eq!(r.status(), 202);
+    let run_id = r.json::<Value>().await.unwrap()["run_id"].as_str().unwrap().to_owned();
+    let report: Value = app
+        .wait_for("the dry run's report", WAIT, || async {
+            let r: Value = app.get_as(&format!("/v1/reconcile/{run_id}"), Some(OPS_TOKEN)).await.json().await.ok()?;
+            (r["done"] == true).then_some(r)
+        })
+        .await;
+    assert_eq!((report["checked"].as_u64(), report["drifted"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(
+        (report["healed"].as_u64(), report["dry_run"].as_bool()),
+        (Some(0), Some(true)),
+        "a dry run heals nothing"
+    );
+    assert_eq!(report["items"][0]["found"]["verification_state"], "failed");
+    assert_eq!(app.ats_check("app-r1", "chk-cand-r1-app-r1").await.unwrap()["fields"]["verification_state"], "failed");
+
+    // The CLI's run heals it through the idempotent write path, and says so.
+    let out = app.vbridge_cli(&["reconcile", "run", "--actor", "cli-ops"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("verification_state") && stdout.contains("healed"), "{stdout}");
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!((summary["drifted"].as_u64(), summary["healed"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        app.ats_check("app-r1", "chk-cand-r1-app-r1").await.unwrap()["fields"]["verification_state"],
+        "verified"
+    );
+    let heal = app.writes().await.into_iter().last().unwrap();
+    assert!(heal.idempotency_key.starts_with("rec-"), "{}", heal.idempotency_key);
+
+    // Reports are in the audit log's reconciliation chain; the nightly schedule exists.
+    let reports: Vec<_> =
+        store.decisions(None, None).await.unwrap().into_iter().filter(|d| d.record.kind == "reconciled").collect();
+    assert_eq!(reports.len(), 2);
+    assert!(reports.iter().all(|d| d.stream == "reconciliation"));
+    let task_queue = format!("it-reconcile-{}", std::process::id());
+    let schedule =
+        app.temporal_cli(&["schedule", "describe", "--schedule-id", &format!("vbridge-reconciliation-{task_queue}")]);
+    assert!(schedule.contains("Reconciliation"), "{schedule}");
+    let run = summary["run_id"].as_str().unwrap();
+    check_and_save(&history_json(&app, run, None).await, "reconciliation_healed.json").await;
 }

@@ -236,15 +236,17 @@ impl TestApp {
 
     /// The `vbridge` binary run as an operator would, with the bridge's
     /// configuration (store, Temporal, task queue, policy).
-    pub fn vbridge_cli(&self, args: &[&str]) -> std::process::Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vbridge"));
+    pub async fn vbridge_cli(&self, args: &[&str]) -> std::process::Output {
+        // Async: the sandbox ATS runs on this test's runtime and must keep
+        // answering while the command runs.
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_vbridge"));
         cmd.args(args).env_remove("VBRIDGE_CONFIG").env("VBRIDGE_LOG", "warn");
         for (k, v) in &self.env {
             if k != "VBRIDGE_ROLES" {
                 cmd.env(k, v);
             }
         }
-        cmd.output().expect("running vbridge")
+        cmd.output().await.expect("running vbridge")
     }
 
     /// The Temporal CLI (the one the dev server runs from) against this

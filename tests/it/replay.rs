@@ -20,6 +20,8 @@
 //! - `candidate_verification_controls_*.json`: with `controls-v1`: the same
 //!   eight, a kill switch off and on (`banner`), and a pause, writes held and
 //!   coalesced, then resumed (`paused`), and a dead letter re-driven (`redriven`).
+//! - `reconciliation_healed.json`: a `Reconciliation` run that found a drift
+//!   and healed it.
 
 use crate::harness::{Options, TestApp, at};
 use std::time::Duration;
@@ -65,14 +67,19 @@ const REQUIRED: &[&str] = &[
     "candidate_verification_controls_banner.json",
     "candidate_verification_controls_paused.json",
     "candidate_verification_controls_redriven.json",
+    "reconciliation_healed.json",
 ];
 
 /// The newest patch's prefix: fresh histories are saved under it.
 pub(crate) const CURRENT: &str = "controls";
 
 fn replayer() -> WorkflowReplayer {
-    let opts =
-        WorkflowReplayerOptions::new().register_workflow::<CandidateVerification>().expect("registering").build();
+    let opts = WorkflowReplayerOptions::new()
+        .register_workflow::<CandidateVerification>()
+        .expect("registering")
+        .register_workflow::<vbridge_workflows::reconcile::Reconciliation>()
+        .expect("registering")
+        .build();
     WorkflowReplayer::new(opts).expect("a replayer")
 }
 
@@ -126,6 +133,7 @@ async fn saved_histories_replay_deterministically() {
             "banner" => &["\"gating\"", "AtsActivities::write_verification"],
             "paused" => &["\"pause\"", "VerificationPaused"],
             "redriven" => &["\"retry_writes\"", "AtsPermanentRejection"],
+            "healed" => &["ReconcileActivities::diff_page", "AtsActivities::write_verification", "record_report"],
             _ => &[],
         };
         for needle in expect {

@@ -375,70 +375,76 @@ async fn the_cli_lists_the_queue_decides_and_overrides_as_its_actor() {
     assert_eq!(app.send(&decision(c, a, "evt-cli-2", &at(-9), "needs_review")).await.status, 202);
     let listed = app
         .wait_for("the item in `vbridge review list`", Duration::from_secs(30), || async {
-            let out = app.vbridge_cli(&["review", "list", "--json"]);
+            let out = app.vbridge_cli(&["review", "list", "--json"]).await;
             let page: Listing = serde_json::from_slice(&out.stdout).ok()?;
             page.items.into_iter().find(|i| i.candidate_id == c)
         })
         .await;
     assert_eq!(listed.reason_codes, vec!["liveness-low"]);
-    let table = String::from_utf8(app.vbridge_cli(&["review", "list"]).stdout).unwrap();
+    let table = String::from_utf8(app.vbridge_cli(&["review", "list"]).await.stdout).unwrap();
     assert!(table.contains(c) && table.contains("liveness-low"), "{table}");
 
     // A bad reason code is refused with the contract's code, and nothing moves.
-    let bad = app.vbridge_cli(&[
-        "review",
-        "decide",
-        "--candidate",
-        c,
-        "--application",
-        a,
-        "--decision",
-        "failed",
-        "--reason-code",
-        "meh",
-        "--actor",
-        "cli-rita",
-    ]);
+    let bad = app
+        .vbridge_cli(&[
+            "review",
+            "decide",
+            "--candidate",
+            c,
+            "--application",
+            a,
+            "--decision",
+            "failed",
+            "--reason-code",
+            "meh",
+            "--actor",
+            "cli-rita",
+        ])
+        .await;
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid_reason_code"));
-    let ok = app.vbridge_cli(&[
-        "review",
-        "decide",
-        "--candidate",
-        c,
-        "--application",
-        a,
-        "--decision",
-        "failed",
-        "--reason-code",
-        "doc-anomaly",
-        "--note",
-        "document forged",
-        "--actor",
-        "cli-rita",
-        "--idempotency-key",
-        "cli-1",
-    ]);
+    let ok = app
+        .vbridge_cli(&[
+            "review",
+            "decide",
+            "--candidate",
+            c,
+            "--application",
+            a,
+            "--decision",
+            "failed",
+            "--reason-code",
+            "doc-anomaly",
+            "--note",
+            "document forged",
+            "--actor",
+            "cli-rita",
+            "--idempotency-key",
+            "cli-1",
+        ])
+        .await;
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     assert_eq!(serde_json::from_slice::<Value>(&ok.stdout).unwrap()["state"], "failed");
     app.wait_synced(c, a, "failed").await;
     assert_eq!(app.writes().await.last().unwrap().fields["override_actor"], "cli-rita");
 
-    let ov = app.vbridge_cli(&[
-        "override",
-        "--candidate",
-        c,
-        "--application",
-        a,
-        "--to",
-        "verified",
-        "--reason-code",
-        "doc-anomaly",
-        "--note",
-        "appeal upheld",
-        "--actor",
-        "cli-ada",
-    ]);
+    let ov = app
+        .vbridge_cli(&[
+            "override",
+            "--candidate",
+            c,
+            "--application",
+            a,
+            "--to",
+            "verified",
+            "--reason-code",
+            "doc-anomaly",
+            "--note",
+            "appeal upheld",
+            "--actor",
+            "cli-ada",
+        ])
+        .await;
     assert!(ov.status.success(), "{}", String::from_utf8_lossy(&ov.stderr));
     app.wait_synced(c, a, "verified").await;
     let last = app.writes().await.into_iter().last().unwrap();
@@ -446,19 +452,21 @@ async fn the_cli_lists_the_queue_decides_and_overrides_as_its_actor() {
         (last.fields["override_actor"].as_str(), last.fields["verification_state"].as_str()),
         ("cli-ada", "verified")
     );
-    let unknown = app.vbridge_cli(&[
-        "override",
-        "--candidate",
-        "ghost",
-        "--application",
-        a,
-        "--to",
-        "verified",
-        "--reason-code",
-        "doc-anomaly",
-        "--actor",
-        "cli-ada",
-    ]);
+    let unknown = app
+        .vbridge_cli(&[
+            "override",
+            "--candidate",
+            "ghost",
+            "--application",
+            a,
+            "--to",
+            "verified",
+            "--reason-code",
+            "doc-anomaly",
+            "--actor",
+            "cli-ada",
+        ])
+        .await;
     assert!(!unknown.status.success());
     assert!(!app.workflow_exists("ghost", a).await, "nothing started for an unknown verification");
 }

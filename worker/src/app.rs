@@ -220,7 +220,13 @@ async fn run_temporal_roles(
                 secret: cfg.secrets.first().cloned(),
             },
             escalations: metrics.review_escalations.clone(),
+            reconcile: Arc::new(crate::controls::reconcile::StoreSource(
+                store.clone().expect("store is open for the worker"),
+            )),
         };
+        if let Err(e) = crate::controls::reconcile::ensure_schedule(&client, &cfg.task_queue, &cfg.policy).await {
+            tracing::warn!(error = %e, "could not create the reconciliation schedule; `vbridge reconcile run` still works");
+        }
         let task_queue = cfg.task_queue.clone();
         let cached_workflows = cfg.worker_cached_workflows;
         let shutdown = shutdown.clone();

@@ -103,6 +103,12 @@ enum Command {
     /// Let the writes go again: each paused verification writes its latest
     /// state once.
     Resume(PauseArgs),
+    /// Reconciliation (diff-and-heal): what the bridge wrote against what
+    /// the ATS holds.
+    Reconcile {
+        #[command(subcommand)]
+        command: ReconcileCommand,
+    },
     /// Dead letters: ATS writes refused for good.
     Writes {
         #[command(subcommand)]
@@ -183,6 +189,21 @@ enum ReviewCommand {
         note: String,
         #[command(flatten)]
         who: Who,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReconcileCommand {
+    /// Run one now (the nightly Temporal Schedule runs the same workflow),
+    /// with a progress bar and a diff table at the end.
+    Run {
+        /// Report the differences; heal nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, default_value = "cli")]
+        actor: String,
+        #[arg(long, env = "VBRIDGE_CONFIG")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -306,6 +327,9 @@ async fn main() -> ExitCode {
             human_move(&candidate, &application, who, HumanMove::Decide(d)).await
         }
         Command::Gating { state, reason, actor, config } => gating(state == "on", &reason, &actor, config).await,
+        Command::Reconcile { command: ReconcileCommand::Run { dry_run, actor, config } } => {
+            reconcile_run(dry_run, &actor, config).await
+        }
         Command::Writes { command: WritesCommand::Failed { json } } => writes_failed(json).await,
         Command::Writes { command: WritesCommand::Retry { key, all: _, reason, actor, config } } => {
             writes_retry(key, &reason, &actor, config).await
@@ -587,6 +611,58 @@ async fn pause(args: PauseArgs, paused: bool) -> anyhow::Result<()> {
             println!("{}", serde_json::json!({ "paused": paused, "batch": job }));
         }
     }
+    Ok(())
+}
+
+async fn reconcile_run(dry_run: bool, actor: &str, config: Option<PathBuf>) -> anyhow::Result<()> {
+    use vbridge_workflows::reconcile::Reconciliation;
+    let cfg = Config::load_for_tools(config.as_deref())?;
+    let store = vbridge::store::open(&cfg.database_url).await?;
+    let client = vbridge::temporal::connect(&cfg.temporal_address, &cfg.temporal_namespace).await?;
+    let total = store.expected_count().await?;
+    let run_id = vbridge::controls::reconcile::start(&client, &cfg.task_queue, &cfg.policy, dry_run, actor).await?;
+    eprintln!("reconcile: run {run_id}{}", if dry_run { " (dry run)" } else { "" });
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} checks · {msg} · {elapsed}")
+            .expect("a valid template"),
+    );
+    let handle = client.get_workflow_handle::<Reconciliation>(run_id.clone());
+    let report = loop {
+        if let Some(json) = store.reconcile_run(&run_id).await? {
+            break serde_json::from_str::<vbridge_proto::ReconcileProgress>(&json)?;
+        }
+        if let Ok(p) = handle.query(Reconciliation::progress, (), Default::default()).await {
+            bar.set_position(p.checked as u64);
+            bar.set_message(format!("{} drifted, {} healed, {} failed", p.drifted, p.healed, p.failed));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    bar.set_position(report.checked as u64);
+    bar.finish_with_message(format!("{} drifted, {} healed, {} failed", report.drifted, report.healed, report.failed));
+    println!("{:<24} {:<28} {:<26} {:<26} {:<26} OUTCOME", "APPLICATION", "CHECK", "FIELD", "EXPECTED", "FOUND");
+    for d in &report.items {
+        let Some(e) = &d.expected else { continue };
+        let fields: Vec<(String, String)> = if d.missing {
+            vec![("(the whole check)".into(), "(missing)".into())]
+        } else {
+            d.found.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        for (field, found) in fields {
+            let expected = e.fields.get(&field).cloned().unwrap_or_default();
+            println!(
+                "{:<24} {:<28} {:<26} {:<26} {:<26} {}",
+                e.application_id, e.verification_check_id, field, expected, found, d.outcome
+            );
+        }
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "run_id": run_id, "checked": report.checked, "drifted": report.drifted,
+            "healed": report.healed, "failed": report.failed, "unreadable": report.unreadable,
+        })
+    );
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! (`vbridge-core`: policy, domain types, state machine, templates). The
 //! core's modules are re-exported here, where the workflow's users look.
 
+pub mod reconcile;
 pub mod workflow;
 
 pub use vbridge_core::{DEFAULT_POLICY_YAML, Policy, PolicyError, canary, domain, machine, policy, review, template};

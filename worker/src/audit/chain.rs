@@ -25,12 +25,15 @@ pub const ACCESS_DENIED: &str = "access_denied";
 
 /// The stream of operations controls' changes (the kill switch).
 pub const CONTROLS_STREAM: &str = "controls";
+/// The stream of reconciliation reports.
+pub const RECONCILIATION_STREAM: &str = "reconciliation";
 
 /// The stream a decision record goes to.
 pub fn decision_stream(r: &vbridge_proto::DecisionRecord) -> String {
     match r.kind.as_str() {
         ACCESS_DENIED => ACCESS_STREAM.to_owned(),
         crate::controls::CONTROL_CHANGED => CONTROLS_STREAM.to_owned(),
+        crate::controls::reconcile::RECONCILED => RECONCILIATION_STREAM.to_owned(),
         _ => stream_of(&r.candidate_id, &r.application_id),
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod dead_letters;
 pub mod gate;
+pub mod reconcile;
 
 use crate::store::{EventStore, StoreError};
 use serde::Serialize;

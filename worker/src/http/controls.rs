@@ -151,6 +151,40 @@ pub async fn retry_writes(
 }
 
 #[derive(Deserialize, Default)]
+struct ReconcileBody {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `POST /v1/reconcile` (ops): start a reconciliation now.
+#[tracing::instrument(skip_all, fields(actor = %who.subject))]
+pub async fn reconcile(
+    State(s): State<HttpState>,
+    Extension(who): Extension<Principal>,
+    bytes: Bytes,
+) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
+    let body: ReconcileBody = if bytes.is_empty() {
+        ReconcileBody::default()
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| invalid(format!("the body is not valid: {e}")))?
+    };
+    let fw = s.temporal.forwarder().ok_or_else(|| ApiError::Unavailable("not connected to Temporal yet".into()))?;
+    let run_id = crate::controls::reconcile::start(&fw.client, &fw.task_queue, &s.policy, body.dry_run, &who.subject)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("the run could not start: {e}")))?;
+    Ok((axum::http::StatusCode::ACCEPTED, Json(json!({ "run_id": run_id, "dry_run": body.dry_run }))))
+}
+
+/// `GET /v1/reconcile/{run_id}` (ops): the report, or the progress so far.
+pub async fn reconcile_report(State(s): State<HttpState>, Path(run_id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let client = s.temporal.forwarder().map(|f| f.client);
+    match crate::controls::reconcile::report(s.store.as_ref(), client.as_ref(), &run_id).await.map_err(unavailable)? {
+        Some(p) => Ok(Json(serde_json::to_value(p).expect("a report serializes"))),
+        None => Err(ApiError::NotFound(format!("no reconciliation run {run_id}"))),
+    }
+}
+
+#[derive(Deserialize, Default)]
 struct PauseBody {
     #[serde(default)]
     reason: String,

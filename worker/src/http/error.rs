@@ -23,6 +23,8 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String },
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    NotFound(String),
     /// The request conflicts with the verification's state (409 `conflict`).
     #[error("{0}")]
     Conflict(String),
@@ -50,6 +52,7 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Refused(r) if r.code == vbridge_workflows::review::CONFLICT => (StatusCode::CONFLICT, r.code),
             ApiError::Refused(r) => (StatusCode::UNPROCESSABLE_ENTITY, r.code),
             ApiError::Unavailable(_) | ApiError::Overloaded | ApiError::TimedOut => {

@@ -103,6 +103,8 @@ pub fn router(state: HttpState, auth: Auth, limits: Limits, metrics_here: bool) 
             "/v1/applications/{application}/gate",
             get(controls::gate).layer(need(&[Role::Ops, Role::Reviewer, Role::Auditor, Role::Gate])),
         )
+        .route("/v1/reconcile", post(controls::reconcile).layer(need(&[Role::Ops])))
+        .route("/v1/reconcile/{run_id}", get(controls::reconcile_report).layer(need(&[Role::Ops])))
         .route("/v1/writes/failed", get(controls::failed_writes).layer(need(&[Role::Ops])))
         .route("/v1/writes/retry", post(controls::retry_writes).layer(need(&[Role::Ops])))
         .route("/v1/verifications/{candidate}/{application}/pause", post(controls::pause).layer(need(&[Role::Ops])))

@@ -379,6 +379,16 @@ pub trait EventStore: vbridge_activities::AuditSink + Send + Sync + 'static {
     ) -> Result<Vec<crate::controls::dead_letters::DeadLetter>, StoreError>;
     /// The job an application's webhooks named (canary gating).
     async fn job(&self, application_id: &str) -> Result<vbridge_workflows::canary::Job, StoreError>;
+    /// What the bridge wrote to the checks after `(application, check)`, in order.
+    async fn expected_page(
+        &self,
+        after: (&str, &str),
+        limit: u32,
+    ) -> Result<Vec<vbridge_proto::ExpectedWrite>, StoreError>;
+    /// How many checks the bridge has written.
+    async fn expected_count(&self) -> Result<u64, StoreError>;
+    /// A finished reconciliation run's report (JSON).
+    async fn reconcile_run(&self, run_id: &str) -> Result<Option<String>, StoreError>;
     /// Whether the store accepted any delivery of this verification.
     async fn knows(&self, candidate_id: &str, application_id: &str) -> Result<bool, StoreError>;
     /// Where chains cut by retention start now.

@@ -106,6 +106,20 @@ pub(crate) const UPSERT_JOB: &str = "INSERT INTO application_jobs (application_i
      role = COALESCE(excluded.role, application_jobs.role), \
      region = COALESCE(excluded.region, application_jobs.region), updated_at = excluded.updated_at";
 pub(crate) const JOB: &str = "SELECT requisition, role, region FROM application_jobs WHERE application_id = ?";
+/// The reconciliation's expectation (see `crate::controls::reconcile`).
+pub(crate) const EXPECTED_OF: &str =
+    "SELECT fields FROM ats_expected WHERE application_id = ? AND verification_check_id = ?";
+pub(crate) const SET_EXPECTED: &str = "INSERT INTO ats_expected (application_id, verification_check_id, candidate_id, \
+     fields) VALUES (?, ?, ?, ?) ON CONFLICT (application_id, verification_check_id) DO UPDATE SET \
+     candidate_id = excluded.candidate_id, fields = excluded.fields";
+/// A page in (application, check) order after ?1/?2.
+pub(crate) const EXPECTED_PAGE: &str = "SELECT application_id, verification_check_id, candidate_id, fields \
+     FROM ats_expected WHERE application_id > ?1 OR (application_id = ?1 AND verification_check_id > ?2) \
+     ORDER BY application_id, verification_check_id LIMIT ?3";
+pub(crate) const EXPECTED_COUNT: &str = "SELECT CAST(COUNT(*) AS BIGINT) FROM ats_expected";
+pub(crate) const SAVE_RUN: &str = "INSERT INTO reconcile_runs (run_id, finished_at, report) VALUES (?, ?, ?) \
+     ON CONFLICT (run_id) DO UPDATE SET finished_at = excluded.finished_at, report = excluded.report";
+pub(crate) const GET_RUN: &str = "SELECT report FROM reconcile_runs WHERE run_id = ?";
 /// Whether the store accepted any delivery of a verification.
 pub(crate) const KNOWN: &str = "SELECT EXISTS (SELECT 1 FROM deliveries WHERE candidate_id = ? AND application_id = ? \
      AND processing_result = 'accepted')";
@@ -239,6 +253,29 @@ macro_rules! backend_impl {
                 }
             }
             Ok(())
+        }
+
+        async fn project_run(&mut self, run_id: &str, at: &str, report: &str) -> Result<(), sqlx::Error> {
+            sqlx::query(&Self::sql(sql::SAVE_RUN)).bind(run_id).bind(at).bind(report).execute(&mut self.conn).await.map(|_| ())
+        }
+
+        async fn project_expected(&mut self, w: &crate::controls::reconcile::Written) -> Result<(), sqlx::Error> {
+            let old: Option<String> = sqlx::query_scalar(&Self::sql(sql::EXPECTED_OF))
+                .bind(&w.application_id)
+                .bind(&w.check_id)
+                .fetch_optional(&mut self.conn)
+                .await?;
+            let mut fields: std::collections::BTreeMap<String, String> =
+                old.and_then(|o| serde_json::from_str(&o).ok()).unwrap_or_default();
+            fields.extend(w.fields.clone());
+            sqlx::query(&Self::sql(sql::SET_EXPECTED))
+                .bind(&w.application_id)
+                .bind(&w.check_id)
+                .bind(&w.candidate_id)
+                .bind(serde_json::to_string(&fields).expect("fields serialize"))
+                .execute(&mut self.conn)
+                .await
+                .map(|_| ())
         }
 
         async fn project_control(&mut self, c: &crate::controls::Control) -> Result<(), sqlx::Error> {
@@ -439,6 +476,37 @@ macro_rules! store_impl {
             Ok(row
                 .map(|(requisition, role, region)| vbridge_workflows::canary::Job { requisition, role, region })
                 .unwrap_or_default())
+        }
+
+        async fn expected_page(
+            &self,
+            after: (&str, &str),
+            limit: u32,
+        ) -> Result<Vec<vbridge_proto::ExpectedWrite>, StoreError> {
+            let rows: Vec<(String, String, String, String)> = sqlx::query_as(&<$backend>::sql(sql::EXPECTED_PAGE))
+                .bind(after.0)
+                .bind(after.1)
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(application_id, verification_check_id, candidate_id, fields)| vbridge_proto::ExpectedWrite {
+                    candidate_id,
+                    application_id,
+                    verification_check_id,
+                    fields: serde_json::from_str(&fields).unwrap_or_default(),
+                })
+                .collect())
+        }
+
+        async fn expected_count(&self) -> Result<u64, StoreError> {
+            let n: i64 = sqlx::query_scalar(sql::EXPECTED_COUNT).fetch_one(&self.pool).await?;
+            Ok(n.max(0) as u64)
+        }
+
+        async fn reconcile_run(&self, run_id: &str) -> Result<Option<String>, StoreError> {
+            Ok(sqlx::query_scalar(&<$backend>::sql(sql::GET_RUN)).bind(run_id).fetch_optional(&self.pool).await?)
         }
 
         async fn knows(&self, candidate_id: &str, application_id: &str) -> Result<bool, StoreError> {

@@ -192,6 +192,10 @@ pub(crate) trait Backend: Send + 'static {
     async fn project_gate(&mut self, change: &crate::controls::gate::Change) -> Result<(), sqlx::Error>;
     /// Apply one change to the dead letters.
     async fn project_dead_letter(&mut self, change: &crate::controls::dead_letters::Change) -> Result<(), sqlx::Error>;
+    /// Keep a finished reconciliation run's report.
+    async fn project_run(&mut self, run_id: &str, at: &str, report: &str) -> Result<(), sqlx::Error>;
+    /// Merge a write's fields into the reconciliation's expectation.
+    async fn project_expected(&mut self, w: &crate::controls::reconcile::Written) -> Result<(), sqlx::Error>;
     /// Store a control's new value.
     async fn project_control(&mut self, c: &crate::controls::Control) -> Result<(), sqlx::Error>;
     /// Apply one change to the review queue projection.
@@ -410,6 +414,12 @@ async fn append_decision<B: Backend>(b: &mut B, heads: &mut Heads, r: &DecisionR
     }
     if let Some(change) = crate::controls::dead_letters::change_of(r) {
         b.project_dead_letter(&change).await?;
+    }
+    if let Some((run_id, report)) = crate::controls::reconcile::report_of(r) {
+        b.project_run(&run_id, &r.recorded_at, &report).await?;
+    }
+    if let Some(w) = crate::controls::reconcile::written_of(r) {
+        b.project_expected(&w).await?;
     }
     if let Some(control) = crate::controls::control_of(r) {
         b.project_control(&control).await?;

@@ -29,6 +29,7 @@ pub struct ActivityDeps {
     pub audit: Arc<dyn AuditSink>,
     pub escalation: EscalationConfig,
     pub escalations: Arc<AtomicU64>,
+    pub reconcile: Arc<dyn vbridge_activities::ReconcileSource>,
 }
 
 /// Run the Temporal worker until `shutdown` resolves.
@@ -42,6 +43,8 @@ pub async fn run_worker(
     let runtime = Runtime::from_current_tokio(Default::default())?;
     let mut options = WorkerOptions::new(task_queue.to_owned())
         .register_workflow::<CandidateVerification>()?
+        .register_workflow::<vbridge_workflows::reconcile::Reconciliation>()?
+        .register_activities(vbridge_activities::ReconcileActivities::new(deps.ats.clone(), deps.reconcile))
         .register_activities(AtsActivities::new(deps.ats, deps.ats_metrics, Some(deps.audit.clone())))
         .register_activities(AuditActivities { sink: deps.audit })
         .register_activities(ReviewActivities::new(deps.escalation, deps.escalations))
