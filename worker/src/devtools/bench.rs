@@ -54,6 +54,12 @@ pub struct BenchOptions {
     /// there, and dropped after); `none` to skip.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
     pub postgres_url: String,
+    /// Only the controls' phases (8: the gate, 9: reconciliation).
+    #[arg(long)]
+    pub controls_only: bool,
+    /// Verifications the gate and reconciliation phases are measured over.
+    #[arg(long, default_value_t = 10_000)]
+    pub controls_verifications: usize,
 }
 
 impl BenchOptions {
@@ -72,7 +78,7 @@ pub struct Figures {
     pub errors: usize,
 }
 
-fn figures(mut lat: Vec<Duration>, elapsed: Duration, errors: usize) -> Figures {
+pub(crate) fn figures(mut lat: Vec<Duration>, elapsed: Duration, errors: usize) -> Figures {
     lat.sort();
     let pct = |p: f64| {
         if lat.is_empty() {
@@ -149,21 +155,21 @@ async fn open_loop(client: &WebhookClient, run: &str, rate: u32, seconds: u32) -
     figures(lat, start.elapsed(), errors)
 }
 
-fn print(name: &str, f: &Figures) {
+pub(crate) fn print(name: &str, f: &Figures) {
     println!(
         "{name:<38} {:>7} req {:>9.1}/s   p50 {:>8.2} ms   p99 {:>8.2} ms   errors {}",
         f.count, f.per_second, f.p50_ms, f.p99_ms, f.errors
     );
 }
 
-struct Bridge {
-    url: String,
+pub(crate) struct Bridge {
+    pub(crate) url: String,
     stop: watch::Sender<bool>,
     done: tokio::task::JoinHandle<()>,
 }
 
 /// A sandbox ATS on a free port: its URL, and what stops it.
-async fn start_sandbox() -> anyhow::Result<(String, tokio::sync::oneshot::Sender<()>)> {
+pub(crate) async fn start_sandbox() -> anyhow::Result<(String, tokio::sync::oneshot::Sender<()>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
@@ -174,7 +180,7 @@ async fn start_sandbox() -> anyhow::Result<(String, tokio::sync::oneshot::Sender
 }
 
 /// Run `serve` in-process on a thread of its own (its worker future is not Send).
-fn start_bridge(cfg: Config, roles: BTreeSet<Role>) -> anyhow::Result<Bridge> {
+pub(crate) fn start_bridge(cfg: Config, roles: BTreeSet<Role>) -> anyhow::Result<Bridge> {
     let (stop, rx) = watch::channel(false);
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let handle = tokio::runtime::Handle::current();
@@ -194,7 +200,7 @@ fn start_bridge(cfg: Config, roles: BTreeSet<Role>) -> anyhow::Result<Bridge> {
 }
 
 impl Bridge {
-    async fn shutdown(self) {
+    pub(crate) async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.done.await;
     }
@@ -215,6 +221,9 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
         log_file: dir.join("temporal.log"),
     })
     .await?;
+    if o.controls_only {
+        return crate::devtools::bench_controls::run(&dir, &run, &temporal.address, o.controls_verifications).await;
+    }
     let (sandbox_url, sb_stop) = start_sandbox().await?;
 
     let secret = "bench-secret";
@@ -378,6 +387,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     // 7. A burst through the whole stack, and the bare ceiling, against a
     // persisted dev server (as `vbridge dev` runs it).
     let burst = if o.burst_events > 0 { Some(burst_phase(&cfg, &dir, &run, &o).await?) } else { None };
+    crate::devtools::bench_controls::run(&dir, &run, &temporal.address, o.controls_verifications).await?;
     drop(temporal);
 
     println!();

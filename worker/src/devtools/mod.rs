@@ -6,6 +6,7 @@
 
 pub mod bare;
 pub mod bench;
+pub mod bench_controls;
 pub mod client;
 pub mod devserver;
 pub mod sandbox;
