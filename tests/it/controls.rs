@@ -195,6 +195,28 @@ async fn a_paused_verification_records_events_and_writes_its_latest_state_once_o
     .await;
     let timeline = app.timeline(c2, a2).await.unwrap();
     assert!(timeline.iter().any(|t| t.kind == "paused" && t.override_actor == "cli-ops"));
+
+    // One region: the `Region` search attribute comes from the first event's job.
+    for (cc, aa, region) in [("cand-e", "app-e", "emea"), ("cand-w", "app-w", "amer")] {
+        let mut ev = started(cc, aa, &format!("evt-{aa}-1"), &at(-10));
+        ev["signals"] = json!({"job": {"region": region}});
+        assert_eq!(app.send(&ev).await.status, 202);
+        app.wait_synced(cc, aa, "pending").await;
+    }
+    let emea = vbridge_workflows::domain::workflow_id("cand-e", "app-e");
+    app.wait_for("Region in visibility", WAIT, || async {
+        app.temporal_cli(&["workflow", "list", "--query", "Region = 'emea'"]).contains(&emea).then_some(())
+    })
+    .await;
+    let out =
+        app.vbridge_cli(&["pause", "--region", "emea", "--reason", "EMEA ATS cutover", "--actor", "cli-ops"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    app.wait_for("the emea verification paused", WAIT, || async {
+        app.state("cand-e", "app-e").await.ok().filter(|v| v.paused)
+    })
+    .await;
+    assert!(!app.state("cand-w", "app-w").await.unwrap().paused, "another region is not paused");
+    assert!(!app.state(c, a).await.unwrap().paused);
     let history = history_json(&app, &id, None).await;
     check_and_save(&history, &format!("candidate_verification_{CURRENT}_paused.json")).await;
 }

@@ -233,7 +233,7 @@ enum WritesCommand {
 /// One of: `--candidate` with `--application`, `--query`, `--all`.
 #[derive(clap::Args)]
 struct PauseArgs {
-    #[arg(long, requires = "application", conflicts_with_all = ["query", "all"])]
+    #[arg(long, requires = "application", conflicts_with_all = ["query", "region", "all"])]
     candidate: Option<String>,
     #[arg(long)]
     application: Option<String>,
@@ -241,6 +241,10 @@ struct PauseArgs {
     /// "ApplicationId STARTS_WITH 'emea-'".
     #[arg(long, conflicts_with = "all")]
     query: Option<String>,
+    /// Every open verification of one region (the `Region` search attribute,
+    /// from the events' `signals.job.region`).
+    #[arg(long, conflicts_with_all = ["query", "all"])]
+    region: Option<String>,
     /// Every open verification.
     #[arg(long)]
     all: bool,
@@ -593,9 +597,13 @@ async fn pause(args: PauseArgs, paused: bool) -> anyhow::Result<()> {
         trace_id: vbridge_workflows::domain::TraceId::new_random().as_str().to_owned(),
     };
     anyhow::ensure!(
-        args.candidate.is_some() || args.query.is_some() || args.all,
-        "say which: --candidate C --application A, --query Q, or --all"
+        args.candidate.is_some() || args.query.is_some() || args.region.is_some() || args.all,
+        "say which: --candidate C --application A, --query Q, --region R, or --all"
     );
+    let query = match (&args.region, &args.query) {
+        (Some(r), _) => Some(format!("Region = '{}'", r.replace('\'', ""))),
+        (None, q) => q.clone(),
+    };
     match (args.candidate, args.application) {
         (Some(c), Some(a)) => {
             let v = vbridge::temporal::human::Verification {
@@ -606,8 +614,7 @@ async fn pause(args: PauseArgs, paused: bool) -> anyhow::Result<()> {
             println!("{}", serde_json::json!({ "paused": paused }));
         }
         _ => {
-            let job =
-                vbridge::temporal::human::pause_all(&fw, &cfg.temporal_namespace, args.query.as_deref(), p).await?;
+            let job = vbridge::temporal::human::pause_all(&fw, &cfg.temporal_namespace, query.as_deref(), p).await?;
             println!("{}", serde_json::json!({ "paused": paused, "batch": job }));
         }
     }

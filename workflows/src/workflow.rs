@@ -99,6 +99,8 @@ pub const SA_APPLICATION_ID: SearchAttributeKey<String> = SearchAttributeKey::ke
 pub const SA_ATS_SYNC: SearchAttributeKey<String> = SearchAttributeKey::keyword("AtsSyncStatus");
 pub const SA_REVIEW_DUE_AT: SearchAttributeKey<Timestamp> = SearchAttributeKey::datetime("ReviewDueAt");
 pub const SA_PAUSED: SearchAttributeKey<bool> = SearchAttributeKey::bool("VerificationPaused");
+/// Set when a run starts, from its first event's `signals.job.region`.
+pub const SA_REGION: SearchAttributeKey<String> = SearchAttributeKey::keyword("Region");
 
 /// The search attributes the bridge registers (name, Temporal type).
 pub const SEARCH_ATTRIBUTES: &[(&str, &str)] = &[
@@ -108,6 +110,7 @@ pub const SEARCH_ATTRIBUTES: &[(&str, &str)] = &[
     ("AtsSyncStatus", "Keyword"),
     ("ReviewDueAt", "Datetime"),
     ("VerificationPaused", "Bool"),
+    ("Region", "Keyword"),
 ];
 
 pub const SYNCED: &str = "synced";

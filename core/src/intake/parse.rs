@@ -238,6 +238,7 @@ impl Intake {
             evidence_pack_url: self.evidence_pack_url.clone().unwrap_or_default(),
             trace_id: trace_id.to_string(),
             delivery_attempt: self.delivery_attempt.unwrap_or(0),
+            region: String::new(),
         }
     }
 }

@@ -187,7 +187,8 @@ impl Intake {
         span.record("event_id", parsed.event_id.as_str());
         span.record("candidate_id", parsed.candidate_id.as_str());
 
-        let signal = parsed.to_signal(&rec.received_at, trace_id);
+        let mut signal = parsed.to_signal(&rec.received_at, trace_id);
+        signal.region = vbridge_workflows::canary::job_of(&value).region.unwrap_or_default();
         rec.event_id = Some(parsed.event_id.to_string());
         rec.event_type = Some(parsed.event_type_raw.clone());
         rec.occurred_at = Some(signal.occurred_at.clone());

@@ -8,7 +8,7 @@ use temporalio_common::search_attributes::SearchAttributes;
 use vbridge_proto::{EventSignal, Tuning, WorkflowInput};
 use vbridge_workflows::Policy;
 use vbridge_workflows::domain::workflow_id;
-use vbridge_workflows::workflow::{CandidateVerification, SA_APPLICATION_ID, SA_CANDIDATE_ID};
+use vbridge_workflows::workflow::{CandidateVerification, SA_APPLICATION_ID, SA_CANDIDATE_ID, SA_REGION};
 
 /// What the relay needs to start or signal a workflow.
 #[derive(Clone)]
@@ -33,7 +33,7 @@ impl Forwarder {
         let input = self.input(&ev.candidate_id, &ev.application_id, seen_before);
         let opts = WorkflowStartOptions::new(self.task_queue.clone(), workflow_id)
             .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
-            .search_attributes(start_attributes(&ev.candidate_id, &ev.application_id))
+            .search_attributes(event_start_attributes(ev))
             .build();
         self.client
             .signal_with_start_workflow(
@@ -63,6 +63,19 @@ impl Forwarder {
             banner: self.banner.read().map(|b| b.clone()).unwrap_or_default(),
         }
     }
+}
+
+/// The search attributes a run started by an event begins with: the
+/// business key, and the job's region when the event names one.
+pub fn event_start_attributes(ev: &EventSignal) -> SearchAttributes {
+    let mut updates = vec![
+        SA_CANDIDATE_ID.value_set(ev.candidate_id.clone()),
+        SA_APPLICATION_ID.value_set(ev.application_id.clone()),
+    ];
+    if !ev.region.is_empty() {
+        updates.push(SA_REGION.value_set(ev.region.clone()));
+    }
+    SearchAttributes::new(updates)
 }
 
 /// The search attributes a verification's workflow starts with.
