@@ -35,6 +35,7 @@ on_both!(
     retention_cuts_old_records_and_the_chains_still_verify,
     a_refused_op_fails_alone_and_its_group_commits,
     the_review_queue_follows_the_log_in_due_order_and_never_goes_back,
+    the_controls_projections_follow_the_log,
 );
 
 async fn store(kind: Kind, name: &str) -> (Arc<dyn EventStore>, String) {
@@ -388,4 +389,99 @@ async fn the_review_queue_follows_the_log_in_due_order_and_never_goes_back(kind:
         .map(|r| r.candidate_id)
         .collect();
     assert_eq!(open, vec!["c2", "c3"], "the decided item left, and the late record did not bring it back");
+}
+
+async fn the_controls_projections_follow_the_log(kind: Kind) {
+    use vbridge_proto::DecisionRecord;
+    let (store, _) = store(kind, "controlsproj").await;
+    let rec = |id: &str, kind: &str, at: &str| DecisionRecord {
+        record_id: id.into(),
+        recorded_at: at.into(),
+        kind: kind.into(),
+        candidate_id: "c".into(),
+        application_id: "a".into(),
+        ..Default::default()
+    };
+    let target = "application/a/verification-check/k".to_owned();
+    store
+        .append_decisions(vec![
+            DecisionRecord {
+                state_before: "pending".into(),
+                state_after: "verified".into(),
+                ..rec("r1", "applied", "2026-01-01T00:00:01.000Z")
+            },
+            DecisionRecord {
+                state_after: "verified".into(),
+                write_targets: target.clone(),
+                idempotency_key: "k1".into(),
+                reason: "ATS rejected the write with 422".into(),
+                ..rec("r2", "ats_failed", "2026-01-01T00:00:02.000Z")
+            },
+        ])
+        .await
+        .unwrap();
+    // The gate: verified, its write owed.
+    let row = store.gate_row("a").await.unwrap().unwrap();
+    assert_eq!((row.state.as_str(), row.ats_sync.as_str()), ("verified", "failed"));
+    // The dead letter is open.
+    let letters = store.dead_letters(None, 10).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!((letters[0].idempotency_key.as_str(), letters[0].state.as_str()), ("k1", "verified"));
+    assert_eq!(store.dead_letters(Some("nope"), 10).await.unwrap().len(), 0);
+
+    // A write goes through: synced, the letter is moot, the fields are expected.
+    let fields = r#"{"verification_state":"verified","verification_banner":""}"#;
+    store
+        .append_decisions(vec![DecisionRecord {
+            state_after: "verified".into(),
+            write_targets: target.clone(),
+            detail: fields.into(),
+            ..rec("r3", "ats_write", "2026-01-01T00:00:03.000Z")
+        }])
+        .await
+        .unwrap();
+    assert_eq!(store.gate_row("a").await.unwrap().unwrap().ats_sync, "synced");
+    assert!(store.dead_letters(None, 10).await.unwrap().is_empty());
+    let more = r#"{"verification_banner":"off"}"#;
+    store
+        .append_decisions(vec![DecisionRecord {
+            write_targets: target,
+            detail: more.into(),
+            ..rec("r4", "ats_write", "2026-01-01T00:00:04.000Z")
+        }])
+        .await
+        .unwrap();
+    let expected = store.expected_page(("", ""), 10).await.unwrap();
+    assert_eq!(expected.len(), 1);
+    assert_eq!(expected[0].fields["verification_state"], "verified", "fields merge in write order");
+    assert_eq!(expected[0].fields["verification_banner"], "off");
+    assert_eq!(store.expected_count().await.unwrap(), 1);
+    assert!(store.expected_page(("a", "k"), 10).await.unwrap().is_empty(), "the page after the last");
+
+    // A control's change and a reconciliation report land in their tables.
+    let policy = vbridge_workflows::Policy::parse(vbridge_workflows::DEFAULT_POLICY_YAML).unwrap();
+    assert!(vbridge::controls::gating_enabled(store.as_ref(), &policy).await.unwrap(), "the policy's default");
+    vbridge::controls::set_gating(store.as_ref(), &policy, false, "ops-1", "INC-1", "t").await.unwrap();
+    assert!(!vbridge::controls::gating_enabled(store.as_ref(), &policy).await.unwrap());
+    let c = store.control("verification_gating_enabled").await.unwrap().unwrap();
+    assert_eq!((c.actor.as_str(), c.reason.as_str()), ("ops-1", "INC-1"));
+    let source = vbridge::controls::reconcile::StoreSource(store.clone());
+    let report =
+        vbridge_proto::ReconcileProgress { checked: 3, drifted: 1, healed: 1, done: true, ..Default::default() };
+    vbridge_activities::ReconcileSource::record_report(&source, "run-1", &report).await.unwrap();
+    let saved: vbridge_proto::ReconcileProgress =
+        serde_json::from_str(&store.reconcile_run("run-1").await.unwrap().unwrap()).unwrap();
+    assert_eq!((saved.checked, saved.healed), (3, 1));
+    assert!(store.verify_chains().await.unwrap().broken.is_none(), "every chain, controls and reconciliation too");
+
+    // An accepted delivery's job (canary gating) is kept per application.
+    let mut d = self::rec("job-key-1", "evt-job-1");
+    d.payload =
+        Some(r#"{"external_ats_ids":{"requisition_id":"R1"},"signals":{"job":{"role":"eng","region":"emea"}}}"#.into());
+    assert!(matches!(store.commit(d).await.unwrap(), Committed::Accepted { .. }));
+    let job = store.job("a").await.unwrap();
+    assert_eq!(
+        (job.requisition.as_deref(), job.role.as_deref(), job.region.as_deref()),
+        (Some("R1"), Some("eng"), Some("emea"))
+    );
 }

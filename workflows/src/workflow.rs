@@ -780,6 +780,17 @@ impl CandidateVerification {
             .filter(|c| !c.is_empty())
     }
 
+    /// A human move's request id, or (an update sent without one, say from
+    /// the Temporal CLI) its place in the timeline, so that two such moves
+    /// never share an event id or an ATS idempotency key.
+    fn request_id_or_place(&self, request_id: &str) -> String {
+        if request_id.is_empty() {
+            format!("t{}", self.timeline_base + self.timeline.len() as u64)
+        } else {
+            request_id.to_owned()
+        }
+    }
+
     /// A timeline entry of an operations control (banner, pause, resume).
     fn control_entry(&mut self, now: &str, kind: &str, actor: &str, reason: String, trace_id: &str) {
         self.timeline.push_back(TimelineEntry {
@@ -1173,7 +1184,7 @@ impl CandidateVerification {
         let workflow_id = ctx.workflow_id().to_owned();
         ctx.state_mut(|s| {
             let to = s.check_decision(&d).map_err(HandlerError::from)?;
-            let event_id = format!("review:{}", d.request_id);
+            let event_id = format!("review:{}", s.request_id_or_place(&d.request_id));
             Ok(s.human_move(
                 &now,
                 &workflow_id,
@@ -1211,7 +1222,7 @@ impl CandidateVerification {
         let workflow_id = ctx.workflow_id().to_owned();
         ctx.state_mut(|s| {
             let to = s.check_override(&o).map_err(HandlerError::from)?;
-            let event_id = format!("override:{}", o.request_id);
+            let event_id = format!("override:{}", s.request_id_or_place(&o.request_id));
             Ok(s.human_move(
                 &now,
                 &workflow_id,
