@@ -8,6 +8,8 @@
 //! - any other 4xx: [`PERMANENT_REJECTION`], non-retryable, so Temporal stops
 //!   retrying and the workflow records a failed write.
 
+pub mod connector;
+
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -124,11 +126,38 @@ pub struct AtsConfig {
     pub base_url: String,
     /// Bearer token (from OAuth2 client credentials) when configured.
     pub bearer_token: Option<String>,
+    pub kind: AtsKind,
+}
+
+/// Which connector (`VBRIDGE_ATS_KIND`).
+#[derive(Debug, Clone, Default)]
+pub enum AtsKind {
+    /// CONTRACT §4, at `base_url`.
+    #[default]
+    Generic,
+    /// A signed push to `base_url` (Standard Webhooks, this secret).
+    Webhook { secret: vbridge_core::intake::signature::Secret },
+}
+
+impl AtsConfig {
+    /// The connector this configuration names.
+    pub fn connector(&self) -> Arc<dyn connector::Connector> {
+        let client = reqwest::Client::builder().pool_max_idle_per_host(32).build().expect("building the HTTP client");
+        match &self.kind {
+            AtsKind::Generic => Arc::new(connector::GenericRest {
+                client,
+                base_url: self.base_url.clone(),
+                bearer_token: self.bearer_token.clone(),
+            }),
+            AtsKind::Webhook { secret } => {
+                Arc::new(connector::SignedWebhook { client, url: self.base_url.clone(), secret: secret.clone() })
+            }
+        }
+    }
 }
 
 pub struct AtsActivities {
-    client: reqwest::Client,
-    config: AtsConfig,
+    connector: Arc<dyn connector::Connector>,
     pub metrics: Arc<AtsMetrics>,
     /// Every attempt and its result goes to the audit log when set.
     pub audit: Option<Arc<dyn AuditSink>>,
@@ -136,8 +165,7 @@ pub struct AtsActivities {
 
 impl AtsActivities {
     pub fn new(config: AtsConfig, metrics: Arc<AtsMetrics>, audit: Option<Arc<dyn AuditSink>>) -> AtsActivities {
-        let client = reqwest::Client::builder().pool_max_idle_per_host(32).build().expect("building the HTTP client");
-        AtsActivities { client, config, metrics, audit }
+        AtsActivities { connector: config.connector(), metrics, audit }
     }
 
     /// Append records to the audit log; whether they are stored.
@@ -284,7 +312,7 @@ fn transient(message: String, delay: Duration) -> ActivityError {
     )
 }
 
-fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+pub(crate) fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
     let v = resp.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     parse_retry_after(v, std::time::SystemTime::now())
 }
@@ -304,33 +332,36 @@ impl AtsActivities {
         // The decisions that led here go to the log before the ATS sees the
         // write (on every attempt: an append of stored ids is a no-op).
         let records_logged = !req.records.is_empty() && self.log(req.records.clone(), "the decisions").await;
-        let url = check_url(&self.config.base_url, &req.application_id, &req.verification_check_id);
-        let body = serde_json::json!({ "candidate_id": req.candidate_id, "fields": req.fields });
-        let mut http = self
-            .client
-            .put(&url)
-            .timeout(Duration::from_millis(req.timeout_ms.max(1) as u64))
-            .header("Idempotency-Key", &req.idempotency_key)
-            .header("X-Trace-Id", &req.trace_id)
-            .json(&body);
-        if let Some(token) = &self.config.bearer_token {
-            http = http.bearer_auth(token);
-        }
         let backoff =
             backoff_delay(&req, attempt, req.backoff_initial_ms as u64, req.backoff_max_ms as u64, req.backoff_jitter);
-        let resp = match http.send().await {
-            Ok(r) => r,
-            Err(e) => {
+        let call = connector::Call { req: &req, timeout: Duration::from_millis(req.timeout_ms.max(1) as u64) };
+        let status = match self.connector.write(call).await {
+            connector::Outcome::Written { status } => status,
+            connector::Outcome::Retry { reason, message, delay } => {
                 self.metrics.write_failures.fetch_add(1, Ordering::Relaxed);
-                let what = if e.is_timeout() { "timed out" } else { "could not connect" };
-                tracing::warn!(error = %e, "ATS write {what}; will retry");
-                self.log(vec![attempt_record(&req, attempt, "retryable", format!("ATS write {what}"))], "the attempt")
-                    .await;
-                return Err(transient(format!("ATS write {what}: {e}"), backoff));
+                let delay = delay.unwrap_or(backoff);
+                tracing::warn!(%reason, delay_ms = delay.as_millis() as u64, connector = self.connector.kind(), "ATS write failed; will retry");
+                self.log(vec![attempt_record(&req, attempt, "retryable", reason)], "the attempt").await;
+                return Err(transient(message, delay));
+            }
+            connector::Outcome::Refused { status, body } => {
+                self.metrics.write_failures.fetch_add(1, Ordering::Relaxed);
+                self.metrics.permanent_rejections.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(status, body = %body, connector = self.connector.kind(), "ATS rejected the write permanently");
+                self.log(
+                    vec![attempt_record(&req, attempt, "rejected", format!("HTTP {status}: {body}"))],
+                    "the attempt",
+                )
+                .await;
+                return Err(ActivityError::application(
+                    ApplicationFailure::builder(format!("ATS rejected the write with {status}: {body}"))
+                        .type_name(PERMANENT_REJECTION.to_owned())
+                        .non_retryable(true)
+                        .build(),
+                ));
             }
         };
-        let status = resp.status().as_u16();
-        if resp.status().is_success() {
+        {
             self.metrics.writes_ok.fetch_add(1, Ordering::Relaxed);
             tracing::info!(status, "ATS write done");
             let mut done = AtsWriteResult {
@@ -348,27 +379,8 @@ impl AtsActivities {
             }
             let logged = self.log(records, "the write").await;
             done.write_logged = logged && !req.write_record_id.is_empty();
-            return Ok(done);
+            Ok(done)
         }
-        self.metrics.write_failures.fetch_add(1, Ordering::Relaxed);
-        if status == 408 || status == 429 || status >= 500 {
-            let delay = if status == 429 { retry_after(&resp).unwrap_or(backoff) } else { backoff };
-            tracing::warn!(status, delay_ms = delay.as_millis() as u64, "ATS answered a retryable status");
-            self.log(vec![attempt_record(&req, attempt, "retryable", format!("HTTP {status}"))], "the attempt").await;
-            return Err(transient(format!("ATS answered {status}"), delay));
-        }
-        self.metrics.permanent_rejections.fetch_add(1, Ordering::Relaxed);
-        let text = resp.text().await.unwrap_or_default();
-        let snippet: String = text.chars().take(200).collect();
-        tracing::error!(status, body = %snippet, "ATS rejected the write permanently");
-        self.log(vec![attempt_record(&req, attempt, "rejected", format!("HTTP {status}: {snippet}"))], "the attempt")
-            .await;
-        Err(ActivityError::application(
-            ApplicationFailure::builder(format!("ATS rejected the write with {status}: {snippet}"))
-                .type_name(PERMANENT_REJECTION.to_owned())
-                .non_retryable(true)
-                .build(),
-        ))
     }
 }
 
@@ -388,40 +400,18 @@ pub const RECONCILE_CONCURRENCY: usize = 16;
 /// Reads the ATS back (CONTRACT §4's GET) and compares it with what the
 /// bridge wrote.
 pub struct ReconcileActivities {
-    client: reqwest::Client,
-    config: AtsConfig,
+    connector: Arc<dyn connector::Connector>,
     source: Arc<dyn ReconcileSource>,
 }
 
 impl ReconcileActivities {
     pub fn new(config: AtsConfig, source: Arc<dyn ReconcileSource>) -> ReconcileActivities {
-        let client =
-            reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("building the HTTP client");
-        ReconcileActivities { client, config, source }
+        ReconcileActivities { connector: config.connector(), source }
     }
 
     /// What the ATS holds for one check: `None` when it has no such check.
     async fn read(&self, e: &ExpectedWrite) -> Result<Option<std::collections::BTreeMap<String, String>>, String> {
-        let url = check_url(&self.config.base_url, &e.application_id, &e.verification_check_id);
-        let mut http = self.client.get(&url);
-        if let Some(token) = &self.config.bearer_token {
-            http = http.bearer_auth(token);
-        }
-        let resp = http.send().await.map_err(|e| e.to_string())?;
-        if resp.status() == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        if !resp.status().is_success() {
-            return Err(format!("HTTP {}", resp.status()));
-        }
-        let body: serde_json::Value = resp.json().await.map_err(|e| e.to_string())?;
-        let fields = body.get("fields").and_then(|f| f.as_object()).cloned().unwrap_or_default();
-        Ok(Some(
-            fields
-                .into_iter()
-                .map(|(k, v)| (k, v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())))
-                .collect(),
-        ))
+        self.connector.read(&e.application_id, &e.verification_check_id).await
     }
 }
 

@@ -2,6 +2,7 @@
 //! Temporal CLI's dev server, SQLite, real HTTP, and the sandbox ATS.
 
 mod audit;
+mod connectors;
 mod console;
 mod controls;
 mod hardening;

@@ -45,6 +45,8 @@ pub struct FileConfig {
     pub oidc_audience: Option<String>,
     pub oidc_jwks_url: Option<String>,
     pub session_key: Option<String>,
+    pub ats_kind: Option<String>,
+    pub ats_webhook_secret: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +112,10 @@ pub struct Config {
     pub escalation_url: Option<String>,
     /// OIDC JWTs accepted on the operator API (all three variables, or none).
     pub oidc: Option<crate::http::oidc::OidcConfig>,
+    /// Which ATS connector (`VBRIDGE_ATS_KIND`): `generic` (CONTRACT §4) or
+    /// `webhook` (a signed push to `VBRIDGE_ATS_URL`, secret
+    /// `VBRIDGE_ATS_WEBHOOK_SECRET`). See docs/connectors.md.
+    pub ats_kind: vbridge_activities::AtsKind,
     /// Signs console sessions (`VBRIDGE_SESSION_KEY`, 64 hex); random per
     /// process when unset (sessions then end with the process).
     pub session_key: crate::console::session::SessionKey,
@@ -237,7 +243,32 @@ impl Config {
         let session_key =
             crate::console::session::SessionKey::from_config(env("VBRIDGE_SESSION_KEY").or(fc.session_key).as_deref())
                 .map_err(|problem| ConfigError::Invalid { name: "VBRIDGE_SESSION_KEY", problem })?;
+        let ats_kind = match env("VBRIDGE_ATS_KIND").or(fc.ats_kind).as_deref().unwrap_or("generic") {
+            "generic" => vbridge_activities::AtsKind::Generic,
+            "webhook" => {
+                let raw = env("VBRIDGE_ATS_WEBHOOK_SECRET").or(fc.ats_webhook_secret).ok_or(ConfigError::Invalid {
+                    name: "VBRIDGE_ATS_WEBHOOK_SECRET",
+                    problem: "the webhook connector signs its pushes: set a secret (whsec_<base64> or any text)".into(),
+                })?;
+                let secret = Secret::parse(&raw, 1)
+                    .map_err(|e| ConfigError::Invalid { name: "VBRIDGE_ATS_WEBHOOK_SECRET", problem: e.to_string() })?;
+                vbridge_activities::AtsKind::Webhook { secret }
+            }
+            k @ ("greenhouse" | "ashby" | "lever") => {
+                return Err(ConfigError::Invalid {
+                    name: "VBRIDGE_ATS_KIND",
+                    problem: format!("the {k} connector is not built yet (docs/connectors.md); use generic or webhook"),
+                });
+            }
+            other => {
+                return Err(ConfigError::Invalid {
+                    name: "VBRIDGE_ATS_KIND",
+                    problem: format!("unknown kind \"{other}\" (generic, webhook)"),
+                });
+            }
+        };
         Ok(Config {
+            ats_kind,
             session_key,
             oidc,
             listen,

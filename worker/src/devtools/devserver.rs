@@ -60,6 +60,33 @@ pub fn free_port() -> u16 {
         .expect("binding an ephemeral port")
 }
 
+/// A machine-wide turn to start a dev server: an exclusive `flock` on a file
+/// in the temp dir, released when dropped (or when the process dies).
+struct StartLock(Option<std::fs::File>);
+
+impl StartLock {
+    fn take() -> StartLock {
+        use std::os::fd::AsRawFd;
+        let path = std::env::temp_dir().join("vbridge-devserver-start.lock");
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).ok();
+        if let Some(f) = &file {
+            // SAFETY: flock on a descriptor this process owns; blocking until the turn comes.
+            unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+        }
+        StartLock(file)
+    }
+}
+
+impl Drop for StartLock {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        if let Some(f) = &self.0 {
+            // SAFETY: as above.
+            unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) };
+        }
+    }
+}
+
 /// The log's error lines, then its last lines (a Go panic buries the cause).
 fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -77,6 +104,10 @@ impl DevServer {
         if options.port != 0 {
             return Self::start_on(options).await;
         }
+        // One start at a time on this machine: a dev server picks ports for
+        // its internal services too, and two starting together (parallel
+        // tests) can take each other's.
+        let _turn = StartLock::take();
         let mut last = None;
         for _ in 0..5 {
             let opts = DevServerOptions { port: free_port(), ..options.clone() };
@@ -147,6 +178,16 @@ impl DevServer {
             options,
         };
         server.wait_ready(Duration::from_secs(90)).await?;
+        // An internal service that lost its port makes the server die soon
+        // after the frontend answers: treat it as a lost race.
+        let log = std::fs::read_to_string(&server.options.log_file).unwrap_or_default();
+        if log.contains("address already in use") {
+            server.stop();
+            return Err(DevServerError::Exited {
+                status: "an internal port was taken".into(),
+                log: tail(&server.options.log_file),
+            });
+        }
         Ok(server)
     }
 

@@ -1,0 +1,101 @@
+//! ATS connectors against receivers of the test's own, over real HTTP. The
+//! signed HRIS webhook: the Standard Webhooks signature and headers, a 429
+//! with `Retry-After`, and a permanent 4xx becoming a dead letter.
+
+use crate::harness::{OPS_TOKEN, Options, TestApp, at};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use vbridge::devtools::client::{decision, started};
+use vbridge_core::intake::signature::{Secret, sign_standard};
+
+const WAIT: Duration = Duration::from_secs(60);
+const SECRET: &str = "whsec_dGVzdC1ocmlzLXdlYmhvb2stc2VjcmV0LTEyMzQ=";
+
+#[derive(Default)]
+struct Receiver {
+    /// Statuses to answer, in order; then 200.
+    script: Vec<u16>,
+    got: Vec<(HeaderMap, Vec<u8>, u16, Instant)>,
+}
+
+async fn receiver() -> (String, Arc<Mutex<Receiver>>) {
+    let state: Arc<Mutex<Receiver>> = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/hris",
+            axum::routing::post(
+                |State(r): State<Arc<Mutex<Receiver>>>, headers: HeaderMap, body: bytes::Bytes| async move {
+                    let mut r = r.lock().unwrap();
+                    let status = if r.script.is_empty() { 200 } else { r.script.remove(0) };
+                    r.got.push((headers, body.to_vec(), status, Instant::now()));
+                    let mut h = HeaderMap::new();
+                    if status == 429 {
+                        h.insert("Retry-After", "1".parse().unwrap());
+                    }
+                    (StatusCode::from_u16(status).unwrap(), h, "{}")
+                },
+            ),
+        )
+        .with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hris", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, state)
+}
+
+#[tokio::test]
+async fn the_signed_webhook_connector_signs_retries_and_dead_letters() {
+    let (url, rx) = receiver().await;
+    rx.lock().unwrap().script = vec![429];
+    let app = TestApp::spawn_with(
+        "hris",
+        Options {
+            extra_env: vec![
+                ("VBRIDGE_ATS_KIND".into(), "webhook".into()),
+                ("VBRIDGE_ATS_URL".into(), url),
+                ("VBRIDGE_ATS_WEBHOOK_SECRET".into(), SECRET.into()),
+            ],
+            ..Default::default()
+        },
+    )
+    .await;
+    let (c, a) = ("cand-h", "app-h");
+    assert_eq!(app.send(&started(c, a, "evt-h-1", &at(-10))).await.status, 202);
+    app.wait_synced(c, a, "pending").await;
+
+    // The first push was throttled; the second came after its Retry-After.
+    let got: Vec<_> = rx.lock().unwrap().got.iter().map(|(h, b, s, t)| (h.clone(), b.clone(), *s, *t)).collect();
+    assert_eq!(got.iter().map(|g| g.2).collect::<Vec<_>>(), vec![429, 200]);
+    assert!(got[1].3 - got[0].3 >= Duration::from_millis(900), "Retry-After: 1 was honoured");
+    let secret = Secret::parse(SECRET, 0).unwrap();
+    for (headers, body, _, _) in &got {
+        let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let ts: i64 = h("webhook-timestamp").parse().unwrap();
+        assert_eq!(h("webhook-signature"), sign_standard(&secret, &h("webhook-id"), ts, body), "Standard Webhooks");
+        assert_eq!(h("webhook-id"), h("Idempotency-Key"), "the write's idempotency key names the message");
+        assert!(!h("X-Trace-Id").is_empty());
+    }
+    assert_eq!(got[0].0.get("Idempotency-Key"), got[1].0.get("Idempotency-Key"), "the same key on a retry");
+    let body: Value = serde_json::from_slice(&got[1].1).unwrap();
+    assert_eq!(body["type"], "verification.updated");
+    assert_eq!((body["candidate_id"].as_str(), body["application_id"].as_str()), (Some(c), Some(a)));
+    assert_eq!(body["fields"]["verification_state"], "pending");
+
+    // A receiver that refuses for good: the write is a dead letter.
+    rx.lock().unwrap().script = vec![422];
+    assert_eq!(app.send(&decision(c, a, "evt-h-2", &at(-9), "verified")).await.status, 202);
+    app.wait_for("the dead letter", WAIT, || async {
+        let body: Value = app.get_as("/v1/writes/failed", Some(OPS_TOKEN)).await.json().await.ok()?;
+        body["items"].as_array()?.first().cloned()
+    })
+    .await;
+    assert_eq!(app.state(c, a).await.unwrap().ats_sync, "failed");
+    assert_eq!(rx.lock().unwrap().got.iter().filter(|g| g.2 == 422).count(), 1, "a permanent 4xx is not retried");
+    // Re-driven once the receiver is fixed.
+    let r = app.post_as("/v1/writes/retry", Some(OPS_TOKEN), None, &json!({"all": true})).await;
+    assert_eq!(r.status(), 202);
+    app.wait_synced(c, a, "verified").await;
+}
