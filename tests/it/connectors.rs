@@ -99,3 +99,40 @@ async fn the_signed_webhook_connector_signs_retries_and_dead_letters() {
     assert_eq!(r.status(), 202);
     app.wait_synced(c, a, "verified").await;
 }
+
+#[tokio::test]
+async fn secrets_come_from_files_and_config_show_never_prints_them() {
+    let dir = std::env::temp_dir().join(format!("vbridge-secrets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("webhook-secret");
+    std::fs::write(&file, "file-secret-xyz\n").unwrap();
+    let hash = vbridge::intake::sha256_hex(b"rita-token");
+    let run = |file_var: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vbridge"))
+            .args(["config", "show"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("VBRIDGE_WEBHOOK_SECRETS_FILE", file_var)
+            .env("VBRIDGE_ATS_URL", "http://ats.example")
+            .env("VBRIDGE_ATS_BEARER_TOKEN", "bearer-xyz")
+            .env("VBRIDGE_DATABASE_URL", "postgres://app:pw-xyz@db.example/vbridge")
+            .env("VBRIDGE_API_TOKENS", format!("reviewer:rita:{hash}"))
+            .env("VBRIDGE_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = run(&file.display().to_string());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    for secret in ["file-secret-xyz", "bearer-xyz", "pw-xyz", hash.as_str()] {
+        assert!(!text.contains(secret), "config show printed a secret: {text}");
+    }
+    let shown: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(shown["webhook_secrets"], "1 secret(s), redacted", "read from the _FILE");
+    assert_eq!(shown["ats"]["bearer_token"], "(set, redacted)");
+    assert_eq!(shown["database_url"], "postgres://app:(redacted)@db.example/vbridge");
+    assert_eq!(shown["api_credentials"], serde_json::json!(["rita: reviewer"]));
+    let missing = run("/nonexistent/secret");
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("VBRIDGE_WEBHOOK_SECRETS_FILE"));
+}

@@ -128,6 +128,54 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
+/// A secret's value: the variable itself, else the file `{NAME}_FILE`
+/// names (trimmed), as container secrets are mounted. Never logged.
+fn secret_env(name: &'static str) -> Result<Option<String>, ConfigError> {
+    if let Some(v) = env(name) {
+        return Ok(Some(v));
+    }
+    match env(&format!("{name}_FILE")) {
+        Some(path) => std::fs::read_to_string(&path)
+            .map(|s| Some(s.trim().to_owned()).filter(|s| !s.is_empty()))
+            .map_err(|e| ConfigError::Invalid { name, problem: format!("{name}_FILE ({path}): {e}") }),
+        None => Ok(None),
+    }
+}
+
+/// The configuration as `vbridge config show` prints it: what `serve` would
+/// use, every secret redacted (only whether it is set, and how many).
+pub fn redacted(cfg: &Config) -> serde_json::Value {
+    let set = |v: bool| if v { "(set, redacted)" } else { "(not set)" };
+    let mut db = cfg.database_url.clone();
+    if let Some((scheme, rest)) = db.split_once("://")
+        && let Some((userinfo, host)) = rest.split_once('@')
+        && userinfo.contains(':')
+    {
+        let user = userinfo.split(':').next().unwrap_or_default();
+        db = format!("{scheme}://{user}:(redacted)@{host}");
+    }
+    serde_json::json!({
+        "listen": cfg.listen,
+        "policy": {"path": cfg.policy_path, "version": cfg.policy.version(), "sha256": cfg.policy.sha256()},
+        "webhook_secrets": format!("{} secret(s), redacted", cfg.secrets.len()),
+        "database_url": db,
+        "data_dir": cfg.data_dir,
+        "temporal": {"address": cfg.temporal_address, "namespace": cfg.temporal_namespace, "task_queue": cfg.task_queue},
+        "ats": {
+            "kind": match cfg.ats_kind { vbridge_activities::AtsKind::Generic => "generic", vbridge_activities::AtsKind::Webhook { .. } => "webhook" },
+            "url": cfg.ats_url,
+            "bearer_token": set(cfg.ats_bearer_token.is_some()),
+        },
+        "api_credentials": cfg.grants.summary(),
+        "oidc": cfg.oidc.as_ref().map(|o| serde_json::json!({"issuer": o.issuer, "audience": o.audience, "jwks_url": o.jwks_url})),
+        "public_url": cfg.public_url,
+        "escalation_url": cfg.escalation_url,
+        "metrics_listen": cfg.metrics_listen,
+        "session_key": set(env("VBRIDGE_SESSION_KEY").is_some() || env("VBRIDGE_SESSION_KEY_FILE").is_some()),
+        "tuning": cfg.tuning,
+    })
+}
+
 fn env_num<T: std::str::FromStr>(name: &'static str) -> Result<Option<T>, ConfigError> {
     match env(name) {
         None => Ok(None),
@@ -157,7 +205,7 @@ impl Config {
             Some(p) => Policy::load(p)?,
             None => Policy::parse(vbridge_workflows::DEFAULT_POLICY_YAML)?,
         };
-        let secrets = match env("VBRIDGE_WEBHOOK_SECRETS") {
+        let secrets = match secret_env("VBRIDGE_WEBHOOK_SECRETS")? {
             Some(csv) => Secret::parse_list(&csv)?,
             None => match fc.webhook_secrets {
                 Some(list) => {
@@ -203,11 +251,11 @@ impl Config {
                 problem: "must be at least 50".into(),
             });
         }
-        let mut grants = match env("VBRIDGE_API_TOKENS").or(fc.api_tokens) {
+        let mut grants = match secret_env("VBRIDGE_API_TOKENS")?.or(fc.api_tokens) {
             Some(csv) => Grants::parse(&csv)?,
             None => Grants::default(),
         };
-        if let Some(token) = env("VBRIDGE_API_TOKEN").or(fc.api_token) {
+        if let Some(token) = secret_env("VBRIDGE_API_TOKEN")?.or(fc.api_token) {
             grants.add_plain(&token, "api-token", &[Role::Auditor]);
         }
         let ms = |v: u64| Duration::from_millis(v.max(1));
@@ -240,16 +288,20 @@ impl Config {
                 });
             }
         };
-        let session_key =
-            crate::console::session::SessionKey::from_config(env("VBRIDGE_SESSION_KEY").or(fc.session_key).as_deref())
-                .map_err(|problem| ConfigError::Invalid { name: "VBRIDGE_SESSION_KEY", problem })?;
+        let session_key = crate::console::session::SessionKey::from_config(
+            secret_env("VBRIDGE_SESSION_KEY")?.or(fc.session_key).as_deref(),
+        )
+        .map_err(|problem| ConfigError::Invalid { name: "VBRIDGE_SESSION_KEY", problem })?;
         let ats_kind = match env("VBRIDGE_ATS_KIND").or(fc.ats_kind).as_deref().unwrap_or("generic") {
             "generic" => vbridge_activities::AtsKind::Generic,
             "webhook" => {
-                let raw = env("VBRIDGE_ATS_WEBHOOK_SECRET").or(fc.ats_webhook_secret).ok_or(ConfigError::Invalid {
-                    name: "VBRIDGE_ATS_WEBHOOK_SECRET",
-                    problem: "the webhook connector signs its pushes: set a secret (whsec_<base64> or any text)".into(),
-                })?;
+                let raw = secret_env("VBRIDGE_ATS_WEBHOOK_SECRET")?.or(fc.ats_webhook_secret).ok_or(
+                    ConfigError::Invalid {
+                        name: "VBRIDGE_ATS_WEBHOOK_SECRET",
+                        problem: "the webhook connector signs its pushes: set a secret (whsec_<base64> or any text)"
+                            .into(),
+                    },
+                )?;
                 let secret = Secret::parse(&raw, 1)
                     .map_err(|e| ConfigError::Invalid { name: "VBRIDGE_ATS_WEBHOOK_SECRET", problem: e.to_string() })?;
                 vbridge_activities::AtsKind::Webhook { secret }
@@ -287,7 +339,7 @@ impl Config {
                 .unwrap_or_else(|| "default".into()),
             task_queue: env("VBRIDGE_TASK_QUEUE").or(fc.task_queue).unwrap_or_else(|| "verification-bridge".into()),
             ats_url,
-            ats_bearer_token: env("VBRIDGE_ATS_BEARER_TOKEN").or(fc.ats_bearer_token),
+            ats_bearer_token: secret_env("VBRIDGE_ATS_BEARER_TOKEN")?.or(fc.ats_bearer_token),
             grants,
             dev,
             metrics_listen: env("VBRIDGE_METRICS_LISTEN").or(fc.metrics_listen),

@@ -114,6 +114,11 @@ enum Command {
         #[command(subcommand)]
         command: WritesCommand,
     },
+    /// Print the configuration `serve` would use, every secret redacted.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Policy tools.
     Policy {
         #[command(subcommand)]
@@ -189,6 +194,15 @@ enum ReviewCommand {
         note: String,
         #[command(flatten)]
         who: Who,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// The effective configuration as JSON (secrets redacted).
+    Show {
+        #[arg(long, env = "VBRIDGE_CONFIG")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -329,6 +343,16 @@ async fn main() -> ExitCode {
         } => {
             let d = vbridge_proto::ReviewDecision { decision, reason_code, note, ..Default::default() };
             human_move(&candidate, &application, who, HumanMove::Decide(d)).await
+        }
+        Command::Config { command: ConfigCommand::Show { config } } => {
+            let cfg = Config::load(config.as_deref(), false);
+            match cfg {
+                Ok(cfg) => {
+                    println!("{}", serde_json::to_string_pretty(&vbridge::config::redacted(&cfg)).unwrap_or_default());
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+            }
         }
         Command::Gating { state, reason, actor, config } => gating(state == "on", &reason, &actor, config).await,
         Command::Reconcile { command: ReconcileCommand::Run { dry_run, actor, config } } => {

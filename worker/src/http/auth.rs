@@ -116,6 +116,20 @@ impl Grants {
         self.by_hash.is_empty()
     }
 
+    /// Subjects and their roles, without any hash (for `config show`).
+    pub fn summary(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .by_hash
+            .values()
+            .map(|p| {
+                let roles: Vec<&str> = p.roles.iter().map(|r| r.as_str()).collect();
+                format!("{}: {}", p.subject, roles.join(", "))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     fn lookup(&self, token: &str) -> Option<&Principal> {
         self.by_hash(&token_hash(token))
     }
