@@ -66,14 +66,24 @@ struct OverrideBody {
     note: String,
 }
 
-/// What every human move reads from the request besides its body.
+/// What every human move reads from the request besides its body, and the
+/// way to Temporal it goes by.
 struct MoveRequest {
     verification: Verification,
     request_id: String,
     trace_id: String,
+    fw: crate::temporal::forward::Forwarder,
 }
 
-fn move_request(s: &HttpState, c: &str, a: &str, headers: &HeaderMap) -> Result<MoveRequest, ApiError> {
+/// Parse a human move's request: the ids, the `Idempotency-Key`, the trace
+/// id, then the body, then the way to Temporal (in that order of refusal).
+fn move_request<B: serde::de::DeserializeOwned>(
+    s: &HttpState,
+    c: &str,
+    a: &str,
+    headers: &HeaderMap,
+    bytes: &Bytes,
+) -> Result<(MoveRequest, B), ApiError> {
     let bad = |code, e: ParseError| ApiError::BadRequest { code, message: e.to_string() };
     let verification = Verification {
         candidate_id: CandidateId::parse(c).map_err(|e| bad("invalid_candidate_id", e))?,
@@ -93,7 +103,21 @@ fn move_request(s: &HttpState, c: &str, a: &str, headers: &HeaderMap) -> Result<
             })?,
     };
     let trace_id = super::request_trace_id(headers, s.policy.trace_header()).as_str().to_owned();
-    Ok(MoveRequest { verification, request_id, trace_id })
+    tracing::Span::current().record("trace_id", trace_id.as_str());
+    let parsed: B = body(bytes)?;
+    let fw = s.temporal.forwarder().ok_or_else(not_connected)?;
+    Ok((MoveRequest { verification, request_id, trace_id, fw }, parsed))
+}
+
+/// Count a move that applied.
+fn counted(
+    r: Result<Json<serde_json::Value>, ApiError>,
+    counter: &crate::metrics::Counter,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if r.is_ok() {
+        counter.inc();
+    }
+    r
 }
 
 fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
@@ -130,10 +154,7 @@ pub async fn decide(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let m = move_request(&s, &c, &a, &headers)?;
-    tracing::Span::current().record("trace_id", m.trace_id.as_str());
-    let b: DecisionBody = body(&bytes)?;
-    let fw = s.temporal.forwarder().ok_or_else(not_connected)?;
+    let (m, b): (_, DecisionBody) = move_request(&s, &c, &a, &headers, &bytes)?;
     let d = ReviewDecision {
         decision: b.decision,
         reason_code: b.reason_code,
@@ -142,11 +163,7 @@ pub async fn decide(
         trace_id: m.trace_id,
         request_id: m.request_id,
     };
-    let r = moved(human::decide(s.store.as_ref(), &fw, &m.verification, d).await);
-    if r.is_ok() {
-        s.metrics.review_decisions.inc();
-    }
-    r
+    counted(moved(human::decide(s.store.as_ref(), &m.fw, &m.verification, d).await), &s.metrics.review_decisions)
 }
 
 /// `POST /v1/verifications/{c}/{a}/override` (role admin).
@@ -158,10 +175,7 @@ pub async fn override_state(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let m = move_request(&s, &c, &a, &headers)?;
-    tracing::Span::current().record("trace_id", m.trace_id.as_str());
-    let b: OverrideBody = body(&bytes)?;
-    let fw = s.temporal.forwarder().ok_or_else(not_connected)?;
+    let (m, b): (_, OverrideBody) = move_request(&s, &c, &a, &headers, &bytes)?;
     let o = OverrideRequest {
         to: b.to,
         reason_code: b.reason_code,
@@ -170,11 +184,7 @@ pub async fn override_state(
         trace_id: m.trace_id,
         request_id: m.request_id,
     };
-    let r = moved(human::override_state(s.store.as_ref(), &fw, &m.verification, o).await);
-    if r.is_ok() {
-        s.metrics.overrides.inc();
-    }
-    r
+    counted(moved(human::override_state(s.store.as_ref(), &m.fw, &m.verification, o).await), &s.metrics.overrides)
 }
 
 fn not_connected() -> ApiError {
