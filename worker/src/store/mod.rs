@@ -343,14 +343,11 @@ pub trait EventStore: vbridge_activities::AuditSink + Send + Sync + 'static {
         candidate_id: Option<&str>,
         application_id: Option<&str>,
     ) -> Result<Vec<StoredDecision>, StoreError>;
-    /// Recompute and check the chains (all, or only the named streams).
-    async fn verify_streams(&self, streams: Option<&[String]>) -> Result<chain::Report, StoreError> {
-        let deliveries = self.deliveries(None, None).await?;
-        let decisions = self.decisions(None, None).await?;
-        let checkpoints = self.checkpoints().await?;
-        let heads = self.heads().await?;
-        Ok(verify_rows(deliveries, decisions, &checkpoints, &heads, streams))
-    }
+    /// Recompute and check the chains (all, or only the named streams),
+    /// from one snapshot of the store: records, checkpoints and heads read in
+    /// one transaction, so appends made meanwhile never look like a broken
+    /// chain end.
+    async fn verify_streams(&self, streams: Option<&[String]>) -> Result<chain::Report, StoreError>;
     /// Open review items in due order (the projection), `limit` at most.
     async fn review_queue(
         &self,

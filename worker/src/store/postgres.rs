@@ -30,6 +30,9 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// Reads of one verification see one snapshot.
+    const SNAPSHOT: Option<&'static str> = Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ");
+
     pub async fn open(url: &str) -> Result<PgStore, StoreError> {
         let pool = PgPoolOptions::new().max_connections(16).connect(url).await?;
         let migrator = sqlx::migrate!("./migrations/postgres");

@@ -403,6 +403,35 @@ macro_rules! store_impl {
             Ok(rows.into_iter().map(StoredDecision::from).collect())
         }
 
+        async fn verify_streams(&self, streams: Option<&[String]>) -> Result<chain::Report, StoreError> {
+            let mut tx = self.pool.begin().await?;
+            if let Some(first) = <$backend>::SNAPSHOT {
+                sqlx::query(first).execute(&mut *tx).await?;
+            }
+            let deliveries = sqlx::query_as::<_, StoredDelivery>(&<$backend>::sql(sql::DELIVERIES))
+                .bind(None::<&str>)
+                .bind(None::<&str>)
+                .fetch_all(&mut *tx)
+                .await?;
+            let decisions: Vec<StoredDecision> = sqlx::query_as::<_, DecisionRow>(&<$backend>::sql(sql::DECISIONS))
+                .bind(None::<&str>)
+                .bind(None::<&str>)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(StoredDecision::from)
+                .collect();
+            let checkpoints: Vec<chain::Checkpoint> = sqlx::query_as::<_, (String, i64, String)>(sql::CHECKPOINTS)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|(stream, next_pos, prev_hash)| chain::Checkpoint { stream, next_pos, prev_hash })
+                .collect();
+            let heads: Vec<chain::Head> = sqlx::query_as(sql::HEADS).fetch_all(&mut *tx).await?;
+            tx.rollback().await?;
+            Ok(crate::store::verify_rows(deliveries, decisions, &checkpoints, &heads, streams))
+        }
+
         async fn checkpoints(&self) -> Result<Vec<chain::Checkpoint>, StoreError> {
             let rows: Vec<(String, i64, String)> = sqlx::query_as(sql::CHECKPOINTS).fetch_all(&self.pool).await?;
             Ok(rows

@@ -100,6 +100,9 @@ impl SqliteBackend {
 }
 
 impl SqliteStore {
+    /// A read transaction in WAL mode is a snapshot from its first read.
+    const SNAPSHOT: Option<&'static str> = None;
+
     fn sql(statement: &'static str) -> Cow<'static, str> {
         SqliteBackend::sql(statement)
     }
