@@ -51,6 +51,50 @@ pub trait Connector: Send + Sync + 'static {
     async fn read(&self, application_id: &str, check_id: &str) -> Result<Option<BTreeMap<String, String>>, String>;
 }
 
+/// The field map (`VBRIDGE_ATS_FIELD_MAP`): the policy's field names to the
+/// ATS's keys. Fields it does not name keep their names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldMap(pub BTreeMap<String, String>);
+
+impl FieldMap {
+    pub fn to_ats(&self, fields: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        fields.iter().map(|(k, v)| (self.0.get(k).cloned().unwrap_or_else(|| k.clone()), v.clone())).collect()
+    }
+
+    pub fn from_ats(&self, fields: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let back: BTreeMap<&String, &String> = self.0.iter().map(|(policy, ats)| (ats, policy)).collect();
+        fields
+            .iter()
+            .map(|(k, v)| (back.get(k).map(|p| (*p).clone()).unwrap_or_else(|| k.clone()), v.clone()))
+            .collect()
+    }
+}
+
+/// Any connector, with its fields renamed by a field map: written under the
+/// ATS's keys, read back under the policy's names (reconciliation compares
+/// in the policy's names).
+pub struct Mapped {
+    pub inner: std::sync::Arc<dyn Connector>,
+    pub map: FieldMap,
+}
+
+#[async_trait::async_trait]
+impl Connector for Mapped {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+
+    async fn write(&self, call: Call<'_>) -> Outcome {
+        let mut req = call.req.clone();
+        req.fields = self.map.to_ats(&req.fields);
+        self.inner.write(Call { req: &req, timeout: call.timeout }).await
+    }
+
+    async fn read(&self, application_id: &str, check_id: &str) -> Result<Option<BTreeMap<String, String>>, String> {
+        Ok(self.inner.read(application_id, check_id).await?.map(|f| self.map.from_ats(&f)))
+    }
+}
+
 /// The classification every HTTP connector shares: 2xx written; 408, 429
 /// (with its `Retry-After`), 5xx retryable; any other 4xx refused for good.
 pub async fn classify(resp: reqwest::Response) -> Outcome {

@@ -127,6 +127,8 @@ pub struct AtsConfig {
     /// Bearer token (from OAuth2 client credentials) when configured.
     pub bearer_token: Option<String>,
     pub kind: AtsKind,
+    /// Policy field → ATS key (empty: the policy's names).
+    pub field_map: connector::FieldMap,
 }
 
 /// Which connector (`VBRIDGE_ATS_KIND`).
@@ -142,6 +144,15 @@ pub enum AtsKind {
 impl AtsConfig {
     /// The connector this configuration names.
     pub fn connector(&self) -> Arc<dyn connector::Connector> {
+        let inner = self.bare_connector();
+        if self.field_map.0.is_empty() {
+            inner
+        } else {
+            Arc::new(connector::Mapped { inner, map: self.field_map.clone() })
+        }
+    }
+
+    fn bare_connector(&self) -> Arc<dyn connector::Connector> {
         let client = reqwest::Client::builder().pool_max_idle_per_host(32).build().expect("building the HTTP client");
         match &self.kind {
             AtsKind::Generic => Arc::new(connector::GenericRest {

@@ -136,3 +136,45 @@ async fn secrets_come_from_files_and_config_show_never_prints_them() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("VBRIDGE_WEBHOOK_SECRETS_FILE"));
 }
+
+#[tokio::test]
+async fn a_field_map_renames_what_is_written_and_reconciliation_reads_it_back() {
+    let dir = std::env::temp_dir().join(format!("vbridge-fieldmap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let map = dir.join("field-map.json");
+    std::fs::write(&map, r#"{"verification_state": "cf_vb_state", "verification_last_event_id": "cf_vb_event"}"#)
+        .unwrap();
+    let app = TestApp::spawn_with(
+        "fieldmap",
+        Options { extra_env: vec![("VBRIDGE_ATS_FIELD_MAP".into(), map.display().to_string())], ..Default::default() },
+    )
+    .await;
+    let (c, a) = ("cand-fm", "app-fm");
+    assert_eq!(app.send(&started(c, a, "evt-fm-1", &at(-10))).await.status, 202);
+    assert_eq!(app.send(&decision(c, a, "evt-fm-2", &at(-9), "verified")).await.status, 202);
+    app.wait_synced(c, a, "verified").await;
+    let last = app.writes().await.into_iter().last().unwrap();
+    assert_eq!(last.fields.get("cf_vb_state").map(String::as_str), Some("verified"), "{:?}", last.fields);
+    assert_eq!(last.fields.get("cf_vb_event").map(String::as_str), Some("evt-fm-2"));
+    assert!(!last.fields.contains_key("verification_state"), "written under the ATS's key only");
+    assert!(last.fields.contains_key("evidence_pack_url"), "a field the map does not name keeps its name");
+
+    // Reconciliation reads the ATS's keys back under the policy's names: no drift.
+    let store = vbridge::store::open(&app.database_url()).await.unwrap();
+    app.wait_for("the expectation", WAIT, || async { (store.expected_count().await.ok()? == 1).then_some(()) }).await;
+    let r = app.post_as("/v1/reconcile", Some(OPS_TOKEN), None, &json!({"dry_run": true})).await;
+    let run_id = r.json::<Value>().await.unwrap()["run_id"].as_str().unwrap().to_owned();
+    let report: Value = app
+        .wait_for("the report", WAIT, || async {
+            let r: Value = app.get_as(&format!("/v1/reconcile/{run_id}"), Some(OPS_TOKEN)).await.json().await.ok()?;
+            (r["done"] == true).then_some(r)
+        })
+        .await;
+    assert_eq!((report["checked"].as_u64(), report["drifted"].as_u64()), (Some(1), Some(0)), "{report}");
+
+    // A map naming a field the bridge never writes is refused at start-up.
+    std::fs::write(&map, r#"{"verification_stat": "typo"}"#).unwrap();
+    let out = app.vbridge_cli(&["config", "show"]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a field the bridge writes"));
+}

@@ -213,6 +213,7 @@ async fn run_temporal_roles(
                 base_url: cfg.ats_url.clone().unwrap_or_default(),
                 bearer_token: cfg.ats_bearer_token.clone(),
                 kind: cfg.ats_kind.clone(),
+                field_map: cfg.ats_field_map.clone(),
             },
             ats_metrics: metrics.ats.clone(),
             audit: store.clone().expect("store is open for the worker"),

@@ -47,6 +47,7 @@ pub struct FileConfig {
     pub session_key: Option<String>,
     pub ats_kind: Option<String>,
     pub ats_webhook_secret: Option<String>,
+    pub ats_field_map: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +117,8 @@ pub struct Config {
     /// `webhook` (a signed push to `VBRIDGE_ATS_URL`, secret
     /// `VBRIDGE_ATS_WEBHOOK_SECRET`). See docs/connectors.md.
     pub ats_kind: vbridge_activities::AtsKind,
+    /// Policy field → ATS key (`VBRIDGE_ATS_FIELD_MAP`, a TOML or JSON file).
+    pub ats_field_map: vbridge_activities::connector::FieldMap,
     /// Signs console sessions (`VBRIDGE_SESSION_KEY`, 64 hex); random per
     /// process when unset (sessions then end with the process).
     pub session_key: crate::console::session::SessionKey,
@@ -142,6 +145,53 @@ fn secret_env(name: &'static str) -> Result<Option<String>, ConfigError> {
     }
 }
 
+/// The fields the bridge writes: the policy's, and those a routing, a human
+/// move or the kill switch add.
+pub fn written_fields(policy: &Policy) -> std::collections::BTreeSet<String> {
+    use vbridge_workflows::domain::EventType;
+    use vbridge_workflows::workflow as wf;
+    let mut names: std::collections::BTreeSet<String> = [EventType::Started, EventType::Decision]
+        .into_iter()
+        .filter_map(|et| policy.action(et))
+        .flat_map(|a| a.fields.keys().cloned())
+        .collect();
+    for extra in [
+        wf::QUEUE_LINK_FIELD,
+        wf::OVERRIDE_ACTOR_FIELD,
+        wf::OVERRIDE_REASON_FIELD,
+        wf::OVERRIDE_TIMESTAMP_FIELD,
+        wf::BANNER_FIELD,
+    ] {
+        names.insert(extra.to_owned());
+    }
+    names
+}
+
+/// Read a field map (JSON or TOML: policy field name → ATS key) and check it:
+/// every name is a field the bridge writes, every key is used once.
+pub fn field_map(path: &Path, policy: &Policy) -> Result<vbridge_activities::connector::FieldMap, ConfigError> {
+    let invalid = |problem: String| ConfigError::Invalid { name: "VBRIDGE_ATS_FIELD_MAP", problem };
+    let text = std::fs::read_to_string(path).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+    let map: std::collections::BTreeMap<String, String> = serde_json::from_str(&text)
+        .or_else(|_| toml::from_str(&text))
+        .map_err(|e| invalid(format!("{}: not a table of field name = \"ATS key\" ({e})", path.display())))?;
+    let written = written_fields(policy);
+    let mut targets = std::collections::BTreeSet::new();
+    for (name, key) in &map {
+        if !written.contains(name) {
+            let known: Vec<&str> = written.iter().map(String::as_str).collect();
+            return Err(invalid(format!("\"{name}\" is not a field the bridge writes ({})", known.join(", "))));
+        }
+        if key.trim().is_empty() {
+            return Err(invalid(format!("\"{name}\" maps to an empty key")));
+        }
+        if !targets.insert(key.as_str()) {
+            return Err(invalid(format!("two fields map to the ATS key \"{key}\"")));
+        }
+    }
+    Ok(vbridge_activities::connector::FieldMap(map))
+}
+
 /// The configuration as `vbridge config show` prints it: what `serve` would
 /// use, every secret redacted (only whether it is set, and how many).
 pub fn redacted(cfg: &Config) -> serde_json::Value {
@@ -165,6 +215,7 @@ pub fn redacted(cfg: &Config) -> serde_json::Value {
             "kind": match cfg.ats_kind { vbridge_activities::AtsKind::Generic => "generic", vbridge_activities::AtsKind::Webhook { .. } => "webhook" },
             "url": cfg.ats_url,
             "bearer_token": set(cfg.ats_bearer_token.is_some()),
+            "field_map": cfg.ats_field_map.0,
         },
         "api_credentials": cfg.grants.summary(),
         "oidc": cfg.oidc.as_ref().map(|o| serde_json::json!({"issuer": o.issuer, "audience": o.audience, "jwks_url": o.jwks_url})),
@@ -319,7 +370,12 @@ impl Config {
                 });
             }
         };
+        let ats_field_map = match env("VBRIDGE_ATS_FIELD_MAP").map(PathBuf::from).or(fc.ats_field_map) {
+            Some(path) => field_map(&path, &policy)?,
+            None => Default::default(),
+        };
         Ok(Config {
+            ats_field_map,
             ats_kind,
             session_key,
             oidc,
