@@ -138,11 +138,6 @@ impl Grants {
     pub fn by_hash(&self, hash: &[u8; 32]) -> Option<&Principal> {
         self.by_hash.get(hash)
     }
-
-    /// Whether a token is one of the configured ones.
-    pub fn holds(&self, token: &str) -> bool {
-        self.lookup(token).is_some()
-    }
 }
 
 /// SHA-256 of a bearer token: how configured tokens are held.

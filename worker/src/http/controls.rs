@@ -6,7 +6,7 @@ use super::HttpState;
 use super::auth::Principal;
 use super::error::ApiError;
 use crate::controls::gate;
-use crate::temporal::human::{self, MoveError, Verification};
+use crate::temporal::human::{self, Verification};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::{Extension, Json};
@@ -55,8 +55,7 @@ pub async fn set_gating(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let body: GatingBody =
-        serde_json::from_slice(&bytes).map_err(|e| invalid(format!("the body is not valid: {e}")))?;
+    let body: GatingBody = super::json_body(&bytes)?;
     let enabled = body.enabled.ok_or_else(|| invalid("\"enabled\" (true or false) is required"))?;
     let reason = body.reason.trim();
     if reason.is_empty() || reason.chars().count() > vbridge_workflows::review::MAX_NOTE_CHARS {
@@ -135,19 +134,16 @@ pub async fn retry_writes(
     Extension(who): Extension<Principal>,
     bytes: Bytes,
 ) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
-    let body: RetryBody = serde_json::from_slice(&bytes).map_err(|e| invalid(format!("the body is not valid: {e}")))?;
+    let body: RetryBody = super::json_body(&bytes)?;
     let key = match (body.idempotency_key.as_deref().map(str::trim).filter(|k| !k.is_empty()), body.all) {
         (Some(k), false) => Some(k.to_owned()),
         (None, true) => None,
         _ => return Err(invalid("give either \"idempotency_key\" or \"all\": true")),
     };
-    let fw = s.temporal.forwarder().ok_or_else(|| ApiError::Unavailable("not connected to Temporal yet".into()))?;
-    match crate::controls::dead_letters::retry(s.store.as_ref(), &fw, key.as_deref(), &who.subject, &body.reason).await
-    {
-        Ok(r) => Ok((axum::http::StatusCode::ACCEPTED, Json(json!(r)))),
-        Err(e @ MoveError::Unknown(_)) => Err(ApiError::Conflict(e.to_string())),
-        Err(e) => Err(unavailable(e)),
-    }
+    let fw = super::forwarder(&s)?;
+    let r =
+        crate::controls::dead_letters::retry(s.store.as_ref(), &fw, key.as_deref(), &who.subject, &body.reason).await?;
+    Ok((axum::http::StatusCode::ACCEPTED, Json(json!(r))))
 }
 
 #[derive(Deserialize, Default)]
@@ -163,12 +159,8 @@ pub async fn reconcile(
     Extension(who): Extension<Principal>,
     bytes: Bytes,
 ) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
-    let body: ReconcileBody = if bytes.is_empty() {
-        ReconcileBody::default()
-    } else {
-        serde_json::from_slice(&bytes).map_err(|e| invalid(format!("the body is not valid: {e}")))?
-    };
-    let fw = s.temporal.forwarder().ok_or_else(|| ApiError::Unavailable("not connected to Temporal yet".into()))?;
+    let body: ReconcileBody = super::optional_json_body(&bytes)?;
+    let fw = super::forwarder(&s)?;
     let run_id = crate::controls::reconcile::start(&fw.client, &fw.task_queue, &s.policy, body.dry_run, &who.subject)
         .await
         .map_err(|e| ApiError::Unavailable(format!("the run could not start: {e}")))?;
@@ -206,20 +198,13 @@ async fn pause_or_resume(
         candidate_id: CandidateId::parse(&c).map_err(|e| bad("invalid_candidate_id", e))?,
         application_id: ApplicationId::parse(&a).map_err(|e| bad("invalid_application_id", e))?,
     };
-    let body: PauseBody = if bytes.is_empty() {
-        PauseBody::default()
-    } else {
-        serde_json::from_slice(&bytes).map_err(|e| invalid(format!("the body is not valid: {e}")))?
-    };
-    let fw = s.temporal.forwarder().ok_or_else(|| ApiError::Unavailable("not connected to Temporal yet".into()))?;
+    let body: PauseBody = super::optional_json_body(&bytes)?;
+    let fw = super::forwarder(&s)?;
     let trace_id = super::request_trace_id(&headers, s.policy.trace_header());
     let p =
         PauseSignal { paused, actor: who.subject.clone(), reason: body.reason, trace_id: trace_id.as_str().to_owned() };
-    match human::pause(s.store.as_ref(), &fw, &v, p).await {
-        Ok(()) => Ok(Json(json!({ "paused": paused }))),
-        Err(e @ MoveError::Unknown(_)) => Err(ApiError::Conflict(e.to_string())),
-        Err(e) => Err(unavailable(e)),
-    }
+    human::pause(s.store.as_ref(), &fw, &v, p).await?;
+    Ok(Json(json!({ "paused": paused })))
 }
 
 pub async fn pause(

@@ -37,6 +37,25 @@ pub enum ApiError {
     TimedOut,
 }
 
+/// How a refused or failed human move (or control) is answered.
+impl From<crate::temporal::human::MoveError> for ApiError {
+    fn from(e: crate::temporal::human::MoveError) -> ApiError {
+        use crate::temporal::human::MoveError;
+        match e {
+            MoveError::Refused(r) => ApiError::Refused(r),
+            e @ MoveError::Unknown(_) => ApiError::Conflict(e.to_string()),
+            MoveError::Store(e) => {
+                tracing::error!(error = %e, "store read failed");
+                ApiError::Unavailable("the event store cannot be read right now".into())
+            }
+            MoveError::Temporal(e) => {
+                tracing::error!(error = %e, "Temporal call failed");
+                ApiError::Unavailable("Temporal cannot take the request right now".into())
+            }
+        }
+    }
+}
+
 impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str) {
         match self {

@@ -53,6 +53,24 @@ pub fn request_trace_id(headers: &axum::http::HeaderMap, trace_header: &str) -> 
         .unwrap_or_else(TraceId::new_random)
 }
 
+/// An operator API body as JSON; a malformed one is 400 `invalid_payload`.
+pub fn json_body<T: serde::de::DeserializeOwned>(bytes: &bytes::Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest { code: "invalid_payload", message: format!("the body is not valid: {e}") })
+}
+
+/// As [`json_body`], where an empty body means the defaults.
+pub fn optional_json_body<T: serde::de::DeserializeOwned + Default>(bytes: &bytes::Bytes) -> Result<T, ApiError> {
+    if bytes.is_empty() { Ok(T::default()) } else { json_body(bytes) }
+}
+
+/// The way to Temporal, or 503 while this process is not connected.
+pub fn forwarder(s: &HttpState) -> Result<crate::temporal::forward::Forwarder, ApiError> {
+    s.temporal
+        .forwarder()
+        .ok_or_else(|| ApiError::Unavailable("this process is not connected to Temporal (yet)".into()))
+}
+
 /// The largest body an operator API request may have.
 pub const MAX_API_BODY_BYTES: usize = 64 * 1024;
 

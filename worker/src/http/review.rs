@@ -104,8 +104,8 @@ fn move_request<B: serde::de::DeserializeOwned>(
     };
     let trace_id = super::request_trace_id(headers, s.policy.trace_header()).as_str().to_owned();
     tracing::Span::current().record("trace_id", trace_id.as_str());
-    let parsed: B = body(bytes)?;
-    let fw = s.temporal.forwarder().ok_or_else(not_connected)?;
+    let parsed: B = super::json_body(bytes)?;
+    let fw = super::forwarder(s)?;
     Ok((MoveRequest { verification, request_id, trace_id, fw }, parsed))
 }
 
@@ -120,29 +120,9 @@ fn counted(
     r
 }
 
-fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::BadRequest { code: "invalid_payload", message: format!("the body is not valid: {e}") })
-}
-
 fn moved(r: Result<StateView, MoveError>) -> Result<Json<serde_json::Value>, ApiError> {
-    match r {
-        Ok(view) => Ok(Json(json!({
-            "state": view.state,
-            "ats_sync": view.ats_sync,
-            "review": view.review,
-        }))),
-        Err(MoveError::Refused(r)) => Err(ApiError::Refused(r)),
-        Err(e @ MoveError::Unknown(_)) => Err(ApiError::Conflict(e.to_string())),
-        Err(MoveError::Store(e)) => {
-            tracing::error!(error = %e, "store read failed");
-            Err(ApiError::Unavailable("the event store cannot be read right now".into()))
-        }
-        Err(MoveError::Temporal(e)) => {
-            tracing::error!(error = %e, "Temporal update failed");
-            Err(ApiError::Unavailable("Temporal cannot take the decision right now".into()))
-        }
-    }
+    let view = r?;
+    Ok(Json(json!({ "state": view.state, "ats_sync": view.ats_sync, "review": view.review })))
 }
 
 /// `POST /v1/reviews/{c}/{a}/decision` (role reviewer).
@@ -185,8 +165,4 @@ pub async fn override_state(
         request_id: m.request_id,
     };
     counted(moved(human::override_state(s.store.as_ref(), &m.fw, &m.verification, o).await), &s.metrics.overrides)
-}
-
-fn not_connected() -> ApiError {
-    ApiError::Unavailable("this process is not connected to Temporal (yet)".into())
 }
