@@ -131,18 +131,73 @@ pub struct AtsConfig {
     pub field_map: connector::FieldMap,
 }
 
-/// Which connector (`VBRIDGE_ATS_KIND`).
+/// Which connector (`VBRIDGE_ATS_KIND`), with what it alone needs.
 #[derive(Debug, Clone, Default)]
 pub enum AtsKind {
     /// CONTRACT §4, at `base_url`.
     #[default]
     Generic,
     /// A signed push to `base_url` (Standard Webhooks, this secret).
-    Webhook { secret: vbridge_core::intake::signature::Secret },
+    Webhook {
+        secret: vbridge_core::intake::signature::Secret,
+    },
+    Greenhouse(GreenhouseConfig),
+    Ashby {
+        api_url: String,
+        api_key: Redacted,
+    },
+    Lever {
+        api_url: String,
+        api_key: Redacted,
+        perform_as: String,
+        tag_fields: Vec<String>,
+    },
+}
+
+impl AtsKind {
+    /// The name `VBRIDGE_ATS_KIND` gives it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AtsKind::Generic => "generic",
+            AtsKind::Webhook { .. } => "webhook",
+            AtsKind::Greenhouse(_) => "greenhouse",
+            AtsKind::Ashby { .. } => "ashby",
+            AtsKind::Lever { .. } => "lever",
+        }
+    }
+}
+
+/// A secret that never prints (Debug shows `(redacted)`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("(redacted)")
+    }
+}
+
+/// Greenhouse Harvest: where, and which credentials (v3 or v1).
+#[derive(Debug, Clone)]
+pub struct GreenhouseConfig {
+    pub api_url: String,
+    pub auth_url: String,
+    pub credentials: GreenhouseCredentials,
+    /// Greenhouse's rate-limit window (10 s; settable for tests).
+    pub rate_window: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum GreenhouseCredentials {
+    /// Harvest v3: OAuth2 client credentials, acting as `user_id` (`sub`).
+    OAuth { client_id: String, client_secret: Redacted, user_id: String },
+    /// Harvest v1: the API key, writes `On-Behalf-Of` this user.
+    ApiKey { api_key: Redacted, on_behalf_of: String },
 }
 
 impl AtsConfig {
-    /// The connector this configuration names.
+    /// The connector this configuration names. Build it once per process:
+    /// it holds the token cache and the rate limiter.
     pub fn connector(&self) -> Arc<dyn connector::Connector> {
         let inner = self.bare_connector();
         if self.field_map.0.is_empty() {
@@ -153,7 +208,14 @@ impl AtsConfig {
     }
 
     fn bare_connector(&self) -> Arc<dyn connector::Connector> {
-        let client = reqwest::Client::builder().pool_max_idle_per_host(32).build().expect("building the HTTP client");
+        // No redirects: an ATS API that redirects a write is misconfigured,
+        // and credentials must not follow a redirect elsewhere.
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(32)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("building the HTTP client");
+        use connector::limit::Limiter;
         match &self.kind {
             AtsKind::Generic => Arc::new(connector::GenericRest {
                 client,
@@ -163,6 +225,48 @@ impl AtsConfig {
             AtsKind::Webhook { secret } => {
                 Arc::new(connector::SignedWebhook { client, url: self.base_url.clone(), secret: secret.clone() })
             }
+            AtsKind::Greenhouse(g) => {
+                let auth = match &g.credentials {
+                    GreenhouseCredentials::OAuth { client_id, client_secret, user_id } => {
+                        connector::greenhouse::Auth::V3 {
+                            tokens: connector::oauth::TokenSource::new(
+                                client.clone(),
+                                client_id.clone(),
+                                client_secret.0.clone(),
+                                g.auth_url.clone(),
+                                vec![("sub".into(), user_id.clone())],
+                            ),
+                            user_id: user_id.clone(),
+                        }
+                    }
+                    GreenhouseCredentials::ApiKey { api_key, on_behalf_of } => connector::greenhouse::Auth::V1 {
+                        api_key: api_key.0.clone(),
+                        on_behalf_of: on_behalf_of.clone(),
+                    },
+                };
+                Arc::new(connector::greenhouse::Greenhouse {
+                    client,
+                    api_url: g.api_url.clone(),
+                    auth,
+                    limiter: Limiter::adaptive(connector::greenhouse::INITIAL_LIMIT, g.rate_window),
+                })
+            }
+            AtsKind::Ashby { api_url, api_key } => Arc::new(connector::ashby::Ashby {
+                client,
+                api_url: api_url.clone(),
+                api_key: api_key.0.clone(),
+                // Ashby publishes no per-key pace: follow its headers if it
+                // sends them, and its 429s.
+                limiter: Limiter::adaptive(connector::ashby::INITIAL_LIMIT, Duration::from_secs(1)),
+            }),
+            AtsKind::Lever { api_url, api_key, perform_as, tag_fields } => Arc::new(connector::lever::Lever {
+                client,
+                api_url: api_url.clone(),
+                api_key: api_key.0.clone(),
+                perform_as: perform_as.clone(),
+                tag_fields: tag_fields.iter().cloned().collect(),
+                limiter: Limiter::fixed(connector::lever::PER_SECOND, connector::lever::BURST),
+            }),
         }
     }
 }
@@ -175,8 +279,12 @@ pub struct AtsActivities {
 }
 
 impl AtsActivities {
-    pub fn new(config: AtsConfig, metrics: Arc<AtsMetrics>, audit: Option<Arc<dyn AuditSink>>) -> AtsActivities {
-        AtsActivities { connector: config.connector(), metrics, audit }
+    pub fn new(
+        connector: Arc<dyn connector::Connector>,
+        metrics: Arc<AtsMetrics>,
+        audit: Option<Arc<dyn AuditSink>>,
+    ) -> AtsActivities {
+        AtsActivities { connector, metrics, audit }
     }
 
     /// Append records to the audit log; whether they are stored.
@@ -266,7 +374,7 @@ pub fn entry_record(t: &TimelineEntry, record_id: String, candidate_id: &str, ap
 
 /// Characters escaped in one path segment: everything but RFC 3986's
 /// unreserved set, so no id can add a segment, a query or a fragment.
-const SEGMENT: &percent_encoding::AsciiSet =
+pub(crate) const SEGMENT: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 /// The path of one verification check in the ATS (CONTRACT §4), each id
@@ -321,11 +429,6 @@ fn transient(message: String, delay: Duration) -> ActivityError {
     ActivityError::application(
         ApplicationFailure::builder(message).type_name(TRANSIENT_FAILURE.to_owned()).next_retry_delay(delay).build(),
     )
-}
-
-pub(crate) fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
-    let v = resp.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    parse_retry_after(v, std::time::SystemTime::now())
 }
 
 #[activities]
@@ -416,8 +519,8 @@ pub struct ReconcileActivities {
 }
 
 impl ReconcileActivities {
-    pub fn new(config: AtsConfig, source: Arc<dyn ReconcileSource>) -> ReconcileActivities {
-        ReconcileActivities { connector: config.connector(), source }
+    pub fn new(connector: Arc<dyn connector::Connector>, source: Arc<dyn ReconcileSource>) -> ReconcileActivities {
+        ReconcileActivities { connector, source }
     }
 
     /// What the ATS holds for one check: `None` when it has no such check.
@@ -587,7 +690,8 @@ impl ReviewActivities {
             return Ok(EscalationResult { http_status: status as u32, url: url.clone() });
         }
         if status == 408 || status == 429 || status >= 500 {
-            let delay = if status == 429 { retry_after(&resp).unwrap_or(backoff) } else { backoff };
+            let delay =
+                if status == 429 { connector::throttled_for(resp.headers()).unwrap_or(backoff) } else { backoff };
             return Err(transient(format!("escalation receiver answered {status}"), delay));
         }
         tracing::error!(status, "escalation receiver refused the webhook");

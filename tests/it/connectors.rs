@@ -135,6 +135,40 @@ async fn secrets_come_from_files_and_config_show_never_prints_them() {
     let missing = run("/nonexistent/secret");
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("VBRIDGE_WEBHOOK_SECRETS_FILE"));
+
+    // Each connector's secrets: from a file, redacted; a missing one named.
+    let gh_secret = dir.join("gh-secret");
+    std::fs::write(&gh_secret, "gh-client-secret-xyz\n").unwrap();
+    let connector = |extra: &[(&str, String)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vbridge"));
+        cmd.args(["config", "show"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("VBRIDGE_WEBHOOK_SECRETS", "s")
+            .env("VBRIDGE_LOG", "warn");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let out = connector(&[
+        ("VBRIDGE_ATS_KIND", "greenhouse".into()),
+        ("VBRIDGE_GREENHOUSE_CLIENT_ID", "client-abc".into()),
+        ("VBRIDGE_GREENHOUSE_CLIENT_SECRET_FILE", gh_secret.display().to_string()),
+        ("VBRIDGE_GREENHOUSE_USER_ID", "77".into()),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!text.contains("gh-client-secret-xyz"), "{text}");
+    let shown: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let creds = &shown["ats"]["connector"]["credentials"];
+    assert_eq!((creds["client_secret"].as_str(), creds["user_id"].as_str()), (Some("(set, redacted)"), Some("77")));
+    assert_eq!(shown["ats"]["connector"]["api_url"], "https://harvest.greenhouse.io", "the real host by default");
+    let out = connector(&[("VBRIDGE_ATS_KIND", "lever".into()), ("VBRIDGE_LEVER_API_KEY", "k".into())]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("VBRIDGE_LEVER_USER_ID"));
+    let out = connector(&[("VBRIDGE_ATS_KIND", "ashby".into())]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("VBRIDGE_ASHBY_API_KEY"), "a missing key is named");
 }
 
 #[tokio::test]
@@ -162,14 +196,7 @@ async fn a_field_map_renames_what_is_written_and_reconciliation_reads_it_back() 
     // Reconciliation reads the ATS's keys back under the policy's names: no drift.
     let store = vbridge::store::open(&app.database_url()).await.unwrap();
     app.wait_for("the expectation", WAIT, || async { (store.expected_count().await.ok()? == 1).then_some(()) }).await;
-    let r = app.post_as("/v1/reconcile", Some(OPS_TOKEN), None, &json!({"dry_run": true})).await;
-    let run_id = r.json::<Value>().await.unwrap()["run_id"].as_str().unwrap().to_owned();
-    let report: Value = app
-        .wait_for("the report", WAIT, || async {
-            let r: Value = app.get_as(&format!("/v1/reconcile/{run_id}"), Some(OPS_TOKEN)).await.json().await.ok()?;
-            (r["done"] == true).then_some(r)
-        })
-        .await;
+    let report = app.reconcile(true).await;
     assert_eq!((report["checked"].as_u64(), report["drifted"].as_u64()), (Some(1), Some(0)), "{report}");
 
     // A map naming a field the bridge never writes is refused at start-up.

@@ -367,15 +367,7 @@ async fn reconciliation_finds_an_edit_behind_the_bridge_s_back_and_heals_it() {
     assert!(rogue.status().is_success());
 
     // A dry run over the API reports the drift and heals nothing.
-    let r = app.post_as("/v1/reconcile", Some(OPS_TOKEN), None, &json!({"dry_run": true})).await;
-    assert_eq!(r.status(), 202);
-    let run_id = r.json::<Value>().await.unwrap()["run_id"].as_str().unwrap().to_owned();
-    let report: Value = app
-        .wait_for("the dry run's report", WAIT, || async {
-            let r: Value = app.get_as(&format!("/v1/reconcile/{run_id}"), Some(OPS_TOKEN)).await.json().await.ok()?;
-            (r["done"] == true).then_some(r)
-        })
-        .await;
+    let report = app.reconcile(true).await;
     assert_eq!((report["checked"].as_u64(), report["drifted"].as_u64()), (Some(2), Some(1)));
     assert_eq!(
         (report["healed"].as_u64(), report["dry_run"].as_bool()),

@@ -115,7 +115,9 @@ impl TestApp {
         if let Some(r) = opts.roles {
             env.push(("VBRIDGE_ROLES".into(), r.into()));
         }
-        env.extend(opts.extra_env);
+        // `{sandbox}` in a value is the sandbox ATS's URL (connectors that
+        // impersonate an ATS API point at it).
+        env.extend(opts.extra_env.into_iter().map(|(k, v)| (k, v.replace("{sandbox}", &sandbox_url))));
         let http = reqwest::Client::new();
         let mut app = TestApp {
             dir,
@@ -237,6 +239,11 @@ impl TestApp {
     /// The `vbridge` binary run as an operator would, with the bridge's
     /// configuration (store, Temporal, task queue, policy).
     pub async fn vbridge_cli(&self, args: &[&str]) -> std::process::Output {
+        self.vbridge_cli_with(args, &[]).await
+    }
+
+    /// The CLI with the bridge's environment, `overrides` replacing entries.
+    pub async fn vbridge_cli_with(&self, args: &[&str], overrides: &[(&str, &str)]) -> std::process::Output {
         // Async: the sandbox ATS runs on this test's runtime and must keep
         // answering while the command runs.
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_vbridge"));
@@ -245,6 +252,9 @@ impl TestApp {
             if k != "VBRIDGE_ROLES" {
                 cmd.env(k, v);
             }
+        }
+        for (k, v) in overrides {
+            cmd.env(k, v);
         }
         cmd.output().await.expect("running vbridge")
     }
@@ -279,6 +289,31 @@ impl TestApp {
         let _: FaultRequest = serde_json::from_value(fault.clone()).expect("a valid fault request");
         let r = self.http.post(format!("{}/_sandbox/faults", self.sandbox_url)).json(&fault).send().await.unwrap();
         assert!(r.status().is_success());
+    }
+
+    /// Start a reconciliation over the API (`dry_run`: report only) and wait
+    /// for its finished report.
+    pub async fn reconcile(&self, dry_run: bool) -> Value {
+        let r = self.post_as("/v1/reconcile", Some(OPS_TOKEN), None, &serde_json::json!({"dry_run": dry_run})).await;
+        assert_eq!(r.status(), 202);
+        let run_id = r.json::<Value>().await.unwrap()["run_id"].as_str().unwrap().to_owned();
+        self.wait_for("the reconciliation's report", Duration::from_secs(60), || async {
+            let r: Value = self.get_as(&format!("/v1/reconcile/{run_id}"), Some(OPS_TOKEN)).await.json().await.ok()?;
+            (r["done"] == true).then_some(r)
+        })
+        .await
+    }
+
+    /// POST to the sandbox's own API (`/_sandbox/...`).
+    pub async fn sandbox_post(&self, path: &str, body: &Value) {
+        let r = self.http.post(format!("{}{path}", self.sandbox_url)).json(body).send().await.unwrap();
+        assert!(r.status().is_success(), "sandbox {path}: {}", r.status());
+    }
+
+    /// What an impersonated ATS holds for a record: `{fields, tags, notes}`.
+    pub async fn ats_record(&self, kind: &str, id: &str) -> Value {
+        let url = format!("{}/_sandbox/ats/{kind}/{id}", self.sandbox_url);
+        self.http.get(url).send().await.unwrap().json().await.unwrap()
     }
 
     pub async fn ats_clear_fault(&self) {

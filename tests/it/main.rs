@@ -1,6 +1,7 @@
 //! The one integration-test binary. Every test runs against real parts: the
 //! Temporal CLI's dev server, SQLite, real HTTP, and the sandbox ATS.
 
+mod ats_apis;
 mod audit;
 mod connectors;
 mod console;

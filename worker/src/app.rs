@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use vbridge_activities::AtsConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Role {
@@ -209,12 +208,7 @@ async fn run_temporal_roles(
         }
         let client = client.clone();
         let deps = temporal::worker::ActivityDeps {
-            ats: AtsConfig {
-                base_url: cfg.ats_url.clone().unwrap_or_default(),
-                bearer_token: cfg.ats_bearer_token.clone(),
-                kind: cfg.ats_kind.clone(),
-                field_map: cfg.ats_field_map.clone(),
-            },
+            ats: cfg.ats_config(),
             ats_metrics: metrics.ats.clone(),
             audit: store.clone().expect("store is open for the worker"),
             escalation: vbridge_activities::EscalationConfig {

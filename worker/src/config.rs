@@ -212,7 +212,8 @@ pub fn redacted(cfg: &Config) -> serde_json::Value {
         "data_dir": cfg.data_dir,
         "temporal": {"address": cfg.temporal_address, "namespace": cfg.temporal_namespace, "task_queue": cfg.task_queue},
         "ats": {
-            "kind": match cfg.ats_kind { vbridge_activities::AtsKind::Generic => "generic", vbridge_activities::AtsKind::Webhook { .. } => "webhook" },
+            "kind": cfg.ats_kind.name(),
+            "connector": connector_shown(&cfg.ats_kind),
             "url": cfg.ats_url,
             "bearer_token": set(cfg.ats_bearer_token.is_some()),
             "field_map": cfg.ats_field_map.0,
@@ -225,6 +226,92 @@ pub fn redacted(cfg: &Config) -> serde_json::Value {
         "session_key": set(env("VBRIDGE_SESSION_KEY").is_some() || env("VBRIDGE_SESSION_KEY_FILE").is_some()),
         "tuning": cfg.tuning,
     })
+}
+
+/// What `config show` says of a connector's own settings: URLs and users,
+/// never a key or a secret.
+fn connector_shown(kind: &vbridge_activities::AtsKind) -> serde_json::Value {
+    use vbridge_activities::{AtsKind, GreenhouseCredentials};
+    match kind {
+        AtsKind::Generic => serde_json::json!({}),
+        AtsKind::Webhook { .. } => serde_json::json!({"secret": "(set, redacted)"}),
+        AtsKind::Greenhouse(g) => {
+            let creds = match &g.credentials {
+                GreenhouseCredentials::OAuth { client_id, user_id, .. } => serde_json::json!({
+                    "api": "v3 (OAuth2 client credentials)", "client_id": client_id,
+                    "client_secret": "(set, redacted)", "user_id": user_id}),
+                GreenhouseCredentials::ApiKey { on_behalf_of, .. } => serde_json::json!({
+                    "api": "v1 (Basic, API key)", "api_key": "(set, redacted)", "on_behalf_of": on_behalf_of}),
+            };
+            serde_json::json!({"api_url": g.api_url, "auth_url": g.auth_url, "credentials": creds,
+                "rate_window_ms": g.rate_window.as_millis() as u64})
+        }
+        AtsKind::Ashby { api_url, .. } => serde_json::json!({"api_url": api_url, "api_key": "(set, redacted)"}),
+        AtsKind::Lever { api_url, perform_as, tag_fields, .. } => serde_json::json!({
+            "api_url": api_url, "api_key": "(set, redacted)", "perform_as": perform_as, "tag_fields": tag_fields}),
+    }
+}
+
+/// A base URL from the environment, or the ATS's real host.
+fn url_env(name: &'static str, default: &str) -> Result<String, ConfigError> {
+    let url = env(name).unwrap_or_else(|| default.to_owned());
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(ConfigError::Invalid { name, problem: format!("\"{url}\" is not an http(s) URL") });
+    }
+    Ok(url)
+}
+
+/// A secret the chosen connector cannot do without.
+fn required_secret(name: &'static str, why: &str) -> Result<vbridge_activities::Redacted, ConfigError> {
+    secret_env(name)?
+        .map(vbridge_activities::Redacted)
+        .ok_or_else(|| ConfigError::Invalid { name, problem: format!("{why} (or {name}_FILE)") })
+}
+
+/// Greenhouse: v3 with OAuth2 client credentials, or v1 with an API key;
+/// one of the two, both acting as `VBRIDGE_GREENHOUSE_USER_ID`.
+fn greenhouse_config() -> Result<vbridge_activities::AtsKind, ConfigError> {
+    use vbridge_activities::GreenhouseCredentials;
+    use vbridge_activities::connector::greenhouse as gh;
+    let user_id = env("VBRIDGE_GREENHOUSE_USER_ID").ok_or(ConfigError::Invalid {
+        name: "VBRIDGE_GREENHOUSE_USER_ID",
+        problem: "the Greenhouse user the bridge acts as (v3: the token's sub; v1: On-Behalf-Of) is required".into(),
+    })?;
+    let credentials = match (env("VBRIDGE_GREENHOUSE_CLIENT_ID"), secret_env("VBRIDGE_GREENHOUSE_API_KEY")?) {
+        (Some(client_id), None) => GreenhouseCredentials::OAuth {
+            client_id,
+            client_secret: required_secret(
+                "VBRIDGE_GREENHOUSE_CLIENT_SECRET",
+                "Harvest v3 needs the OAuth client secret with VBRIDGE_GREENHOUSE_CLIENT_ID",
+            )?,
+            user_id,
+        },
+        (None, Some(key)) => {
+            GreenhouseCredentials::ApiKey { api_key: vbridge_activities::Redacted(key), on_behalf_of: user_id }
+        }
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::Invalid {
+                name: "VBRIDGE_GREENHOUSE_API_KEY",
+                problem:
+                    "set either VBRIDGE_GREENHOUSE_CLIENT_ID (v3, OAuth) or VBRIDGE_GREENHOUSE_API_KEY (v1), not both"
+                        .into(),
+            });
+        }
+        (None, None) => {
+            return Err(ConfigError::Invalid {
+                name: "VBRIDGE_GREENHOUSE_CLIENT_ID",
+                problem: "set VBRIDGE_GREENHOUSE_CLIENT_ID and _CLIENT_SECRET (Harvest v3, OAuth) or VBRIDGE_GREENHOUSE_API_KEY (v1)".into(),
+            });
+        }
+    };
+    Ok(vbridge_activities::AtsKind::Greenhouse(vbridge_activities::GreenhouseConfig {
+        api_url: url_env("VBRIDGE_GREENHOUSE_API_URL", gh::DEFAULT_API_URL)?,
+        auth_url: url_env("VBRIDGE_GREENHOUSE_AUTH_URL", gh::DEFAULT_AUTH_URL)?,
+        credentials,
+        rate_window: Duration::from_millis(
+            env_num::<u64>("VBRIDGE_GREENHOUSE_RATE_WINDOW_MS")?.unwrap_or(gh::RATE_WINDOW.as_millis() as u64).max(100),
+        ),
+    }))
 }
 
 fn env_num<T: std::str::FromStr>(name: &'static str) -> Result<Option<T>, ConfigError> {
@@ -278,7 +365,11 @@ impl Config {
             .or(fc.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("vbridge.db").display()));
         let ats_url = env("VBRIDGE_ATS_URL").or(fc.ats_url);
-        if ats_url.is_none() && !dev {
+        // Only the generic and webhook connectors are addressed by
+        // VBRIDGE_ATS_URL; the others have their API's host by default.
+        let kind_named = env("VBRIDGE_ATS_KIND").or(fc.ats_kind.clone());
+        let needs_url = matches!(kind_named.as_deref(), None | Some("generic") | Some("webhook"));
+        if ats_url.is_none() && needs_url && !dev {
             return Err(ConfigError::NoAts);
         }
         let d = default_tuning();
@@ -357,16 +448,29 @@ impl Config {
                     .map_err(|e| ConfigError::Invalid { name: "VBRIDGE_ATS_WEBHOOK_SECRET", problem: e.to_string() })?;
                 vbridge_activities::AtsKind::Webhook { secret }
             }
-            k @ ("greenhouse" | "ashby" | "lever") => {
-                return Err(ConfigError::Invalid {
-                    name: "VBRIDGE_ATS_KIND",
-                    problem: format!("the {k} connector is not built yet (docs/connectors.md); use generic or webhook"),
-                });
-            }
+            "greenhouse" => greenhouse_config()?,
+            "ashby" => vbridge_activities::AtsKind::Ashby {
+                api_url: url_env("VBRIDGE_ASHBY_API_URL", vbridge_activities::connector::ashby::DEFAULT_API_URL)?,
+                api_key: required_secret("VBRIDGE_ASHBY_API_KEY", "the Ashby connector needs an API key")?,
+            },
+            "lever" => vbridge_activities::AtsKind::Lever {
+                api_url: url_env("VBRIDGE_LEVER_API_URL", vbridge_activities::connector::lever::DEFAULT_API_URL)?,
+                api_key: required_secret("VBRIDGE_LEVER_API_KEY", "the Lever connector needs an API key")?,
+                perform_as: env("VBRIDGE_LEVER_USER_ID").ok_or(ConfigError::Invalid {
+                    name: "VBRIDGE_LEVER_USER_ID",
+                    problem: "the Lever user the bridge acts as (perform_as) is required".into(),
+                })?,
+                tag_fields: env("VBRIDGE_LEVER_TAG_FIELDS")
+                    .unwrap_or_else(|| "verification_state".into())
+                    .split(',')
+                    .map(|f| f.trim().to_owned())
+                    .filter(|f| !f.is_empty())
+                    .collect(),
+            },
             other => {
                 return Err(ConfigError::Invalid {
                     name: "VBRIDGE_ATS_KIND",
-                    problem: format!("unknown kind \"{other}\" (generic, webhook)"),
+                    problem: format!("unknown kind \"{other}\" (generic, webhook, greenhouse, ashby, lever)"),
                 });
             }
         };
@@ -374,6 +478,19 @@ impl Config {
             Some(path) => field_map(&path, &policy)?,
             None => Default::default(),
         };
+        let mut ats_kind = ats_kind;
+        if let vbridge_activities::AtsKind::Lever { tag_fields, .. } = &mut ats_kind {
+            // Named by the policy's field names; the connector sees the ATS's keys.
+            let written = written_fields(&policy);
+            if let Some(bad) = tag_fields.iter().find(|f| !written.contains(*f)) {
+                return Err(ConfigError::Invalid {
+                    name: "VBRIDGE_LEVER_TAG_FIELDS",
+                    problem: format!("\"{bad}\" is not a field the bridge writes"),
+                });
+            }
+            let map = &ats_field_map.0;
+            *tag_fields = tag_fields.iter().map(|f| map.get(f).cloned().unwrap_or_else(|| f.clone())).collect();
+        }
         Ok(Config {
             ats_field_map,
             ats_kind,
@@ -416,6 +533,16 @@ impl Config {
 }
 
 impl Config {
+    /// How the connector reaches the ATS.
+    pub fn ats_config(&self) -> vbridge_activities::AtsConfig {
+        vbridge_activities::AtsConfig {
+            base_url: self.ats_url.clone().unwrap_or_default(),
+            bearer_token: self.ats_bearer_token.clone(),
+            kind: self.ats_kind.clone(),
+            field_map: self.ats_field_map.clone(),
+        }
+    }
+
     /// The configuration the operator CLI (`review`, `override`) reads: the
     /// same file and variables as `serve`, without requiring what only the
     /// receiver needs (webhook secrets, the ATS URL).

@@ -42,6 +42,10 @@ enum Command {
         ui_port: u16,
         #[arg(long, default_value_t = 8090)]
         ats_port: u16,
+        /// Which ATS API the sandbox speaks to the bridge: generic,
+        /// greenhouse (Harvest v3, OAuth), greenhouse-v1, ashby or lever.
+        #[arg(long, default_value = "generic")]
+        ats: String,
     },
     /// Run only the sandbox ATS (CONTRACT §4), which can be told to fail.
     #[cfg(feature = "devtools")]
@@ -113,6 +117,12 @@ enum Command {
     Writes {
         #[command(subcommand)]
         command: WritesCommand,
+    },
+    /// The ATS connector: check its credentials and field map against the
+    /// live ATS.
+    Ats {
+        #[command(subcommand)]
+        command: AtsCommand,
     },
     /// Print the configuration `serve` would use, every secret redacted.
     Config {
@@ -194,6 +204,20 @@ enum ReviewCommand {
         note: String,
         #[command(flatten)]
         who: Who,
+    },
+}
+
+#[derive(Subcommand)]
+enum AtsCommand {
+    /// Do the credentials work, and does the ATS have a field for every
+    /// field the bridge writes (through the field map)? Exit 0 when so, 1
+    /// when fields are missing, 2 when the ATS refused or did not answer.
+    Check {
+        #[arg(long, env = "VBRIDGE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -321,9 +345,9 @@ async fn main() -> ExitCode {
         Command::Serve { config, roles } => serve(config, roles).await,
         Command::Migrate => migrate().await,
         #[cfg(feature = "devtools")]
-        Command::Dev { config, temporal_port, ui_port, ats_port } => {
+        Command::Dev { config, temporal_port, ui_port, ats_port, ats } => {
             use vbridge::devtools::stack;
-            stack::run(stack::DevOptions { config, temporal_port, ui_port, ats_port }).await
+            stack::run(stack::DevOptions { config, temporal_port, ui_port, ats_port, ats }).await
         }
         #[cfg(feature = "devtools")]
         Command::SandboxAts { listen } => sandbox(&listen).await,
@@ -344,6 +368,7 @@ async fn main() -> ExitCode {
             let d = vbridge_proto::ReviewDecision { decision, reason_code, note, ..Default::default() };
             human_move(&candidate, &application, who, HumanMove::Decide(d)).await
         }
+        Command::Ats { command: AtsCommand::Check { config, json } } => return ats_check(config, json).await,
         Command::Config { command: ConfigCommand::Show { config } } => {
             let cfg = Config::load(config.as_deref(), false);
             match cfg {
@@ -415,6 +440,51 @@ async fn sandbox(listen: &str) -> anyhow::Result<()> {
     })
     .await?;
     Ok(())
+}
+
+async fn ats_check(config: Option<PathBuf>, json: bool) -> ExitCode {
+    let cfg = match Config::load(config.as_deref(), false) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ats check: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let fields: Vec<String> = vbridge::config::written_fields(&cfg.policy).into_iter().collect();
+    let kind = cfg.ats_kind.name();
+    match cfg.ats_config().connector().check(&fields).await {
+        Ok(report) => {
+            if json {
+                println!("{}", serde_json::json!({"kind": kind, "ok": report.missing.is_empty(), "report": report}));
+            } else {
+                println!("ats check ({kind}): {}", report.credentials);
+                if let Some(note) = &report.note {
+                    println!("  {note}");
+                }
+                for f in &fields {
+                    let missing = report.missing.iter().any(|m| m == f || m.starts_with(&format!("{f} ")));
+                    let mapped = cfg.ats_field_map.0.get(f).map(|k| format!(" → {k}")).unwrap_or_default();
+                    let mark = if report.note.is_some() {
+                        "-"
+                    } else if missing {
+                        "MISSING"
+                    } else {
+                        "ok"
+                    };
+                    println!("  {mark:7} {f}{mapped}");
+                }
+            }
+            if report.missing.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+        }
+        Err(e) => {
+            if json {
+                println!("{}", serde_json::json!({"kind": kind, "ok": false, "error": e}));
+            } else {
+                eprintln!("ats check ({kind}): {e}");
+            }
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn policy_check(file: &std::path::Path) -> ExitCode {

@@ -13,6 +13,8 @@ pub struct DevOptions {
     pub temporal_port: u16,
     pub ui_port: u16,
     pub ats_port: u16,
+    /// The API the sandbox speaks to the bridge (`generic`, `greenhouse`, ...).
+    pub ats: String,
 }
 
 pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
@@ -30,14 +32,29 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     .await?;
     cfg.temporal_address = temporal.address.clone();
 
+    let impersonating = opts.ats != "generic";
+    if impersonating && cfg.ats_url.is_some() {
+        anyhow::bail!("--ats {} impersonates an ATS in the sandbox: unset VBRIDGE_ATS_URL", opts.ats);
+    }
     let sandbox_url = if cfg.ats_url.is_none() {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.ats_port)).await?;
         let url = format!("http://{}", listener.local_addr()?);
         let mut rx = shutdown.clone();
-        tokio::spawn(crate::devtools::sandbox::serve(listener, async move {
+        // The impersonated ATS knows the fields the bridge writes (under the
+        // field map's keys), so `vbridge ats check` passes against it.
+        let known = crate::config::written_fields(&cfg.policy)
+            .into_iter()
+            .map(|f| cfg.ats_field_map.0.get(&f).cloned().unwrap_or(f))
+            .collect();
+        tokio::spawn(crate::devtools::sandbox::serve_with(listener, Some(known), async move {
             let _ = rx.wait_for(|v| *v).await;
         }));
         cfg.ats_url = Some(url.clone());
+        if impersonating {
+            cfg.ats_kind = crate::devtools::sandbox::impersonate::connector_for(&opts.ats, &url).ok_or_else(|| {
+                anyhow::anyhow!("--ats {}: generic, greenhouse, greenhouse-v1, ashby or lever", opts.ats)
+            })?;
+        }
         Some(url)
     } else {
         None
@@ -53,7 +70,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         println!("  readiness    http://{addr}/readyz");
         println!("  Temporal UI  {ui}/namespaces/default/workflows");
         match &sandbox_url {
-            Some(u) => println!("  sandbox ATS  {u}/_sandbox/writes"),
+            Some(u) => println!("  sandbox ATS  {u}/_sandbox/writes (speaking {})", opts.ats),
             None => println!("  ATS          {ats}"),
         }
         if using_dev_secret {

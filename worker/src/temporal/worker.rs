@@ -41,11 +41,13 @@ pub async fn run_worker(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let runtime = Runtime::from_current_tokio(Default::default())?;
+    // One connector for writes and reads: one token cache, one rate limiter.
+    let connector = deps.ats.connector();
     let mut options = WorkerOptions::new(task_queue.to_owned())
         .register_workflow::<CandidateVerification>()?
         .register_workflow::<vbridge_workflows::reconcile::Reconciliation>()?
-        .register_activities(vbridge_activities::ReconcileActivities::new(deps.ats.clone(), deps.reconcile))
-        .register_activities(AtsActivities::new(deps.ats, deps.ats_metrics, Some(deps.audit.clone())))
+        .register_activities(vbridge_activities::ReconcileActivities::new(connector.clone(), deps.reconcile))
+        .register_activities(AtsActivities::new(connector, deps.ats_metrics, Some(deps.audit.clone())))
         .register_activities(AuditActivities { sink: deps.audit })
         .register_activities(ReviewActivities::new(deps.escalation, deps.escalations))
         .build();

@@ -5,6 +5,15 @@
 //!
 //! Like a careful ATS, it honours `Idempotency-Key`: a key it has applied is
 //! answered again with the first answer and not applied twice.
+//!
+//! It also impersonates the commercial ATS APIs the connectors speak, on the
+//! same port (their paths do not collide), checking each request's shape,
+//! credentials and documented headers as strictly as the real API: Greenhouse
+//! Harvest v3 and v1 (`greenhouse`), Ashby (`ashby`), Lever (`lever`). Its
+//! credentials are [`impersonate::CLIENT_ID`] etc.; `vbridge dev --ats
+//! greenhouse` points the bridge at it with them.
+
+pub mod impersonate;
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -35,6 +44,9 @@ pub struct FaultRequest {
     /// How many requests it applies to; absent: until cleared.
     #[serde(default)]
     pub count: Option<u32>,
+    /// Only requests whose path ends with this (e.g. `/notes`); absent: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_suffix: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,6 +68,11 @@ pub struct RequestLog {
     pub trace_id: Option<String>,
     pub status: u16,
     pub at: String,
+    /// The `Authorization` header (the sandbox's credentials are not secret).
+    #[serde(default)]
+    pub authorization: Option<String>,
+    #[serde(default)]
+    pub on_behalf_of: Option<String>,
 }
 
 #[derive(Default)]
@@ -64,7 +81,8 @@ struct Inner {
     applied: Vec<AppliedWrite>,
     answers: HashMap<String, (u16, Value)>,
     requests: Vec<RequestLog>,
-    fault: Option<(Fault, Option<u32>)>,
+    fault: Option<(Fault, Option<u32>, Option<String>)>,
+    ats: impersonate::AtsState,
 }
 
 #[derive(Clone, Default)]
@@ -86,23 +104,49 @@ impl Sandbox {
             .route("/_sandbox/writes", get(list_writes))
             .route("/_sandbox/requests", get(list_requests))
             .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
+            .merge(impersonate::routes())
             .with_state(self.clone())
     }
 
-    /// Take the fault for one request, counting it down.
-    fn take_fault(&self) -> Option<Fault> {
+    /// Take the fault for one request to `path`, counting it down.
+    fn take_fault(&self, path: &str) -> Option<Fault> {
         let mut g = self.inner.lock().unwrap();
-        let (fault, count) = g.fault.clone()?;
+        let (fault, count, suffix) = g.fault.clone()?;
+        if suffix.as_ref().is_some_and(|s| !path.ends_with(s.as_str())) {
+            return None;
+        }
         match count {
             Some(0) => {
                 g.fault = None;
                 None
             }
             Some(n) => {
-                g.fault = if n <= 1 { None } else { Some((fault.clone(), Some(n - 1))) };
+                g.fault = if n <= 1 { None } else { Some((fault.clone(), Some(n - 1), suffix)) };
                 Some(fault)
             }
             None => Some(fault),
+        }
+    }
+
+    /// The answer a pending fault gives this request (logged), if it is one
+    /// that answers; a slow fault only waits.
+    async fn fault_answer(&self, method: &str, path: &str, headers: &HeaderMap) -> Option<Response> {
+        match self.take_fault(path)? {
+            Fault::Status { status } => {
+                self.log(method, path.to_owned(), headers, status);
+                let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+                Some(err(code, "sandbox fault"))
+            }
+            Fault::RetryAfter { seconds } => {
+                self.log(method, path.to_owned(), headers, 429);
+                let mut r = err(StatusCode::TOO_MANY_REQUESTS, "sandbox rate limit");
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                Some(r)
+            }
+            Fault::Slow { delay_ms } => {
+                tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                None
+            }
         }
     }
 
@@ -115,6 +159,8 @@ impl Sandbox {
             trace_id: h("x-trace-id"),
             status,
             at: crate::now_rfc3339(),
+            authorization: h("authorization"),
+            on_behalf_of: h("on-behalf-of"),
         });
     }
 }
@@ -130,21 +176,8 @@ async fn put_check(
     body: axum::body::Bytes,
 ) -> Response {
     let path = format!("/applications/{app}/verification-checks/{check}");
-    if let Some(fault) = s.take_fault() {
-        match fault {
-            Fault::Status { status } => {
-                s.log("PUT", path, &headers, status);
-                let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-                return err(code, "sandbox fault");
-            }
-            Fault::RetryAfter { seconds } => {
-                s.log("PUT", path, &headers, 429);
-                let mut r = err(StatusCode::TOO_MANY_REQUESTS, "sandbox rate limit");
-                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-                return r;
-            }
-            Fault::Slow { delay_ms } => tokio::time::sleep(Duration::from_millis(delay_ms)).await,
-        }
+    if let Some(answer) = s.fault_answer("PUT", &path, &headers).await {
+        return answer;
     }
     let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned) else {
         s.log("PUT", path, &headers, 400);
@@ -197,7 +230,7 @@ async fn get_check(State(s): State<Sandbox>, Path((app, check)): Path<(String, S
 }
 
 async fn set_fault(State(s): State<Sandbox>, axum::Json(req): axum::Json<FaultRequest>) -> Response {
-    s.inner.lock().unwrap().fault = Some((req.fault.clone(), req.count));
+    s.inner.lock().unwrap().fault = Some((req.fault.clone(), req.count, req.path_suffix.clone()));
     axum::Json(json!({"fault": req})).into_response()
 }
 
@@ -219,5 +252,17 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, Sandbox::default().router()).with_graceful_shutdown(shutdown).await
+    serve_with(listener, None, shutdown).await
+}
+
+/// Serve the sandbox, its impersonated ATSs knowing only the custom fields
+/// `fields` names (none: any field is accepted, and none is listed).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    fields: Option<std::collections::BTreeSet<String>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let sandbox = Sandbox::default();
+    sandbox.inner.lock().unwrap().ats.catalogue = fields;
+    axum::serve(listener, sandbox.router()).with_graceful_shutdown(shutdown).await
 }

@@ -1,0 +1,241 @@
+//! The sandbox's impersonations of commercial ATS APIs (dev tooling): each
+//! checks credentials, shapes and documented headers as the real API does,
+//! keeps what it is given per record, and logs every request. Shared here:
+//! the sandbox's credentials, the custom-field catalogue, Greenhouse-style
+//! rate-limit windows, and `/_sandbox/ats/...` to inspect and edit records
+//! behind the bridge's back.
+
+mod ashby;
+mod greenhouse;
+mod lever;
+
+use super::{AppliedWrite, Sandbox, err};
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+/// Greenhouse v3 OAuth client (`VBRIDGE_GREENHOUSE_CLIENT_ID`/`_SECRET`).
+pub const CLIENT_ID: &str = "sandbox-client";
+pub const CLIENT_SECRET: &str = "sandbox-client-secret";
+/// The API key of Greenhouse v1, Ashby and Lever.
+pub const API_KEY: &str = "sandbox-api-key";
+/// The user the bridge acts as (Greenhouse `sub`/`On-Behalf-Of`, Lever `perform_as`).
+pub const USER_ID: &str = "1001";
+
+#[derive(Default)]
+pub struct AtsState {
+    /// The custom fields the ATSs know (None: any, none listed).
+    pub catalogue: Option<BTreeSet<String>>,
+    /// Custom fields per (ATS, record id).
+    records: HashMap<(&'static str, String), BTreeMap<String, String>>,
+    /// Lever: tags and notes (created-at ms, text) per opportunity.
+    tags: HashMap<String, Vec<String>>,
+    notes: HashMap<String, Vec<(i64, String)>>,
+    /// Greenhouse v3 access tokens in force, and how many were issued.
+    tokens: HashSet<String>,
+    issued: u64,
+    token_lifetime_s: Option<u64>,
+    rate: Rate,
+}
+
+/// A Greenhouse-style fixed window: `limit` requests per `window`.
+struct Rate {
+    limit: u32,
+    window: Duration,
+    start: Option<Instant>,
+    used: u32,
+}
+
+impl Default for Rate {
+    fn default() -> Rate {
+        Rate { limit: 100, window: Duration::from_secs(10), start: None, used: 0 }
+    }
+}
+
+/// The connector settings that point the bridge at the sandbox speaking
+/// `kind` (`vbridge dev --ats KIND`), with the sandbox's credentials.
+pub fn connector_for(kind: &str, sandbox_url: &str) -> Option<vbridge_activities::AtsKind> {
+    use vbridge_activities::{AtsKind, GreenhouseConfig, GreenhouseCredentials, Redacted};
+    let key = || Redacted(API_KEY.to_owned());
+    let greenhouse = |credentials| {
+        AtsKind::Greenhouse(GreenhouseConfig {
+            api_url: sandbox_url.to_owned(),
+            auth_url: format!("{sandbox_url}/token"),
+            credentials,
+            rate_window: Duration::from_secs(10),
+        })
+    };
+    Some(match kind {
+        "greenhouse" => greenhouse(GreenhouseCredentials::OAuth {
+            client_id: CLIENT_ID.to_owned(),
+            client_secret: Redacted(CLIENT_SECRET.to_owned()),
+            user_id: USER_ID.to_owned(),
+        }),
+        "greenhouse-v1" => {
+            greenhouse(GreenhouseCredentials::ApiKey { api_key: key(), on_behalf_of: USER_ID.to_owned() })
+        }
+        "ashby" => AtsKind::Ashby { api_url: sandbox_url.to_owned(), api_key: key() },
+        "lever" => AtsKind::Lever {
+            api_url: format!("{sandbox_url}/v1"),
+            api_key: key(),
+            perform_as: USER_ID.to_owned(),
+            tag_fields: vec!["verification_state".to_owned()],
+        },
+        _ => return None,
+    })
+}
+
+pub fn routes() -> Router<Sandbox> {
+    Router::new()
+        .merge(greenhouse::routes())
+        .merge(ashby::routes())
+        .merge(lever::routes())
+        .route("/_sandbox/ats/fields", post(set_fields))
+        .route("/_sandbox/ats/revoke-tokens", post(revoke_tokens))
+        .route("/_sandbox/ats/token-lifetime", post(token_lifetime))
+        .route("/_sandbox/ats/rate-limit", post(rate_limit))
+        .route("/_sandbox/ats/{kind}/{id}", get(show_record).post(edit_record))
+}
+
+/// `user:password` of a Basic `Authorization` header.
+fn basic(headers: &HeaderMap) -> Option<(String, String)> {
+    let v = headers.get("authorization")?.to_str().ok()?.strip_prefix("Basic ")?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(v.trim()).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (u, p) = text.split_once(':')?;
+    Some((u.to_owned(), p.to_owned()))
+}
+
+/// Basic auth with the sandbox API key as user name and an empty password.
+fn api_key_ok(headers: &HeaderMap) -> bool {
+    basic(headers) == Some((API_KEY.to_owned(), String::new()))
+}
+
+impl Sandbox {
+    /// Log and answer.
+    fn answer(&self, method: &str, path: &str, headers: &HeaderMap, status: StatusCode, body: Value) -> Response {
+        self.log(method, path.to_owned(), headers, status.as_u16());
+        (status, axum::Json(body)).into_response()
+    }
+
+    fn refuse(&self, method: &str, path: &str, headers: &HeaderMap, status: StatusCode, msg: &str) -> Response {
+        self.log(method, path.to_owned(), headers, status.as_u16());
+        err(status, msg)
+    }
+
+    /// Keys the catalogue does not know.
+    fn unknown_fields<'a>(&self, keys: impl Iterator<Item = &'a String>) -> Vec<String> {
+        let g = self.inner.lock().unwrap();
+        match &g.ats.catalogue {
+            None => vec![],
+            Some(known) => keys.filter(|k| !known.contains(*k)).cloned().collect(),
+        }
+    }
+
+    /// Keep fields written to a record, and list the write.
+    fn keep(&self, ats: &'static str, id: &str, fields: BTreeMap<String, String>) {
+        let mut g = self.inner.lock().unwrap();
+        let rec = g.ats.records.entry((ats, id.to_owned())).or_default();
+        for (k, v) in &fields {
+            if v.is_empty() {
+                rec.remove(k);
+            } else {
+                rec.insert(k.clone(), v.clone());
+            }
+        }
+        g.applied.push(AppliedWrite {
+            application_id: id.to_owned(),
+            verification_check_id: String::new(),
+            candidate_id: String::new(),
+            idempotency_key: String::new(),
+            trace_id: String::new(),
+            fields,
+            at: crate::now_rfc3339(),
+        });
+    }
+
+    fn record(&self, ats: &'static str, id: &str) -> Option<BTreeMap<String, String>> {
+        self.inner.lock().unwrap().ats.records.get(&(ats, id.to_owned())).cloned()
+    }
+}
+
+#[derive(Deserialize)]
+struct Fields {
+    fields: Vec<String>,
+}
+
+async fn set_fields(State(s): State<Sandbox>, axum::Json(f): axum::Json<Fields>) -> Response {
+    s.inner.lock().unwrap().ats.catalogue = Some(f.fields.into_iter().collect());
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn revoke_tokens(State(s): State<Sandbox>) -> Response {
+    s.inner.lock().unwrap().ats.tokens.clear();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Deserialize)]
+struct Lifetime {
+    seconds: u64,
+}
+
+async fn token_lifetime(State(s): State<Sandbox>, axum::Json(l): axum::Json<Lifetime>) -> Response {
+    s.inner.lock().unwrap().ats.token_lifetime_s = Some(l.seconds);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Deserialize)]
+struct RateLimit {
+    limit: u32,
+    window_ms: u64,
+}
+
+async fn rate_limit(State(s): State<Sandbox>, axum::Json(r): axum::Json<RateLimit>) -> Response {
+    s.inner.lock().unwrap().ats.rate =
+        Rate { limit: r.limit.max(1), window: Duration::from_millis(r.window_ms.max(1)), start: None, used: 0 };
+    StatusCode::NO_CONTENT.into_response()
+}
+
+fn kind_of(kind: &str) -> Option<&'static str> {
+    ["greenhouse", "ashby", "lever"].into_iter().find(|k| *k == kind)
+}
+
+async fn show_record(State(s): State<Sandbox>, Path((kind, id)): Path<(String, String)>) -> Response {
+    let Some(kind) = kind_of(&kind) else { return err(StatusCode::NOT_FOUND, "greenhouse, ashby or lever") };
+    let g = s.inner.lock().unwrap();
+    let fields = g.ats.records.get(&(kind, id.clone())).cloned().unwrap_or_default();
+    let tags = g.ats.tags.get(&id).cloned().unwrap_or_default();
+    let notes: Vec<String> = g.ats.notes.get(&id).into_iter().flatten().map(|(_, t)| t.clone()).collect();
+    axum::Json(json!({"fields": fields, "tags": tags, "notes": notes})).into_response()
+}
+
+#[derive(Deserialize)]
+struct Edit {
+    field: String,
+    value: String,
+}
+
+/// A recruiter's edit behind the bridge's back (for reconciliation demos).
+async fn edit_record(
+    State(s): State<Sandbox>,
+    Path((kind, id)): Path<(String, String)>,
+    axum::Json(e): axum::Json<Edit>,
+) -> Response {
+    let Some(kind) = kind_of(&kind) else { return err(StatusCode::NOT_FOUND, "greenhouse, ashby or lever") };
+    let mut g = s.inner.lock().unwrap();
+    if kind == "lever" {
+        let tags = g.ats.tags.entry(id).or_default();
+        tags.retain(|t| !t.starts_with(&format!("{}:", e.field)));
+        tags.push(format!("{}:{}", e.field, e.value));
+    } else {
+        g.ats.records.entry((kind, id)).or_default().insert(e.field, e.value);
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
