@@ -458,6 +458,18 @@ impl AtsActivities {
                 self.log(vec![attempt_record(&req, attempt, "retryable", reason)], "the attempt").await;
                 return Err(transient(message, delay));
             }
+            connector::Outcome::Held { delay } => {
+                // Not an ATS failure: no failure counted, but the attempt is
+                // in the log, so the timeline explains the wait.
+                tracing::info!(
+                    delay_ms = delay.as_millis() as u64,
+                    connector = self.connector.kind(),
+                    "ATS write held under the client-side rate limit"
+                );
+                let reason = format!("held {} ms under the ATS's rate limit", delay.as_millis());
+                self.log(vec![attempt_record(&req, attempt, "held", reason.clone())], "the attempt").await;
+                return Err(transient(reason, delay));
+            }
             connector::Outcome::Refused { status, body } => {
                 self.metrics.write_failures.fetch_add(1, Ordering::Relaxed);
                 self.metrics.permanent_rejections.fetch_add(1, Ordering::Relaxed);

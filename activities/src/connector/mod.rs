@@ -39,6 +39,11 @@ pub enum Outcome {
         message: String,
         delay: Option<Duration>,
     },
+    /// Not sent: the client-side rate limit holds writes for `delay` (the
+    /// ATS did not fail; the write goes again after the delay).
+    Held {
+        delay: Duration,
+    },
     /// Refused for good (a 4xx other than 408/429).
     Refused {
         status: u16,
@@ -192,11 +197,7 @@ pub async fn paced_send(
     timeout: Duration,
 ) -> Result<reqwest::Response, Outcome> {
     if let Err(wait) = limiter.acquire(timeout).await {
-        return Err(Outcome::Retry {
-            reason: "client-side rate limit".into(),
-            message: format!("holding writes under the ATS's rate limit for {} ms", wait.as_millis()),
-            delay: Some(wait),
-        });
+        return Err(Outcome::Held { delay: wait });
     }
     match req.timeout(timeout).send().await {
         Ok(resp) => {

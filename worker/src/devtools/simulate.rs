@@ -19,7 +19,9 @@ pub async fn run(o: SimulateOptions) -> anyhow::Result<BTreeMap<String, usize>> 
     let mut summary: BTreeMap<String, usize> = BTreeMap::new();
     for i in 0..o.candidates {
         let cand = format!("cand-{}-{i}", o.run_id);
-        let app = format!("app-{i}");
+        // Numeric, as Greenhouse's application ids are, so that the same
+        // traffic works whichever ATS the sandbox speaks (`dev --ats`).
+        let app = format!("{}", 7000 + i);
         let t0 = (base + chrono::Duration::seconds(i as i64)).to_rfc3339();
         let t1 = (base + chrono::Duration::seconds(i as i64 + 60)).to_rfc3339();
         let s = started(&cand, &app, &format!("evt-{cand}-s"), &t0);

@@ -172,8 +172,13 @@ async fn add_note(
             return s.refuse("POST", &path, &headers, StatusCode::BAD_REQUEST, "value (the note's text) is required");
         }
     };
-    let fields: BTreeMap<String, String> =
-        text.lines().skip(1).filter_map(|l| l.split_once(": ")).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    let fields: BTreeMap<String, String> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(": "))
+        .filter(|(k, _)| *k != "idempotency-key")
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
     {
         let mut g = s.inner.lock().unwrap();
         let n = g.ats.notes.entry(id.clone()).or_default();
