@@ -12,7 +12,6 @@ pub mod connector;
 
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
@@ -113,11 +112,36 @@ pub const PERMANENT_REJECTION: &str = "AtsPermanentRejection";
 pub const TRANSIENT_FAILURE: &str = "AtsTransientFailure";
 
 /// Counters the connector keeps (exported as `ats.write.failure.count` etc.).
-#[derive(Debug, Default)]
 pub struct AtsMetrics {
-    pub writes_ok: AtomicU64,
-    pub write_failures: AtomicU64,
-    pub permanent_rejections: AtomicU64,
+    pub writes_ok: prometheus::IntCounter,
+    pub write_failures: prometheus::IntCounter,
+    pub permanent_rejections: prometheus::IntCounter,
+    /// How long the ATS took to answer a write attempt, by connector.
+    pub write_seconds: prometheus::HistogramVec,
+}
+
+impl Default for AtsMetrics {
+    fn default() -> AtsMetrics {
+        let counter = |name: &str, help: &str| prometheus::IntCounter::new(name, help).expect("a valid metric name");
+        AtsMetrics {
+            // `ats.write.failure.count`: the policy's name (CONTRACT §5).
+            write_failures: counter("ats_write_failure_count", "ATS write attempts that failed (retryable or not)"),
+            writes_ok: counter("vbridge_ats_write_ok_count", "ATS writes the ATS took"),
+            permanent_rejections: counter(
+                "vbridge_ats_write_permanent_rejection_count",
+                "ATS writes refused for good (dead letters)",
+            ),
+            write_seconds: prometheus::HistogramVec::new(
+                prometheus::HistogramOpts::new(
+                    "vbridge_ats_write_duration_seconds",
+                    "How long the ATS took to answer one write attempt",
+                )
+                .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+                &["connector"],
+            )
+            .expect("a valid histogram"),
+        }
+    }
 }
 
 /// How the connector reaches the ATS.
@@ -449,10 +473,16 @@ impl AtsActivities {
         let backoff =
             backoff_delay(&req, attempt, req.backoff_initial_ms as u64, req.backoff_max_ms as u64, req.backoff_jitter);
         let call = connector::Call { req: &req, timeout: Duration::from_millis(req.timeout_ms.max(1) as u64) };
-        let status = match self.connector.write(call).await {
+        let started = std::time::Instant::now();
+        let outcome = self.connector.write(call).await;
+        if !matches!(outcome, connector::Outcome::Held { .. }) {
+            let seconds = started.elapsed().as_secs_f64();
+            self.metrics.write_seconds.with_label_values(&[self.connector.kind()]).observe(seconds);
+        }
+        let status = match outcome {
             connector::Outcome::Written { status } => status,
             connector::Outcome::Retry { reason, message, delay } => {
-                self.metrics.write_failures.fetch_add(1, Ordering::Relaxed);
+                self.metrics.write_failures.inc();
                 let delay = delay.unwrap_or(backoff);
                 tracing::warn!(%reason, delay_ms = delay.as_millis() as u64, connector = self.connector.kind(), "ATS write failed; will retry");
                 self.log(vec![attempt_record(&req, attempt, "retryable", reason)], "the attempt").await;
@@ -471,8 +501,8 @@ impl AtsActivities {
                 return Err(transient(reason, delay));
             }
             connector::Outcome::Refused { status, body } => {
-                self.metrics.write_failures.fetch_add(1, Ordering::Relaxed);
-                self.metrics.permanent_rejections.fetch_add(1, Ordering::Relaxed);
+                self.metrics.write_failures.inc();
+                self.metrics.permanent_rejections.inc();
                 tracing::error!(status, body = %body, connector = self.connector.kind(), "ATS rejected the write permanently");
                 self.log(
                     vec![attempt_record(&req, attempt, "rejected", format!("HTTP {status}: {body}"))],
@@ -488,7 +518,7 @@ impl AtsActivities {
             }
         };
         {
-            self.metrics.writes_ok.fetch_add(1, Ordering::Relaxed);
+            self.metrics.writes_ok.inc();
             tracing::info!(status, "ATS write done");
             let mut done = AtsWriteResult {
                 http_status: status as u32,
@@ -634,11 +664,30 @@ pub struct EscalationConfig {
 pub struct ReviewActivities {
     client: reqwest::Client,
     config: EscalationConfig,
-    pub escalations: Arc<AtomicU64>,
+    pub escalations: ReviewMetrics,
+}
+
+/// What the escalation activity counts.
+#[derive(Clone)]
+pub struct ReviewMetrics {
+    /// Every escalation sent (or recorded, with no URL configured).
+    pub escalations: prometheus::IntCounter,
+    /// Review items whose SLA passed (their first escalation).
+    pub sla_breaches: prometheus::IntCounter,
+}
+
+impl Default for ReviewMetrics {
+    fn default() -> ReviewMetrics {
+        let counter = |name: &str, help: &str| prometheus::IntCounter::new(name, help).expect("a valid metric name");
+        ReviewMetrics {
+            escalations: counter("vbridge_manual_review_escalation_count", "review SLA escalations"),
+            sla_breaches: counter("vbridge_manual_review_sla_breaches_total", "review items past their SLA"),
+        }
+    }
 }
 
 impl ReviewActivities {
-    pub fn new(config: EscalationConfig, escalations: Arc<AtomicU64>) -> ReviewActivities {
+    pub fn new(config: EscalationConfig, escalations: ReviewMetrics) -> ReviewActivities {
         let client =
             reqwest::Client::builder().timeout(Duration::from_secs(8)).build().expect("building the HTTP client");
         ReviewActivities { client, config, escalations }
@@ -670,7 +719,10 @@ impl ReviewActivities {
         req: EscalationRequest,
     ) -> Result<EscalationResult, ActivityError> {
         if ctx.info().attempt <= 1 {
-            self.escalations.fetch_add(1, Ordering::Relaxed);
+            self.escalations.escalations.inc();
+            if req.escalation <= 1 {
+                self.escalations.sla_breaches.inc();
+            }
         }
         let Some(url) = &self.config.url else {
             tracing::warn!("review SLA passed, but no VBRIDGE_ESCALATION_URL is configured: not sent");

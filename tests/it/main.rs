@@ -8,6 +8,7 @@ mod console;
 mod controls;
 mod hardening;
 mod harness;
+mod observability;
 mod oidc;
 mod replay;
 mod review;

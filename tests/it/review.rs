@@ -189,8 +189,12 @@ async fn a_review_escalates_every_sla_with_signed_webhooks_until_a_reviewer_deci
     let history = history_text(&app, c, a).await;
     assert!(history.contains("TimerCanceledEventAttributes"), "the decision cancelled the SLA timer");
     let metrics = app.metrics().await;
-    assert!(metrics.contains("vbridge_manual_review_queue_depth 0"), "{metrics}");
+    assert!(metrics.contains("\nmanual_review_queue_depth 0\n"), "{metrics}");
     assert!(!metrics.contains("vbridge_manual_review_escalation_count 0\n"), "{metrics}");
+    assert!(
+        metrics.contains("\nvbridge_manual_review_sla_breaches_total 1\n"),
+        "one item breached its SLA once: {metrics}"
+    );
     check_and_save(history.as_bytes(), &format!("candidate_verification_{CURRENT}_escalated.json")).await;
 }
 

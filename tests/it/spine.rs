@@ -164,7 +164,7 @@ async fn a_bad_signature_gets_401_a_rejected_row_and_no_workflow() {
     app.wait_synced("cand-b2", "app-b", "pending").await;
     assert!(!app.workflow_exists("cand-b", "app-b").await, "no workflow for a rejected delivery");
     let metrics = app.metrics().await;
-    assert!(metrics.contains("vbridge_webhook_signature_invalid_count 3"), "{metrics}");
+    assert!(metrics.contains("webhook_signature_invalid_count 3"), "{metrics}");
 }
 
 #[tokio::test]

@@ -207,7 +207,19 @@ async fn run_temporal_roles(
             tracing::warn!(error = %e, "could not register search attributes (they may exist already)");
         }
         let client = client.clone();
+        let sdk_meter = match temporal::worker::start_sdk_metrics(cfg.temporal_metrics_listen) {
+            Ok((addr, meter)) => {
+                tracing::info!(%addr, "Temporal SDK worker metrics exported");
+                let _ = metrics.sdk_exporter.set(addr);
+                Some(meter)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the Temporal SDK's metrics exporter did not start; worker metrics are not exported");
+                None
+            }
+        };
         let deps = temporal::worker::ActivityDeps {
+            sdk_meter,
             ats: cfg.ats_config(),
             ats_metrics: metrics.ats.clone(),
             audit: store.clone().expect("store is open for the worker"),
@@ -215,7 +227,7 @@ async fn run_temporal_roles(
                 url: cfg.escalation_url.clone(),
                 secret: cfg.secrets.first().cloned(),
             },
-            escalations: metrics.review_escalations.clone(),
+            escalations: metrics.review.clone(),
             reconcile: Arc::new(crate::controls::reconcile::StoreSource(
                 store.clone().expect("store is open for the worker"),
             )),

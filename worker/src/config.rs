@@ -93,6 +93,10 @@ pub struct Config {
     /// A separate, open listener for `/metrics`; without it `/metrics` is on
     /// the main listener and needs the `ops` role.
     pub metrics_listen: Option<String>,
+    /// Where the Temporal SDK's own Prometheus exporter listens (worker
+    /// role; `VBRIDGE_TEMPORAL_METRICS_LISTEN`). `/metrics` includes what
+    /// it exports either way; the default port is a free loopback one.
+    pub temporal_metrics_listen: std::net::SocketAddr,
     pub max_body_bytes: usize,
     /// Webhook requests in flight at once; the excess is shed with 503.
     pub max_in_flight: usize,
@@ -516,6 +520,13 @@ impl Config {
             grants,
             dev,
             metrics_listen: env("VBRIDGE_METRICS_LISTEN").or(fc.metrics_listen),
+            temporal_metrics_listen: env("VBRIDGE_TEMPORAL_METRICS_LISTEN")
+                .unwrap_or_else(|| "127.0.0.1:0".into())
+                .parse()
+                .map_err(|e| ConfigError::Invalid {
+                    name: "VBRIDGE_TEMPORAL_METRICS_LISTEN",
+                    problem: format!("not a socket address: {e}"),
+                })?,
             max_body_bytes: env_num("VBRIDGE_MAX_BODY_BYTES")?.or(fc.max_body_bytes).unwrap_or(256 * 1024),
             max_in_flight: env_num("VBRIDGE_MAX_IN_FLIGHT")?.or(fc.max_in_flight).unwrap_or(1024).max(1),
             worker_cached_workflows: env_num("VBRIDGE_WORKER_CACHED_WORKFLOWS")?

@@ -77,9 +77,7 @@ impl Readiness {
             let lag = match tokio::time::timeout(PROBE_TIMEOUT, self.store.oldest_unforwarded()).await {
                 Ok(Ok(None)) => Ok("nothing waiting".to_owned()),
                 Ok(Ok(Some(received_at))) => {
-                    let age = chrono::DateTime::parse_from_rfc3339(&received_at)
-                        .map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).to_std().unwrap_or_default())
-                        .unwrap_or_default();
+                    let age = age_of(&received_at);
                     let text = format!("oldest unforwarded event is {} ms old", age.as_millis());
                     if age > limit { Err(format!("{text} (limit {} ms)", limit.as_millis())) } else { Ok(text) }
                 }
@@ -117,4 +115,11 @@ async fn describe(client: &Client, namespace: &str) -> Result<(), String> {
         .await
         .map(|_| ())
         .map_err(|e| e.message().to_owned())
+}
+
+/// How old an RFC 3339 instant is now (zero when unreadable or ahead).
+pub fn age_of(at: &str) -> Duration {
+    chrono::DateTime::parse_from_rfc3339(at)
+        .map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).to_std().unwrap_or_default())
+        .unwrap_or_default()
 }

@@ -1,29 +1,67 @@
-//! Counters, exported in the Prometheus text format at `GET /metrics`. The
-//! policy's metric names (`webhook.signature_invalid.count`, ...) become
-//! `vbridge_webhook_signature_invalid_count`.
+//! Metrics, exported in the Prometheus text format at `GET /metrics`, through
+//! the `prometheus` crate (the client the Temporal SDK already builds).
+//!
+//! The policy's `observability.metrics` are exposed under their CONTRACT §5
+//! names (dots become underscores; the median is a histogram's):
+//! `webhook_signature_invalid_count`, `webhook_duplicate_event_count`,
+//! `ats_write_failure_count`, `manual_review_queue_depth`,
+//! `time_apply_to_verified` (seconds, first event → `verified`, by the
+//! provider's `occurred_at`). The bridge's own metrics carry `vbridge_`.
+//! docs/observability.md lists them all.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use vbridge_activities::AtsMetrics;
+use prometheus::{Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use std::sync::{Arc, LazyLock};
+use vbridge_activities::{AtsMetrics, ReviewMetrics};
 use vbridge_workflows::Policy;
 
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
+/// A counter: a handle on a registered Prometheus counter.
+#[derive(Debug, Clone)]
+pub struct Counter(IntCounter);
 
 impl Counter {
+    fn new(name: &str, help: &str) -> Counter {
+        Counter(IntCounter::new(name, help).expect("a valid metric name"))
+    }
     pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.0.inc();
     }
     pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
+        self.0.inc_by(n);
     }
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.get()
     }
 }
 
-#[derive(Debug, Default)]
+/// Seconds from a verification's first event to its move into `verified`:
+/// observed by the store once the `applied` record is committed (in
+/// whichever process appends it).
+pub static APPLY_TO_VERIFIED: LazyLock<Histogram> = LazyLock::new(|| {
+    // Minutes to weeks: identity checks take from seconds to days.
+    let buckets = vec![10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 4.0 * 3600.0, 86_400.0, 3.0 * 86_400.0, 7.0 * 86_400.0];
+    Histogram::with_opts(
+        HistogramOpts::new(
+            "time_apply_to_verified",
+            "seconds from a verification's first event to verified (policy metric time.apply_to_verified.median)",
+        )
+        .buckets(buckets),
+    )
+    .expect("a valid histogram")
+});
+
+/// The apply → verified time of a verification whose events happened at
+/// `times`, verified by the event of `verified_at` (RFC 3339 texts).
+pub fn apply_to_verified_seconds(times: &[String], verified_at: &str) -> Option<f64> {
+    let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
+    let first = times.iter().filter_map(|t| parse(t)).min()?;
+    let end = parse(verified_at)?;
+    Some(((end - first).num_milliseconds().max(0) as f64) / 1000.0)
+}
+
 pub struct Metrics {
+    registry: Registry,
+    /// Webhook requests by result (`vbridge_webhook_requests_total{result}`).
+    webhooks: IntCounterVec,
     pub signature_invalid: Counter,
     pub duplicate_event: Counter,
     pub accepted: Counter,
@@ -44,13 +82,21 @@ pub struct Metrics {
     /// refusals were in flight (a flood).
     pub api_denials_unlogged: Counter,
     pub ats: Arc<AtsMetrics>,
-    /// Review SLA escalations sent (or recorded, with no URL configured).
-    pub review_escalations: Arc<AtomicU64>,
+    /// Review SLA escalations and breaches (counted by the escalation activity).
+    pub review: ReviewMetrics,
     /// Accepted `needs_review` deliveries with no reason code, or an unlisted one.
     pub review_unlisted_reason_code: Counter,
     /// Reviewer decisions and overrides applied through the API.
     pub review_decisions: Counter,
     pub overrides: Counter,
+    /// Interview-gate answers, by reason.
+    gate_requests: IntCounterVec,
+    queue_depth: IntGauge,
+    overdue: IntGauge,
+    relay_lag: Gauge,
+    /// Where the Temporal SDK's exporter serves its worker metrics (set when
+    /// the worker starts); `/metrics` appends them.
+    pub sdk_exporter: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 /// Values read at scrape time from the store.
@@ -59,59 +105,192 @@ pub struct Gauges {
     /// Open manual-review items (the queue projection); `None`: unreadable.
     pub review_queue_depth: Option<u64>,
     pub review_overdue: Option<u64>,
+    /// Age of the oldest committed event not yet forwarded to Temporal
+    /// (0 when none is waiting); `None`: unreadable.
+    pub relay_lag_seconds: Option<f64>,
 }
 
-fn prom_name(policy_name: &str) -> String {
-    format!("vbridge_{}", policy_name.replace('.', "_"))
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
 }
 
 impl Metrics {
-    /// The value of a policy-named metric, when this process measures it.
-    fn policy_metric(&self, name: &str, gauges: &Gauges) -> Option<(u64, &'static str)> {
-        match name {
-            "webhook.signature_invalid.count" => Some((self.signature_invalid.get(), "counter")),
-            "webhook.duplicate_event.count" => Some((self.duplicate_event.get(), "counter")),
-            "ats.write.failure.count" => Some((self.ats.write_failures.load(Ordering::Relaxed), "counter")),
-            "manual_review.queue.depth" => gauges.review_queue_depth.map(|v| (v, "gauge")),
-            // The apply->verified time is the observability issue's.
-            _ => None,
+    pub fn new() -> Metrics {
+        let webhooks = IntCounterVec::new(
+            Opts::new("vbridge_webhook_requests_total", "webhook deliveries by result"),
+            &["result"],
+        )
+        .expect("a valid metric");
+        let result = |r: &str| Counter(webhooks.with_label_values(&[r]));
+        let m = Metrics {
+            registry: Registry::new(),
+            signature_invalid: Counter::new(
+                "webhook_signature_invalid_count",
+                "webhooks refused for their signature or timestamp (policy metric webhook.signature_invalid.count)",
+            ),
+            duplicate_event: Counter::new(
+                "webhook_duplicate_event_count",
+                "deliveries of an event already taken (policy metric webhook.duplicate_event.count)",
+            ),
+            accepted: result("accepted"),
+            ignored: result("ignored"),
+            rejected: result("rejected"),
+            webhooks,
+            relay_forwarded: Counter::new("vbridge_relay_forwarded_count", "events forwarded to Temporal"),
+            relay_errors: Counter::new("vbridge_relay_error_count", "relay rounds that failed"),
+            deferred_rows_dropped: Counter::new(
+                "vbridge_store_deferred_rows_dropped_count",
+                "refused or duplicate delivery rows dropped at a full queue",
+            ),
+            http_shed: Counter::new("vbridge_http_shed_count", "webhook requests shed at the in-flight bound"),
+            http_timed_out: Counter::new("vbridge_http_timed_out_count", "webhook requests past the request timeout"),
+            api_unauthenticated: Counter::new(
+                "vbridge_api_unauthenticated_count",
+                "operator API requests without a valid credential",
+            ),
+            api_forbidden: Counter::new("vbridge_api_forbidden_count", "operator API requests with the wrong role"),
+            api_denials_unlogged: Counter::new(
+                "vbridge_api_denials_unlogged_count",
+                "refusals not recorded in the audit log during a flood",
+            ),
+            ats: Arc::new(AtsMetrics::default()),
+            review: ReviewMetrics::default(),
+            review_unlisted_reason_code: Counter::new(
+                "vbridge_manual_review_unlisted_reason_code_count",
+                "needs_review deliveries without a listed reason code",
+            ),
+            review_decisions: Counter::new("vbridge_manual_review_decision_count", "reviewer decisions applied"),
+            overrides: Counter::new("vbridge_override_count", "overrides applied"),
+            gate_requests: IntCounterVec::new(
+                Opts::new("vbridge_gate_requests_total", "interview-gate answers by reason"),
+                &["reason"],
+            )
+            .expect("a valid metric"),
+            queue_depth: IntGauge::new(
+                "manual_review_queue_depth",
+                "open manual-review items (policy metric manual_review.queue.depth)",
+            )
+            .expect("a valid metric"),
+            overdue: IntGauge::new("vbridge_manual_review_overdue", "open review items past their SLA").expect("valid"),
+            relay_lag: Gauge::new(
+                "vbridge_relay_lag_seconds",
+                "age of the oldest committed event not yet forwarded to Temporal",
+            )
+            .expect("a valid metric"),
+            sdk_exporter: Default::default(),
+        };
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(m.webhooks.clone()),
+            Box::new(m.signature_invalid.0.clone()),
+            Box::new(m.duplicate_event.0.clone()),
+            Box::new(m.relay_forwarded.0.clone()),
+            Box::new(m.relay_errors.0.clone()),
+            Box::new(m.deferred_rows_dropped.0.clone()),
+            Box::new(m.http_shed.0.clone()),
+            Box::new(m.http_timed_out.0.clone()),
+            Box::new(m.api_unauthenticated.0.clone()),
+            Box::new(m.api_forbidden.0.clone()),
+            Box::new(m.api_denials_unlogged.0.clone()),
+            Box::new(m.ats.writes_ok.clone()),
+            Box::new(m.ats.write_failures.clone()),
+            Box::new(m.ats.permanent_rejections.clone()),
+            Box::new(m.ats.write_seconds.clone()),
+            Box::new(m.review.escalations.clone()),
+            Box::new(m.review.sla_breaches.clone()),
+            Box::new(m.review_unlisted_reason_code.0.clone()),
+            Box::new(m.review_decisions.0.clone()),
+            Box::new(m.overrides.0.clone()),
+            Box::new(m.gate_requests.clone()),
+            Box::new(m.queue_depth.clone()),
+            Box::new(m.overdue.clone()),
+            Box::new(m.relay_lag.clone()),
+            Box::new(APPLY_TO_VERIFIED.clone()),
+        ];
+        for c in collectors {
+            m.registry.register(c).expect("each metric is registered once");
         }
+        m
     }
 
+    /// A gate answer, by its reason.
+    pub fn gate_answered(&self, reason: &str) {
+        self.gate_requests.with_label_values(&[reason]).inc();
+    }
+
+    /// A refused signature (also a webhook result).
+    pub fn signature_refused(&self) {
+        self.signature_invalid.inc();
+        self.webhooks.with_label_values(&["signature_invalid"]).inc();
+    }
+
+    /// A duplicate delivery (also a webhook result).
+    pub fn duplicate(&self) {
+        self.duplicate_event.inc();
+        self.webhooks.with_label_values(&["duplicate"]).inc();
+    }
+
+    /// The Prometheus text: every metric this process keeps, the gauges as
+    /// read now. A gauge the store could not answer is left out. Policy
+    /// metrics the bridge does not know are named in a comment.
     pub fn render(&self, policy: &Policy, gauges: &Gauges) -> String {
-        let mut out = String::new();
+        let mut skip: Vec<&str> = vec![];
+        match gauges.review_queue_depth {
+            Some(v) => self.queue_depth.set(v as i64),
+            None => skip.push("manual_review_queue_depth"),
+        }
+        match gauges.review_overdue {
+            Some(v) => self.overdue.set(v as i64),
+            None => skip.push("vbridge_manual_review_overdue"),
+        }
+        match gauges.relay_lag_seconds {
+            Some(v) => self.relay_lag.set(v),
+            None => skip.push("vbridge_relay_lag_seconds"),
+        }
+        let mut families = self.registry.gather();
+        families.retain(|f| !skip.contains(&f.name()));
+        let mut out = Vec::new();
+        prometheus::TextEncoder::new().encode(&families, &mut out).expect("text encoding cannot fail");
+        let mut text = String::from_utf8(out).expect("the text format is UTF-8");
         for name in &policy.raw().observability.metrics {
-            if let Some((v, kind)) = self.policy_metric(name, gauges) {
-                let n = prom_name(name);
-                out.push_str(&format!("# HELP {n} policy metric {name}\n# TYPE {n} {kind}\n{n} {v}\n"));
+            if prom_name(name).is_none() {
+                text.push_str(&format!("# policy metric {name} is not measured by this version\n"));
             }
         }
-        if let Some(v) = gauges.review_overdue {
-            let n = prom_name("manual_review.overdue");
-            out.push_str(&format!("# TYPE {n} gauge\n{n} {v}\n"));
+        text
+    }
+}
+
+/// The Prometheus name of a policy metric (CONTRACT §5), when known.
+pub fn prom_name(policy_name: &str) -> Option<&'static str> {
+    Some(match policy_name {
+        "webhook.signature_invalid.count" => "webhook_signature_invalid_count",
+        "webhook.duplicate_event.count" => "webhook_duplicate_event_count",
+        "ats.write.failure.count" => "ats_write_failure_count",
+        "manual_review.queue.depth" => "manual_review_queue_depth",
+        "time.apply_to_verified.median" => "time_apply_to_verified",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apply_to_verified_runs_from_the_first_event() {
+        let times = vec!["2026-11-24T10:05:00Z".to_owned(), "2026-11-24T10:00:00+00:00".to_owned(), "junk".to_owned()];
+        assert_eq!(apply_to_verified_seconds(&times, "2026-11-24T11:00:00Z"), Some(3600.0));
+        assert_eq!(apply_to_verified_seconds(&[], "2026-11-24T11:00:00Z"), None);
+    }
+
+    #[test]
+    fn every_policy_metric_of_the_seed_has_its_contract_name() {
+        let policy = Policy::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/policy.yaml")))
+            .expect("the seed policy");
+        for name in &policy.raw().observability.metrics {
+            assert!(prom_name(name).is_some(), "{name}");
         }
-        for (name, v) in [
-            ("webhook.accepted.count", self.accepted.get()),
-            ("webhook.ignored.count", self.ignored.get()),
-            ("webhook.rejected.count", self.rejected.get()),
-            ("relay.forwarded.count", self.relay_forwarded.get()),
-            ("relay.error.count", self.relay_errors.get()),
-            ("store.deferred_rows_dropped.count", self.deferred_rows_dropped.get()),
-            ("http.shed.count", self.http_shed.get()),
-            ("http.timed_out.count", self.http_timed_out.get()),
-            ("api.unauthenticated.count", self.api_unauthenticated.get()),
-            ("api.forbidden.count", self.api_forbidden.get()),
-            ("api.denials_unlogged.count", self.api_denials_unlogged.get()),
-            ("ats.write.ok.count", self.ats.writes_ok.load(Ordering::Relaxed)),
-            ("ats.write.permanent_rejection.count", self.ats.permanent_rejections.load(Ordering::Relaxed)),
-            ("manual_review.escalation.count", self.review_escalations.load(Ordering::Relaxed)),
-            ("manual_review.unlisted_reason_code.count", self.review_unlisted_reason_code.get()),
-            ("manual_review.decision.count", self.review_decisions.get()),
-            ("override.count", self.overrides.get()),
-        ] {
-            let n = prom_name(name);
-            out.push_str(&format!("# TYPE {n} counter\n{n} {v}\n"));
-        }
-        out
     }
 }

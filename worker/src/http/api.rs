@@ -40,9 +40,30 @@ pub async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
         .review_counts(&now)
         .await
         .inspect_err(|e| tracing::warn!(error = %e, "metrics: queue depth unreadable"));
+    let lag =
+        s.store.oldest_unforwarded().await.inspect_err(|e| tracing::warn!(error = %e, "metrics: relay lag unreadable"));
     let gauges = crate::metrics::Gauges {
         review_queue_depth: counts.as_ref().ok().map(|c| c.0),
         review_overdue: counts.as_ref().ok().map(|c| c.1),
+        relay_lag_seconds: lag.ok().map(|oldest| oldest.map_or(0.0, |at| crate::health::age_of(&at).as_secs_f64())),
     };
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render(&s.policy, &gauges))
+    let mut text = s.metrics.render(&s.policy, &gauges);
+    if let Some(addr) = s.metrics.sdk_exporter.get() {
+        // The SDK's worker metrics (`temporal_*`), from its own exporter.
+        match sdk_metrics(*addr).await {
+            Ok(sdk) => text.push_str(&sdk),
+            Err(e) => tracing::warn!(error = %e, "metrics: the Temporal SDK's exporter did not answer"),
+        }
+    }
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+/// What the SDK's exporter serves (bounded in time and size).
+async fn sdk_metrics(addr: std::net::SocketAddr) -> Result<String, String> {
+    static CLIENT: std::sync::LazyLock<reqwest::Client> = std::sync::LazyLock::new(|| {
+        reqwest::Client::builder().timeout(std::time::Duration::from_secs(2)).build().expect("an HTTP client")
+    });
+    let resp = CLIENT.get(format!("http://{addr}/metrics")).send().await.map_err(|e| e.to_string())?;
+    let text = resp.text().await.map_err(|e| e.to_string())?;
+    Ok(if text.len() > 4 << 20 { String::new() } else { text })
 }

@@ -100,7 +100,9 @@ pub async fn set_gating(
 pub async fn gate(State(s): State<HttpState>, Path(a): Path<String>) -> Result<Json<gate::Answer>, ApiError> {
     ApplicationId::parse(&a)
         .map_err(|e| ApiError::BadRequest { code: "invalid_application_id", message: e.to_string() })?;
-    Ok(Json(crate::controls::gate_answer(s.store.as_ref(), &s.policy, &a).await.map_err(unavailable)?))
+    let answer = crate::controls::gate_answer(s.store.as_ref(), &s.policy, &a).await.map_err(unavailable)?;
+    s.metrics.gate_answered(&answer.reason);
+    Ok(Json(answer))
 }
 
 #[derive(Deserialize)]

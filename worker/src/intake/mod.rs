@@ -152,7 +152,7 @@ impl Intake {
             }
             Err(SignatureError::MissingSignature) if unsigned_allowed => {}
             Err(e) => {
-                self.metrics.signature_invalid.inc();
+                self.metrics.signature_refused();
                 if let Some(suppressed) = self.refusal_log.admit() {
                     tracing::warn!(code = e.code(), suppressed, "webhook rejected: {e}");
                 }
@@ -226,7 +226,7 @@ impl Intake {
                 Ok(Receipt::Ignored { event_id, event_type: parsed.event_type_raw })
             }
             Committed::Duplicate { original, .. } => {
-                self.metrics.duplicate_event.inc();
+                self.metrics.duplicate();
                 Ok(Receipt::Duplicate { event_id, original_trace_id: original.trace_id })
             }
             Committed::Conflict { original, .. } => {
@@ -275,7 +275,7 @@ impl Intake {
         if original_event != event_id {
             return None; // a conflict: the commit path records and answers it
         }
-        self.metrics.duplicate_event.inc();
+        self.metrics.duplicate();
         let mut dup = rec.clone();
         self.fill_claimed(&mut dup, body);
         dup.intent = Intent::Duplicate;

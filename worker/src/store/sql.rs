@@ -35,6 +35,9 @@ pub(crate) const HEAD: &str = "SELECT chain_pos, hash FROM stream_heads WHERE st
 pub(crate) const SET_HEAD: &str = "INSERT INTO stream_heads (stream, chain_pos, hash) VALUES (?, ?, ?) \
      ON CONFLICT (stream) DO UPDATE SET chain_pos = excluded.chain_pos, hash = excluded.hash";
 pub(crate) const DECISION_EXISTS: &str = "SELECT 1 AS one FROM decisions WHERE record_id = ?";
+/// When a verification's accepted events happened (for apply → verified).
+pub(crate) const EVENT_TIMES: &str = "SELECT occurred_at FROM deliveries WHERE candidate_id = ? AND application_id = ? \
+     AND processing_result = 'accepted' AND occurred_at IS NOT NULL";
 /// A losing racer for an accepted key gets no row back and is decided again.
 pub(crate) const INSERT_DELIVERY: &str = "INSERT INTO deliveries (received_at, event_id, event_type, occurred_at, \
      candidate_id, application_id, idempotency_key, signature_valid, processing_result, reject_code, trace_id, \
@@ -195,6 +198,15 @@ macro_rules! backend_impl {
             let row: Option<(i32,)> =
                 sqlx::query_as(&Self::sql(sql::DECISION_EXISTS)).bind(record_id).fetch_optional(&mut self.conn).await?;
             Ok(row.is_some())
+        }
+
+        async fn event_times(&mut self, candidate_id: &str, application_id: &str) -> Result<Vec<String>, sqlx::Error> {
+            let rows: Vec<(String,)> = sqlx::query_as(&Self::sql(sql::EVENT_TIMES))
+                .bind(candidate_id)
+                .bind(application_id)
+                .fetch_all(&mut self.conn)
+                .await?;
+            Ok(rows.into_iter().map(|r| r.0).collect())
         }
 
         async fn insert_decision(&mut self, r: &DecisionRecord, l: &LinkFields) -> Result<(), sqlx::Error> {

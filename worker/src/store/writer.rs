@@ -187,6 +187,8 @@ pub(crate) trait Backend: Send + 'static {
     /// another process.
     async fn insert_delivery(&mut self, row: &ChainedDelivery) -> Result<Option<i64>, sqlx::Error>;
     async fn decision_exists(&mut self, record_id: &str) -> Result<bool, sqlx::Error>;
+    /// The `occurred_at` of a verification's accepted events.
+    async fn event_times(&mut self, candidate_id: &str, application_id: &str) -> Result<Vec<String>, sqlx::Error>;
     async fn insert_decision(&mut self, r: &DecisionRecord, link: &LinkFields) -> Result<(), sqlx::Error>;
     /// Apply one change to the gate's projection.
     async fn project_gate(&mut self, change: &crate::controls::gate::Change) -> Result<(), sqlx::Error>;
@@ -397,9 +399,16 @@ async fn commit_one<B: Backend>(b: &mut B, heads: &mut Heads, rec: &DeliveryReco
     Err(Fail::KeyContention)
 }
 
-async fn append_decision<B: Backend>(b: &mut B, heads: &mut Heads, r: &DecisionRecord) -> Result<(), sqlx::Error> {
+/// Append one decision record (a no-op when its id is stored). Returns the
+/// apply → verified time when the record is a verification's move into
+/// `verified` (for `time_apply_to_verified`, observed once committed).
+async fn append_decision<B: Backend>(
+    b: &mut B,
+    heads: &mut Heads,
+    r: &DecisionRecord,
+) -> Result<Option<f64>, sqlx::Error> {
     if b.decision_exists(&r.record_id).await? {
-        return Ok(());
+        return Ok(None);
     }
     let stream = chain::decision_stream(r);
     let next = heads.next(b, &stream).await?;
@@ -424,7 +433,11 @@ async fn append_decision<B: Backend>(b: &mut B, heads: &mut Heads, r: &DecisionR
     if let Some(control) = crate::controls::control_of(r) {
         b.project_control(&control).await?;
     }
-    Ok(())
+    if r.kind == "applied" && r.state_after == "verified" && r.state_before != "verified" {
+        let times = b.event_times(&r.candidate_id, &r.application_id).await?;
+        return Ok(crate::metrics::apply_to_verified_seconds(&times, &r.occurred_at));
+    }
+    Ok(None)
 }
 
 fn streams_of<'a>(ops: impl Iterator<Item = &'a Op>) -> Vec<String> {
@@ -497,6 +510,7 @@ async fn run_group<B: Backend>(
     b.lock_streams(&streams_of(live.iter().map(|i| &batch[*i]))).await.map_err(|e| (None, e.into()))?;
     let mut heads = Heads::default();
     let mut forwardable = false;
+    let mut verified_after: Vec<f64> = vec![];
     let mut done = Vec::with_capacity(live.len());
     for (pos, i) in live.iter().enumerate() {
         let r: Result<Done, Fail> = async {
@@ -512,7 +526,7 @@ async fn run_group<B: Backend>(
                 }
                 Op::Decisions(records, _) => {
                     for r in records {
-                        append_decision(b, &mut heads, r).await?;
+                        verified_after.extend(append_decision(b, &mut heads, r).await?);
                     }
                     Done::Nothing
                 }
@@ -527,6 +541,10 @@ async fn run_group<B: Backend>(
         b.set_head(stream, *pos, hash).await.map_err(|e| (None, e.into()))?;
     }
     b.commit().await.map_err(|e| (None, e.into()))?;
+    // Observed once the records are stored (a group that failed is retried).
+    for seconds in verified_after {
+        crate::metrics::APPLY_TO_VERIFIED.observe(seconds);
+    }
     Ok((done, forwardable))
 }
 

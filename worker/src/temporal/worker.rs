@@ -15,20 +15,52 @@ pub const DEFAULT_CACHED_WORKFLOWS: usize = 10_000;
 pub fn tune(options: &mut WorkerOptions, cached_workflows: usize) {
     options.max_cached_workflows = cached_workflows.max(1);
 }
-use std::sync::atomic::AtomicU64;
 use vbridge_activities::{
     AtsActivities, AtsConfig, AtsMetrics, AuditActivities, AuditSink, EscalationConfig, ReviewActivities,
 };
 use vbridge_workflows::workflow::CandidateVerification;
 
+/// The SDK runtime's options: its worker metrics go to `meter` (the SDK's
+/// Prometheus exporter) when there is one.
+pub fn runtime_options(
+    meter: Option<Arc<dyn temporalio_common::telemetry::metrics::CoreMeter>>,
+) -> temporalio_sdk::runtime::RuntimeOptions {
+    let telemetry = match meter {
+        Some(m) => temporalio_common::telemetry::TelemetryOptions::builder().metrics(m).build(),
+        None => Default::default(),
+    };
+    temporalio_sdk::runtime::RuntimeOptions::builder()
+        .telemetry_options(telemetry)
+        .build()
+        .expect("valid runtime options")
+}
+
+/// Start the SDK's own Prometheus exporter (worker metrics: task slots,
+/// poll latencies, workflow and activity task counts, sticky cache) on
+/// `listen`; its bound address and the meter to give the runtime.
+pub fn start_sdk_metrics(
+    listen: std::net::SocketAddr,
+) -> anyhow::Result<(std::net::SocketAddr, Arc<dyn temporalio_common::telemetry::metrics::CoreMeter>)> {
+    let opts = temporalio_common::telemetry::PrometheusExporterOptions::builder()
+        .socket_addr(listen)
+        .counters_total_suffix(true)
+        .use_seconds_for_durations(true)
+        .unit_suffix(true)
+        .build();
+    let started = temporalio_common::telemetry::start_prometheus_metric_exporter(opts)?;
+    Ok((started.bound_addr, started.meter))
+}
+
 /// What the worker's activities are made from.
 #[derive(Clone)]
 pub struct ActivityDeps {
+    /// The SDK's worker metrics exporter (none: not exported).
+    pub sdk_meter: Option<Arc<dyn temporalio_common::telemetry::metrics::CoreMeter>>,
     pub ats: AtsConfig,
     pub ats_metrics: Arc<AtsMetrics>,
     pub audit: Arc<dyn AuditSink>,
     pub escalation: EscalationConfig,
-    pub escalations: Arc<AtomicU64>,
+    pub escalations: vbridge_activities::ReviewMetrics,
     pub reconcile: Arc<dyn vbridge_activities::ReconcileSource>,
 }
 
@@ -40,7 +72,7 @@ pub async fn run_worker(
     cached_workflows: usize,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let runtime = Runtime::from_current_tokio(Default::default())?;
+    let runtime = Runtime::from_current_tokio(runtime_options(deps.sdk_meter.clone()))?;
     // One connector for writes and reads: one token cache, one rate limiter.
     let connector = deps.ats.connector();
     let mut options = WorkerOptions::new(task_queue.to_owned())

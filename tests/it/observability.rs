@@ -1,0 +1,119 @@
+//! Observability from outside: `/metrics` after known traffic (the policy's
+//! five metrics under their CONTRACT names, the bridge's own, the Temporal
+//! SDK's worker metrics), and one trace id followed from the webhook's
+//! header to the ATS request and through the JSON logs, which never carry a
+//! secret or a redacted field.
+
+use crate::harness::{OPS_TOKEN, Options, SECRET, TestApp, at};
+use serde_json::{Value, json};
+use vbridge::devtools::client::{decision, started};
+
+/// The value of the sample `name` (with its labels, as printed) in `text`.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_known_traffic_and_one_trace_id_runs_from_webhook_to_ats_and_logs() {
+    let app = TestApp::spawn_with(
+        "observability",
+        Options {
+            extra_env: vec![
+                ("VBRIDGE_LOG_FORMAT".into(), "json".into()),
+                ("VBRIDGE_LOG".into(), "debug,temporalio_sdk_core=warn,temporalio_sdk=warn,temporalio_client=warn,sqlx=warn,h2=warn,hyper=warn,tower=warn,reqwest=warn".into()),
+            ],
+            ..Default::default()
+        },
+    )
+    .await;
+
+    // Known traffic: two bad signatures, a verification that goes verified
+    // 60 s (by the provider's clock) after its first event, one duplicate, a
+    // needs_review, and one ATS failure (a 503, then the write goes through).
+    for _ in 0..2 {
+        let bytes = serde_json::to_vec(&started("cand-x", "app-x", "evt-x", &at(-10))).unwrap();
+        let r = app
+            .client
+            .send_raw(bytes, vec![("X-IL-Timestamp".into(), "1".into()), ("X-IL-Signature".into(), "v1=00".into())])
+            .await
+            .unwrap();
+        assert_eq!(r.status, 401);
+    }
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let t0 = chrono::Utc::now() - chrono::Duration::minutes(10);
+    let t1 = (t0 + chrono::Duration::seconds(60)).to_rfc3339();
+    let body = serde_json::to_vec(&started("cand-o", "app-o", "evt-o-1", &t0.to_rfc3339())).unwrap();
+    let ts = chrono::Utc::now().timestamp();
+    let secret = vbridge_core::intake::signature::Secret::parse(SECRET, 0).unwrap();
+    let sig = vbridge_core::intake::signature::sign_il(&secret, ts, &body);
+    let r = app
+        .client
+        .send_raw(
+            body,
+            vec![
+                ("X-IL-Timestamp".into(), ts.to_string()),
+                ("X-IL-Signature".into(), sig),
+                ("X-Trace-Id".into(), trace.into()),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.trace_id.as_deref()), (202, Some(trace)), "the caller's trace id is kept");
+    app.wait_synced("cand-o", "app-o", "pending").await;
+    app.ats_fault(json!({"mode": "status", "status": 503, "count": 1})).await;
+    let mut verified = decision("cand-o", "app-o", "evt-o-2", &t1, "verified");
+    verified["raw_face_image"] = json!("FACE-BYTES-MUST-NOT-BE-LOGGED");
+    assert_eq!(app.send(&verified).await.status, 202);
+    assert_eq!(app.send(&verified).await.status, 200, "a duplicate");
+    app.wait_synced("cand-o", "app-o", "verified").await;
+    assert_eq!(app.send(&started("cand-r", "app-r", "evt-r-1", &at(-10))).await.status, 202);
+    let mut review = decision("cand-r", "app-r", "evt-r-2", &at(-9), "needs_review");
+    review["reason_codes"] = json!(["liveness-low"]);
+    assert_eq!(app.send(&review).await.status, 202);
+    app.wait_synced("cand-r", "app-r", "needs_review").await;
+    let gate = app.get_as("/v1/applications/app-o/gate", Some(OPS_TOKEN)).await.json::<Value>().await.unwrap();
+    assert_eq!(gate["reason"], "verified");
+
+    let text = app.metrics().await;
+    let m = |name: &str| sample(&text, name).unwrap_or_else(|| panic!("{name} missing from:\n{text}"));
+    // The policy's five, under CONTRACT §5's names.
+    assert_eq!(m("webhook_signature_invalid_count"), 2.0);
+    assert_eq!(m("webhook_duplicate_event_count"), 1.0);
+    assert_eq!(m("ats_write_failure_count"), 1.0);
+    assert_eq!(m("manual_review_queue_depth"), 1.0);
+    assert_eq!(m("time_apply_to_verified_count"), 1.0, "one verification went verified");
+    assert_eq!(m("time_apply_to_verified_sum"), 60.0, "first event to verified, by occurred_at");
+    assert_eq!(m("time_apply_to_verified_bucket{le=\"30\"}"), 0.0);
+    assert_eq!(m("time_apply_to_verified_bucket{le=\"60\"}"), 1.0);
+    // The bridge's own.
+    assert_eq!(m("vbridge_webhook_requests_total{result=\"accepted\"}"), 4.0);
+    assert_eq!(m("vbridge_webhook_requests_total{result=\"duplicate\"}"), 1.0);
+    assert_eq!(m("vbridge_webhook_requests_total{result=\"signature_invalid\"}"), 2.0);
+    let attempts = app.ats_requests().await.len() as f64;
+    assert_eq!(m("vbridge_ats_write_duration_seconds_count{connector=\"generic\"}"), attempts, "one per attempt");
+    assert_eq!(m("vbridge_gate_requests_total{reason=\"verified\"}"), 1.0);
+    assert!(m("vbridge_relay_lag_seconds") < 60.0);
+    assert_eq!(m("vbridge_manual_review_overdue"), 0.0);
+    // The Temporal SDK's worker metrics, from its own exporter.
+    assert!(text.lines().any(|l| l.starts_with("temporal_") && !l.starts_with('#')), "SDK metrics:\n{text}");
+    assert!(text.contains("temporal_workflow_task_execution_latency_seconds"), "{text}");
+
+    // The trace id reached the ATS, and every log line about the event has it.
+    let sent = app.ats_requests().await;
+    assert_eq!(sent[0].trace_id.as_deref(), Some(trace), "the first write carries the webhook's trace id");
+    let log = app.bridge_log();
+    let lines: Vec<Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}")))
+        .collect();
+    let about_event: Vec<&Value> = lines.iter().filter(|l| l.to_string().contains("evt-o-1")).collect();
+    assert!(about_event.len() >= 3, "the event is logged at intake, relay and write: {about_event:?}");
+    for l in &about_event {
+        assert!(l.to_string().contains(trace), "a line about evt-o-1 without its trace id: {l}");
+    }
+    // Never a secret, a token, or a redacted field's value.
+    for forbidden in [SECRET, OPS_TOKEN, "FACE-BYTES-MUST-NOT-BE-LOGGED"] {
+        assert!(!log.contains(forbidden), "the log carries {forbidden:?}");
+    }
+}
