@@ -7,7 +7,11 @@
 #   - headless Chromium (Debian's chromium), which renders the HTML evidence
 #     page in a test, and Node.js with playwright-core (npm, pinned in
 #     tests/browser/package-lock.json; it downloads no browser), which drives
-#     the review console in a test.
+#     the review console in a test;
+#   - promtool and docker-compose (Debian's prometheus and docker-compose),
+#     the checkers of deploy/ and docker-compose.yml in a test. The prometheus
+#     package brings a server too: its service is stopped and disabled, only
+#     promtool is used.
 # Prints `export VBRIDGE_TEMPORAL_CLI=...` lines for the caller to eval.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +45,16 @@ command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   apt_install "${missing[@]}"
+fi
+
+tools=()
+command -v promtool >/dev/null || tools+=(prometheus)
+command -v docker-compose >/dev/null || tools+=(docker-compose)
+if [ ${#tools[@]} -gt 0 ]; then
+  apt_install --no-install-recommends "${tools[@]}"
+  if [[ " ${tools[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null; then
+    as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 fi
 
 # playwright-core for the console test, exactly as locked; skipped when the

@@ -6,6 +6,7 @@ mod audit;
 mod connectors;
 mod console;
 mod controls;
+mod deploy;
 mod hardening;
 mod harness;
 mod observability;

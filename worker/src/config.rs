@@ -365,7 +365,7 @@ impl Config {
         } else {
             secrets
         };
-        let database_url = env("VBRIDGE_DATABASE_URL")
+        let database_url = secret_env("VBRIDGE_DATABASE_URL")?
             .or(fc.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("vbridge.db").display()));
         let ats_url = env("VBRIDGE_ATS_URL").or(fc.ats_url);
@@ -567,7 +567,8 @@ impl Config {
 /// The event store URL as `serve` would find it, for the offline tools
 /// (`audit verify`, `timeline`), which need nothing else.
 pub fn database_url_from_env() -> String {
-    env("VBRIDGE_DATABASE_URL").unwrap_or_else(|| {
+    // A URL with a password is a secret: `VBRIDGE_DATABASE_URL_FILE` works too.
+    secret_env("VBRIDGE_DATABASE_URL").ok().flatten().unwrap_or_else(|| {
         let dir = env("VBRIDGE_DATA_DIR").unwrap_or_else(|| "./data".into());
         format!("sqlite://{}", Path::new(&dir).join("vbridge.db").display())
     })

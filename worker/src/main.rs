@@ -124,6 +124,13 @@ enum Command {
         #[command(subcommand)]
         command: AtsCommand,
     },
+    /// GET a URL and exit 0 on a 2xx (a container health check: the image
+    /// has no curl). `vbridge probe http://127.0.0.1:8080/readyz`
+    Probe {
+        url: String,
+        #[arg(long, default_value_t = 3)]
+        timeout_secs: u64,
+    },
     /// Print the configuration `serve` would use, every secret redacted.
     Config {
         #[command(subcommand)]
@@ -369,6 +376,7 @@ async fn main() -> ExitCode {
             human_move(&candidate, &application, who, HumanMove::Decide(d)).await
         }
         Command::Ats { command: AtsCommand::Check { config, json } } => return ats_check(config, json).await,
+        Command::Probe { url, timeout_secs } => return probe(&url, timeout_secs).await,
         Command::Config { command: ConfigCommand::Show { config } } => {
             let cfg = Config::load(config.as_deref(), false);
             match cfg {
@@ -440,6 +448,27 @@ async fn sandbox(listen: &str) -> anyhow::Result<()> {
     })
     .await?;
     Ok(())
+}
+
+async fn probe(url: &str, timeout_secs: u64) -> ExitCode {
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(timeout_secs.max(1))).build();
+    match client.map(|c| c.get(url)) {
+        Ok(req) => match req.send().await {
+            Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
+            Ok(r) => {
+                eprintln!("probe {url}: HTTP {}", r.status());
+                ExitCode::from(1)
+            }
+            Err(e) => {
+                eprintln!("probe {url}: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Err(e) => {
+            eprintln!("probe: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 async fn ats_check(config: Option<PathBuf>, json: bool) -> ExitCode {
