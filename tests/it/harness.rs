@@ -46,6 +46,8 @@ pub struct Options {
     pub persist_temporal: bool,
     /// Use this store instead of a SQLite file in the test directory.
     pub database_url: Option<String>,
+    /// Start the dev server with its web UI (`temporal.ui_url`).
+    pub temporal_ui: bool,
 }
 
 pub struct TestApp {
@@ -78,7 +80,7 @@ impl TestApp {
         let dir = test_dir(name);
         let temporal = DevServer::start(DevServerOptions {
             port: 0,
-            ui_port: None,
+            ui_port: opts.temporal_ui.then(vbridge::devtools::devserver::free_port),
             db_file: opts.persist_temporal.then(|| dir.join("temporal.db")),
             log_file: dir.join("temporal.log"),
         })

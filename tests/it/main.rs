@@ -15,4 +15,5 @@ mod replay;
 mod review;
 mod spine;
 mod store;
+mod temporal_ui;
 mod workflow;

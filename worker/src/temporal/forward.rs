@@ -34,6 +34,8 @@ impl Forwarder {
         let opts = WorkflowStartOptions::new(self.task_queue.clone(), workflow_id)
             .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
             .search_attributes(event_start_attributes(ev))
+            .memo(self.memo(&ev.candidate_id, &ev.application_id))
+            .static_summary(summary(&ev.candidate_id, &ev.application_id))
             .build();
         self.client
             .signal_with_start_workflow(
@@ -50,6 +52,17 @@ impl Forwarder {
 
     /// The input of a new run of a verification's workflow. `reopen`: the
     /// verification had runs before, whose audit log seeds this one.
+    /// The memo a verification's run starts with: who, and under which
+    /// policy (what an engineer looks for first in the Temporal UI).
+    pub fn memo(&self, candidate_id: &str, application_id: &str) -> temporalio_common::MemoValues {
+        let mut memo = temporalio_common::MemoValues::new();
+        memo.insert("candidate_id", candidate_id.to_owned());
+        memo.insert("application_id", application_id.to_owned());
+        memo.insert("policy_version", self.policy.version().to_owned());
+        memo.insert("policy_sha256", self.policy.sha256().to_owned());
+        memo
+    }
+
     pub fn input(&self, candidate_id: &str, application_id: &str, reopen: bool) -> WorkflowInput {
         WorkflowInput {
             candidate_id: candidate_id.to_owned(),
@@ -76,6 +89,11 @@ pub fn event_start_attributes(ev: &EventSignal) -> SearchAttributes {
         updates.push(SA_REGION.value_set(ev.region.clone()));
     }
     SearchAttributes::new(updates)
+}
+
+/// The one-line summary the Temporal UI shows for a verification's run.
+pub fn summary(candidate_id: &str, application_id: &str) -> String {
+    format!("identity verification of candidate {candidate_id} for application {application_id}")
 }
 
 /// The search attributes a verification's workflow starts with.

@@ -77,8 +77,11 @@ impl Verification {
 }
 
 fn options(fw: &Forwarder, v: &Verification, update_id: &str) -> WorkflowUpdateWithStartOptions {
+    let (c, a) = (v.candidate_id.as_str(), v.application_id.as_str());
     WorkflowUpdateWithStartOptions::new(fw.task_queue.clone(), v.workflow_id(), WorkflowIdConflictPolicy::UseExisting)
-        .search_attributes(start_attributes(v.candidate_id.as_str(), v.application_id.as_str()))
+        .search_attributes(start_attributes(c, a))
+        .memo(fw.memo(c, a))
+        .static_summary(super::forward::summary(c, a))
         .update_id(update_id.to_owned())
         .build()
 }
@@ -132,6 +135,8 @@ where
     let opts = temporalio_client::WorkflowStartOptions::new(fw.task_queue.clone(), v.workflow_id())
         .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
         .search_attributes(start_attributes(v.candidate_id.as_str(), v.application_id.as_str()))
+        .memo(fw.memo(v.candidate_id.as_str(), v.application_id.as_str()))
+        .static_summary(super::forward::summary(v.candidate_id.as_str(), v.application_id.as_str()))
         .build();
     fw.client
         .signal_with_start_workflow(workflow, start, s, input, opts)
