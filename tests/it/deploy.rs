@@ -144,3 +144,22 @@ async fn dashboards_alerts_and_compose_pass_their_checkers_and_name_only_exporte
     );
     assert!(!config.contains("start-dev"), "no dev server in the production compose");
 }
+
+#[tokio::test]
+async fn a_temporal_toml_profile_connects_the_bridge_as_it_would_to_temporal_cloud() {
+    let mut app = TestApp::spawn("envconfig").await;
+    app.kill_bridge();
+    let toml = app.dir.join("temporal.toml");
+    std::fs::write(
+        &toml,
+        format!("[profile.default]\naddress = \"{}\"\nnamespace = \"default\"\n", app.temporal.address),
+    )
+    .unwrap();
+    // The bridge's own address setting points nowhere: only the profile can
+    // have connected it.
+    app.start_bridge(&[("VBRIDGE_TEMPORAL_ADDRESS", "127.0.0.1:1"), ("TEMPORAL_CONFIG_FILE", toml.to_str().unwrap())])
+        .await;
+    assert_eq!(app.send(&started("cand-env", "app-env", "evt-env-1", &at(-5))).await.status, 202);
+    app.wait_synced("cand-env", "app-env", "pending").await;
+    assert!(app.bridge_log().contains("connected through Temporal's client configuration"));
+}

@@ -511,9 +511,13 @@ impl Config {
             temporal_address: env("VBRIDGE_TEMPORAL_ADDRESS")
                 .or(fc.temporal_address)
                 .unwrap_or_else(|| "127.0.0.1:7233".into()),
-            temporal_namespace: env("VBRIDGE_TEMPORAL_NAMESPACE")
-                .or(fc.temporal_namespace)
-                .unwrap_or_else(|| "default".into()),
+            temporal_namespace: match crate::temporal::envconfig_namespace()
+                .map_err(|problem| ConfigError::Invalid { name: "TEMPORAL_CONFIG_FILE", problem })?
+            {
+                // With a temporal.toml profile, its namespace is the one.
+                Some(ns) => ns,
+                None => env("VBRIDGE_TEMPORAL_NAMESPACE").or(fc.temporal_namespace).unwrap_or_else(|| "default".into()),
+            },
             task_queue: env("VBRIDGE_TASK_QUEUE").or(fc.task_queue).unwrap_or_else(|| "verification-bridge".into()),
             ats_url,
             ats_bearer_token: secret_env("VBRIDGE_ATS_BEARER_TOKEN")?.or(fc.ats_bearer_token),

@@ -26,6 +26,22 @@ pub fn address_url(address: &str) -> Result<Url, TemporalError> {
 }
 
 pub async fn connect(address: &str, namespace: &str) -> Result<Client, TemporalError> {
+    if envconfig_requested() {
+        // Temporal's own client configuration (a `temporal.toml` profile and
+        // the TEMPORAL_* variables): the way to Temporal Cloud with mTLS or
+        // an API key, the same file the `temporal` CLI reads.
+        let (conn_opts, client_opts) =
+            temporalio_client::ClientOptions::load_from_config(Default::default()).map_err(|e| {
+                TemporalError::Connect { address: "(temporal.toml profile)".into(), message: e.to_string() }
+            })?;
+        let target = conn_opts.target.to_string();
+        let conn = Connection::connect(conn_opts)
+            .await
+            .map_err(|e| TemporalError::Connect { address: target.clone(), message: e.to_string() })?;
+        tracing::info!(address = %target, namespace = %client_opts.namespace, "connected through Temporal's client configuration");
+        return Client::new(conn, client_opts)
+            .map_err(|e| TemporalError::Connect { address: target, message: e.to_string() });
+    }
     let url = address_url(address)?;
     let opts = ConnectionOptions::new(url)
         .identity(format!("vbridge@{}", std::process::id()))
@@ -36,6 +52,22 @@ pub async fn connect(address: &str, namespace: &str) -> Result<Client, TemporalE
         .map_err(|e| TemporalError::Connect { address: address.to_owned(), message: e.to_string() })?;
     Client::new(conn, ClientOptions::new(namespace.to_owned()).build())
         .map_err(|e| TemporalError::Connect { address: address.to_owned(), message: e.to_string() })
+}
+
+/// Whether Temporal's client configuration names the connection: a config
+/// file or a profile is set (`TEMPORAL_CONFIG_FILE`, `TEMPORAL_PROFILE`).
+pub fn envconfig_requested() -> bool {
+    ["TEMPORAL_CONFIG_FILE", "TEMPORAL_PROFILE"].iter().any(|v| std::env::var(v).is_ok_and(|s| !s.trim().is_empty()))
+}
+
+/// The namespace Temporal's client configuration names, when it is used.
+pub fn envconfig_namespace() -> Result<Option<String>, String> {
+    if !envconfig_requested() {
+        return Ok(None);
+    }
+    let profile = temporalio_common::envconfig::load_client_config_profile(Default::default(), None)
+        .map_err(|e| format!("Temporal client configuration: {e}"))?;
+    Ok(profile.namespace)
 }
 
 /// Register the bridge's search attributes (CONTRACT §3) where missing.
