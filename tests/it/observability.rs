@@ -117,3 +117,83 @@ async fn metrics_count_known_traffic_and_one_trace_id_runs_from_webhook_to_ats_a
         assert!(!log.contains(forbidden), "the log carries {forbidden:?}");
     }
 }
+
+/// Every span an OTLP/HTTP JSON receiver got: (trace id, name).
+fn spans_of(bodies: &[Value]) -> Vec<(String, String)> {
+    let mut out = vec![];
+    for b in bodies {
+        for rs in b["resourceSpans"].as_array().into_iter().flatten() {
+            for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                for s in ss["spans"].as_array().into_iter().flatten() {
+                    out.push((
+                        s["traceId"].as_str().unwrap_or_default().to_owned(),
+                        s["name"].as_str().unwrap_or_default().to_owned(),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn exported_traces_run_from_the_webhook_through_the_workflow_to_the_activity() {
+    use axum::extract::State;
+    use std::sync::{Arc, Mutex};
+    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let collector = axum::Router::new()
+        .route(
+            "/v1/traces",
+            axum::routing::post(|State(g): State<Arc<Mutex<Vec<Value>>>>, body: bytes::Bytes| async move {
+                if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                    g.lock().unwrap().push(v);
+                }
+                axum::Json(json!({}))
+            }),
+        )
+        .with_state(got.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, collector).await });
+
+    let app = TestApp::spawn_with(
+        "otel",
+        Options {
+            extra_env: vec![
+                ("VBRIDGE_OTLP_ENDPOINT".into(), endpoint),
+                ("OTEL_BSP_SCHEDULE_DELAY".into(), "200".into()),
+            ],
+            ..Default::default()
+        },
+    )
+    .await;
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let body = serde_json::to_vec(&started("cand-ot", "app-ot", "evt-ot-1", &at(-10))).unwrap();
+    let ts = chrono::Utc::now().timestamp();
+    let secret = vbridge_core::intake::signature::Secret::parse(SECRET, 0).unwrap();
+    let sig = vbridge_core::intake::signature::sign_il(&secret, ts, &body);
+    let headers = vec![
+        ("X-IL-Timestamp".into(), ts.to_string()),
+        ("X-IL-Signature".into(), sig),
+        ("X-Trace-Id".into(), trace.into()),
+    ];
+    assert_eq!(app.client.send_raw(body, headers).await.unwrap().status, 202);
+    app.wait_synced("cand-ot", "app-ot", "pending").await;
+
+    let names: Vec<String> = app
+        .wait_for("the spans of the trace", std::time::Duration::from_secs(30), || async {
+            let spans = spans_of(&got.lock().unwrap());
+            let names: Vec<String> = spans.iter().filter(|(t, _)| t == trace).map(|(_, n)| n.clone()).collect();
+            let has = |f: &dyn Fn(&str) -> bool| names.iter().any(|n| f(n));
+            let all = has(&|n| n == "webhook")
+                && has(&|n| n == "forward")
+                && has(&|n| n == "HandleSignal:on_event")
+                && has(&|n| n == "RunActivity:AtsActivities::write_verification");
+            all.then_some(names)
+        })
+        .await;
+    // The client's signal-with-start and our own activity span are in it too:
+    // webhook → relay → Temporal → workflow → ATS write, one trace.
+    assert!(names.iter().any(|n| n == "SignalWithStartWorkflow:CandidateVerification"), "{names:?}");
+    assert!(names.iter().any(|n| n == "__write_verification"), "{names:?}");
+}

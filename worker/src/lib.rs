@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod relay;
 pub mod review;
 pub mod store;
+pub mod telemetry;
 pub mod temporal;
 
 /// Now, as RFC 3339 UTC with milliseconds (the store's time format).

@@ -328,26 +328,11 @@ enum PolicyCommand {
     Check { file: PathBuf },
 }
 
-fn init_logs() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("VBRIDGE_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,temporalio_sdk_core=warn,temporalio_sdk=warn,temporalio_client=warn,sqlx=warn,h2=warn,tower=warn,hyper=warn"));
-    use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    if std::env::var("VBRIDGE_LOG_FORMAT").as_deref() == Ok("json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs();
+    // Kept to the end of main: it flushes buffered traces.
+    let _telemetry = vbridge::telemetry::init();
     let result = match cli.command {
         Command::Serve { config, roles } => serve(config, roles).await,
         Command::Migrate => migrate().await,

@@ -13,11 +13,22 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use vbridge_workflows::domain::TraceId;
 
-#[tracing::instrument(name = "webhook", skip_all, fields(trace_id, event_id, candidate_id))]
 pub async fn webhook(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
     let trace_header = s.policy.trace_header();
     let trace_id = super::request_trace_id(&headers, trace_header);
-    tracing::Span::current().record("trace_id", trace_id.as_str());
+    let span = tracing::info_span!(
+        "webhook",
+        trace_id = %trace_id.as_str(),
+        event_id = tracing::field::Empty,
+        candidate_id = tracing::field::Empty
+    );
+    // Exported traces: the delivery's trace id is the span's trace.
+    crate::telemetry::join_trace(&span, trace_id.as_str(), "webhook");
+    use tracing::Instrument;
+    receive(&s, headers, body, trace_header, trace_id).instrument(span).await
+}
+
+async fn receive(s: &HttpState, headers: HeaderMap, body: Body, trace_header: &str, trace_id: TraceId) -> Response {
     let arrival = read(&headers, body, s.max_body_bytes).await;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let mut resp = match s.intake.receive(header, arrival, &trace_id).await {

@@ -27,8 +27,15 @@ impl Forwarder {
     /// Signal-with-start: the workflow is created on first use, reused after.
     /// `seen_before`: earlier events of this verification were forwarded, so a
     /// new run here reopens one that closed at rest, and seeds itself.
-    #[tracing::instrument(skip_all, fields(trace_id = %ev.trace_id, event_id = %ev.event_id))]
     pub async fn forward(&self, ev: &EventSignal, seen_before: bool) -> Result<(), TemporalError> {
+        let span = tracing::info_span!("forward", trace_id = %ev.trace_id, event_id = %ev.event_id);
+        // Exported traces: the workflow's spans join the delivery's trace.
+        crate::telemetry::join_trace(&span, &ev.trace_id, "relay");
+        use tracing::Instrument;
+        self.signal_with_start(ev, seen_before).instrument(span).await
+    }
+
+    async fn signal_with_start(&self, ev: &EventSignal, seen_before: bool) -> Result<(), TemporalError> {
         let workflow_id = workflow_id(&ev.candidate_id, &ev.application_id);
         let input = self.input(&ev.candidate_id, &ev.application_id, seen_before);
         let opts = WorkflowStartOptions::new(self.task_queue.clone(), workflow_id)

@@ -50,7 +50,13 @@ pub async fn connect(address: &str, namespace: &str) -> Result<Client, TemporalE
     let conn = Connection::connect(opts)
         .await
         .map_err(|e| TemporalError::Connect { address: address.to_owned(), message: e.to_string() })?;
-    Client::new(conn, ClientOptions::new(namespace.to_owned()).build())
+    let mut opts = ClientOptions::new(namespace.to_owned());
+    if crate::telemetry::tracing_enabled() {
+        // Trace context into workflows and activities (the worker built on
+        // this client gets the plugin's interceptors too).
+        opts = opts.plugin(temporalio_sdk::opentelemetry::OpenTelemetryPlugin::builder().build());
+    }
+    Client::new(conn, opts.build())
         .map_err(|e| TemporalError::Connect { address: address.to_owned(), message: e.to_string() })
 }
 
