@@ -11,19 +11,42 @@ use vbridge::devtools::client::{decision, started};
 
 const BROWSER_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/browser");
 
-pub fn chromium() -> &'static str {
+fn chromium() -> &'static str {
     ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
         .expect("headless Chromium is needed: apt-get install chromium (scripts/setup.sh installs it)")
 }
 
-#[tokio::test]
-async fn a_reviewer_logs_in_decides_in_the_console_and_the_item_leaves_the_queue() {
+/// Run one of `tests/browser/`'s playwright scripts in headless Chromium
+/// with `env`; the JSON line it prints last.
+pub async fn run_browser_script(script: &'static str, env: Vec<(&'static str, String)>) -> Value {
     assert!(
         std::path::Path::new(&format!("{BROWSER_DIR}/node_modules/playwright-core")).exists(),
         "playwright-core is missing: run ./scripts/setup.sh (npm ci in tests/browser)"
     );
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(format!("{BROWSER_DIR}/{script}"))
+            .current_dir(BROWSER_DIR)
+            .envs(env)
+            .env("CHROMIUM", chromium())
+            .output()
+            .expect("running node")
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "the browser run failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(String::from_utf8_lossy(&output.stdout).lines().last().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn a_reviewer_logs_in_decides_in_the_console_and_the_item_leaves_the_queue() {
     let app = TestApp::spawn_with(
         "console",
         Options {
@@ -41,30 +64,17 @@ async fn a_reviewer_logs_in_decides_in_the_console_and_the_item_leaves_the_queue
     })
     .await;
 
-    let url = app.bridge_url.clone();
-    let dir = app.dir.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(format!("{BROWSER_DIR}/console.mjs"))
-            .current_dir(BROWSER_DIR)
-            .env("BASE_URL", url)
-            .env("TOKEN", REVIEWER_TOKEN)
-            .env("CANDIDATE", "cand-ui")
-            .env("APPLICATION", "app-ui")
-            .env("CHROMIUM", chromium())
-            .env("SHOTS", dir.display().to_string())
-            .output()
-            .expect("running node")
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "the browser run failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let seen: Value = serde_json::from_str(String::from_utf8_lossy(&output.stdout).lines().last().unwrap()).unwrap();
+    let seen = run_browser_script(
+        "console.mjs",
+        vec![
+            ("BASE_URL", app.bridge_url.clone()),
+            ("TOKEN", REVIEWER_TOKEN.into()),
+            ("CANDIDATE", "cand-ui".into()),
+            ("APPLICATION", "app-ui".into()),
+            ("SHOTS", app.dir.display().to_string()),
+        ],
+    )
+    .await;
     assert_eq!(seen["redirectedToLogin"], true, "{seen}");
     assert_eq!(seen["badLoginError"], "That token is not valid.");
     assert_eq!(seen["cookie"]["httpOnly"], true);

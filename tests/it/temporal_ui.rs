@@ -7,10 +7,7 @@
 
 use crate::harness::{Options, TestApp, at};
 use serde_json::Value;
-use std::process::Command;
 use vbridge::devtools::client::{decision, started};
-
-const BROWSER_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/browser");
 
 #[tokio::test]
 async fn the_temporal_ui_lists_the_verified_candidate_by_its_search_attribute() {
@@ -32,28 +29,16 @@ async fn the_temporal_ui_lists_the_verified_candidate_by_its_search_attribute() 
     }
 
     let shot = app.dir.join("temporal-ui-verified.png");
-    let shot_path = shot.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(format!("{BROWSER_DIR}/temporal-ui.mjs"))
-            .current_dir(BROWSER_DIR)
-            .env("UI_URL", ui)
-            .env("QUERY", "VerificationState=\"verified\"")
-            .env("EXPECT", "verification:cand-tui:app-tui")
-            .env("CHROMIUM", crate::console::chromium())
-            .env("SHOT", shot_path.display().to_string())
-            .output()
-            .expect("running node")
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "the browser run failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let seen: Value = serde_json::from_str(String::from_utf8_lossy(&output.stdout).lines().last().unwrap()).unwrap();
+    let seen = crate::console::run_browser_script(
+        "temporal-ui.mjs",
+        vec![
+            ("UI_URL", ui),
+            ("QUERY", "VerificationState=\"verified\"".into()),
+            ("EXPECT", "verification:cand-tui:app-tui".into()),
+            ("SHOT", shot.display().to_string()),
+        ],
+    )
+    .await;
     assert_eq!(seen["listed"], true, "{seen}");
     let ids: Vec<&str> = seen["workflowIds"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
     assert!(ids.contains(&"verification:cand-tui:app-tui"), "{seen}");
