@@ -30,17 +30,17 @@ pub async fn connect(address: &str, namespace: &str) -> Result<Client, TemporalE
         // Temporal's own client configuration (a `temporal.toml` profile and
         // the TEMPORAL_* variables): the way to Temporal Cloud with mTLS or
         // an API key, the same file the `temporal` CLI reads.
-        let (conn_opts, client_opts) =
-            temporalio_client::ClientOptions::load_from_config(Default::default()).map_err(|e| {
-                TemporalError::Connect { address: "(temporal.toml profile)".into(), message: e.to_string() }
-            })?;
+        let failed = |message: String| TemporalError::Connect { address: "(temporal.toml profile)".into(), message };
+        let profile = temporalio_common::envconfig::load_client_config_profile(Default::default(), None)
+            .map_err(|e| failed(e.to_string()))?;
+        let profile_namespace = profile.namespace.clone().unwrap_or_else(|| namespace.to_owned());
+        let conn_opts = ConnectionOptions::try_from(profile).map_err(|e| failed(e.to_string()))?;
         let target = conn_opts.target.to_string();
         let conn = Connection::connect(conn_opts)
             .await
             .map_err(|e| TemporalError::Connect { address: target.clone(), message: e.to_string() })?;
-        tracing::info!(address = %target, namespace = %client_opts.namespace, "connected through Temporal's client configuration");
-        return Client::new(conn, client_opts)
-            .map_err(|e| TemporalError::Connect { address: target, message: e.to_string() });
+        tracing::info!(address = %target, namespace = %profile_namespace, "connected through Temporal's client configuration");
+        return client_for(conn, profile_namespace, &target);
     }
     let url = address_url(address)?;
     let opts = ConnectionOptions::new(url)
@@ -50,10 +50,14 @@ pub async fn connect(address: &str, namespace: &str) -> Result<Client, TemporalE
     let conn = Connection::connect(opts)
         .await
         .map_err(|e| TemporalError::Connect { address: address.to_owned(), message: e.to_string() })?;
-    let mut opts = ClientOptions::new(namespace.to_owned());
+    client_for(conn, namespace.to_owned(), address)
+}
+
+/// The client on a connection, with the OpenTelemetry plugin when traces are
+/// exported (the worker built on this client gets its interceptors too).
+fn client_for(conn: Connection, namespace: String, address: &str) -> Result<Client, TemporalError> {
+    let mut opts = ClientOptions::new(namespace);
     if crate::telemetry::tracing_enabled() {
-        // Trace context into workflows and activities (the worker built on
-        // this client gets the plugin's interceptors too).
         opts = opts.plugin(temporalio_sdk::opentelemetry::OpenTelemetryPlugin::builder().build());
     }
     Client::new(conn, opts.build())
