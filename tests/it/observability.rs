@@ -13,6 +13,20 @@ fn sample(text: &str, name: &str) -> Option<f64> {
     text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
+/// A signed webhook carrying the caller's `X-Trace-Id`.
+async fn send_traced(app: &TestApp, event: &Value, trace: &str) -> vbridge::devtools::client::Reply {
+    let body = serde_json::to_vec(event).unwrap();
+    let ts = chrono::Utc::now().timestamp();
+    let secret = vbridge_core::intake::signature::Secret::parse(SECRET, 0).unwrap();
+    let sig = vbridge_core::intake::signature::sign_il(&secret, ts, &body);
+    let headers = vec![
+        ("X-IL-Timestamp".into(), ts.to_string()),
+        ("X-IL-Signature".into(), sig),
+        ("X-Trace-Id".into(), trace.into()),
+    ];
+    app.client.send_raw(body, headers).await.unwrap()
+}
+
 #[tokio::test]
 async fn metrics_count_known_traffic_and_one_trace_id_runs_from_webhook_to_ats_and_logs() {
     let app = TestApp::spawn_with(
@@ -42,22 +56,7 @@ async fn metrics_count_known_traffic_and_one_trace_id_runs_from_webhook_to_ats_a
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let t0 = chrono::Utc::now() - chrono::Duration::minutes(10);
     let t1 = (t0 + chrono::Duration::seconds(60)).to_rfc3339();
-    let body = serde_json::to_vec(&started("cand-o", "app-o", "evt-o-1", &t0.to_rfc3339())).unwrap();
-    let ts = chrono::Utc::now().timestamp();
-    let secret = vbridge_core::intake::signature::Secret::parse(SECRET, 0).unwrap();
-    let sig = vbridge_core::intake::signature::sign_il(&secret, ts, &body);
-    let r = app
-        .client
-        .send_raw(
-            body,
-            vec![
-                ("X-IL-Timestamp".into(), ts.to_string()),
-                ("X-IL-Signature".into(), sig),
-                ("X-Trace-Id".into(), trace.into()),
-            ],
-        )
-        .await
-        .unwrap();
+    let r = send_traced(&app, &started("cand-o", "app-o", "evt-o-1", &t0.to_rfc3339()), trace).await;
     assert_eq!((r.status, r.trace_id.as_deref()), (202, Some(trace)), "the caller's trace id is kept");
     app.wait_synced("cand-o", "app-o", "pending").await;
     app.ats_fault(json!({"mode": "status", "status": 503, "count": 1})).await;
@@ -168,16 +167,7 @@ async fn exported_traces_run_from_the_webhook_through_the_workflow_to_the_activi
     )
     .await;
     let trace = "0af7651916cd43dd8448eb211c80319c";
-    let body = serde_json::to_vec(&started("cand-ot", "app-ot", "evt-ot-1", &at(-10))).unwrap();
-    let ts = chrono::Utc::now().timestamp();
-    let secret = vbridge_core::intake::signature::Secret::parse(SECRET, 0).unwrap();
-    let sig = vbridge_core::intake::signature::sign_il(&secret, ts, &body);
-    let headers = vec![
-        ("X-IL-Timestamp".into(), ts.to_string()),
-        ("X-IL-Signature".into(), sig),
-        ("X-Trace-Id".into(), trace.into()),
-    ];
-    assert_eq!(app.client.send_raw(body, headers).await.unwrap().status, 202);
+    assert_eq!(send_traced(&app, &started("cand-ot", "app-ot", "evt-ot-1", &at(-10)), trace).await.status, 202);
     app.wait_synced("cand-ot", "app-ot", "pending").await;
 
     let names: Vec<String> = app

@@ -369,13 +369,6 @@ impl Config {
             .or(fc.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("vbridge.db").display()));
         let ats_url = env("VBRIDGE_ATS_URL").or(fc.ats_url);
-        // Only the generic and webhook connectors are addressed by
-        // VBRIDGE_ATS_URL; the others have their API's host by default.
-        let kind_named = env("VBRIDGE_ATS_KIND").or(fc.ats_kind.clone());
-        let needs_url = matches!(kind_named.as_deref(), None | Some("generic") | Some("webhook"));
-        if ats_url.is_none() && needs_url && !dev {
-            return Err(ConfigError::NoAts);
-        }
         let d = default_tuning();
         let tuning = Tuning {
             ats_retry_initial_ms: env_num("VBRIDGE_ATS_RETRY_INITIAL_MS")?
@@ -438,7 +431,7 @@ impl Config {
             secret_env("VBRIDGE_SESSION_KEY")?.or(fc.session_key).as_deref(),
         )
         .map_err(|problem| ConfigError::Invalid { name: "VBRIDGE_SESSION_KEY", problem })?;
-        let ats_kind = match env("VBRIDGE_ATS_KIND").or(fc.ats_kind).as_deref().unwrap_or("generic") {
+        let mut ats_kind = match env("VBRIDGE_ATS_KIND").or(fc.ats_kind).as_deref().unwrap_or("generic") {
             "generic" => vbridge_activities::AtsKind::Generic,
             "webhook" => {
                 let raw = secret_env("VBRIDGE_ATS_WEBHOOK_SECRET")?.or(fc.ats_webhook_secret).ok_or(
@@ -482,7 +475,13 @@ impl Config {
             Some(path) => field_map(&path, &policy)?,
             None => Default::default(),
         };
-        let mut ats_kind = ats_kind;
+        // Only the generic and webhook connectors are addressed by
+        // VBRIDGE_ATS_URL; the others have their API's host by default.
+        let needs_url =
+            matches!(ats_kind, vbridge_activities::AtsKind::Generic | vbridge_activities::AtsKind::Webhook { .. });
+        if ats_url.is_none() && needs_url && !dev {
+            return Err(ConfigError::NoAts);
+        }
         if let vbridge_activities::AtsKind::Lever { tag_fields, .. } = &mut ats_kind {
             // Named by the policy's field names; the connector sees the ATS's keys.
             let written = written_fields(&policy);

@@ -35,8 +35,11 @@ impl Drop for Guard {
 }
 
 /// Whether traces are exported (the Temporal client then gets the plugin).
+/// Read once: every webhook asks.
 pub fn tracing_enabled() -> bool {
-    std::env::var("VBRIDGE_OTLP_ENDPOINT").is_ok_and(|v| !v.trim().is_empty())
+    static ENABLED: std::sync::LazyLock<bool> =
+        std::sync::LazyLock::new(|| std::env::var("VBRIDGE_OTLP_ENDPOINT").is_ok_and(|v| !v.trim().is_empty()));
+    *ENABLED
 }
 
 /// Install the subscriber (and the exporter, when configured).
@@ -63,10 +66,10 @@ pub fn init() -> Guard {
 }
 
 fn otlp_provider() -> Result<Option<opentelemetry_sdk::trace::SdkTracerProvider>, String> {
-    let Ok(endpoint) = std::env::var("VBRIDGE_OTLP_ENDPOINT") else { return Ok(None) };
-    if endpoint.trim().is_empty() {
+    if !tracing_enabled() {
         return Ok(None);
     }
+    let endpoint = std::env::var("VBRIDGE_OTLP_ENDPOINT").unwrap_or_default();
     use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()

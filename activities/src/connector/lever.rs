@@ -100,6 +100,11 @@ pub fn tag_changes(
     (add, remove)
 }
 
+/// An opportunity's path, its id one percent-encoded segment.
+fn opportunity(id: &str) -> String {
+    format!("/opportunities/{}", percent_encoding::utf8_percent_encode(id, crate::SEGMENT))
+}
+
 impl Lever {
     fn url(&self, path: &str) -> String {
         format!("{}{}", self.api_url.trim_end_matches('/'), path)
@@ -130,8 +135,7 @@ impl Lever {
 
     async fn write_all(&self, call: &Call<'_>) -> Result<(), Outcome> {
         let req = call.req;
-        let seg = percent_encoding::utf8_percent_encode(&req.application_id, crate::SEGMENT).to_string();
-        let opp = format!("/opportunities/{seg}");
+        let opp = opportunity(&req.application_id);
         let data = self.data(&opp, call.timeout).await?;
         let tags: Vec<String> = data
             .get("tags")
@@ -181,8 +185,7 @@ impl Connector for Lever {
     }
 
     async fn read(&self, application_id: &str, _check_id: &str) -> Result<Option<BTreeMap<String, String>>, String> {
-        let seg = percent_encoding::utf8_percent_encode(application_id, crate::SEGMENT).to_string();
-        let opp = format!("/opportunities/{seg}");
+        let opp = opportunity(application_id);
         let timeout = Duration::from_secs(30);
         let data = match self.data(&opp, timeout).await {
             Ok(d) => d,
