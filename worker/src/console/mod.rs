@@ -11,7 +11,6 @@ use crate::http::auth::{Auth, Principal, Role};
 use crate::review::queue::{self, Cursor, Filter, Item};
 use crate::temporal::human::{self, MoveError, Verification};
 use askama::Template;
-use axum::Router;
 use axum::extract::{Form, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -36,8 +35,8 @@ const PROJECTION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Roles that may read the console.
 const READERS: &[Role] = &[Role::Reviewer, Role::Auditor];
 
-pub fn routes() -> Router<HttpState> {
-    Router::new()
+pub fn routes() -> crate::http::Routes<HttpState> {
+    crate::http::Routes::new()
         .route("/console", get(|| async { Redirect::to("/console/reviews") }))
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
@@ -46,7 +45,7 @@ pub fn routes() -> Router<HttpState> {
         .route("/console/reviews/{candidate}/{application}/decide", post(decide))
         .route("/console/static/console.css", get(css))
         .route("/console/static/countdown.js", get(js))
-        .layer(axum::middleware::from_fn(security_headers))
+        .map(|r| r.layer(axum::middleware::from_fn(security_headers)))
 }
 
 /// Every console answer: no framing, no inline script, no caching.

@@ -13,6 +13,7 @@ pub mod error;
 pub mod health;
 pub mod oidc;
 pub mod review;
+pub mod routes;
 pub mod webhook;
 
 use crate::health::Readiness;
@@ -25,6 +26,7 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use error::ApiError;
+pub use routes::Routes;
 use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceBuilder;
@@ -84,7 +86,14 @@ pub struct Limits {
 /// The main listener's routes. `metrics_here`: serve `/metrics` (role `ops`)
 /// on this listener; false when it has a listener of its own.
 pub fn router(state: HttpState, auth: Auth, limits: Limits, metrics_here: bool) -> Router {
-    let metrics = state.metrics.clone();
+    let routes = routes(auth, limits, state.metrics.clone(), metrics_here);
+    // Bodies read as `Bytes` (the operator API) stop here; the webhook
+    // reads its body itself, bounded by `max_body_bytes`.
+    routes.into_router().layer(DefaultBodyLimit::max(MAX_API_BODY_BYTES)).with_state(state)
+}
+
+/// The main listener's routes, before the state (see [`router`]).
+fn routes(auth: Auth, limits: Limits, metrics: Arc<Metrics>, metrics_here: bool) -> Routes<HttpState> {
     let guarded = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(move |e: tower::BoxError| {
             let metrics = metrics.clone();
@@ -104,7 +113,7 @@ pub fn router(state: HttpState, auth: Auth, limits: Limits, metrics_here: bool) 
     let need = |any_of: &'static [Role]| {
         axum::middleware::from_fn_with_state(Require { auth: auth.clone(), any_of }, auth::require)
     };
-    let mut r = Router::new()
+    let mut r = Routes::new()
         .route("/webhooks/verification", post(webhook::webhook).layer(guarded))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -134,12 +143,35 @@ pub fn router(state: HttpState, auth: Auth, limits: Limits, metrics_here: bool) 
     if metrics_here {
         r = r.route("/metrics", get(api::metrics).layer(need(&[Role::Ops])));
     }
-    // Bodies read as `Bytes` (the operator API) stop here; the webhook
-    // reads its body itself, bounded by `max_body_bytes`.
-    r.merge(crate::console::routes()).layer(DefaultBodyLimit::max(MAX_API_BODY_BYTES)).with_state(state)
+    r.merge(crate::console::routes())
 }
 
 /// The separate, open metrics listener (`VBRIDGE_METRICS_LISTEN`).
 pub fn metrics_router(state: HttpState) -> Router {
-    Router::new().route("/metrics", get(api::metrics)).with_state(state)
+    metrics_routes().into_router().with_state(state)
+}
+
+fn metrics_routes() -> Routes<HttpState> {
+    Routes::new().route("/metrics", get(api::metrics))
+}
+
+/// Every path either listener can serve (`/metrics` on the main one or its
+/// own), as registered: what docs/openapi.yaml must document. Built with a
+/// closed placeholder credential set; the paths do not depend on it.
+pub fn served_paths() -> Vec<&'static str> {
+    let metrics = Arc::new(Metrics::default());
+    let auth = Auth {
+        grants: Default::default(),
+        open: false,
+        metrics: metrics.clone(),
+        audit: None,
+        trace_header: String::new(),
+        oidc: None,
+    };
+    let limits = Limits { max_in_flight: 1, request_timeout: Duration::from_secs(1) };
+    let mut paths = routes(auth, limits, metrics, true).paths().to_vec();
+    paths.extend(metrics_routes().paths());
+    paths.sort_unstable();
+    paths.dedup();
+    paths
 }
