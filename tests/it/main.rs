@@ -11,6 +11,7 @@ mod hardening;
 mod harness;
 mod observability;
 mod oidc;
+mod openapi;
 mod replay;
 mod review;
 mod spine;
