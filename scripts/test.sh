@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(./scripts/setup.sh)"
-export VBRIDGE_TEMPORAL_CLI
+export VBRIDGE_TEMPORAL_CLI VBRIDGE_SCHEMATHESIS
 . ./scripts/postgres.sh
 trap stop_throwaway_postgres EXIT
 if cargo nextest --version >/dev/null 2>&1; then
