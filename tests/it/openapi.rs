@@ -3,7 +3,7 @@
 //! document (schemathesis, pinned by scripts/setup.sh) finds no 5xx and no
 //! status or content type the document does not list.
 
-use crate::harness::{Options, TestApp, api_tokens};
+use crate::harness::{Options, SECRET, TestApp, api_tokens};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -123,6 +123,7 @@ async fn openapi_schemathesis_finds_no_server_error_or_undocumented_answer() {
     assert!(PathBuf::from(&st).is_file(), "VBRIDGE_SCHEMATHESIS={st} is not a file: run scripts/setup.sh");
     let app = bridge("openapi-schemathesis").await;
     let document = document_path().canonicalize().unwrap();
+    let hooks = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/it/openapi_hooks.py").canonicalize().unwrap();
     let out = tokio::process::Command::new(&st)
         .current_dir(&app.dir)
         .args(["run", document.to_str().unwrap(), "--url", &app.bridge_url])
@@ -130,6 +131,10 @@ async fn openapi_schemathesis_finds_no_server_error_or_undocumented_answer() {
         .args(["--max-examples", MAX_EXAMPLES, "--workers", "1", "--request-timeout", "30"])
         .args(["--max-redirects", "0", "--generation-database", "none", "--no-color"])
         .args(["--header", &format!("Authorization: Bearer {ALL_ROLES_TOKEN}")])
+        // Webhooks made with an `X-IL-Signature` are signed for real
+        // (openapi_hooks.py), so that hostile payloads reach the intake.
+        .env("SCHEMATHESIS_HOOKS", &hooks)
+        .env("VBRIDGE_TEST_WEBHOOK_SECRET", SECRET)
         // Loopback only: no proxy from the environment.
         .env_remove("HTTP_PROXY")
         .env_remove("HTTPS_PROXY")
@@ -143,4 +148,16 @@ async fn openapi_schemathesis_finds_no_server_error_or_undocumented_answer() {
     eprintln!("{report}");
     assert!(out.status.success(), "schemathesis found a failure ({}):\n{report}", out.status);
     assert!(!report.contains("No operations"), "schemathesis tested nothing:\n{report}");
+    // The signing hook worked: some generated webhooks got past the
+    // signature to the intake's own checks, and some were committed.
+    let metrics = app.metrics().await;
+    for result in ["accepted", "rejected"] {
+        let line = format!("vbridge_webhook_requests_total{{result=\"{result}\"}} ");
+        let n: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {line} in the metrics"));
+        assert!(n > 0.0, "no generated webhook was {result}: the signing hook did not work");
+    }
 }
