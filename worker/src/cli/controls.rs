@@ -75,7 +75,9 @@ pub struct PauseArgs {
 pub async fn override_state(
     candidate: &str,
     application: &str,
-    (to, reason_code, note): (String, String, String),
+    to: String,
+    reason_code: String,
+    note: String,
     who: Who,
 ) -> anyhow::Result<()> {
     let o = vbridge_proto::OverrideRequest { to, reason_code, note, ..Default::default() };

@@ -201,7 +201,7 @@ pub async fn run(command: Command) -> ExitCode {
         Command::Pause(args) => controls::pause(args, true).await,
         Command::Resume(args) => controls::pause(args, false).await,
         Command::Override { candidate, application, to, reason_code, note, who } => {
-            controls::override_state(&candidate, &application, (to, reason_code, note), who).await
+            controls::override_state(&candidate, &application, to, reason_code, note, who).await
         }
         #[cfg(feature = "devtools")]
         Command::Bench(o) => vbridge::devtools::bench::run(o).await,
