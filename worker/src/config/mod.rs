@@ -1,6 +1,6 @@
 //! Configuration: the defaults, then an optional TOML file (`--config`), then
 //! environment variables (the environment wins); names follow
-//! docs/contract.md §1. [`sources`] layers them into one serde struct,
+//! docs/contract.md §1. `sources` layers them into one serde struct,
 //! [`Settings`]; [`Config::settle`] checks it and builds what the roles use.
 
 mod connector;

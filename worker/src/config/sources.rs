@@ -204,10 +204,10 @@ pub const ENV_SOURCE: &str = "environment variable";
 
 /// The environment's layer: `VBRIDGE_{KEY}` for each key of [`Settings`]
 /// (exactly that case), a blank value counting as unset, values kept as
-/// text; for a secret, else the trimmed content of the file
-/// `VBRIDGE_{KEY}_FILE` names. Figment's own `Env::data` would parse each
-/// value (`1` a number, `[x]` an array, `""` set), so only its key mapping
-/// is used.
+/// text. A secret whose variable is unset may come from the file that
+/// `VBRIDGE_{KEY}_FILE` names (its content trimmed). Figment's own
+/// `Env::data` would parse each value (`1` a number, `[x]` an array, `""`
+/// set), so only its key mapping is used.
 pub struct EnvLayer(Dict);
 
 impl EnvLayer {
