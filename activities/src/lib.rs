@@ -191,8 +191,10 @@ impl AtsKind {
     }
 }
 
-/// A secret that never prints (Debug shows `(redacted)`).
-#[derive(Clone, PartialEq, Eq)]
+/// A secret that never prints (Debug shows `(redacted)`); read from the
+/// configuration as the plain string it wraps.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Redacted(pub String);
 
 impl std::fmt::Debug for Redacted {

@@ -1,0 +1,123 @@
+//! `audit verify|seal|retention` and `timeline`: the offline audit tools,
+//! which need the event store and nothing else.
+
+use super::exit_code;
+use clap::Subcommand;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use vbridge::config::database_url_from_env;
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Check every hash chain and each chain's tail against its stored head;
+    /// report the first broken link; exit 1 if one is.
+    Verify {
+        /// Also check a seal made earlier by `audit seal`.
+        #[arg(long)]
+        seal: Option<PathBuf>,
+    },
+    /// Print a seal of every chain's head (JSON), to keep outside the store.
+    Seal,
+    /// Remove records older than the policy's eventLog.retentionDays (or
+    /// --days), keeping every chain verifiable; run it nightly.
+    Retention {
+        #[arg(long)]
+        days: Option<u32>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum TimelineFormat {
+    Json,
+    Csv,
+    Html,
+}
+
+pub async fn run(command: AuditCommand) -> ExitCode {
+    match command {
+        AuditCommand::Verify { seal } => verify(seal.as_deref()).await,
+        AuditCommand::Seal => exit_code(seal().await),
+        AuditCommand::Retention { days } => exit_code(retention(days).await),
+    }
+}
+
+async fn seal() -> anyhow::Result<()> {
+    let store = vbridge::store::open(&database_url_from_env()).await?;
+    let seal = vbridge::audit::seal(store.as_ref()).await?;
+    println!("{}", serde_json::to_string_pretty(&seal)?);
+    eprintln!("audit seal: {} chain heads, digest {}", seal.heads.len(), seal.digest);
+    Ok(())
+}
+
+/// Exit 0 when every link holds, 1 at a broken one, 2 when the check
+/// itself could not be made.
+async fn verify(seal: Option<&Path>) -> ExitCode {
+    let url = database_url_from_env();
+    let report = async {
+        let store = vbridge::store::open(&url).await?;
+        let mut r = store.verify_chains().await?;
+        if r.broken.is_none()
+            && let Some(path) = seal
+        {
+            let text = std::fs::read_to_string(path)?;
+            let seal: vbridge::audit::Seal = serde_json::from_str(&text)?;
+            r.broken = vbridge::audit::check_seal(store.as_ref(), &seal).await?;
+        }
+        anyhow::Ok(r)
+    }
+    .await;
+    match report {
+        Ok(r) => {
+            println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+            match &r.broken {
+                None => {
+                    eprintln!("audit verify: {} records in {} chains, every link intact", r.records, r.streams);
+                    ExitCode::SUCCESS
+                }
+                Some(b) => {
+                    eprintln!(
+                        "audit verify: BROKEN at {} (stream {}, position {}): {}",
+                        b.record, b.stream, b.chain_pos, b.problem
+                    );
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("audit verify: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn retention(days: Option<u32>) -> anyhow::Result<()> {
+    let days = match days {
+        Some(d) => d,
+        None => match std::env::var("VBRIDGE_POLICY") {
+            Ok(p) => vbridge_workflows::Policy::load(Path::new(&p))?.raw().event_log.retention_days,
+            Err(_) => {
+                vbridge_workflows::Policy::parse(vbridge_workflows::DEFAULT_POLICY_YAML)?.raw().event_log.retention_days
+            }
+        },
+    };
+    let cutoff =
+        (chrono::Utc::now() - chrono::Duration::days(days as i64)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let store = vbridge::store::open(&database_url_from_env()).await?;
+    let report = store.retain(&cutoff).await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+pub async fn timeline(candidate: &str, application: Option<&str>, format: TimelineFormat) -> anyhow::Result<()> {
+    vbridge_workflows::domain::CandidateId::parse(candidate)?;
+    let store = vbridge::store::open(&database_url_from_env()).await?;
+    use vbridge::audit::timeline;
+    let t = timeline::build(store.as_ref(), candidate, application).await?;
+    let out = match format {
+        TimelineFormat::Json => serde_json::to_string_pretty(&t)?,
+        TimelineFormat::Csv => timeline::to_csv(&t),
+        TimelineFormat::Html => timeline::to_html(&t),
+    };
+    print!("{out}");
+    Ok(())
+}
