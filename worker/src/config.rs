@@ -125,7 +125,7 @@ pub struct Config {
     pub ats_field_map: vbridge_activities::connector::FieldMap,
     /// Signs console sessions (`VBRIDGE_SESSION_KEY`, 64 hex); random per
     /// process when unset (sessions then end with the process).
-    pub session_key: crate::console::session::SessionKey,
+    pub session_key: crate::http::console::session::SessionKey,
 }
 
 /// Development-only secret used by `vbridge dev` when none is configured.
@@ -427,7 +427,7 @@ impl Config {
                 });
             }
         };
-        let session_key = crate::console::session::SessionKey::from_config(
+        let session_key = crate::http::console::session::SessionKey::from_config(
             secret_env("VBRIDGE_SESSION_KEY")?.or(fc.session_key).as_deref(),
         )
         .map_err(|problem| ConfigError::Invalid { name: "VBRIDGE_SESSION_KEY", problem })?;

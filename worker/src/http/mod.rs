@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod console;
 pub mod controls;
 pub mod error;
 pub mod health;
@@ -41,7 +42,7 @@ pub struct HttpState {
     pub max_body_bytes: usize,
     /// Human moves go to Temporal through this.
     pub temporal: Arc<crate::temporal::human::TemporalLink>,
-    pub console: Arc<crate::console::Console>,
+    pub console: Arc<console::Console>,
 }
 
 /// The request's trace id (the policy's trace header), or a new one.
@@ -136,7 +137,7 @@ pub fn router(state: HttpState, auth: Auth, limits: Limits, metrics_here: bool) 
     }
     // Bodies read as `Bytes` (the operator API) stop here; the webhook
     // reads its body itself, bounded by `max_body_bytes`.
-    r.merge(crate::console::routes()).layer(DefaultBodyLimit::max(MAX_API_BODY_BYTES)).with_state(state)
+    r.merge(console::routes()).layer(DefaultBodyLimit::max(MAX_API_BODY_BYTES)).with_state(state)
 }
 
 /// The separate, open metrics listener (`VBRIDGE_METRICS_LISTEN`).

@@ -13,11 +13,11 @@ use super::{
     Backend, ChainEntry, ChainedDelivery, DecisionRow, EventStore, Forwardable, LinkFields, Original, RelayLease,
     StoreError, StoredDecision, StoredDelivery, Writer, bind_decision, bind_delivery,
 };
-use crate::audit::chain::{self, GENESIS};
 use async_trait::async_trait;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 use std::borrow::Cow;
+use vbridge_core::chain::{self, GENESIS};
 use vbridge_proto::DecisionRecord;
 
 /// The advisory lock key of the relay lease ("vbridge relay").

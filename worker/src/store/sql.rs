@@ -49,7 +49,7 @@ pub(crate) const INSERT_DECISION: &str = "INSERT INTO decisions (record_id, reco
      write_targets, delivery_attempt, processing_result, trace_id, override_actor, override_reason_code, \
      override_timestamp, detail, stream, chain_pos, prev_hash, hash) \
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-/// The review queue projection (see `crate::review`): an item opened or
+/// The review queue projection (see `projection::review`): an item opened or
 /// escalated, unless a newer record already changed it.
 pub(crate) const UPSERT_REVIEW: &str = "INSERT INTO review_items (candidate_id, application_id, is_open, queue, \
      reason_codes, evidence_pack_url, routed_at, due_at, escalations, flags, trace_id, as_of) \
@@ -82,7 +82,7 @@ pub(crate) const GET_CONTROL: &str = "SELECT name, value, actor, reason, changed
 pub(crate) const SET_CONTROL: &str = "INSERT INTO controls (name, value, actor, reason, changed_at) \
      VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value, actor = excluded.actor, \
      reason = excluded.reason, changed_at = excluded.changed_at";
-/// The gate projection (see `crate::controls::gate`).
+/// The gate projection (see `projection::gate`).
 pub(crate) const GATE_STATE: &str = "INSERT INTO gate_items (application_id, candidate_id, state, ats_sync, as_of) \
      VALUES (?, ?, ?, 'pending-sync', ?) ON CONFLICT (application_id) DO UPDATE SET \
      candidate_id = excluded.candidate_id, state = excluded.state, ats_sync = excluded.ats_sync, as_of = excluded.as_of \
@@ -92,7 +92,7 @@ pub(crate) const GATE_WRITTEN: &str =
 pub(crate) const GATE_SYNC: &str = "UPDATE gate_items SET ats_sync = ? WHERE application_id = ?";
 pub(crate) const GATE_ROW: &str =
     "SELECT application_id, candidate_id, state, ats_sync FROM gate_items WHERE application_id = ?";
-/// Dead letters (see `crate::controls::dead_letters`).
+/// Dead letters (see `projection::dead_letters`).
 pub(crate) const DEAD_LETTER: &str = "INSERT INTO dead_letters (idempotency_key, candidate_id, application_id, \
      event_id, target, state, reason, failed_at, is_open) VALUES (?, ?, ?, ?, ?, ?, ?, ?, TRUE) \
      ON CONFLICT (idempotency_key) DO UPDATE SET reason = excluded.reason, failed_at = excluded.failed_at, \
@@ -109,7 +109,7 @@ pub(crate) const UPSERT_JOB: &str = "INSERT INTO application_jobs (application_i
      role = COALESCE(excluded.role, application_jobs.role), \
      region = COALESCE(excluded.region, application_jobs.region), updated_at = excluded.updated_at";
 pub(crate) const JOB: &str = "SELECT requisition, role, region FROM application_jobs WHERE application_id = ?";
-/// The reconciliation's expectation (see `crate::controls::reconcile`).
+/// The reconciliation's expectation (see `projection::reconcile`).
 pub(crate) const EXPECTED_OF: &str =
     "SELECT fields FROM ats_expected WHERE application_id = ? AND verification_check_id = ?";
 pub(crate) const SET_EXPECTED: &str = "INSERT INTO ats_expected (application_id, verification_check_id, candidate_id, \
@@ -214,8 +214,8 @@ macro_rules! backend_impl {
             bind_decision!(sqlx::query(&statement), r, l).execute(&mut self.conn).await.map(|_| ())
         }
 
-        async fn project_gate(&mut self, change: &crate::controls::gate::Change) -> Result<(), sqlx::Error> {
-            use crate::controls::gate::Change;
+        async fn project_gate(&mut self, change: &super::projection::gate::Change) -> Result<(), sqlx::Error> {
+            use super::projection::gate::Change;
             match change {
                 Change::State { application_id, candidate_id, state, as_of } => {
                     sqlx::query(&Self::sql(sql::GATE_STATE))
@@ -244,8 +244,8 @@ macro_rules! backend_impl {
             Ok(())
         }
 
-        async fn project_dead_letter(&mut self, change: &crate::controls::dead_letters::Change) -> Result<(), sqlx::Error> {
-            use crate::controls::dead_letters::Change;
+        async fn project_dead_letter(&mut self, change: &super::projection::dead_letters::Change) -> Result<(), sqlx::Error> {
+            use super::projection::dead_letters::Change;
             match change {
                 Change::Failed(d) => {
                     sqlx::query(&Self::sql(sql::DEAD_LETTER))
@@ -271,7 +271,7 @@ macro_rules! backend_impl {
             sqlx::query(&Self::sql(sql::SAVE_RUN)).bind(run_id).bind(at).bind(report).execute(&mut self.conn).await.map(|_| ())
         }
 
-        async fn project_expected(&mut self, w: &crate::controls::reconcile::Written) -> Result<(), sqlx::Error> {
+        async fn project_expected(&mut self, w: &super::projection::reconcile::Written) -> Result<(), sqlx::Error> {
             let old: Option<String> = sqlx::query_scalar(&Self::sql(sql::EXPECTED_OF))
                 .bind(&w.application_id)
                 .bind(&w.check_id)
@@ -290,7 +290,7 @@ macro_rules! backend_impl {
                 .map(|_| ())
         }
 
-        async fn project_control(&mut self, c: &crate::controls::Control) -> Result<(), sqlx::Error> {
+        async fn project_control(&mut self, c: &super::projection::controls::Control) -> Result<(), sqlx::Error> {
             sqlx::query(&Self::sql(sql::SET_CONTROL))
                 .bind(&c.name)
                 .bind(&c.value)
@@ -302,8 +302,8 @@ macro_rules! backend_impl {
                 .map(|_| ())
         }
 
-        async fn project_review(&mut self, change: &crate::review::projection::Change) -> Result<(), sqlx::Error> {
-            use crate::review::projection::Change;
+        async fn project_review(&mut self, change: &super::projection::review::Change) -> Result<(), sqlx::Error> {
+            use super::projection::review::Change;
             let json = |v: &[String]| serde_json::to_string(v).expect("strings serialize");
             match change {
                 Change::Upsert { candidate_id, application_id, item, as_of } => {
@@ -387,7 +387,8 @@ macro_rules! store_impl {
         }
 
         async fn heads(&self) -> Result<Vec<chain::Head>, StoreError> {
-            Ok(sqlx::query_as(sql::HEADS).fetch_all(&self.pool).await?)
+            let rows: Vec<(String, i64, String)> = sqlx::query_as(sql::HEADS).fetch_all(&self.pool).await?;
+            Ok(rows.into_iter().map(|(stream, chain_pos, hash)| chain::Head { stream, chain_pos, hash }).collect())
         }
 
         async fn deliveries(
@@ -439,7 +440,12 @@ macro_rules! store_impl {
                 .into_iter()
                 .map(|(stream, next_pos, prev_hash)| chain::Checkpoint { stream, next_pos, prev_hash })
                 .collect();
-            let heads: Vec<chain::Head> = sqlx::query_as(sql::HEADS).fetch_all(&mut *tx).await?;
+            let heads: Vec<chain::Head> = sqlx::query_as::<_, (String, i64, String)>(sql::HEADS)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|(stream, chain_pos, hash)| chain::Head { stream, chain_pos, hash })
+                .collect();
             tx.rollback().await?;
             Ok(crate::store::verify_rows(deliveries, decisions, &checkpoints, &heads, streams))
         }
@@ -454,12 +460,12 @@ macro_rules! store_impl {
 
         async fn review_queue(
             &self,
-            filter: &crate::review::queue::Filter,
-            after: Option<&crate::review::queue::Cursor>,
+            filter: &super::projection::review::Filter,
+            after: Option<&super::projection::review::Cursor>,
             limit: u32,
             now: &str,
-        ) -> Result<Vec<crate::review::queue::Row>, StoreError> {
-            let pattern = filter.reason_code.as_deref().map(crate::review::queue::reason_code_pattern);
+        ) -> Result<Vec<super::projection::review::Row>, StoreError> {
+            let pattern = filter.reason_code.as_deref().map(super::projection::review::reason_code_pattern);
             Ok(sqlx::query_as(&<$backend>::sql(sql::REVIEW_QUEUE))
                 .bind(filter.queue.as_deref())
                 .bind(filter.overdue)
@@ -477,7 +483,7 @@ macro_rules! store_impl {
             &self,
             candidate_id: &str,
             application_id: &str,
-        ) -> Result<Option<crate::review::queue::Row>, StoreError> {
+        ) -> Result<Option<super::projection::review::Row>, StoreError> {
             Ok(sqlx::query_as(&<$backend>::sql(sql::REVIEW_ITEM))
                 .bind(candidate_id)
                 .bind(application_id)
@@ -491,11 +497,11 @@ macro_rules! store_impl {
             Ok((open.max(0) as u64, overdue.max(0) as u64))
         }
 
-        async fn control(&self, name: &str) -> Result<Option<crate::controls::Control>, StoreError> {
+        async fn control(&self, name: &str) -> Result<Option<super::projection::controls::Control>, StoreError> {
             Ok(sqlx::query_as(&<$backend>::sql(sql::GET_CONTROL)).bind(name).fetch_optional(&self.pool).await?)
         }
 
-        async fn gate_row(&self, application_id: &str) -> Result<Option<crate::controls::gate::Row>, StoreError> {
+        async fn gate_row(&self, application_id: &str) -> Result<Option<super::projection::gate::Row>, StoreError> {
             Ok(sqlx::query_as(&<$backend>::sql(sql::GATE_ROW)).bind(application_id).fetch_optional(&self.pool).await?)
         }
 
@@ -503,7 +509,7 @@ macro_rules! store_impl {
             &self,
             key: Option<&str>,
             limit: u32,
-        ) -> Result<Vec<crate::controls::dead_letters::DeadLetter>, StoreError> {
+        ) -> Result<Vec<super::projection::dead_letters::DeadLetter>, StoreError> {
             Ok(sqlx::query_as(&<$backend>::sql(sql::OPEN_DEAD_LETTERS))
                 .bind(key)
                 .bind(limit as i64)

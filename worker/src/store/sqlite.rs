@@ -8,7 +8,6 @@ use super::{
     Backend, ChainEntry, ChainedDelivery, DecisionRow, EventStore, Forwardable, LinkFields, Original, RelayLease,
     StoreError, StoredDecision, StoredDelivery, Writer, bind_decision, bind_delivery,
 };
-use crate::audit::chain;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, SqliteConnection, SqlitePool};
@@ -16,6 +15,7 @@ use std::borrow::Cow;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
+use vbridge_core::chain;
 use vbridge_proto::DecisionRecord;
 
 pub struct SqliteStore {

@@ -9,13 +9,15 @@
 //!   with backoff, answering every op that arrives meanwhile at once, and
 //!   resumes.
 
-use super::{Committed, DeliveryRecord, Intent, Original, ProcessingResult, StoreError};
-use crate::audit::chain::{self, DeliveryContent, REJECTED_STREAM};
+use super::projection::{controls, dead_letters, gate, reconcile, review};
+use super::{Committed, DeliveryContent, DeliveryRecord, Intent, Original, ProcessingResult, StoreError};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
+use vbridge_core::chain::{self, REJECTED_STREAM};
+use vbridge_core::record::RecordKind;
 use vbridge_proto::DecisionRecord;
 
 /// Why one op was not done.
@@ -191,17 +193,17 @@ pub(crate) trait Backend: Send + 'static {
     async fn event_times(&mut self, candidate_id: &str, application_id: &str) -> Result<Vec<String>, sqlx::Error>;
     async fn insert_decision(&mut self, r: &DecisionRecord, link: &LinkFields) -> Result<(), sqlx::Error>;
     /// Apply one change to the gate's projection.
-    async fn project_gate(&mut self, change: &crate::controls::gate::Change) -> Result<(), sqlx::Error>;
+    async fn project_gate(&mut self, change: &gate::Change) -> Result<(), sqlx::Error>;
     /// Apply one change to the dead letters.
-    async fn project_dead_letter(&mut self, change: &crate::controls::dead_letters::Change) -> Result<(), sqlx::Error>;
+    async fn project_dead_letter(&mut self, change: &dead_letters::Change) -> Result<(), sqlx::Error>;
     /// Keep a finished reconciliation run's report.
     async fn project_run(&mut self, run_id: &str, at: &str, report: &str) -> Result<(), sqlx::Error>;
     /// Merge a write's fields into the reconciliation's expectation.
-    async fn project_expected(&mut self, w: &crate::controls::reconcile::Written) -> Result<(), sqlx::Error>;
+    async fn project_expected(&mut self, w: &reconcile::Written) -> Result<(), sqlx::Error>;
     /// Store a control's new value.
-    async fn project_control(&mut self, c: &crate::controls::Control) -> Result<(), sqlx::Error>;
+    async fn project_control(&mut self, c: &controls::Control) -> Result<(), sqlx::Error>;
     /// Apply one change to the review queue projection.
-    async fn project_review(&mut self, change: &crate::review::projection::Change) -> Result<(), sqlx::Error>;
+    async fn project_review(&mut self, change: &review::Change) -> Result<(), sqlx::Error>;
     /// Record the forwards and take the rows out of the outbox.
     async fn mark_forwarded(&mut self, seqs: &[i64], now: &str) -> Result<(), sqlx::Error>;
     async fn set_head(&mut self, stream: &str, pos: i64, hash: &str) -> Result<(), sqlx::Error>;
@@ -415,25 +417,25 @@ async fn append_decision<B: Backend>(
     let link = heads.link(&stream, next, r);
     b.insert_decision(r, &link).await?;
     // The queue follows the log in the same transaction: never ahead of it.
-    if let Some(change) = crate::review::projection::change_of(r) {
+    if let Some(change) = review::change_of(r) {
         b.project_review(&change).await?;
     }
-    if let Some(change) = crate::controls::gate::change_of(r) {
+    if let Some(change) = gate::change_of(r) {
         b.project_gate(&change).await?;
     }
-    if let Some(change) = crate::controls::dead_letters::change_of(r) {
+    if let Some(change) = dead_letters::change_of(r) {
         b.project_dead_letter(&change).await?;
     }
-    if let Some((run_id, report)) = crate::controls::reconcile::report_of(r) {
+    if let Some((run_id, report)) = reconcile::report_of(r) {
         b.project_run(&run_id, &r.recorded_at, &report).await?;
     }
-    if let Some(w) = crate::controls::reconcile::written_of(r) {
+    if let Some(w) = reconcile::written_of(r) {
         b.project_expected(&w).await?;
     }
-    if let Some(control) = crate::controls::control_of(r) {
+    if let Some(control) = controls::control_of(r) {
         b.project_control(&control).await?;
     }
-    if r.kind == "applied" && r.state_after == "verified" && r.state_before != "verified" {
+    if r.kind == RecordKind::Applied && r.state_after == "verified" && r.state_before != "verified" {
         let times = b.event_times(&r.candidate_id, &r.application_id).await?;
         return Ok(crate::metrics::apply_to_verified_seconds(&times, &r.occurred_at));
     }
@@ -480,11 +482,11 @@ async fn retain<B: Backend>(b: &mut B, heads: &mut Heads, cutoff: &str) -> Resul
             chain::Checkpoint { stream: stream.clone(), next_pos: last.chain_pos + 1, prev_hash: last.hash.clone() };
         let removed = b.cut_prefix(&cp, &now).await?;
         let (candidate_id, application_id) = stream.split_once(':').unwrap_or((stream.as_str(), ""));
-        let id = crate::intake::sha256_hex(format!("{stream}\n{}", last.chain_pos).as_bytes());
+        let id = vbridge_core::intake::sha256_hex(format!("{stream}\n{}", last.chain_pos).as_bytes());
         let record = DecisionRecord {
             record_id: format!("ret-{}", &id[..40]),
             recorded_at: now.clone(),
-            kind: "retention".into(),
+            kind: RecordKind::Retention.into(),
             candidate_id: candidate_id.into(),
             application_id: application_id.into(),
             reason: format!("removed {removed} records older than {cutoff} (positions up to {})", last.chain_pos),
