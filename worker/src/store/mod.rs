@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use projection::{controls::Control, dead_letters::DeadLetter, gate, review};
 use std::sync::Arc;
 use tokio::sync::Notify;
+use vbridge_core::canary::Job;
 use vbridge_core::chain;
 use vbridge_core::record::RecordKind;
 use vbridge_proto::DecisionRecord;
@@ -70,6 +71,9 @@ pub struct DeliveryRecord {
     pub signal: Option<String>,
     pub reject_code: Option<String>,
     pub intent: Intent,
+    /// The job the delivery named (requisition, role, region), parsed at
+    /// intake; the store keeps it for canary gating when it is accepted.
+    pub job: Job,
 }
 
 /// What the receiver believes the delivery is; the writer has the last word
@@ -274,7 +278,7 @@ pub trait EventStore: vbridge_activities::AuditSink + Send + Sync + 'static {
     /// Open dead letters, newest first (one, by its idempotency key).
     async fn dead_letters(&self, key: Option<&str>, limit: u32) -> Result<Vec<DeadLetter>, StoreError>;
     /// The job an application's webhooks named (canary gating).
-    async fn job(&self, application_id: &str) -> Result<vbridge_workflows::canary::Job, StoreError>;
+    async fn job(&self, application_id: &str) -> Result<Job, StoreError>;
     /// What the bridge wrote to the checks after `(application, check)`, in order.
     async fn expected_page(
         &self,

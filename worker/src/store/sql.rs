@@ -167,19 +167,16 @@ macro_rules! backend_impl {
             sqlx::query_as(&Self::sql(sql::HEAD)).bind(stream).fetch_optional(&mut self.conn).await
         }
 
-        async fn insert_delivery(&mut self, row: &ChainedDelivery) -> Result<Option<i64>, sqlx::Error> {
+        async fn insert_delivery(&mut self, row: &ChainedDelivery<'_>) -> Result<Option<i64>, sqlx::Error> {
             let statement = Self::sql(sql::INSERT_DELIVERY);
             let seq: Option<i64> = bind_delivery!(sqlx::query_scalar(&statement), row).fetch_optional(&mut self.conn).await?;
-            if let Some(seq) = seq && row.content.processing_result == "accepted" {
+            if let Some(seq) = seq && row.accepted {
                 sqlx::query(&Self::sql(sql::INSERT_OUTBOX))
                     .bind(seq)
                     .bind(&row.content.received_at)
                     .execute(&mut self.conn)
                     .await?;
-                let job = row.content.payload.as_deref()
-                    .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
-                    .map(|v| vbridge_workflows::canary::job_of(&v))
-                    .unwrap_or_default();
+                let job = row.job;
                 if let (false, Some(app)) = (job.is_empty(), row.content.application_id.as_deref()) {
                     sqlx::query(&Self::sql(sql::UPSERT_JOB))
                         .bind(app)
@@ -517,11 +514,11 @@ macro_rules! store_impl {
                 .await?)
         }
 
-        async fn job(&self, application_id: &str) -> Result<vbridge_workflows::canary::Job, StoreError> {
+        async fn job(&self, application_id: &str) -> Result<vbridge_core::canary::Job, StoreError> {
             let row: Option<(Option<String>, Option<String>, Option<String>)> =
                 sqlx::query_as(&<$backend>::sql(sql::JOB)).bind(application_id).fetch_optional(&self.pool).await?;
             Ok(row
-                .map(|(requisition, role, region)| vbridge_workflows::canary::Job { requisition, role, region })
+                .map(|(requisition, role, region)| vbridge_core::canary::Job { requisition, role, region })
                 .unwrap_or_default())
         }
 

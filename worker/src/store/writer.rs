@@ -184,10 +184,11 @@ pub(crate) trait Backend: Send + 'static {
     async fn lock_streams(&mut self, streams: &[String]) -> Result<(), sqlx::Error>;
     async fn find_key(&mut self, key: &str) -> Result<Option<Original>, sqlx::Error>;
     async fn head(&mut self, stream: &str) -> Result<Option<(i64, String)>, sqlx::Error>;
-    /// Insert a delivery row (and its outbox row when it is accepted); `None`
+    /// Insert a delivery row (and, when it is accepted, its outbox row and
+    /// the job it named); `None`
     /// when an accepted/ignored row lost a race for its idempotency key to
     /// another process.
-    async fn insert_delivery(&mut self, row: &ChainedDelivery) -> Result<Option<i64>, sqlx::Error>;
+    async fn insert_delivery(&mut self, row: &ChainedDelivery<'_>) -> Result<Option<i64>, sqlx::Error>;
     async fn decision_exists(&mut self, record_id: &str) -> Result<bool, sqlx::Error>;
     /// The `occurred_at` of a verification's accepted events.
     async fn event_times(&mut self, candidate_id: &str, application_id: &str) -> Result<Vec<String>, sqlx::Error>;
@@ -229,9 +230,13 @@ pub(crate) struct LinkFields {
     pub hash: String,
 }
 
-pub(crate) struct ChainedDelivery {
+pub(crate) struct ChainedDelivery<'a> {
     pub content: DeliveryContent,
     pub link: LinkFields,
+    /// The first commit of its key, for an event the bridge acts on: it
+    /// enters the outbox, and its job is kept.
+    pub accepted: bool,
+    pub job: &'a vbridge_core::canary::Job,
 }
 
 /// Chain heads touched by the current group.
@@ -378,7 +383,7 @@ async fn commit_one<B: Backend>(b: &mut B, heads: &mut Heads, rec: &DeliveryReco
         let next = heads.next(b, &stream).await?;
         let staged_before = heads.staged.get(&stream).cloned();
         let link = heads.link(&stream, next, &content);
-        let row = ChainedDelivery { content, link };
+        let row = ChainedDelivery { content, link, accepted: result == ProcessingResult::Accepted, job: &rec.job };
         let Some(seq) = b.insert_delivery(&row).await? else {
             // Another process committed this key first: undo the staged link
             // and decide again, now that its row is visible.
