@@ -7,9 +7,12 @@
 //! writer loop, the first-vs-duplicate rule and the hash chains are shared;
 //! each backend only speaks its SQL (`Backend`).
 
+mod ops;
 mod postgres;
 pub mod projection;
+mod reads;
 mod rows;
+mod run;
 mod sql;
 mod sqlite;
 mod writer;
@@ -26,7 +29,7 @@ use vbridge_proto::DecisionRecord;
 pub(crate) use rows::DecisionRow;
 pub use rows::{DeliveryContent, StoredDecision, StoredDelivery};
 
-pub(crate) use writer::{Backend, ChainEntry, ChainedDelivery, LinkFields};
+pub(crate) use writer::Backend;
 pub use writer::{Retention, Writer};
 
 pub use postgres::PgStore;
@@ -128,67 +131,6 @@ pub struct Forwardable {
     /// The store holds an earlier accepted delivery of the same verification.
     pub seen_before: bool,
 }
-
-/// Bind a delivery's values in `sql::INSERT_DELIVERY` order, for any backend.
-macro_rules! bind_delivery {
-    ($q:expr, $row:expr) => {{
-        let c = &$row.content;
-        let l = &$row.link;
-        $q.bind(&c.received_at)
-            .bind(&c.event_id)
-            .bind(&c.event_type)
-            .bind(&c.occurred_at)
-            .bind(&c.candidate_id)
-            .bind(&c.application_id)
-            .bind(&c.idempotency_key)
-            .bind(c.signature_valid)
-            .bind(&c.processing_result)
-            .bind(&c.reject_code)
-            .bind(&c.trace_id)
-            .bind(&c.body_sha256)
-            .bind(c.delivery_attempt)
-            .bind(&c.payload)
-            .bind(&c.signal)
-            .bind(&l.stream)
-            .bind(l.chain_pos)
-            .bind(&l.prev_hash)
-            .bind(&l.hash)
-    }};
-}
-
-/// Bind a decision's values in `sql::INSERT_DECISION` order, for any backend.
-macro_rules! bind_decision {
-    ($q:expr, $r:expr, $l:expr) => {{
-        let r = $r;
-        let l = $l;
-        $q.bind(&r.record_id)
-            .bind(&r.recorded_at)
-            .bind(&r.kind)
-            .bind(&r.candidate_id)
-            .bind(&r.application_id)
-            .bind(&r.event_id)
-            .bind(&r.event_type)
-            .bind(&r.occurred_at)
-            .bind(&r.received_at)
-            .bind(&r.idempotency_key)
-            .bind(&r.state_before)
-            .bind(&r.state_after)
-            .bind(&r.reason)
-            .bind(&r.write_targets)
-            .bind(r.delivery_attempt as i64)
-            .bind(&r.processing_result)
-            .bind(&r.trace_id)
-            .bind(&r.override_actor)
-            .bind(&r.override_reason_code)
-            .bind(&r.override_timestamp)
-            .bind(&r.detail)
-            .bind(&l.stream)
-            .bind(l.chain_pos)
-            .bind(&l.prev_hash)
-            .bind(&l.hash)
-    }};
-}
-pub(crate) use {bind_decision, bind_delivery};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

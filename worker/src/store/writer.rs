@@ -9,7 +9,9 @@
 //!   with backoff, answering every op that arrives meanwhile at once, and
 //!   resumes.
 
+use super::ops;
 use super::projection::{controls, dead_letters, gate, reconcile, review};
+use super::run::Run;
 use super::{Committed, DeliveryContent, DeliveryRecord, Intent, Original, ProcessingResult, StoreError};
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -175,43 +177,17 @@ impl Writer {
     }
 }
 
-/// What a backend must do inside one group transaction.
+/// What a backend does its own way inside a group transaction; the
+/// statements both share are `super::ops`, run on [`Backend::conn`].
 #[async_trait]
 pub(crate) trait Backend: Send + 'static {
+    type Conn: Run;
+    /// The writer's connection.
+    fn conn(&mut self) -> &mut Self::Conn;
     async fn begin(&mut self) -> Result<(), sqlx::Error>;
     /// Lock the chain heads of these streams (sorted), where other processes
     /// may write the same streams.
     async fn lock_streams(&mut self, streams: &[String]) -> Result<(), sqlx::Error>;
-    async fn find_key(&mut self, key: &str) -> Result<Option<Original>, sqlx::Error>;
-    async fn head(&mut self, stream: &str) -> Result<Option<(i64, String)>, sqlx::Error>;
-    /// Insert a delivery row (and, when it is accepted, its outbox row and
-    /// the job it named); `None`
-    /// when an accepted/ignored row lost a race for its idempotency key to
-    /// another process.
-    async fn insert_delivery(&mut self, row: &ChainedDelivery<'_>) -> Result<Option<i64>, sqlx::Error>;
-    async fn decision_exists(&mut self, record_id: &str) -> Result<bool, sqlx::Error>;
-    /// The `occurred_at` of a verification's accepted events.
-    async fn event_times(&mut self, candidate_id: &str, application_id: &str) -> Result<Vec<String>, sqlx::Error>;
-    async fn insert_decision(&mut self, r: &DecisionRecord, link: &LinkFields) -> Result<(), sqlx::Error>;
-    /// Apply one change to the gate's projection.
-    async fn project_gate(&mut self, change: &gate::Change) -> Result<(), sqlx::Error>;
-    /// Apply one change to the dead letters.
-    async fn project_dead_letter(&mut self, change: &dead_letters::Change) -> Result<(), sqlx::Error>;
-    /// Keep a finished reconciliation run's report.
-    async fn project_run(&mut self, run_id: &str, at: &str, report: &str) -> Result<(), sqlx::Error>;
-    /// Merge a write's fields into the reconciliation's expectation.
-    async fn project_expected(&mut self, w: &reconcile::Written) -> Result<(), sqlx::Error>;
-    /// Store a control's new value.
-    async fn project_control(&mut self, c: &controls::Control) -> Result<(), sqlx::Error>;
-    /// Apply one change to the review queue projection.
-    async fn project_review(&mut self, change: &review::Change) -> Result<(), sqlx::Error>;
-    /// Record the forwards and take the rows out of the outbox.
-    async fn mark_forwarded(&mut self, seqs: &[i64], now: &str) -> Result<(), sqlx::Error>;
-    async fn set_head(&mut self, stream: &str, pos: i64, hash: &str) -> Result<(), sqlx::Error>;
-    async fn commit(&mut self) -> Result<(), sqlx::Error>;
-    async fn rollback(&mut self);
-    /// Every chained record's stream, position, hash and time.
-    async fn chain_entries(&mut self) -> Result<Vec<ChainEntry>, sqlx::Error>;
     /// Delete a chain's records up to `upto` (inclusive), and save its
     /// checkpoint, guards lifted for this transaction only. Returns how many
     /// records went.
@@ -250,7 +226,7 @@ impl Heads {
         if let Some(h) = self.staged.get(stream) {
             return Ok((h.0 + 1, h.1.clone()));
         }
-        Ok(match b.head(stream).await? {
+        Ok(match ops::head(b.conn(), stream).await? {
             Some((pos, hash)) => (pos + 1, hash),
             None => (1, chain::GENESIS.to_owned()),
         })
@@ -377,14 +353,14 @@ async fn commit_one<B: Backend>(b: &mut B, heads: &mut Heads, rec: &DeliveryReco
     for _ in 0..3 {
         let original = match (rec.intent, rec.idempotency_key.as_deref()) {
             (Intent::Rejected, _) | (_, None) => None,
-            (_, Some(key)) => b.find_key(key).await?,
+            (_, Some(key)) => ops::find_key(b.conn(), key).await?,
         };
         let (result, content) = settle(rec, original.as_ref());
         let next = heads.next(b, &stream).await?;
         let staged_before = heads.staged.get(&stream).cloned();
         let link = heads.link(&stream, next, &content);
         let row = ChainedDelivery { content, link, accepted: result == ProcessingResult::Accepted, job: &rec.job };
-        let Some(seq) = b.insert_delivery(&row).await? else {
+        let Some(seq) = ops::insert_delivery(b.conn(), &row).await? else {
             // Another process committed this key first: undo the staged link
             // and decide again, now that its row is visible.
             match staged_before {
@@ -414,34 +390,34 @@ async fn append_decision<B: Backend>(
     heads: &mut Heads,
     r: &DecisionRecord,
 ) -> Result<Option<f64>, sqlx::Error> {
-    if b.decision_exists(&r.record_id).await? {
+    if ops::decision_exists(b.conn(), &r.record_id).await? {
         return Ok(None);
     }
     let stream = chain::decision_stream(r);
     let next = heads.next(b, &stream).await?;
     let link = heads.link(&stream, next, r);
-    b.insert_decision(r, &link).await?;
+    ops::insert_decision(b.conn(), r, &link).await?;
     // The queue follows the log in the same transaction: never ahead of it.
     if let Some(change) = review::change_of(r) {
-        b.project_review(&change).await?;
+        ops::project_review(b.conn(), &change).await?;
     }
     if let Some(change) = gate::change_of(r) {
-        b.project_gate(&change).await?;
+        ops::project_gate(b.conn(), &change).await?;
     }
     if let Some(change) = dead_letters::change_of(r) {
-        b.project_dead_letter(&change).await?;
+        ops::project_dead_letter(b.conn(), &change).await?;
     }
     if let Some((run_id, report)) = reconcile::report_of(r) {
-        b.project_run(&run_id, &r.recorded_at, &report).await?;
+        ops::project_run(b.conn(), &run_id, &r.recorded_at, &report).await?;
     }
     if let Some(w) = reconcile::written_of(r) {
-        b.project_expected(&w).await?;
+        ops::project_expected(b.conn(), &w).await?;
     }
     if let Some(control) = controls::control_of(r) {
-        b.project_control(&control).await?;
+        ops::project_control(b.conn(), &control).await?;
     }
     if r.kind == RecordKind::Applied && r.state_after == "verified" && r.state_before != "verified" {
-        let times = b.event_times(&r.candidate_id, &r.application_id).await?;
+        let times = ops::event_times(b.conn(), &r.candidate_id, &r.application_id).await?;
         return Ok(crate::metrics::apply_to_verified_seconds(&times, &r.occurred_at));
     }
     Ok(None)
@@ -466,7 +442,7 @@ fn streams_of<'a>(ops: impl Iterator<Item = &'a Op>) -> Vec<String> {
 /// unbroken run of links after a checkpoint and nothing owed to Temporal goes.
 async fn retain<B: Backend>(b: &mut B, heads: &mut Heads, cutoff: &str) -> Result<Retention, sqlx::Error> {
     let mut by_stream: HashMap<String, Vec<ChainEntry>> = HashMap::new();
-    for e in b.chain_entries().await? {
+    for e in ops::chain_entries(b.conn()).await? {
         by_stream.entry(e.stream.clone()).or_default().push(e);
     }
     let mut streams: Vec<_> = by_stream.keys().cloned().collect();
@@ -528,7 +504,7 @@ async fn run_group<B: Backend>(
                     Done::Committed(c)
                 }
                 Op::Forwarded(seqs, _) => {
-                    b.mark_forwarded(seqs, &crate::now_rfc3339()).await?;
+                    ops::mark_forwarded(b.conn(), seqs, &crate::now_rfc3339()).await?;
                     Done::Nothing
                 }
                 Op::Decisions(records, _) => {
@@ -545,9 +521,9 @@ async fn run_group<B: Backend>(
         done.push(r.map_err(|e| (Some(pos), e))?);
     }
     for (stream, (pos, hash)) in &heads.staged {
-        b.set_head(stream, *pos, hash).await.map_err(|e| (None, e.into()))?;
+        ops::set_head(b.conn(), stream, *pos, hash).await.map_err(|e| (None, e.into()))?;
     }
-    b.commit().await.map_err(|e| (None, e.into()))?;
+    ops::commit(b.conn()).await.map_err(|e| (None, e.into()))?;
     // Observed once the records are stored (a group that failed is retried).
     for seconds in verified_after {
         crate::metrics::APPLY_TO_VERIFIED.observe(seconds);
@@ -578,7 +554,7 @@ async fn commit_group<B: Backend>(b: &mut B, batch: &[Op]) -> (Vec<Result<Done, 
                 }
             }
             Err((at, fail)) => {
-                b.rollback().await;
+                ops::rollback(b.conn()).await;
                 let how = blame(&fail);
                 tracing::warn!(error = %fail, blame = ?how, ops = group.len(), "event store group failed");
                 match (how, at) {
