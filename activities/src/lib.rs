@@ -16,6 +16,7 @@ use std::time::Duration;
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use vbridge_core::record::RecordKind;
 use vbridge_proto::{
     AtsWriteRequest, AtsWriteResult, DecisionBatch, DecisionRecord, Drift, EscalationRequest, EscalationResult,
     ExpectedWrite, ReconcilePage, ReconcilePageRequest, ReconcileProgress, SeedRequest, Snapshot, StateView,
@@ -73,19 +74,24 @@ pub const SEED_EVENT_IDS: usize = 1000;
 /// last applied event, the applied count, and the latest `keep_ids` event ids
 /// it saw. Nothing is owed (a verification closes only at rest).
 pub fn seed_snapshot(records: &[DecisionRecord], keep_ids: usize) -> Snapshot {
-    let decisions = || records.iter().filter(|r| matches!(r.kind.as_str(), "applied" | "skipped" | "refused"));
+    let decisions = || {
+        records.iter().filter(|r| {
+            matches!(RecordKind::of(&r.kind), Some(RecordKind::Applied | RecordKind::Skipped | RecordKind::Refused))
+        })
+    };
     let mut view = StateView::default();
     for r in records {
-        match r.kind.as_str() {
-            "applied" => {
+        let Some(kind) = RecordKind::of(&r.kind) else { continue };
+        match kind {
+            RecordKind::Applied => {
                 view.state = r.state_after.clone();
                 view.last_event_id = r.event_id.clone();
                 view.last_occurred_at = r.occurred_at.clone();
                 view.applied_events += 1;
             }
             // Human moves change the state too, but no event clock.
-            "review_decided" | "override" => view.state = r.state_after.clone(),
-            "ats_write" => {
+            RecordKind::ReviewDecided | RecordKind::Override => view.state = r.state_after.clone(),
+            RecordKind::AtsWrite => {
                 if let Some(check) = check_of_target(&r.write_targets) {
                     view.verification_check_id = check.to_owned();
                 }
@@ -333,7 +339,7 @@ fn attempt_record(req: &AtsWriteRequest, attempt: u32, result: &str, reason: Str
     DecisionRecord {
         record_id: format!("att-{}", hex::encode(&id[..20])),
         recorded_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        kind: "ats_attempt".into(),
+        kind: RecordKind::AtsAttempt.into(),
         candidate_id: req.candidate_id.clone(),
         application_id: req.application_id.clone(),
         event_id: req.event_id.clone(),
@@ -357,7 +363,7 @@ pub fn written_entry(req: &AtsWriteRequest, done: &AtsWriteResult, at: String) -
     }
     TimelineEntry {
         at,
-        kind: "ats_write".into(),
+        kind: RecordKind::AtsWrite.into(),
         event_id: req.event_id.clone(),
         state_after: req.fields.get("verification_state").cloned().unwrap_or_default(),
         reason,

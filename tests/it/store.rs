@@ -474,10 +474,14 @@ async fn the_controls_projections_follow_the_log(kind: Kind) {
     assert_eq!((saved.checked, saved.healed), (3, 1));
     assert!(store.verify_chains().await.unwrap().broken.is_none(), "every chain, controls and reconciliation too");
 
-    // An accepted delivery's job (canary gating) is kept per application.
+    // An accepted delivery's job (canary gating; intake parses it) is kept
+    // per application.
     let mut d = self::rec("job-key-1", "evt-job-1");
-    d.payload =
-        Some(r#"{"external_ats_ids":{"requisition_id":"R1"},"signals":{"job":{"role":"eng","region":"emea"}}}"#.into());
+    d.job = vbridge_workflows::canary::Job {
+        requisition: Some("R1".into()),
+        role: Some("eng".into()),
+        region: Some("emea".into()),
+    };
     assert!(matches!(store.commit(d).await.unwrap(), Committed::Accepted { .. }));
     let job = store.job("a").await.unwrap();
     assert_eq!(

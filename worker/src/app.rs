@@ -52,7 +52,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let policy = Arc::new(cfg.policy.clone());
     let metrics = Arc::new(Metrics::default());
-    let banner: crate::controls::SharedBanner = Default::default();
+    let banner: crate::temporal::SharedBanner = Default::default();
     let mut tasks = tokio::task::JoinSet::new();
 
     // Every role uses the store: the worker appends decisions to the audit log.
@@ -111,7 +111,7 @@ pub async fn serve(
                 banner: banner.clone(),
                 namespace: cfg.temporal_namespace.clone(),
             }),
-            console: Arc::new(crate::console::Console {
+            console: Arc::new(crate::http::console::Console {
                 auth: auth.clone(),
                 key: cfg.session_key.clone(),
                 secure: cfg.public_url.starts_with("https://"),
@@ -180,7 +180,7 @@ async fn run_temporal_roles(
     roles: BTreeSet<Role>,
     store: Option<Arc<dyn crate::store::EventStore>>,
     metrics: Arc<Metrics>,
-    banner: crate::controls::SharedBanner,
+    banner: crate::temporal::SharedBanner,
     connected: watch::Sender<Option<temporalio_client::Client>>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {

@@ -1,23 +1,28 @@
 //! vbridge: a signed-webhook → event store → Temporal → ATS bridge.
 //!
-//! The rooms, each a thin edge around the pure core in `vbridge-workflows`:
-//! - [`http`]: the router, its layers (timeouts, in-flight bound, auth) and
-//!   thin handlers; every refusal maps through one `ApiError`;
-//! - [`intake`]: a delivery's way in: signature, duplicate short-cut,
-//!   redaction, parsing, commit;
-//! - [`store`]: the append-only event store and its group-commit writer
-//!   (SQLite, Postgres), with the outbox;
-//! - [`relay`]: the outbox → Temporal signals;
-//! - [`temporal`]: connection, the worker, signal-with-start;
-//! - [`audit`]: hash chains, seals, timeline export;
-//! - [`health`], [`metrics`], [`config`], and [`app`], which composes the roles;
-//! - [`devtools`] (feature `devtools`): the sandbox ATS, the dev server and
-//!   stack, simulate, bench.
+//! The rooms, each a thin edge around the pure core (`vbridge-core`,
+//! orchestrated by `vbridge-workflows`). They import one way, top to bottom
+//! (`rooms_test` fails on a cycle):
+//! - edges: [`app`], which composes the roles; [`http`]: the router, its
+//!   layers (timeouts, in-flight bound, auth), thin handlers (every refusal
+//!   maps through one `ApiError`) and the review console (`http::console`);
+//!   [`relay`]: the outbox → Temporal signals; [`devtools`] (feature
+//!   `devtools`): the sandbox ATS, the dev server and stack, simulate, bench;
+//!   [`config`];
+//! - features: [`controls`] (kill switch, gate, dead letters,
+//!   reconciliation), [`review`] (the queue as served), [`audit`] (seals,
+//!   timeline export; the hash chains are the core's), [`intake`] (a
+//!   delivery's way in: signature, duplicate short-cut, redaction, parsing,
+//!   commit), [`health`];
+//! - [`temporal`]: the glue: connection, the worker, signal-with-start;
+//! - [`store`]: the lowest room: the append-only event store and its
+//!   group-commit writer (SQLite, Postgres), the outbox, and the projections
+//!   of the audit log with their rows (`store::projection`);
+//! - utilities anyone may use, importing no room: [`metrics`], [`telemetry`].
 
 pub mod app;
 pub mod audit;
 pub mod config;
-pub mod console;
 pub mod controls;
 #[cfg(feature = "devtools")]
 pub mod devtools;
@@ -27,6 +32,8 @@ pub mod intake;
 pub mod metrics;
 pub mod relay;
 pub mod review;
+#[cfg(test)]
+mod rooms_test;
 pub mod store;
 pub mod telemetry;
 pub mod temporal;

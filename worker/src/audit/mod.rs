@@ -6,8 +6,10 @@
 //! --seal FILE` later checks that every sealed head is still in its chain with
 //! the same hash: a rewrite of the whole store, hashes recomputed, fails it.
 
-pub mod chain;
 pub mod timeline;
+
+/// The hash chains are the pure core's; the store links records as it writes.
+pub use vbridge_core::chain;
 
 use crate::store::{EventStore, StoreError};
 use chain::{Broken, Head};

@@ -6,6 +6,7 @@
 use super::chain;
 use crate::store::{EventStore, StoreError};
 use serde::Serialize;
+use vbridge_core::record::RecordKind;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Item {
@@ -70,7 +71,10 @@ pub async fn build(store: &dyn EventStore, candidate: &str, application: Option<
     let mut current_state = "unverified".to_owned();
     for d in &decisions {
         let r = &d.record;
-        if matches!(r.kind.as_str(), "applied" | "review_decided" | "override") {
+        if matches!(
+            RecordKind::of(&r.kind),
+            Some(RecordKind::Applied | RecordKind::ReviewDecided | RecordKind::Override)
+        ) {
             current_state = r.state_after.clone();
         }
         items.push(Item {

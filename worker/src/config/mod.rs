@@ -98,7 +98,7 @@ pub struct Config {
     pub ats_field_map: vbridge_activities::connector::FieldMap,
     /// Signs console sessions (`VBRIDGE_SESSION_KEY`, 64 hex); random per
     /// process when unset (sessions then end with the process).
-    pub session_key: crate::console::session::SessionKey,
+    pub session_key: crate::http::console::session::SessionKey,
 }
 
 /// Development-only secret used by `vbridge dev` when none is configured.
@@ -177,7 +177,7 @@ impl Config {
                 });
             }
         };
-        let session_key = crate::console::session::SessionKey::from_config(s.session_key.as_ref().map(|k| &*k.0))
+        let session_key = crate::http::console::session::SessionKey::from_config(s.session_key.as_ref().map(|k| &*k.0))
             .map_err(|problem| ConfigError::Invalid { name: "VBRIDGE_SESSION_KEY", problem })?;
         let mut ats_kind = connector::ats_kind(&s)?;
         let ats_field_map = match &s.ats_field_map {

@@ -2,52 +2,11 @@
 //! a projection of the audit log, and re-driven by a signal to their
 //! verification, which sends each again with its own idempotency key.
 
+pub use crate::store::projection::dead_letters::DeadLetter;
 use serde::Serialize;
-use vbridge_proto::DecisionRecord;
 
 /// Most dead letters one listing returns.
 pub const MAX_LIST: u32 = 500;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, sqlx::FromRow)]
-pub struct DeadLetter {
-    pub idempotency_key: String,
-    pub candidate_id: String,
-    pub application_id: String,
-    pub event_id: String,
-    pub target: String,
-    pub state: String,
-    pub reason: String,
-    pub failed_at: String,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Change {
-    Failed(DeadLetter),
-    /// A write of `target` went through at `at`: letters failed before are moot.
-    Written {
-        target: String,
-        at: String,
-    },
-}
-
-pub fn change_of(r: &DecisionRecord) -> Option<Change> {
-    match r.kind.as_str() {
-        "ats_failed" if !r.idempotency_key.is_empty() => Some(Change::Failed(DeadLetter {
-            idempotency_key: r.idempotency_key.clone(),
-            candidate_id: r.candidate_id.clone(),
-            application_id: r.application_id.clone(),
-            event_id: r.event_id.clone(),
-            target: r.write_targets.clone(),
-            state: r.state_after.clone(),
-            reason: r.reason.clone(),
-            failed_at: r.recorded_at.clone(),
-        })),
-        "ats_write" if !r.write_targets.is_empty() => {
-            Some(Change::Written { target: r.write_targets.clone(), at: r.recorded_at.clone() })
-        }
-        _ => None,
-    }
-}
 
 /// What a re-drive did: dead letters sent again, verifications signalled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -86,23 +45,4 @@ pub async fn retry(
         human::retry_writes(store, fw, &v, r).await?;
     }
     Ok(Retried { retried: letters.len(), verifications: by_verification.len() })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refusals_open_letters_and_writes_close_them() {
-        let rec = |kind: &str, key: &str| DecisionRecord {
-            kind: kind.into(),
-            idempotency_key: key.into(),
-            write_targets: "application/a/verification-check/c".into(),
-            ..Default::default()
-        };
-        assert!(matches!(change_of(&rec("ats_failed", "k")), Some(Change::Failed(d)) if d.idempotency_key == "k"));
-        assert_eq!(change_of(&rec("ats_failed", "")), None, "runs before the key was recorded");
-        assert!(matches!(change_of(&rec("ats_write", "")), Some(Change::Written { .. })));
-        assert_eq!(change_of(&rec("applied", "k")), None);
-    }
 }

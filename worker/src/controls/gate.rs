@@ -4,17 +4,8 @@
 //! never from Temporal or the ATS, so it answers in microseconds and keeps
 //! answering when either is down.
 
+use crate::store::projection::gate::Row;
 use serde::Serialize;
-use vbridge_proto::DecisionRecord;
-
-/// One application's row.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct Row {
-    pub application_id: String,
-    pub candidate_id: String,
-    pub state: String,
-    pub ats_sync: String,
-}
 
 /// The gate's answer (CONTRACT §5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -73,36 +64,6 @@ pub fn answer(gating_enabled: bool, banner: &str, row: Option<&Row>, in_canary: 
     Answer { allow_interview_scheduling: allow, state, reason, banner: None, ats_sync }
 }
 
-/// How an audit record changes an application's row.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Change {
-    /// The state moved (a write is now owed).
-    State { application_id: String, candidate_id: String, state: String, as_of: String },
-    /// A write of `written` (a state) went through: synced if still the state.
-    Written { application_id: String, written: String },
-    /// The ATS write is owed again, or refused for good.
-    Sync { application_id: String, ats_sync: String },
-}
-
-pub fn change_of(r: &DecisionRecord) -> Option<Change> {
-    let application_id = r.application_id.clone();
-    if application_id.is_empty() {
-        return None;
-    }
-    match r.kind.as_str() {
-        "applied" | "review_decided" | "override" => Some(Change::State {
-            application_id,
-            candidate_id: r.candidate_id.clone(),
-            state: r.state_after.clone(),
-            as_of: r.recorded_at.clone(),
-        }),
-        "ats_write" => Some(Change::Written { application_id, written: r.state_after.clone() }),
-        "ats_deferred" => Some(Change::Sync { application_id, ats_sync: "pending-sync".into() }),
-        "ats_failed" => Some(Change::Sync { application_id, ats_sync: "failed".into() }),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,22 +92,5 @@ mod tests {
             (off.reason.as_str(), off.banner.as_deref()),
             ("gating-disabled", Some("Verification gating disabled"))
         );
-    }
-
-    #[test]
-    fn records_move_the_row() {
-        let rec = |kind: &str, after: &str| DecisionRecord {
-            kind: kind.into(),
-            application_id: "a".into(),
-            candidate_id: "c".into(),
-            state_after: after.into(),
-            ..Default::default()
-        };
-        assert!(matches!(change_of(&rec("applied", "verified")), Some(Change::State { .. })));
-        assert!(matches!(change_of(&rec("override", "failed")), Some(Change::State { .. })));
-        assert!(matches!(change_of(&rec("ats_write", "verified")), Some(Change::Written { .. })));
-        assert!(matches!(change_of(&rec("ats_failed", "")), Some(Change::Sync { .. })));
-        assert_eq!(change_of(&rec("skipped", "")), None);
-        assert_eq!(change_of(&DecisionRecord { kind: "applied".into(), ..Default::default() }), None);
     }
 }

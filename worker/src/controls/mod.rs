@@ -7,18 +7,16 @@ pub mod dead_letters;
 pub mod gate;
 pub mod reconcile;
 
+pub use crate::store::projection::controls::Control;
 use crate::store::{EventStore, StoreError};
-use serde::Serialize;
+use crate::temporal::SharedBanner;
+use vbridge_core::record::RecordKind;
 use vbridge_proto::DecisionRecord;
 
 /// The kill switch's name (the policy's `controls.killSwitch.flag`).
 pub fn gating_flag(policy: &vbridge_workflows::Policy) -> &str {
     &policy.raw().controls.kill_switch.flag
 }
-
-/// The kill switch's ATS banner as this process last read it (empty: gating
-/// on). New runs start with it; the relay refreshes it every round.
-pub type SharedBanner = std::sync::Arc<std::sync::RwLock<String>>;
 
 /// The banner gating calls for: the policy's text while off, else none.
 pub fn banner_for(policy: &vbridge_workflows::Policy, enabled: bool) -> String {
@@ -36,35 +34,6 @@ pub async fn refresh_banner(
         *b = text;
     }
     Ok(())
-}
-
-/// The audit kind of a control's change (its own chain, `controls`).
-pub const CONTROL_CHANGED: &str = "control_changed";
-
-/// The control a `control_changed` record sets: (name, value, actor,
-/// reason, at), from its `state_after` (`name=value`).
-pub fn control_of(r: &DecisionRecord) -> Option<Control> {
-    if r.kind != CONTROL_CHANGED {
-        return None;
-    }
-    let (name, value) = r.state_after.split_once('=')?;
-    Some(Control {
-        name: name.to_owned(),
-        value: value.to_owned(),
-        actor: r.override_actor.clone(),
-        reason: r.reason.clone(),
-        changed_at: r.recorded_at.clone(),
-    })
-}
-
-/// A control's current value, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
-pub struct Control {
-    pub name: String,
-    pub value: String,
-    pub actor: String,
-    pub reason: String,
-    pub changed_at: String,
 }
 
 /// The kill switch now: stored, else the policy's default.
@@ -111,10 +80,10 @@ pub async fn set_gating(
     let record = DecisionRecord {
         record_id: format!("ctl-{}", uuid::Uuid::new_v4().simple()),
         recorded_at: now.clone(),
-        kind: CONTROL_CHANGED.into(),
+        kind: RecordKind::ControlChanged.into(),
         state_after: format!("{}={}", control.name, control.value),
         reason: reason.to_owned(),
-        processing_result: CONTROL_CHANGED.into(),
+        processing_result: RecordKind::ControlChanged.into(),
         override_actor: actor.to_owned(),
         override_timestamp: now,
         trace_id: trace_id.to_owned(),

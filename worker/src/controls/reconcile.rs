@@ -1,50 +1,18 @@
 //! Reconciliation (policy `resiliency.reconciliation`, mode diff-and-heal):
 //! the store's side. What the bridge wrote to each ATS check is the merge of
-//! its `ats_write` records' fields (a projection, [`written_of`]); the
+//! its `ats_write` records' fields (a projection the store keeps,
+//! `crate::store::projection::reconcile`); the
 //! `Reconciliation` workflow pages through it, reads the ATS back and heals
 //! the differences; its report is a `reconciled` record in the audit log's
 //! `reconciliation` chain, and a row of `reconcile_runs`. A Temporal Schedule
 //! made from the policy's cron starts it ([`ensure_schedule`]).
 
 use crate::store::{EventStore, StoreError};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use temporalio_client::{Client, WorkflowStartOptions};
+use vbridge_core::record::RecordKind;
 use vbridge_proto::{DecisionRecord, ExpectedWrite, ReconcileInput, ReconcileProgress};
 use vbridge_workflows::reconcile::Reconciliation;
-
-/// The audit kind of a finished run's report.
-pub const RECONCILED: &str = "reconciled";
-
-/// One write's fields, to merge into the expectation.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Written {
-    pub application_id: String,
-    pub check_id: String,
-    pub candidate_id: String,
-    pub fields: BTreeMap<String, String>,
-}
-
-/// The fields an `ats_write` record says were written (records from before
-/// the fields were recorded give none).
-pub fn written_of(r: &DecisionRecord) -> Option<Written> {
-    if r.kind != "ats_write" || r.detail.is_empty() {
-        return None;
-    }
-    let check = vbridge_activities::check_of_target(&r.write_targets)?;
-    let fields: BTreeMap<String, String> = serde_json::from_str(&r.detail).ok()?;
-    Some(Written {
-        application_id: r.application_id.clone(),
-        check_id: check.to_owned(),
-        candidate_id: r.candidate_id.clone(),
-        fields,
-    })
-}
-
-/// The report a `reconciled` record carries: (run id, report JSON).
-pub fn report_of(r: &DecisionRecord) -> Option<(String, String)> {
-    (r.kind == RECONCILED).then(|| (r.write_targets.clone(), r.detail.clone()))
-}
 
 /// The store as the reconciliation's source.
 pub struct StoreSource(pub Arc<dyn EventStore>);
@@ -66,7 +34,7 @@ impl vbridge_activities::ReconcileSource for StoreSource {
                 hex::encode(<sha2::Sha256 as sha2::Digest>::digest(run_id.as_bytes()))[..40].to_owned()
             ),
             recorded_at: now,
-            kind: RECONCILED.into(),
+            kind: RecordKind::Reconciled.into(),
             reason: format!(
                 "{}checked {}, drifted {}, healed {}, failed {}, unreadable {}",
                 if report.dry_run { "dry run: " } else { "" },
@@ -77,7 +45,7 @@ impl vbridge_activities::ReconcileSource for StoreSource {
                 report.unreadable
             ),
             write_targets: run_id.to_owned(),
-            processing_result: RECONCILED.into(),
+            processing_result: RecordKind::Reconciled.into(),
             override_actor: report.requested_by.clone(),
             detail: serde_json::to_string(report).map_err(|e| e.to_string())?,
             ..Default::default()
@@ -167,26 +135,4 @@ pub async fn report(
     let Some(client) = client else { return Ok(None) };
     let h = client.get_workflow_handle::<Reconciliation>(run_id.to_owned());
     Ok(h.query(Reconciliation::progress, (), Default::default()).await.ok())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn writes_give_their_fields_and_reports_their_run() {
-        let r = DecisionRecord {
-            kind: "ats_write".into(),
-            application_id: "a".into(),
-            candidate_id: "c".into(),
-            write_targets: "application/a/verification-check/k".into(),
-            detail: r#"{"verification_state":"verified"}"#.into(),
-            ..Default::default()
-        };
-        let w = written_of(&r).unwrap();
-        assert_eq!((w.check_id.as_str(), w.fields["verification_state"].as_str()), ("k", "verified"));
-        assert_eq!(written_of(&DecisionRecord { detail: String::new(), ..r.clone() }), None);
-        let rep = DecisionRecord { kind: RECONCILED.into(), write_targets: "run-1".into(), detail: "{}".into(), ..r };
-        assert_eq!(report_of(&rep), Some(("run-1".into(), "{}".into())));
-    }
 }

@@ -17,7 +17,7 @@ fn seed_records(run: &str, i: usize) -> [DecisionRecord; 2] {
         DecisionRecord {
             record_id: format!("bench-ap-{run}-{i}"),
             recorded_at: at.clone(),
-            kind: "applied".into(),
+            kind: vbridge_core::record::RecordKind::Applied.into(),
             candidate_id: c.clone(),
             application_id: a.clone(),
             state_before: "pending".into(),
@@ -27,7 +27,7 @@ fn seed_records(run: &str, i: usize) -> [DecisionRecord; 2] {
         DecisionRecord {
             record_id: format!("bench-wr-{run}-{i}"),
             recorded_at: at,
-            kind: "ats_write".into(),
+            kind: vbridge_core::record::RecordKind::AtsWrite.into(),
             candidate_id: c,
             application_id: a.clone(),
             state_after: "verified".into(),

@@ -186,7 +186,7 @@ impl DenialLog {
         let record = vbridge_proto::DecisionRecord {
             record_id: format!("acc-{}", uuid::Uuid::new_v4().simple()),
             recorded_at: crate::now_rfc3339(),
-            kind: crate::audit::chain::ACCESS_DENIED.into(),
+            kind: vbridge_core::record::RecordKind::AccessDenied.into(),
             reason: what.clone(),
             write_targets: what,
             processing_result: status.into(),

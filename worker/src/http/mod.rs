@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod console;
 pub mod controls;
 pub mod error;
 pub mod health;
@@ -43,7 +44,7 @@ pub struct HttpState {
     pub max_body_bytes: usize,
     /// Human moves go to Temporal through this.
     pub temporal: Arc<crate::temporal::human::TemporalLink>,
-    pub console: Arc<crate::console::Console>,
+    pub console: Arc<console::Console>,
 }
 
 /// The request's trace id (the policy's trace header), or a new one.
@@ -143,7 +144,7 @@ fn routes(auth: Auth, limits: Limits, metrics: Arc<Metrics>, metrics_here: bool)
     if metrics_here {
         r = r.route("/metrics", get(api::metrics).layer(need(&[Role::Ops])));
     }
-    r.merge(crate::console::routes())
+    r.merge(console::routes())
 }
 
 /// The separate, open metrics listener (`VBRIDGE_METRICS_LISTEN`).

@@ -188,7 +188,10 @@ impl Intake {
         span.record("candidate_id", parsed.candidate_id.as_str());
 
         let mut signal = parsed.to_signal(&rec.received_at, trace_id);
-        signal.region = vbridge_workflows::canary::job_of(&value).region.unwrap_or_default();
+        // The job it names, read once: the signal carries its region, the
+        // store keeps it for canary gating.
+        rec.job = vbridge_workflows::canary::job_of(&value);
+        signal.region = rec.job.region.clone().unwrap_or_default();
         rec.event_id = Some(parsed.event_id.to_string());
         rec.event_type = Some(parsed.event_type_raw.clone());
         rec.occurred_at = Some(signal.occurred_at.clone());

@@ -1,12 +1,11 @@
 //! The manual-review queue as the bridge serves it: a projection of the
-//! audit log ([`projection`]) kept by the store in the transaction that
+//! audit log (`crate::store::projection::review`) kept by the store in the transaction that
 //! appends the workflow's records, and read by `GET /v1/reviews`, `vbridge
 //! review list` and the metrics ([`queue`]). Temporal is never scanned for it.
 //!
 //! The rules of review themselves (routing, flags, who may decide what) are
 //! the pure core's (`vbridge_core::review`), run inside the workflow.
 
-pub mod projection;
 pub mod queue;
 
 use crate::store::{EventStore, StoreError};
@@ -24,5 +23,5 @@ pub async fn list(
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next = if more { rows.last().map(|r| r.cursor().encode()) } else { None };
-    Ok(Listing { items: rows.into_iter().map(|r| r.item(now)).collect(), next })
+    Ok(Listing { items: rows.into_iter().map(|r| queue::Item::of(r, now)).collect(), next })
 }

@@ -7,18 +7,29 @@
 //! writer loop, the first-vs-duplicate rule and the hash chains are shared;
 //! each backend only speaks its SQL (`Backend`).
 
+mod ops;
 mod postgres;
+pub mod projection;
+mod reads;
+mod rows;
+mod run;
 mod sql;
 mod sqlite;
 mod writer;
 
-use crate::audit::chain::{self, DeliveryContent};
 use async_trait::async_trait;
+use projection::{controls::Control, dead_letters::DeadLetter, gate, review};
 use std::sync::Arc;
 use tokio::sync::Notify;
+use vbridge_core::canary::Job;
+use vbridge_core::chain;
+use vbridge_core::record::RecordKind;
 use vbridge_proto::DecisionRecord;
 
-pub(crate) use writer::{Backend, ChainEntry, ChainedDelivery, LinkFields};
+pub(crate) use rows::DecisionRow;
+pub use rows::{DeliveryContent, StoredDecision, StoredDelivery};
+
+pub(crate) use writer::Backend;
 pub use writer::{Retention, Writer};
 
 pub use postgres::PgStore;
@@ -63,6 +74,9 @@ pub struct DeliveryRecord {
     pub signal: Option<String>,
     pub reject_code: Option<String>,
     pub intent: Intent,
+    /// The job the delivery named (requisition, role, region), parsed at
+    /// intake; the store keeps it for canary gating when it is accepted.
+    pub job: Job,
 }
 
 /// What the receiver believes the delivery is; the writer has the last word
@@ -117,167 +131,6 @@ pub struct Forwardable {
     /// The store holds an earlier accepted delivery of the same verification.
     pub seen_before: bool,
 }
-
-/// One stored row, for timelines and tests: the hashed content, plus where it
-/// sits (seq, chain link) and whether the relay forwarded it.
-#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
-pub struct StoredDelivery {
-    pub seq: i64,
-    #[serde(flatten)]
-    #[sqlx(flatten)]
-    pub content: DeliveryContent,
-    pub forwarded: bool,
-    pub stream: Option<String>,
-    pub chain_pos: Option<i64>,
-    pub prev_hash: Option<String>,
-    pub hash: Option<String>,
-}
-
-impl std::ops::Deref for StoredDelivery {
-    type Target = DeliveryContent;
-    fn deref(&self) -> &DeliveryContent {
-        &self.content
-    }
-}
-
-/// One decision record as stored, with its place in the chain.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct StoredDecision {
-    pub seq: i64,
-    #[serde(flatten)]
-    pub record: DecisionRecord,
-    pub stream: String,
-    pub chain_pos: i64,
-    pub prev_hash: String,
-    pub hash: String,
-}
-
-/// A `decisions` row as both backends read it.
-#[derive(sqlx::FromRow)]
-struct DecisionRow {
-    seq: i64,
-    record_id: String,
-    recorded_at: String,
-    kind: String,
-    candidate_id: String,
-    application_id: String,
-    event_id: String,
-    event_type: String,
-    occurred_at: String,
-    received_at: String,
-    idempotency_key: String,
-    state_before: String,
-    state_after: String,
-    reason: String,
-    write_targets: String,
-    delivery_attempt: i64,
-    processing_result: String,
-    trace_id: String,
-    override_actor: String,
-    override_reason_code: String,
-    override_timestamp: String,
-    detail: String,
-    stream: String,
-    chain_pos: i64,
-    prev_hash: String,
-    hash: String,
-}
-
-impl From<DecisionRow> for StoredDecision {
-    fn from(r: DecisionRow) -> StoredDecision {
-        StoredDecision {
-            seq: r.seq,
-            record: DecisionRecord {
-                record_id: r.record_id,
-                recorded_at: r.recorded_at,
-                kind: r.kind,
-                candidate_id: r.candidate_id,
-                application_id: r.application_id,
-                event_id: r.event_id,
-                event_type: r.event_type,
-                occurred_at: r.occurred_at,
-                received_at: r.received_at,
-                idempotency_key: r.idempotency_key,
-                state_before: r.state_before,
-                state_after: r.state_after,
-                reason: r.reason,
-                write_targets: r.write_targets,
-                delivery_attempt: r.delivery_attempt as u32,
-                processing_result: r.processing_result,
-                trace_id: r.trace_id,
-                override_actor: r.override_actor,
-                override_reason_code: r.override_reason_code,
-                override_timestamp: r.override_timestamp,
-                detail: r.detail,
-            },
-            stream: r.stream,
-            chain_pos: r.chain_pos,
-            prev_hash: r.prev_hash,
-            hash: r.hash,
-        }
-    }
-}
-
-/// Bind a delivery's values in `sql::INSERT_DELIVERY` order, for any backend.
-macro_rules! bind_delivery {
-    ($q:expr, $row:expr) => {{
-        let c = &$row.content;
-        let l = &$row.link;
-        $q.bind(&c.received_at)
-            .bind(&c.event_id)
-            .bind(&c.event_type)
-            .bind(&c.occurred_at)
-            .bind(&c.candidate_id)
-            .bind(&c.application_id)
-            .bind(&c.idempotency_key)
-            .bind(c.signature_valid)
-            .bind(&c.processing_result)
-            .bind(&c.reject_code)
-            .bind(&c.trace_id)
-            .bind(&c.body_sha256)
-            .bind(c.delivery_attempt)
-            .bind(&c.payload)
-            .bind(&c.signal)
-            .bind(&l.stream)
-            .bind(l.chain_pos)
-            .bind(&l.prev_hash)
-            .bind(&l.hash)
-    }};
-}
-
-/// Bind a decision's values in `sql::INSERT_DECISION` order, for any backend.
-macro_rules! bind_decision {
-    ($q:expr, $r:expr, $l:expr) => {{
-        let r = $r;
-        let l = $l;
-        $q.bind(&r.record_id)
-            .bind(&r.recorded_at)
-            .bind(&r.kind)
-            .bind(&r.candidate_id)
-            .bind(&r.application_id)
-            .bind(&r.event_id)
-            .bind(&r.event_type)
-            .bind(&r.occurred_at)
-            .bind(&r.received_at)
-            .bind(&r.idempotency_key)
-            .bind(&r.state_before)
-            .bind(&r.state_after)
-            .bind(&r.reason)
-            .bind(&r.write_targets)
-            .bind(r.delivery_attempt as i64)
-            .bind(&r.processing_result)
-            .bind(&r.trace_id)
-            .bind(&r.override_actor)
-            .bind(&r.override_reason_code)
-            .bind(&r.override_timestamp)
-            .bind(&r.detail)
-            .bind(&l.stream)
-            .bind(l.chain_pos)
-            .bind(&l.prev_hash)
-            .bind(&l.hash)
-    }};
-}
-pub(crate) use {bind_decision, bind_delivery};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -351,31 +204,23 @@ pub trait EventStore: vbridge_activities::AuditSink + Send + Sync + 'static {
     /// Open review items in due order (the projection), `limit` at most.
     async fn review_queue(
         &self,
-        filter: &crate::review::queue::Filter,
-        after: Option<&crate::review::queue::Cursor>,
+        filter: &review::Filter,
+        after: Option<&review::Cursor>,
         limit: u32,
         now: &str,
-    ) -> Result<Vec<crate::review::queue::Row>, StoreError>;
+    ) -> Result<Vec<review::Row>, StoreError>;
     /// One verification's open review item.
-    async fn review_item(
-        &self,
-        candidate_id: &str,
-        application_id: &str,
-    ) -> Result<Option<crate::review::queue::Row>, StoreError>;
+    async fn review_item(&self, candidate_id: &str, application_id: &str) -> Result<Option<review::Row>, StoreError>;
     /// (open review items, overdue among them) at `now`.
     async fn review_counts(&self, now: &str) -> Result<(u64, u64), StoreError>;
     /// A control's current value (none: never changed; the policy's default).
-    async fn control(&self, name: &str) -> Result<Option<crate::controls::Control>, StoreError>;
+    async fn control(&self, name: &str) -> Result<Option<Control>, StoreError>;
     /// The gate's row of one application.
-    async fn gate_row(&self, application_id: &str) -> Result<Option<crate::controls::gate::Row>, StoreError>;
+    async fn gate_row(&self, application_id: &str) -> Result<Option<gate::Row>, StoreError>;
     /// Open dead letters, newest first (one, by its idempotency key).
-    async fn dead_letters(
-        &self,
-        key: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<crate::controls::dead_letters::DeadLetter>, StoreError>;
+    async fn dead_letters(&self, key: Option<&str>, limit: u32) -> Result<Vec<DeadLetter>, StoreError>;
     /// The job an application's webhooks named (canary gating).
-    async fn job(&self, application_id: &str) -> Result<vbridge_workflows::canary::Job, StoreError>;
+    async fn job(&self, application_id: &str) -> Result<Job, StoreError>;
     /// What the bridge wrote to the checks after `(application, check)`, in order.
     async fn expected_page(
         &self,
@@ -470,7 +315,7 @@ pub fn verify_rows(
     }
     for d in decisions.into_iter().filter(|d| wanted(&d.stream)) {
         let recomputed = chain::link_hash(&d.stream, d.chain_pos, &d.prev_hash, &d.record);
-        let made_checkpoint = (d.record.kind == "retention").then(|| d.record.write_targets.clone());
+        let made_checkpoint = (d.record.kind == RecordKind::Retention).then(|| d.record.write_targets.clone());
         links.push(chain::Link {
             stream: d.stream,
             chain_pos: d.chain_pos,

@@ -8,16 +8,16 @@
 //! Migrations need the owning role. A store opened as a role that owns
 //! nothing (as `docs/operations.md` advises) finds them applied and skips them.
 
-use super::sql::{self, backend_impl, store_impl};
-use super::{
-    Backend, ChainEntry, ChainedDelivery, DecisionRow, EventStore, Forwardable, LinkFields, Original, RelayLease,
-    StoreError, StoredDecision, StoredDelivery, Writer, bind_decision, bind_delivery,
-};
-use crate::audit::chain::{self, GENESIS};
+use super::reads::Reads;
+use super::run::{Arg, Rowed, Run, arguments};
+use super::sql;
+use super::{Backend, EventStore, RelayLease, StoreError, Writer};
 use async_trait::async_trait;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::PgArguments;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection, PgConnection, PgPool};
-use std::borrow::Cow;
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
+use vbridge_core::chain::{self, GENESIS};
 use vbridge_proto::DecisionRecord;
 
 /// The advisory lock key of the relay lease ("vbridge relay").
@@ -30,9 +30,6 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// Reads of one verification see one snapshot.
-    const SNAPSHOT: Option<&'static str> = Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ");
-
     pub async fn open(url: &str) -> Result<PgStore, StoreError> {
         let pool = PgPoolOptions::new().max_connections(16).connect(url).await?;
         let migrator = sqlx::migrate!("./migrations/postgres");
@@ -41,10 +38,6 @@ impl PgStore {
         }
         let conn = PgConnection::connect(url).await?;
         Ok(PgStore { url: url.to_owned(), pool, writer: Writer::spawn(PgBackend { conn, url: url.to_owned() }) })
-    }
-
-    fn sql(statement: &'static str) -> Cow<'static, str> {
-        PgBackend::sql(statement)
     }
 }
 
@@ -64,13 +57,42 @@ struct PgBackend {
     url: String,
 }
 
-impl PgBackend {
-    fn sql(statement: &'static str) -> Cow<'static, str> {
-        Cow::Owned(sql::numbered(statement))
+/// The shared SQL, its placeholders numbered.
+#[async_trait]
+impl Run for PgConnection {
+    async fn execute(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
+        let (sql, args) = (sql::numbered(sql), arguments::<PgArguments>(args)?);
+        Ok(sqlx::query_with(&sql, args).execute(self).await?.rows_affected())
+    }
+
+    async fn fetch_all<T: Rowed>(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<T>, sqlx::Error> {
+        let (sql, args) = (sql::numbered(sql), arguments::<PgArguments>(args)?);
+        sqlx::query_as_with(&sql, args).fetch_all(self).await
+    }
+
+    async fn fetch_optional<T: Rowed>(
+        &mut self,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<T>, sqlx::Error> {
+        let (sql, args) = (sql::numbered(sql), arguments::<PgArguments>(args)?);
+        sqlx::query_as_with(&sql, args).fetch_optional(self).await
+    }
+
+    async fn fetch_one<T: Rowed>(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<T, sqlx::Error> {
+        let (sql, args) = (sql::numbered(sql), arguments::<PgArguments>(args)?);
+        sqlx::query_as_with(&sql, args).fetch_one(self).await
     }
 }
 
-backend_impl!(PgBackend, {
+#[async_trait]
+impl Backend for PgBackend {
+    type Conn = PgConnection;
+
+    fn conn(&mut self) -> &mut PgConnection {
+        &mut self.conn
+    }
+
     async fn begin(&mut self) -> Result<(), sqlx::Error> {
         sqlx::query("BEGIN").execute(&mut self.conn).await.map(|_| ())
     }
@@ -111,16 +133,40 @@ backend_impl!(PgBackend, {
         self.conn = PgConnection::connect(&self.url).await?;
         Ok(())
     }
-});
+}
 
-store_impl!(PgStore, {
-    async fn relay_lease(&self) -> Result<Option<RelayLease>, StoreError> {
+#[async_trait]
+impl Reads for PgStore {
+    type Conn = PgConnection;
+    type Lent = PoolConnection<Postgres>;
+    type Snapshot = Transaction<'static, Postgres>;
+
+    async fn lend(&self) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+        self.pool.acquire().await
+    }
+
+    /// Reads of one verification see one snapshot.
+    async fn snapshot(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await?;
+        Ok(tx)
+    }
+
+    async fn end(snapshot: Transaction<'static, Postgres>) -> Result<(), sqlx::Error> {
+        snapshot.rollback().await
+    }
+
+    fn group_writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    async fn lease(&self) -> Result<Option<RelayLease>, StoreError> {
         let mut conn = PgConnection::connect(&self.url).await?;
         let got: bool =
             sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(RELAY_LOCK).fetch_one(&mut conn).await?;
         Ok(got.then(|| RelayLease::Postgres(Box::new(conn))))
     }
-});
+}
 
 #[async_trait]
 impl vbridge_activities::AuditSink for PgStore {

@@ -3,19 +3,18 @@
 //! per file: the lease is an exclusive lock on `<file>.relay-lease`, which the
 //! kernel releases when its holder dies.
 
-use super::sql::{self, backend_impl, store_impl};
-use super::{
-    Backend, ChainEntry, ChainedDelivery, DecisionRow, EventStore, Forwardable, LinkFields, Original, RelayLease,
-    StoreError, StoredDecision, StoredDelivery, Writer, bind_decision, bind_delivery,
-};
-use crate::audit::chain;
+use super::reads::Reads;
+use super::run::{Arg, Rowed, Run, arguments};
+use super::{Backend, EventStore, RelayLease, StoreError, Writer};
 use async_trait::async_trait;
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::SqliteArguments;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, SqliteConnection, SqlitePool};
-use std::borrow::Cow;
+use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
+use vbridge_core::chain;
 use vbridge_proto::DecisionRecord;
 
 pub struct SqliteStore {
@@ -87,10 +86,6 @@ const SAVE_CHECKPOINT: &str = "INSERT INTO chain_checkpoints (stream, next_pos, 
      prev_hash = excluded.prev_hash, removed = chain_checkpoints.removed + excluded.removed, cut_at = excluded.cut_at";
 
 impl SqliteBackend {
-    fn sql(statement: &'static str) -> Cow<'static, str> {
-        Cow::Borrowed(statement)
-    }
-
     async fn connect(opts: &SqliteConnectOptions) -> Result<SqliteConnection, sqlx::Error> {
         let mut conn = SqliteConnection::connect_with(opts).await?;
         // No automatic checkpoints inside commits: the writer runs them between groups.
@@ -99,16 +94,41 @@ impl SqliteBackend {
     }
 }
 
-impl SqliteStore {
-    /// A read transaction in WAL mode is a snapshot from its first read.
-    const SNAPSHOT: Option<&'static str> = None;
+#[async_trait]
+impl Run for SqliteConnection {
+    async fn execute(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
+        let args: SqliteArguments<'_> = arguments(args)?;
+        Ok(sqlx::query_with(sql, args).execute(self).await?.rows_affected())
+    }
 
-    fn sql(statement: &'static str) -> Cow<'static, str> {
-        SqliteBackend::sql(statement)
+    async fn fetch_all<T: Rowed>(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<T>, sqlx::Error> {
+        let args: SqliteArguments<'_> = arguments(args)?;
+        sqlx::query_as_with(sql, args).fetch_all(self).await
+    }
+
+    async fn fetch_optional<T: Rowed>(
+        &mut self,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<T>, sqlx::Error> {
+        let args: SqliteArguments<'_> = arguments(args)?;
+        sqlx::query_as_with(sql, args).fetch_optional(self).await
+    }
+
+    async fn fetch_one<T: Rowed>(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<T, sqlx::Error> {
+        let args: SqliteArguments<'_> = arguments(args)?;
+        sqlx::query_as_with(sql, args).fetch_one(self).await
     }
 }
 
-backend_impl!(SqliteBackend, {
+#[async_trait]
+impl Backend for SqliteBackend {
+    type Conn = SqliteConnection;
+
+    fn conn(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
+
     async fn begin(&mut self) -> Result<(), sqlx::Error> {
         // IMMEDIATE: take the write lock first, so the chain heads read in this
         // group cannot move under us, even with another process on the file.
@@ -165,10 +185,32 @@ backend_impl!(SqliteBackend, {
             tracing::warn!(error = %e, "WAL checkpoint failed");
         }
     }
-});
+}
 
-store_impl!(SqliteStore, {
-    async fn relay_lease(&self) -> Result<Option<RelayLease>, StoreError> {
+#[async_trait]
+impl Reads for SqliteStore {
+    type Conn = SqliteConnection;
+    type Lent = PoolConnection<Sqlite>;
+    type Snapshot = Transaction<'static, Sqlite>;
+
+    async fn lend(&self) -> Result<PoolConnection<Sqlite>, sqlx::Error> {
+        self.pool.acquire().await
+    }
+
+    /// A read transaction in WAL mode is a snapshot from its first read.
+    async fn snapshot(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        self.pool.begin().await
+    }
+
+    async fn end(snapshot: Transaction<'static, Sqlite>) -> Result<(), sqlx::Error> {
+        snapshot.rollback().await
+    }
+
+    fn group_writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    async fn lease(&self) -> Result<Option<RelayLease>, StoreError> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -181,7 +223,7 @@ store_impl!(SqliteStore, {
             Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Unavailable(format!("relay lease: {e}"))),
         }
     }
-});
+}
 
 #[async_trait]
 impl vbridge_activities::AuditSink for SqliteStore {

@@ -9,13 +9,17 @@
 //!   with backoff, answering every op that arrives meanwhile at once, and
 //!   resumes.
 
-use super::{Committed, DeliveryRecord, Intent, Original, ProcessingResult, StoreError};
-use crate::audit::chain::{self, DeliveryContent, REJECTED_STREAM};
+use super::ops;
+use super::projection::{controls, dead_letters, gate, reconcile, review};
+use super::run::Run;
+use super::{Committed, DeliveryContent, DeliveryRecord, Intent, Original, ProcessingResult, StoreError};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
+use vbridge_core::chain::{self, REJECTED_STREAM};
+use vbridge_core::record::RecordKind;
 use vbridge_proto::DecisionRecord;
 
 /// Why one op was not done.
@@ -173,42 +177,17 @@ impl Writer {
     }
 }
 
-/// What a backend must do inside one group transaction.
+/// What a backend does its own way inside a group transaction; the
+/// statements both share are `super::ops`, run on [`Backend::conn`].
 #[async_trait]
 pub(crate) trait Backend: Send + 'static {
+    type Conn: Run;
+    /// The writer's connection.
+    fn conn(&mut self) -> &mut Self::Conn;
     async fn begin(&mut self) -> Result<(), sqlx::Error>;
     /// Lock the chain heads of these streams (sorted), where other processes
     /// may write the same streams.
     async fn lock_streams(&mut self, streams: &[String]) -> Result<(), sqlx::Error>;
-    async fn find_key(&mut self, key: &str) -> Result<Option<Original>, sqlx::Error>;
-    async fn head(&mut self, stream: &str) -> Result<Option<(i64, String)>, sqlx::Error>;
-    /// Insert a delivery row (and its outbox row when it is accepted); `None`
-    /// when an accepted/ignored row lost a race for its idempotency key to
-    /// another process.
-    async fn insert_delivery(&mut self, row: &ChainedDelivery) -> Result<Option<i64>, sqlx::Error>;
-    async fn decision_exists(&mut self, record_id: &str) -> Result<bool, sqlx::Error>;
-    /// The `occurred_at` of a verification's accepted events.
-    async fn event_times(&mut self, candidate_id: &str, application_id: &str) -> Result<Vec<String>, sqlx::Error>;
-    async fn insert_decision(&mut self, r: &DecisionRecord, link: &LinkFields) -> Result<(), sqlx::Error>;
-    /// Apply one change to the gate's projection.
-    async fn project_gate(&mut self, change: &crate::controls::gate::Change) -> Result<(), sqlx::Error>;
-    /// Apply one change to the dead letters.
-    async fn project_dead_letter(&mut self, change: &crate::controls::dead_letters::Change) -> Result<(), sqlx::Error>;
-    /// Keep a finished reconciliation run's report.
-    async fn project_run(&mut self, run_id: &str, at: &str, report: &str) -> Result<(), sqlx::Error>;
-    /// Merge a write's fields into the reconciliation's expectation.
-    async fn project_expected(&mut self, w: &crate::controls::reconcile::Written) -> Result<(), sqlx::Error>;
-    /// Store a control's new value.
-    async fn project_control(&mut self, c: &crate::controls::Control) -> Result<(), sqlx::Error>;
-    /// Apply one change to the review queue projection.
-    async fn project_review(&mut self, change: &crate::review::projection::Change) -> Result<(), sqlx::Error>;
-    /// Record the forwards and take the rows out of the outbox.
-    async fn mark_forwarded(&mut self, seqs: &[i64], now: &str) -> Result<(), sqlx::Error>;
-    async fn set_head(&mut self, stream: &str, pos: i64, hash: &str) -> Result<(), sqlx::Error>;
-    async fn commit(&mut self) -> Result<(), sqlx::Error>;
-    async fn rollback(&mut self);
-    /// Every chained record's stream, position, hash and time.
-    async fn chain_entries(&mut self) -> Result<Vec<ChainEntry>, sqlx::Error>;
     /// Delete a chain's records up to `upto` (inclusive), and save its
     /// checkpoint, guards lifted for this transaction only. Returns how many
     /// records went.
@@ -227,9 +206,13 @@ pub(crate) struct LinkFields {
     pub hash: String,
 }
 
-pub(crate) struct ChainedDelivery {
+pub(crate) struct ChainedDelivery<'a> {
     pub content: DeliveryContent,
     pub link: LinkFields,
+    /// The first commit of its key, for an event the bridge acts on: it
+    /// enters the outbox, and its job is kept.
+    pub accepted: bool,
+    pub job: &'a vbridge_core::canary::Job,
 }
 
 /// Chain heads touched by the current group.
@@ -243,7 +226,7 @@ impl Heads {
         if let Some(h) = self.staged.get(stream) {
             return Ok((h.0 + 1, h.1.clone()));
         }
-        Ok(match b.head(stream).await? {
+        Ok(match ops::head(b.conn(), stream).await? {
             Some((pos, hash)) => (pos + 1, hash),
             None => (1, chain::GENESIS.to_owned()),
         })
@@ -370,14 +353,14 @@ async fn commit_one<B: Backend>(b: &mut B, heads: &mut Heads, rec: &DeliveryReco
     for _ in 0..3 {
         let original = match (rec.intent, rec.idempotency_key.as_deref()) {
             (Intent::Rejected, _) | (_, None) => None,
-            (_, Some(key)) => b.find_key(key).await?,
+            (_, Some(key)) => ops::find_key(b.conn(), key).await?,
         };
         let (result, content) = settle(rec, original.as_ref());
         let next = heads.next(b, &stream).await?;
         let staged_before = heads.staged.get(&stream).cloned();
         let link = heads.link(&stream, next, &content);
-        let row = ChainedDelivery { content, link };
-        let Some(seq) = b.insert_delivery(&row).await? else {
+        let row = ChainedDelivery { content, link, accepted: result == ProcessingResult::Accepted, job: &rec.job };
+        let Some(seq) = ops::insert_delivery(b.conn(), &row).await? else {
             // Another process committed this key first: undo the staged link
             // and decide again, now that its row is visible.
             match staged_before {
@@ -407,34 +390,34 @@ async fn append_decision<B: Backend>(
     heads: &mut Heads,
     r: &DecisionRecord,
 ) -> Result<Option<f64>, sqlx::Error> {
-    if b.decision_exists(&r.record_id).await? {
+    if ops::decision_exists(b.conn(), &r.record_id).await? {
         return Ok(None);
     }
     let stream = chain::decision_stream(r);
     let next = heads.next(b, &stream).await?;
     let link = heads.link(&stream, next, r);
-    b.insert_decision(r, &link).await?;
+    ops::insert_decision(b.conn(), r, &link).await?;
     // The queue follows the log in the same transaction: never ahead of it.
-    if let Some(change) = crate::review::projection::change_of(r) {
-        b.project_review(&change).await?;
+    if let Some(change) = review::change_of(r) {
+        ops::project_review(b.conn(), &change).await?;
     }
-    if let Some(change) = crate::controls::gate::change_of(r) {
-        b.project_gate(&change).await?;
+    if let Some(change) = gate::change_of(r) {
+        ops::project_gate(b.conn(), &change).await?;
     }
-    if let Some(change) = crate::controls::dead_letters::change_of(r) {
-        b.project_dead_letter(&change).await?;
+    if let Some(change) = dead_letters::change_of(r) {
+        ops::project_dead_letter(b.conn(), &change).await?;
     }
-    if let Some((run_id, report)) = crate::controls::reconcile::report_of(r) {
-        b.project_run(&run_id, &r.recorded_at, &report).await?;
+    if let Some((run_id, report)) = reconcile::report_of(r) {
+        ops::project_run(b.conn(), &run_id, &r.recorded_at, &report).await?;
     }
-    if let Some(w) = crate::controls::reconcile::written_of(r) {
-        b.project_expected(&w).await?;
+    if let Some(w) = reconcile::written_of(r) {
+        ops::project_expected(b.conn(), &w).await?;
     }
-    if let Some(control) = crate::controls::control_of(r) {
-        b.project_control(&control).await?;
+    if let Some(control) = controls::control_of(r) {
+        ops::project_control(b.conn(), &control).await?;
     }
-    if r.kind == "applied" && r.state_after == "verified" && r.state_before != "verified" {
-        let times = b.event_times(&r.candidate_id, &r.application_id).await?;
+    if r.kind == RecordKind::Applied && r.state_after == "verified" && r.state_before != "verified" {
+        let times = ops::event_times(b.conn(), &r.candidate_id, &r.application_id).await?;
         return Ok(crate::metrics::apply_to_verified_seconds(&times, &r.occurred_at));
     }
     Ok(None)
@@ -459,7 +442,7 @@ fn streams_of<'a>(ops: impl Iterator<Item = &'a Op>) -> Vec<String> {
 /// unbroken run of links after a checkpoint and nothing owed to Temporal goes.
 async fn retain<B: Backend>(b: &mut B, heads: &mut Heads, cutoff: &str) -> Result<Retention, sqlx::Error> {
     let mut by_stream: HashMap<String, Vec<ChainEntry>> = HashMap::new();
-    for e in b.chain_entries().await? {
+    for e in ops::chain_entries(b.conn()).await? {
         by_stream.entry(e.stream.clone()).or_default().push(e);
     }
     let mut streams: Vec<_> = by_stream.keys().cloned().collect();
@@ -480,11 +463,11 @@ async fn retain<B: Backend>(b: &mut B, heads: &mut Heads, cutoff: &str) -> Resul
             chain::Checkpoint { stream: stream.clone(), next_pos: last.chain_pos + 1, prev_hash: last.hash.clone() };
         let removed = b.cut_prefix(&cp, &now).await?;
         let (candidate_id, application_id) = stream.split_once(':').unwrap_or((stream.as_str(), ""));
-        let id = crate::intake::sha256_hex(format!("{stream}\n{}", last.chain_pos).as_bytes());
+        let id = vbridge_core::intake::sha256_hex(format!("{stream}\n{}", last.chain_pos).as_bytes());
         let record = DecisionRecord {
             record_id: format!("ret-{}", &id[..40]),
             recorded_at: now.clone(),
-            kind: "retention".into(),
+            kind: RecordKind::Retention.into(),
             candidate_id: candidate_id.into(),
             application_id: application_id.into(),
             reason: format!("removed {removed} records older than {cutoff} (positions up to {})", last.chain_pos),
@@ -521,7 +504,7 @@ async fn run_group<B: Backend>(
                     Done::Committed(c)
                 }
                 Op::Forwarded(seqs, _) => {
-                    b.mark_forwarded(seqs, &crate::now_rfc3339()).await?;
+                    ops::mark_forwarded(b.conn(), seqs, &crate::now_rfc3339()).await?;
                     Done::Nothing
                 }
                 Op::Decisions(records, _) => {
@@ -538,9 +521,9 @@ async fn run_group<B: Backend>(
         done.push(r.map_err(|e| (Some(pos), e))?);
     }
     for (stream, (pos, hash)) in &heads.staged {
-        b.set_head(stream, *pos, hash).await.map_err(|e| (None, e.into()))?;
+        ops::set_head(b.conn(), stream, *pos, hash).await.map_err(|e| (None, e.into()))?;
     }
-    b.commit().await.map_err(|e| (None, e.into()))?;
+    ops::commit(b.conn()).await.map_err(|e| (None, e.into()))?;
     // Observed once the records are stored (a group that failed is retried).
     for seconds in verified_after {
         crate::metrics::APPLY_TO_VERIFIED.observe(seconds);
@@ -571,7 +554,7 @@ async fn commit_group<B: Backend>(b: &mut B, batch: &[Op]) -> (Vec<Result<Done, 
                 }
             }
             Err((at, fail)) => {
-                b.rollback().await;
+                ops::rollback(b.conn()).await;
                 let how = blame(&fail);
                 tracing::warn!(error = %fail, blame = ?how, ops = group.len(), "event store group failed");
                 match (how, at) {

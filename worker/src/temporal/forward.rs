@@ -20,7 +20,7 @@ pub struct Forwarder {
     /// See `WorkflowInput.public_url`.
     pub public_url: String,
     /// See `WorkflowInput.banner`.
-    pub banner: crate::controls::SharedBanner,
+    pub banner: crate::temporal::SharedBanner,
 }
 
 impl Forwarder {

@@ -21,7 +21,7 @@ pub struct TemporalLink {
     pub policy: std::sync::Arc<vbridge_workflows::Policy>,
     pub tuning: vbridge_proto::Tuning,
     pub public_url: String,
-    pub banner: crate::controls::SharedBanner,
+    pub banner: crate::temporal::SharedBanner,
     pub namespace: String,
 }
 

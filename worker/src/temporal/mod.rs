@@ -10,6 +10,11 @@ use std::time::Duration;
 use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, Url};
 use vbridge_workflows::workflow::SEARCH_ATTRIBUTES;
 
+/// The kill switch's ATS banner as this process last read it (empty: gating
+/// on). New runs start with it; the relay refreshes it every round
+/// (`crate::controls::refresh_banner`).
+pub type SharedBanner = std::sync::Arc<std::sync::RwLock<String>>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum TemporalError {
     #[error("bad Temporal address {0:?}")]

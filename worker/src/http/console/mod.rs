@@ -317,7 +317,7 @@ async fn item_page(
             return error_page(StatusCode::SERVICE_UNAVAILABLE, Some(who(sess, p)), "The store cannot be read now.");
         }
     };
-    let open = s.store.review_item(c, a).await.ok().flatten().map(|r| r.item(chrono::Utc::now()));
+    let open = s.store.review_item(c, a).await.ok().flatten().map(|r| Item::of(r, chrono::Utc::now()));
     let chain = match &timeline.chain.broken {
         None => format!("{} records, every link intact", timeline.chain.records),
         Some(b) => format!("BROKEN at {}: {}", b.record, b.problem),

@@ -2,8 +2,10 @@
 //! it in its stream. A record's hash covers its stream, its position, the
 //! previous hash and every stored field, as canonical JSON (fields in a fixed
 //! order). Editing, removing or reordering any record breaks a link that
-//! `vbridge audit verify` finds.
+//! `vbridge audit verify` finds. Pure: the worker's store links records as it
+//! writes them and checks them when asked.
 
+use crate::record::RecordKind;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -20,9 +22,6 @@ pub fn stream_of(candidate_id: &str, application_id: &str) -> String {
 /// The stream of refused operator API requests (401/403): no verification
 /// owns them. (A verification's stream always holds a ':'.)
 pub const ACCESS_STREAM: &str = "access";
-/// The kind of a refused operator API request's record.
-pub const ACCESS_DENIED: &str = "access_denied";
-
 /// The stream of operations controls' changes (the kill switch).
 pub const CONTROLS_STREAM: &str = "controls";
 /// The stream of reconciliation reports.
@@ -30,32 +29,12 @@ pub const RECONCILIATION_STREAM: &str = "reconciliation";
 
 /// The stream a decision record goes to.
 pub fn decision_stream(r: &vbridge_proto::DecisionRecord) -> String {
-    match r.kind.as_str() {
-        ACCESS_DENIED => ACCESS_STREAM.to_owned(),
-        crate::controls::CONTROL_CHANGED => CONTROLS_STREAM.to_owned(),
-        crate::controls::reconcile::RECONCILED => RECONCILIATION_STREAM.to_owned(),
+    match RecordKind::of(&r.kind) {
+        Some(RecordKind::AccessDenied) => ACCESS_STREAM.to_owned(),
+        Some(RecordKind::ControlChanged) => CONTROLS_STREAM.to_owned(),
+        Some(RecordKind::Reconciled) => RECONCILIATION_STREAM.to_owned(),
         _ => stream_of(&r.candidate_id, &r.application_id),
     }
-}
-
-/// The stored fields of a delivery that its hash covers.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct DeliveryContent {
-    pub received_at: String,
-    pub event_id: Option<String>,
-    pub event_type: Option<String>,
-    pub occurred_at: Option<String>,
-    pub candidate_id: Option<String>,
-    pub application_id: Option<String>,
-    pub idempotency_key: Option<String>,
-    pub signature_valid: bool,
-    pub processing_result: String,
-    pub reject_code: Option<String>,
-    pub trace_id: String,
-    pub body_sha256: String,
-    pub delivery_attempt: Option<i64>,
-    pub payload: Option<String>,
-    pub signal: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -94,7 +73,7 @@ pub fn checkpoint_target(cp: &Checkpoint) -> String {
 
 /// A chain's stored head: where its last record sits. A chain whose last
 /// record is not its head lost records at its end.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Head {
     pub stream: String,
     pub chain_pos: i64,
@@ -214,15 +193,18 @@ mod tests {
     fn a_record_without_detail_hashes_as_before_detail_existed() {
         // The hashed form of a record stored before `detail` was added: the
         // field must be left out while empty, or every old chain would break.
-        let r =
-            vbridge_proto::DecisionRecord { record_id: "dec-1".into(), kind: "applied".into(), ..Default::default() };
+        let r = vbridge_proto::DecisionRecord {
+            record_id: "dec-1".into(),
+            kind: RecordKind::Applied.into(),
+            ..Default::default()
+        };
         let json = serde_json::to_string(&r).unwrap();
         assert!(!json.contains("detail"), "{json}");
         assert!(json.ends_with(r#""override_timestamp":""}"#), "{json}");
         let with = vbridge_proto::DecisionRecord { detail: "{}".into(), ..r.clone() };
         assert_ne!(link_hash("s", 1, GENESIS, &r), link_hash("s", 1, GENESIS, &with), "detail is hashed when set");
         assert_eq!(decision_stream(&r), ":", "a verification's stream");
-        let denied = vbridge_proto::DecisionRecord { kind: ACCESS_DENIED.into(), ..r };
+        let denied = vbridge_proto::DecisionRecord { kind: RecordKind::AccessDenied.into(), ..r };
         assert_eq!(decision_stream(&denied), ACCESS_STREAM);
     }
 

@@ -1,0 +1,193 @@
+//! The kinds of audit records (`DecisionRecord::kind`, a timeline entry's
+//! `kind`). The strings are stored, hashed into the audit chains and shown
+//! to operators, so each variant's string never changes; the unit test below
+//! pins them.
+
+use serde::{Deserialize, Serialize};
+
+/// What an audit record says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    /// An event moved the verification (the state machine applied it).
+    Applied,
+    /// An event the state machine refused (or a webhook's downgrade).
+    Refused,
+    /// An event the state machine skipped (seen before, or stale).
+    Skipped,
+    /// The verification was routed to manual review (the item in `detail`).
+    ReviewRouted,
+    /// A reviewer decided.
+    ReviewDecided,
+    /// An operator overrode the state.
+    Override,
+    /// A review item passed its SLA (the item in `detail`).
+    Escalated,
+    /// The escalation webhook was sent.
+    EscalationSent,
+    /// The escalation webhook failed for good.
+    EscalationFailed,
+    /// One attempt of an ATS write.
+    AtsAttempt,
+    /// An ATS write went through (its fields in `detail`).
+    AtsWrite,
+    /// An ATS write is owed again (the ATS was down).
+    AtsDeferred,
+    /// An ATS write refused for good (a dead letter).
+    AtsFailed,
+    /// Dead letters re-driven by an operator.
+    AtsRetry,
+    /// The kill switch's ATS banner was written or removed.
+    Banner,
+    /// A verification's ATS writes were paused.
+    Paused,
+    /// A verification's ATS writes were resumed.
+    Resumed,
+    /// An operator API request was refused (401/403), in the `access` chain.
+    AccessDenied,
+    /// An operations control changed, in the `controls` chain.
+    ControlChanged,
+    /// A reconciliation run's report, in the `reconciliation` chain.
+    Reconciled,
+    /// Retention cut the chain before this record (the checkpoint it left in
+    /// `write_targets`).
+    Retention,
+}
+
+impl RecordKind {
+    /// Every kind, in declaration order.
+    pub const ALL: &[RecordKind] = &[
+        RecordKind::Applied,
+        RecordKind::Refused,
+        RecordKind::Skipped,
+        RecordKind::ReviewRouted,
+        RecordKind::ReviewDecided,
+        RecordKind::Override,
+        RecordKind::Escalated,
+        RecordKind::EscalationSent,
+        RecordKind::EscalationFailed,
+        RecordKind::AtsAttempt,
+        RecordKind::AtsWrite,
+        RecordKind::AtsDeferred,
+        RecordKind::AtsFailed,
+        RecordKind::AtsRetry,
+        RecordKind::Banner,
+        RecordKind::Paused,
+        RecordKind::Resumed,
+        RecordKind::AccessDenied,
+        RecordKind::ControlChanged,
+        RecordKind::Reconciled,
+        RecordKind::Retention,
+    ];
+
+    /// The stored string (the same as its serde form).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Applied => "applied",
+            RecordKind::Refused => "refused",
+            RecordKind::Skipped => "skipped",
+            RecordKind::ReviewRouted => "review_routed",
+            RecordKind::ReviewDecided => "review_decided",
+            RecordKind::Override => "override",
+            RecordKind::Escalated => "escalated",
+            RecordKind::EscalationSent => "escalation_sent",
+            RecordKind::EscalationFailed => "escalation_failed",
+            RecordKind::AtsAttempt => "ats_attempt",
+            RecordKind::AtsWrite => "ats_write",
+            RecordKind::AtsDeferred => "ats_deferred",
+            RecordKind::AtsFailed => "ats_failed",
+            RecordKind::AtsRetry => "ats_retry",
+            RecordKind::Banner => "banner",
+            RecordKind::Paused => "paused",
+            RecordKind::Resumed => "resumed",
+            RecordKind::AccessDenied => "access_denied",
+            RecordKind::ControlChanged => "control_changed",
+            RecordKind::Reconciled => "reconciled",
+            RecordKind::Retention => "retention",
+        }
+    }
+
+    /// The kind a stored string names (`None`: a kind this build does not know).
+    pub fn of(s: &str) -> Option<RecordKind> {
+        s.parse().ok()
+    }
+}
+
+impl std::fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown record kind {0:?}")]
+pub struct UnknownKind(pub String);
+
+impl std::str::FromStr for RecordKind {
+    type Err = UnknownKind;
+    fn from_str(s: &str) -> Result<RecordKind, UnknownKind> {
+        RecordKind::ALL.iter().copied().find(|k| k.as_str() == s).ok_or_else(|| UnknownKind(s.to_owned()))
+    }
+}
+
+impl From<RecordKind> for String {
+    fn from(k: RecordKind) -> String {
+        k.as_str().to_owned()
+    }
+}
+
+impl PartialEq<RecordKind> for String {
+    fn eq(&self, k: &RecordKind) -> bool {
+        self == k.as_str()
+    }
+}
+
+impl PartialEq<RecordKind> for str {
+    fn eq(&self, k: &RecordKind) -> bool {
+        self == k.as_str()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RecordKind::{self, *};
+
+    /// Stored and hashed: changing one breaks every chain that holds it.
+    #[test]
+    fn the_strings_are_unchanged() {
+        let expected = [
+            (Applied, "applied"),
+            (Refused, "refused"),
+            (Skipped, "skipped"),
+            (ReviewRouted, "review_routed"),
+            (ReviewDecided, "review_decided"),
+            (Override, "override"),
+            (Escalated, "escalated"),
+            (EscalationSent, "escalation_sent"),
+            (EscalationFailed, "escalation_failed"),
+            (AtsAttempt, "ats_attempt"),
+            (AtsWrite, "ats_write"),
+            (AtsDeferred, "ats_deferred"),
+            (AtsFailed, "ats_failed"),
+            (AtsRetry, "ats_retry"),
+            (Banner, "banner"),
+            (Paused, "paused"),
+            (Resumed, "resumed"),
+            (AccessDenied, "access_denied"),
+            (ControlChanged, "control_changed"),
+            (Reconciled, "reconciled"),
+            (Retention, "retention"),
+        ];
+        assert_eq!(expected.len(), RecordKind::ALL.len(), "every kind is pinned");
+        for (kind, s) in expected {
+            assert_eq!(kind.as_str(), s);
+            assert_eq!(kind.to_string(), s);
+            assert_eq!(s.parse::<RecordKind>(), Ok(kind));
+            assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{s}\""));
+            assert_eq!(serde_json::from_str::<RecordKind>(&format!("\"{s}\"")).unwrap(), kind);
+            let stored: String = s.into();
+            assert!(*s == kind && stored == kind);
+        }
+        assert_eq!(RecordKind::of("no_such_kind"), None);
+    }
+}

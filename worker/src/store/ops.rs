@@ -1,0 +1,235 @@
+//! The writer's statements inside a group transaction, written once for both
+//! backends over [`Run`]. What a backend does differently (locks, retention's
+//! guards, housekeeping) is its own `Backend` impl.
+
+use super::Original;
+use super::projection::{controls, dead_letters, gate, reconcile, review};
+use super::run::{Arg, Run};
+use super::sql;
+use super::writer::{ChainEntry, ChainedDelivery, LinkFields};
+use vbridge_proto::DecisionRecord;
+
+pub(crate) async fn find_key(c: &mut impl Run, key: &str) -> Result<Option<Original>, sqlx::Error> {
+    c.fetch_optional(sql::FIND_KEY, &[key.into()]).await
+}
+
+pub(crate) async fn head(c: &mut impl Run, stream: &str) -> Result<Option<(i64, String)>, sqlx::Error> {
+    c.fetch_optional(sql::HEAD, &[stream.into()]).await
+}
+
+/// Insert a delivery row (and, when it is accepted, its outbox row and the
+/// job it named); `None` when an accepted/ignored row lost a race for its
+/// idempotency key to another process.
+pub(crate) async fn insert_delivery(c: &mut impl Run, row: &ChainedDelivery<'_>) -> Result<Option<i64>, sqlx::Error> {
+    let seq: Option<(i64,)> = c.fetch_optional(sql::INSERT_DELIVERY, &delivery_args(row)).await?;
+    let seq = seq.map(|s| s.0);
+    if let Some(seq) = seq
+        && row.accepted
+    {
+        c.execute(sql::INSERT_OUTBOX, &[seq.into(), (&row.content.received_at).into()]).await?;
+        let job = row.job;
+        if let (false, Some(app)) = (job.is_empty(), row.content.application_id.as_deref()) {
+            let args = [
+                app.into(),
+                (&job.requisition).into(),
+                (&job.role).into(),
+                (&job.region).into(),
+                (&row.content.received_at).into(),
+            ];
+            c.execute(sql::UPSERT_JOB, &args).await?;
+        }
+    }
+    Ok(seq)
+}
+
+/// A delivery's values in `sql::INSERT_DELIVERY` order.
+fn delivery_args<'a>(row: &'a ChainedDelivery<'_>) -> [Arg<'a>; 19] {
+    let (c, l) = (&row.content, &row.link);
+    [
+        (&c.received_at).into(),
+        (&c.event_id).into(),
+        (&c.event_type).into(),
+        (&c.occurred_at).into(),
+        (&c.candidate_id).into(),
+        (&c.application_id).into(),
+        (&c.idempotency_key).into(),
+        c.signature_valid.into(),
+        (&c.processing_result).into(),
+        (&c.reject_code).into(),
+        (&c.trace_id).into(),
+        (&c.body_sha256).into(),
+        c.delivery_attempt.into(),
+        (&c.payload).into(),
+        (&c.signal).into(),
+        (&l.stream).into(),
+        l.chain_pos.into(),
+        (&l.prev_hash).into(),
+        (&l.hash).into(),
+    ]
+}
+
+pub(crate) async fn decision_exists(c: &mut impl Run, record_id: &str) -> Result<bool, sqlx::Error> {
+    let row: Option<(i32,)> = c.fetch_optional(sql::DECISION_EXISTS, &[record_id.into()]).await?;
+    Ok(row.is_some())
+}
+
+/// The `occurred_at` of a verification's accepted events.
+pub(crate) async fn event_times(
+    c: &mut impl Run,
+    candidate_id: &str,
+    application_id: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<(String,)> = c.fetch_all(sql::EVENT_TIMES, &[candidate_id.into(), application_id.into()]).await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+pub(crate) async fn insert_decision(c: &mut impl Run, r: &DecisionRecord, l: &LinkFields) -> Result<(), sqlx::Error> {
+    let args: [Arg<'_>; 25] = [
+        (&r.record_id).into(),
+        (&r.recorded_at).into(),
+        (&r.kind).into(),
+        (&r.candidate_id).into(),
+        (&r.application_id).into(),
+        (&r.event_id).into(),
+        (&r.event_type).into(),
+        (&r.occurred_at).into(),
+        (&r.received_at).into(),
+        (&r.idempotency_key).into(),
+        (&r.state_before).into(),
+        (&r.state_after).into(),
+        (&r.reason).into(),
+        (&r.write_targets).into(),
+        (r.delivery_attempt as i64).into(),
+        (&r.processing_result).into(),
+        (&r.trace_id).into(),
+        (&r.override_actor).into(),
+        (&r.override_reason_code).into(),
+        (&r.override_timestamp).into(),
+        (&r.detail).into(),
+        (&l.stream).into(),
+        l.chain_pos.into(),
+        (&l.prev_hash).into(),
+        (&l.hash).into(),
+    ];
+    c.execute(sql::INSERT_DECISION, &args).await.map(|_| ())
+}
+
+/// Apply one change to the gate's projection.
+pub(crate) async fn project_gate(c: &mut impl Run, change: &gate::Change) -> Result<(), sqlx::Error> {
+    match change {
+        gate::Change::State { application_id, candidate_id, state, as_of } => {
+            let args = [application_id.into(), candidate_id.into(), state.into(), as_of.into()];
+            c.execute(sql::GATE_STATE, &args).await?;
+        }
+        gate::Change::Written { application_id, written } => {
+            c.execute(sql::GATE_WRITTEN, &[application_id.into(), written.into()]).await?;
+        }
+        gate::Change::Sync { application_id, ats_sync } => {
+            c.execute(sql::GATE_SYNC, &[ats_sync.into(), application_id.into()]).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Apply one change to the dead letters.
+pub(crate) async fn project_dead_letter(c: &mut impl Run, change: &dead_letters::Change) -> Result<(), sqlx::Error> {
+    match change {
+        dead_letters::Change::Failed(d) => {
+            let args = [
+                (&d.idempotency_key).into(),
+                (&d.candidate_id).into(),
+                (&d.application_id).into(),
+                (&d.event_id).into(),
+                (&d.target).into(),
+                (&d.state).into(),
+                (&d.reason).into(),
+                (&d.failed_at).into(),
+            ];
+            c.execute(sql::DEAD_LETTER, &args).await?;
+        }
+        dead_letters::Change::Written { target, at } => {
+            c.execute(sql::DEAD_LETTERS_RESOLVED, &[at.into(), target.into()]).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Keep a finished reconciliation run's report.
+pub(crate) async fn project_run(c: &mut impl Run, run_id: &str, at: &str, report: &str) -> Result<(), sqlx::Error> {
+    c.execute(sql::SAVE_RUN, &[run_id.into(), at.into(), report.into()]).await.map(|_| ())
+}
+
+/// Merge a write's fields into the reconciliation's expectation.
+pub(crate) async fn project_expected(c: &mut impl Run, w: &reconcile::Written) -> Result<(), sqlx::Error> {
+    let old: Option<(String,)> =
+        c.fetch_optional(sql::EXPECTED_OF, &[(&w.application_id).into(), (&w.check_id).into()]).await?;
+    let mut fields: std::collections::BTreeMap<String, String> =
+        old.and_then(|o| serde_json::from_str(&o.0).ok()).unwrap_or_default();
+    fields.extend(w.fields.clone());
+    let fields = serde_json::to_string(&fields).expect("fields serialize");
+    let args = [(&w.application_id).into(), (&w.check_id).into(), (&w.candidate_id).into(), (&fields).into()];
+    c.execute(sql::SET_EXPECTED, &args).await.map(|_| ())
+}
+
+/// Store a control's new value.
+pub(crate) async fn project_control(c: &mut impl Run, ctl: &controls::Control) -> Result<(), sqlx::Error> {
+    let args =
+        [(&ctl.name).into(), (&ctl.value).into(), (&ctl.actor).into(), (&ctl.reason).into(), (&ctl.changed_at).into()];
+    c.execute(sql::SET_CONTROL, &args).await.map(|_| ())
+}
+
+/// Apply one change to the review queue projection.
+pub(crate) async fn project_review(c: &mut impl Run, change: &review::Change) -> Result<(), sqlx::Error> {
+    let json = |v: &[String]| serde_json::to_string(v).expect("strings serialize");
+    match change {
+        review::Change::Upsert { candidate_id, application_id, item, as_of } => {
+            let (codes, flags) = (json(&item.reason_codes), json(&item.flags));
+            let args = [
+                candidate_id.into(),
+                application_id.into(),
+                (&item.queue).into(),
+                (&codes).into(),
+                (&item.evidence_pack_url).into(),
+                (&item.routed_at).into(),
+                (&item.due_at).into(),
+                (item.escalations as i64).into(),
+                (&flags).into(),
+                (&item.trace_id).into(),
+                as_of.into(),
+            ];
+            c.execute(sql::UPSERT_REVIEW, &args).await?;
+        }
+        review::Change::Close { candidate_id, application_id, as_of } => {
+            c.execute(sql::CLOSE_REVIEW, &[as_of.into(), candidate_id.into(), application_id.into()]).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Record the forwards and take the rows out of the outbox.
+pub(crate) async fn mark_forwarded(c: &mut impl Run, seqs: &[i64], now: &str) -> Result<(), sqlx::Error> {
+    for seq in seqs {
+        c.execute(sql::MARK_FORWARDED, &[(*seq).into(), now.into()]).await?;
+        c.execute(sql::TAKE_FROM_OUTBOX, &[(*seq).into()]).await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn set_head(c: &mut impl Run, stream: &str, pos: i64, hash: &str) -> Result<(), sqlx::Error> {
+    c.execute(sql::SET_HEAD, &[stream.into(), pos.into(), hash.into()]).await.map(|_| ())
+}
+
+/// Every chained record's stream, position, hash and time.
+pub(crate) async fn chain_entries(c: &mut impl Run) -> Result<Vec<ChainEntry>, sqlx::Error> {
+    c.fetch_all(sql::CHAIN_ENTRIES, &[]).await
+}
+
+pub(crate) async fn commit(c: &mut impl Run) -> Result<(), sqlx::Error> {
+    c.execute("COMMIT", &[]).await.map(|_| ())
+}
+
+pub(crate) async fn rollback(c: &mut impl Run) {
+    if let Err(e) = c.execute("ROLLBACK", &[]).await {
+        tracing::debug!(error = %e, "rollback after a failed group");
+    }
+}
