@@ -122,7 +122,7 @@ impl TraceId {
 }
 
 /// The workflow id of one verification, from its business key, candidate
-/// plus application (CONTRACT §3). The only place it is formatted.
+/// plus application (docs/contract.md §3). The only place it is formatted.
 pub fn workflow_id(candidate_id: &str, application_id: &str) -> String {
     format!("verification:{candidate_id}:{application_id}")
 }

@@ -4,7 +4,7 @@
 //!
 //! - A `needs_review` decision is routed to the policy's queue, whatever
 //!   reason codes it carries: codes outside the policy's list (or none) are
-//!   kept as given and flagged [`UNLISTED_REASON_CODE`] (CONTRACT §2).
+//!   kept as given and flagged [`UNLISTED_REASON_CODE`] (docs/contract.md §2).
 //! - A reviewer decides an item in review: to a state the policy allows from
 //!   `needs_review`, with a reason code from the review list.
 //! - Anything else a human does is an override (role admin), with a reason

@@ -18,7 +18,7 @@ use vbridge_workflows::CandidateVerification;
 use vbridge_workflows::domain::workflow_id;
 
 pub const SECRET: &str = "it-secret-1";
-/// Operator API tokens the harness configures (CONTRACT §5), by role.
+/// Operator API tokens the harness configures (docs/contract.md §5), by role.
 pub const OPS_TOKEN: &str = "it-ops-token";
 pub const AUDITOR_TOKEN: &str = "it-auditor-token";
 pub const REVIEWER_TOKEN: &str = "it-reviewer-token";

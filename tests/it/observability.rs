@@ -1,5 +1,5 @@
 //! Observability from outside: `/metrics` after known traffic (the policy's
-//! five metrics under their CONTRACT names, the bridge's own, the Temporal
+//! five metrics under their docs/contract.md names, the bridge's own, the Temporal
 //! SDK's worker metrics), and one trace id followed from the webhook's
 //! header to the ATS request and through the JSON logs, which never carry a
 //! secret or a redacted field.
@@ -75,7 +75,7 @@ async fn metrics_count_known_traffic_and_one_trace_id_runs_from_webhook_to_ats_a
 
     let text = app.metrics().await;
     let m = |name: &str| sample(&text, name).unwrap_or_else(|| panic!("{name} missing from:\n{text}"));
-    // The policy's five, under CONTRACT §5's names.
+    // The policy's five, under docs/contract.md §5's names.
     assert_eq!(m("webhook_signature_invalid_count"), 2.0);
     assert_eq!(m("webhook_duplicate_event_count"), 1.0);
     assert_eq!(m("ats_write_failure_count"), 1.0);

@@ -132,7 +132,7 @@ async fn a_review_escalates_every_sla_with_signed_webhooks_until_a_reviewer_deci
         })
         .await;
     // The harness configures "old-retired-secret,{SECRET}": escalations are
-    // signed with the first (CONTRACT §5).
+    // signed with the first (docs/contract.md §5).
     let secret = Secret::parse("old-retired-secret", 0).unwrap();
     let mut keys = vec![];
     for (n, e) in sent.iter().take(2).enumerate() {

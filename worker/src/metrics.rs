@@ -1,7 +1,7 @@
 //! Metrics, exported in the Prometheus text format at `GET /metrics`, through
 //! the `prometheus` crate (the client the Temporal SDK already builds).
 //!
-//! The policy's `observability.metrics` are exposed under their CONTRACT §5
+//! The policy's `observability.metrics` are exposed under their docs/contract.md §5
 //! names (dots become underscores; the median is a histogram's):
 //! `webhook_signature_invalid_count`, `webhook_duplicate_event_count`,
 //! `ats_write_failure_count`, `manual_review_queue_depth`,
@@ -262,7 +262,7 @@ impl Metrics {
     }
 }
 
-/// The Prometheus name of a policy metric (CONTRACT §5), when known.
+/// The Prometheus name of a policy metric (docs/contract.md §5), when known.
 pub fn prom_name(policy_name: &str) -> Option<&'static str> {
     Some(match policy_name {
         "webhook.signature_invalid.count" => "webhook_signature_invalid_count",

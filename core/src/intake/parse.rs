@@ -1,4 +1,4 @@
-//! Parsing a webhook body (CONTRACT §2) into typed fields: serde reads it
+//! Parsing a webhook body (docs/contract.md §2) into typed fields: serde reads it
 //! into a wire struct whose fields are the domain newtypes, and
 //! `serde_path_to_error` names the field that failed. Pure; no I/O.
 
@@ -204,7 +204,7 @@ pub fn parse(body: &Value, policy: &Policy) -> Result<Intake, PayloadError> {
         (_, _) => None,
     };
     // A needs_review without the policy's reason codes is still accepted and
-    // routed to review (CONTRACT §2): refusing it would stall the candidate.
+    // routed to review (docs/contract.md §2): refusing it would stall the candidate.
     Ok(Intake {
         event_id,
         event_type,

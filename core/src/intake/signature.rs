@@ -1,4 +1,4 @@
-//! Webhook signature checks (CONTRACT §2): the IL scheme (`X-IL-Signature`,
+//! Webhook signature checks (docs/contract.md §2): the IL scheme (`X-IL-Signature`,
 //! `X-IL-Timestamp`) and Standard Webhooks (`webhook-id`, `webhook-timestamp`,
 //! `webhook-signature`). Several secrets may be live at once (rotation); any
 //! one that verifies is enough. Comparisons are constant-time (`subtle`).

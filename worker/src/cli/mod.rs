@@ -59,7 +59,7 @@ pub enum Command {
         #[arg(long, default_value = "generic")]
         ats: String,
     },
-    /// Run only the sandbox ATS (CONTRACT §4), which can be told to fail.
+    /// Run only the sandbox ATS (docs/contract.md §4), which can be told to fail.
     #[cfg(feature = "devtools")]
     SandboxAts {
         #[arg(long, default_value = "127.0.0.1:8090")]

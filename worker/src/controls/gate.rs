@@ -7,7 +7,7 @@
 use crate::store::projection::gate::Row;
 use serde::Serialize;
 
-/// The gate's answer (CONTRACT §5).
+/// The gate's answer (docs/contract.md §5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Answer {
     pub allow_interview_scheduling: bool,

@@ -1,4 +1,4 @@
-//! The read API under `/v1` (CONTRACT §5). Behind the auth layer.
+//! The read API under `/v1` (docs/contract.md §5). Behind the auth layer.
 
 use super::HttpState;
 use super::error::ApiError;

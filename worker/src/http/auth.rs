@@ -1,4 +1,4 @@
-//! Authentication of the operator API (CONTRACT §5), as a layer: a bearer
+//! Authentication of the operator API (docs/contract.md §5), as a layer: a bearer
 //! token is looked up by its SHA-256 among the configured grants
 //! (`VBRIDGE_API_TOKENS="<role>:<subject>:<sha256-hex>,..."`); the route's
 //! layer then demands one of its roles. No credential: 401 `unauthenticated`;

@@ -1,4 +1,4 @@
-//! Operations controls under `/v1` (CONTRACT §5): the kill switch, pause and
+//! Operations controls under `/v1` (docs/contract.md §5): the kill switch, pause and
 //! resume, and the interview-scheduling gate. Thin: parse, authenticate,
 //! hand over to `crate::controls` and `crate::temporal::human`.
 

@@ -1,6 +1,6 @@
 //! `ApiError`: every refusal the HTTP edge answers, mapped in one place to a
 //! status, the contract's error code and the JSON error shape
-//! `{"error":{"code":..,"message":..}}` (CONTRACT §2, §5).
+//! `{"error":{"code":..,"message":..}}` (docs/contract.md §2, §5).
 
 use crate::intake::IntakeError;
 use axum::Json;

@@ -1,4 +1,4 @@
-//! OIDC bearer tokens (CONTRACT §5): a JWT signed by the configured issuer,
+//! OIDC bearer tokens (docs/contract.md §5): a JWT signed by the configured issuer,
 //! verified with `jsonwebtoken` against the issuer's JWKS
 //! (`VBRIDGE_OIDC_JWKS_URL`): signature, `iss`, `aud`, `exp`/`nbf` (60 s
 //! leeway). The subject is `sub`; roles come from the `roles` claim (a list,

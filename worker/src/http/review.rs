@@ -1,4 +1,4 @@
-//! Manual review and overrides under `/v1` (CONTRACT §5): the queue, a
+//! Manual review and overrides under `/v1` (docs/contract.md §5): the queue, a
 //! reviewer's decision, an admin's override. The actor is always the
 //! authenticated subject, never a field of the body. The workflow decides
 //! (its update validators); these handlers parse, authenticate and hand over.

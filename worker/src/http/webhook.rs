@@ -1,4 +1,4 @@
-//! `POST /webhooks/verification` (CONTRACT §2): read the request, hand it to
+//! `POST /webhooks/verification` (docs/contract.md §2): read the request, hand it to
 //! [`Intake`](crate::intake::Intake), answer. The 2xx goes out only after the
 //! store says the row is durable.
 

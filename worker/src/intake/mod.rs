@@ -215,7 +215,7 @@ impl Intake {
                 self.recent.insert(key, event_id.clone(), trace_id.to_string());
                 self.metrics.accepted.inc();
                 if unlisted {
-                    // Accepted and routed to review, flagged (CONTRACT §2).
+                    // Accepted and routed to review, flagged (docs/contract.md §2).
                     self.metrics.review_unlisted_reason_code.inc();
                     tracing::warn!(codes = ?parsed.reason_codes, "needs_review without the policy's reason codes: accepted, flagged unlisted_reason_code");
                 }

@@ -85,7 +85,7 @@ pub fn envconfig_namespace() -> Result<Option<String>, String> {
     Ok(profile.namespace)
 }
 
-/// Register the bridge's search attributes (CONTRACT §3) where missing.
+/// Register the bridge's search attributes (docs/contract.md §3) where missing.
 pub async fn register_search_attributes(client: &Client, namespace: &str) -> Result<(), TemporalError> {
     use temporalio_common::protos::temporal::api::enums::v1::IndexedValueType;
     use temporalio_common::protos::temporal::api::operatorservice::v1::{

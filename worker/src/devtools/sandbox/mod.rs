@@ -1,4 +1,4 @@
-//! The sandbox ATS: a small server speaking CONTRACT §4 that keeps what it is
+//! The sandbox ATS: a small server speaking docs/contract.md §4 that keeps what it is
 //! given, so the demo and the tests have a real HTTP peer. Its own API under
 //! `/_sandbox` tells it to fail (503, 429 + Retry-After, slow, a 4xx) and shows
 //! what it received.
