@@ -308,13 +308,21 @@ fn greenhouse_config() -> Result<vbridge_activities::AtsKind, ConfigError> {
             });
         }
     };
+    // Each version's own window (v1, legacy: 10 s; v3: 30 s).
+    let window = match credentials {
+        GreenhouseCredentials::OAuth { .. } => gh::RATE_WINDOW,
+        GreenhouseCredentials::ApiKey { .. } => gh::V1_RATE_WINDOW,
+    };
     Ok(vbridge_activities::AtsKind::Greenhouse(vbridge_activities::GreenhouseConfig {
         api_url: url_env("VBRIDGE_GREENHOUSE_API_URL", gh::DEFAULT_API_URL)?,
         auth_url: url_env("VBRIDGE_GREENHOUSE_AUTH_URL", gh::DEFAULT_AUTH_URL)?,
-        credentials,
         rate_window: Duration::from_millis(
-            env_num::<u64>("VBRIDGE_GREENHOUSE_RATE_WINDOW_MS")?.unwrap_or(gh::RATE_WINDOW.as_millis() as u64).max(100),
+            env_num::<u64>("VBRIDGE_GREENHOUSE_RATE_WINDOW_MS")?.unwrap_or(window.as_millis() as u64).max(100),
         ),
+        token_quiet: Duration::from_millis(
+            env_num::<u64>("VBRIDGE_GREENHOUSE_TOKEN_QUIET_MS")?.unwrap_or(gh::TOKEN_QUIET.as_millis() as u64),
+        ),
+        credentials,
     }))
 }
 
