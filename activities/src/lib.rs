@@ -209,7 +209,7 @@ pub struct GreenhouseConfig {
     pub credentials: GreenhouseCredentials,
     /// Greenhouse's rate-limit window (v3: 30 s, v1: 10 s; settable for tests).
     pub rate_window: Duration,
-    /// How long a v3 token is kept against 401s (`connector::oauth`).
+    /// How long a refused v3 token is waited on (`connector::oauth`).
     pub token_quiet: Duration,
 }
 

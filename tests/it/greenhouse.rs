@@ -96,7 +96,7 @@ async fn the_strict_impersonation_answers_as_the_openapi_document_says() {
         let r = patch(json!({"custom_fields": bad})).await.unwrap();
         assert_eq!(r.status(), 422, "{bad}");
     }
-    // "note" and "state" are ids 4001 and 4002 (sorted after "old", 4000).
+    // Ids in name order: "note" 4000, "old" 4001, "state" 4002.
     let r =
         patch(json!({"custom_fields": [{"custom_field_id": 4002, "value": "x"}, {"name_key": "note", "value": "n"}]}))
             .await
@@ -124,10 +124,10 @@ async fn the_strict_impersonation_answers_as_the_openapi_document_says() {
     assert_eq!(
         page,
         json!([
-            {"id": 4000, "name": "old", "name_key": "old", "field_type": "application", "value_type": "short_text",
-                "active": false, "private": false, "required": false},
-            {"id": 4001, "name": "note", "name_key": "note", "field_type": "application", "value_type": "short_text",
+            {"id": 4000, "name": "note", "name_key": "note", "field_type": "application", "value_type": "short_text",
                 "active": true, "private": false, "required": false},
+            {"id": 4001, "name": "old", "name_key": "old", "field_type": "application", "value_type": "short_text",
+                "active": false, "private": false, "required": false},
         ])
     );
     let next = link.strip_prefix('<').and_then(|l| l.split_once(">; rel=\"next\"")).unwrap().0.to_owned();
@@ -230,6 +230,7 @@ async fn two_workers_sharing_one_credential_take_turns_instead_of_revoking_each_
     let log = app.ats_requests().await;
     let tokens = log.iter().filter(|r| r.path == "/token").count();
     let refused = log.iter().filter(|r| r.status == 401).count();
+    eprintln!("two workers: {n} writes in {elapsed:?}, {tokens} tokens issued, {refused} answers 401");
     assert!(tokens >= 2 && refused >= 1, "both workers took a token, revoking the other's: {tokens}, {refused}");
     // Each worker takes at most one token per quiet period (plus its first).
     let bound = 2 * (elapsed.as_millis() / quiet.as_millis()) as usize + 2;

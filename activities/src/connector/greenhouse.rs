@@ -46,7 +46,7 @@ pub const DEFAULT_AUTH_URL: &str = "https://auth.greenhouse.io/token";
 pub const RATE_WINDOW: Duration = Duration::from_secs(30);
 /// Harvest v1's (legacy) rate-limit window.
 pub const V1_RATE_WINDOW: Duration = Duration::from_secs(10);
-/// How long a v3 token is kept against 401s before it may be replaced
+/// How long a refused v3 token is waited on before a new one is taken
 /// (`super::oauth`): at most one token per worker per this period.
 pub const TOKEN_QUIET: Duration = Duration::from_secs(10);
 /// The pace before the first answer says the real limit.
