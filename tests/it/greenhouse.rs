@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use vbridge::devtools::client::{decision, started};
 use vbridge::devtools::sandbox::impersonate::{CLIENT_ID, CLIENT_SECRET, USER_ID};
 
+const WAIT: Duration = Duration::from_secs(60);
+
 /// A bridge on Harvest v3 against the sandbox, its field map in `map`.
 async fn v3_app(name: &str, map: &str, quiet_ms: &str) -> TestApp {
     let dir = std::env::temp_dir().join(format!("vbridge-{name}-{}", std::process::id()));
@@ -143,24 +145,38 @@ async fn the_strict_impersonation_answers_as_the_openapi_document_says() {
 #[tokio::test]
 async fn greenhouse_v3_writes_reads_reconciles_and_checks_against_the_document() {
     let app = v3_app("gh-doc", "verification_state = \"vb_state\"\n", "500").await;
-    let written = ["vb_state", "verification_last_event_id", "verification_decided_at", "evidence_pack_url"];
+    let written = [
+        "vb_state",
+        "verification_last_event_id",
+        "verification_decided_at",
+        "verification_banner",
+        "evidence_pack_url",
+    ];
     app.sandbox_post("/_sandbox/ats/fields", &json!({"fields": written})).await;
     let (c, a) = ("cand-doc", "4101");
 
-    // Writes: a decision without an evidence pack clears that field, with
-    // `value: null` (v1's `delete_value` is a 422 here).
+    // Writes: the kill switch off writes the banner; back on clears it,
+    // with `value: null` (v1's `delete_value` is a 422 here).
     assert_eq!(app.send(&started(c, a, "evt-doc-1", &at(-10))).await.status, 202);
     app.wait_synced(c, a, "pending").await;
-    let mut d = decision(c, a, "evt-doc-2", &at(-9), "verified");
-    d.as_object_mut().unwrap().remove("evidence_pack_url");
-    assert_eq!(app.send(&d).await.status, 202);
+    let banner = || async { app.ats_record("greenhouse", a).await["fields"].get("verification_banner").cloned() };
+    for (enabled, what) in [(false, "the banner written"), (true, "the banner cleared")] {
+        let r = app
+            .http
+            .put(format!("{}/v1/controls/gating", app.bridge_url))
+            .bearer_auth(OPS_TOKEN)
+            .json(&json!({"enabled": enabled, "reason": "greenhouse test"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        app.wait_for(what, WAIT, || async { (banner().await.is_none() == enabled).then_some(()) }).await;
+    }
+    assert_eq!(app.send(&decision(c, a, "evt-doc-2", &at(-9), "verified")).await.status, 202);
     app.wait_synced(c, a, "verified").await;
-    let log = app.ats_requests().await;
-    let patches = calls(&log, "/v3/applications/4101");
-    assert_eq!(patches.iter().map(|p| p.2).collect::<Vec<_>>(), vec![200, 200], "{patches:?}");
-    let record = app.ats_record("greenhouse", a).await;
-    assert_eq!(record["fields"]["vb_state"], "verified", "{record}");
-    assert!(record["fields"].get("evidence_pack_url").is_none(), "cleared: {record}");
+    let patches = calls(&app.ats_requests().await, "/v3/applications/4101");
+    assert!(patches.len() >= 4 && patches.iter().all(|p| p.2 == 200), "{patches:?}");
+    assert_eq!(app.ats_record("greenhouse", a).await["fields"]["vb_state"], "verified");
     assert!(dead_letters(&app).await.is_empty());
 
     // Reads go through ?ids= (there is no GET /v3/applications/{id}) and
@@ -186,7 +202,7 @@ async fn greenhouse_v3_writes_reads_reconciles_and_checks_against_the_document()
     // `ats check`: 600 other fields put the bridge's on the second page;
     // the archived evidence_pack_url is not counted.
     let mut fields: Vec<String> = (0..600).map(|i| format!("filler_{i:03}")).collect();
-    fields.extend(written[..3].iter().map(|f| f.to_string()));
+    fields.extend(written.iter().filter(|f| **f != "evidence_pack_url").map(|f| f.to_string()));
     app.sandbox_post("/_sandbox/ats/fields", &json!({"fields": fields, "archived": ["evidence_pack_url"]})).await;
     let before = app.ats_requests().await.len();
     let out = app.vbridge_cli(&["ats", "check"]).await;
