@@ -215,8 +215,10 @@ pub struct GreenhouseConfig {
     pub api_url: String,
     pub auth_url: String,
     pub credentials: GreenhouseCredentials,
-    /// Greenhouse's rate-limit window (10 s; settable for tests).
+    /// Greenhouse's rate-limit window (v3: 30 s, v1: 10 s; settable for tests).
     pub rate_window: Duration,
+    /// How long a refused v3 token is waited on (`connector::oauth`).
+    pub token_quiet: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -267,6 +269,7 @@ impl AtsConfig {
                                 client_secret.0.clone(),
                                 g.auth_url.clone(),
                                 vec![("sub".into(), user_id.clone())],
+                                g.token_quiet,
                             ),
                             user_id: user_id.clone(),
                         }

@@ -44,6 +44,7 @@ async fn greenhouse_v3_takes_a_token_refreshes_it_on_401_and_writes_mapped_custo
                 ("VBRIDGE_GREENHOUSE_CLIENT_ID", CLIENT_ID),
                 ("VBRIDGE_GREENHOUSE_CLIENT_SECRET", CLIENT_SECRET),
                 ("VBRIDGE_GREENHOUSE_USER_ID", USER_ID),
+                ("VBRIDGE_GREENHOUSE_TOKEN_QUIET_MS", "500"),
                 ("VBRIDGE_ATS_FIELD_MAP", &map.display().to_string()),
             ]),
             ..Default::default()

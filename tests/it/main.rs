@@ -7,6 +7,7 @@ mod connectors;
 mod console;
 mod controls;
 mod deploy;
+mod greenhouse;
 mod hardening;
 mod harness;
 mod observability;

@@ -1,23 +1,36 @@
 //! Greenhouse Harvest: the bridge's fields are the application's custom
 //! fields.
 //!
-//! Sources (read 2026-11): Harvest v3 authentication guide
-//! (harvestdocs.greenhouse.io/docs/authentication: `POST
-//! https://auth.greenhouse.io/token`, HTTP Basic `client_id:client_secret`,
-//! form `grant_type=client_credentials&sub=<user id>`, then `Authorization:
-//! Bearer`); the write-endpoint migration guide (`PATCH /v1/applications/{id}`
-//! becomes `PATCH /v3/applications/{id}`); the rate-limiting guide
-//! (`X-RateLimit-Limit`/`-Remaining` per 10 s window, 429 with `Retry-After`
-//! and `X-RateLimit-Reset`); the v1 Harvest reference
-//! (developers.greenhouse.io/harvest.html: Basic auth with the API key as
-//! user name and an empty password, the `On-Behalf-Of` header on writes,
-//! `custom_fields: [{"name_key"|"id", "value"}]`, `delete_value: "true"` to
-//! clear, `GET /v1/custom_fields/application`).
+//! Harvest v3 follows Greenhouse's own OpenAPI 3.1 document ("Harvest API",
+//! version v3, embedded in every harvestdocs.greenhouse.io `/reference/`
+//! page; a verbatim copy is in the public repository amp-labs/connectors at
+//! providers/greenhouse/metadata/openapi/harvest-api.json):
+//! - `PATCH /v3/applications/{id}` takes `custom_fields: [{name_key |
+//!   custom_field_id, value}]`, each entry with exactly one of the two keys
+//!   and nothing else (`additionalProperties: false`); `value: null` clears;
+//! - there is no `GET /v3/applications/{id}`: one application is read with
+//!   `GET /v3/applications?ids={id}`, which answers an array;
+//! - an application's `custom_fields` is an object keyed by `name_key`, each
+//!   `{name, type, value}`;
+//! - `GET /v3/custom_fields?field_type=application` is a list endpoint:
+//!   `per_page` up to 500, the next page in the `Link` header (`rel="next"`,
+//!   followed as given: the pagination guide), `active: false` when archived;
+//! - scopes: `harvest:applications:update` (writes),
+//!   `harvest:applications:list` (reads), `harvest:custom_fields:list`
+//!   (`ats check`).
 //!
-//! Not documented in what we could read: the v3 custom-field body of `PATCH
-//! /v3/applications/{id}` and the v3 custom-field listing. Both are kept in
-//! [`custom_fields_body`] and [`FIELDS_PATH`] only, assuming the v1 shapes,
-//! so that a correction is one place.
+//! Tokens: the authentication guide (`POST https://auth.greenhouse.io/token`,
+//! HTTP Basic `client_id:client_secret`, form
+//! `grant_type=client_credentials&sub=<user id>`, then `Authorization:
+//! Bearer`); the answer's `expires_at` is read in [`super::oauth`].
+//!
+//! Harvest v1 is legacy (v1 and v2 were sunset on 2026-08-31), kept for
+//! tenants not yet migrated, as its reference (developers.greenhouse.io/
+//! harvest.html) describes it: Basic auth with the API key as user name and
+//! an empty password, `On-Behalf-Of` on writes, `custom_fields: [{"name_key"
+//! | "id", "value"}]`, `delete_value: "true"` to clear, `GET
+//! /v1/applications/{id}`, `GET /v1/custom_fields/application`, a 10-s
+//! rate window.
 
 use super::limit::Limiter;
 use super::oauth::{TokenError, TokenSource};
@@ -28,17 +41,27 @@ use std::time::Duration;
 
 pub const DEFAULT_API_URL: &str = "https://harvest.greenhouse.io";
 pub const DEFAULT_AUTH_URL: &str = "https://auth.greenhouse.io/token";
-/// Greenhouse's rate-limit window.
-pub const RATE_WINDOW: Duration = Duration::from_secs(10);
+/// Harvest v3's rate-limit window (30 s; the limit per window comes in
+/// `X-RateLimit-Limit`, e.g. 75).
+pub const RATE_WINDOW: Duration = Duration::from_secs(30);
+/// Harvest v1's (legacy) rate-limit window.
+pub const V1_RATE_WINDOW: Duration = Duration::from_secs(10);
+/// How long a refused v3 token is waited on before a new one is taken
+/// (`super::oauth`): at most one token per worker per this period.
+pub const TOKEN_QUIET: Duration = Duration::from_secs(10);
 /// The pace before the first answer says the real limit.
 pub const INITIAL_LIMIT: u32 = 20;
+/// The largest page `GET /v3/custom_fields` serves.
+pub const FIELDS_PER_PAGE: u32 = 500;
+/// Pages `ats check` follows at most (500 fields each).
+const MAX_PAGES: usize = 100;
 
 /// The two ways in.
 pub enum Auth {
     /// Harvest v3: OAuth2 client credentials, `sub` = the acting user.
     V3 { tokens: TokenSource, user_id: String },
-    /// Harvest v1 (tenants not yet migrated): Basic with the API key, and the
-    /// acting user in `On-Behalf-Of`.
+    /// Harvest v1 (legacy, tenants not yet migrated): Basic with the API key,
+    /// and the acting user in `On-Behalf-Of`.
     V1 { api_key: String, on_behalf_of: String },
 }
 
@@ -49,13 +72,30 @@ pub struct Greenhouse {
     pub limiter: Limiter,
 }
 
-/// The custom-field listing, per version.
+/// The custom-field listing, per version (v3: the first page; the next ones
+/// come from `Link`).
 pub const FIELDS_PATH: [(&str, &str); 2] =
-    [("v1", "/v1/custom_fields/application"), ("v3", "/v3/custom_fields?field_type=application")];
+    [("v1", "/v1/custom_fields/application"), ("v3", "/v3/custom_fields?field_type=application&per_page=500")];
 
-/// The PATCH body: each field by its key (`name_key`), or by its numeric id
-/// when the field map names one; an empty value clears the field.
+/// The v3 PATCH body: each field by its `name_key`, or by its
+/// `custom_field_id` when the field map names a number; an empty value
+/// clears the field (`value: null`).
 pub fn custom_fields_body(fields: &BTreeMap<String, String>) -> Value {
+    let entries: Vec<Value> = fields
+        .iter()
+        .map(|(k, v)| {
+            let value = if v.is_empty() { Value::Null } else { json!(v) };
+            match k.parse::<u64>() {
+                Ok(id) => json!({"custom_field_id": id, "value": value}),
+                Err(_) => json!({"name_key": k, "value": value}),
+            }
+        })
+        .collect();
+    json!({ "custom_fields": entries })
+}
+
+/// The v1 (legacy) PATCH body: `id` for a number, `delete_value` to clear.
+pub fn v1_custom_fields_body(fields: &BTreeMap<String, String>) -> Value {
     let entries: Vec<Value> = fields
         .iter()
         .map(|(k, v)| {
@@ -74,9 +114,21 @@ pub fn custom_fields_body(fields: &BTreeMap<String, String>) -> Value {
     json!({ "custom_fields": entries })
 }
 
-/// An application's custom fields as key → text, from either shape Harvest
-/// answers with: an object keyed by `name_key`, or an array of entries.
+/// A v3 application's custom fields as `name_key` → text: each entry's
+/// `value` (null, or a missing value, reads as cleared).
 pub fn custom_fields_of(application: &Value) -> BTreeMap<String, String> {
+    match application.get("custom_fields") {
+        Some(Value::Object(m)) => {
+            m.iter().map(|(k, e)| (k.clone(), text_of(e.get("value").unwrap_or(&Value::Null)))).collect()
+        }
+        _ => BTreeMap::new(),
+    }
+}
+
+/// A v1 (legacy) application's custom fields as key → text, from either
+/// shape v1 answers with: an object of plain values keyed by `name_key`, or
+/// an array of entries.
+pub fn v1_custom_fields_of(application: &Value) -> BTreeMap<String, String> {
     match application.get("custom_fields") {
         Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), text_of(v))).collect(),
         Some(Value::Array(a)) => a
@@ -94,12 +146,31 @@ pub fn custom_fields_of(application: &Value) -> BTreeMap<String, String> {
     }
 }
 
+/// The `rel="next"` URL of a `Link` header (RFC 8288), if any.
+pub fn next_link(link: &str) -> Option<String> {
+    link.split(',').find_map(|part| {
+        let (target, params) = part.trim().split_once(';')?;
+        let url = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        let next = params.split(';').any(|p| {
+            let p = p.trim().to_ascii_lowercase();
+            p == "rel=\"next\"" || p == "rel=next"
+        });
+        next.then(|| url.to_owned())
+    })
+}
+
+/// The keys of the fields a listing names: `name_key` and `id`, of active
+/// fields only (`active: false` is an archived field, which takes no value).
+fn active_keys(list: &[Value]) -> impl Iterator<Item = String> + '_ {
+    list.iter()
+        .filter(|f| f.get("active") != Some(&Value::Bool(false)))
+        .flat_map(|f| [f.get("name_key").and_then(Value::as_str).map(str::to_owned), f.get("id").map(text_of)])
+        .flatten()
+}
+
 impl Greenhouse {
-    fn version(&self) -> &'static str {
-        match self.auth {
-            Auth::V3 { .. } => "v3",
-            Auth::V1 { .. } => "v1",
-        }
+    fn is_v3(&self) -> bool {
+        matches!(self.auth, Auth::V3 { .. })
     }
 
     fn url(&self, path: &str) -> String {
@@ -128,8 +199,10 @@ impl Greenhouse {
         }
     }
 
-    /// Send with credentials; on a 401 with a bearer token, refresh it once
-    /// and send again.
+    /// Send with credentials; on a 401 with a bearer token, take the token
+    /// that replaced it (`TokenSource::refresh`) and send again. A second
+    /// 401 is another holder of the credential taking a token in between:
+    /// worth another attempt later, not a refusal.
     async fn send(
         &self,
         build: impl Fn() -> reqwest::RequestBuilder,
@@ -142,10 +215,51 @@ impl Greenhouse {
         if resp.status() != reqwest::StatusCode::UNAUTHORIZED {
             return Ok(resp);
         }
-        tracing::info!("Greenhouse answered 401: refreshing the token once");
+        tracing::info!("Greenhouse answered 401: taking the token that replaced ours");
         let fresh = tokens.refresh(&stale).await.map_err(token_outcome)?;
         let (req, _) = self.authorized(build(), write, Some(fresh)).await.map_err(token_outcome)?;
-        paced_send(&self.limiter, req, timeout).await
+        let resp = paced_send(&self.limiter, req, timeout).await?;
+        if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(Outcome::Retry {
+                reason: "HTTP 401".into(),
+                message: "Greenhouse refused a new token: another holder of the credential took one".into(),
+                delay: Some(tokens.quiet()),
+            });
+        }
+        Ok(resp)
+    }
+
+    /// GET `url` (JSON), with its `Link` header's next page.
+    async fn get_json(&self, url: &str, what: &str) -> Result<(Value, Option<String>), String> {
+        let resp =
+            self.send(|| self.client.get(url), false, Duration::from_secs(30)).await.map_err(|o| format!("{o:?}"))?;
+        let status = resp.status();
+        let next = resp.headers().get(reqwest::header::LINK).and_then(|v| v.to_str().ok()).and_then(next_link);
+        let text = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(format!("GET {what}: HTTP {status}: {}", text.chars().take(200).collect::<String>()));
+        }
+        let body = serde_json::from_str(&text).map_err(|e| format!("GET {what}: {e}"))?;
+        Ok((body, next))
+    }
+
+    /// Every page of the v3 field listing, following `Link` on the API's own
+    /// origin only (the bearer token goes nowhere else).
+    async fn v3_fields(&self) -> Result<Vec<Value>, String> {
+        let origin = |u: &str| reqwest::Url::parse(u).ok().map(|u| u.origin());
+        let mut url = self.url(FIELDS_PATH[1].1);
+        let mut all = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let (page, next) = self.get_json(&url, "/v3/custom_fields").await?;
+            let page = page.as_array().cloned().ok_or("GET /v3/custom_fields: not an array")?;
+            all.extend(page);
+            match next {
+                None => return Ok(all),
+                Some(n) if origin(&n).is_some() && origin(&n) == origin(&self.api_url) => url = n,
+                Some(n) => return Err(format!("GET /v3/custom_fields: the next page is elsewhere ({n})")),
+            }
+        }
+        Err(format!("GET /v3/custom_fields: more than {MAX_PAGES} pages"))
     }
 }
 
@@ -155,6 +269,8 @@ fn token_outcome(e: TokenError) -> Outcome {
         TokenError::Unavailable(m) => {
             Outcome::Retry { reason: "Greenhouse token unavailable".into(), message: m, delay: None }
         }
+        // Nothing was sent again: the write waits, like a rate-limit hold.
+        TokenError::Contended(delay) => Outcome::Held { delay },
     }
 }
 
@@ -176,8 +292,11 @@ impl Connector for Greenhouse {
                 call.req.application_id
             ));
         };
-        let url = self.url(&format!("/{}/applications/{id}", self.version()));
-        let body = custom_fields_body(&call.req.fields);
+        let (url, body) = if self.is_v3() {
+            (self.url(&format!("/v3/applications/{id}")), custom_fields_body(&call.req.fields))
+        } else {
+            (self.url(&format!("/v1/applications/{id}")), v1_custom_fields_body(&call.req.fields))
+        };
         let build = || self.client.patch(&url).json(&body);
         match self.send(build, true, call.timeout).await {
             Ok(resp) => classify(resp).await,
@@ -187,7 +306,13 @@ impl Connector for Greenhouse {
 
     async fn read(&self, application_id: &str, _check_id: &str) -> Result<Option<BTreeMap<String, String>>, String> {
         let Some(id) = self::application_id(application_id) else { return Ok(None) };
-        let url = self.url(&format!("/{}/applications/{id}", self.version()));
+        if self.is_v3() {
+            let (list, _) = self.get_json(&self.url(&format!("/v3/applications?ids={id}")), "/v3/applications").await?;
+            let list = list.as_array().ok_or("GET /v3/applications: not an array")?;
+            let found = list.iter().find(|a| a.get("id").and_then(Value::as_u64) == Some(id));
+            return Ok(found.map(custom_fields_of));
+        }
+        let url = self.url(&format!("/v1/applications/{id}"));
         let resp =
             self.send(|| self.client.get(&url), false, Duration::from_secs(30)).await.map_err(|o| format!("{o:?}"))?;
         if resp.status() == reqwest::StatusCode::NOT_FOUND {
@@ -197,25 +322,21 @@ impl Connector for Greenhouse {
             return Err(format!("HTTP {}", resp.status()));
         }
         let body: Value = resp.json().await.map_err(|e| e.to_string())?;
-        Ok(Some(custom_fields_of(&body)))
+        Ok(Some(v1_custom_fields_of(&body)))
     }
 
     async fn check(&self, keys: &[String]) -> Result<Checked, String> {
-        let path = FIELDS_PATH.iter().find(|(v, _)| *v == self.version()).map(|(_, p)| *p).unwrap_or_default();
-        let url = self.url(path);
-        let resp =
-            self.send(|| self.client.get(&url), false, Duration::from_secs(30)).await.map_err(|o| format!("{o:?}"))?;
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(format!("GET {path}: HTTP {status}: {}", text.chars().take(200).collect::<String>()));
-        }
-        let list: Vec<Value> = serde_json::from_str(&text).map_err(|e| format!("GET {path}: {e}"))?;
-        let known: BTreeSet<String> = list
-            .iter()
-            .flat_map(|f| [f.get("name_key").and_then(Value::as_str).map(str::to_owned), f.get("id").map(text_of)])
-            .flatten()
-            .collect();
+        let known: BTreeSet<String> = if self.is_v3() {
+            active_keys(&self.v3_fields().await?).collect()
+        } else {
+            let path = FIELDS_PATH[0].1;
+            let (list, _) = self.get_json(&self.url(path), path).await?;
+            let list: Vec<Value> = serde_json::from_value(list).map_err(|e| format!("GET {path}: {e}"))?;
+            list.iter()
+                .flat_map(|f| [f.get("name_key").and_then(Value::as_str).map(str::to_owned), f.get("id").map(text_of)])
+                .flatten()
+                .collect()
+        };
         let credentials = match &self.auth {
             Auth::V3 { user_id, .. } => format!("OAuth2 token issued (acting as user {user_id}), custom fields listed"),
             Auth::V1 { on_behalf_of, .. } => {
@@ -227,33 +348,4 @@ impl Connector for Greenhouse {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_patch_body_names_keys_or_ids_and_clears_empty_values() {
-        let fields: BTreeMap<String, String> =
-            [("verification_state", "verified"), ("12345", "x"), ("verification_banner", "")]
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect();
-        assert_eq!(
-            custom_fields_body(&fields),
-            json!({"custom_fields": [
-                {"id": 12345, "value": "x"},
-                {"name_key": "verification_banner", "delete_value": "true"},
-                {"name_key": "verification_state", "value": "verified"},
-            ]})
-        );
-    }
-
-    #[test]
-    fn custom_fields_read_from_either_shape() {
-        let obj = json!({"custom_fields": {"verification_state": "verified", "n": 3, "none": null}});
-        let arr = json!({"custom_fields": [{"name_key": "verification_state", "value": "verified"}, {"id": 7, "value": "x"}]});
-        assert_eq!(custom_fields_of(&obj).get("n").map(String::as_str), Some("3"));
-        assert_eq!(custom_fields_of(&obj).get("none").map(String::as_str), Some(""));
-        assert_eq!(custom_fields_of(&arr).get("7").map(String::as_str), Some("x"));
-        assert_eq!(custom_fields_of(&arr).get("verification_state").map(String::as_str), Some("verified"));
-    }
-}
+mod tests;

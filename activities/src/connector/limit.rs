@@ -2,7 +2,7 @@
 //! instead of learning it from 429s. A `governor` GCRA limiter (a maintained
 //! crate, lock-free, with burst and steady rate in one quota) paces requests;
 //! the ATS's own headers adjust it:
-//! - `X-RateLimit-Limit` (requests per window; Greenhouse: per 10 s) sets the
+//! - `X-RateLimit-Limit` (requests per window; Harvest v3: per 30 s) sets the
 //!   quota: half of it as a burst, the rest spread over the window, so no
 //!   window of that length sees more than the limit;
 //! - `X-RateLimit-Remaining: 0` holds every request until `X-RateLimit-Reset`

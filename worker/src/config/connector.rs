@@ -6,7 +6,7 @@ use crate::intake::signature::Secret;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
-use vbridge_activities::connector::FieldMap;
+use vbridge_activities::connector::{FieldMap, greenhouse};
 use vbridge_activities::{AtsKind, GreenhouseConfig, GreenhouseCredentials, Redacted};
 use vbridge_workflows::Policy;
 
@@ -134,8 +134,20 @@ fn greenhouse(s: &Settings) -> Result<AtsKind, ConfigError> {
     Ok(AtsKind::Greenhouse(GreenhouseConfig {
         api_url: http_url("VBRIDGE_GREENHOUSE_API_URL", s.greenhouse_api_url.clone())?,
         auth_url: http_url("VBRIDGE_GREENHOUSE_AUTH_URL", s.greenhouse_auth_url.clone())?,
+        // Each version's own window (v1, legacy: 10 s; v3: 30 s).
+        rate_window: Duration::from_millis(
+            s.greenhouse_rate_window_ms
+                .unwrap_or(
+                    match credentials {
+                        GreenhouseCredentials::OAuth { .. } => greenhouse::RATE_WINDOW,
+                        GreenhouseCredentials::ApiKey { .. } => greenhouse::V1_RATE_WINDOW,
+                    }
+                    .as_millis() as u64,
+                )
+                .max(100),
+        ),
+        token_quiet: Duration::from_millis(s.greenhouse_token_quiet_ms),
         credentials,
-        rate_window: Duration::from_millis(s.greenhouse_rate_window_ms.max(100)),
     }))
 }
 

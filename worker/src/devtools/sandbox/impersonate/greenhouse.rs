@@ -1,18 +1,23 @@
-//! Greenhouse Harvest, as the connector's sources document it: `POST /token`
-//! (HTTP Basic client id and secret, form `grant_type=client_credentials` and
-//! `sub`), v3 with a bearer token, v1 with Basic (API key, empty password) and
-//! `On-Behalf-Of` on writes; `PATCH /v{1,3}/applications/{id}` with only
-//! `custom_fields: [{name_key|id, value|delete_value:"true"}]`; every API
-//! answer carries `X-RateLimit-Limit`/`-Remaining`, and past the limit a 429
-//! with `Retry-After` and `X-RateLimit-Reset`.
+//! Greenhouse Harvest, as its documents describe it (the connector's module
+//! comment names them). Shared by both versions here: `POST /token` (HTTP
+//! Basic client id and secret, form `grant_type=client_credentials` and
+//! `sub`; the answer's expiry in `expires_at`, RFC 3339; one active token
+//! per credential: a new token revokes the last), every API answer's
+//! `X-RateLimit-Limit`/`-Remaining` and, past the limit, a 429 with
+//! `Retry-After` and `X-RateLimit-Reset` (v3: a 30-s window). v3's routes,
+//! strictly as its OpenAPI document says, are in `greenhouse_v3`; v1
+//! (legacy) is here: Basic (API key, empty password), `On-Behalf-Of` on
+//! writes, `PATCH`/`GET /v1/applications/{id}` with only `custom_fields:
+//! [{name_key|id, value|delete_value:"true"}]`, `GET
+//! /v1/custom_fields/application`.
 
-use super::{CLIENT_ID, CLIENT_SECRET, Rate, USER_ID, api_key_ok, basic};
+use super::{CLIENT_ID, CLIENT_SECRET, Rate, USER_ID, api_key_ok, basic, greenhouse_v3};
 use crate::devtools::sandbox::Sandbox;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
-use axum::routing::{get, patch, post};
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -20,10 +25,9 @@ use std::time::Instant;
 pub fn routes() -> Router<Sandbox> {
     Router::new()
         .route("/token", post(token))
-        .route("/v3/applications/{id}", patch(v3_application).get(v3_application))
-        .route("/v1/applications/{id}", patch(v1_application).get(v1_application))
+        .route("/v1/applications/{id}", axum::routing::patch(v1_application).get(v1_application))
         .route("/v1/custom_fields/application", get(v1_fields))
-        .route("/v3/custom_fields", get(v3_fields))
+        .merge(greenhouse_v3::routes())
 }
 
 async fn token(State(s): State<Sandbox>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
@@ -62,15 +66,20 @@ async fn token(State(s): State<Sandbox>, headers: HeaderMap, body: axum::body::B
         let mut g = s.inner.lock().unwrap();
         g.ats.issued += 1;
         let token = format!("gh-sandbox-token-{}", g.ats.issued);
-        g.ats.tokens.insert(token.clone());
-        (token, g.ats.token_lifetime_s.unwrap_or(3600))
+        let lifetime = g.ats.token_lifetime_s.unwrap_or(3600);
+        // One active token per credential: this one revokes the last.
+        g.ats.tokens.clear();
+        g.ats.tokens.insert(token.clone(), Instant::now() + std::time::Duration::from_secs(lifetime));
+        (token, lifetime)
     };
+    let expires_at = (chrono::Utc::now() + chrono::Duration::seconds(lifetime as i64))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     s.answer(
         "POST",
         path,
         &headers,
         StatusCode::OK,
-        json!({"access_token": token, "token_type": "bearer", "expires_in": lifetime}),
+        json!({"access_token": token, "token_type": "Bearer", "expires_at": expires_at}),
     )
 }
 
@@ -96,19 +105,28 @@ fn take_slot(rate: &mut Rate) -> (Result<u32, u64>, u32, u64) {
     }
 }
 
-fn with_rate(mut r: Response, limit: u32, remaining: u32) -> Response {
+pub(super) fn with_rate(mut r: Response, limit: u32, remaining: u32) -> Response {
     r.headers_mut().insert("x-ratelimit-limit", HeaderValue::from(limit));
     r.headers_mut().insert("x-ratelimit-remaining", HeaderValue::from(remaining));
     r
 }
 
 /// The answer that ends a request early (boxed: a response is large).
-type Early = Box<Response>;
+pub(super) type Early = Box<Response>;
 
-/// Greenhouse's checks common to every API call: the rate window, then the
-/// version's credentials. `Err` is the answer.
-fn admit(s: &Sandbox, version: &str, method: &Method, path: &str, headers: &HeaderMap) -> Result<(u32, u32), Early> {
-    let (slot, limit, reset) = take_slot(&mut s.inner.lock().unwrap().ats.rate);
+/// Greenhouse's checks common to every API call: the version's rate window,
+/// then its credentials. `Err` is the answer.
+pub(super) fn admit(
+    s: &Sandbox,
+    version: &str,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<(u32, u32), Early> {
+    let (slot, limit, reset) = {
+        let mut g = s.inner.lock().unwrap();
+        take_slot(if version == "v3" { &mut g.ats.rate } else { &mut g.ats.rate_v1.0 })
+    };
     let m = method.as_str();
     let remaining = match slot {
         Ok(r) => r,
@@ -122,7 +140,8 @@ fn admit(s: &Sandbox, version: &str, method: &Method, path: &str, headers: &Head
     let refuse = |status, msg| Err(Box::new(with_rate(s.refuse(m, path, headers, status, msg), limit, remaining)));
     if version == "v3" {
         let token = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-        let valid = token.is_some_and(|t| s.inner.lock().unwrap().ats.tokens.contains(t));
+        let valid = token
+            .is_some_and(|t| s.inner.lock().unwrap().ats.tokens.get(t).is_some_and(|expiry| Instant::now() < *expiry));
         if !valid {
             return refuse(StatusCode::UNAUTHORIZED, "invalid or expired access token");
         }
@@ -138,7 +157,7 @@ fn admit(s: &Sandbox, version: &str, method: &Method, path: &str, headers: &Head
     Ok((limit, remaining))
 }
 
-/// The fields of a PATCH body, or why it is not Greenhouse's shape.
+/// The fields of a v1 PATCH body, or why it is not v1's shape.
 fn patch_fields(body: &[u8]) -> Result<BTreeMap<String, String>, String> {
     let v: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
     let obj = v.as_object().ok_or("body must be an object")?;
@@ -167,14 +186,14 @@ fn patch_fields(body: &[u8]) -> Result<BTreeMap<String, String>, String> {
     Ok(fields)
 }
 
-async fn application(
-    s: Sandbox,
-    version: &str,
+async fn v1_application(
+    State(s): State<Sandbox>,
     method: Method,
-    id: String,
+    Path(id): Path<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
+    let version = "v1";
     let path = format!("/{version}/applications/{id}");
     let m = method.as_str();
     if let Some(a) = s.fault_answer(m, &path, &headers).await {
@@ -208,28 +227,9 @@ async fn application(
     answer(StatusCode::OK, json!({"id": id.parse::<u64>().unwrap_or(0), "custom_fields": current}))
 }
 
-async fn v3_application(
-    State(s): State<Sandbox>,
-    method: Method,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    application(s, "v3", method, id, headers, body).await
-}
-
-async fn v1_application(
-    State(s): State<Sandbox>,
-    method: Method,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    application(s, "v1", method, id, headers, body).await
-}
-
-async fn fields(s: Sandbox, version: &str, path: &str, headers: HeaderMap) -> Response {
-    let (limit, remaining) = match admit(&s, version, &Method::GET, path, &headers) {
+async fn v1_fields(State(s): State<Sandbox>, headers: HeaderMap) -> Response {
+    let path = "/v1/custom_fields/application";
+    let (limit, remaining) = match admit(&s, "v1", &Method::GET, path, &headers) {
         Ok(x) => x,
         Err(r) => return *r,
     };
@@ -240,12 +240,4 @@ async fn fields(s: Sandbox, version: &str, path: &str, headers: HeaderMap) -> Re
         .map(|(i, k)| json!({"id": 4000 + i, "name": k, "name_key": k, "field_type": "application", "value_type": "short_text"}))
         .collect();
     with_rate(s.answer("GET", path, &headers, StatusCode::OK, json!(list)), limit, remaining)
-}
-
-async fn v1_fields(State(s): State<Sandbox>, headers: HeaderMap) -> Response {
-    fields(s, "v1", "/v1/custom_fields/application", headers).await
-}
-
-async fn v3_fields(State(s): State<Sandbox>, headers: HeaderMap) -> Response {
-    fields(s, "v3", "/v3/custom_fields", headers).await
 }

@@ -7,6 +7,7 @@
 
 mod ashby;
 mod greenhouse;
+mod greenhouse_v3;
 mod lever;
 
 use super::{AppliedWrite, Sandbox, err};
@@ -18,7 +19,7 @@ use axum::routing::{get, post};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 /// Greenhouse v3 OAuth client (`VBRIDGE_GREENHOUSE_CLIENT_ID`/`_SECRET`).
@@ -33,16 +34,23 @@ pub const USER_ID: &str = "1001";
 pub struct AtsState {
     /// The custom fields the ATSs know (None: any, none listed).
     pub catalogue: Option<BTreeSet<String>>,
+    /// Greenhouse v3: archived custom fields (listed with `active: false`,
+    /// not writable).
+    archived: BTreeSet<String>,
     /// Custom fields per (ATS, record id).
     records: HashMap<(&'static str, String), BTreeMap<String, String>>,
     /// Lever: tags and notes (created-at ms, text) per opportunity.
     tags: HashMap<String, Vec<String>>,
     notes: HashMap<String, Vec<(i64, String)>>,
-    /// Greenhouse v3 access tokens in force, and how many were issued.
-    tokens: HashSet<String>,
+    /// Greenhouse v3 access tokens in force (one per credential: taking a
+    /// new one revokes the last, as integrators report), with their expiry;
+    /// and how many were issued.
+    tokens: HashMap<String, Instant>,
     issued: u64,
     token_lifetime_s: Option<u64>,
+    /// Greenhouse's windows: v3 and v1 (legacy).
     rate: Rate,
+    rate_v1: RateV1,
 }
 
 /// A Greenhouse-style fixed window: `limit` requests per `window`.
@@ -53,9 +61,25 @@ struct Rate {
     used: u32,
 }
 
+impl Rate {
+    fn new(limit: u32, window: Duration) -> Rate {
+        Rate { limit: limit.max(1), window, start: None, used: 0 }
+    }
+}
+
+/// Harvest v1's window (legacy): 100 per 10 s.
+struct RateV1(Rate);
+
+impl Default for RateV1 {
+    fn default() -> RateV1 {
+        RateV1(Rate::new(100, Duration::from_secs(10)))
+    }
+}
+
 impl Default for Rate {
+    /// Harvest v3's: 30-s windows, e.g. `X-RateLimit-Limit: 75`.
     fn default() -> Rate {
-        Rate { limit: 100, window: Duration::from_secs(10), start: None, used: 0 }
+        Rate::new(75, Duration::from_secs(30))
     }
 }
 
@@ -64,12 +88,16 @@ impl Default for Rate {
 pub fn connector_for(kind: &str, sandbox_url: &str) -> Option<vbridge_activities::AtsKind> {
     use vbridge_activities::{AtsKind, GreenhouseConfig, GreenhouseCredentials, Redacted};
     let key = || Redacted(API_KEY.to_owned());
-    let greenhouse = |credentials| {
+    let greenhouse = |credentials: GreenhouseCredentials| {
         AtsKind::Greenhouse(GreenhouseConfig {
             api_url: sandbox_url.to_owned(),
             auth_url: format!("{sandbox_url}/token"),
+            rate_window: match credentials {
+                GreenhouseCredentials::OAuth { .. } => vbridge_activities::connector::greenhouse::RATE_WINDOW,
+                GreenhouseCredentials::ApiKey { .. } => vbridge_activities::connector::greenhouse::V1_RATE_WINDOW,
+            },
+            token_quiet: vbridge_activities::connector::greenhouse::TOKEN_QUIET,
             credentials,
-            rate_window: Duration::from_secs(10),
         })
     };
     Some(match kind {
@@ -169,10 +197,15 @@ impl Sandbox {
 #[derive(Deserialize)]
 struct Fields {
     fields: Vec<String>,
+    /// Greenhouse v3: archived fields, listed but inactive.
+    #[serde(default)]
+    archived: Vec<String>,
 }
 
 async fn set_fields(State(s): State<Sandbox>, axum::Json(f): axum::Json<Fields>) -> Response {
-    s.inner.lock().unwrap().ats.catalogue = Some(f.fields.into_iter().collect());
+    let mut g = s.inner.lock().unwrap();
+    g.ats.catalogue = Some(f.fields.into_iter().collect());
+    g.ats.archived = f.archived.into_iter().collect();
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -198,8 +231,9 @@ struct RateLimit {
 }
 
 async fn rate_limit(State(s): State<Sandbox>, axum::Json(r): axum::Json<RateLimit>) -> Response {
-    s.inner.lock().unwrap().ats.rate =
-        Rate { limit: r.limit.max(1), window: Duration::from_millis(r.window_ms.max(1)), start: None, used: 0 };
+    let mut g = s.inner.lock().unwrap();
+    g.ats.rate = Rate::new(r.limit, Duration::from_millis(r.window_ms.max(1)));
+    g.ats.rate_v1 = RateV1(Rate::new(r.limit, Duration::from_millis(r.window_ms.max(1))));
     StatusCode::NO_CONTENT.into_response()
 }
 

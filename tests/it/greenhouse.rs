@@ -1,0 +1,254 @@
+//! Greenhouse Harvest v3 as its OpenAPI 3.1 document defines it (a verbatim
+//! copy: amp-labs/connectors, providers/greenhouse/metadata/openapi/
+//! harvest-api.json). The sandbox's strict impersonation answers as the
+//! document says; the connector's writes, reads, reconciliation and `ats
+//! check` pass against it; two worker processes sharing one credential, on
+//! an API that keeps one active token per credential, do not revoke each
+//! other into a storm. Each test fails on what the connector assumed
+//! before (v1's shapes, one page, one process).
+
+use crate::harness::{OPS_TOKEN, Options, TestApp, at};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use vbridge::devtools::client::{decision, started};
+use vbridge::devtools::sandbox::impersonate::{CLIENT_ID, CLIENT_SECRET, USER_ID};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A bridge on Harvest v3 against the sandbox, its field map in `map`.
+async fn v3_app(name: &str, map: &str, quiet_ms: &str) -> TestApp {
+    let dir = std::env::temp_dir().join(format!("vbridge-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("greenhouse-fields.toml");
+    std::fs::write(&path, map).unwrap();
+    let env = [
+        ("VBRIDGE_ATS_KIND", "greenhouse"),
+        ("VBRIDGE_GREENHOUSE_API_URL", "{sandbox}"),
+        ("VBRIDGE_GREENHOUSE_AUTH_URL", "{sandbox}/token"),
+        ("VBRIDGE_GREENHOUSE_CLIENT_ID", CLIENT_ID),
+        ("VBRIDGE_GREENHOUSE_CLIENT_SECRET", CLIENT_SECRET),
+        ("VBRIDGE_GREENHOUSE_USER_ID", USER_ID),
+        ("VBRIDGE_GREENHOUSE_TOKEN_QUIET_MS", quiet_ms),
+        ("VBRIDGE_ATS_FIELD_MAP", &path.display().to_string()),
+    ];
+    let extra_env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    TestApp::spawn_with(name, Options { extra_env, ..Default::default() }).await
+}
+
+/// The requests to paths starting with `prefix`, as (method, path, status).
+fn calls(log: &[vbridge::devtools::sandbox::RequestLog], prefix: &str) -> Vec<(String, String, u16)> {
+    log.iter().filter(|r| r.path.starts_with(prefix)).map(|r| (r.method.clone(), r.path.clone(), r.status)).collect()
+}
+
+async fn dead_letters(app: &TestApp) -> Vec<Value> {
+    let body: Value = app.get_as("/v1/writes/failed", Some(OPS_TOKEN)).await.json().await.unwrap();
+    body["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// A token from the sandbox, as a client of the credential.
+async fn token(http: &reqwest::Client, sandbox: &str) -> Value {
+    let r = http
+        .post(format!("{sandbox}/token"))
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(&[("grant_type", "client_credentials"), ("sub", USER_ID)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_strict_impersonation_answers_as_the_openapi_document_says() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sandbox = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(vbridge::devtools::sandbox::serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: Value| http.post(format!("{sandbox}{path}")).json(&body).send();
+    post("/_sandbox/ats/fields", json!({"fields": ["state", "note"], "archived": ["old"]})).await.unwrap();
+
+    // The token answer: expires_at (RFC 3339), and one active token per
+    // credential.
+    let first = token(&http, &sandbox).await;
+    assert_eq!(first["token_type"], "Bearer");
+    assert!(first.get("expires_in").is_none(), "{first}");
+    let expires = chrono::DateTime::parse_from_rfc3339(first["expires_at"].as_str().unwrap()).unwrap();
+    let lifetime = expires.signed_duration_since(chrono::Utc::now()).num_seconds();
+    assert!((3590..=3600).contains(&lifetime), "{lifetime}");
+    let bearer = token(&http, &sandbox).await["access_token"].as_str().unwrap().to_owned();
+    let get = |path: &str, t: &str| http.get(format!("{sandbox}{path}")).bearer_auth(t).send();
+    let revoked = get("/v3/applications?ids=1", first["access_token"].as_str().unwrap()).await.unwrap();
+    assert_eq!(revoked.status(), 401, "the second token revoked the first");
+
+    // PATCH: each entry has exactly one of name_key and custom_field_id,
+    // and nothing but value besides.
+    let patch =
+        |body: Value| http.patch(format!("{sandbox}/v3/applications/7")).bearer_auth(&bearer).json(&body).send();
+    for bad in [
+        json!([{"name_key": "state", "custom_field_id": 4002, "value": "x"}]),
+        json!([{"value": "x"}]),
+        json!([{"name_key": "state", "value": "x", "label": "y"}]),
+        json!([{"id": 4002, "value": "x"}]),
+        json!([{"name_key": "state", "delete_value": "true"}]),
+        json!([{"name_key": "old", "value": "x"}]),
+    ] {
+        let r = patch(json!({"custom_fields": bad})).await.unwrap();
+        assert_eq!(r.status(), 422, "{bad}");
+    }
+    // Ids in name order: "note" 4000, "old" 4001, "state" 4002.
+    let r =
+        patch(json!({"custom_fields": [{"custom_field_id": 4002, "value": "x"}, {"name_key": "note", "value": "n"}]}))
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-ratelimit-limit"], "75", "v3's 30-s window");
+    let r = patch(json!({"custom_fields": [{"name_key": "note", "value": null}]})).await.unwrap();
+    assert_eq!(r.status(), 200, "value: null clears");
+
+    // Reading: no GET /v3/applications/{id}; ?ids= answers an array, each
+    // custom field {name, type, value} under its name_key.
+    assert_eq!(get("/v3/applications/7", &bearer).await.unwrap().status(), 404);
+    let apps: Value = get("/v3/applications?ids=7,8", &bearer).await.unwrap().json().await.unwrap();
+    assert_eq!(apps.as_array().map(Vec::len), Some(1), "{apps}");
+    assert_eq!(apps[0]["custom_fields"]["state"], json!({"name": "state", "type": "short_text", "value": "x"}));
+    assert_eq!(apps[0]["custom_fields"]["note"]["value"], Value::Null, "cleared");
+
+    // The field listing: per_page at most 500, pages by Link, the cursor
+    // alone; archived fields listed inactive.
+    let r = get("/v3/custom_fields?field_type=application&per_page=501", &bearer).await.unwrap();
+    assert_eq!(r.status(), 422);
+    let r = get("/v3/custom_fields?field_type=application&per_page=2", &bearer).await.unwrap();
+    let link = r.headers()["link"].to_str().unwrap().to_owned();
+    let page: Value = r.json().await.unwrap();
+    assert_eq!(
+        page,
+        json!([
+            {"id": 4000, "name": "note", "name_key": "note", "field_type": "application", "value_type": "short_text",
+                "active": true, "private": false, "required": false},
+            {"id": 4001, "name": "old", "name_key": "old", "field_type": "application", "value_type": "short_text",
+                "active": false, "private": false, "required": false},
+        ])
+    );
+    let next = link.strip_prefix('<').and_then(|l| l.split_once(">; rel=\"next\"")).unwrap().0.to_owned();
+    let last = http.get(&next).bearer_auth(&bearer).send().await.unwrap();
+    assert!(last.headers().get("link").is_none(), "the last page");
+    let last: Value = last.json().await.unwrap();
+    assert_eq!(last[0]["name_key"], "state");
+    let mixed = http.get(format!("{next}&per_page=2")).bearer_auth(&bearer).send().await.unwrap();
+    assert_eq!(mixed.status(), 422, "a cursor is the only parameter");
+    let _ = stop.send(());
+}
+
+#[tokio::test]
+async fn greenhouse_v3_writes_reads_reconciles_and_checks_against_the_document() {
+    let app = v3_app("gh-doc", "verification_state = \"vb_state\"\n", "500").await;
+    let written = [
+        "vb_state",
+        "verification_last_event_id",
+        "verification_decided_at",
+        "verification_banner",
+        "evidence_pack_url",
+    ];
+    app.sandbox_post("/_sandbox/ats/fields", &json!({"fields": written})).await;
+    let (c, a) = ("cand-doc", "4101");
+
+    // Writes: the kill switch off writes the banner; back on clears it,
+    // with `value: null` (v1's `delete_value` is a 422 here).
+    assert_eq!(app.send(&started(c, a, "evt-doc-1", &at(-10))).await.status, 202);
+    app.wait_synced(c, a, "pending").await;
+    let banner = || async { app.ats_record("greenhouse", a).await["fields"].get("verification_banner").cloned() };
+    for (enabled, what) in [(false, "the banner written"), (true, "the banner cleared")] {
+        let r = app
+            .http
+            .put(format!("{}/v1/controls/gating", app.bridge_url))
+            .bearer_auth(OPS_TOKEN)
+            .json(&json!({"enabled": enabled, "reason": "greenhouse test"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        app.wait_for(what, WAIT, || async { (banner().await.is_none() == enabled).then_some(()) }).await;
+    }
+    assert_eq!(app.send(&decision(c, a, "evt-doc-2", &at(-9), "verified")).await.status, 202);
+    app.wait_synced(c, a, "verified").await;
+    let patches = calls(&app.ats_requests().await, "/v3/applications/4101");
+    assert!(patches.len() >= 4 && patches.iter().all(|p| p.2 == 200), "{patches:?}");
+    assert_eq!(app.ats_record("greenhouse", a).await["fields"]["vb_state"], "verified");
+    assert!(dead_letters(&app).await.is_empty());
+
+    // Reads go through ?ids= (there is no GET /v3/applications/{id}) and
+    // take each field's value: nothing drifted.
+    let report = app.reconcile(true).await;
+    assert_eq!((report["checked"].as_u64(), report["drifted"].as_u64()), (Some(1), Some(0)), "{report}");
+    let reads = calls(&app.ats_requests().await, "/v3/applications?");
+    assert_eq!(reads, vec![("GET".into(), "/v3/applications?ids=4101".into(), 200)]);
+
+    // A recruiter's edit: a dry run reports the field's change (not the
+    // whole check missing), a real run heals it.
+    app.sandbox_post("/_sandbox/ats/greenhouse/4101", &json!({"field": "vb_state", "value": "failed"})).await;
+    let report = app.reconcile(true).await;
+    assert_eq!(report["drifted"].as_u64(), Some(1), "{report}");
+    assert_eq!(report["items"][0]["found"], json!({"verification_state": "failed"}), "{report}");
+    assert_eq!(app.ats_record("greenhouse", a).await["fields"]["vb_state"], "failed", "a dry run heals nothing");
+    let report = app.reconcile(false).await;
+    assert_eq!((report["drifted"].as_u64(), report["healed"].as_u64()), (Some(1), Some(1)), "{report}");
+    assert_eq!(app.ats_record("greenhouse", a).await["fields"]["vb_state"], "verified");
+    let report = app.reconcile(true).await;
+    assert_eq!(report["drifted"].as_u64(), Some(0), "healed: {report}");
+
+    // `ats check`: 600 other fields put the bridge's on the second page;
+    // the archived evidence_pack_url is not counted.
+    let mut fields: Vec<String> = (0..600).map(|i| format!("filler_{i:03}")).collect();
+    fields.extend(written.iter().filter(|f| **f != "evidence_pack_url").map(|f| f.to_string()));
+    app.sandbox_post("/_sandbox/ats/fields", &json!({"fields": fields, "archived": ["evidence_pack_url"]})).await;
+    let before = app.ats_requests().await.len();
+    let out = app.vbridge_cli(&["ats", "check"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("MISSING evidence_pack_url"), "archived: {stdout}");
+    assert!(stdout.contains("ok      verification_state → vb_state"), "{stdout}");
+    assert!(stdout.contains("ok      verification_last_event_id"), "{stdout}");
+    let listed = calls(&app.ats_requests().await[before..], "/v3/custom_fields");
+    assert_eq!(listed.len(), 2, "two pages: {listed:?}");
+    assert_eq!(listed[0].1, "/v3/custom_fields?field_type=application&per_page=500");
+    assert!(listed[1].1.starts_with("/v3/custom_fields?cursor="), "{listed:?}");
+}
+
+#[tokio::test]
+async fn two_workers_sharing_one_credential_take_turns_instead_of_revoking_each_other() {
+    // verification_state is written by custom_field_id (vb_state is 4000).
+    let quiet = Duration::from_millis(1000);
+    let mut app = v3_app("gh-two", "verification_state = \"4000\"\n", "1000").await;
+    app.sandbox_post("/_sandbox/ats/fields", &json!({"fields": ["vb_state", "verification_last_event_id"]})).await;
+    let second = app.spawn_second_bridge().await;
+    let clients = [app.client.clone(), second.client.clone()];
+    let clients = &clients;
+    let n = 16;
+    let start = Instant::now();
+    let replies = futures::future::join_all((0..n).map(|i| async move {
+        let body = started(&format!("cand-two-{i}"), &format!("{}", 4200 + i), &format!("evt-two-{i}"), &at(-10));
+        clients[i % 2].send(&body).await.unwrap()
+    }))
+    .await;
+    assert!(replies.iter().all(|r| r.status == 202));
+    for i in 0..n {
+        app.wait_synced(&format!("cand-two-{i}"), &format!("{}", 4200 + i), "pending").await;
+    }
+    let elapsed = start.elapsed();
+    assert!(dead_letters(&app).await.is_empty(), "no write refused for a revoked token");
+    for i in 0..n {
+        let record = app.ats_record("greenhouse", &format!("{}", 4200 + i)).await;
+        assert_eq!(record["fields"]["vb_state"], "pending", "{record}");
+    }
+    let log = app.ats_requests().await;
+    let tokens = log.iter().filter(|r| r.path == "/token").count();
+    let refused = log.iter().filter(|r| r.status == 401).count();
+    eprintln!("two workers: {n} writes in {elapsed:?}, {tokens} tokens issued, {refused} answers 401");
+    assert!(tokens >= 2 && refused >= 1, "both workers took a token, revoking the other's: {tokens}, {refused}");
+    // Each worker takes at most one token per quiet period (plus its first).
+    let bound = 2 * (elapsed.as_millis() / quiet.as_millis()) as usize + 2;
+    assert!(tokens <= bound, "{tokens} tokens in {elapsed:?}: a storm");
+}
