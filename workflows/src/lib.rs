@@ -5,5 +5,6 @@
 pub mod reconcile;
 pub mod workflow;
 
+// transitional: the lead moves worker imports to vbridge_core and deletes these
 pub use vbridge_core::{DEFAULT_POLICY_YAML, Policy, PolicyError, canary, domain, machine, policy, review, template};
 pub use workflow::CandidateVerification;

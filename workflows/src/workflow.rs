@@ -1,14 +1,10 @@
 //! `CandidateVerification`: one durable workflow per (candidate, application).
 //!
 //! It only orchestrates. Signals are applied at once through the pure state
-//! machine ([`crate::machine`]); each applied event queues one ATS write; the
+//! machine ([`vbridge_core::machine`]); each applied event queues one ATS write; the
 //! run loop drains that queue through the ATS activity, in order. Nothing here
 //! reads the clock or does I/O: time is `workflow_time`, waiting is `timer`.
 
-use crate::domain::{EventType, VerificationState};
-use crate::machine::{self, MachineState, Outcome};
-use crate::policy::{Policy, STATE_FIELD};
-use crate::review::{self, Refusal};
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -20,7 +16,11 @@ use temporalio_sdk::{
     ActivityExecutionError, ActivityOptions, CancellableFuture, ContinueAsNewOptions, SyncWorkflowContext,
     WorkflowContext, WorkflowContextView, WorkflowResult,
 };
-use vbridge_activities::{AtsActivities, AuditActivities, PERMANENT_REJECTION, ReviewActivities};
+use vbridge_activity_defs::{AtsActivities, AuditActivities, PERMANENT_REJECTION, ReviewActivities};
+use vbridge_core::domain::{EventType, VerificationState};
+use vbridge_core::machine::{self, MachineState, Outcome};
+use vbridge_core::policy::{Policy, STATE_FIELD};
+use vbridge_core::review::{self, Refusal};
 use vbridge_proto::{
     AtsWriteRequest, DecisionBatch, DecisionRecord, EscalationRequest, EventSignal, GatingSignal, OverrideRequest,
     PauseSignal, PendingWrite, RetryWrites, ReviewDecision, ReviewItem, SeedRequest, Snapshot, StateView,
@@ -297,7 +297,7 @@ impl CandidateVerification {
                 break;
             }
             indices.push(index);
-            records.push(vbridge_activities::entry_record(
+            records.push(vbridge_activity_defs::entry_record(
                 t,
                 self.record_id(workflow_id, index, t),
                 &self.candidate_id,
@@ -775,7 +775,7 @@ impl CandidateVerification {
                 self.timeline
                     .iter()
                     .rev()
-                    .find_map(|t| vbridge_activities::check_of_target(&t.target).map(str::to_owned))
+                    .find_map(|t| vbridge_activity_defs::check_of_target(&t.target).map(str::to_owned))
             })
             .filter(|c| !c.is_empty())
     }
@@ -877,7 +877,7 @@ impl CandidateVerification {
             .backoff_coefficient(2.0)
             .maximum_interval(Duration::from_secs(60))
             .maximum_attempts(attempts)
-            .non_retryable_error_types([vbridge_activities::ESCALATION_REJECTED])
+            .non_retryable_error_types([vbridge_activity_defs::ESCALATION_REJECTED])
             .build();
         let mut opts = ActivityOptions::start_to_close_timeout(Duration::from_secs(10));
         opts.retry_policy = Some(retry);
@@ -935,7 +935,7 @@ type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 /// `at` (RFC 3339) plus `hours`, as RFC 3339 UTC with milliseconds.
 fn add_hours(at: &str, hours: f64) -> String {
     let t = DateTime::parse_from_rfc3339(at).map(|t| t.with_timezone(&Utc)).unwrap_or_default();
-    let later = t + chrono::Duration::from_std(crate::policy::sla_duration(hours)).unwrap_or_default();
+    let later = t + chrono::Duration::from_std(vbridge_core::policy::sla_duration(hours)).unwrap_or_default();
     later.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -1313,7 +1313,7 @@ impl CandidateVerification {
             if let Some(t) = self.timeline.back_mut() {
                 t.event_id = w.event_id.clone();
                 t.idempotency_key = w.idempotency_key.clone();
-                t.target = vbridge_activities::write_target(&w);
+                t.target = vbridge_activity_defs::write_target(&w);
             }
             // As it was: not merged into another write, so its key stays its own.
             self.pending.push_back(PendingWrite { request: Some(w), rounds: 0 });
@@ -1584,7 +1584,7 @@ impl CandidateVerification {
                 self.pending.pop_front();
                 // The ATS holds a newer write of the check: older dead letters are moot.
                 self.failed.retain(|f| f.verification_check_id != request.verification_check_id);
-                let mut entry = vbridge_activities::written_entry(request, &done, now);
+                let mut entry = vbridge_activity_defs::written_entry(request, &done, now);
                 entry.logged = done.write_logged;
                 self.timeline.push_back(entry);
                 self.advance_recorded();
@@ -1602,7 +1602,7 @@ impl CandidateVerification {
                     event_id: request.event_id.clone(),
                     reason: failure_message(&e),
                     trace_id: request.trace_id.clone(),
-                    target: vbridge_activities::write_target(request),
+                    target: vbridge_activity_defs::write_target(request),
                     idempotency_key: request.idempotency_key.clone(),
                     state_after: request.fields.get(STATE_FIELD).cloned().unwrap_or_default(),
                     ..Default::default()
@@ -1637,7 +1637,7 @@ impl CandidateVerification {
                         wait_ms / 1000
                     ),
                     trace_id: request.trace_id.clone(),
-                    target: vbridge_activities::write_target(request),
+                    target: vbridge_activity_defs::write_target(request),
                     ..Default::default()
                 });
                 Some(Duration::from_millis(wait_ms.max(1)))
