@@ -17,10 +17,17 @@ use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use vbridge_core::record::RecordKind;
+// What the workflows see of these activities (names, failure types, the
+// records both sides build) is in `vbridge-activity-defs`; re-exported here
+// for the worker.
+use vbridge_activity_defs::marker;
+pub use vbridge_activity_defs::{
+    AUDIT_APPEND_FAILED, ESCALATION_REJECTED, PERMANENT_REJECTION, RECONCILE_READ_FAILED, RECONCILE_REPORT_FAILED,
+    SEED_READ_FAILED, TRANSIENT_FAILURE, check_of_target, entry_record, write_target, written_entry,
+};
 use vbridge_proto::{
     AtsWriteRequest, AtsWriteResult, DecisionBatch, DecisionRecord, Drift, EscalationRequest, EscalationResult,
     ExpectedWrite, ReconcilePage, ReconcilePageRequest, ReconcileProgress, SeedRequest, Snapshot, StateView,
-    TimelineEntry,
 };
 
 /// Where decision records go: the append-only audit log. Appending a record
@@ -39,7 +46,7 @@ pub struct AuditActivities {
 
 #[activities]
 impl AuditActivities {
-    #[activity]
+    #[activity(definition = marker::AppendDecisions)]
     #[tracing::instrument(skip_all, fields(records = batch.records.len(), trace_id = batch.records.first().map(|r| r.trace_id.as_str()).unwrap_or("")))]
     pub async fn append_decisions(
         self: Arc<Self>,
@@ -48,18 +55,18 @@ impl AuditActivities {
     ) -> Result<(), ActivityError> {
         self.sink.append(batch.records).await.map_err(|e| {
             tracing::warn!(error = %e, "audit append failed; Temporal retries it");
-            ActivityError::application(ApplicationFailure::builder(e).type_name("AuditAppendFailed".to_owned()).build())
+            ActivityError::application(ApplicationFailure::builder(e).type_name(AUDIT_APPEND_FAILED.to_owned()).build())
         })
     }
 
     /// The state a reopened verification starts from, read back from its
     /// audit log (the projection of every run before it).
-    #[activity]
+    #[activity(definition = marker::Seed)]
     #[tracing::instrument(skip_all, fields(candidate_id = %req.candidate_id, application_id = %req.application_id))]
     pub async fn seed(self: Arc<Self>, _ctx: ActivityContext, req: SeedRequest) -> Result<Snapshot, ActivityError> {
         let records = self.sink.records_of(&req.candidate_id, &req.application_id).await.map_err(|e| {
             tracing::warn!(error = %e, "cannot read the audit log to reopen a verification; Temporal retries it");
-            ActivityError::application(ApplicationFailure::builder(e).type_name("SeedReadFailed".to_owned()).build())
+            ActivityError::application(ApplicationFailure::builder(e).type_name(SEED_READ_FAILED.to_owned()).build())
         })?;
         let seed = seed_snapshot(&records, SEED_EVENT_IDS);
         tracing::info!(state = %seed.view.as_ref().map(|v| v.state.as_str()).unwrap_or(""), records = records.len(), "verification reopened from its audit log");
@@ -110,12 +117,6 @@ pub fn seed_snapshot(records: &[DecisionRecord], keep_ids: usize) -> Snapshot {
     seen.reverse();
     Snapshot { view: Some(view), seen_event_ids: seen, ..Default::default() }
 }
-
-/// Failure type of a write the ATS refused for good (a 4xx other than 408/429).
-/// Listed in the activity's retry policy as non-retryable.
-pub const PERMANENT_REJECTION: &str = "AtsPermanentRejection";
-/// Failure type of a write worth retrying (5xx, 408, 429, timeout, network).
-pub const TRANSIENT_FAILURE: &str = "AtsTransientFailure";
 
 /// Counters the connector keeps (exported as `ats.write.failure.count` etc.).
 pub struct AtsMetrics {
@@ -357,56 +358,6 @@ fn attempt_record(req: &AtsWriteRequest, attempt: u32, result: &str, reason: Str
     }
 }
 
-/// The timeline entry of a write the ATS took. The workflow keeps it; the
-/// activity logs the same entry when the workflow asks it to.
-pub fn written_entry(req: &AtsWriteRequest, done: &AtsWriteResult, at: String) -> TimelineEntry {
-    let mut reason = format!("written with HTTP {}", done.http_status);
-    if req.superseded > 0 {
-        reason.push_str(&format!("; carries the latest state of {} queued write(s) it replaced", req.superseded));
-    }
-    TimelineEntry {
-        at,
-        kind: RecordKind::AtsWrite.into(),
-        event_id: req.event_id.clone(),
-        state_after: req.fields.get("verification_state").cloned().unwrap_or_default(),
-        reason,
-        trace_id: req.trace_id.clone(),
-        attempt: done.attempt,
-        target: done.target.clone(),
-        record_id: req.write_record_id.clone(),
-        // The fields written: the reconciliation's expectation is their merge.
-        detail: serde_json::to_string(&req.fields).unwrap_or_default(),
-        ..Default::default()
-    }
-}
-
-/// The audit record of a timeline entry of the workflow of (candidate, application).
-pub fn entry_record(t: &TimelineEntry, record_id: String, candidate_id: &str, application_id: &str) -> DecisionRecord {
-    DecisionRecord {
-        record_id,
-        recorded_at: t.at.clone(),
-        kind: t.kind.clone(),
-        candidate_id: candidate_id.to_owned(),
-        application_id: application_id.to_owned(),
-        event_id: t.event_id.clone(),
-        event_type: t.event_type.clone(),
-        occurred_at: t.occurred_at.clone(),
-        received_at: t.received_at.clone(),
-        idempotency_key: t.idempotency_key.clone(),
-        state_before: t.state_before.clone(),
-        state_after: t.state_after.clone(),
-        reason: t.reason.clone(),
-        write_targets: t.target.clone(),
-        delivery_attempt: if t.attempt > 0 { t.attempt } else { t.delivery_attempt },
-        processing_result: t.kind.clone(),
-        trace_id: t.trace_id.clone(),
-        override_actor: t.override_actor.clone(),
-        override_reason_code: t.override_reason_code.clone(),
-        override_timestamp: t.override_timestamp.clone(),
-        detail: t.detail.clone(),
-    }
-}
-
 /// Characters escaped in one path segment: everything but RFC 3986's
 /// unreserved set, so no id can add a segment, a query or a fragment.
 pub(crate) const SEGMENT: &percent_encoding::AsciiSet =
@@ -432,16 +383,6 @@ pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Dura
         Err(_) => httpdate::parse_http_date(v).ok()?.duration_since(now).unwrap_or_default(),
     };
     Some(d.min(RETRY_AFTER_CAP))
-}
-
-/// The ATS object a write targets, as recorded in the timeline.
-pub fn write_target(req: &AtsWriteRequest) -> String {
-    format!("application/{}/verification-check/{}", req.application_id, req.verification_check_id)
-}
-
-/// The verification check a recorded [`write_target`] names.
-pub fn check_of_target(target: &str) -> Option<&str> {
-    target.rsplit_once("/verification-check/").map(|(_, c)| c).filter(|c| !c.is_empty())
 }
 
 /// Exponential backoff with deterministic jitter: the delay depends only on the
@@ -470,7 +411,7 @@ fn transient(message: String, delay: Duration) -> ActivityError {
 impl AtsActivities {
     /// PUT the templated fields into the ATS. Idempotent: the same
     /// `Idempotency-Key` is sent on every retry of one write.
-    #[activity]
+    #[activity(definition = marker::WriteVerification)]
     #[tracing::instrument(skip_all, fields(trace_id = %req.trace_id, event_id = %req.event_id, attempt = ctx.info().attempt))]
     pub async fn write_verification(
         self: Arc<Self>,
@@ -601,7 +542,7 @@ pub fn diff(expected: &ExpectedWrite, found: Option<&std::collections::BTreeMap<
 #[activities]
 impl ReconcileActivities {
     /// One page: read each check back from the ATS and diff it.
-    #[activity]
+    #[activity(definition = marker::DiffPage)]
     #[tracing::instrument(skip_all, fields(after = %req.after, limit = req.limit))]
     pub async fn diff_page(
         self: Arc<Self>,
@@ -610,7 +551,7 @@ impl ReconcileActivities {
     ) -> Result<ReconcilePage, ActivityError> {
         let page = self.source.expected_page(&req.after, req.limit.max(1)).await.map_err(|e| {
             ActivityError::application(
-                ApplicationFailure::builder(e).type_name("ReconcileReadFailed".to_owned()).build(),
+                ApplicationFailure::builder(e).type_name(RECONCILE_READ_FAILED.to_owned()).build(),
             )
         })?;
         use futures::StreamExt;
@@ -644,7 +585,7 @@ impl ReconcileActivities {
     }
 
     /// Keep the finished run's report.
-    #[activity]
+    #[activity(definition = marker::RecordReport)]
     pub async fn record_report(
         self: Arc<Self>,
         ctx: ActivityContext,
@@ -653,15 +594,11 @@ impl ReconcileActivities {
         let run_id = ctx.info().workflow_id.clone().unwrap_or_default();
         self.source.record_report(&run_id, &report).await.map_err(|e| {
             ActivityError::application(
-                ApplicationFailure::builder(e).type_name("ReconcileReportFailed".to_owned()).build(),
+                ApplicationFailure::builder(e).type_name(RECONCILE_REPORT_FAILED.to_owned()).build(),
             )
         })
     }
 }
-
-/// Failure type of an escalation the receiver refused for good (a 4xx other
-/// than 408/429): not retried.
-pub const ESCALATION_REJECTED: &str = "EscalationRejected";
 
 /// Where SLA escalations go (`VBRIDGE_ESCALATION_URL`), signed in the IL
 /// scheme with the first webhook secret.
@@ -722,7 +659,7 @@ pub fn escalation_body(req: &EscalationRequest) -> Vec<u8> {
 impl ReviewActivities {
     /// POST one escalation. Retried by Temporal with the same
     /// `Idempotency-Key`; a 4xx other than 408/429 is not retried.
-    #[activity]
+    #[activity(definition = marker::Escalate)]
     #[tracing::instrument(skip_all, fields(trace_id = %req.trace_id, candidate_id = %req.candidate_id, application_id = %req.application_id, escalation = req.escalation))]
     pub async fn escalate(
         self: Arc<Self>,

@@ -3,7 +3,10 @@
 //! core's modules are re-exported here, where the workflow's users look.
 
 pub mod reconcile;
-pub mod workflow;
+pub mod verification;
 
+// transitional: the lead moves worker imports to vbridge_core and deletes these
 pub use vbridge_core::{DEFAULT_POLICY_YAML, Policy, PolicyError, canary, domain, machine, policy, review, template};
-pub use workflow::CandidateVerification;
+pub use verification::CandidateVerification;
+// transitional: the lead moves worker imports to `verification` and deletes this
+pub use verification as workflow;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use temporalio_common::RetryPolicy;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{ActivityOptions, ContinueAsNewOptions, WorkflowContext, WorkflowContextView, WorkflowResult};
-use vbridge_activities::{AtsActivities, PERMANENT_REJECTION, ReconcileActivities};
+use vbridge_activity_defs::{AtsActivities, PERMANENT_REJECTION, ReconcileActivities};
 use vbridge_proto::{AtsWriteRequest, Drift, ReconcileInput, ReconcilePageRequest, ReconcileProgress};
 
 /// Checks per page unless the input says otherwise.

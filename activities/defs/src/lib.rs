@@ -1,0 +1,178 @@
+//! The activities as the workflows see them: each one's Temporal type name,
+//! input and output (declared with the SDK's `#[activity_definitions]`), the
+//! failure types a workflow's retry policy names, and the records that the
+//! workflow and the activity both build. The implementations, and all the
+//! I/O, are in `vbridge-activities`, which implements these definitions
+//! (`#[activity(definition = ...)]`); the workflows depend on this crate
+//! only, so they build without an HTTP client or a metrics library.
+//!
+//! The type names are pinned (`name = ...`): they are in every saved
+//! history, and a run replays only if its activities keep them.
+
+mod records;
+
+pub use records::{check_of_target, entry_record, write_target, written_entry};
+
+use temporalio_macros::activity_definitions;
+use vbridge_proto::{
+    AtsWriteRequest, AtsWriteResult, DecisionBatch, EscalationRequest, EscalationResult, ReconcilePage,
+    ReconcilePageRequest, ReconcileProgress, SeedRequest, Snapshot,
+};
+
+/// Failure type of a write the ATS refused for good (a 4xx other than 408/429).
+/// Listed in the write's retry policy as non-retryable.
+pub const PERMANENT_REJECTION: &str = "AtsPermanentRejection";
+/// Failure type of a write worth retrying (5xx, 408, 429, timeout, network).
+pub const TRANSIENT_FAILURE: &str = "AtsTransientFailure";
+/// Failure type of an escalation the receiver refused for good (a 4xx other
+/// than 408/429): not retried.
+pub const ESCALATION_REJECTED: &str = "EscalationRejected";
+/// Failure type of an audit append the store did not take (retried).
+pub const AUDIT_APPEND_FAILED: &str = "AuditAppendFailed";
+/// Failure type of a seed the audit log could not be read for (retried).
+pub const SEED_READ_FAILED: &str = "SeedReadFailed";
+/// Failure type of a reconciliation page the store could not be read for.
+pub const RECONCILE_READ_FAILED: &str = "ReconcileReadFailed";
+/// Failure type of a reconciliation report the store did not keep.
+pub const RECONCILE_REPORT_FAILED: &str = "ReconcileReportFailed";
+
+/// The audit log: appending decision records, and reading a closed
+/// verification's back as the seed of its next run.
+pub struct AuditActivities;
+
+#[activity_definitions]
+impl AuditActivities {
+    /// Append records; one whose `record_id` is stored already is a no-op.
+    #[activity(name = "AuditActivities::append_decisions")]
+    pub fn append_decisions(batch: DecisionBatch) {
+        unimplemented!()
+    }
+
+    /// The state a reopened verification starts from, from its audit log.
+    #[activity(name = "AuditActivities::seed")]
+    pub fn seed(req: SeedRequest) -> Snapshot {
+        unimplemented!()
+    }
+}
+
+/// The ATS write (the generic REST connector of docs/contract.md §4, or the
+/// configured ATS's own).
+pub struct AtsActivities;
+
+#[activity_definitions]
+impl AtsActivities {
+    /// Write the templated fields into the ATS, idempotently; fails with
+    /// [`PERMANENT_REJECTION`] or [`TRANSIENT_FAILURE`].
+    #[activity(name = "AtsActivities::write_verification")]
+    pub fn write_verification(req: AtsWriteRequest) -> AtsWriteResult {
+        unimplemented!()
+    }
+}
+
+/// Reconciliation's reads of the ATS and its report.
+pub struct ReconcileActivities;
+
+#[activity_definitions]
+impl ReconcileActivities {
+    /// One page of checks read back from the ATS and diffed.
+    #[activity(name = "ReconcileActivities::diff_page")]
+    pub fn diff_page(req: ReconcilePageRequest) -> ReconcilePage {
+        unimplemented!()
+    }
+
+    /// Keep a finished run's report.
+    #[activity(name = "ReconcileActivities::record_report")]
+    pub fn record_report(report: ReconcileProgress) {
+        unimplemented!()
+    }
+}
+
+/// The signed `review.escalated` webhook.
+pub struct ReviewActivities;
+
+#[activity_definitions]
+impl ReviewActivities {
+    /// POST one escalation; fails with [`ESCALATION_REJECTED`] for good.
+    #[activity(name = "ReviewActivities::escalate")]
+    pub fn escalate(req: EscalationRequest) -> EscalationResult {
+        unimplemented!()
+    }
+}
+
+/// The declarations' marker types, which an implementation names in
+/// `#[activity(definition = ...)]`. (The macro puts them in private modules.)
+pub mod marker {
+    pub use super::ats_activities::WriteVerification;
+    pub use super::audit_activities::{AppendDecisions, Seed};
+    pub use super::reconcile_activities::{DiffPage, RecordReport};
+    pub use super::review_activities::Escalate;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use temporalio_common::ActivityDefinition;
+
+    /// Every activity type name the declarations register.
+    fn declared() -> Vec<String> {
+        vec![
+            AuditActivities::append_decisions.name().to_owned(),
+            AuditActivities::seed.name().to_owned(),
+            AtsActivities::write_verification.name().to_owned(),
+            ReconcileActivities::diff_page.name().to_owned(),
+            ReconcileActivities::record_report.name().to_owned(),
+            ReviewActivities::escalate.name().to_owned(),
+        ]
+    }
+
+    /// The `activity_type` names scheduled anywhere in a JSON history.
+    fn scheduled(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    match (k.as_str(), v.get("name").and_then(|n| n.as_str())) {
+                        ("activity_type" | "activityType", Some(name)) => {
+                            out.insert(name.to_owned());
+                        }
+                        _ => scheduled(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| scheduled(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_activity_type_in_the_saved_histories_is_declared_by_that_name() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/histories");
+        let mut names = std::collections::BTreeSet::new();
+        for entry in std::fs::read_dir(&dir).expect("the saved histories") {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                scheduled(&serde_json::from_str(&text).unwrap(), &mut names);
+            }
+        }
+        let declared = declared();
+        assert!(names.len() >= 5, "the histories schedule the activities: {names:?}");
+        for name in &names {
+            assert!(declared.contains(name), "{name} is in a saved history but no activity has that name");
+        }
+    }
+
+    #[test]
+    fn the_names_are_the_implementations_type_and_method() {
+        assert_eq!(
+            declared(),
+            [
+                "AuditActivities::append_decisions",
+                "AuditActivities::seed",
+                "AtsActivities::write_verification",
+                "ReconcileActivities::diff_page",
+                "ReconcileActivities::record_report",
+                "ReviewActivities::escalate",
+            ]
+        );
+    }
+}

@@ -1,0 +1,131 @@
+//! Which of the workflow's patches a run has. Each patch changed the
+//! commands a run issues; a history recorded before it must replay without
+//! it. A run asks once (`ctx.patched`, the newest first) and keeps the
+//! answer in one [`Patches`] value for the rest of the run.
+
+/// Patch: timeline entries are appended to the audit log through an activity.
+/// Histories recorded before it replay without those activities.
+pub const AUDIT_PATCH: &str = "audit-log-v1";
+/// Patch: the audit append and the ATS write run in lanes of their own, so
+/// neither waits for the other (a write in a long retry round or a deferral
+/// timer no longer holds decisions back from the log, and a store outage no
+/// longer holds writes back); and what is carried across continue-as-new is
+/// bounded ([`super::TIMELINE_KEEP`], [`super::SEEN_KEEP`]).
+pub const LANES_PATCH: &str = "lanes-bounded-v1";
+/// Patch: the ATS write activity logs the decisions that led to it and its
+/// own `ats_write` record, so an applied event costs one activity, not three;
+/// a queued write of a check is replaced by a later one (the ATS needs only
+/// the latest state); search attributes are upserted once per activation and
+/// only when they change. See docs/architecture.md, "Cost per event".
+pub const WRITE_LOGS_PATCH: &str = "write-logs-v1";
+/// Patch: a verification at rest (a final state, nothing owed, everything in
+/// the audit log) completes after a quiet period (`Tuning.quiet_close_ms`),
+/// so open workflows grow with active work, not with every candidate ever
+/// seen. A later event starts a new run, which seeds itself from the audit
+/// log (the relay marks it `reopen`). Implies [`WRITE_LOGS_PATCH`].
+pub const REST_CLOSE_PATCH: &str = "rest-close-v1";
+/// Patch: manual review. A `needs_review` routes the verification to the
+/// policy's queue (a `review_routed` entry, `reviewer_queue_link` in the ATS
+/// write, `ReviewDueAt`); a durable SLA timer escalates it every `slaHours`
+/// until a reviewer decides (update `review_decide`); a webhook that would
+/// move the state back is recorded as refused; the Temporal UI shows the
+/// current details. Implies [`REST_CLOSE_PATCH`].
+pub const REVIEW_PATCH: &str = "review-v1";
+
+/// Patch: operations controls. The kill switch's banner (`gating` signal)
+/// is written into the ATS (`verification_banner`) and carried in every
+/// write while gating is off; the `VerificationPaused` search attribute and
+/// the current details show a pause. Implies [`REVIEW_PATCH`]. (Pause itself,
+/// holding the ATS lane, works in any run with lanes: no history before it
+/// has a pause signal.)
+pub const CONTROLS_PATCH: &str = "controls-v1";
+
+/// The patches a run has, asked once per run. A newer patch implies the
+/// older ones: a run with [`CONTROLS_PATCH`] has the behaviour of
+/// [`REVIEW_PATCH`], [`REST_CLOSE_PATCH`] and [`WRITE_LOGS_PATCH`] too.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Patches {
+    /// [`CONTROLS_PATCH`]: the kill switch's banner and dead letters.
+    pub controls: bool,
+    /// [`REVIEW_PATCH`]: manual review, its SLA timer, current details.
+    pub review: bool,
+    /// [`REST_CLOSE_PATCH`]: a run at rest closes; a later one seeds itself.
+    pub rest_close: bool,
+    /// [`WRITE_LOGS_PATCH`]: the write logs its decisions; writes coalesce.
+    pub write_logs: bool,
+}
+
+/// The two oldest patches, asked only by runs without [`WRITE_LOGS_PATCH`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Older {
+    /// [`AUDIT_PATCH`]: timeline entries go to the audit log.
+    pub audit: bool,
+    /// [`LANES_PATCH`]: the audit append and the ATS write in lanes.
+    pub lanes: bool,
+}
+
+impl Patches {
+    /// Ask `patched` about the newest patch first: a run that has it asks
+    /// no more (each marker also costs an upsert of `TemporalChangeVersion`).
+    /// Older histories answer no to it, and then to the ones they have, in
+    /// the order they always did.
+    pub fn ask(patched: impl Fn(&str) -> bool) -> Patches {
+        let controls = patched(CONTROLS_PATCH);
+        let review = controls || patched(REVIEW_PATCH);
+        let rest_close = review || patched(REST_CLOSE_PATCH);
+        let write_logs = rest_close || patched(WRITE_LOGS_PATCH);
+        Patches { controls, review, rest_close, write_logs }
+    }
+
+    /// The two oldest patches: implied by [`WRITE_LOGS_PATCH`], else asked
+    /// ([`AUDIT_PATCH`] first). The run asks right after [`Patches::ask`].
+    pub fn older(&self, patched: impl Fn(&str) -> bool) -> Older {
+        if self.write_logs {
+            return Older { audit: true, lanes: true };
+        }
+        let audit = patched(AUDIT_PATCH);
+        let lanes = patched(LANES_PATCH);
+        Older { audit, lanes }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    /// What a history with the markers `has` answers: the patches asked, in
+    /// order, and the value built.
+    fn ask(has: &[&str]) -> (Vec<String>, Patches, Older) {
+        let asked = RefCell::new(vec![]);
+        let patched = |p: &str| {
+            asked.borrow_mut().push(p.to_owned());
+            has.contains(&p)
+        };
+        let patches = Patches::ask(patched);
+        let older = patches.older(patched);
+        (asked.into_inner(), patches, older)
+    }
+
+    #[test]
+    fn the_newest_patch_a_history_has_is_asked_first_and_implies_the_older() {
+        let all = [CONTROLS_PATCH, REVIEW_PATCH, REST_CLOSE_PATCH, WRITE_LOGS_PATCH, AUDIT_PATCH, LANES_PATCH];
+        let p = |controls, review, rest_close, write_logs| Patches { controls, review, rest_close, write_logs };
+        let o = |audit, lanes| Older { audit, lanes };
+        // (markers in the history, patches asked in order, the answer)
+        let table: &[(&[&str], &[&str], Patches, Older)] = &[
+            (&[CONTROLS_PATCH], &all[..1], p(true, true, true, true), o(true, true)),
+            (&[REVIEW_PATCH], &all[..2], p(false, true, true, true), o(true, true)),
+            (&[REST_CLOSE_PATCH], &all[..3], p(false, false, true, true), o(true, true)),
+            (&[WRITE_LOGS_PATCH], &all[..4], p(false, false, false, true), o(true, true)),
+            (&[AUDIT_PATCH, LANES_PATCH], &all, p(false, false, false, false), o(true, true)),
+            (&[AUDIT_PATCH], &all, p(false, false, false, false), o(true, false)),
+            (&[], &all, p(false, false, false, false), o(false, false)),
+        ];
+        for (has, want_asked, want, want_older) in table {
+            let (asked, patches, older) = ask(has);
+            assert_eq!(asked, *want_asked, "asked of a history with {has:?}");
+            assert_eq!((patches, older), (*want, *want_older), "a history with {has:?}");
+        }
+    }
+}
