@@ -101,7 +101,7 @@ async fn gating_off_opens_the_gate_and_writes_the_banner_and_on_takes_it_back() 
     // Only the controls chain: the workflows may still be appending to theirs.
     let controls = store.verify_streams(Some(&["controls".to_owned()])).await.unwrap();
     assert!(controls.broken.is_none() && controls.records == 2, "{controls:?}");
-    let history = history_json(&app, &vbridge_workflows::domain::workflow_id("cand-v", "app-v"), None).await;
+    let history = history_json(&app, &vbridge_core::domain::workflow_id("cand-v", "app-v"), None).await;
     check_and_save(&history, &format!("candidate_verification_{CURRENT}_banner.json")).await;
 }
 
@@ -156,7 +156,7 @@ async fn a_paused_verification_records_events_and_writes_its_latest_state_once_o
     .await;
     assert_eq!(app.writes().await.len(), before, "no ATS write while paused");
     // The search attribute and the current details show it.
-    let id = vbridge_workflows::domain::workflow_id(c, a);
+    let id = vbridge_core::domain::workflow_id(c, a);
     app.wait_for("VerificationPaused in visibility", WAIT, || async {
         let out = app.temporal_cli(&["workflow", "list", "--query", "VerificationPaused = true"]);
         out.contains(&id).then_some(())
@@ -205,7 +205,7 @@ async fn a_paused_verification_records_events_and_writes_its_latest_state_once_o
         assert_eq!(app.send(&ev).await.status, 202);
         app.wait_synced(cc, aa, "pending").await;
     }
-    let emea = vbridge_workflows::domain::workflow_id("cand-e", "app-e");
+    let emea = vbridge_core::domain::workflow_id("cand-e", "app-e");
     app.wait_for("Region in visibility", WAIT, || async {
         app.temporal_cli(&["workflow", "list", "--query", "Region = 'emea'"]).contains(&emea).then_some(())
     })
@@ -265,7 +265,7 @@ async fn a_refused_write_is_a_dead_letter_until_re_driven_with_its_own_key() {
     assert!(timeline.iter().any(|t| t.kind == "ats_retry" && t.override_actor == "it-ops"));
     let again = app.post_as("/v1/writes/retry", Some(OPS_TOKEN), None, &json!({"idempotency_key": key})).await;
     assert_eq!(again.status(), 409, "nothing left to re-drive under that key");
-    let history = history_json(&app, &vbridge_workflows::domain::workflow_id(c, a), None).await;
+    let history = history_json(&app, &vbridge_core::domain::workflow_id(c, a), None).await;
     check_and_save(&history, &format!("candidate_verification_{CURRENT}_redriven.json")).await;
 }
 
@@ -302,15 +302,15 @@ async fn through_a_429_storm_the_gate_says_pending_sync_and_writes_resume_by_the
 
 #[tokio::test]
 async fn outside_the_canary_a_verification_never_blocks_scheduling() {
-    use vbridge_workflows::canary::bucket;
+    use vbridge_core::canary::bucket;
     let dir = std::env::temp_dir().join(format!("vbridge-canary-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let policy = vbridge_workflows::DEFAULT_POLICY_YAML.replacen(
+    let policy = vbridge_core::DEFAULT_POLICY_YAML.replacen(
         "observability:",
         "  canary:\n    percent: 50\n    regions: [\"emea\"]\nobservability:",
         1,
     );
-    assert!(vbridge_workflows::Policy::parse(&policy).is_ok(), "the canary extension parses");
+    assert!(vbridge_core::Policy::parse(&policy).is_ok(), "the canary extension parses");
     let path = dir.join("policy-canary.yaml");
     std::fs::write(&path, policy).unwrap();
     let app = crate::harness::TestApp::spawn_with(

@@ -13,9 +13,9 @@ use vbridge::devtools::client::{Reply, WebhookClient};
 use vbridge::devtools::devserver::{DevServer, DevServerOptions};
 use vbridge::devtools::sandbox::{AppliedWrite, FaultRequest, RequestLog};
 use vbridge::store::StoredDelivery;
+use vbridge_core::domain::workflow_id;
 use vbridge_proto::{StateView, TimelineEntry};
 use vbridge_workflows::CandidateVerification;
-use vbridge_workflows::domain::workflow_id;
 
 pub const SECRET: &str = "it-secret-1";
 /// Operator API tokens the harness configures (docs/contract.md §5), by role.

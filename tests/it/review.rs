@@ -16,7 +16,7 @@ use vbridge_core::intake::signature::{self, Secret};
 /// A policy like the seed's with an SLA of `sla_hours` (fractions allowed),
 /// written into the test's directory; its path.
 fn policy_with_sla(dir: &std::path::Path, sla_hours: &str) -> String {
-    let text = vbridge_workflows::DEFAULT_POLICY_YAML.replacen("slaHours: 12", &format!("slaHours: {sla_hours}"), 1);
+    let text = vbridge_core::DEFAULT_POLICY_YAML.replacen("slaHours: 12", &format!("slaHours: {sla_hours}"), 1);
     assert!(text.contains(&format!("slaHours: {sla_hours}")));
     let path = dir.join(format!("policy-sla-{sla_hours}.yaml"));
     std::fs::write(&path, text).unwrap();
@@ -83,7 +83,7 @@ async fn records(app: &TestApp, c: &str, a: &str) -> Vec<vbridge_proto::Decision
 }
 
 async fn history_text(app: &TestApp, c: &str, a: &str) -> String {
-    String::from_utf8(history_json(app, &vbridge_workflows::domain::workflow_id(c, a), None).await).unwrap()
+    String::from_utf8(history_json(app, &vbridge_core::domain::workflow_id(c, a), None).await).unwrap()
 }
 
 #[tokio::test]
@@ -115,7 +115,7 @@ async fn a_review_escalates_every_sla_with_signed_webhooks_until_a_reviewer_deci
     assert_eq!(link, format!("https://bridge.example/console/reviews/{c}/{a}"));
     // Engineers see the state, the sync, the review's due time and the last
     // event as the workflow's current details (Temporal UI, `temporal workflow metadata`).
-    let id = vbridge_workflows::domain::workflow_id(c, a);
+    let id = vbridge_core::domain::workflow_id(c, a);
     let details = app
         .wait_for("current details naming the review", Duration::from_secs(30), || async {
             let out = app.temporal_cli(&["workflow", "metadata", "--workflow-id", &id]);

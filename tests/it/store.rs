@@ -459,7 +459,7 @@ async fn the_controls_projections_follow_the_log(kind: Kind) {
     assert!(store.expected_page(("a", "k"), 10).await.unwrap().is_empty(), "the page after the last");
 
     // A control's change and a reconciliation report land in their tables.
-    let policy = vbridge_workflows::Policy::parse(vbridge_workflows::DEFAULT_POLICY_YAML).unwrap();
+    let policy = vbridge_core::Policy::parse(vbridge_core::DEFAULT_POLICY_YAML).unwrap();
     assert!(vbridge::controls::gating_enabled(store.as_ref(), &policy).await.unwrap(), "the policy's default");
     vbridge::controls::set_gating(store.as_ref(), &policy, false, "ops-1", "INC-1", "t").await.unwrap();
     assert!(!vbridge::controls::gating_enabled(store.as_ref(), &policy).await.unwrap());
@@ -477,7 +477,7 @@ async fn the_controls_projections_follow_the_log(kind: Kind) {
     // An accepted delivery's job (canary gating; intake parses it) is kept
     // per application.
     let mut d = self::rec("job-key-1", "evt-job-1");
-    d.job = vbridge_workflows::canary::Job {
+    d.job = vbridge_core::canary::Job {
         requisition: Some("R1".into()),
         role: Some("eng".into()),
         region: Some("emea".into()),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use temporalio_client::{WorkflowExecutionInfo, WorkflowFetchHistoryOptions, WorkflowHandle};
 use vbridge::devtools::client::{decision, started};
 use vbridge_workflows::CandidateVerification;
-use vbridge_workflows::workflow::TIMELINE_KEEP;
+use vbridge_workflows::verification::TIMELINE_KEEP;
 
 /// The first event of one run's history, as JSON.
 async fn run_start(app: &TestApp, id: &str, run_id: Option<String>) -> serde_json::Value {
@@ -51,7 +51,7 @@ async fn ten_thousand_events_to_one_verification_keep_state_and_input_bounded() 
     assert!(timeline.len() <= TIMELINE_KEEP + 5, "the timeline query is bounded: {} entries", timeline.len());
 
     // Walk the runs back from the latest: every run's input stays small.
-    let id = vbridge_workflows::domain::workflow_id(c, a);
+    let id = vbridge_core::domain::workflow_id(c, a);
     let mut run_id = None;
     let mut runs = 0;
     loop {
@@ -119,7 +119,7 @@ async fn with_the_ats_down_decisions_reach_the_audit_log_within_seconds() {
 
 /// The history of one verification's current run, as JSON.
 async fn history(app: &TestApp, c: &str, a: &str) -> (Vec<u8>, serde_json::Value) {
-    let json = crate::replay::history_json(app, &vbridge_workflows::domain::workflow_id(c, a), None).await;
+    let json = crate::replay::history_json(app, &vbridge_core::domain::workflow_id(c, a), None).await;
     let v = serde_json::from_slice(&json).unwrap();
     (json, v)
 }

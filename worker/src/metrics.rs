@@ -12,7 +12,7 @@
 use prometheus::{Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use std::sync::{Arc, LazyLock};
 use vbridge_activities::{AtsMetrics, ReviewMetrics};
-use vbridge_workflows::Policy;
+use vbridge_core::Policy;
 
 /// A counter: a handle on a registered Prometheus counter.
 #[derive(Debug, Clone)]

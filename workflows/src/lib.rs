@@ -1,12 +1,12 @@
-//! The `CandidateVerification` workflow, which orchestrates the pure core
-//! (`vbridge-core`: policy, domain types, state machine, templates). The
-//! core's modules are re-exported here, where the workflow's users look.
+//! The Temporal workflows, which only orchestrate the pure core
+//! (`vbridge-core`: policy, domain types, state machine, review rules):
+//! - [`verification`]: `CandidateVerification`, one per candidate application;
+//! - [`reconcile`]: `Reconciliation`, started by a Temporal Schedule.
+//!
+//! They see the activities only through their declarations
+//! (`vbridge-activity-defs`), never through their implementations.
 
 pub mod reconcile;
 pub mod verification;
 
-// transitional: the lead moves worker imports to vbridge_core and deletes these
-pub use vbridge_core::{DEFAULT_POLICY_YAML, Policy, PolicyError, canary, domain, machine, policy, review, template};
 pub use verification::CandidateVerification;
-// transitional: the lead moves worker imports to `verification` and deletes this
-pub use verification as workflow;

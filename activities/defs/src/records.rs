@@ -1,6 +1,7 @@
 //! Records that the workflow and the activities both build, so that the
 //! entry a workflow keeps and the record an activity logs are the same.
 
+use vbridge_core::record::RecordKind;
 use vbridge_proto::{AtsWriteRequest, AtsWriteResult, DecisionRecord, TimelineEntry};
 
 /// The timeline entry of a write the ATS took. The workflow keeps it; the
@@ -12,7 +13,7 @@ pub fn written_entry(req: &AtsWriteRequest, done: &AtsWriteResult, at: String) -
     }
     TimelineEntry {
         at,
-        kind: "ats_write".into(),
+        kind: RecordKind::AtsWrite.into(),
         event_id: req.event_id.clone(),
         state_after: req.fields.get("verification_state").cloned().unwrap_or_default(),
         reason,

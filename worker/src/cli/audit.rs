@@ -94,10 +94,8 @@ async fn retention(days: Option<u32>) -> anyhow::Result<()> {
     let days = match days {
         Some(d) => d,
         None => match std::env::var("VBRIDGE_POLICY") {
-            Ok(p) => vbridge_workflows::Policy::load(Path::new(&p))?.raw().event_log.retention_days,
-            Err(_) => {
-                vbridge_workflows::Policy::parse(vbridge_workflows::DEFAULT_POLICY_YAML)?.raw().event_log.retention_days
-            }
+            Ok(p) => vbridge_core::Policy::load(Path::new(&p))?.raw().event_log.retention_days,
+            Err(_) => vbridge_core::Policy::parse(vbridge_core::DEFAULT_POLICY_YAML)?.raw().event_log.retention_days,
         },
     };
     let cutoff =
@@ -109,7 +107,7 @@ async fn retention(days: Option<u32>) -> anyhow::Result<()> {
 }
 
 pub async fn timeline(candidate: &str, application: Option<&str>, format: TimelineFormat) -> anyhow::Result<()> {
-    vbridge_workflows::domain::CandidateId::parse(candidate)?;
+    vbridge_core::domain::CandidateId::parse(candidate)?;
     let store = vbridge::store::open(&database_url_from_env()).await?;
     use vbridge::audit::timeline;
     let t = timeline::build(store.as_ref(), candidate, application).await?;

@@ -88,7 +88,7 @@ pub async fn gating(enabled: bool, reason: &str, actor: &str, config: Option<Pat
     anyhow::ensure!(!reason.trim().is_empty(), "--reason must say why gating changes");
     let cfg = Config::load_for_tools(config.as_deref())?;
     let store = vbridge::store::open(&cfg.database_url).await?;
-    let trace_id = vbridge_workflows::domain::TraceId::new_random();
+    let trace_id = vbridge_core::domain::TraceId::new_random();
     let c =
         vbridge::controls::set_gating(store.as_ref(), &cfg.policy, enabled, actor, reason, trace_id.as_str()).await?;
     let fw = tools_forwarder(&cfg, store.as_ref()).await?;
@@ -111,7 +111,7 @@ pub async fn pause(args: PauseArgs, paused: bool) -> anyhow::Result<()> {
         paused,
         actor: args.actor,
         reason: args.reason,
-        trace_id: vbridge_workflows::domain::TraceId::new_random().as_str().to_owned(),
+        trace_id: vbridge_core::domain::TraceId::new_random().as_str().to_owned(),
     };
     anyhow::ensure!(
         args.candidate.is_some() || args.query.is_some() || args.region.is_some() || args.all,
@@ -124,8 +124,8 @@ pub async fn pause(args: PauseArgs, paused: bool) -> anyhow::Result<()> {
     match (args.candidate, args.application) {
         (Some(c), Some(a)) => {
             let v = vbridge::temporal::human::Verification {
-                candidate_id: vbridge_workflows::domain::CandidateId::parse(&c)?,
-                application_id: vbridge_workflows::domain::ApplicationId::parse(&a)?,
+                candidate_id: vbridge_core::domain::CandidateId::parse(&c)?,
+                application_id: vbridge_core::domain::ApplicationId::parse(&a)?,
             };
             vbridge::temporal::human::pause(store.as_ref(), &fw, &v, p).await?;
             println!("{}", serde_json::json!({ "paused": paused }));

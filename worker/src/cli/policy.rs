@@ -17,7 +17,7 @@ pub fn run(command: PolicyCommand) -> ExitCode {
 
 /// Exit 0 when valid, 2 when not.
 fn check(file: &Path) -> ExitCode {
-    match vbridge_workflows::Policy::load(file) {
+    match vbridge_core::Policy::load(file) {
         Ok(p) => {
             println!("{}: valid (policyVersion {}, sha256 {})", file.display(), p.version(), p.sha256());
             ExitCode::SUCCESS

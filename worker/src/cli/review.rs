@@ -118,13 +118,13 @@ pub async fn human_move(candidate: &str, application: &str, who: Who, m: HumanMo
     // The CLI needs Temporal, the store and the policy, not the webhook secrets.
     let cfg = Config::load_for_tools(who.config.as_deref())?;
     let v = Verification {
-        candidate_id: vbridge_workflows::domain::CandidateId::parse(candidate)?,
-        application_id: vbridge_workflows::domain::ApplicationId::parse(application)?,
+        candidate_id: vbridge_core::domain::CandidateId::parse(candidate)?,
+        application_id: vbridge_core::domain::ApplicationId::parse(application)?,
     };
     let store = vbridge::store::open(&cfg.database_url).await?;
     let fw = tools_forwarder(&cfg, store.as_ref()).await?;
     let request_id = who.idempotency_key.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let trace_id = vbridge_workflows::domain::TraceId::new_random().as_str().to_owned();
+    let trace_id = vbridge_core::domain::TraceId::new_random().as_str().to_owned();
     let view = match m {
         HumanMove::Decide(mut d) => {
             (d.actor, d.request_id, d.trace_id) = (who.actor, request_id, trace_id);

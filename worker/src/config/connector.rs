@@ -8,13 +8,13 @@ use std::path::Path;
 use std::time::Duration;
 use vbridge_activities::connector::{FieldMap, greenhouse};
 use vbridge_activities::{AtsKind, GreenhouseConfig, GreenhouseCredentials, Redacted};
-use vbridge_workflows::Policy;
+use vbridge_core::Policy;
 
 /// The fields the bridge writes: the policy's, and those a routing, a human
 /// move or the kill switch add.
 pub fn written_fields(policy: &Policy) -> BTreeSet<String> {
-    use vbridge_workflows::domain::EventType;
-    use vbridge_workflows::workflow as wf;
+    use vbridge_core::domain::EventType;
+    use vbridge_workflows::verification as wf;
     let mut names: BTreeSet<String> = [EventType::Started, EventType::Decision]
         .into_iter()
         .filter_map(|et| policy.action(et))

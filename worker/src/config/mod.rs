@@ -15,8 +15,8 @@ use crate::http::auth::{Grants, Role};
 use crate::intake::signature::Secret;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use vbridge_core::Policy;
 use vbridge_proto::Tuning;
-use vbridge_workflows::Policy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -30,7 +30,7 @@ pub enum ConfigError {
     #[error("configuration: {0}")]
     Settings(String),
     #[error("{0}")]
-    Policy(#[from] vbridge_workflows::PolicyError),
+    Policy(#[from] vbridge_core::PolicyError),
     #[error("VBRIDGE_WEBHOOK_SECRETS: {0}")]
     Secret(#[from] crate::intake::signature::SecretError),
     #[error(
@@ -124,7 +124,7 @@ impl Config {
     pub fn settle(s: Settings, dev: bool) -> Result<Config, ConfigError> {
         let policy = match &s.policy {
             Some(p) => Policy::load(p)?,
-            None => Policy::parse(vbridge_workflows::DEFAULT_POLICY_YAML)?,
+            None => Policy::parse(vbridge_core::DEFAULT_POLICY_YAML)?,
         };
         let secrets = match &s.webhook_secrets {
             Some(list) => list.iter().enumerate().map(|(i, r)| Secret::parse(&r.0, i + 1)).collect::<Result<_, _>>()?,

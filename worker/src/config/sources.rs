@@ -103,7 +103,7 @@ pub const SECRET_KEYS: &[&str] = &[
 
 impl Default for Settings {
     fn default() -> Self {
-        let t = vbridge_workflows::workflow::default_tuning();
+        let t = vbridge_workflows::verification::default_tuning();
         Settings {
             listen: "127.0.0.1:8080".into(),
             policy: None,

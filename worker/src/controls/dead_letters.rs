@@ -25,7 +25,7 @@ pub async fn retry(
     reason: &str,
 ) -> Result<Retried, crate::temporal::human::MoveError> {
     use crate::temporal::human::{self, MoveError, Verification};
-    use vbridge_workflows::domain::{ApplicationId, CandidateId};
+    use vbridge_core::domain::{ApplicationId, CandidateId};
     let letters = store.dead_letters(key, MAX_LIST).await.map_err(|e| MoveError::Store(e.to_string()))?;
     if let (Some(k), true) = (key, letters.is_empty()) {
         return Err(MoveError::Unknown(format!("dead letter {k}")));

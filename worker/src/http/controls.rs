@@ -13,8 +13,8 @@ use axum::{Extension, Json};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use vbridge_core::domain::{ApplicationId, CandidateId};
 use vbridge_proto::{GatingSignal, PauseSignal};
-use vbridge_workflows::domain::{ApplicationId, CandidateId};
 
 fn unavailable(e: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "controls: the store cannot be used");
@@ -58,7 +58,7 @@ pub async fn set_gating(
     let body: GatingBody = super::json_body(&bytes)?;
     let enabled = body.enabled.ok_or_else(|| invalid("\"enabled\" (true or false) is required"))?;
     let reason = body.reason.trim();
-    if reason.is_empty() || reason.chars().count() > vbridge_workflows::review::MAX_NOTE_CHARS {
+    if reason.is_empty() || reason.chars().count() > vbridge_core::review::MAX_NOTE_CHARS {
         return Err(invalid("\"reason\" is required (at most 2000 characters): say why gating changes"));
     }
     let trace_id = super::request_trace_id(&headers, s.policy.trace_header());
@@ -195,7 +195,7 @@ async fn pause_or_resume(
     bytes: Bytes,
     paused: bool,
 ) -> Result<Json<Value>, ApiError> {
-    let bad = |code, e: vbridge_workflows::domain::ParseError| ApiError::BadRequest { code, message: e.to_string() };
+    let bad = |code, e: vbridge_core::domain::ParseError| ApiError::BadRequest { code, message: e.to_string() };
     let v = Verification {
         candidate_id: CandidateId::parse(&c).map_err(|e| bad("invalid_candidate_id", e))?,
         application_id: ApplicationId::parse(&a).map_err(|e| bad("invalid_application_id", e))?,

@@ -30,7 +30,7 @@ pub enum ApiError {
     Conflict(String),
     /// A human move the workflow refused, with the contract's code.
     #[error("{}", .0.message)]
-    Refused(vbridge_workflows::review::Refusal),
+    Refused(vbridge_core::review::Refusal),
     #[error("the server is at capacity; retry later")]
     Overloaded,
     #[error("the request took too long; retry later")]
@@ -72,7 +72,7 @@ impl ApiError {
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::Refused(r) if r.code == vbridge_workflows::review::CONFLICT => (StatusCode::CONFLICT, r.code),
+            ApiError::Refused(r) if r.code == vbridge_core::review::CONFLICT => (StatusCode::CONFLICT, r.code),
             ApiError::Refused(r) => (StatusCode::UNPROCESSABLE_ENTITY, r.code),
             ApiError::Unavailable(_) | ApiError::Overloaded | ApiError::TimedOut => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")

@@ -31,8 +31,8 @@ pub use routes::Routes;
 use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceBuilder;
-use vbridge_workflows::Policy;
-use vbridge_workflows::domain::TraceId;
+use vbridge_core::Policy;
+use vbridge_core::domain::TraceId;
 
 #[derive(Clone)]
 pub struct HttpState {

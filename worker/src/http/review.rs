@@ -14,8 +14,8 @@ use axum::{Extension, Json};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
+use vbridge_core::domain::{ApplicationId, CandidateId, ParseError};
 use vbridge_proto::{OverrideRequest, ReviewDecision, StateView};
-use vbridge_workflows::domain::{ApplicationId, CandidateId, ParseError};
 
 /// The longest `Idempotency-Key` taken (it becomes a Temporal update id).
 pub const MAX_IDEMPOTENCY_KEY: usize = 200;

@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use vbridge_workflows::domain::TraceId;
+use vbridge_core::domain::TraceId;
 
 pub async fn webhook(State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
     let trace_header = s.policy.trace_header();

@@ -19,8 +19,8 @@ use serde_json::Value;
 use signature::{Secret, SignatureError};
 use std::sync::Arc;
 use std::time::Duration;
-use vbridge_workflows::Policy;
-use vbridge_workflows::domain::TraceId;
+use vbridge_core::Policy;
+use vbridge_core::domain::TraceId;
 
 pub use redact::sha256_hex;
 
@@ -190,7 +190,7 @@ impl Intake {
         let mut signal = parsed.to_signal(&rec.received_at, trace_id);
         // The job it names, read once: the signal carries its region, the
         // store keeps it for canary gating.
-        rec.job = vbridge_workflows::canary::job_of(&value);
+        rec.job = vbridge_core::canary::job_of(&value);
         signal.region = rec.job.region.clone().unwrap_or_default();
         rec.event_id = Some(parsed.event_id.to_string());
         rec.event_type = Some(parsed.event_type_raw.clone());
@@ -206,7 +206,7 @@ impl Intake {
         }
 
         let unlisted = parsed.decision_state.and_then(|s| policy.review_route(s)).is_some_and(|route| {
-            !vbridge_workflows::review::flags(&route.required_reason_codes, &parsed.reason_codes).is_empty()
+            !vbridge_core::review::flags(&route.required_reason_codes, &parsed.reason_codes).is_empty()
         });
         let key = parsed.idempotency_key.to_string();
         let event_id = parsed.event_id.to_string();

@@ -119,7 +119,7 @@ impl Relay {
             let parsed = serde_json::from_str::<EventSignal>(&it.signal).ok();
             let key = parsed
                 .as_ref()
-                .map(|ev| vbridge_workflows::domain::workflow_id(&ev.candidate_id, &ev.application_id))
+                .map(|ev| vbridge_core::domain::workflow_id(&ev.candidate_id, &ev.application_id))
                 .unwrap_or_else(|| format!("unparsable:{}", it.seq));
             if !groups.contains_key(&key) {
                 order.push(key.clone());

@@ -5,10 +5,10 @@ use super::TemporalError;
 use std::sync::Arc;
 use temporalio_client::{Client, WorkflowIdConflictPolicy, WorkflowStartOptions};
 use temporalio_common::search_attributes::SearchAttributes;
+use vbridge_core::Policy;
+use vbridge_core::domain::workflow_id;
 use vbridge_proto::{EventSignal, Tuning, WorkflowInput};
-use vbridge_workflows::Policy;
-use vbridge_workflows::domain::workflow_id;
-use vbridge_workflows::workflow::{CandidateVerification, SA_APPLICATION_ID, SA_CANDIDATE_ID, SA_REGION};
+use vbridge_workflows::verification::{CandidateVerification, SA_APPLICATION_ID, SA_CANDIDATE_ID, SA_REGION};
 
 /// What the relay needs to start or signal a workflow.
 #[derive(Clone)]

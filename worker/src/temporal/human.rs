@@ -8,17 +8,17 @@ use super::forward::{Forwarder, start_attributes};
 use crate::store::EventStore;
 use temporalio_client::errors::{WorkflowUpdateError, WorkflowUpdateWithStartError};
 use temporalio_client::{WorkflowIdConflictPolicy, WorkflowUpdateWithStartOptions};
+use vbridge_core::domain::{ApplicationId, CandidateId, workflow_id};
+use vbridge_core::review::Refusal;
 use vbridge_proto::{GatingSignal, OverrideRequest, PauseSignal, RetryWrites, ReviewDecision, StateView};
-use vbridge_workflows::domain::{ApplicationId, CandidateId, workflow_id};
-use vbridge_workflows::review::Refusal;
-use vbridge_workflows::workflow::CandidateVerification;
+use vbridge_workflows::verification::CandidateVerification;
 
 /// A process's way to Temporal for human moves: the client once connected
 /// (none in a receiver-only process), and what a new run's input needs.
 pub struct TemporalLink {
     pub client: tokio::sync::watch::Receiver<Option<temporalio_client::Client>>,
     pub task_queue: String,
-    pub policy: std::sync::Arc<vbridge_workflows::Policy>,
+    pub policy: std::sync::Arc<vbridge_core::Policy>,
     pub tuning: vbridge_proto::Tuning,
     pub public_url: String,
     pub banner: crate::temporal::SharedBanner,
@@ -155,9 +155,16 @@ pub async fn pause_all(
 ) -> Result<String, MoveError> {
     let query = super::broadcast::open_verifications(&fw.task_queue, and);
     let reason = format!("{} by {}: {}", if p.paused { "pause" } else { "resume" }, p.actor, p.reason);
-    super::broadcast::signal_all(&fw.client, namespace, query, vbridge_workflows::workflow::PAUSE_SIGNAL, &p, &reason)
-        .await
-        .map_err(|e| MoveError::Temporal(e.to_string()))
+    super::broadcast::signal_all(
+        &fw.client,
+        namespace,
+        query,
+        vbridge_workflows::verification::PAUSE_SIGNAL,
+        &p,
+        &reason,
+    )
+    .await
+    .map_err(|e| MoveError::Temporal(e.to_string()))
 }
 
 /// Tell every open verification that the kill switch changed (their ATS
@@ -165,9 +172,16 @@ pub async fn pause_all(
 pub async fn broadcast_gating(fw: &Forwarder, namespace: &str, g: GatingSignal) -> Result<String, MoveError> {
     let query = super::broadcast::open_verifications(&fw.task_queue, None);
     let reason = format!("gating {} by {}: {}", if g.enabled { "on" } else { "off" }, g.actor, g.reason);
-    super::broadcast::signal_all(&fw.client, namespace, query, vbridge_workflows::workflow::GATING_SIGNAL, &g, &reason)
-        .await
-        .map_err(|e| MoveError::Temporal(e.to_string()))
+    super::broadcast::signal_all(
+        &fw.client,
+        namespace,
+        query,
+        vbridge_workflows::verification::GATING_SIGNAL,
+        &g,
+        &reason,
+    )
+    .await
+    .map_err(|e| MoveError::Temporal(e.to_string()))
 }
 
 /// A reviewer's decision. `update_id`: the request's idempotency key.

@@ -8,7 +8,7 @@ pub mod worker;
 
 use std::time::Duration;
 use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, Url};
-use vbridge_workflows::workflow::SEARCH_ATTRIBUTES;
+use vbridge_workflows::verification::SEARCH_ATTRIBUTES;
 
 /// The kill switch's ATS banner as this process last read it (empty: gating
 /// on). New runs start with it; the relay refreshes it every round

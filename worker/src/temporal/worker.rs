@@ -18,7 +18,7 @@ pub fn tune(options: &mut WorkerOptions, cached_workflows: usize) {
 use vbridge_activities::{
     AtsActivities, AtsConfig, AtsMetrics, AuditActivities, AuditSink, EscalationConfig, ReviewActivities,
 };
-use vbridge_workflows::workflow::CandidateVerification;
+use vbridge_workflows::verification::CandidateVerification;
 
 /// The SDK runtime's options: its worker metrics go to `meter` (the SDK's
 /// Prometheus exporter) when there is one.

@@ -14,6 +14,7 @@ use temporalio_sdk::{ActivityExecutionError, ActivityOptions};
 use vbridge_activity_defs::ESCALATION_REJECTED;
 use vbridge_core::domain::VerificationState;
 use vbridge_core::policy::{Policy, STATE_FIELD};
+use vbridge_core::record::RecordKind;
 use vbridge_core::review::{self, Refusal};
 use vbridge_proto::{EscalationRequest, OverrideRequest, ReviewDecision, ReviewItem, StateView, TimelineEntry};
 
@@ -58,7 +59,7 @@ impl CandidateVerification {
         }
         self.timeline.push_back(TimelineEntry {
             at: now.to_owned(),
-            kind: "review_routed".into(),
+            kind: RecordKind::ReviewRouted.into(),
             event_id: event_id.to_owned(),
             state_before: to.as_str().into(),
             state_after: to.as_str().into(),
@@ -79,7 +80,7 @@ impl CandidateVerification {
         &mut self,
         now: &str,
         workflow_id: &str,
-        kind: &str,
+        kind: RecordKind,
         to: VerificationState,
         actor: &str,
         code: &str,
@@ -89,12 +90,12 @@ impl CandidateVerification {
         let Ok(policy) = self.policy.clone() else { return self.view.clone() };
         let before = self.machine.state;
         let reason = match kind {
-            "review_decided" => format!("reviewer {actor} decided {to} ({code})"),
+            RecordKind::ReviewDecided => format!("reviewer {actor} decided {to} ({code})"),
             _ => format!("{actor} overrode {before} -> {to} ({code})"),
         };
         self.timeline.push_back(TimelineEntry {
             at: now.to_owned(),
-            kind: kind.to_owned(),
+            kind: kind.into(),
             event_id: event_id.to_owned(),
             state_before: before.as_str().into(),
             state_after: to.as_str().into(),
@@ -129,7 +130,7 @@ impl CandidateVerification {
             }
             None => self.timeline.push_back(TimelineEntry {
                 at: now.to_owned(),
-                kind: "ats_failed".into(),
+                kind: RecordKind::AtsFailed.into(),
                 event_id: event_id.to_owned(),
                 state_after: to.as_str().into(),
                 reason: "no verification check of this verification is known: the ATS cannot be written".into(),
@@ -159,7 +160,7 @@ impl CandidateVerification {
         };
         let entry = TimelineEntry {
             at: now.to_owned(),
-            kind: "escalated".into(),
+            kind: RecordKind::Escalated.into(),
             event_id: item.event_id.clone(),
             state_before: self.view.state.clone(),
             state_after: self.view.state.clone(),
@@ -184,11 +185,12 @@ impl CandidateVerification {
         result: Result<vbridge_proto::EscalationResult, ActivityExecutionError>,
     ) {
         let (kind, reason) = match result {
-            Ok(r) if r.http_status == 0 => {
-                ("escalation_sent", "not sent: no escalation URL is configured (VBRIDGE_ESCALATION_URL)".to_owned())
-            }
-            Ok(r) => ("escalation_sent", format!("POSTed to {} with HTTP {}", r.url, r.http_status)),
-            Err(e) => ("escalation_failed", failure_message(&e)),
+            Ok(r) if r.http_status == 0 => (
+                RecordKind::EscalationSent,
+                "not sent: no escalation URL is configured (VBRIDGE_ESCALATION_URL)".to_owned(),
+            ),
+            Ok(r) => (RecordKind::EscalationSent, format!("POSTed to {} with HTTP {}", r.url, r.http_status)),
+            Err(e) => (RecordKind::EscalationFailed, failure_message(&e)),
         };
         self.timeline.push_back(TimelineEntry {
             at: now,

@@ -38,6 +38,7 @@ use temporalio_sdk::{ContinueAsNewOptions, SyncWorkflowContext, WorkflowContext,
 use vbridge_activity_defs::{AuditActivities, write_target};
 use vbridge_core::machine::MachineState;
 use vbridge_core::policy::Policy;
+use vbridge_core::record::RecordKind;
 use vbridge_proto::{
     AtsWriteRequest, EventSignal, GatingSignal, OverrideRequest, PauseSignal, PendingWrite, RetryWrites,
     ReviewDecision, SeedRequest, StateView, TimelineEntry, Tuning, WorkflowInput,
@@ -256,7 +257,7 @@ impl CandidateVerification {
             Ok(s.human_move(
                 &now,
                 &workflow_id,
-                "review_decided",
+                RecordKind::ReviewDecided,
                 to,
                 &d.actor,
                 &d.reason_code,
@@ -294,7 +295,7 @@ impl CandidateVerification {
             Ok(s.human_move(
                 &now,
                 &workflow_id,
-                "override",
+                RecordKind::Override,
                 to,
                 &o.actor,
                 &o.reason_code,
@@ -321,7 +322,7 @@ impl CandidateVerification {
         self.view.banner = banner.clone();
         let (switched, what) = if g.enabled { ("enabled", "removed") } else { ("disabled", "written") };
         let reason = format!("verification gating {switched} by {}: {}; ATS banner {what}", g.actor, g.reason);
-        self.control_entry(&now, "banner", &g.actor, reason, "");
+        self.control_entry(&now, RecordKind::Banner, &g.actor, reason, "");
         let Ok(policy) = self.policy.clone() else { return };
         if let Some(check) = self.known_check_id() {
             let event_id = format!("banner:{}", self.timeline_base + self.timeline.len() as u64);
@@ -355,7 +356,7 @@ impl CandidateVerification {
             }
             self.view.pending_writes = self.pending.len() as u32;
         }
-        let kind = if p.paused { "paused" } else { "resumed" };
+        let kind = if p.paused { RecordKind::Paused } else { RecordKind::Resumed };
         self.control_entry(&now, kind, &p.actor, format!("{kind} by {}: {}", p.actor, p.reason), &p.trace_id);
     }
 
@@ -372,12 +373,12 @@ impl CandidateVerification {
         self.failed = keep.into_iter().collect();
         if take.is_empty() {
             let reason = format!("retry by {} ({}): no such dead letter held", r.actor, r.reason);
-            self.control_entry(&now, "ats_retry", &r.actor, reason, "");
+            self.control_entry(&now, RecordKind::AtsRetry, &r.actor, reason, "");
             return;
         }
         for w in take {
             let reason = format!("re-driven by {} ({}) with key {}", r.actor, r.reason, w.idempotency_key);
-            self.control_entry(&now, "ats_retry", &r.actor, reason, &w.trace_id);
+            self.control_entry(&now, RecordKind::AtsRetry, &r.actor, reason, &w.trace_id);
             if let Some(t) = self.timeline.back_mut() {
                 t.event_id = w.event_id.clone();
                 t.idempotency_key = w.idempotency_key.clone();

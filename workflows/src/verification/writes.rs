@@ -10,6 +10,7 @@ use temporalio_sdk::{ActivityExecutionError, ActivityOptions};
 use vbridge_activity_defs::{PERMANENT_REJECTION, check_of_target, write_target, written_entry};
 use vbridge_core::domain::EventType;
 use vbridge_core::policy::{Policy, STATE_FIELD};
+use vbridge_core::record::RecordKind;
 use vbridge_proto::{AtsWriteRequest, EventSignal, PendingWrite, TimelineEntry};
 
 impl CandidateVerification {
@@ -121,7 +122,7 @@ impl CandidateVerification {
                 self.pending.pop_front();
                 self.timeline.push_back(TimelineEntry {
                     at: now,
-                    kind: "ats_failed".into(),
+                    kind: RecordKind::AtsFailed.into(),
                     event_id: request.event_id.clone(),
                     reason: failure_message(&e),
                     trace_id: request.trace_id.clone(),
@@ -152,7 +153,7 @@ impl CandidateVerification {
                 let wait_ms = (self.tuning.deferral_ms as u64).saturating_mul(1u64 << (rounds - 1).min(3));
                 self.timeline.push_back(TimelineEntry {
                     at: now,
-                    kind: "ats_deferred".into(),
+                    kind: RecordKind::AtsDeferred.into(),
                     event_id: request.event_id.clone(),
                     reason: format!(
                         "retry round {rounds} spent ({}); next round in {} s",

@@ -18,7 +18,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use session::{Session, SessionKey};
-use vbridge_workflows::domain::{ApplicationId, CandidateId, TraceId};
+use vbridge_core::domain::{ApplicationId, CandidateId, TraceId};
 
 /// What the console needs besides the HTTP state.
 #[derive(Clone)]
@@ -427,7 +427,7 @@ async fn decide(
             Redirect::to(&format!("/console/reviews?decided={notice}")).into_response()
         }
         Err(MoveError::Refused(r)) => {
-            let status = if r.code == vbridge_workflows::review::CONFLICT {
+            let status = if r.code == vbridge_core::review::CONFLICT {
                 StatusCode::CONFLICT
             } else {
                 StatusCode::UNPROCESSABLE_ENTITY

@@ -15,6 +15,7 @@ use vbridge_activity_defs::entry_record;
 use vbridge_core::domain::VerificationState;
 use vbridge_core::machine::{self, MachineState, Outcome};
 use vbridge_core::policy::Policy;
+use vbridge_core::record::RecordKind;
 use vbridge_core::review;
 use vbridge_proto::{DecisionRecord, EventSignal, PendingWrite, Snapshot, TimelineEntry, WorkflowInput};
 
@@ -129,10 +130,10 @@ impl CandidateVerification {
         self.patches.unwrap_or_default()
     }
 
-    pub(super) fn entry(&self, at: &str, kind: &str, ev: &EventSignal) -> TimelineEntry {
+    pub(super) fn entry(&self, at: &str, kind: RecordKind, ev: &EventSignal) -> TimelineEntry {
         TimelineEntry {
             at: at.to_owned(),
-            kind: kind.to_owned(),
+            kind: kind.into(),
             event_id: ev.event_id.clone(),
             state_before: self.machine.state.as_str().to_owned(),
             trace_id: ev.trace_id.clone(),
@@ -318,14 +319,21 @@ impl CandidateVerification {
         let policy = match &self.policy {
             Ok(p) => p.clone(),
             Err(e) => {
-                let mut t = self.entry(now, "refused", &ev);
+                let mut t = self.entry(now, RecordKind::Refused, &ev);
                 t.reason = format!("policy pinned in this workflow is invalid: {e}");
                 self.timeline.push_back(t);
                 return vec![];
             }
         };
         let outcome = machine::decide(&policy, &self.machine, &self.seen, &ev);
-        let mut entry = self.entry(now, "", &ev);
+        let kind = match &outcome {
+            Outcome::Applied { .. } => RecordKind::Applied,
+            // A webhook can never downgrade: the attempt is refused, and says so.
+            o if self.patches().review && review::is_downgrade(o) => RecordKind::Refused,
+            Outcome::Skipped(_) => RecordKind::Skipped,
+            Outcome::Refused(_) => RecordKind::Refused,
+        };
+        let mut entry = self.entry(now, kind, &ev);
         entry.reason = outcome.reason();
         if self.seen.insert(ev.event_id.clone()) {
             self.seen_order.push_back(ev.event_id.clone());
@@ -333,7 +341,6 @@ impl CandidateVerification {
         let mut updates = vec![];
         match outcome {
             Outcome::Applied { after, .. } => {
-                entry.kind = "applied".into();
                 entry.state_after = after.as_str().into();
                 self.machine.state = after;
                 self.machine.last_occurred_at = DateTime::<FixedOffset>::parse_from_rfc3339(&ev.occurred_at).ok();
@@ -377,17 +384,13 @@ impl CandidateVerification {
                 }
             }
             ref o if self.patches().review && review::is_downgrade(o) => {
-                // A webhook can never downgrade: the attempt is refused, and says so.
-                entry.kind = "refused".into();
                 entry.reason.push_str("; a webhook cannot downgrade (an admin's override can)");
                 self.timeline.push_back(entry);
             }
             Outcome::Skipped(_) => {
-                entry.kind = "skipped".into();
                 self.timeline.push_back(entry);
             }
             Outcome::Refused(_) => {
-                entry.kind = "refused".into();
                 self.timeline.push_back(entry);
             }
         }
@@ -406,10 +409,10 @@ impl CandidateVerification {
     }
 
     /// A timeline entry of an operations control (banner, pause, resume).
-    pub(super) fn control_entry(&mut self, now: &str, kind: &str, actor: &str, reason: String, trace_id: &str) {
+    pub(super) fn control_entry(&mut self, now: &str, kind: RecordKind, actor: &str, reason: String, trace_id: &str) {
         self.timeline.push_back(TimelineEntry {
             at: now.to_owned(),
-            kind: kind.to_owned(),
+            kind: kind.into(),
             state_before: self.view.state.clone(),
             state_after: self.view.state.clone(),
             reason,
