@@ -601,7 +601,7 @@ impl ReconcileActivities {
 }
 
 /// Where SLA escalations go (`VBRIDGE_ESCALATION_URL`), signed in the IL
-/// scheme with the first webhook secret.
+/// scheme with `VBRIDGE_ESCALATION_SECRET`, never a provider's secret.
 #[derive(Clone)]
 pub struct EscalationConfig {
     pub url: Option<String>,

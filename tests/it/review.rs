@@ -50,6 +50,9 @@ async fn escalation_receiver() -> (String, Arc<Mutex<Vec<Escalation>>>) {
     (url, got)
 }
 
+/// Signs the escalations; the provider's secrets are the harness's.
+const ESCALATION_SECRET: &str = "escalation-only-secret";
+
 async fn spawn_review_app(name: &str, sla_hours: &str, escalation_url: Option<&str>) -> TestApp {
     let dir = std::env::temp_dir().join(format!("vbridge-policy-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -59,6 +62,7 @@ async fn spawn_review_app(name: &str, sla_hours: &str, escalation_url: Option<&s
     ];
     if let Some(u) = escalation_url {
         extra_env.push(("VBRIDGE_ESCALATION_URL".to_owned(), u.to_owned()));
+        extra_env.push(("VBRIDGE_ESCALATION_SECRET".to_owned(), ESCALATION_SECRET.to_owned()));
     }
     TestApp::spawn_with(name, Options { extra_env, ..Default::default() }).await
 }
@@ -131,14 +135,18 @@ async fn a_review_escalates_every_sla_with_signed_webhooks_until_a_reviewer_deci
             (g.len() >= 2).then_some(g)
         })
         .await;
-    // The harness configures "old-retired-secret,{SECRET}": escalations are
-    // signed with the first (docs/contract.md §5).
-    let secret = Secret::parse("old-retired-secret", 0).unwrap();
+    // Escalations are signed with VBRIDGE_ESCALATION_SECRET, never with one
+    // of the provider's secrets (docs/contract.md §5).
+    let secret = Secret::parse(ESCALATION_SECRET, 0).unwrap();
     let mut keys = vec![];
     for (n, e) in sent.iter().take(2).enumerate() {
         let header = |h: &str| e.headers.get(h).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         let ts: i64 = header("X-IL-Timestamp").parse().unwrap();
-        assert_eq!(header("X-IL-Signature"), signature::sign_il(&secret, ts, &e.body), "signed with the first secret");
+        assert_eq!(
+            header("X-IL-Signature"),
+            signature::sign_il(&secret, ts, &e.body),
+            "signed with the escalation secret"
+        );
         let body: Value = serde_json::from_slice(&e.body).unwrap();
         assert_eq!(body["type"], "review.escalated");
         assert_eq!((body["candidate_id"].as_str(), body["application_id"].as_str()), (Some(c), Some(a)));

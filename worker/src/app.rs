@@ -225,7 +225,7 @@ async fn run_temporal_roles(
             audit: store.clone().expect("store is open for the worker"),
             escalation: vbridge_activities::EscalationConfig {
                 url: cfg.escalation_url.clone(),
-                secret: cfg.secrets.first().cloned(),
+                secret: cfg.escalation_secret.clone(),
             },
             escalations: metrics.review.clone(),
             reconcile: Arc::new(crate::controls::reconcile::StoreSource(

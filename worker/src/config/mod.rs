@@ -88,6 +88,10 @@ pub struct Config {
     /// Where SLA escalations are POSTed (`VBRIDGE_ESCALATION_URL`); none: an
     /// escalation is recorded and counted, not sent.
     pub escalation_url: Option<String>,
+    /// What signs the escalations (`VBRIDGE_ESCALATION_SECRET`): a secret of
+    /// their own, never a provider's inbound one, or the escalation receiver
+    /// could forge provider webhooks. Required with an escalation URL.
+    pub escalation_secret: Option<Secret>,
     /// OIDC JWTs accepted on the operator API (all three variables, or none).
     pub oidc: Option<crate::http::oidc::OidcConfig>,
     /// Which ATS connector (`VBRIDGE_ATS_KIND`): `generic` (docs/contract.md
@@ -164,6 +168,23 @@ impl Config {
         let public_url =
             http_url("VBRIDGE_PUBLIC_URL", s.public_url.clone().unwrap_or_else(|| format!("http://{}", s.listen)))?;
         let escalation_url = s.escalation_url.clone().map(|u| http_url("VBRIDGE_ESCALATION_URL", u)).transpose()?;
+        let escalation_secret = s.escalation_secret.as_ref().map(|r| Secret::parse(&r.0, 1)).transpose()?;
+        if escalation_url.is_some() && escalation_secret.is_none() {
+            return Err(ConfigError::Invalid {
+                name: "VBRIDGE_ESCALATION_SECRET",
+                problem: "VBRIDGE_ESCALATION_URL is set: escalations need a signing secret of their own \
+                          (never a provider's webhook secret)"
+                    .into(),
+            });
+        }
+        if let Some(e) = &s.escalation_secret
+            && s.webhook_secrets.iter().flatten().any(|w| w.0.trim() == e.0.trim())
+        {
+            return Err(ConfigError::Invalid {
+                name: "VBRIDGE_ESCALATION_SECRET",
+                problem: "must differ from every VBRIDGE_WEBHOOK_SECRETS entry".into(),
+            });
+        }
         let oidc = match (s.oidc_issuer.clone(), s.oidc_audience.clone(), s.oidc_jwks_url.clone()) {
             (Some(issuer), Some(audience), Some(jwks_url)) => {
                 Some(crate::http::oidc::OidcConfig { issuer, audience, jwks_url })
@@ -199,6 +220,7 @@ impl Config {
             oidc,
             public_url,
             escalation_url,
+            escalation_secret,
             policy,
             policy_path: s.policy,
             secrets,

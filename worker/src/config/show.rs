@@ -33,6 +33,7 @@ pub fn redacted(cfg: &Config) -> serde_json::Value {
         "oidc": cfg.oidc.as_ref().map(|o| serde_json::json!({"issuer": o.issuer, "audience": o.audience, "jwks_url": o.jwks_url})),
         "public_url": cfg.public_url,
         "escalation_url": cfg.escalation_url,
+        "escalation_secret": set(cfg.escalation_secret.is_some()),
         "metrics_listen": cfg.metrics_listen,
         "session_key": set(sources::var("session_key").is_some() || sources::var("session_key_file").is_some()),
         "tuning": cfg.tuning,

@@ -59,6 +59,8 @@ pub struct Settings {
     /// Default: `http://{listen}`.
     pub public_url: Option<String>,
     pub escalation_url: Option<String>,
+    /// Signs escalations; never a provider's inbound secret.
+    pub escalation_secret: Option<Redacted>,
     pub oidc_issuer: Option<String>,
     pub oidc_audience: Option<String>,
     pub oidc_jwks_url: Option<String>,
@@ -89,6 +91,7 @@ pub struct Settings {
 /// `VBRIDGE_{KEY}_FILE` names, as container secrets are mounted.
 pub const SECRET_KEYS: &[&str] = &[
     "webhook_secrets",
+    "escalation_secret",
     "database_url",
     "ats_bearer_token",
     "api_token",
@@ -134,6 +137,7 @@ impl Default for Settings {
             continue_as_new_after: t.continue_as_new_after,
             public_url: None,
             escalation_url: None,
+            escalation_secret: None,
             oidc_issuer: None,
             oidc_audience: None,
             oidc_jwks_url: None,

@@ -86,3 +86,26 @@ fn the_variables_read_are_the_fields_of_the_settings() {
         assert!(keys.contains(secret), "{secret}");
     }
 }
+
+#[test]
+fn escalations_are_signed_with_a_secret_of_their_own() {
+    let base = [("webhook_secrets", "provider-secret"), ("ats_url", "http://127.0.0.1:9")];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let vars: Vec<_> = base.iter().chain(extra).copied().collect();
+        crate::config::Config::settle(load(None, &vars).unwrap(), false)
+    };
+    let Err(ConfigError::Invalid { name, .. }) = with(&[("escalation_url", "https://esc.example/hook")]) else {
+        panic!("an escalation URL without a secret must refuse to start");
+    };
+    assert_eq!(name, "VBRIDGE_ESCALATION_SECRET");
+    let Err(ConfigError::Invalid { name, problem }) =
+        with(&[("escalation_url", "https://esc.example/hook"), ("escalation_secret", "provider-secret")])
+    else {
+        panic!("a provider's secret must not sign escalations");
+    };
+    assert_eq!(name, "VBRIDGE_ESCALATION_SECRET", "{problem}");
+    let cfg =
+        with(&[("escalation_url", "https://esc.example/hook"), ("escalation_secret", "escalation-only")]).unwrap();
+    assert!(cfg.escalation_secret.is_some());
+    assert!(with(&[]).unwrap().escalation_secret.is_none(), "no URL: nothing is sent, no secret needed");
+}
