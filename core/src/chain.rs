@@ -8,7 +8,7 @@
 use crate::record::RecordKind;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The `prev_hash` of a stream's first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -33,6 +33,13 @@ pub fn decision_stream(r: &vbridge_proto::DecisionRecord) -> String {
         Some(RecordKind::AccessDenied) => ACCESS_STREAM.to_owned(),
         Some(RecordKind::ControlChanged) => CONTROLS_STREAM.to_owned(),
         Some(RecordKind::Reconciled) => RECONCILIATION_STREAM.to_owned(),
+        // A retention record lives in the chain it cut, whatever kind of
+        // chain that is (a verification's, `access`, `rejected`, ...): the
+        // checkpoint it names says which.
+        Some(RecordKind::Retention) => match checkpoint_stream(&r.write_targets) {
+            Some(stream) => stream.to_owned(),
+            None => stream_of(&r.candidate_id, &r.application_id),
+        },
         _ => stream_of(&r.candidate_id, &r.application_id),
     }
 }
@@ -71,6 +78,12 @@ pub fn checkpoint_target(cp: &Checkpoint) -> String {
     format!("chain_checkpoints/{}@{}:{}", cp.stream, cp.next_pos, cp.prev_hash)
 }
 
+/// The stream a [`checkpoint_target`] names. The position and the hash after
+/// the last `@` hold no `@`, so a stream that does still parses.
+pub fn checkpoint_stream(target: &str) -> Option<&str> {
+    target.strip_prefix("chain_checkpoints/")?.rsplit_once('@').map(|(stream, _)| stream)
+}
+
 /// A chain's stored head: where its last record sits. A chain whose last
 /// record is not its head lost records at its end.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -103,32 +116,61 @@ pub struct Report {
     pub streams: usize,
     pub records: usize,
     pub unchained: usize,
+    /// The first broken chain (kept for readers of the one-break report).
     pub broken: Option<Broken>,
+    /// Every broken chain, each with its first break, in stream order; a
+    /// delivery row with no place in any chain is one too.
+    pub broken_chains: Vec<Broken>,
+}
+
+impl Report {
+    /// Add a break found outside the links (a seal's), keeping `broken` the first.
+    pub fn push(&mut self, b: Broken) {
+        if self.broken.is_none() {
+            self.broken = Some(b.clone());
+        }
+        self.broken_chains.push(b);
+    }
 }
 
 /// Check every stream's links, each chain's tail against its stored head,
-/// and each checkpoint against the retention record that made it. Stops at
-/// the first broken one.
-pub fn verify(links: Vec<Link>, checkpoints: &[Checkpoint], heads: &[Head], unchained: usize) -> Report {
+/// and each checkpoint against the retention record that made it. Every
+/// chain is checked, so a break in one never hides a break in another; each
+/// of `unchained` (rows with no place in a chain) is a break too.
+pub fn verify(links: Vec<Link>, checkpoints: &[Checkpoint], heads: &[Head], unchained: Vec<Broken>) -> Report {
     let mut by_stream: BTreeMap<String, Vec<Link>> = BTreeMap::new();
     let records = links.len();
+    // The checkpoints retention records say they made. Stores written before
+    // retention records went to the chain they cut hold some of them in a
+    // chain of their own ("access:" for `access`); the record is linked and
+    // hashed wherever it sits, so it vouches for its checkpoint all the same.
+    let made: BTreeSet<String> = links.iter().filter_map(|l| l.made_checkpoint.clone()).collect();
     for l in links {
         by_stream.entry(l.stream.clone()).or_default().push(l);
     }
     for h in heads.iter().filter(|h| h.chain_pos > 0) {
         by_stream.entry(h.stream.clone()).or_default();
     }
-    let mut report = Report { streams: by_stream.len(), records, unchained, broken: None };
+    let mut report =
+        Report { streams: by_stream.len(), records, unchained: unchained.len(), broken: None, broken_chains: vec![] };
     for (stream, links) in by_stream {
-        if let Some(b) = verify_stream(&stream, links, checkpoints, heads) {
-            report.broken = Some(b);
-            return report;
+        if let Some(b) = verify_stream(&stream, links, checkpoints, heads, &made) {
+            report.push(b);
         }
+    }
+    for b in unchained {
+        report.push(b);
     }
     report
 }
 
-fn verify_stream(stream: &str, mut links: Vec<Link>, checkpoints: &[Checkpoint], heads: &[Head]) -> Option<Broken> {
+fn verify_stream(
+    stream: &str,
+    mut links: Vec<Link>,
+    checkpoints: &[Checkpoint],
+    heads: &[Head],
+    made: &BTreeSet<String>,
+) -> Option<Broken> {
     links.sort_by_key(|l| l.chain_pos);
     let broken = |record: String, chain_pos: i64, problem: String| {
         Some(Broken { stream: stream.to_owned(), record, chain_pos, problem })
@@ -136,7 +178,7 @@ fn verify_stream(stream: &str, mut links: Vec<Link>, checkpoints: &[Checkpoint],
     let cp = checkpoints.iter().find(|c| c.stream == stream);
     if let Some(c) = cp {
         let target = checkpoint_target(c);
-        if !links.iter().any(|l| l.made_checkpoint.as_deref() == Some(target.as_str())) {
+        if !made.contains(&target) {
             return broken(
                 format!("checkpoint of {stream}"),
                 c.next_pos,
@@ -237,7 +279,7 @@ mod tests {
     fn an_intact_chain_verifies() {
         let (a, b) = (chain("a", 5), chain("b", 3));
         let heads = [head(&a), head(&b)];
-        let r = verify([a, b].concat(), &[], &heads, 0);
+        let r = verify([a, b].concat(), &[], &heads, vec![]);
         assert_eq!((r.streams, r.records, r.broken), (2, 8, None));
     }
 
@@ -245,11 +287,11 @@ mod tests {
     fn a_removed_tail_or_stream_is_found_by_its_head() {
         let a = chain("a", 5);
         let heads = [head(&a)];
-        let b = verify(a[..4].to_vec(), &[], &heads, 0).broken.unwrap();
+        let b = verify(a[..4].to_vec(), &[], &heads, vec![]).broken.unwrap();
         assert!(b.problem.contains("removed from its end"), "{b:?}");
-        let b = verify(vec![], &[], &heads, 0).broken.unwrap();
+        let b = verify(vec![], &[], &heads, vec![]).broken.unwrap();
         assert_eq!(b.stream, "a");
-        let b = verify(a, &[], &[], 0).broken.unwrap();
+        let b = verify(a, &[], &[], vec![]).broken.unwrap();
         assert!(b.problem.contains("no stored head"), "{b:?}");
     }
 
@@ -258,16 +300,16 @@ mod tests {
         let mut c = chain("a", 5);
         let heads = [head(&c)];
         c[2].recomputed = "edited".into();
-        assert_eq!(verify(c, &[], &heads, 0).broken.unwrap().record, "r3");
+        assert_eq!(verify(c, &[], &heads, vec![]).broken.unwrap().record, "r3");
 
         let mut c = chain("a", 5);
         c.remove(1);
-        let b = verify(c, &[], &heads, 0).broken.unwrap();
+        let b = verify(c, &[], &heads, vec![]).broken.unwrap();
         assert!(b.problem.contains("missing"), "{b:?}");
 
         let mut c = chain("a", 5);
         c[3].prev_hash = GENESIS.into();
-        assert_eq!(verify(c, &[], &heads, 0).broken.unwrap().record, "r4");
+        assert_eq!(verify(c, &[], &heads, vec![]).broken.unwrap().record, "r4");
     }
 
     #[test]
@@ -275,12 +317,58 @@ mod tests {
         let c = chain("a", 5);
         let heads = [head(&c)];
         let mut kept = c[2..].to_vec();
-        assert!(verify(kept.clone(), &[], &heads, 0).broken.is_some());
+        assert!(verify(kept.clone(), &[], &heads, vec![]).broken.is_some());
         let cp = Checkpoint { stream: "a".into(), next_pos: 3, prev_hash: c[1].hash.clone() };
         // Without the retention record that made it, the checkpoint is forged.
-        let b = verify(kept.clone(), std::slice::from_ref(&cp), &heads, 0).broken.unwrap();
+        let b = verify(kept.clone(), std::slice::from_ref(&cp), &heads, vec![]).broken.unwrap();
         assert!(b.problem.contains("forged"), "{b:?}");
         kept[2].made_checkpoint = Some(checkpoint_target(&cp));
-        assert_eq!(verify(kept, &[cp], &heads, 0).broken, None);
+        assert_eq!(verify(kept, &[cp], &heads, vec![]).broken, None);
+    }
+
+    #[test]
+    fn every_broken_chain_is_reported_not_only_the_first() {
+        let (mut a, mut b, c) = (chain("a", 4), chain("b", 4), chain("c", 2));
+        let heads = [head(&a), head(&b), head(&c)];
+        a[1].recomputed = "edited".into();
+        b[3].recomputed = "edited".into();
+        let stray =
+            Broken { stream: String::new(), record: "delivery seq 9".into(), chain_pos: 0, problem: "x".into() };
+        let r = verify([a, b, c].concat(), &[], &heads, vec![stray]);
+        let named: Vec<_> = r.broken_chains.iter().map(|b| (b.stream.as_str(), b.record.as_str())).collect();
+        assert_eq!(named, [("a", "r2"), ("b", "r4"), ("", "delivery seq 9")]);
+        assert_eq!((r.broken.unwrap().stream.as_str(), r.unchained), ("a", 1), "the first, and the stray row counted");
+    }
+
+    #[test]
+    fn a_retention_record_lives_in_the_chain_it_cut() {
+        for stream in [ACCESS_STREAM, REJECTED_STREAM, CONTROLS_STREAM, RECONCILIATION_STREAM, "cand@x:app-1"] {
+            let cp = Checkpoint { stream: stream.into(), next_pos: 7, prev_hash: "ab".repeat(32) };
+            let (candidate_id, application_id) = stream.split_once(':').unwrap_or((stream, ""));
+            let r = vbridge_proto::DecisionRecord {
+                kind: RecordKind::Retention.into(),
+                candidate_id: candidate_id.into(),
+                application_id: application_id.into(),
+                write_targets: checkpoint_target(&cp),
+                ..Default::default()
+            };
+            assert_eq!(decision_stream(&r), stream);
+        }
+        assert_eq!(checkpoint_stream("deliveries/12"), None);
+    }
+
+    #[test]
+    fn a_checkpoint_vouched_for_from_another_chain_still_verifies() {
+        // A store from before retention records went to the chain they cut:
+        // the record that made `access`'s checkpoint sits in "access:".
+        let c = chain("access", 5);
+        let cp = Checkpoint { stream: "access".into(), next_pos: 3, prev_hash: c[1].hash.clone() };
+        let mut legacy = chain("access:", 1);
+        legacy[0].made_checkpoint = Some(checkpoint_target(&cp));
+        let heads = [head(&c), head(&legacy)];
+        let r = verify([c[2..].to_vec(), legacy].concat(), std::slice::from_ref(&cp), &heads, vec![]);
+        assert_eq!(r.broken, None);
+        let r = verify(c[2..].to_vec(), &[cp], &heads[..1], vec![]);
+        assert!(r.broken.unwrap().problem.contains("forged"), "no record anywhere vouches for it");
     }
 }

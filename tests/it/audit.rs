@@ -6,6 +6,7 @@ use crate::harness::{AUDITOR_TOKEN, Options, TestApp, at, postgres_url, raw_sql}
 use std::process::Command;
 use std::time::Duration;
 use vbridge::devtools::client::{decision, started};
+use vbridge_core::record::RecordKind;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -438,4 +439,96 @@ async fn on_postgres_serve_and_retention_run_as_a_role_that_owns_nothing() {
     drop(app);
     let _ = raw_sql(&owner_url, &format!("DROP OWNED BY {role}")).await;
     let _ = raw_sql(&owner_url, &format!("DROP ROLE IF EXISTS {role}")).await;
+}
+
+/// Retention cuts every kind of chain (a verification's, `access`,
+/// `rejected`), each cut recorded in the chain it cut, so verify stays green
+/// after the nightly job; with two chains edited, verify names both and still
+/// checks the seal.
+#[tokio::test]
+async fn retention_of_every_kind_of_chain_verifies_and_verify_names_every_broken_chain() {
+    let (s, url) = two_chains("kinds").await;
+    s.append_decisions(vec![vbridge_proto::DecisionRecord {
+        record_id: "acc-1-kinds".into(),
+        recorded_at: vbridge::now_rfc3339(),
+        kind: RecordKind::AccessDenied.into(),
+        reason: "401 unauthenticated GET /v1/reviews".into(),
+        ..Default::default()
+    }])
+    .await
+    .unwrap();
+    s.commit(vbridge::store::DeliveryRecord {
+        received_at: vbridge::now_rfc3339(),
+        intent: vbridge::store::Intent::Rejected,
+        reject_code: Some("invalid_signature".into()),
+        trace_id: "t".into(),
+        body_sha256: "00".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let seqs: Vec<i64> = s.unforwarded(100).await.unwrap().iter().map(|f| f.seq).collect();
+    s.mark_forwarded(seqs).await.unwrap();
+    let cut = s.retain("2999-01-01T00:00:00Z").await.unwrap();
+    assert!(cut.streams_cut >= 4, "c1, c2, access and rejected were cut: {cut:?}");
+    let (code, report) = verify_cli(&url, &[]);
+    assert_eq!(code, Some(0), "a legitimate retention never breaks verify: {report}");
+
+    // A seal, then two chains edited behind the store's back.
+    let out = Command::new(env!("CARGO_BIN_EXE_vbridge"))
+        .args(["audit", "seal"])
+        .env("VBRIDGE_DATABASE_URL", &url)
+        .env("VBRIDGE_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let seal_file = std::path::PathBuf::from(url.strip_prefix("sqlite://").unwrap()).with_file_name("seal.json");
+    std::fs::write(&seal_file, &out.stdout).unwrap();
+    for c in ["c1", "c2"] {
+        s.append_decisions(vec![vbridge_proto::DecisionRecord {
+            record_id: format!("dec-{c}-late"),
+            recorded_at: vbridge::now_rfc3339(),
+            kind: RecordKind::Applied.into(),
+            candidate_id: c.into(),
+            application_id: "a".into(),
+            ..Default::default()
+        }])
+        .await
+        .unwrap();
+    }
+    raw_sql(&url, "DROP TRIGGER decisions_no_update").await.unwrap();
+    for c in ["c1", "c2"] {
+        raw_sql(&url, &format!("UPDATE decisions SET reason = 'edited' WHERE record_id = 'dec-{c}-late'"))
+            .await
+            .unwrap();
+    }
+    let (code, report) = verify_cli(&url, &["--seal", &seal_file.display().to_string()]);
+    assert_eq!(code, Some(1), "{report}");
+    let streams: Vec<&str> =
+        report["broken_chains"].as_array().unwrap().iter().filter_map(|b| b["stream"].as_str()).collect();
+    assert!(streams.contains(&"c1:a") && streams.contains(&"c2:a"), "both edited chains named: {report}");
+    assert_eq!(report["broken"]["stream"], "c1:a", "the first stays where readers of one break look: {report}");
+
+    // The seal is checked even beside broken chains: a sealed record removed is named too.
+    raw_sql(&url, "DROP TRIGGER decisions_no_delete").await.unwrap();
+    raw_sql(&url, "DELETE FROM decisions WHERE stream = 'access'").await.unwrap();
+    let (code, report) = verify_cli(&url, &["--seal", &seal_file.display().to_string()]);
+    assert_eq!(code, Some(1), "{report}");
+    let problems: Vec<&str> =
+        report["broken_chains"].as_array().unwrap().iter().filter_map(|b| b["problem"].as_str()).collect();
+    assert!(problems.iter().any(|p| p.contains("sealed")), "the seal's finding is reported: {report}");
+}
+
+/// A delivery row with no place in any chain fails verify: it was written
+/// behind the store.
+#[tokio::test]
+async fn a_delivery_row_outside_every_chain_fails_verify() {
+    let (_s, url) = two_chains("unchained").await;
+    raw_sql(&url, "DROP TRIGGER deliveries_no_update").await.unwrap();
+    raw_sql(&url, "UPDATE deliveries SET chain_pos = NULL, prev_hash = NULL, hash = NULL WHERE seq = 1").await.unwrap();
+    let (code, report) = verify_cli(&url, &[]);
+    assert_eq!(code, Some(1), "{report}");
+    let problems: Vec<&str> =
+        report["broken_chains"].as_array().unwrap().iter().filter_map(|b| b["problem"].as_str()).collect();
+    assert!(problems.iter().any(|p| p.contains("no place in any chain")), "{report}");
 }

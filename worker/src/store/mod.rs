@@ -291,12 +291,22 @@ pub fn verify_rows(
 ) -> chain::Report {
     let wanted = |s: &str| streams.is_none_or(|list| list.iter().any(|w| w == s));
     let mut links = Vec::with_capacity(deliveries.len() + decisions.len());
-    let mut unchained = 0;
+    let mut unchained = vec![];
     for d in deliveries {
         let (Some(stream), Some(pos), Some(prev), Some(hash)) =
             (d.stream.clone(), d.chain_pos, d.prev_hash.clone(), d.hash.clone())
         else {
-            unchained += 1;
+            // Every commit links its row; one without a link was written or
+            // edited behind the store.
+            if d.stream.as_deref().is_none_or(&wanted) {
+                unchained.push(chain::Broken {
+                    stream: d.stream.clone().unwrap_or_default(),
+                    record: format!("delivery seq {}", d.seq),
+                    chain_pos: d.chain_pos.unwrap_or(0),
+                    problem: "the delivery has no place in any chain (it was written or edited behind the store)"
+                        .into(),
+                });
+            }
             continue;
         };
         if !wanted(&stream) {
