@@ -162,7 +162,11 @@ fn cells(i: &Item) -> [&str; 16] {
 
 pub fn to_csv(t: &Timeline) -> String {
     fn field(s: &str) -> String {
-        if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
+        // A cell a spreadsheet would read as a formula is neutralised with a
+        // leading quote (OWASP's CSV injection advice): ids and reasons come
+        // from providers and ATSs, and an auditor opens the file in Excel.
+        let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_owned() };
+        if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
     }
     let mut out = COLUMNS.join(",");
     out.push('\n');
@@ -174,7 +178,7 @@ pub fn to_csv(t: &Timeline) -> String {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#x27;")
 }
 
 pub fn to_html(t: &Timeline) -> String {
@@ -233,4 +237,53 @@ th {{ background: #eee; }}
         verdict = esc(&verdict),
         n = t.items.len(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timeline(hostile: &str) -> Timeline {
+        let item = Item {
+            at: "2026-12-03T10:00:00.000Z".into(),
+            source: "delivery",
+            kind: "accepted".into(),
+            event_id: hostile.into(),
+            event_type: "verification.started".into(),
+            application_id: "app-1".into(),
+            state_before: String::new(),
+            state_after: String::new(),
+            detail: "-2+3".into(),
+            trace_id: "@SUM(A1)".into(),
+            write_targets: "\tcmd".into(),
+            attempt: "1".into(),
+            record: "delivery seq 1".into(),
+            chain_pos: "1".into(),
+            hash: "ab".into(),
+            actor: String::new(),
+        };
+        Timeline {
+            candidate_id: "cand-1".into(),
+            application_id: None,
+            current_state: "pending".into(),
+            chain: chain::Report::default(),
+            items: vec![item],
+        }
+    }
+
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_run_are_neutralised() {
+        let csv = to_csv(&timeline("=HYPERLINK(\"http://evil\",\"x\")"));
+        let row = csv.lines().nth(1).unwrap();
+        assert!(row.contains("\"'=HYPERLINK(\"\"http://evil\"\",\"\"x\"\")\""), "{row}");
+        assert!(row.contains(",'-2+3,") && row.contains(",'@SUM(A1),") && row.contains(",'\tcmd,"), "{row}");
+        assert!(row.starts_with("2026-12-03T10:00:00.000Z,delivery,"), "ordinary cells untouched: {row}");
+    }
+
+    #[test]
+    fn the_html_page_escapes_everything_it_shows() {
+        let html = to_html(&timeline("<script>alert('x')</script>\" onload=\"y"));
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;&quot; onload=&quot;y"), "{html}");
+    }
 }
