@@ -44,6 +44,7 @@ impl From<crate::temporal::human::MoveError> for ApiError {
         match e {
             MoveError::Refused(r) => ApiError::Refused(r),
             e @ MoveError::Unknown(_) => ApiError::Conflict(e.to_string()),
+            e @ MoveError::BadQuery(_) => ApiError::BadRequest { code: "invalid_request", message: e.to_string() },
             MoveError::Store(e) => {
                 tracing::error!(error = %e, "store read failed");
                 ApiError::Unavailable("the event store cannot be read right now".into())

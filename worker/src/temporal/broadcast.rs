@@ -17,16 +17,71 @@ use temporalio_common::protos::temporal::api::workflowservice::v1::{
 pub const BATCH_RPS: f32 = 1000.0;
 
 /// The visibility query of the bridge's open verifications on a task queue,
-/// narrowed by `and` (a visibility query of the operator's) when given.
-pub fn open_verifications(task_queue: &str, and: Option<&str>) -> String {
+/// narrowed by `and` (a visibility query of the operator's) when given. The
+/// operator's query goes inside parentheses after the bridge's own filter, so
+/// it may only narrow it: one that could close those parentheses, or leave a
+/// string or a comment open over the rest, is refused.
+pub fn open_verifications(task_queue: &str, and: Option<&str>) -> Result<String, BadQuery> {
     let base = format!(
         "WorkflowType = 'CandidateVerification' AND ExecutionStatus = 'Running' AND TaskQueue = '{}'",
         task_queue.replace('\'', "")
     );
-    match and {
-        Some(q) if !q.trim().is_empty() => format!("{base} AND ({q})"),
+    Ok(match and {
+        Some(q) if !q.trim().is_empty() => format!("{base} AND ({})", narrowing(q)?),
         _ => base,
+    })
+}
+
+/// Why an operator's visibility query was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("the visibility query cannot be used to narrow the bridge's filter: {0}")]
+pub struct BadQuery(&'static str);
+
+/// The longest narrowing query taken.
+pub const MAX_QUERY_LEN: usize = 2048;
+
+/// Check that `q` stays inside the parentheses it is put in: outside its
+/// quoted strings (single or double quotes; a quote inside one is written
+/// twice or after a backslash), parentheses balance and never close more than
+/// they opened, and there is no comment or statement end.
+fn narrowing(q: &str) -> Result<&str, BadQuery> {
+    if q.len() > MAX_QUERY_LEN {
+        return Err(BadQuery("longer than 2048 bytes"));
     }
+    if q.chars().any(|c| c.is_control() && c != ' ') {
+        return Err(BadQuery("control characters"));
+    }
+    let mut depth = 0i32;
+    let mut chars = q.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => loop {
+                match chars.next() {
+                    None => return Err(BadQuery("a string is not closed")),
+                    Some('\\') => {
+                        chars.next();
+                    }
+                    Some(x) if x == c && chars.peek() == Some(&c) => {
+                        chars.next();
+                    }
+                    Some(x) if x == c => break,
+                    Some(_) => {}
+                }
+            },
+            '`' => return Err(BadQuery("backquotes")),
+            '(' => depth += 1,
+            ')' if depth == 0 => return Err(BadQuery("a parenthesis closes the bridge's own filter")),
+            ')' => depth -= 1,
+            ';' => return Err(BadQuery("a statement end")),
+            '-' if chars.peek() == Some(&'-') => return Err(BadQuery("a comment")),
+            '/' if chars.peek() == Some(&'*') => return Err(BadQuery("a comment")),
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return Err(BadQuery("a parenthesis is not closed"));
+    }
+    Ok(q)
 }
 
 /// The payload the SDK's JSON converter reads back.
@@ -81,9 +136,44 @@ mod tests {
 
     #[test]
     fn the_query_is_the_bridge_s_open_verifications_narrowed() {
-        let q = open_verifications("verification-bridge", Some("ApplicationId STARTS_WITH 'emea-'"));
+        let q = open_verifications("verification-bridge", Some("ApplicationId STARTS_WITH 'emea-'")).unwrap();
         assert!(q.starts_with("WorkflowType = 'CandidateVerification' AND ExecutionStatus = 'Running'"));
         assert!(q.ends_with("AND (ApplicationId STARTS_WITH 'emea-')"));
-        assert!(!open_verifications("q'x", None).contains("q'x"), "a quote cannot end the task queue's string");
+        assert!(
+            !open_verifications("q'x", None).unwrap().contains("q'x"),
+            "a quote cannot end the task queue's string"
+        );
+    }
+
+    #[test]
+    fn a_query_that_would_escape_the_bridge_s_filter_is_refused() {
+        let ok = [
+            "Region = 'emea'",
+            "(Region = 'emea' OR Region = 'apac') AND CandidateId != 'x'",
+            "ApplicationId = 'has ) and ( inside'",
+            "CandidateId = 'it''s'",
+            "CandidateId = \"say \\\" ) hi\"",
+            "ApplicationId STARTS_WITH 'a-b'",
+        ];
+        for q in ok {
+            assert_eq!(narrowing(q), Ok(q), "{q}");
+        }
+        let refused = [
+            ("x = 1) OR (true", "closes"),
+            ("true) OR WorkflowType = 'Other' OR (true", "closes"),
+            ("(x = 1", "not closed"),
+            ("x = 'open", "string"),
+            ("x = 1 -- ) trailing", "comment"),
+            ("x = 1 /* )", "comment"),
+            ("x = 1; DROP", "statement"),
+            ("x = `a`", "backquotes"),
+            ("x = 1\n) OR (true", "control"),
+        ];
+        for (q, why) in refused {
+            let e = narrowing(q).expect_err(q);
+            assert!(e.to_string().contains(why), "{q}: {e}");
+        }
+        assert!(narrowing(&"a".repeat(MAX_QUERY_LEN + 1)).is_err());
+        assert!(open_verifications("vq", Some("x) OR (true")).is_err());
     }
 }

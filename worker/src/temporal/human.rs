@@ -51,6 +51,9 @@ pub enum MoveError {
     Unknown(String),
     #[error("the event store cannot be read: {0}")]
     Store(String),
+    /// An operator's visibility query that could widen the bridge's filter.
+    #[error(transparent)]
+    BadQuery(#[from] super::broadcast::BadQuery),
 }
 
 /// Only a verification the bridge has accepted events for may be moved, so
@@ -153,7 +156,7 @@ pub async fn pause_all(
     and: Option<&str>,
     p: PauseSignal,
 ) -> Result<String, MoveError> {
-    let query = super::broadcast::open_verifications(&fw.task_queue, and);
+    let query = super::broadcast::open_verifications(&fw.task_queue, and)?;
     let reason = format!("{} by {}: {}", if p.paused { "pause" } else { "resume" }, p.actor, p.reason);
     super::broadcast::signal_all(
         &fw.client,
@@ -170,7 +173,7 @@ pub async fn pause_all(
 /// Tell every open verification that the kill switch changed (their ATS
 /// banner): a batch signal. Its job id.
 pub async fn broadcast_gating(fw: &Forwarder, namespace: &str, g: GatingSignal) -> Result<String, MoveError> {
-    let query = super::broadcast::open_verifications(&fw.task_queue, None);
+    let query = super::broadcast::open_verifications(&fw.task_queue, None)?;
     let reason = format!("gating {} by {}: {}", if g.enabled { "on" } else { "off" }, g.actor, g.reason);
     super::broadcast::signal_all(
         &fw.client,
