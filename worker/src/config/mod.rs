@@ -15,6 +15,7 @@ use crate::http::auth::{Grants, Role};
 use crate::intake::signature::Secret;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use vbridge_activities::Redacted;
 use vbridge_core::Policy;
 use vbridge_proto::Tuning;
 
@@ -45,8 +46,9 @@ pub enum ConfigError {
     Grants(#[from] crate::http::auth::GrantError),
 }
 
-/// The settled configuration.
-#[derive(Debug, Clone)]
+/// The settled configuration. Its `Debug` is `config show`'s redacted form,
+/// so a stray `{cfg:?}` never prints a secret.
+#[derive(Clone)]
 pub struct Config {
     pub listen: String,
     pub policy: Policy,
@@ -58,7 +60,7 @@ pub struct Config {
     pub temporal_namespace: String,
     pub task_queue: String,
     pub ats_url: Option<String>,
-    pub ats_bearer_token: Option<String>,
+    pub ats_bearer_token: Option<Redacted>,
     /// Who may call the operator API (docs/contract.md §5), by token hash.
     pub grants: Grants,
     /// Dev mode: the operator API is open to requests without a credential.
@@ -103,6 +105,12 @@ pub struct Config {
     /// Signs console sessions (`VBRIDGE_SESSION_KEY`, 64 hex); random per
     /// process when unset (sessions then end with the process).
     pub session_key: crate::http::console::session::SessionKey,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Config {}", show::redacted(self))
+    }
 }
 
 /// Development-only secret used by `vbridge dev` when none is configured.
@@ -236,7 +244,7 @@ impl Config {
             },
             task_queue: s.task_queue,
             ats_url: s.ats_url,
-            ats_bearer_token: s.ats_bearer_token.map(|t| t.0),
+            ats_bearer_token: s.ats_bearer_token,
             grants,
             dev,
             metrics_listen: s.metrics_listen,
@@ -259,7 +267,7 @@ impl Config {
     pub fn ats_config(&self) -> vbridge_activities::AtsConfig {
         vbridge_activities::AtsConfig {
             base_url: self.ats_url.clone().unwrap_or_default(),
-            bearer_token: self.ats_bearer_token.clone(),
+            bearer_token: self.ats_bearer_token.as_ref().map(|t| t.0.clone()),
             kind: self.ats_kind.clone(),
             field_map: self.ats_field_map.clone(),
         }

@@ -7,14 +7,7 @@ use super::{Config, sources};
 /// use, every secret redacted (only whether it is set, and how many).
 pub fn redacted(cfg: &Config) -> serde_json::Value {
     let set = |v: bool| if v { "(set, redacted)" } else { "(not set)" };
-    let mut db = cfg.database_url.clone();
-    if let Some((scheme, rest)) = db.split_once("://")
-        && let Some((userinfo, host)) = rest.split_once('@')
-        && userinfo.contains(':')
-    {
-        let user = userinfo.split(':').next().unwrap_or_default();
-        db = format!("{scheme}://{user}:(redacted)@{host}");
-    }
+    let db = shown_url(&cfg.database_url);
     serde_json::json!({
         "listen": cfg.listen,
         "policy": {"path": cfg.policy_path, "version": cfg.policy.version(), "sha256": cfg.policy.sha256()},
@@ -25,14 +18,14 @@ pub fn redacted(cfg: &Config) -> serde_json::Value {
         "ats": {
             "kind": cfg.ats_kind.name(),
             "connector": connector_shown(&cfg.ats_kind),
-            "url": cfg.ats_url,
+            "url": cfg.ats_url.as_deref().map(shown_url),
             "bearer_token": set(cfg.ats_bearer_token.is_some()),
             "field_map": cfg.ats_field_map.0,
         },
         "api_credentials": cfg.grants.summary(),
-        "oidc": cfg.oidc.as_ref().map(|o| serde_json::json!({"issuer": o.issuer, "audience": o.audience, "jwks_url": o.jwks_url})),
-        "public_url": cfg.public_url,
-        "escalation_url": cfg.escalation_url,
+        "oidc": cfg.oidc.as_ref().map(|o| serde_json::json!({"issuer": shown_url(&o.issuer), "audience": o.audience, "jwks_url": shown_url(&o.jwks_url)})),
+        "public_url": shown_url(&cfg.public_url),
+        "escalation_url": cfg.escalation_url.as_deref().map(shown_url),
         "escalation_secret": set(cfg.escalation_secret.is_some()),
         "metrics_listen": cfg.metrics_listen,
         "session_key": set(sources::var("session_key").is_some() || sources::var("session_key_file").is_some()),
@@ -55,11 +48,73 @@ fn connector_shown(kind: &vbridge_activities::AtsKind) -> serde_json::Value {
                 GreenhouseCredentials::ApiKey { on_behalf_of, .. } => serde_json::json!({
                     "api": "v1 (Basic, API key)", "api_key": "(set, redacted)", "on_behalf_of": on_behalf_of}),
             };
-            serde_json::json!({"api_url": g.api_url, "auth_url": g.auth_url, "credentials": creds,
+            serde_json::json!({"api_url": shown_url(&g.api_url), "auth_url": shown_url(&g.auth_url), "credentials": creds,
                 "rate_window_ms": g.rate_window.as_millis() as u64})
         }
-        AtsKind::Ashby { api_url, .. } => serde_json::json!({"api_url": api_url, "api_key": "(set, redacted)"}),
+        AtsKind::Ashby { api_url, .. } => {
+            serde_json::json!({"api_url": shown_url(api_url), "api_key": "(set, redacted)"})
+        }
         AtsKind::Lever { api_url, perform_as, tag_fields, .. } => serde_json::json!({
-            "api_url": api_url, "api_key": "(set, redacted)", "perform_as": perform_as, "tag_fields": tag_fields}),
+            "api_url": shown_url(api_url), "api_key": "(set, redacted)", "perform_as": perform_as, "tag_fields": tag_fields}),
+    }
+}
+
+/// A URL as `config show` prints it: a password in its userinfo and every
+/// query value redacted (`?password=`, `?token=`, signed links), the
+/// fragment dropped; the scheme, user, host and path kept, since they are
+/// what an operator checks.
+pub fn shown_url(url: &str) -> String {
+    let url = url.split_once('#').map_or(url, |(u, _)| u);
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let mut out = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(authority_end);
+            match authority.rsplit_once('@') {
+                Some((userinfo, host)) => {
+                    let user = userinfo.split(':').next().unwrap_or_default();
+                    let pass = if userinfo.contains(':') { ":(redacted)" } else { "" };
+                    format!("{scheme}://{user}{pass}@{host}{path}")
+                }
+                None => base.to_owned(),
+            }
+        }
+        None => base.to_owned(),
+    };
+    if let Some(q) = query {
+        let pairs: Vec<String> = q
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| format!("{}=(redacted)", p.split_once('=').map_or(p, |(k, _)| k)))
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown_url;
+
+    #[test]
+    fn urls_are_shown_without_passwords_query_secrets_or_fragments() {
+        let cases = [
+            ("postgres://app:s3cret@db.example/vbridge", "postgres://app:(redacted)@db.example/vbridge"),
+            (
+                "postgres://db.example/vbridge?user=app&password=s3cret",
+                "postgres://db.example/vbridge?user=(redacted)&password=(redacted)",
+            ),
+            ("https://u:p@ats.example/api?token=abc#frag", "https://u:(redacted)@ats.example/api?token=(redacted)"),
+            ("https://esc.example/hook/a@b", "https://esc.example/hook/a@b"),
+            ("sqlite://./data/vbridge.db", "sqlite://./data/vbridge.db"),
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ];
+        for (given, shown) in cases {
+            assert_eq!(shown_url(given), shown, "{given}");
+        }
     }
 }
