@@ -194,18 +194,38 @@ impl TokenSource {
             }
             Err(RequestTokenError::ServerResponse(e)) => Err(TokenError::Refused(e.to_string())),
             Err(RequestTokenError::Request(e)) => Err(TokenError::Unavailable(e.to_string())),
-            Err(RequestTokenError::Parse(e, body)) => Err(TokenError::Unavailable(format!(
-                "unreadable answer ({e}): {}",
-                String::from_utf8_lossy(&body).chars().take(200).collect::<String>()
-            ))),
+            // Neither the body nor serde's message (which quotes the value it
+            // choked on) may leave: a token endpoint's answer holds the token.
+            // Only where it failed and how long it was.
+            Err(RequestTokenError::Parse(e, body)) => {
+                Err(TokenError::Unavailable(unreadable(&e.path().to_string(), body.len())))
+            }
             Err(RequestTokenError::Other(e)) => Err(TokenError::Unavailable(e)),
         }
     }
 }
 
+/// What an unreadable token answer is reported as: never its content.
+fn unreadable(path: &str, len: usize) -> String {
+    format!(
+        "the token endpoint's answer is not a token response (at `{path}`, {len} bytes; not shown: it may hold a token)"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreadable_token_answer_is_reported_without_its_content() {
+        let body = br#"{"access_token":"tok-SECRET-123","token_type":"Bearer","expires_in":"soon"}"#;
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let e = serde_path_to_error::deserialize::<_, Answer>(&mut de).unwrap_err();
+        assert!(e.to_string().contains("soon"), "serde's own message quotes the value: {e}");
+        let shown = unreadable(&e.path().to_string(), body.len());
+        assert!(!shown.contains("tok-SECRET") && !shown.contains("soon"), "{shown}");
+        assert!(shown.contains("expires_in"), "where it failed is kept: {shown}");
+    }
 
     #[test]
     fn the_lifetime_comes_from_expires_at_before_expires_in() {
