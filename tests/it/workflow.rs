@@ -40,7 +40,7 @@ async fn ten_thousand_events_to_one_verification_keep_state_and_input_bounded() 
 
     // Every event is in the audit log: one decision record each.
     let store = vbridge::store::open(&app.database_url()).await.unwrap();
-    app.wait_for("10,000 decision records", Duration::from_secs(170), || async {
+    app.wait_for("10,000 decision records", Duration::from_secs(420), || async {
         let d = store.decisions(Some(c), Some(a)).await.ok()?;
         (d.iter().filter(|r| r.record.kind == "applied" || r.record.kind == "skipped").count() >= 10_000).then_some(())
     })
