@@ -323,18 +323,24 @@ async fn deleting_a_chains_last_record_or_a_whole_stream_or_forging_a_checkpoint
     assert!(report["broken"]["problem"].as_str().unwrap().contains("forged"), "{report}");
 }
 
-#[tokio::test]
-async fn a_seal_survives_retention_and_catches_a_rewrite_of_the_whole_store() {
-    let (s, url) = two_chains("seal").await;
+/// `vbridge audit seal` of the SQLite store at `url`, kept beside it.
+fn seal_beside(url: &str) -> std::path::PathBuf {
     let out = Command::new(env!("CARGO_BIN_EXE_vbridge"))
         .args(["audit", "seal"])
-        .env("VBRIDGE_DATABASE_URL", &url)
+        .env("VBRIDGE_DATABASE_URL", url)
         .env("VBRIDGE_LOG", "warn")
         .output()
         .unwrap();
-    assert!(out.status.success());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let seal_file = std::path::PathBuf::from(url.strip_prefix("sqlite://").unwrap()).with_file_name("seal.json");
     std::fs::write(&seal_file, &out.stdout).unwrap();
+    seal_file
+}
+
+#[tokio::test]
+async fn a_seal_survives_retention_and_catches_a_rewrite_of_the_whole_store() {
+    let (s, url) = two_chains("seal").await;
+    let seal_file = seal_beside(&url);
     let seal_arg = seal_file.display().to_string();
     assert_eq!(verify_cli(&url, &["--seal", &seal_arg]).0, Some(0));
 
@@ -475,15 +481,7 @@ async fn retention_of_every_kind_of_chain_verifies_and_verify_names_every_broken
     assert_eq!(code, Some(0), "a legitimate retention never breaks verify: {report}");
 
     // A seal, then two chains edited behind the store's back.
-    let out = Command::new(env!("CARGO_BIN_EXE_vbridge"))
-        .args(["audit", "seal"])
-        .env("VBRIDGE_DATABASE_URL", &url)
-        .env("VBRIDGE_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let seal_file = std::path::PathBuf::from(url.strip_prefix("sqlite://").unwrap()).with_file_name("seal.json");
-    std::fs::write(&seal_file, &out.stdout).unwrap();
+    let seal_file = seal_beside(&url);
     for c in ["c1", "c2"] {
         s.append_decisions(vec![vbridge_proto::DecisionRecord {
             record_id: format!("dec-{c}-late"),
