@@ -37,6 +37,12 @@ fn token(key_file: &str, kid: &str, claims: serde_json::Value) -> String {
     jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_pem(&pem).unwrap()).unwrap()
 }
 
+/// `claims` that become valid `in_s` seconds from now (`nbf`).
+fn not_before(mut claims: serde_json::Value, in_s: i64) -> serde_json::Value {
+    claims["nbf"] = json!(claims["iat"].as_i64().unwrap() + in_s);
+    claims
+}
+
 fn claims(sub: &str, roles: serde_json::Value, aud: &str, exp_in: i64) -> serde_json::Value {
     let now = chrono::Utc::now().timestamp();
     json!({"iss": ISSUER, "aud": aud, "sub": sub, "roles": roles, "iat": now, "exp": now + exp_in})
@@ -74,6 +80,14 @@ async fn oidc_tokens_of_the_issuer_carry_their_roles_and_others_are_refused() {
         ("expired", token("test-issuer-key.pem", "it-key-1", claims("x", json!(["reviewer"]), AUDIENCE, -3600))),
         ("foreign key", token("other-key.pem", "it-key-1", claims("x", json!(["reviewer"]), AUDIENCE, 300))),
         ("unknown kid", token("other-key.pem", "rogue", claims("x", json!(["reviewer"]), AUDIENCE, 300))),
+        (
+            "not yet valid",
+            token(
+                "test-issuer-key.pem",
+                "it-key-1",
+                not_before(claims("x", json!(["reviewer"]), AUDIENCE, 7200), 3600),
+            ),
+        ),
     ] {
         let r = app.get_as("/v1/reviews", Some(&bad)).await;
         assert_eq!(r.status(), 401, "{what}");
@@ -86,6 +100,10 @@ async fn oidc_tokens_of_the_issuer_carry_their_roles_and_others_are_refused() {
     )
     .unwrap();
     assert_eq!(app.get_as("/v1/reviews", Some(&hs)).await.status(), 401, "no symmetric algorithm");
+    // Within the minute of leeway for clock skew, a token is good already.
+    let skewed =
+        token("test-issuer-key.pem", "it-key-1", not_before(claims("sk", json!("auditor"), AUDIENCE, 300), 30));
+    assert_eq!(app.get_as("/v1/reviews", Some(&skewed)).await.status(), 200, "nbf within the leeway");
     // Configured tokens still work beside OIDC.
     assert_eq!(app.get_as("/v1/reviews", Some(crate::harness::REVIEWER_TOKEN)).await.status(), 200);
     // One fetch, then at most one more for the unknown kid.

@@ -112,6 +112,10 @@ impl Oidc {
         v.set_issuer(&[&self.config.issuer]);
         v.set_audience(&[&self.config.audience]);
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        // `nbf` too (jsonwebtoken leaves it unchecked by default): a token
+        // minted for later is not good yet. Both bounds take a minute of
+        // leeway for clock skew between the issuer and the bridge.
+        v.validate_nbf = true;
         v.leeway = 60;
         let data = jsonwebtoken::decode::<Claims>(token, &key, &v).map_err(|e| OidcError::Invalid(e.to_string()))?;
         let names: Vec<String> = match data.claims.roles {
