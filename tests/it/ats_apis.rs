@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use vbridge::devtools::client::{decision, started};
 use vbridge::devtools::sandbox::RequestLog;
-use vbridge::devtools::sandbox::impersonate::{API_KEY, CLIENT_ID, CLIENT_SECRET, USER_ID};
+use vbridge::devtools::sandbox::impersonate::{API_KEY, USER_ID};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -19,38 +19,18 @@ fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 /// The requests to paths starting with `prefix`, as (method, path, status).
-fn calls(log: &[RequestLog], prefix: &str) -> Vec<(String, String, u16)> {
+pub(crate) fn calls(log: &[RequestLog], prefix: &str) -> Vec<(String, String, u16)> {
     log.iter().filter(|r| r.path.starts_with(prefix)).map(|r| (r.method.clone(), r.path.clone(), r.status)).collect()
 }
 
-async fn dead_letters(app: &TestApp) -> Vec<Value> {
+pub(crate) async fn dead_letters(app: &TestApp) -> Vec<Value> {
     let body: Value = app.get_as("/v1/writes/failed", Some(OPS_TOKEN)).await.json().await.unwrap();
     body["items"].as_array().cloned().unwrap_or_default()
 }
 
 #[tokio::test]
 async fn greenhouse_v3_takes_a_token_refreshes_it_on_401_and_writes_mapped_custom_fields() {
-    let dir = std::env::temp_dir().join(format!("vbridge-gh-map-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let map = dir.join("greenhouse-fields.toml");
-    std::fs::write(&map, "verification_state = \"vb_state\"\n").unwrap();
-    let app = TestApp::spawn_with(
-        "greenhouse-v3",
-        Options {
-            extra_env: env(&[
-                ("VBRIDGE_ATS_KIND", "greenhouse"),
-                ("VBRIDGE_GREENHOUSE_API_URL", "{sandbox}"),
-                ("VBRIDGE_GREENHOUSE_AUTH_URL", "{sandbox}/token"),
-                ("VBRIDGE_GREENHOUSE_CLIENT_ID", CLIENT_ID),
-                ("VBRIDGE_GREENHOUSE_CLIENT_SECRET", CLIENT_SECRET),
-                ("VBRIDGE_GREENHOUSE_USER_ID", USER_ID),
-                ("VBRIDGE_GREENHOUSE_TOKEN_QUIET_MS", "500"),
-                ("VBRIDGE_ATS_FIELD_MAP", &map.display().to_string()),
-            ]),
-            ..Default::default()
-        },
-    )
-    .await;
+    let app = crate::greenhouse::v3_app("greenhouse-v3", "verification_state = \"vb_state\"\n", "500").await;
     let (c, a) = ("cand-gh", "4001");
     assert_eq!(app.send(&started(c, a, "evt-gh-1", &at(-10))).await.status, 202);
     app.wait_synced(c, a, "pending").await;

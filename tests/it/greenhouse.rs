@@ -7,6 +7,7 @@
 //! other into a storm. Each test fails on what the connector assumed
 //! before (v1's shapes, one page, one process).
 
+use crate::ats_apis::{calls, dead_letters};
 use crate::harness::{OPS_TOKEN, Options, TestApp, at};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -16,7 +17,7 @@ use vbridge::devtools::sandbox::impersonate::{CLIENT_ID, CLIENT_SECRET, USER_ID}
 const WAIT: Duration = Duration::from_secs(60);
 
 /// A bridge on Harvest v3 against the sandbox, its field map in `map`.
-async fn v3_app(name: &str, map: &str, quiet_ms: &str) -> TestApp {
+pub(crate) async fn v3_app(name: &str, map: &str, quiet_ms: &str) -> TestApp {
     let dir = std::env::temp_dir().join(format!("vbridge-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("greenhouse-fields.toml");
@@ -33,16 +34,6 @@ async fn v3_app(name: &str, map: &str, quiet_ms: &str) -> TestApp {
     ];
     let extra_env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     TestApp::spawn_with(name, Options { extra_env, ..Default::default() }).await
-}
-
-/// The requests to paths starting with `prefix`, as (method, path, status).
-fn calls(log: &[vbridge::devtools::sandbox::RequestLog], prefix: &str) -> Vec<(String, String, u16)> {
-    log.iter().filter(|r| r.path.starts_with(prefix)).map(|r| (r.method.clone(), r.path.clone(), r.status)).collect()
-}
-
-async fn dead_letters(app: &TestApp) -> Vec<Value> {
-    let body: Value = app.get_as("/v1/writes/failed", Some(OPS_TOKEN)).await.json().await.unwrap();
-    body["items"].as_array().cloned().unwrap_or_default()
 }
 
 /// A token from the sandbox, as a client of the credential.
