@@ -326,10 +326,11 @@ impl CandidateVerification {
             }
         };
         let outcome = machine::decide(&policy, &self.machine, &self.seen, &ev);
+        // A webhook can never downgrade: the attempt is refused, and says so.
+        let downgrade = self.patches().review && review::is_downgrade(&outcome);
         let kind = match &outcome {
             Outcome::Applied { .. } => RecordKind::Applied,
-            // A webhook can never downgrade: the attempt is refused, and says so.
-            o if self.patches().review && review::is_downgrade(o) => RecordKind::Refused,
+            _ if downgrade => RecordKind::Refused,
             Outcome::Skipped(_) => RecordKind::Skipped,
             Outcome::Refused(_) => RecordKind::Refused,
         };
@@ -383,14 +384,10 @@ impl CandidateVerification {
                         .push(SA_REVIEW_DUE_AT.value_set(Timestamp::new(d.as_secs() as i64, d.subsec_nanos() as i32)));
                 }
             }
-            ref o if self.patches().review && review::is_downgrade(o) => {
-                entry.reason.push_str("; a webhook cannot downgrade (an admin's override can)");
-                self.timeline.push_back(entry);
-            }
-            Outcome::Skipped(_) => {
-                self.timeline.push_back(entry);
-            }
-            Outcome::Refused(_) => {
+            Outcome::Skipped(_) | Outcome::Refused(_) => {
+                if downgrade {
+                    entry.reason.push_str("; a webhook cannot downgrade (an admin's override can)");
+                }
                 self.timeline.push_back(entry);
             }
         }
