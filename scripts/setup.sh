@@ -12,6 +12,8 @@
 #     the checkers of deploy/ and docker-compose.yml in a test. The prometheus
 #     package brings a server too: its service is stopped and disabled, only
 #     promtool is used;
+#   - libfaketime (Debian's faketime), under which a test runs the bridge
+#     days in the past, so that retention has old records to cut;
 #   - the pinned schemathesis (PyPI schemathesis==4.32.5), into .tools/venv,
 #     which runs a property-based test of docs/openapi.yaml against a bridge.
 # Prints `export VBRIDGE_TEMPORAL_CLI=...` and `export VBRIDGE_SCHEMATHESIS=...`
@@ -55,6 +57,7 @@ fi
 tools=()
 command -v promtool >/dev/null || tools+=(prometheus)
 command -v docker-compose >/dev/null || tools+=(docker-compose)
+command -v faketime >/dev/null || tools+=(faketime)
 if [ ${#tools[@]} -gt 0 ]; then
   apt_install --no-install-recommends "${tools[@]}"
   if [[ " ${tools[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null; then

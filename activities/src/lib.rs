@@ -9,6 +9,7 @@
 //!   retrying and the workflow records a failed write.
 
 pub mod connector;
+pub mod retention;
 
 use sha2::{Digest, Sha256};
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! an edit made behind the bridge's back, the timeline export, and proof that
 //! biometric values are stored nowhere.
 
-use crate::harness::{AUDITOR_TOKEN, Options, TestApp, at, postgres_url, raw_sql};
+use crate::harness::{AUDITOR_TOKEN, Options, TestApp, at, days_and_minutes_ago, postgres_url, raw_sql};
 use std::process::Command;
 use std::time::Duration;
 use vbridge::devtools::client::{decision, started};
@@ -26,7 +26,7 @@ async fn verified_candidate(app: &TestApp, cand: &str) -> Vec<vbridge::store::St
     app.send(&d).await;
     app.send(&d).await; // a duplicate delivery
     app.wait_synced(cand, "app-a", "verified").await;
-    let store = vbridge::store::open(&app.database_url()).await.unwrap();
+    let store = vbridge::config::open_store(&app.database_url()).await.unwrap();
     app.wait_for("applied, ats_write and ats_attempt records", WAIT, || async {
         let d = store.decisions(Some(cand), None).await.ok()?;
         let n = |k: &str| d.iter().filter(|r| r.record.kind == k).count();
@@ -198,7 +198,7 @@ async fn biometric_values_are_stored_nowhere_only_their_hashes() {
     app.client.send_raw(serde_json::to_vec(&s).unwrap(), vec![]).await.unwrap();
     app.wait_synced("cand-p", "app-p", "verified").await;
     app.wait_for("decisions logged", WAIT, || async {
-        let store = vbridge::store::open(&app.database_url()).await.ok()?;
+        let store = vbridge::config::open_store(&app.database_url()).await.ok()?;
         (store.decisions(Some("cand-p"), None).await.ok()?.len() >= 6).then_some(())
     })
     .await;
@@ -226,18 +226,39 @@ async fn biometric_values_are_stored_nowhere_only_their_hashes() {
     assert!(!ats.contains(&canary), "the value reached the ATS");
 }
 
-/// A SQLite store with two chains, written through the store's own API.
-async fn two_chains(name: &str) -> (std::sync::Arc<dyn vbridge::store::EventStore>, String) {
+/// An RFC 3339 time `days` ago (old enough for a retention under a floor
+/// of fewer days to cut).
+pub(crate) fn days_ago(days: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A policy file that keeps the audit log one day (`eventLog.retentionDays`).
+pub(crate) fn one_day_policy() -> String {
+    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("policy-retention-1d.yaml");
+    let text = vbridge_core::DEFAULT_POLICY_YAML.replacen("retentionDays: 365", "retentionDays: 1", 1);
+    assert_ne!(text, vbridge_core::DEFAULT_POLICY_YAML, "the policy's retentionDays line moved");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// The cut a retention under a one-day floor makes now.
+pub(crate) fn one_day_cut() -> vbridge_core::chain::floor::Cut {
+    vbridge_core::chain::floor::cutoff(chrono::Utc::now(), None, 1).unwrap()
+}
+
+/// A SQLite store with two chains, written three days ago through the
+/// store's own API.
+pub(crate) async fn two_chains(name: &str) -> (std::sync::Arc<dyn vbridge::store::EventStore>, String) {
     let dir =
         std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("tamper-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("events.db").display());
-    let s = vbridge::store::open(&url).await.unwrap();
+    let s = vbridge::config::open_store(&url).await.unwrap();
     for (c, n) in [("c1", 4), ("c2", 3)] {
         for i in 0..n {
             let rec = vbridge::store::DeliveryRecord {
-                received_at: vbridge::now_rfc3339(),
+                received_at: days_ago(3),
                 event_id: Some(format!("{c}-e{i}-{name}")),
                 event_type: Some("verification.started".into()),
                 candidate_id: Some(c.into()),
@@ -254,7 +275,7 @@ async fn two_chains(name: &str) -> (std::sync::Arc<dyn vbridge::store::EventStor
         }
         s.append_decisions(vec![vbridge_proto::DecisionRecord {
             record_id: format!("dec-{c}-{name}"),
-            recorded_at: vbridge::now_rfc3339(),
+            recorded_at: days_ago(3),
             kind: "applied".into(),
             candidate_id: c.into(),
             application_id: "a".into(),
@@ -266,11 +287,12 @@ async fn two_chains(name: &str) -> (std::sync::Arc<dyn vbridge::store::EventStor
     (s, url)
 }
 
-fn verify_cli(url: &str, extra: &[&str]) -> (Option<i32>, serde_json::Value) {
+pub(crate) fn verify_cli(url: &str, extra: &[&str]) -> (Option<i32>, serde_json::Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_vbridge"))
         .args(["audit", "verify"])
         .args(extra)
         .env("VBRIDGE_DATABASE_URL", url)
+        .env("VBRIDGE_POLICY", one_day_policy())
         .env("VBRIDGE_LOG", "warn")
         .output()
         .unwrap();
@@ -324,7 +346,7 @@ async fn deleting_a_chains_last_record_or_a_whole_stream_or_forging_a_checkpoint
 }
 
 /// `vbridge audit seal` of the SQLite store at `url`, kept beside it.
-fn seal_beside(url: &str) -> std::path::PathBuf {
+pub(crate) fn seal_beside(url: &str) -> std::path::PathBuf {
     let out = Command::new(env!("CARGO_BIN_EXE_vbridge"))
         .args(["audit", "seal"])
         .env("VBRIDGE_DATABASE_URL", url)
@@ -347,7 +369,7 @@ async fn a_seal_survives_retention_and_catches_a_rewrite_of_the_whole_store() {
     // Retention, legitimately, cuts the old records: the seal still holds.
     let seqs: Vec<i64> = s.unforwarded(100).await.unwrap().iter().map(|f| f.seq).collect();
     s.mark_forwarded(seqs).await.unwrap();
-    s.retain("2999-01-01T00:00:00Z").await.unwrap();
+    s.retain(&one_day_cut()).await.unwrap();
     let (code, report) = verify_cli(&url, &["--seal", &seal_arg]);
     assert_eq!(code, Some(0), "{report}");
 
@@ -359,7 +381,7 @@ async fn a_seal_survives_retention_and_catches_a_rewrite_of_the_whole_store() {
             std::fs::remove_file(f.path()).unwrap();
         }
     }
-    let s2 = vbridge::store::open(&url).await.unwrap();
+    let s2 = vbridge::config::open_store(&url).await.unwrap();
     for i in 0..6 {
         s2.append_decisions(vec![vbridge_proto::DecisionRecord {
             record_id: format!("rewritten-{i}"),
@@ -411,17 +433,22 @@ async fn on_postgres_serve_and_retention_run_as_a_role_that_owns_nothing() {
     let app_url = owner_url.replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
     assert_ne!(app_url, owner_url);
 
+    // The bridge runs three days back, so that a retention under a floor of
+    // one day, at the real time, has its records to cut.
+    let mut extra_env = crate::harness::faketime_env("-3d");
+    extra_env.push(("VBRIDGE_POLICY".into(), one_day_policy()));
     let app =
-        TestApp::spawn_with("grants", Options { database_url: Some(app_url.clone()), ..Default::default() }).await;
-    app.send(&started("cand-o", "app-o", "evt-o-1", &at(-10))).await;
-    app.send(&decision("cand-o", "app-o", "evt-o-2", &at(-5), "verified")).await;
+        TestApp::spawn_with("grants", Options { database_url: Some(app_url.clone()), extra_env, ..Default::default() })
+            .await;
+    app.send_days_ago(&started("cand-o", "app-o", "evt-o-1", &days_and_minutes_ago(3, 10)), 3).await;
+    app.send_days_ago(&decision("cand-o", "app-o", "evt-o-2", &days_and_minutes_ago(3, 5), "verified"), 3).await;
     app.wait_synced("cand-o", "app-o", "verified").await;
     let e = raw_sql(&app_url, "DELETE FROM deliveries").await.expect_err("no DELETE right");
     assert!(e.contains("permission denied"), "{e}");
     let e = raw_sql(&app_url, "UPDATE decisions SET reason = 'x'").await.expect_err("no UPDATE right");
     assert!(e.contains("permission denied"), "{e}");
 
-    let store = vbridge::store::open(&app_url).await.unwrap();
+    let store = vbridge::config::open_store(&app_url).await.unwrap();
     app.wait_for("everything forwarded and logged", WAIT, || async {
         let empty = store.unforwarded(10).await.ok()?.is_empty();
         let n = store.decisions(Some("cand-o"), None).await.ok()?.len();
@@ -432,11 +459,12 @@ async fn on_postgres_serve_and_retention_run_as_a_role_that_owns_nothing() {
         Command::new(env!("CARGO_BIN_EXE_vbridge"))
             .args(args)
             .env("VBRIDGE_DATABASE_URL", &app_url)
+            .env("VBRIDGE_POLICY", one_day_policy())
             .env("VBRIDGE_LOG", "warn")
             .output()
             .unwrap()
     };
-    let retention = run(&["audit", "retention", "--days", "0"]);
+    let retention = run(&["audit", "retention"]);
     assert!(retention.status.success(), "{}", String::from_utf8_lossy(&retention.stderr));
     let report: serde_json::Value = serde_json::from_slice(&retention.stdout).unwrap();
     assert!(report["records_removed"].as_u64().unwrap() > 0, "{report}");
@@ -456,7 +484,7 @@ async fn retention_of_every_kind_of_chain_verifies_and_verify_names_every_broken
     let (s, url) = two_chains("kinds").await;
     s.append_decisions(vec![vbridge_proto::DecisionRecord {
         record_id: "acc-1-kinds".into(),
-        recorded_at: vbridge::now_rfc3339(),
+        recorded_at: days_ago(3),
         kind: RecordKind::AccessDenied.into(),
         reason: "401 unauthenticated GET /v1/reviews".into(),
         ..Default::default()
@@ -464,7 +492,7 @@ async fn retention_of_every_kind_of_chain_verifies_and_verify_names_every_broken
     .await
     .unwrap();
     s.commit(vbridge::store::DeliveryRecord {
-        received_at: vbridge::now_rfc3339(),
+        received_at: days_ago(3),
         intent: vbridge::store::Intent::Rejected,
         reject_code: Some("invalid_signature".into()),
         trace_id: "t".into(),
@@ -475,7 +503,7 @@ async fn retention_of_every_kind_of_chain_verifies_and_verify_names_every_broken
     .unwrap();
     let seqs: Vec<i64> = s.unforwarded(100).await.unwrap().iter().map(|f| f.seq).collect();
     s.mark_forwarded(seqs).await.unwrap();
-    let cut = s.retain("2999-01-01T00:00:00Z").await.unwrap();
+    let cut = s.retain(&one_day_cut()).await.unwrap();
     assert!(cut.streams_cut >= 4, "c1, c2, access and rejected were cut: {cut:?}");
     let (code, report) = verify_cli(&url, &[]);
     assert_eq!(code, Some(0), "a legitimate retention never breaks verify: {report}");

@@ -194,7 +194,7 @@ async fn a_field_map_renames_what_is_written_and_reconciliation_reads_it_back() 
     assert!(last.fields.contains_key("evidence_pack_url"), "a field the map does not name keeps its name");
 
     // Reconciliation reads the ATS's keys back under the policy's names: no drift.
-    let store = vbridge::store::open(&app.database_url()).await.unwrap();
+    let store = vbridge::config::open_store(&app.database_url()).await.unwrap();
     app.wait_for("the expectation", WAIT, || async { (store.expected_count().await.ok()? == 1).then_some(()) }).await;
     let report = app.reconcile(true).await;
     assert_eq!((report["checked"].as_u64(), report["drifted"].as_u64()), (Some(1), Some(0)), "{report}");

@@ -59,7 +59,7 @@ async fn a_reviewer_logs_in_decides_in_the_console_and_the_item_leaves_the_queue
     assert_eq!(app.send(&started(c, a, "evt-ui-1", &at(-10))).await.status, 202);
     assert_eq!(app.send(&decision(c, a, "evt-ui-2", &at(-9), "needs_review")).await.status, 202);
     app.wait_for("the item in the queue", Duration::from_secs(30), || async {
-        let store = vbridge::store::open(&app.database_url()).await.ok()?;
+        let store = vbridge::config::open_store(&app.database_url()).await.ok()?;
         store.review_item(c, a).await.ok().flatten()
     })
     .await;
@@ -95,7 +95,7 @@ async fn a_reviewer_logs_in_decides_in_the_console_and_the_item_leaves_the_queue
     let last = app.writes().await.into_iter().last().unwrap();
     assert_eq!(last.fields["override_actor"], "it-reviewer");
     assert_eq!(last.fields["override_reason_code"], "liveness-low");
-    let store = vbridge::store::open(&app.database_url()).await.unwrap();
+    let store = vbridge::config::open_store(&app.database_url()).await.unwrap();
     let decided = app
         .wait_for("the decision in the log", Duration::from_secs(30), || async {
             let d = store.decisions(Some(c), Some(a)).await.ok()?;

@@ -91,7 +91,7 @@ async fn gating_off_opens_the_gate_and_writes_the_banner_and_on_takes_it_back() 
     assert_eq!(now["changed"]["reason"], "provider recovered");
 
     // Each change is in the audit log's `controls` chain, with its actor and reason.
-    let store = vbridge::store::open(&app.database_url()).await.unwrap();
+    let store = vbridge::config::open_store(&app.database_url()).await.unwrap();
     let changes: Vec<_> =
         store.decisions(None, None).await.unwrap().into_iter().filter(|d| d.record.kind == "control_changed").collect();
     assert_eq!(changes.len(), 2);
@@ -147,7 +147,7 @@ async fn a_paused_verification_records_events_and_writes_its_latest_state_once_o
         "one coalesced write owed"
     );
     // Both moves reach the audit log while the ATS hears nothing.
-    let store = vbridge::store::open(&app.database_url()).await.unwrap();
+    let store = vbridge::config::open_store(&app.database_url()).await.unwrap();
     app.wait_for("both moves in the log", WAIT, || async {
         let d = store.decisions(Some(c), Some(a)).await.ok()?;
         let kinds: Vec<String> = d.into_iter().map(|d| d.record.kind).collect();
@@ -351,7 +351,7 @@ async fn reconciliation_finds_an_edit_behind_the_bridge_s_back_and_heals_it() {
         app.wait_synced(c, a, "verified").await;
     }
     // Someone flips one ATS field by hand.
-    let store = vbridge::store::open(&app.database_url()).await.unwrap();
+    let store = vbridge::config::open_store(&app.database_url()).await.unwrap();
     app.wait_for("both checks in the expectation", WAIT, || async {
         (store.expected_count().await.ok()? == 2).then_some(())
     })

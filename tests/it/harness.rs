@@ -50,6 +50,24 @@ pub struct Options {
     pub temporal_ui: bool,
 }
 
+/// libfaketime, which `scripts/setup.sh` installs (Debian's `faketime`).
+pub fn libfaketime() -> &'static str {
+    const PATHS: [&str; 2] =
+        ["/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1", "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1"];
+    PATHS.into_iter().find(|p| std::path::Path::new(p).exists()).expect("libfaketime is missing: run scripts/setup.sh")
+}
+
+/// Environment that runs a process `offset` in the past or future
+/// (libfaketime syntax: `-3d`, `+2h`): its wall clock only, its monotonic
+/// clock left alone so timeouts behave.
+pub fn faketime_env(offset: &str) -> Vec<(String, String)> {
+    vec![
+        ("LD_PRELOAD".into(), libfaketime().into()),
+        ("FAKETIME".into(), offset.into()),
+        ("DONT_FAKE_MONOTONIC".into(), "1".into()),
+    ]
+}
+
 pub struct TestApp {
     pub dir: PathBuf,
     pub temporal: DevServer,
@@ -225,6 +243,14 @@ impl TestApp {
         req.send().await.expect("a request to the bridge")
     }
 
+    /// Send a webhook signed as its provider would `days` ago (for a bridge
+    /// whose clock runs that far back, [`faketime_env`]).
+    pub async fn send_days_ago(&self, body: &Value, days: i64) -> Reply {
+        let secret = vbridge::intake::signature::Secret::parse(SECRET, 1).unwrap();
+        let ts = (chrono::Utc::now() - chrono::Duration::days(days)).timestamp();
+        self.client.send_il(&secret, ts, serde_json::to_vec(body).unwrap()).await.expect("a webhook request")
+    }
+
     /// `POST` JSON to a bridge path with a bearer token (or none) and an
     /// `Idempotency-Key` (or none).
     pub async fn post_as(&self, path: &str, token: Option<&str>, key: Option<&str>, body: &Value) -> reqwest::Response {
@@ -339,7 +365,7 @@ impl TestApp {
 
     /// Rows of the real event store, read through the store's own API.
     pub async fn deliveries(&self, candidate: Option<&str>) -> Vec<StoredDelivery> {
-        let store = vbridge::store::open(&self.database_url()).await.unwrap();
+        let store = vbridge::config::open_store(&self.database_url()).await.unwrap();
         store.deliveries(candidate, None).await.unwrap()
     }
 
@@ -412,6 +438,11 @@ impl Drop for TestApp {
 /// An RFC 3339 time `minutes` from now (negative: in the past).
 pub fn at(minutes: i64) -> String {
     (chrono::Utc::now() + chrono::Duration::minutes(minutes)).to_rfc3339()
+}
+
+/// An RFC 3339 time `days` and `minutes` ago.
+pub fn days_and_minutes_ago(days: i64, minutes: i64) -> String {
+    at(-(days * 24 * 60 + minutes))
 }
 
 /// A fresh, empty Postgres database for one test, on the server CI provides

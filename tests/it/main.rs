@@ -14,6 +14,7 @@ mod observability;
 mod oidc;
 mod openapi;
 mod replay;
+mod retention;
 mod review;
 mod spine;
 mod store;

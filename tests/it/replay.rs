@@ -22,6 +22,8 @@
 //!   coalesced, then resumed (`paused`), and a dead letter re-driven (`redriven`).
 //! - `reconciliation_healed.json`: a `Reconciliation` run that found a drift
 //!   and healed it.
+//! - `audit_retention_ran.json`: an `AuditRetention` run the schedule started
+//!   (saved by `retention::the_nightly_schedule_cuts_...`).
 
 use crate::harness::{Options, TestApp, at};
 use std::time::Duration;
@@ -68,6 +70,7 @@ const REQUIRED: &[&str] = &[
     "candidate_verification_controls_paused.json",
     "candidate_verification_controls_redriven.json",
     "reconciliation_healed.json",
+    "audit_retention_ran.json",
 ];
 
 /// The newest patch's prefix: fresh histories are saved under it.
@@ -78,6 +81,8 @@ fn replayer() -> WorkflowReplayer {
         .register_workflow::<CandidateVerification>()
         .expect("registering")
         .register_workflow::<vbridge_workflows::reconcile::Reconciliation>()
+        .expect("registering")
+        .register_workflow::<vbridge_workflows::retention::AuditRetention>()
         .expect("registering")
         .build();
     WorkflowReplayer::new(opts).expect("a replayer")
@@ -134,6 +139,7 @@ async fn saved_histories_replay_deterministically() {
             "paused" => &["\"pause\"", "VerificationPaused"],
             "redriven" => &["\"retry_writes\"", "AtsPermanentRejection"],
             "healed" => &["ReconcileActivities::diff_page", "AtsActivities::write_verification", "record_report"],
+            "retention_ran" => &["RetentionActivities::retain", "WorkflowExecutionCompletedEventAttributes"],
             _ => &[],
         };
         for needle in expect {

@@ -82,7 +82,7 @@ fn override_path(c: &str, a: &str) -> String {
 }
 
 async fn records(app: &TestApp, c: &str, a: &str) -> Vec<vbridge_proto::DecisionRecord> {
-    let store = vbridge::store::open(&app.database_url()).await.unwrap();
+    let store = vbridge::config::open_store(&app.database_url()).await.unwrap();
     store.decisions(Some(c), Some(a)).await.unwrap().into_iter().map(|d| d.record).collect()
 }
 
@@ -226,7 +226,7 @@ async fn validators_refuse_bad_decisions_without_a_trace_and_of_two_decisions_on
     assert_eq!(r.status(), 403, "a reviewer's token cannot override");
     assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "forbidden");
     // Both kinds of refusal are in the audit log (its `access` chain) and counted.
-    let store = vbridge::store::open(&app.database_url()).await.unwrap();
+    let store = vbridge::config::open_store(&app.database_url()).await.unwrap();
     let denied = app
         .wait_for("the refusals in the audit log", Duration::from_secs(30), || async {
             let d: Vec<_> = store

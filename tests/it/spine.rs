@@ -522,7 +522,7 @@ async fn two_instances_on_one_postgres_accept_each_key_once_and_write_once() {
         rows.iter().filter(|r| r.processing_result == "accepted").all(|r| r.forwarded).then_some(())
     })
     .await;
-    let store = vbridge::store::open(&app.database_url()).await.unwrap();
+    let store = vbridge::config::open_store(&app.database_url()).await.unwrap();
     let report = store.verify_chains().await.unwrap();
     assert_eq!(report.broken, None);
     drop(second);

@@ -39,7 +39,7 @@ async fn ten_thousand_events_to_one_verification_keep_state_and_input_bounded() 
     assert_eq!(app.send(&decision(c, a, "evt-10k-last", &at(-1), "verified")).await.status, 202);
 
     // Every event is in the audit log: one decision record each.
-    let store = vbridge::store::open(&app.database_url()).await.unwrap();
+    let store = vbridge::config::open_store(&app.database_url()).await.unwrap();
     app.wait_for("10,000 decision records", Duration::from_secs(420), || async {
         let d = store.decisions(Some(c), Some(a)).await.ok()?;
         (d.iter().filter(|r| r.record.kind == "applied" || r.record.kind == "skipped").count() >= 10_000).then_some(())
@@ -93,7 +93,7 @@ async fn with_the_ats_down_decisions_reach_the_audit_log_within_seconds() {
         (app.ats_requests().await.iter().any(|r| r.status == 503)).then_some(())
     })
     .await;
-    let store = vbridge::store::open(&app.database_url()).await.unwrap();
+    let store = vbridge::config::open_store(&app.database_url()).await.unwrap();
     for (i, (id, state)) in [("evt-ad-2", "needs_review"), ("evt-ad-3", "verified")].into_iter().enumerate() {
         let sent = Instant::now();
         app.send(&decision(c, a, id, &at(-5 + i as i64), state)).await;
@@ -149,7 +149,7 @@ async fn an_applied_event_costs_one_activity_which_also_logs_its_decision_and_wr
     app.send(&decision(c, a, "evt-cost-2", &at(-5), "verified")).await;
     app.wait_synced(c, a, "verified").await;
 
-    let store = vbridge::store::open(&app.database_url()).await.unwrap();
+    let store = vbridge::config::open_store(&app.database_url()).await.unwrap();
     let decisions = app
         .wait_for("two applied and two ats_write records", Duration::from_secs(30), || async {
             let d = store.decisions(Some(c), Some(a)).await.ok()?;
@@ -235,7 +235,7 @@ async fn queued_writes_of_a_check_coalesce_to_the_latest_state() {
     assert_eq!(written.len(), 2);
     assert!(written[1].reason.contains("1 queued write(s) it replaced"), "{:?}", written[1]);
     // Every decision is in the audit log, the replaced one too.
-    let store = vbridge::store::open(&app.database_url()).await.unwrap();
+    let store = vbridge::config::open_store(&app.database_url()).await.unwrap();
     app.wait_for("three applied records", Duration::from_secs(30), || async {
         let d = store.decisions(Some(c), Some(a)).await.ok()?;
         (d.iter().filter(|r| r.record.kind == "applied").count() == 3).then_some(())
@@ -295,7 +295,7 @@ async fn a_verification_at_rest_closes_and_a_late_event_reopens_it_from_the_audi
     // The ATS saw nothing new; the audit log has every decision once.
     let states: Vec<String> = app.writes().await.iter().map(|w| w.fields["verification_state"].clone()).collect();
     assert_eq!(states, vec!["pending", "verified"]);
-    let store = vbridge::store::open(&app.database_url()).await.unwrap();
+    let store = vbridge::config::open_store(&app.database_url()).await.unwrap();
     let d = app
         .wait_for("the late decisions in the audit log", Duration::from_secs(30), || async {
             let d = store.decisions(Some(c), Some(a)).await.ok()?;

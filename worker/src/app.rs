@@ -62,7 +62,7 @@ pub async fn serve(
         {
             std::fs::create_dir_all(dir)?;
         }
-        Some(crate::store::open(&cfg.database_url).await?)
+        Some(crate::store::open(&cfg.database_url, cfg.audit_keys.clone()).await?)
     } else {
         None
     };
@@ -231,9 +231,16 @@ async fn run_temporal_roles(
             reconcile: Arc::new(crate::controls::reconcile::StoreSource(
                 store.clone().expect("store is open for the worker"),
             )),
+            retention: Arc::new(crate::audit::retention::StoreRetention {
+                store: store.clone().expect("store is open for the worker"),
+                policy: cfg.policy.clone(),
+            }),
         };
         if let Err(e) = crate::controls::reconcile::ensure_schedule(&client, &cfg.task_queue, &cfg.policy).await {
             tracing::warn!(error = %e, "could not create the reconciliation schedule; `vbridge reconcile run` still works");
+        }
+        if let Err(e) = crate::audit::retention::ensure_schedule(&client, &cfg.task_queue).await {
+            tracing::warn!(error = %e, "could not create the audit retention schedule; `vbridge audit retention` still works");
         }
         let task_queue = cfg.task_queue.clone();
         let cached_workflows = cfg.worker_cached_workflows;

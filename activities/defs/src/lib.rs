@@ -35,6 +35,11 @@ pub const SEED_READ_FAILED: &str = "SeedReadFailed";
 pub const RECONCILE_READ_FAILED: &str = "ReconcileReadFailed";
 /// Failure type of a reconciliation report the store did not keep.
 pub const RECONCILE_REPORT_FAILED: &str = "ReconcileReportFailed";
+/// Failure type of a retention the floor refused (not retried: the same
+/// request is refused again).
+pub const RETENTION_REFUSED: &str = "RetentionRefused";
+/// Failure type of a retention the store could not run (retried).
+pub const RETENTION_FAILED: &str = "RetentionFailed";
 
 /// The audit log: appending decision records, and reading a closed
 /// verification's back as the seed of its next run.
@@ -87,6 +92,19 @@ impl ReconcileActivities {
     }
 }
 
+/// Audit retention under the policy's floor (`eventLog.retentionDays`).
+pub struct RetentionActivities;
+
+#[activity_definitions]
+impl RetentionActivities {
+    /// Cut every chain's records older than the floor; the report as JSON.
+    /// Fails with [`RETENTION_REFUSED`] for good.
+    #[activity(name = "RetentionActivities::retain")]
+    pub fn retain(requested_by: String) -> String {
+        unimplemented!()
+    }
+}
+
 /// The signed `review.escalated` webhook.
 pub struct ReviewActivities;
 
@@ -105,6 +123,7 @@ pub mod marker {
     pub use super::ats_activities::WriteVerification;
     pub use super::audit_activities::{AppendDecisions, Seed};
     pub use super::reconcile_activities::{DiffPage, RecordReport};
+    pub use super::retention_activities::Retain;
     pub use super::review_activities::Escalate;
 }
 
@@ -121,6 +140,7 @@ mod tests {
             AtsActivities::write_verification.name().to_owned(),
             ReconcileActivities::diff_page.name().to_owned(),
             ReconcileActivities::record_report.name().to_owned(),
+            RetentionActivities::retain.name().to_owned(),
             ReviewActivities::escalate.name().to_owned(),
         ]
     }
@@ -171,6 +191,7 @@ mod tests {
                 "AtsActivities::write_verification",
                 "ReconcileActivities::diff_page",
                 "ReconcileActivities::record_report",
+                "RetentionActivities::retain",
                 "ReviewActivities::escalate",
             ]
         );

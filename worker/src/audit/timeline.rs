@@ -110,7 +110,8 @@ pub async fn build(store: &dyn EventStore, candidate: &str, application: Option<
     // Verify from the rows already loaded: this candidate's chains only.
     let checkpoints = store.checkpoints().await?;
     let heads = store.heads().await?;
-    let chain = crate::store::verify_rows(deliveries, decisions, &checkpoints, &heads, Some(&streams));
+    let chain =
+        crate::store::verify_rows(deliveries, decisions, &checkpoints, &heads, Some(&streams), store.audit_keys());
     Ok(Timeline {
         candidate_id: candidate.to_owned(),
         application_id: application.map(str::to_owned),

@@ -9,8 +9,9 @@ use vbridge::config::database_url_from_env;
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
-    /// Check every hash chain and each chain's tail against its stored head
-    /// (and the seal, when given); report every broken chain; exit 1 if any is.
+    /// Check every hash chain and each chain's tail against its stored head,
+    /// each retention against the policy's floor (and the seal, when given);
+    /// report every broken chain; exit 1 if any is.
     Verify {
         /// Also check a seal made earlier by `audit seal`.
         #[arg(long)]
@@ -19,7 +20,8 @@ pub enum AuditCommand {
     /// Print a seal of every chain's head (JSON), to keep outside the store.
     Seal,
     /// Remove records older than the policy's eventLog.retentionDays (or
-    /// --days), keeping every chain verifiable; run it nightly.
+    /// --days, never fewer), keeping every chain verifiable. The bridge runs
+    /// it nightly as a Temporal Schedule; this runs it now.
     Retention {
         #[arg(long)]
         days: Option<u32>,
@@ -42,7 +44,7 @@ pub async fn run(command: AuditCommand) -> ExitCode {
 }
 
 async fn seal() -> anyhow::Result<()> {
-    let store = vbridge::store::open(&database_url_from_env()).await?;
+    let store = vbridge::config::open_store(&database_url_from_env()).await?;
     let seal = vbridge::audit::seal(store.as_ref()).await?;
     println!("{}", serde_json::to_string_pretty(&seal)?);
     eprintln!("audit seal: {} chain heads, digest {}", seal.heads.len(), seal.digest);
@@ -54,14 +56,18 @@ async fn seal() -> anyhow::Result<()> {
 async fn verify(seal: Option<&Path>) -> ExitCode {
     let url = database_url_from_env();
     let report = async {
-        let store = vbridge::store::open(&url).await?;
+        let store = vbridge::config::open_store(&url).await?;
+        let floor = vbridge::audit::retention::floor_days(&policy_from_env()?);
         let mut r = store.verify_chains().await?;
+        for b in vbridge::audit::retention::floor_breaks(store.as_ref(), floor).await? {
+            r.push(b);
+        }
         // The seal is checked whatever the chains said: a rewrite that a
         // broken chain sits beside must still be named.
         if let Some(path) = seal {
             let text = std::fs::read_to_string(path)?;
             let seal: vbridge::audit::Seal = serde_json::from_str(&text)?;
-            if let Some(b) = vbridge::audit::check_seal(store.as_ref(), &seal).await? {
+            if let Some(b) = vbridge::audit::check_seal(store.as_ref(), &seal, floor).await? {
                 r.push(b);
             }
         }
@@ -91,25 +97,25 @@ async fn verify(seal: Option<&Path>) -> ExitCode {
     }
 }
 
+/// The policy `serve` would load: `VBRIDGE_POLICY`, else the built-in one.
+fn policy_from_env() -> anyhow::Result<vbridge_core::Policy> {
+    Ok(match std::env::var("VBRIDGE_POLICY") {
+        Ok(p) => vbridge_core::Policy::load(Path::new(&p))?,
+        Err(_) => vbridge_core::Policy::parse(vbridge_core::DEFAULT_POLICY_YAML)?,
+    })
+}
+
 async fn retention(days: Option<u32>) -> anyhow::Result<()> {
-    let days = match days {
-        Some(d) => d,
-        None => match std::env::var("VBRIDGE_POLICY") {
-            Ok(p) => vbridge_core::Policy::load(Path::new(&p))?.raw().event_log.retention_days,
-            Err(_) => vbridge_core::Policy::parse(vbridge_core::DEFAULT_POLICY_YAML)?.raw().event_log.retention_days,
-        },
-    };
-    let cutoff =
-        (chrono::Utc::now() - chrono::Duration::days(days as i64)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let store = vbridge::store::open(&database_url_from_env()).await?;
-    let report = store.retain(&cutoff).await?;
+    let policy = policy_from_env()?;
+    let store = vbridge::config::open_store(&database_url_from_env()).await?;
+    let report = vbridge::audit::retention::run(store.as_ref(), &policy, days).await?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
 
 pub async fn timeline(candidate: &str, application: Option<&str>, format: TimelineFormat) -> anyhow::Result<()> {
     vbridge_core::domain::CandidateId::parse(candidate)?;
-    let store = vbridge::store::open(&database_url_from_env()).await?;
+    let store = vbridge::config::open_store(&database_url_from_env()).await?;
     use vbridge::audit::timeline;
     let t = timeline::build(store.as_ref(), candidate, application).await?;
     let out = match format {

@@ -87,7 +87,7 @@ pub async fn override_state(
 pub async fn gating(enabled: bool, reason: &str, actor: &str, config: Option<PathBuf>) -> anyhow::Result<()> {
     anyhow::ensure!(!reason.trim().is_empty(), "--reason must say why gating changes");
     let cfg = Config::load_for_tools(config.as_deref())?;
-    let store = vbridge::store::open(&cfg.database_url).await?;
+    let store = vbridge::store::open(&cfg.database_url, cfg.audit_keys.clone()).await?;
     let trace_id = vbridge_core::domain::TraceId::new_random();
     let c =
         vbridge::controls::set_gating(store.as_ref(), &cfg.policy, enabled, actor, reason, trace_id.as_str()).await?;
@@ -105,7 +105,7 @@ pub async fn gating(enabled: bool, reason: &str, actor: &str, config: Option<Pat
 
 pub async fn pause(args: PauseArgs, paused: bool) -> anyhow::Result<()> {
     let cfg = Config::load_for_tools(args.config.as_deref())?;
-    let store = vbridge::store::open(&cfg.database_url).await?;
+    let store = vbridge::store::open(&cfg.database_url, cfg.audit_keys.clone()).await?;
     let fw = tools_forwarder(&cfg, store.as_ref()).await?;
     let p = vbridge_proto::PauseSignal {
         paused,
@@ -146,7 +146,7 @@ pub async fn reconcile(command: ReconcileCommand) -> anyhow::Result<()> {
 async fn reconcile_run(dry_run: bool, actor: &str, config: Option<PathBuf>) -> anyhow::Result<()> {
     use vbridge_workflows::reconcile::Reconciliation;
     let cfg = Config::load_for_tools(config.as_deref())?;
-    let store = vbridge::store::open(&cfg.database_url).await?;
+    let store = vbridge::store::open(&cfg.database_url, cfg.audit_keys.clone()).await?;
     let client = vbridge::temporal::connect(&cfg.temporal_address, &cfg.temporal_namespace).await?;
     let total = store.expected_count().await?;
     let run_id = vbridge::controls::reconcile::start(&client, &cfg.task_queue, &cfg.policy, dry_run, actor).await?;
@@ -203,7 +203,7 @@ pub async fn writes(command: WritesCommand) -> anyhow::Result<()> {
 }
 
 async fn writes_failed(json: bool) -> anyhow::Result<()> {
-    let store = vbridge::store::open(&vbridge::config::database_url_from_env()).await?;
+    let store = vbridge::config::open_store(&vbridge::config::database_url_from_env()).await?;
     let items = store.dead_letters(None, vbridge::controls::dead_letters::MAX_LIST).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&items)?);
@@ -225,7 +225,7 @@ async fn writes_failed(json: bool) -> anyhow::Result<()> {
 
 async fn writes_retry(key: Option<String>, reason: &str, actor: &str, config: Option<PathBuf>) -> anyhow::Result<()> {
     let cfg = Config::load_for_tools(config.as_deref())?;
-    let store = vbridge::store::open(&cfg.database_url).await?;
+    let store = vbridge::store::open(&cfg.database_url, cfg.audit_keys.clone()).await?;
     let fw = tools_forwarder(&cfg, store.as_ref()).await?;
     let r = vbridge::controls::dead_letters::retry(store.as_ref(), &fw, key.as_deref(), actor, reason).await?;
     println!("{}", serde_json::to_string(&r)?);

@@ -78,7 +78,7 @@ pub async fn run(command: ReviewCommand) -> anyhow::Result<()> {
 async fn list(filter: queue::Filter, limit: u32, cursor: Option<String>, json: bool) -> anyhow::Result<()> {
     let after = cursor.as_deref().map(queue::Cursor::parse).transpose().map_err(anyhow::Error::msg)?;
     let limit = limit.clamp(1, queue::MAX_PAGE);
-    let store = vbridge::store::open(&vbridge::config::database_url_from_env()).await?;
+    let store = vbridge::config::open_store(&vbridge::config::database_url_from_env()).await?;
     let page = vbridge::review::list(store.as_ref(), &filter, after.as_ref(), limit).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&page)?);
@@ -121,7 +121,7 @@ pub async fn human_move(candidate: &str, application: &str, who: Who, m: HumanMo
         candidate_id: vbridge_core::domain::CandidateId::parse(candidate)?,
         application_id: vbridge_core::domain::ApplicationId::parse(application)?,
     };
-    let store = vbridge::store::open(&cfg.database_url).await?;
+    let store = vbridge::store::open(&cfg.database_url, cfg.audit_keys.clone()).await?;
     let fw = tools_forwarder(&cfg, store.as_ref()).await?;
     let request_id = who.idempotency_key.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let trace_id = vbridge_core::domain::TraceId::new_random().as_str().to_owned();

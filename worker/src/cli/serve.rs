@@ -19,7 +19,7 @@ pub async fn serve(config: Option<PathBuf>, roles: Vec<Role>) -> anyhow::Result<
 }
 
 pub async fn migrate() -> anyhow::Result<()> {
-    vbridge::store::open(&vbridge::config::database_url_from_env()).await?;
+    vbridge::config::open_store(&vbridge::config::database_url_from_env()).await?;
     eprintln!("migrate: the event store's schema is up to date");
     Ok(())
 }

@@ -44,6 +44,8 @@ pub enum ConfigError {
     Invalid { name: &'static str, problem: String },
     #[error("VBRIDGE_API_TOKENS: {0}")]
     Grants(#[from] crate::http::auth::GrantError),
+    #[error("the event store: {0}")]
+    Store(String),
 }
 
 /// The settled configuration. Its `Debug` is `config show`'s redacted form,
@@ -105,6 +107,9 @@ pub struct Config {
     /// Signs console sessions (`VBRIDGE_SESSION_KEY`, 64 hex); random per
     /// process when unset (sessions then end with the process).
     pub session_key: crate::http::console::session::SessionKey,
+    /// Link the audit chains as HMACs (`VBRIDGE_AUDIT_KEY` or `_FILE`: hex
+    /// keys, the signing one first); none: plain SHA-256 links.
+    pub audit_keys: vbridge_core::chain::Keyring,
 }
 
 impl std::fmt::Debug for Config {
@@ -208,6 +213,7 @@ impl Config {
         };
         let session_key = crate::http::console::session::SessionKey::from_config(s.session_key.as_ref().map(|k| &*k.0))
             .map_err(|problem| ConfigError::Invalid { name: "VBRIDGE_SESSION_KEY", problem })?;
+        let audit_keys = audit_keys(s.audit_key.as_ref().map(|k| k.0.as_str()))?;
         let mut ats_kind = connector::ats_kind(&s)?;
         let ats_field_map = match &s.ats_field_map {
             Some(path) => field_map(path, &policy)?,
@@ -225,6 +231,7 @@ impl Config {
             ats_field_map,
             ats_kind,
             session_key,
+            audit_keys,
             oidc,
             public_url,
             escalation_url,
@@ -281,6 +288,24 @@ impl Config {
         cfg.dev = false;
         Ok(cfg)
     }
+}
+
+fn audit_keys(text: Option<&str>) -> Result<vbridge_core::chain::Keyring, ConfigError> {
+    vbridge_core::chain::Keyring::parse(text.unwrap_or(""))
+        .map_err(|e| ConfigError::Invalid { name: "VBRIDGE_AUDIT_KEY", problem: e.to_string() })
+}
+
+/// The audit keys as `serve` would find them, for the offline tools.
+pub fn audit_keys_from_env() -> Result<vbridge_core::chain::Keyring, ConfigError> {
+    audit_keys(sources::secret_var("audit_key")?.as_deref())
+}
+
+/// Open the event store at `url` with the configured audit keys: every tool
+/// that writes or verifies records opens it this way, so none links without
+/// the key while the bridge links with it.
+pub async fn open_store(url: &str) -> Result<std::sync::Arc<dyn crate::store::EventStore>, ConfigError> {
+    let keys = audit_keys_from_env()?;
+    crate::store::open(url, keys).await.map_err(|e| ConfigError::Store(e.to_string()))
 }
 
 /// The event store URL as `serve` would find it, for the offline tools

@@ -28,6 +28,7 @@ pub fn redacted(cfg: &Config) -> serde_json::Value {
         "escalation_url": cfg.escalation_url.as_deref().map(shown_url),
         "escalation_secret": set(cfg.escalation_secret.is_some()),
         "metrics_listen": cfg.metrics_listen,
+        "audit_keys": cfg.audit_keys.ids(),
         "session_key": set(sources::var("session_key").is_some() || sources::var("session_key_file").is_some()),
         "tuning": cfg.tuning,
     })

@@ -65,6 +65,9 @@ pub struct Settings {
     pub oidc_audience: Option<String>,
     pub oidc_jwks_url: Option<String>,
     pub session_key: Option<Redacted>,
+    /// Links the audit chains (hex keys, the signing one first); see
+    /// `vbridge_core::chain::key`.
+    pub audit_key: Option<Redacted>,
     pub ats_kind: String,
     pub ats_webhook_secret: Option<Redacted>,
     pub ats_field_map: Option<PathBuf>,
@@ -97,6 +100,7 @@ pub const SECRET_KEYS: &[&str] = &[
     "api_token",
     "api_tokens",
     "session_key",
+    "audit_key",
     "ats_webhook_secret",
     "greenhouse_client_secret",
     "greenhouse_api_key",
@@ -142,6 +146,7 @@ impl Default for Settings {
             oidc_audience: None,
             oidc_jwks_url: None,
             session_key: None,
+            audit_key: None,
             ats_kind: "generic".into(),
             ats_webhook_secret: None,
             ats_field_map: None,

@@ -746,7 +746,7 @@ async fn outbox_phase(
         urls.push(("Postgres".to_owned(), url, Some(db)));
     }
     for (name, url, scratch) in urls {
-        let store = crate::store::open(&url).await?;
+        let store = crate::config::open_store(&url).await?;
         for i in 0..20 {
             let r = crate::store::DeliveryRecord {
                 received_at: crate::now_rfc3339(),

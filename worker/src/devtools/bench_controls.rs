@@ -47,7 +47,7 @@ pub async fn run(dir: &std::path::Path, run: &str, temporal_address: &str, n: us
     cfg.task_queue = format!("bench-controls-{run}");
     cfg.data_dir = dir.to_owned();
     cfg.database_url = format!("sqlite://{}", dir.join("controls.db").display());
-    let store = crate::store::open(&cfg.database_url).await?;
+    let store = crate::store::open(&cfg.database_url, cfg.audit_keys.clone()).await?;
     let t = Instant::now();
     for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
         store.append_decisions(chunk.iter().flat_map(|i| seed_records(run, *i)).collect()).await?;

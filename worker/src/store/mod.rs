@@ -240,8 +240,15 @@ pub trait EventStore: vbridge_activities::AuditSink + Send + Sync + 'static {
     /// Remove whole records received or decided before `cutoff` (RFC 3339),
     /// oldest first per chain, leave a checkpoint and a `retention` record in
     /// each chain it cut.
-    async fn retain(&self, cutoff: &str) -> Result<Retention, StoreError> {
-        self.writer().retain(cutoff).await
+    /// The cut-off is `cut.cutoff`; the cut and its floor go into each
+    /// retention record (`chain::floor`). The floor itself is the caller's
+    /// (`audit::retention`): the store does not know the policy.
+    async fn retain(&self, cut: &chain::floor::Cut) -> Result<Retention, StoreError> {
+        self.writer().retain(cut).await
+    }
+    /// The audit keys this store links and verifies with.
+    fn audit_keys(&self) -> &chain::Keyring {
+        self.writer().keys()
     }
     async fn verify_chains(&self) -> Result<chain::Report, StoreError> {
         self.verify_streams(None).await
@@ -271,11 +278,13 @@ impl RelayLease {
     }
 }
 
-pub async fn open(url: &str) -> Result<Arc<dyn EventStore>, StoreError> {
+/// Open the store at `url`; records are linked under `keys`' signing key
+/// (none: plain hashes) and verified with all of them.
+pub async fn open(url: &str, keys: chain::Keyring) -> Result<Arc<dyn EventStore>, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(url).await?))
+        Ok(Arc::new(SqliteStore::open(url, keys).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Ok(Arc::new(PgStore::open(url).await?))
+        Ok(Arc::new(PgStore::open(url, keys).await?))
     } else {
         Err(StoreError::BadUrl(url.to_owned()))
     }
@@ -288,6 +297,7 @@ pub fn verify_rows(
     checkpoints: &[chain::Checkpoint],
     heads: &[chain::Head],
     streams: Option<&[String]>,
+    keys: &chain::Keyring,
 ) -> chain::Report {
     let wanted = |s: &str| streams.is_none_or(|list| list.iter().any(|w| w == s));
     let mut links = Vec::with_capacity(deliveries.len() + decisions.len());
@@ -312,19 +322,21 @@ pub fn verify_rows(
         if !wanted(&stream) {
             continue;
         }
-        let recomputed = chain::link_hash(&stream, pos, &prev, &d.content);
+        let recomputed = chain::recompute(keys, &d.key_id, &stream, pos, &prev, &d.content);
         links.push(chain::Link {
             stream,
             chain_pos: pos,
             prev_hash: prev,
             hash,
             recomputed,
+            key_id: d.key_id,
+            order: (0, d.seq),
             label: format!("delivery seq {}", d.seq),
             made_checkpoint: None,
         });
     }
     for d in decisions.into_iter().filter(|d| wanted(&d.stream)) {
-        let recomputed = chain::link_hash(&d.stream, d.chain_pos, &d.prev_hash, &d.record);
+        let recomputed = chain::recompute(keys, &d.key_id, &d.stream, d.chain_pos, &d.prev_hash, &d.record);
         let made_checkpoint = (d.record.kind == RecordKind::Retention).then(|| d.record.write_targets.clone());
         links.push(chain::Link {
             stream: d.stream,
@@ -332,6 +344,8 @@ pub fn verify_rows(
             prev_hash: d.prev_hash,
             hash: d.hash,
             recomputed,
+            key_id: d.key_id,
+            order: (1, d.seq),
             label: format!("decision {} (seq {})", d.record.record_id, d.seq),
             made_checkpoint,
         });

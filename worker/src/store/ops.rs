@@ -43,7 +43,7 @@ pub(crate) async fn insert_delivery(c: &mut impl Run, row: &ChainedDelivery<'_>)
 }
 
 /// A delivery's values in `sql::INSERT_DELIVERY` order.
-fn delivery_args<'a>(row: &'a ChainedDelivery<'_>) -> [Arg<'a>; 19] {
+fn delivery_args<'a>(row: &'a ChainedDelivery<'_>) -> [Arg<'a>; 20] {
     let (c, l) = (&row.content, &row.link);
     [
         (&c.received_at).into(),
@@ -65,6 +65,7 @@ fn delivery_args<'a>(row: &'a ChainedDelivery<'_>) -> [Arg<'a>; 19] {
         l.chain_pos.into(),
         (&l.prev_hash).into(),
         (&l.hash).into(),
+        (&l.key_id).into(),
     ]
 }
 
@@ -84,7 +85,7 @@ pub(crate) async fn event_times(
 }
 
 pub(crate) async fn insert_decision(c: &mut impl Run, r: &DecisionRecord, l: &LinkFields) -> Result<(), sqlx::Error> {
-    let args: [Arg<'_>; 25] = [
+    let args: [Arg<'_>; 26] = [
         (&r.record_id).into(),
         (&r.recorded_at).into(),
         (&r.kind).into(),
@@ -110,6 +111,7 @@ pub(crate) async fn insert_decision(c: &mut impl Run, r: &DecisionRecord, l: &Li
         l.chain_pos.into(),
         (&l.prev_hash).into(),
         (&l.hash).into(),
+        (&l.key_id).into(),
     ];
     c.execute(sql::INSERT_DECISION, &args).await.map(|_| ())
 }

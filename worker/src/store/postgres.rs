@@ -30,14 +30,14 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    pub async fn open(url: &str) -> Result<PgStore, StoreError> {
+    pub async fn open(url: &str, keys: chain::Keyring) -> Result<PgStore, StoreError> {
         let pool = PgPoolOptions::new().max_connections(16).connect(url).await?;
         let migrator = sqlx::migrate!("./migrations/postgres");
         if !all_applied(&pool, &migrator).await {
             migrator.run(&pool).await?;
         }
         let conn = PgConnection::connect(url).await?;
-        Ok(PgStore { url: url.to_owned(), pool, writer: Writer::spawn(PgBackend { conn, url: url.to_owned() }) })
+        Ok(PgStore { url: url.to_owned(), pool, writer: Writer::spawn(PgBackend { conn, url: url.to_owned() }, &keys) })
     }
 }
 

@@ -101,7 +101,7 @@ impl<S: Reads> EventStore for S {
         let checkpoints = read_checkpoints(&mut *tx).await?;
         let heads = read_heads(&mut *tx).await?;
         S::end(tx).await?;
-        Ok(super::verify_rows(deliveries, decisions, &checkpoints, &heads, streams))
+        Ok(super::verify_rows(deliveries, decisions, &checkpoints, &heads, streams, self.group_writer().keys()))
     }
 
     async fn checkpoints(&self) -> Result<Vec<chain::Checkpoint>, StoreError> {

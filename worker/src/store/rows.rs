@@ -37,6 +37,8 @@ pub struct StoredDelivery {
     pub chain_pos: Option<i64>,
     pub prev_hash: Option<String>,
     pub hash: Option<String>,
+    /// The audit key that made the link; empty for a plain hash.
+    pub key_id: String,
 }
 
 impl std::ops::Deref for StoredDelivery {
@@ -56,6 +58,8 @@ pub struct StoredDecision {
     pub chain_pos: i64,
     pub prev_hash: String,
     pub hash: String,
+    /// The audit key that made the link; empty for a plain hash.
+    pub key_id: String,
 }
 
 /// A `decisions` row as both backends read it.
@@ -87,6 +91,7 @@ pub(crate) struct DecisionRow {
     chain_pos: i64,
     prev_hash: String,
     hash: String,
+    key_id: String,
 }
 
 impl From<DecisionRow> for StoredDecision {
@@ -120,6 +125,7 @@ impl From<DecisionRow> for StoredDecision {
             chain_pos: r.chain_pos,
             prev_hash: r.prev_hash,
             hash: r.hash,
+            key_id: r.key_id,
         }
     }
 }

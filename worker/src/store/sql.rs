@@ -42,14 +42,14 @@ pub(crate) const EVENT_TIMES: &str = "SELECT occurred_at FROM deliveries WHERE c
 /// A losing racer for an accepted key gets no row back and is decided again.
 pub(crate) const INSERT_DELIVERY: &str = "INSERT INTO deliveries (received_at, event_id, event_type, occurred_at, \
      candidate_id, application_id, idempotency_key, signature_valid, processing_result, reject_code, trace_id, \
-     body_sha256, delivery_attempt, payload, signal, stream, chain_pos, prev_hash, hash) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+     body_sha256, delivery_attempt, payload, signal, stream, chain_pos, prev_hash, hash, key_id) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
      ON CONFLICT (idempotency_key) WHERE processing_result IN ('accepted', 'ignored') DO NOTHING RETURNING seq";
 pub(crate) const INSERT_DECISION: &str = "INSERT INTO decisions (record_id, recorded_at, kind, candidate_id, \
      application_id, event_id, event_type, occurred_at, received_at, idempotency_key, state_before, state_after, reason, \
      write_targets, delivery_attempt, processing_result, trace_id, override_actor, override_reason_code, \
-     override_timestamp, detail, stream, chain_pos, prev_hash, hash) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+     override_timestamp, detail, stream, chain_pos, prev_hash, hash, key_id) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 /// The review queue projection (see `projection::review`): an item opened or
 /// escalated, unless a newer record already changed it.
 pub(crate) const UPSERT_REVIEW: &str = "INSERT INTO review_items (candidate_id, application_id, is_open, queue, \

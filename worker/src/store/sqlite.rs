@@ -24,7 +24,7 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+    pub async fn open(url: &str, keys: vbridge_core::chain::Keyring) -> Result<SqliteStore, StoreError> {
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -41,7 +41,7 @@ impl SqliteStore {
         };
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts.clone().read_only(true)).await?;
         let backend = SqliteBackend { conn, opts, last_checkpoint: Instant::now() };
-        Ok(SqliteStore { pool, writer: Writer::spawn(backend), lease_file })
+        Ok(SqliteStore { pool, writer: Writer::spawn(backend, &keys), lease_file })
     }
 }
 

@@ -18,7 +18,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
-use vbridge_core::chain::{self, REJECTED_STREAM};
+use vbridge_core::chain::floor::Cut;
+use vbridge_core::chain::{self, AuditKey, REJECTED_STREAM};
 use vbridge_core::record::RecordKind;
 use vbridge_proto::DecisionRecord;
 
@@ -46,7 +47,7 @@ enum Op {
     Commit(DeliveryRecord, Option<Reply<Committed>>),
     Forwarded(Vec<i64>, Reply<()>),
     Decisions(Vec<DecisionRecord>, Reply<()>),
-    Retain { cutoff: String, reply: Reply<Retention> },
+    Retain { cut: Cut, reply: Reply<Retention> },
     Ping(Reply<()>),
 }
 
@@ -114,6 +115,8 @@ pub struct Writer {
     /// this bounded queue is full.
     later: mpsc::Sender<Op>,
     pub(super) notify: Arc<Notify>,
+    /// The audit keys: the first links, all verify.
+    keys: chain::Keyring,
 }
 
 const MAX_GROUP: usize = 512;
@@ -126,12 +129,18 @@ const LATER_CAPACITY: usize = 8192;
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
 
 impl Writer {
-    pub(super) fn spawn<B: Backend>(backend: B) -> Writer {
+    /// The writer task; `keys`' signing key (if any) links every record.
+    pub(super) fn spawn<B: Backend>(backend: B, keys: &chain::Keyring) -> Writer {
         let (tx, rx) = mpsc::channel::<Op>(8192);
         let (later, later_rx) = mpsc::channel::<Op>(LATER_CAPACITY);
         let notify = Arc::new(Notify::new());
-        tokio::spawn(writer_loop(backend, rx, later_rx, notify.clone()));
-        Writer { tx, later, notify }
+        let key = keys.signing().cloned();
+        tokio::spawn(writer_loop(backend, rx, later_rx, notify.clone(), key));
+        Writer { tx, later, notify, keys: keys.clone() }
+    }
+
+    pub(super) fn keys(&self) -> &chain::Keyring {
+        &self.keys
     }
 
     async fn call<T>(&self, op: impl FnOnce(Reply<T>) -> Op) -> Result<T, StoreError> {
@@ -168,8 +177,8 @@ impl Writer {
         self.call(|reply| Op::Decisions(records, reply)).await
     }
 
-    pub(super) async fn retain(&self, cutoff: &str) -> Result<Retention, StoreError> {
-        self.call(|reply| Op::Retain { cutoff: cutoff.to_owned(), reply }).await
+    pub(super) async fn retain(&self, cut: &Cut) -> Result<Retention, StoreError> {
+        self.call(|reply| Op::Retain { cut: cut.clone(), reply }).await
     }
 
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
@@ -204,6 +213,8 @@ pub(crate) struct LinkFields {
     pub chain_pos: i64,
     pub prev_hash: String,
     pub hash: String,
+    /// The audit key that made `hash`; empty for a plain hash.
+    pub key_id: String,
 }
 
 pub(crate) struct ChainedDelivery<'a> {
@@ -215,13 +226,17 @@ pub(crate) struct ChainedDelivery<'a> {
     pub job: &'a vbridge_core::canary::Job,
 }
 
-/// Chain heads touched by the current group.
-#[derive(Default)]
-struct Heads {
+/// Chain heads touched by the current group, and the key that links.
+struct Heads<'k> {
     staged: HashMap<String, (i64, String)>,
+    key: Option<&'k AuditKey>,
 }
 
-impl Heads {
+impl<'k> Heads<'k> {
+    fn new(key: Option<&'k AuditKey>) -> Heads<'k> {
+        Heads { staged: HashMap::new(), key }
+    }
+
     async fn next<B: Backend>(&mut self, b: &mut B, stream: &str) -> Result<(i64, String), sqlx::Error> {
         if let Some(h) = self.staged.get(stream) {
             return Ok((h.0 + 1, h.1.clone()));
@@ -234,9 +249,9 @@ impl Heads {
 
     fn link<T: serde::Serialize>(&mut self, stream: &str, next: (i64, String), record: &T) -> LinkFields {
         let (pos, prev) = next;
-        let hash = chain::link_hash(stream, pos, &prev, record);
+        let (key_id, hash) = chain::make_link(self.key, stream, pos, &prev, record);
         self.staged.insert(stream.to_owned(), (pos, hash.clone()));
-        LinkFields { stream: stream.to_owned(), chain_pos: pos, prev_hash: prev, hash }
+        LinkFields { stream: stream.to_owned(), chain_pos: pos, prev_hash: prev, hash, key_id }
     }
 }
 
@@ -348,7 +363,7 @@ fn blame(f: &Fail) -> Blame {
     }
 }
 
-async fn commit_one<B: Backend>(b: &mut B, heads: &mut Heads, rec: &DeliveryRecord) -> Result<Committed, Fail> {
+async fn commit_one<B: Backend>(b: &mut B, heads: &mut Heads<'_>, rec: &DeliveryRecord) -> Result<Committed, Fail> {
     let stream = delivery_stream(rec);
     for _ in 0..3 {
         let original = match (rec.intent, rec.idempotency_key.as_deref()) {
@@ -387,7 +402,7 @@ async fn commit_one<B: Backend>(b: &mut B, heads: &mut Heads, rec: &DeliveryReco
 /// `verified` (for `time_apply_to_verified`, observed once committed).
 async fn append_decision<B: Backend>(
     b: &mut B,
-    heads: &mut Heads,
+    heads: &mut Heads<'_>,
     r: &DecisionRecord,
 ) -> Result<Option<f64>, sqlx::Error> {
     if ops::decision_exists(b.conn(), &r.record_id).await? {
@@ -440,7 +455,8 @@ fn streams_of<'a>(ops: impl Iterator<Item = &'a Op>) -> Vec<String> {
 /// stays when any earlier one in its chain is newer than the cutoff, or is an
 /// accepted delivery not yet forwarded, so the kept part is always one
 /// unbroken run of links after a checkpoint and nothing owed to Temporal goes.
-async fn retain<B: Backend>(b: &mut B, heads: &mut Heads, cutoff: &str) -> Result<Retention, sqlx::Error> {
+async fn retain<B: Backend>(b: &mut B, heads: &mut Heads<'_>, spec: &Cut) -> Result<Retention, sqlx::Error> {
+    let cutoff = spec.cutoff.as_str();
     let mut by_stream: HashMap<String, Vec<ChainEntry>> = HashMap::new();
     for e in ops::chain_entries(b.conn()).await? {
         by_stream.entry(e.stream.clone()).or_default().push(e);
@@ -473,6 +489,8 @@ async fn retain<B: Backend>(b: &mut B, heads: &mut Heads, cutoff: &str) -> Resul
             reason: format!("removed {removed} records older than {cutoff} (positions up to {})", last.chain_pos),
             write_targets: chain::checkpoint_target(&cp),
             processing_result: "retention".into(),
+            // The cut-off and the floor it was made under, for verify's floor check.
+            detail: serde_json::to_string(spec).expect("a cut serializes"),
             ..Default::default()
         };
         append_decision(b, heads, &record).await?;
@@ -488,10 +506,11 @@ async fn run_group<B: Backend>(
     b: &mut B,
     batch: &[Op],
     live: &[usize],
+    key: Option<&AuditKey>,
 ) -> Result<(Vec<Done>, bool), (Option<usize>, Fail)> {
     b.begin().await.map_err(|e| (None, e.into()))?;
     b.lock_streams(&streams_of(live.iter().map(|i| &batch[*i]))).await.map_err(|e| (None, e.into()))?;
-    let mut heads = Heads::default();
+    let mut heads = Heads::new(key);
     let mut forwardable = false;
     let mut verified_after: Vec<f64> = vec![];
     let mut done = Vec::with_capacity(live.len());
@@ -513,7 +532,7 @@ async fn run_group<B: Backend>(
                     }
                     Done::Nothing
                 }
-                Op::Retain { cutoff, .. } => Done::Retained(retain(b, &mut heads, cutoff).await?),
+                Op::Retain { cut, .. } => Done::Retained(retain(b, &mut heads, cut).await?),
                 Op::Ping(_) => Done::Nothing,
             })
         }
@@ -534,7 +553,11 @@ async fn run_group<B: Backend>(
 /// Commit a batch, retrying it without each op the database refuses.
 /// Returns each op's outcome, whether anything forwardable was committed,
 /// and whether the connection was lost.
-async fn commit_group<B: Backend>(b: &mut B, batch: &[Op]) -> (Vec<Result<Done, OpError>>, bool, bool) {
+async fn commit_group<B: Backend>(
+    b: &mut B,
+    batch: &[Op],
+    key: Option<&AuditKey>,
+) -> (Vec<Result<Done, OpError>>, bool, bool) {
     let mut answers: Vec<Option<Result<Done, OpError>>> = batch.iter().map(|_| None).collect();
     let mut live: Vec<usize> = (0..batch.len()).collect();
     let mut forwardable = false;
@@ -543,7 +566,7 @@ async fn commit_group<B: Backend>(b: &mut B, batch: &[Op]) -> (Vec<Result<Done, 
     let mut alone: Vec<usize> = vec![];
     while !live.is_empty() || !alone.is_empty() {
         let group: Vec<usize> = if live.is_empty() { vec![alone.remove(0)] } else { live.clone() };
-        match run_group(b, batch, &group).await {
+        match run_group(b, batch, &group, key).await {
             Ok((done, f)) => {
                 forwardable |= f;
                 for (i, d) in group.iter().zip(done) {
@@ -635,6 +658,7 @@ async fn writer_loop<B: Backend>(
     mut rx: mpsc::Receiver<Op>,
     mut later: mpsc::Receiver<Op>,
     notify: Arc<Notify>,
+    key: Option<AuditKey>,
 ) {
     let mut batch = Vec::with_capacity(MAX_GROUP);
     loop {
@@ -660,7 +684,7 @@ async fn writer_loop<B: Backend>(
                 Err(_) => break,
             }
         }
-        let (answers, forwardable, lost) = commit_group(&mut b, &batch).await;
+        let (answers, forwardable, lost) = commit_group(&mut b, &batch, key.as_ref()).await;
         if forwardable {
             notify.notify_one();
         }

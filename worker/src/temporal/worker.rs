@@ -62,6 +62,7 @@ pub struct ActivityDeps {
     pub escalation: EscalationConfig,
     pub escalations: vbridge_activities::ReviewMetrics,
     pub reconcile: Arc<dyn vbridge_activities::ReconcileSource>,
+    pub retention: Arc<dyn vbridge_activities::retention::RetentionSource>,
 }
 
 /// Run the Temporal worker until `shutdown` resolves.
@@ -78,6 +79,8 @@ pub async fn run_worker(
     let mut options = WorkerOptions::new(task_queue.to_owned())
         .register_workflow::<CandidateVerification>()?
         .register_workflow::<vbridge_workflows::reconcile::Reconciliation>()?
+        .register_workflow::<vbridge_workflows::retention::AuditRetention>()?
+        .register_activities(vbridge_activities::retention::RetentionActivities { source: deps.retention })
         .register_activities(vbridge_activities::ReconcileActivities::new(connector.clone(), deps.reconcile))
         .register_activities(AtsActivities::new(connector, deps.ats_metrics, Some(deps.audit.clone())))
         .register_activities(AuditActivities { sink: deps.audit })

@@ -2,8 +2,15 @@
 //! it in its stream. A record's hash covers its stream, its position, the
 //! previous hash and every stored field, as canonical JSON (fields in a fixed
 //! order). Editing, removing or reordering any record breaks a link that
-//! `vbridge audit verify` finds. Pure: the worker's store links records as it
-//! writes them and checks them when asked.
+//! `vbridge audit verify` finds. With an audit key ([`key`]) the link is an
+//! HMAC under it, which a database writer without the key cannot recompute.
+//! Pure: the worker's store links records as it writes them and checks them
+//! when asked.
+
+pub mod floor;
+pub mod key;
+
+pub use key::{AuditKey, Keyring};
 
 use crate::record::RecordKind;
 use serde::Serialize;
@@ -52,9 +59,57 @@ struct Linked<'a, T: Serialize> {
     record: &'a T,
 }
 
+/// A plain link: the SHA-256 of the linked record (links made without an
+/// audit key, and every link made before keys existed).
 pub fn link_hash<T: Serialize>(stream: &str, chain_pos: i64, prev_hash: &str, record: &T) -> String {
     let bytes = serde_json::to_vec(&Linked { stream, chain_pos, prev_hash, record }).expect("records serialize");
     hex::encode(Sha256::digest(&bytes))
+}
+
+/// What a keyed link covers: the plain link's fields and the key's id, so a
+/// link cannot be passed off as made by another key.
+#[derive(Serialize)]
+struct KeyedLinked<'a, T: Serialize> {
+    stream: &'a str,
+    chain_pos: i64,
+    prev_hash: &'a str,
+    key_id: &'a str,
+    record: &'a T,
+}
+
+/// Link a record: an HMAC under `key` when one is given, else a plain hash.
+/// Returns the key's id (empty for a plain link) and the link.
+pub fn make_link<T: Serialize>(
+    key: Option<&AuditKey>,
+    stream: &str,
+    chain_pos: i64,
+    prev_hash: &str,
+    record: &T,
+) -> (String, String) {
+    match key {
+        None => (String::new(), link_hash(stream, chain_pos, prev_hash, record)),
+        Some(k) => {
+            let linked = KeyedLinked { stream, chain_pos, prev_hash, key_id: k.id(), record };
+            let bytes = serde_json::to_vec(&linked).expect("records serialize");
+            (k.id().to_owned(), k.mac_hex(&bytes))
+        }
+    }
+}
+
+/// The link a stored record should carry, made again; `None` when it was
+/// made by a key the keyring does not hold.
+pub fn recompute<T: Serialize>(
+    keys: &Keyring,
+    key_id: &str,
+    stream: &str,
+    chain_pos: i64,
+    prev_hash: &str,
+    record: &T,
+) -> Option<String> {
+    if key_id.is_empty() {
+        return Some(link_hash(stream, chain_pos, prev_hash, record));
+    }
+    keys.get(key_id).map(|k| make_link(Some(k), stream, chain_pos, prev_hash, record).1)
 }
 
 /// One stored link, as read back for verification.
@@ -64,8 +119,15 @@ pub struct Link {
     pub chain_pos: i64,
     pub prev_hash: String,
     pub hash: String,
-    /// The hash recomputed from the stored fields.
-    pub recomputed: String,
+    /// The link recomputed from the stored fields; `None` when its key is
+    /// not held ([`recompute`]).
+    pub recomputed: Option<String>,
+    /// The audit key that made the link; empty for a plain hash.
+    pub key_id: String,
+    /// Where the row sits in its table's insertion order (table, seq): a
+    /// plain link inserted after a keyed one in the same table was written
+    /// without the key, behind the store.
+    pub order: (u8, i64),
     /// How a person finds the record: `delivery seq 12`, `decision <record_id>`.
     pub label: String,
     /// For a retention record: the checkpoint it made ([`checkpoint_target`]).
@@ -145,6 +207,13 @@ pub fn verify(links: Vec<Link>, checkpoints: &[Checkpoint], heads: &[Head], unch
     // chain of their own ("access:" for `access`); the record is linked and
     // hashed wherever it sits, so it vouches for its checkpoint all the same.
     let made: BTreeSet<String> = links.iter().filter_map(|l| l.made_checkpoint.clone()).collect();
+    // Once a table holds a keyed link, every row inserted after it is keyed:
+    // the bridge never goes back to plain hashes while it holds a key.
+    let mut first_keyed: BTreeMap<u8, i64> = BTreeMap::new();
+    for l in links.iter().filter(|l| !l.key_id.is_empty()) {
+        let e = first_keyed.entry(l.order.0).or_insert(l.order.1);
+        *e = (*e).min(l.order.1);
+    }
     for l in links {
         by_stream.entry(l.stream.clone()).or_default().push(l);
     }
@@ -154,7 +223,7 @@ pub fn verify(links: Vec<Link>, checkpoints: &[Checkpoint], heads: &[Head], unch
     let mut report =
         Report { streams: by_stream.len(), records, unchained: unchained.len(), broken: None, broken_chains: vec![] };
     for (stream, links) in by_stream {
-        if let Some(b) = verify_stream(&stream, links, checkpoints, heads, &made) {
+        if let Some(b) = verify_stream(&stream, links, checkpoints, heads, &made, &first_keyed) {
             report.push(b);
         }
     }
@@ -170,6 +239,7 @@ fn verify_stream(
     checkpoints: &[Checkpoint],
     heads: &[Head],
     made: &BTreeSet<String>,
+    first_keyed: &BTreeMap<u8, i64>,
 ) -> Option<Broken> {
     links.sort_by_key(|l| l.chain_pos);
     let broken = |record: String, chain_pos: i64, problem: String| {
@@ -199,8 +269,19 @@ fn verify_stream(
             })
         } else if l.prev_hash != expect_prev {
             Some("prev_hash does not match the record before it".to_owned())
-        } else if l.recomputed != l.hash {
+        } else if l.recomputed.is_none() {
+            Some(format!(
+                "the link was made with audit key {}, which this check does not hold (set VBRIDGE_AUDIT_KEY)",
+                l.key_id
+            ))
+        } else if l.recomputed.as_deref() != Some(l.hash.as_str()) {
             Some("the stored fields do not match the record's hash (it was edited)".to_owned())
+        } else if l.key_id.is_empty() && first_keyed.get(&l.order.0).is_some_and(|&first| l.order.1 > first) {
+            Some(
+                "a plain hash where the audit key's link belongs (the record was written or rewritten \
+                 without the key, behind the store)"
+                    .to_owned(),
+            )
         } else {
             None
         };
@@ -260,7 +341,9 @@ mod tests {
                     chain_pos: pos,
                     prev_hash: prev.clone(),
                     hash: hash.clone(),
-                    recomputed: hash.clone(),
+                    recomputed: Some(hash.clone()),
+                    key_id: String::new(),
+                    order: (0, pos),
                     label: format!("r{pos}"),
                     made_checkpoint: None,
                 };
@@ -299,7 +382,7 @@ mod tests {
     fn edits_removals_and_reorders_are_found() {
         let mut c = chain("a", 5);
         let heads = [head(&c)];
-        c[2].recomputed = "edited".into();
+        c[2].recomputed = Some("edited".into());
         assert_eq!(verify(c, &[], &heads, vec![]).broken.unwrap().record, "r3");
 
         let mut c = chain("a", 5);
@@ -330,8 +413,8 @@ mod tests {
     fn every_broken_chain_is_reported_not_only_the_first() {
         let (mut a, mut b, c) = (chain("a", 4), chain("b", 4), chain("c", 2));
         let heads = [head(&a), head(&b), head(&c)];
-        a[1].recomputed = "edited".into();
-        b[3].recomputed = "edited".into();
+        a[1].recomputed = Some("edited".into());
+        b[3].recomputed = Some("edited".into());
         let stray =
             Broken { stream: String::new(), record: "delivery seq 9".into(), chain_pos: 0, problem: "x".into() };
         let r = verify([a, b, c].concat(), &[], &heads, vec![stray]);
@@ -370,5 +453,64 @@ mod tests {
         assert_eq!(r.broken, None);
         let r = verify(c[2..].to_vec(), &[cp], &heads[..1], vec![]);
         assert!(r.broken.unwrap().problem.contains("forged"), "no record anywhere vouches for it");
+    }
+
+    /// A chain linked the way the store links it, under `key` or plain,
+    /// its rows inserted from `seq` on.
+    fn linked(stream: &str, n: i64, key: Option<&AuditKey>, keys: &Keyring, seq: i64) -> Vec<Link> {
+        let mut prev = GENESIS.to_owned();
+        (1..=n)
+            .map(|pos| {
+                let record = format!("record {pos}");
+                let (key_id, hash) = make_link(key, stream, pos, &prev, &record);
+                let recomputed = recompute(keys, &key_id, stream, pos, &prev, &record);
+                let l = Link {
+                    stream: stream.into(),
+                    chain_pos: pos,
+                    prev_hash: prev.clone(),
+                    hash: hash.clone(),
+                    recomputed,
+                    key_id,
+                    order: (0, seq + pos),
+                    label: format!("r{pos}"),
+                    made_checkpoint: None,
+                };
+                prev = hash;
+                l
+            })
+            .collect()
+    }
+
+    #[test]
+    fn keyed_links_verify_with_the_key_and_catch_a_rewrite_without_it() {
+        let keys = Keyring::parse(&"5a".repeat(32)).unwrap();
+        let key = keys.signing();
+        let old = linked("legacy", 2, None, &keys, 0);
+        let new = linked("a", 3, key, &keys, 10);
+        let heads = [head(&old), head(&new)];
+        let r = verify([old.clone(), new.clone()].concat(), &[], &heads, vec![]);
+        assert_eq!(r.broken, None, "plain links made before the key, keyed ones after: {r:?}");
+        assert!(
+            new.iter().all(|l| l.hash != link_hash("a", l.chain_pos, &l.prev_hash, &format!("record {}", l.chain_pos)))
+        );
+
+        // A writer without the key rewrites chain "a" consistently with plain
+        // hashes (its rows inserted anew): every link holds, but a plain row
+        // inserted after the table's keyed rows ("b") is a break.
+        let b = linked("b", 3, key, &keys, 10);
+        let forged = linked("a", 3, None, &keys, 20);
+        let heads = [head(&old), head(&b), head(&forged)];
+        let r = verify([old.clone(), b, forged].concat(), &[], &heads, vec![]);
+        let b = r.broken.expect("the downgrade is caught");
+        assert!(b.problem.contains("without the key"), "{b:?}");
+
+        // A verifier without the key says so instead of passing the chain.
+        let blind = linked("a", 3, key, &Keyring::none(), 10);
+        let b = verify(blind.clone(), &[], &[head(&blind)], vec![]).broken.unwrap();
+        assert!(b.problem.contains("does not hold"), "{b:?}");
+        // And a key of another name cannot vouch for it.
+        let other = Keyring::parse(&"6b".repeat(32)).unwrap();
+        let wrong = linked("a", 3, key, &other, 10);
+        assert!(verify(wrong.clone(), &[], &[head(&wrong)], vec![]).broken.is_some());
     }
 }
