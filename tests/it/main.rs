@@ -3,6 +3,7 @@
 
 mod ats_apis;
 mod audit;
+mod audit_key;
 mod connectors;
 mod console;
 mod controls;
