@@ -243,3 +243,58 @@ async fn two_workers_sharing_one_credential_take_turns_instead_of_revoking_each_
     let bound = 2 * (elapsed.as_millis() / quiet.as_millis()) as usize + 2;
     assert!(tokens <= bound, "{tokens} tokens in {elapsed:?}: a storm");
 }
+
+/// A token endpoint that answers something that is not a token response,
+/// with a token and the client's secret in it: the bridge keeps retrying the
+/// write, and neither value reaches its log, the audit log, a dead letter or
+/// the workflow's Temporal history.
+#[tokio::test]
+async fn a_failing_token_exchange_leaks_neither_the_token_nor_the_secret() {
+    let app = v3_app("gh-leak", "verification_state = \"vb_state\"\n", "100").await;
+    let fields = [
+        "vb_state",
+        "verification_last_event_id",
+        "verification_decided_at",
+        "verification_banner",
+        "evidence_pack_url",
+    ];
+    app.sandbox_post("/_sandbox/ats/fields", &json!({ "fields": fields })).await;
+    let leaked = "gh-leaked-access-token-5f2b9c";
+    let body = format!(
+        "{{\"access_token\":\"{leaked}\",\"token_type\":17,\"expires_at\":\"soon\",\"echo\":\"{CLIENT_SECRET}\"}}"
+    );
+    app.ats_fault(json!({"mode": "body", "status": 200, "body": body, "path_suffix": "/token"})).await;
+    let (c, a) = ("cand-leak", "4301");
+    assert_eq!(app.send(&started(c, a, "evt-leak-1", &at(-10))).await.status, 202);
+    app.wait_for("token exchanges that failed", WAIT, || async {
+        let tries = app.ats_requests().await.iter().filter(|r| r.path == "/token").count();
+        (tries >= 3).then_some(())
+    })
+    .await;
+    assert!(app.writes().await.is_empty(), "no write went through without a token");
+
+    let store = vbridge::config::open_store(&app.database_url()).await.unwrap();
+    let audit = serde_json::to_string(&store.decisions(None, None).await.unwrap()).unwrap();
+    let letters = serde_json::to_string(&store.dead_letters(None, 100).await.unwrap()).unwrap();
+    let history = crate::replay::history_json(&app, &format!("verification:{c}:{a}"), None).await;
+    let history = String::from_utf8_lossy(&history).into_owned();
+    let log = app.bridge_log();
+    // Where an engineer sees why the write waits: the pending activity's last failure.
+    let described =
+        app.temporal_cli(&["workflow", "describe", "--workflow-id", &format!("verification:{c}:{a}"), "-o", "json"]);
+    assert!(described.contains("not a token response"), "the failure is reported, without its content: {described}");
+    let places = [
+        ("the log", &log),
+        ("the audit log", &audit),
+        ("a dead letter", &letters),
+        ("the history", &history),
+        ("the workflow's description", &described),
+    ];
+    for (place, text) in places {
+        for secret in [leaked, CLIENT_SECRET] {
+            assert!(!text.contains(secret), "{secret} is in {place}");
+        }
+    }
+    app.ats_clear_fault().await;
+    app.wait_synced(c, a, "pending").await;
+}

@@ -35,6 +35,9 @@ pub enum Fault {
     RetryAfter { seconds: u32 },
     /// Wait before answering normally.
     Slow { delay_ms: u64 },
+    /// Answer this status with exactly this body (a peer that answers
+    /// something the bridge does not expect, a token echoed in it, say).
+    Body { status: u16, body: String },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -146,6 +149,11 @@ impl Sandbox {
             Fault::Slow { delay_ms } => {
                 tokio::time::sleep(Duration::from_millis(delay_ms)).await;
                 None
+            }
+            Fault::Body { status, body } => {
+                self.log(method, path.to_owned(), headers, status);
+                let code = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                Some((code, [(header::CONTENT_TYPE, "application/json")], body).into_response())
             }
         }
     }
