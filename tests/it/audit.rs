@@ -241,6 +241,18 @@ pub(crate) fn one_day_policy() -> String {
     path.display().to_string()
 }
 
+/// A delivery refused three days ago (it goes to the `rejected` chain).
+pub(crate) fn old_refused_delivery() -> vbridge::store::DeliveryRecord {
+    vbridge::store::DeliveryRecord {
+        received_at: days_ago(3),
+        intent: vbridge::store::Intent::Rejected,
+        reject_code: Some("invalid_signature".into()),
+        trace_id: "t".into(),
+        body_sha256: "00".into(),
+        ..Default::default()
+    }
+}
+
 /// The cut a retention under a one-day floor makes now.
 pub(crate) fn one_day_cut() -> vbridge_core::chain::floor::Cut {
     vbridge_core::chain::floor::cutoff(chrono::Utc::now(), None, 1).unwrap()
@@ -491,16 +503,7 @@ async fn retention_of_every_kind_of_chain_verifies_and_verify_names_every_broken
     }])
     .await
     .unwrap();
-    s.commit(vbridge::store::DeliveryRecord {
-        received_at: days_ago(3),
-        intent: vbridge::store::Intent::Rejected,
-        reject_code: Some("invalid_signature".into()),
-        trace_id: "t".into(),
-        body_sha256: "00".into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    s.commit(old_refused_delivery()).await.unwrap();
     let seqs: Vec<i64> = s.unforwarded(100).await.unwrap().iter().map(|f| f.seq).collect();
     s.mark_forwarded(seqs).await.unwrap();
     let cut = s.retain(&one_day_cut()).await.unwrap();

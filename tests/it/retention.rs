@@ -184,17 +184,7 @@ async fn on_postgres_a_role_granted_all_on_every_table_cannot_lift_the_append_on
             .await
             .unwrap();
     }
-    owner
-        .commit(vbridge::store::DeliveryRecord {
-            received_at: days_ago(3),
-            intent: vbridge::store::Intent::Rejected,
-            reject_code: Some("invalid_signature".into()),
-            trace_id: "t".into(),
-            body_sha256: "00".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    owner.commit(crate::audit::old_refused_delivery()).await.unwrap();
     let role = format!("vbridge_all_{}", std::process::id());
     let _ = raw_sql(&owner_url, &format!("DROP OWNED BY {role}")).await;
     let _ = raw_sql(&owner_url, &format!("DROP ROLE IF EXISTS {role}")).await;
