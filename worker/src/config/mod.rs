@@ -76,6 +76,8 @@ pub struct Config {
     /// Webhook requests in flight at once; the excess is shed with 503.
     pub max_in_flight: usize,
     pub request_timeout: Duration,
+    /// The operator API's and the console's request timeout.
+    pub api_request_timeout: Duration,
     /// A commit not done within this is answered 503 + Retry-After.
     pub commit_timeout: Duration,
     /// `/readyz` fails `relay_lag` past this age of the oldest unforwarded event.
@@ -105,6 +107,9 @@ pub struct Config {
     /// Signs console sessions (`VBRIDGE_SESSION_KEY`, 64 hex); random per
     /// process when unset (sessions then end with the process).
     pub session_key: crate::http::console::session::SessionKey,
+    /// Console cookies carry `Secure` unless this says plain http
+    /// (`VBRIDGE_CONSOLE_INSECURE_COOKIES=true`, or dev mode).
+    pub secure_cookies: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -193,9 +198,31 @@ impl Config {
                 problem: "must differ from every VBRIDGE_WEBHOOK_SECRETS entry".into(),
             });
         }
+        let client = match s.oidc_client_id.clone() {
+            Some(id) => Some(crate::http::oidc::OidcClient {
+                id,
+                secret: s.oidc_client_secret.clone(),
+                redirect_url: format!("{}/console/login/oidc/callback", public_url.trim_end_matches('/')),
+            }),
+            None if s.oidc_client_secret.is_some() => {
+                return Err(ConfigError::Invalid {
+                    name: "VBRIDGE_OIDC_CLIENT_SECRET",
+                    problem: "set without VBRIDGE_OIDC_CLIENT_ID".into(),
+                });
+            }
+            None => None,
+        };
         let oidc = match (s.oidc_issuer.clone(), s.oidc_audience.clone(), s.oidc_jwks_url.clone()) {
             (Some(issuer), Some(audience), Some(jwks_url)) => {
-                Some(crate::http::oidc::OidcConfig { issuer, audience, jwks_url })
+                Some(crate::http::oidc::OidcConfig { issuer, audience, jwks_url, client })
+            }
+            (None, None, None) if client.is_some() => {
+                return Err(ConfigError::Invalid {
+                    name: "VBRIDGE_OIDC_CLIENT_ID",
+                    problem: "the console's OIDC sign-in needs VBRIDGE_OIDC_ISSUER (with VBRIDGE_OIDC_AUDIENCE and \
+                              VBRIDGE_OIDC_JWKS_URL)"
+                        .into(),
+                });
             }
             (None, None, None) => None,
             _ => {
@@ -225,6 +252,7 @@ impl Config {
             ats_field_map,
             ats_kind,
             session_key,
+            secure_cookies: !(s.console_insecure_cookies || dev),
             oidc,
             public_url,
             escalation_url,
@@ -256,6 +284,7 @@ impl Config {
             max_in_flight: s.max_in_flight.max(1),
             worker_cached_workflows: s.worker_cached_workflows.max(1),
             request_timeout: ms(s.request_timeout_ms),
+            api_request_timeout: ms(s.api_request_timeout_ms),
             commit_timeout: ms(s.commit_timeout_ms),
             ready_max_relay_lag: ms(s.ready_max_relay_lag_ms),
             tuning,
