@@ -130,6 +130,9 @@ impl TestApp {
             ("VBRIDGE_ATS_RETRY_MAX_MS".into(), "400".into()),
             ("VBRIDGE_ATS_DEFERRAL_MS".into(), "1000".into()),
             ("VBRIDGE_API_TOKENS".into(), api_tokens()),
+            // The tests speak plain http to 127.0.0.1: console cookies
+            // without `Secure` (a test that checks the default turns it off).
+            ("VBRIDGE_CONSOLE_INSECURE_COOKIES".into(), "true".into()),
             ("VBRIDGE_LOG".into(), "info,temporalio_sdk_core=warn,temporalio_sdk=warn,sqlx=warn".into()),
         ];
         if let Some(r) = opts.roles {

@@ -34,7 +34,8 @@ fn spawn_http(
 ) {
     let mut rx = shutdown;
     tasks.spawn(async move {
-        axum::serve(listener, app)
+        // The peer address reaches the handlers (the console's login throttle).
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 let _ = rx.wait_for(|v| *v).await;
             })
@@ -72,6 +73,7 @@ pub async fn serve(
     let runs_temporal = roles.contains(&Role::Relay) || roles.contains(&Role::Worker);
     if roles.contains(&Role::Receiver) {
         let store = store.clone().expect("store is open for the receiver");
+        let revocations = crate::store::sessions::open_revocations(&cfg.database_url).await?;
         let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
         let addr = listener.local_addr()?;
         let auth = Auth {
@@ -114,13 +116,23 @@ pub async fn serve(
             console: Arc::new(crate::http::console::Console {
                 auth: auth.clone(),
                 key: cfg.session_key.clone(),
-                secure: cfg.public_url.starts_with("https://"),
+                secure: cfg.secure_cookies,
+                revocations,
+                throttle: Default::default(),
+                sso: cfg
+                    .oidc
+                    .as_ref()
+                    .and_then(|o| o.client.clone().map(|c| crate::http::console::sso::Sso::new(o.issuer.clone(), c))),
             }),
         };
         if !cfg.dev && cfg.grants.is_empty() {
             tracing::warn!("no operator API credentials configured (VBRIDGE_API_TOKENS): /v1 answers 401 to everyone");
         }
-        let limits = Limits { max_in_flight: cfg.max_in_flight, request_timeout: cfg.request_timeout };
+        let limits = Limits {
+            max_in_flight: cfg.max_in_flight,
+            request_timeout: cfg.request_timeout,
+            api_timeout: cfg.api_request_timeout,
+        };
         if let Some(metrics_addr) = &cfg.metrics_listen {
             let listener = tokio::net::TcpListener::bind(metrics_addr).await?;
             tracing::info!(address = %listener.local_addr()?, "metrics listening");

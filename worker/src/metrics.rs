@@ -145,7 +145,10 @@ impl Metrics {
                 "refused or duplicate delivery rows dropped at a full queue",
             ),
             http_shed: Counter::new("vbridge_http_shed_count", "webhook requests shed at the in-flight bound"),
-            http_timed_out: Counter::new("vbridge_http_timed_out_count", "webhook requests past the request timeout"),
+            http_timed_out: Counter::new(
+                "vbridge_http_timed_out_count",
+                "requests (webhook, operator API, console) past their request timeout",
+            ),
             api_unauthenticated: Counter::new(
                 "vbridge_api_unauthenticated_count",
                 "operator API requests without a valid credential",

@@ -78,6 +78,8 @@ pub struct Config {
     /// Webhook requests in flight at once; the excess is shed with 503.
     pub max_in_flight: usize,
     pub request_timeout: Duration,
+    /// The operator API's and the console's request timeout.
+    pub api_request_timeout: Duration,
     /// A commit not done within this is answered 503 + Retry-After.
     pub commit_timeout: Duration,
     /// `/readyz` fails `relay_lag` past this age of the oldest unforwarded event.
@@ -110,6 +112,9 @@ pub struct Config {
     /// Link the audit chains as HMACs (`VBRIDGE_AUDIT_KEY` or `_FILE`: hex
     /// keys, the signing one first); none: plain SHA-256 links.
     pub audit_keys: vbridge_core::chain::Keyring,
+    /// Console cookies carry `Secure` unless this says plain http
+    /// (`VBRIDGE_CONSOLE_INSECURE_COOKIES=true`, or dev mode).
+    pub secure_cookies: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -198,9 +203,31 @@ impl Config {
                 problem: "must differ from every VBRIDGE_WEBHOOK_SECRETS entry".into(),
             });
         }
+        let client = match s.oidc_client_id.clone() {
+            Some(id) => Some(crate::http::oidc::OidcClient {
+                id,
+                secret: s.oidc_client_secret.clone(),
+                redirect_url: format!("{}/console/login/oidc/callback", public_url.trim_end_matches('/')),
+            }),
+            None if s.oidc_client_secret.is_some() => {
+                return Err(ConfigError::Invalid {
+                    name: "VBRIDGE_OIDC_CLIENT_SECRET",
+                    problem: "set without VBRIDGE_OIDC_CLIENT_ID".into(),
+                });
+            }
+            None => None,
+        };
         let oidc = match (s.oidc_issuer.clone(), s.oidc_audience.clone(), s.oidc_jwks_url.clone()) {
             (Some(issuer), Some(audience), Some(jwks_url)) => {
-                Some(crate::http::oidc::OidcConfig { issuer, audience, jwks_url })
+                Some(crate::http::oidc::OidcConfig { issuer, audience, jwks_url, client })
+            }
+            (None, None, None) if client.is_some() => {
+                return Err(ConfigError::Invalid {
+                    name: "VBRIDGE_OIDC_CLIENT_ID",
+                    problem: "the console's OIDC sign-in needs VBRIDGE_OIDC_ISSUER (with VBRIDGE_OIDC_AUDIENCE and \
+                              VBRIDGE_OIDC_JWKS_URL)"
+                        .into(),
+                });
             }
             (None, None, None) => None,
             _ => {
@@ -232,6 +259,7 @@ impl Config {
             ats_kind,
             session_key,
             audit_keys,
+            secure_cookies: !(s.console_insecure_cookies || dev),
             oidc,
             public_url,
             escalation_url,
@@ -263,6 +291,7 @@ impl Config {
             max_in_flight: s.max_in_flight.max(1),
             worker_cached_workflows: s.worker_cached_workflows.max(1),
             request_timeout: ms(s.request_timeout_ms),
+            api_request_timeout: ms(s.api_request_timeout_ms),
             commit_timeout: ms(s.commit_timeout_ms),
             ready_max_relay_lag: ms(s.ready_max_relay_lag_ms),
             tuning,

@@ -50,6 +50,8 @@ pub struct Settings {
     pub audit_hold_ms: u32,
     pub quiet_close_ms: u32,
     pub request_timeout_ms: u64,
+    /// The operator API's and the console's request timeout.
+    pub api_request_timeout_ms: u64,
     pub commit_timeout_ms: u64,
     pub ready_max_relay_lag_ms: u64,
     pub ats_retry_initial_ms: u32,
@@ -64,10 +66,15 @@ pub struct Settings {
     pub oidc_issuer: Option<String>,
     pub oidc_audience: Option<String>,
     pub oidc_jwks_url: Option<String>,
+    /// The console's "Sign in with the issuer" (authorization code + PKCE).
+    pub oidc_client_id: Option<String>,
+    pub oidc_client_secret: Option<Redacted>,
     pub session_key: Option<Redacted>,
     /// Links the audit chains (hex keys, the signing one first); see
     /// `vbridge_core::chain::key`.
     pub audit_key: Option<Redacted>,
+    /// Console cookies without `Secure`: plain-http local development only.
+    pub console_insecure_cookies: bool,
     pub ats_kind: String,
     pub ats_webhook_secret: Option<Redacted>,
     pub ats_field_map: Option<PathBuf>,
@@ -101,6 +108,7 @@ pub const SECRET_KEYS: &[&str] = &[
     "api_tokens",
     "session_key",
     "audit_key",
+    "oidc_client_secret",
     "ats_webhook_secret",
     "greenhouse_client_secret",
     "greenhouse_api_key",
@@ -133,6 +141,9 @@ impl Default for Settings {
             audit_hold_ms: t.audit_hold_ms,
             quiet_close_ms: t.quiet_close_ms,
             request_timeout_ms: 10_000,
+            // Above the identity provider's key fetch (5 s) and the console's
+            // wait for its own decision to show (5 s).
+            api_request_timeout_ms: 15_000,
             commit_timeout_ms: 5_000,
             ready_max_relay_lag_ms: 60_000,
             ats_retry_initial_ms: t.ats_retry_initial_ms,
@@ -145,8 +156,11 @@ impl Default for Settings {
             oidc_issuer: None,
             oidc_audience: None,
             oidc_jwks_url: None,
+            oidc_client_id: None,
+            oidc_client_secret: None,
             session_key: None,
             audit_key: None,
+            console_insecure_cookies: false,
             ats_kind: "generic".into(),
             ats_webhook_secret: None,
             ats_field_map: None,

@@ -208,27 +208,39 @@ impl Auth {
     /// Who the request's credential names, if any is valid: a configured
     /// token (by its hash), else an OIDC JWT of the configured issuer.
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, ApiError> {
+        self.authenticate_until(authorization).await.map(|(p, _)| p)
+    }
+
+    /// As [`Auth::authenticate`], with the credential's own end (an OIDC
+    /// token's `exp`, Unix seconds; a configured token has none): a console
+    /// session made from it must not outlive it.
+    pub async fn authenticate_until(&self, authorization: Option<&str>) -> Result<(Principal, Option<i64>), ApiError> {
         let token = authorization.and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
         match token {
             Some(t) => {
                 if let Some(p) = self.grants.lookup(t) {
-                    return Ok(p.clone());
+                    return Ok((p.clone(), None));
                 }
                 match &self.oidc {
-                    Some(oidc) if super::oidc::looks_like_jwt(t) => oidc.verify(t).await.map_err(|e| match e {
-                        super::oidc::OidcError::Keys(e) => {
+                    Some(oidc) if super::oidc::looks_like_jwt(t) => match oidc.verify(t).await {
+                        Ok(v) => Ok((v.principal, Some(v.exp))),
+                        Err(super::oidc::OidcError::Keys(e)) => {
                             tracing::error!(error = %e, "OIDC keys unavailable");
-                            ApiError::Unavailable("the identity provider's keys cannot be fetched right now".into())
+                            Err(ApiError::Unavailable(
+                                "the identity provider's keys cannot be fetched right now".into(),
+                            ))
                         }
-                        e @ super::oidc::OidcError::Invalid(_) => {
+                        Err(e @ super::oidc::OidcError::Invalid(_)) => {
                             tracing::warn!(error = %e, "OIDC token refused");
-                            ApiError::Unauthenticated
+                            Err(ApiError::Unauthenticated)
                         }
-                    }),
+                    },
                     _ => Err(ApiError::Unauthenticated),
                 }
             }
-            None if self.open => Ok(Principal { subject: "dev".into(), roles: Role::ALL.into_iter().collect() }),
+            None if self.open => {
+                Ok((Principal { subject: "dev".into(), roles: Role::ALL.into_iter().collect() }, None))
+            }
             None => Err(ApiError::Unauthenticated),
         }
     }

@@ -4,7 +4,13 @@
 //! Layers, outermost first, on the webhook route: a request timeout, then a
 //! bound on requests in flight that sheds the excess at once (503 +
 //! `Retry-After`) rather than queueing it. The operator API sits behind the
-//! auth layer ([`auth`]); `/healthz` and `/readyz` are open.
+//! auth layer ([`auth`]), each route open to the roles of its [`Action`]
+//! (the one role matrix, [`roles`]); `/healthz` and `/readyz` are open.
+//!
+//! The operator API (`/v1`) and the console (`/console`) have a request
+//! timeout of their own (`VBRIDGE_API_REQUEST_TIMEOUT_MS`): whatever they
+//! wait on (the identity provider, the store, Temporal), the answer comes
+//! within it, 503 `unavailable` + `Retry-After` at the latest.
 
 pub mod api;
 pub mod auth;
@@ -12,8 +18,10 @@ pub mod console;
 pub mod controls;
 pub mod error;
 pub mod health;
+pub mod jwks;
 pub mod oidc;
 pub mod review;
+pub mod roles;
 pub mod routes;
 pub mod webhook;
 
@@ -21,12 +29,13 @@ use crate::health::Readiness;
 use crate::intake::Intake;
 use crate::metrics::Metrics;
 use crate::store::EventStore;
-use auth::{Auth, Require, Role};
+use auth::{Auth, Require};
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use error::ApiError;
+use roles::Action;
 pub use routes::Routes;
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,11 +86,12 @@ pub fn forwarder(s: &HttpState) -> Result<crate::temporal::forward::Forwarder, A
 /// The largest body an operator API request may have.
 pub const MAX_API_BODY_BYTES: usize = 64 * 1024;
 
-/// Bounds on the webhook route.
+/// Bounds on the webhook route, and the operator API's and console's timeout.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_in_flight: usize,
     pub request_timeout: Duration,
+    pub api_timeout: Duration,
 }
 
 /// The main listener's routes. `metrics_here`: serve `/metrics` (role `ops`)
@@ -95,6 +105,7 @@ pub fn router(state: HttpState, auth: Auth, limits: Limits, metrics_here: bool) 
 
 /// The main listener's routes, before the state (see [`router`]).
 fn routes(auth: Auth, limits: Limits, metrics: Arc<Metrics>, metrics_here: bool) -> Routes<HttpState> {
+    let api_metrics = metrics.clone();
     let guarded = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(move |e: tower::BoxError| {
             let metrics = metrics.clone();
@@ -111,40 +122,53 @@ fn routes(auth: Auth, limits: Limits, metrics: Arc<Metrics>, metrics_here: bool)
         .timeout(limits.request_timeout)
         .load_shed()
         .concurrency_limit(limits.max_in_flight);
-    let need = |any_of: &'static [Role]| {
+    let need = |action: Action| {
+        let any_of = action.roles();
         axum::middleware::from_fn_with_state(Require { auth: auth.clone(), any_of }, auth::require)
     };
-    let mut r = Routes::new()
-        .route("/webhooks/verification", post(webhook::webhook).layer(guarded))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/v1/candidates/{id}/timeline", get(api::candidate_timeline).layer(need(&[Role::Auditor])))
-        .route("/v1/reviews", get(review::list).layer(need(&[Role::Reviewer, Role::Auditor])))
-        .route("/v1/reviews/{candidate}/{application}/decision", post(review::decide).layer(need(&[Role::Reviewer])))
+    let mut api = Routes::new()
+        .route("/v1/candidates/{id}/timeline", get(api::candidate_timeline).layer(need(Action::ReadTimeline)))
+        .route("/v1/reviews", get(review::list).layer(need(Action::ReadQueue)))
+        .route("/v1/reviews/{candidate}/{application}/decision", post(review::decide).layer(need(Action::Decide)))
         .route(
             "/v1/controls/gating",
             get(controls::gating)
-                .layer(need(&[Role::Ops, Role::Auditor]))
-                .merge(axum::routing::put(controls::set_gating).layer(need(&[Role::Ops]))),
+                .layer(need(Action::ReadControls))
+                .merge(axum::routing::put(controls::set_gating).layer(need(Action::SetControls))),
         )
+        .route("/v1/applications/{application}/gate", get(controls::gate).layer(need(Action::ReadGate)))
+        .route("/v1/reconcile", post(controls::reconcile).layer(need(Action::Operate)))
+        .route("/v1/reconcile/{run_id}", get(controls::reconcile_report).layer(need(Action::Operate)))
+        .route("/v1/writes/failed", get(controls::failed_writes).layer(need(Action::Operate)))
+        .route("/v1/writes/retry", post(controls::retry_writes).layer(need(Action::Operate)))
+        .route("/v1/verifications/{candidate}/{application}/pause", post(controls::pause).layer(need(Action::Operate)))
         .route(
-            "/v1/applications/{application}/gate",
-            get(controls::gate).layer(need(&[Role::Ops, Role::Reviewer, Role::Auditor, Role::Gate])),
+            "/v1/verifications/{candidate}/{application}/resume",
+            post(controls::resume).layer(need(Action::Operate)),
         )
-        .route("/v1/reconcile", post(controls::reconcile).layer(need(&[Role::Ops])))
-        .route("/v1/reconcile/{run_id}", get(controls::reconcile_report).layer(need(&[Role::Ops])))
-        .route("/v1/writes/failed", get(controls::failed_writes).layer(need(&[Role::Ops])))
-        .route("/v1/writes/retry", post(controls::retry_writes).layer(need(&[Role::Ops])))
-        .route("/v1/verifications/{candidate}/{application}/pause", post(controls::pause).layer(need(&[Role::Ops])))
-        .route("/v1/verifications/{candidate}/{application}/resume", post(controls::resume).layer(need(&[Role::Ops])))
         .route(
             "/v1/verifications/{candidate}/{application}/override",
-            post(review::override_state).layer(need(&[Role::Admin])),
+            post(review::override_state).layer(need(Action::Override)),
         );
     if metrics_here {
-        r = r.route("/metrics", get(api::metrics).layer(need(&[Role::Ops])));
+        api = api.route("/metrics", get(api::metrics).layer(need(Action::Metrics)));
     }
-    r.merge(console::routes())
+    // A request timeout answered with the contract's 503 `unavailable`.
+    let timeout = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(move |_: tower::BoxError| {
+            let metrics = api_metrics.clone();
+            async move {
+                metrics.http_timed_out.inc();
+                ApiError::TimedOut
+            }
+        }))
+        .timeout(limits.api_timeout);
+    let api = api.merge(console::routes()).map(|r| r.layer(timeout));
+    Routes::new()
+        .route("/webhooks/verification", post(webhook::webhook).layer(guarded))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .merge(api)
 }
 
 /// The separate, open metrics listener (`VBRIDGE_METRICS_LISTEN`).
@@ -169,7 +193,8 @@ pub fn served_paths() -> Vec<&'static str> {
         trace_header: String::new(),
         oidc: None,
     };
-    let limits = Limits { max_in_flight: 1, request_timeout: Duration::from_secs(1) };
+    let limits =
+        Limits { max_in_flight: 1, request_timeout: Duration::from_secs(1), api_timeout: Duration::from_secs(1) };
     let mut paths = routes(auth, limits, metrics, true).paths().to_vec();
     paths.extend(metrics_routes().paths());
     paths.sort_unstable();

@@ -4,27 +4,33 @@
 //! leeway). The subject is `sub`; roles come from the `roles` claim (a list,
 //! or one string); names the bridge does not know are ignored.
 //!
-//! The key set is fetched on first use and again when a token names a key
-//! it does not hold (the issuer rotated), at most once per
-//! [`REFETCH_AFTER`], so a flood of made-up key ids cannot hammer the issuer.
+//! The key set is held by [`Jwks`](super::jwks::Jwks): fetched in a single
+//! flight, never under a lock held across the network, its failures and
+//! the key ids it lacked remembered (see there), so that a slow issuer or a
+//! flood of made-up key ids cannot stall or hammer anything.
 
 use super::auth::{Principal, Role};
-use jsonwebtoken::jwk::JwkSet;
+use super::jwks::{FETCH_TIMEOUT, Jwks, Missing};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
-use tokio::sync::Mutex;
-
-/// The soonest the key set is fetched again after a fetch.
-pub const REFETCH_AFTER: Duration = Duration::from_secs(30);
-/// The largest JWKS document read.
-pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct OidcConfig {
     pub issuer: String,
     pub audience: String,
     pub jwks_url: String,
+    /// The console's login by authorization code (`VBRIDGE_OIDC_CLIENT_ID`).
+    pub client: Option<OidcClient>,
+}
+
+/// The bridge as an OIDC client of the issuer (the console's "Sign in").
+#[derive(Debug, Clone)]
+pub struct OidcClient {
+    pub id: String,
+    /// None: a public client (PKCE alone).
+    pub secret: Option<vbridge_activities::Redacted>,
+    /// `{VBRIDGE_PUBLIC_URL}/console/login/oidc/callback`.
+    pub redirect_url: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,13 +43,20 @@ pub enum OidcError {
 
 pub struct Oidc {
     config: OidcConfig,
-    client: reqwest::Client,
-    keys: Mutex<(Option<JwkSet>, Option<Instant>)>,
+    keys: Jwks,
+}
+
+/// A verified token: who, and until when (its `exp`, Unix seconds).
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub principal: Principal,
+    pub exp: i64,
 }
 
 #[derive(serde::Deserialize)]
 struct Claims {
     sub: String,
+    exp: i64,
     #[serde(default)]
     roles: serde_json::Value,
 }
@@ -53,58 +66,46 @@ pub fn looks_like_jwt(token: &str) -> bool {
     token.split('.').count() == 3 && token.split('.').all(|p| !p.is_empty())
 }
 
+/// The roles a `roles` claim names (a list, or one string); names the bridge
+/// does not know are ignored. Bearer JWTs and the console's ID tokens alike.
+pub fn roles_claim(claim: &serde_json::Value) -> BTreeSet<Role> {
+    let names: Vec<&str> = match claim {
+        serde_json::Value::String(s) => vec![s.as_str()],
+        serde_json::Value::Array(a) => a.iter().filter_map(|v| v.as_str()).collect(),
+        _ => vec![],
+    };
+    names.iter().filter_map(|n| n.parse().ok()).collect()
+}
+
 impl Oidc {
     pub fn new(config: OidcConfig) -> Oidc {
-        let client =
-            reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("building the HTTP client");
-        Oidc { config, client, keys: Mutex::new((None, None)) }
+        let keys = Jwks::new(config.jwks_url.clone(), FETCH_TIMEOUT);
+        Oidc { config, keys }
     }
 
-    async fn fetch(&self) -> Result<JwkSet, OidcError> {
-        let keys = |e: String| OidcError::Keys(e);
-        let resp = self.client.get(&self.config.jwks_url).send().await.map_err(|e| keys(e.to_string()))?;
-        if !resp.status().is_success() {
-            return Err(keys(format!("HTTP {}", resp.status())));
-        }
-        let bytes = resp.bytes().await.map_err(|e| keys(e.to_string()))?;
-        if bytes.len() > MAX_JWKS_BYTES {
-            return Err(keys(format!("the key set is over {MAX_JWKS_BYTES} bytes")));
-        }
-        serde_json::from_slice(&bytes).map_err(|e| keys(format!("not a JWKS document: {e}")))
+    pub fn config(&self) -> &OidcConfig {
+        &self.config
     }
 
-    /// The key a token names, fetching the set when it is not held.
+    /// The key a token names, from the cached set.
     async fn key(&self, kid: Option<&str>) -> Result<(DecodingKey, Option<Algorithm>), OidcError> {
-        let mut held = self.keys.lock().await;
-        for attempt in 0..2 {
-            if let Some(set) = &held.0 {
-                let jwk = match kid {
-                    Some(k) => set.find(k),
-                    None if set.keys.len() == 1 => set.keys.first(),
-                    None => None,
-                };
-                if let Some(jwk) = jwk {
-                    let alg = jwk.common.key_algorithm.and_then(|a| a.to_string().parse::<Algorithm>().ok());
-                    let key = DecodingKey::from_jwk(jwk).map_err(|e| OidcError::Invalid(e.to_string()))?;
-                    return Ok((key, alg));
-                }
+        let jwk = self.keys.key(kid).await.map_err(|m| match m {
+            Missing::Unknown => {
+                OidcError::Invalid(format!("no key {:?} in the issuer's key set", kid.unwrap_or("(none)")))
             }
-            let recent = held.1.is_some_and(|t| t.elapsed() < REFETCH_AFTER);
-            if attempt == 1 || (held.0.is_some() && recent) {
-                break;
-            }
-            let set = self.fetch().await?;
-            *held = (Some(set), Some(Instant::now()));
-        }
-        Err(OidcError::Invalid(format!("no key {:?} in the issuer's key set", kid.unwrap_or("(none)"))))
+            Missing::Unavailable(e) => OidcError::Keys(e),
+        })?;
+        let alg = jwk.common.key_algorithm.and_then(|a| a.to_string().parse::<Algorithm>().ok());
+        let key = DecodingKey::from_jwk(&jwk).map_err(|e| OidcError::Invalid(e.to_string()))?;
+        Ok((key, alg))
     }
 
-    pub async fn verify(&self, token: &str) -> Result<Principal, OidcError> {
+    pub async fn verify(&self, token: &str) -> Result<Verified, OidcError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| OidcError::Invalid(e.to_string()))?;
-        let (key, alg) = self.key(header.kid.as_deref()).await?;
         if matches!(header.alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
             return Err(OidcError::Invalid("symmetric algorithms are not accepted".into()));
         }
+        let (key, alg) = self.key(header.kid.as_deref()).await?;
         if alg.is_some_and(|a| a != header.alg) {
             return Err(OidcError::Invalid("the token's algorithm is not its key's".into()));
         }
@@ -118,16 +119,11 @@ impl Oidc {
         v.validate_nbf = true;
         v.leeway = 60;
         let data = jsonwebtoken::decode::<Claims>(token, &key, &v).map_err(|e| OidcError::Invalid(e.to_string()))?;
-        let names: Vec<String> = match data.claims.roles {
-            serde_json::Value::String(s) => vec![s],
-            serde_json::Value::Array(a) => a.into_iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
-            _ => vec![],
-        };
-        let roles: BTreeSet<Role> = names.iter().filter_map(|n| n.parse().ok()).collect();
         if data.claims.sub.trim().is_empty() {
             return Err(OidcError::Invalid("the token has no subject".into()));
         }
-        Ok(Principal { subject: data.claims.sub, roles })
+        let roles = roles_claim(&data.claims.roles);
+        Ok(Verified { principal: Principal { subject: data.claims.sub, roles }, exp: data.claims.exp })
     }
 }
 

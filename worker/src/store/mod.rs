@@ -13,6 +13,7 @@ pub mod projection;
 mod reads;
 mod rows;
 mod run;
+pub mod sessions;
 mod sql;
 mod sqlite;
 mod writer;

@@ -150,6 +150,11 @@ pub(crate) const DELIVERIES: &str = "SELECT d.*, EXISTS (SELECT 1 FROM forwards 
 pub(crate) const DECISIONS: &str = "SELECT * FROM decisions WHERE (?1 IS NULL OR candidate_id = ?1) \
      AND (?2 IS NULL OR application_id = ?2) ORDER BY seq";
 pub(crate) const CHECKPOINTS: &str = "SELECT stream, next_pos, prev_hash FROM chain_checkpoints";
+/// Console logouts (`store::sessions`).
+pub(crate) const REVOKE_SESSION: &str =
+    "INSERT INTO console_revocations (sid, expires_at) VALUES (?, ?) ON CONFLICT (sid) DO NOTHING";
+pub(crate) const PRUNE_REVOCATIONS: &str = "DELETE FROM console_revocations WHERE expires_at <= ?";
+pub(crate) const SESSION_REVOKED: &str = "SELECT expires_at FROM console_revocations WHERE sid = ?";
 
 #[cfg(test)]
 mod tests {

@@ -1,13 +1,20 @@
 //! The review console: server-rendered pages (askama templates, no SPA) for
-//! reviewers and auditors. A token login starts a signed-cookie session
-//! ([`session`]); every form carries its CSRF token. Reviewers decide items
-//! through the same Temporal update as the API (`review_decide`), as
-//! themselves. The queue is the store's projection, as for the API.
+//! reviewers and auditors. A login (a token pasted, or "Sign in with" the
+//! OIDC issuer, [`login`]) starts a signed-cookie session ([`session`]);
+//! every form carries its CSRF token. Reviewers decide items through the
+//! same Temporal update as the API (`review_decide`), as themselves. The
+//! queue is the store's projection, as for the API. What each role sees and
+//! may do is the API's role matrix ([`Action`]): the item page shows the
+//! audit timeline only to the roles that may read it through the API.
 
+pub mod login;
 pub mod session;
+pub mod sso;
+pub mod throttle;
 
 use crate::http::HttpState;
-use crate::http::auth::{Auth, Principal, Role};
+use crate::http::auth::{Auth, Principal};
+use crate::http::roles::Action;
 use crate::review::queue::{self, Cursor, Filter, Item};
 use crate::temporal::human::{self, MoveError, Verification};
 use askama::Template;
@@ -21,25 +28,28 @@ use session::{Session, SessionKey};
 use vbridge_core::domain::{ApplicationId, CandidateId, TraceId};
 
 /// What the console needs besides the HTTP state.
-#[derive(Clone)]
 pub struct Console {
     pub auth: Auth,
     pub key: SessionKey,
-    /// Mark the cookie `Secure` (the public URL is https).
+    /// Mark the cookies `Secure` (unless configured for plain http).
     pub secure: bool,
+    /// Logged-out sessions, in the store (every replica sees them).
+    pub revocations: std::sync::Arc<dyn crate::store::sessions::Revocations>,
+    pub throttle: throttle::LoginThrottle,
+    /// "Sign in with the issuer", when `VBRIDGE_OIDC_CLIENT_ID` is set.
+    pub sso: Option<sso::Sso>,
 }
 
 /// How long a decision waits for the queue to show it before the redirect.
 const PROJECTION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Roles that may read the console.
-const READERS: &[Role] = &[Role::Reviewer, Role::Auditor];
-
 pub fn routes() -> crate::http::Routes<HttpState> {
     crate::http::Routes::new()
         .route("/console", get(|| async { Redirect::to("/console/reviews") }))
-        .route("/console/login", get(login_page).post(login))
-        .route("/console/logout", post(logout))
+        .route("/console/login", get(login::page).post(login::login))
+        .route("/console/login/oidc", get(login::sso_start))
+        .route("/console/login/oidc/callback", get(login::sso_callback))
+        .route("/console/logout", post(login::logout))
         .route("/console/reviews", get(reviews))
         .route("/console/reviews/{candidate}/{application}", get(item))
         .route("/console/reviews/{candidate}/{application}/decide", post(decide))
@@ -87,12 +97,21 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// The session of a request and who it is now, when valid.
-fn session(s: &HttpState, headers: &HeaderMap) -> Option<(Session, Principal)> {
-    let value = session::cookie_value(headers)?;
-    let sess = Session::decode(&value, &s.console.key, now())?;
-    let p = sess.principal(&s.console.auth.grants)?;
-    Some((sess, p))
+/// The session of a request and who it is now, when valid and not logged
+/// out; the answer to give when the store cannot say (503, failing closed).
+async fn session_of(s: &HttpState, headers: &HeaderMap) -> Result<Option<(Session, Principal)>, Box<Response>> {
+    let Some(sess) = session::cookie_value(headers).and_then(|v| Session::decode(&v, &s.console.key, now())) else {
+        return Ok(None);
+    };
+    match s.console.revocations.is_revoked(&sess.sid).await {
+        Ok(true) => return Ok(None),
+        Ok(false) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "console: session revocations unreadable");
+            return Err(Box::new(error_page(StatusCode::SERVICE_UNAVAILABLE, None, "The store cannot be read now.")));
+        }
+    }
+    Ok(sess.principal(&s.console.auth.grants).map(|p| (sess, p)))
 }
 
 fn who(sess: &Session, p: &Principal) -> Who {
@@ -125,15 +144,15 @@ fn error_page(status: StatusCode, who: Option<Who>, message: impl Into<String>) 
     render(status, ErrorPage { who, status: status.to_string(), message: message.into() })
 }
 
-/// The session with one of `roles`, or the answer to give instead: the login
+/// The session allowed `action`, or the answer to give instead: the login
 /// page for no session (GET), 401 for a form, 403 for the wrong role.
-fn require(
+async fn require(
     s: &HttpState,
     headers: &HeaderMap,
-    roles: &[Role],
+    action: Action,
     what: String,
 ) -> Result<(Session, Principal), Box<Response>> {
-    let Some((sess, p)) = session(s, headers) else {
+    let Some((sess, p)) = session_of(s, headers).await? else {
         s.console.auth.denied(headers, "unauthenticated", "", what.clone());
         return Err(Box::new(if what.starts_with("GET ") {
             Redirect::to("/console/login").into_response()
@@ -141,80 +160,17 @@ fn require(
             error_page(StatusCode::UNAUTHORIZED, None, "Your session has ended; log in again.")
         }));
     };
-    if let Err(e) = s.console.auth.authorize(&p, roles) {
+    if let Err(e) = s.console.auth.authorize(&p, action.roles()) {
         s.console.auth.denied(headers, "forbidden", &p.subject, what);
         return Err(Box::new(error_page(StatusCode::FORBIDDEN, Some(who(&sess, &p)), e.to_string())));
     }
     Ok((sess, p))
 }
 
-#[derive(Template)]
-#[template(path = "console/login.html")]
-struct LoginPage {
-    who: Option<Who>,
-    error: Option<String>,
-    hours: i64,
-}
-
-async fn login_page() -> Response {
-    render(StatusCode::OK, LoginPage { who: None, error: None, hours: session::LIFETIME_SECS / 3600 })
-}
-
 #[derive(Deserialize)]
-struct LoginForm {
-    #[serde(default)]
-    token: String,
-}
-
-/// A token login: the token is checked like a bearer token, once; the
-/// session keeps its hash, never the token.
-#[tracing::instrument(skip_all)]
-async fn login(State(s): State<HttpState>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
-    let token = f.token.trim();
-    let bearer = format!("Bearer {token}");
-    let p = s.console.auth.authenticate((!token.is_empty()).then_some(bearer.as_str())).await;
-    let p = match p {
-        Ok(p) if READERS.iter().any(|r| p.roles.contains(r)) => p,
-        Ok(p) => {
-            s.console.auth.denied(&headers, "forbidden", &p.subject, "POST /console/login".into());
-            let error = Some("This credential has no console role (reviewer or auditor).".into());
-            return render(StatusCode::FORBIDDEN, LoginPage { who: None, error, hours: session::LIFETIME_SECS / 3600 });
-        }
-        Err(_) => {
-            s.console.auth.denied(&headers, "unauthenticated", "", "POST /console/login".into());
-            let error = Some("That token is not valid.".into());
-            return render(
-                StatusCode::UNAUTHORIZED,
-                LoginPage { who: None, error, hours: session::LIFETIME_SECS / 3600 },
-            );
-        }
-    };
-    let hash = crate::http::auth::token_hash(token);
-    let configured = s.console.auth.grants.by_hash(&hash).is_some();
-    let sess = Session::new(&p, configured.then(|| hex::encode(hash)), now());
-    tracing::info!(subject = %p.subject, "console login");
-    let mut resp = Redirect::to("/console/reviews").into_response();
-    let cookie = session::set_cookie(Some(&sess.encode(&s.console.key)), s.console.secure);
-    resp.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("a cookie is ASCII"));
-    resp
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
+pub struct CsrfForm {
     #[serde(default)]
     csrf: String,
-}
-
-async fn logout(State(s): State<HttpState>, headers: HeaderMap, Form(f): Form<CsrfForm>) -> Response {
-    if let Some((sess, _)) = session(&s, &headers)
-        && !sess.csrf_ok(&f.csrf)
-    {
-        return error_page(StatusCode::FORBIDDEN, None, "The form's CSRF token does not match your session.");
-    }
-    let mut resp = Redirect::to("/console/login").into_response();
-    let cookie = session::set_cookie(None, s.console.secure);
-    resp.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("a cookie is ASCII"));
-    resp
 }
 
 #[derive(Template)]
@@ -241,7 +197,7 @@ struct ReviewsQuery {
 
 #[tracing::instrument(skip_all)]
 async fn reviews(State(s): State<HttpState>, headers: HeaderMap, Query(q): Query<ReviewsQuery>) -> Response {
-    let (sess, p) = match require(&s, &headers, READERS, "GET /console/reviews".into()) {
+    let (sess, p) = match require(&s, &headers, Action::ReadQueue, "GET /console/reviews".into()).await {
         Ok(x) => x,
         Err(r) => return *r,
     };
@@ -281,7 +237,9 @@ struct ItemPage {
     candidate_id: String,
     application_id: String,
     state: String,
-    chain: String,
+    /// The chain's status and the timeline: only for the roles that may
+    /// read timelines ([`Action::ReadTimeline`]), as through the API.
+    chain: Option<String>,
     item: Option<Item>,
     error: Option<String>,
     can_decide: bool,
@@ -289,7 +247,7 @@ struct ItemPage {
     csrf: String,
     /// The decide form's idempotency key: a double submit applies once.
     key: String,
-    timeline: Vec<crate::audit::timeline::Item>,
+    timeline: Option<Vec<crate::audit::timeline::Item>>,
 }
 
 fn verification(c: &str, a: &str) -> Result<Verification, String> {
@@ -299,8 +257,9 @@ fn verification(c: &str, a: &str) -> Result<Verification, String> {
     })
 }
 
-/// The item page: the open item (if any), the decide form for reviewers,
-/// the verification's audit timeline.
+/// The item page: the verification's state, the open item (if any), the
+/// decide form for those who may decide, the audit timeline for those who
+/// may read it.
 async fn item_page(
     s: &HttpState,
     sess: &Session,
@@ -322,6 +281,7 @@ async fn item_page(
         None => format!("{} records, every link intact", timeline.chain.records),
         Some(b) => format!("BROKEN at {}: {}", b.record, b.problem),
     };
+    let may_read = Action::ReadTimeline.allows(p);
     render(
         status,
         ItemPage {
@@ -329,21 +289,21 @@ async fn item_page(
             candidate_id: c.to_owned(),
             application_id: a.to_owned(),
             state: timeline.current_state.clone(),
-            chain,
-            can_decide: open.is_some() && p.roles.contains(&Role::Reviewer),
+            chain: may_read.then_some(chain),
+            can_decide: open.is_some() && Action::Decide.allows(p),
             item: open,
             error,
             reason_codes: s.policy.review_reason_codes().to_vec(),
             csrf: sess.csrf.clone(),
             key: uuid::Uuid::new_v4().to_string(),
-            timeline: timeline.items,
+            timeline: may_read.then_some(timeline.items),
         },
     )
 }
 
 #[tracing::instrument(skip_all, fields(candidate_id = %c, application_id = %a))]
 async fn item(State(s): State<HttpState>, headers: HeaderMap, Path((c, a)): Path<(String, String)>) -> Response {
-    let (sess, p) = match require(&s, &headers, READERS, format!("GET /console/reviews/{c}/{a}")) {
+    let (sess, p) = match require(&s, &headers, Action::ReadQueue, format!("GET /console/reviews/{c}/{a}")).await {
         Ok(x) => x,
         Err(r) => return *r,
     };
@@ -376,7 +336,7 @@ async fn decide(
     Path((c, a)): Path<(String, String)>,
     Form(f): Form<DecideForm>,
 ) -> Response {
-    let (sess, p) = match require(&s, &headers, &[Role::Reviewer], format!("POST /console/reviews/{c}/{a}/decide")) {
+    let (sess, p) = match require(&s, &headers, Action::Decide, format!("POST /console/reviews/{c}/{a}/decide")).await {
         Ok(x) => x,
         Err(r) => return *r,
     };
