@@ -14,6 +14,7 @@ mod harness;
 mod observability;
 mod oidc;
 mod openapi;
+mod providers;
 mod replay;
 mod retention;
 mod review;

@@ -4,6 +4,7 @@
 //! [`Settings`]; [`Config::settle`] checks it and builds what the roles use.
 
 mod connector;
+mod providers;
 mod show;
 mod sources;
 
@@ -110,6 +111,8 @@ pub struct Config {
     /// Link the audit chains as HMACs (`VBRIDGE_AUDIT_KEY` or `_FILE`: hex
     /// keys, the signing one first); none: plain SHA-256 links.
     pub audit_keys: vbridge_core::chain::Keyring,
+    /// The real providers' routes and the reason table (docs/providers.md).
+    pub providers: std::sync::Arc<crate::intake::providers::Providers>,
 }
 
 impl std::fmt::Debug for Config {
@@ -227,7 +230,9 @@ impl Config {
             return Err(ConfigError::NoAts);
         }
         connector::map_tag_fields(&mut ats_kind, &policy, &ats_field_map)?;
+        let providers = std::sync::Arc::new(providers::providers(&s, &policy)?);
         Ok(Config {
+            providers,
             ats_field_map,
             ats_kind,
             session_key,

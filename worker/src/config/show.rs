@@ -31,6 +31,11 @@ pub fn redacted(cfg: &Config) -> serde_json::Value {
         "audit_keys": cfg.audit_keys.ids(),
         "session_key": set(sources::var("session_key").is_some() || sources::var("session_key_file").is_some()),
         "tuning": cfg.tuning,
+        "providers": {
+            "configured": cfg.providers.configured().iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+            "secrets": "(redacted)",
+            "reason_map_entries": cfg.providers.reasons.0.len(),
+        },
     })
 }
 

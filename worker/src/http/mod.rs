@@ -13,6 +13,7 @@ pub mod controls;
 pub mod error;
 pub mod health;
 pub mod oidc;
+pub mod providers;
 pub mod review;
 pub mod routes;
 pub mod webhook;
@@ -115,7 +116,11 @@ fn routes(auth: Auth, limits: Limits, metrics: Arc<Metrics>, metrics_here: bool)
         axum::middleware::from_fn_with_state(Require { auth: auth.clone(), any_of }, auth::require)
     };
     let mut r = Routes::new()
-        .route("/webhooks/verification", post(webhook::webhook).layer(guarded))
+        .route("/webhooks/verification", post(webhook::webhook).layer(guarded.clone()))
+        .route("/webhooks/persona", post(providers::persona).layer(guarded.clone()))
+        .route("/webhooks/onfido", post(providers::onfido).layer(guarded.clone()))
+        .route("/webhooks/veriff", post(providers::veriff).layer(guarded.clone()))
+        .route("/webhooks/sumsub", post(providers::sumsub).layer(guarded))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/v1/candidates/{id}/timeline", get(api::candidate_timeline).layer(need(&[Role::Auditor])))

@@ -67,7 +67,14 @@ impl Adapter for Onfido {
         } else {
             object_id
         };
-        let event_key = match (object_id.and_then(super::key_part), super::key_part(action)) {
+        // A task's id names its step in the workflow, the same in every run:
+        // its key names the run too.
+        let object_key = match (action.starts_with("workflow_task."), check_id, object_id) {
+            (true, Some(run), Some(id)) => Some(format!("{run}/{id}")),
+            (false, _, Some(id)) => Some(id.to_owned()),
+            _ => None,
+        };
+        let event_key = match (object_key.as_deref().and_then(super::key_part), super::key_part(action)) {
             (Some(id), Some(action)) => {
                 let mut key = format!("{action}:{id}");
                 for part in [status, time].into_iter().flatten().filter_map(super::key_part) {
@@ -195,6 +202,10 @@ mod tests {
                 "customer_user_id": "cand_1:app_1"}}});
         let Mapping::Event(e) = a.map(&task) else { panic!() };
         assert_eq!((e.meaning, e.check_id.as_str()), (Meaning::Started, "bc77c6e5-753a-4580-96a6-aaed3e5a8d19"));
+        assert_eq!(
+            e.event_key,
+            "workflow_task.started:bc77c6e5-753a-4580-96a6-aaed3e5a8d19/profile_1eb92:started:2024-07-10T12:49:09Z"
+        );
         let check = json!({"payload": {"resource_type": "check", "action": "check.started",
             "object": {"id": "f2302f45-227d-413d-ad61-09ec077a086a", "status": "in_progress"},
             "resource": {"customer_user_id": "cand_1:app_1"}}});
