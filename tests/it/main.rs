@@ -16,6 +16,7 @@ mod idp;
 mod observability;
 mod oidc;
 mod openapi;
+mod providers;
 mod replay;
 mod retention;
 mod review;

@@ -93,6 +93,7 @@ pub async fn serve(
                 recent: Default::default(),
                 commit_timeout: cfg.commit_timeout,
                 refusal_log: Default::default(),
+                providers: cfg.providers.clone(),
             }),
             store: store.clone(),
             metrics: metrics.clone(),

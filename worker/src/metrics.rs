@@ -62,6 +62,9 @@ pub struct Metrics {
     registry: Registry,
     /// Webhook requests by result (`vbridge_webhook_requests_total{result}`).
     webhooks: IntCounterVec,
+    /// The real providers' deliveries by provider and result
+    /// (`vbridge_provider_webhook_requests_total{provider,result}`).
+    provider_webhooks: IntCounterVec,
     pub signature_invalid: Counter,
     pub duplicate_event: Counter,
     pub accepted: Counter,
@@ -138,6 +141,14 @@ impl Metrics {
             ignored: result("ignored"),
             rejected: result("rejected"),
             webhooks,
+            provider_webhooks: IntCounterVec::new(
+                Opts::new(
+                    "vbridge_provider_webhook_requests_total",
+                    "provider webhook deliveries by provider and result",
+                ),
+                &["provider", "result"],
+            )
+            .expect("a valid metric"),
             relay_forwarded: Counter::new("vbridge_relay_forwarded_count", "events forwarded to Temporal"),
             relay_errors: Counter::new("vbridge_relay_error_count", "relay rounds that failed"),
             deferred_rows_dropped: Counter::new(
@@ -186,6 +197,7 @@ impl Metrics {
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.webhooks.clone()),
+            Box::new(m.provider_webhooks.clone()),
             Box::new(m.signature_invalid.0.clone()),
             Box::new(m.duplicate_event.0.clone()),
             Box::new(m.relay_forwarded.0.clone()),
@@ -226,6 +238,12 @@ impl Metrics {
     pub fn signature_refused(&self) {
         self.signature_invalid.inc();
         self.webhooks.with_label_values(&["signature_invalid"]).inc();
+    }
+
+    /// A provider route's delivery, by provider and result (`accepted`,
+    /// `ignored`, `duplicate`, `signature_invalid`, `rejected`, ...).
+    pub fn provider_result(&self, provider: &str, result: &str) {
+        self.provider_webhooks.with_label_values(&[provider, result]).inc();
     }
 
     /// A duplicate delivery (also a webhook result).

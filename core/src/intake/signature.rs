@@ -53,6 +53,25 @@ impl Secret {
         csv.split(',').filter(|s| !s.trim().is_empty()).enumerate().map(|(i, s)| Secret::parse(s, i + 1)).collect()
     }
 
+    /// A provider's secret (Persona's `wbhsec_…`, Onfido's token, Veriff's
+    /// and Sumsub's shared secrets): its UTF-8 bytes as written, never decoded.
+    pub fn raw(s: &str, index: usize) -> Result<Secret, SecretError> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(SecretError::Empty(index));
+        }
+        Ok(Secret { key: s.as_bytes().to_vec() })
+    }
+
+    /// A comma-separated list of [`Secret::raw`] secrets.
+    pub fn parse_raw_list(csv: &str) -> Result<Vec<Secret>, SecretError> {
+        csv.split(',').filter(|s| !s.trim().is_empty()).enumerate().map(|(i, s)| Secret::raw(s, i + 1)).collect()
+    }
+
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.key
+    }
+
     fn mac(&self) -> HmacSha256 {
         HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any size")
     }

@@ -4,6 +4,7 @@
 //! [`Settings`]; [`Config::settle`] checks it and builds what the roles use.
 
 mod connector;
+mod providers;
 mod show;
 mod sources;
 
@@ -115,6 +116,8 @@ pub struct Config {
     /// Console cookies carry `Secure` unless this says plain http
     /// (`VBRIDGE_CONSOLE_INSECURE_COOKIES=true`, or dev mode).
     pub secure_cookies: bool,
+    /// The real providers' routes and the reason table (docs/providers.md).
+    pub providers: std::sync::Arc<crate::intake::providers::Providers>,
 }
 
 impl std::fmt::Debug for Config {
@@ -254,7 +257,9 @@ impl Config {
             return Err(ConfigError::NoAts);
         }
         connector::map_tag_fields(&mut ats_kind, &policy, &ats_field_map)?;
+        let providers = std::sync::Arc::new(providers::providers(&s, &policy)?);
         Ok(Config {
+            providers,
             ats_field_map,
             ats_kind,
             session_key,

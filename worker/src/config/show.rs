@@ -35,6 +35,11 @@ pub fn redacted(cfg: &Config) -> serde_json::Value {
         "api_request_timeout_ms": cfg.api_request_timeout.as_millis() as u64,
         "session_key": set(sources::var("session_key").is_some() || sources::var("session_key_file").is_some()),
         "tuning": cfg.tuning,
+        "providers": {
+            "configured": cfg.providers.configured().iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+            "secrets": "(redacted)",
+            "reason_map_entries": cfg.providers.reasons.0.len(),
+        },
     })
 }
 

@@ -95,6 +95,19 @@ pub struct Settings {
     /// A comma-separated list, or an array in the file.
     #[serde(deserialize_with = "comma_list")]
     pub lever_tag_fields: Vec<String>,
+    /// The real providers (docs/providers.md): each a comma-separated list
+    /// (rotation), or an array in the file.
+    #[serde(deserialize_with = "secret_list")]
+    pub persona_webhook_secrets: Option<Vec<Redacted>>,
+    #[serde(deserialize_with = "secret_list")]
+    pub onfido_webhook_tokens: Option<Vec<Redacted>>,
+    #[serde(deserialize_with = "secret_list")]
+    pub veriff_shared_secrets: Option<Vec<Redacted>>,
+    pub veriff_api_key: Option<Redacted>,
+    #[serde(deserialize_with = "secret_list")]
+    pub sumsub_webhook_secrets: Option<Vec<Redacted>>,
+    /// Provider reason labels → the policy's reason codes (a TOML file).
+    pub provider_reason_map: Option<PathBuf>,
 }
 
 /// The keys that are secrets: each can also come from the file that
@@ -114,6 +127,11 @@ pub const SECRET_KEYS: &[&str] = &[
     "greenhouse_api_key",
     "ashby_api_key",
     "lever_api_key",
+    "persona_webhook_secrets",
+    "onfido_webhook_tokens",
+    "veriff_shared_secrets",
+    "veriff_api_key",
+    "sumsub_webhook_secrets",
 ];
 
 impl Default for Settings {
@@ -178,6 +196,12 @@ impl Default for Settings {
             lever_api_key: None,
             lever_user_id: None,
             lever_tag_fields: vec!["verification_state".into()],
+            persona_webhook_secrets: None,
+            onfido_webhook_tokens: None,
+            veriff_shared_secrets: None,
+            veriff_api_key: None,
+            sumsub_webhook_secrets: None,
+            provider_reason_map: None,
         }
     }
 }

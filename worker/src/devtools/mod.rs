@@ -9,6 +9,7 @@ pub mod bench;
 pub mod bench_controls;
 pub mod client;
 pub mod devserver;
+pub mod providers;
 pub mod sandbox;
 pub mod simulate;
 pub mod stack;

@@ -20,6 +20,7 @@ pub mod error;
 pub mod health;
 pub mod jwks;
 pub mod oidc;
+pub mod providers;
 pub mod review;
 pub mod roles;
 pub mod routes;
@@ -165,7 +166,11 @@ fn routes(auth: Auth, limits: Limits, metrics: Arc<Metrics>, metrics_here: bool)
         .timeout(limits.api_timeout);
     let api = api.merge(console::routes()).map(|r| r.layer(timeout));
     Routes::new()
-        .route("/webhooks/verification", post(webhook::webhook).layer(guarded))
+        .route("/webhooks/verification", post(webhook::webhook).layer(guarded.clone()))
+        .route("/webhooks/persona", post(providers::persona).layer(guarded.clone()))
+        .route("/webhooks/onfido", post(providers::onfido).layer(guarded.clone()))
+        .route("/webhooks/veriff", post(providers::veriff).layer(guarded.clone()))
+        .route("/webhooks/sumsub", post(providers::sumsub).layer(guarded))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(api)

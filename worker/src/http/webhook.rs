@@ -48,7 +48,7 @@ const DRAIN_AT_MOST: usize = 4 * 1024 * 1024;
 
 /// The body, or why it was not read: not JSON, or over the limit (checked
 /// from `Content-Length` before reading, and while reading).
-async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Arrival {
+pub(super) async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Arrival {
     use futures::StreamExt;
     let is_json = headers
         .get(header::CONTENT_TYPE)
@@ -81,18 +81,20 @@ async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Arrival {
     }
 }
 
-fn answer(receipt: Receipt, trace_id: &TraceId) -> Response {
+pub(super) fn answer(receipt: Receipt, trace_id: &TraceId) -> Response {
     let t = trace_id.as_str();
     match receipt {
         Receipt::Accepted { event_id } => {
             (StatusCode::ACCEPTED, Json(json!({"status": "accepted", "event_id": event_id, "trace_id": t})))
                 .into_response()
         }
-        Receipt::Ignored { event_id, event_type } => (
-            StatusCode::ACCEPTED,
-            Json(json!({"status": "ignored", "event_id": event_id, "trace_id": t, "event_type": event_type})),
-        )
-            .into_response(),
+        Receipt::Ignored { event_id, event_type, reason } => {
+            let mut body = json!({"status": "ignored", "event_id": event_id, "trace_id": t, "event_type": event_type});
+            if let Some(reason) = reason {
+                body["reason"] = reason.into();
+            }
+            (StatusCode::ACCEPTED, Json(body)).into_response()
+        }
         Receipt::Duplicate { event_id, original_trace_id } => (
             StatusCode::OK,
             Json(json!({"status": "duplicate", "event_id": event_id, "trace_id": t, "original_trace_id": original_trace_id})),

@@ -7,6 +7,7 @@
 //! are recorded off the answer path through a bounded queue: a flood of junk
 //! is answered at once and can never hold up, or crowd out, accepted events.
 
+pub mod providers;
 pub mod recent;
 
 pub use vbridge_core::intake::{parse, redact, signature};
@@ -38,9 +39,19 @@ pub enum Arrival {
 /// A delivery the store committed, or recognised.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Receipt {
-    Accepted { event_id: String },
-    Ignored { event_id: String, event_type: String },
-    Duplicate { event_id: String, original_trace_id: String },
+    Accepted {
+        event_id: String,
+    },
+    /// `reason`: why a provider's verified delivery is not applied (§7).
+    Ignored {
+        event_id: String,
+        event_type: String,
+        reason: Option<&'static str>,
+    },
+    Duplicate {
+        event_id: String,
+        original_trace_id: String,
+    },
 }
 
 /// Why a delivery was refused; each maps to one contract answer.
@@ -86,6 +97,8 @@ pub struct Intake {
     /// Unauthenticated deliveries are logged at most once a second (the
     /// metric counts them all): a flood must not become a flood of log lines.
     pub refusal_log: LogThrottle,
+    /// The real providers' routes (docs/contract.md §7); none configured by default.
+    pub providers: Arc<providers::Providers>,
 }
 
 /// Lets one log line through per second, and says how many it held back.
@@ -118,22 +131,8 @@ impl Intake {
         arrival: Arrival,
         trace_id: &TraceId,
     ) -> Result<Receipt, IntakeError> {
-        let received_at = crate::now_rfc3339();
-        let mut rec = DeliveryRecord {
-            received_at,
-            trace_id: trace_id.to_string(),
-            intent: Intent::Rejected,
-            ..Default::default()
-        };
-        let bytes = match arrival {
-            Arrival::Json(b) => b,
-            Arrival::NotJson => return Err(self.refuse_later(rec, None, IntakeError::NotJson)),
-            Arrival::TooLarge { limit } => return Err(self.refuse_later(rec, None, IntakeError::TooLarge(limit))),
-            Arrival::Unreadable => {
-                let e = PayloadError::new("body", "could not be read in full (the connection broke)");
-                return Err(self.refuse_later(rec, None, e.into()));
-            }
-        };
+        let mut rec = Self::record(trace_id);
+        let bytes = self.bytes_of(&rec, arrival)?;
         rec.body_sha256 = sha256_hex(&bytes);
 
         let policy = &self.policy;
@@ -161,17 +160,55 @@ impl Intake {
             }
         }
 
-        let mut value: Value = match serde_json::from_slice(&bytes) {
-            Ok(v @ Value::Object(_)) => v,
-            Ok(_) => {
-                return Err(self.refuse(rec, &Value::Null, PayloadError::new("body", "must be a JSON object")).await);
+        let value = self.json_object(rec.clone(), &bytes).await?;
+        self.take(rec, value, trace_id).await
+    }
+
+    /// A delivery's row as first known: refused until shown otherwise.
+    fn record(trace_id: &TraceId) -> DeliveryRecord {
+        DeliveryRecord {
+            received_at: crate::now_rfc3339(),
+            trace_id: trace_id.to_string(),
+            intent: Intent::Rejected,
+            ..Default::default()
+        }
+    }
+
+    /// The body's bytes, or the refusal of a body that is not JSON, too
+    /// large or unreadable (recorded off the answer path).
+    fn bytes_of(&self, rec: &DeliveryRecord, arrival: Arrival) -> Result<bytes::Bytes, IntakeError> {
+        match arrival {
+            Arrival::Json(b) => Ok(b),
+            Arrival::NotJson => Err(self.refuse_later(rec.clone(), None, IntakeError::NotJson)),
+            Arrival::TooLarge { limit } => Err(self.refuse_later(rec.clone(), None, IntakeError::TooLarge(limit))),
+            Arrival::Unreadable => {
+                let e = PayloadError::new("body", "could not be read in full (the connection broke)");
+                Err(self.refuse_later(rec.clone(), None, e.into()))
             }
+        }
+    }
+
+    /// The body as a JSON object, or the refusal (recorded before the answer).
+    async fn json_object(&self, rec: DeliveryRecord, bytes: &[u8]) -> Result<Value, IntakeError> {
+        match serde_json::from_slice(bytes) {
+            Ok(v @ Value::Object(_)) => Ok(v),
+            Ok(_) => Err(self.refuse(rec, &Value::Null, PayloadError::new("body", "must be a JSON object")).await),
             Err(e) => {
                 let e = PayloadError::new("body", format!("not valid JSON ({e})"));
-                return Err(self.refuse(rec, &Value::Null, e).await);
+                Err(self.refuse(rec, &Value::Null, e).await)
             }
-        };
+        }
+    }
 
+    /// An authenticated body, in the IL route's shape, from the duplicate
+    /// short-cut to the commit: the one way in for every route.
+    async fn take(
+        &self,
+        mut rec: DeliveryRecord,
+        mut value: Value,
+        trace_id: &TraceId,
+    ) -> Result<Receipt, IntakeError> {
+        let policy = &self.policy;
         // A key already committed is answered before any other work: no
         // redaction, no validation, no Temporal call, no wait for a commit.
         if let Some(receipt) = self.duplicate_fast_path(&rec, &value).await {
@@ -226,7 +263,7 @@ impl Intake {
                 self.recent.insert(key, event_id.clone(), trace_id.to_string());
                 self.metrics.ignored.inc();
                 tracing::info!(seq, event_type = %parsed.event_type_raw, "event type not acted on; recorded");
-                Ok(Receipt::Ignored { event_id, event_type: parsed.event_type_raw })
+                Ok(Receipt::Ignored { event_id, event_type: parsed.event_type_raw, reason: None })
             }
             Committed::Duplicate { original, .. } => {
                 self.metrics.duplicate();

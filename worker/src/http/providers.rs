@@ -1,0 +1,61 @@
+//! `POST /webhooks/persona|onfido|veriff|sumsub` (docs/contract.md §7): read
+//! the request, hand it to the provider's adapter through
+//! [`Intake::receive_provider`](crate::intake::Intake::receive_provider),
+//! answer as the IL route does. A provider that is not configured answers 404.
+
+use super::HttpState;
+use super::error::ApiError;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use vbridge_core::intake::providers::ProviderKind;
+
+pub async fn persona(s: State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    receive(ProviderKind::Persona, s, headers, body).await
+}
+
+pub async fn onfido(s: State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    receive(ProviderKind::Onfido, s, headers, body).await
+}
+
+pub async fn veriff(s: State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    receive(ProviderKind::Veriff, s, headers, body).await
+}
+
+pub async fn sumsub(s: State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    receive(ProviderKind::Sumsub, s, headers, body).await
+}
+
+async fn receive(kind: ProviderKind, State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    let trace_header = s.policy.trace_header();
+    let trace_id = super::request_trace_id(&headers, trace_header);
+    let mut resp = match s.intake.providers.get(kind) {
+        None => ApiError::NotFound(format!("the {} route is not configured", kind.as_str())).into_response(),
+        Some(adapter) => {
+            let span = tracing::info_span!(
+                "webhook",
+                trace_id = %trace_id.as_str(),
+                provider = kind.as_str(),
+                event_id = tracing::field::Empty,
+                candidate_id = tracing::field::Empty
+            );
+            crate::telemetry::join_trace(&span, trace_id.as_str(), "webhook");
+            use tracing::Instrument;
+            async {
+                let arrival = super::webhook::read(&headers, body, s.max_body_bytes).await;
+                let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+                match s.intake.receive_provider(adapter, header, arrival, &trace_id).await {
+                    Ok(receipt) => super::webhook::answer(receipt, &trace_id),
+                    Err(e) => ApiError::from(e).into_response(),
+                }
+            }
+            .instrument(span)
+            .await
+        }
+    };
+    if let (Ok(name), Ok(value)) = (HeaderName::try_from(trace_header), HeaderValue::from_str(trace_id.as_str())) {
+        resp.headers_mut().insert(name, value);
+    }
+    resp
+}

@@ -1,0 +1,139 @@
+//! The real providers' way in (docs/contract.md §7, docs/providers.md): the
+//! adapter checks the signature on the raw bytes and maps the provider's body
+//! onto the canonical event; from there the delivery takes the IL route's
+//! path ([`Intake::take`]: duplicates by the event key, redaction, parsing,
+//! the commit before the 2xx). What is stored, logged and sent on is the
+//! canonical event, the raw body's SHA-256 and the few provider fields the
+//! mapping names: never the provider's body.
+//!
+//! A verified delivery the bridge does not apply (no usable reference, an
+//! event with no meaning here, a retake, an expiry) is recorded and answered
+//! 202 `ignored` with its reason: a 4xx would have the provider retry it for days.
+
+use super::{Arrival, Intake, IntakeError, Receipt, sha256_hex};
+use crate::store::{Committed, DeliveryRecord, Intent};
+use vbridge_core::domain::TraceId;
+use vbridge_core::intake::providers::{Adapter, Clock, Ignored, Mapping, ProviderKind, ReasonMap, stored_key};
+
+/// The configured providers and the reason table.
+#[derive(Default)]
+pub struct Providers {
+    adapters: Vec<Box<dyn Adapter>>,
+    pub reasons: ReasonMap,
+}
+
+impl Providers {
+    pub fn new(adapters: Vec<Box<dyn Adapter>>, reasons: ReasonMap) -> Providers {
+        Providers { adapters, reasons }
+    }
+
+    /// The provider's adapter; `None`: its route answers 404.
+    pub fn get(&self, kind: ProviderKind) -> Option<&dyn Adapter> {
+        self.adapters.iter().find(|a| a.kind() == kind).map(|a| &**a)
+    }
+
+    pub fn configured(&self) -> Vec<ProviderKind> {
+        self.adapters.iter().map(|a| a.kind()).collect()
+    }
+}
+
+impl Intake {
+    /// Take one delivery on a provider's route.
+    pub async fn receive_provider<'h>(
+        &self,
+        adapter: &dyn Adapter,
+        header: impl Fn(&str) -> Option<&'h str>,
+        arrival: Arrival,
+        trace_id: &TraceId,
+    ) -> Result<Receipt, IntakeError> {
+        let provider = adapter.kind().as_str();
+        let mut rec = Self::record(trace_id);
+        let bytes = self.bytes_of(&rec, arrival).inspect_err(|_| self.metrics.provider_result(provider, "rejected"))?;
+        rec.body_sha256 = sha256_hex(&bytes);
+        let clock = Clock {
+            now_unix: chrono::Utc::now().timestamp(),
+            max_skew_seconds: self.policy.max_skew_seconds(),
+            replay_protection: self.policy.raw().webhook_security.replay_protection.required,
+        };
+        if let Err(e) = adapter.verify(&header, &bytes, &clock) {
+            self.metrics.signature_refused();
+            self.metrics.provider_result(provider, "signature_invalid");
+            if let Some(suppressed) = self.refusal_log.admit() {
+                tracing::warn!(provider, code = e.code(), suppressed, "provider webhook rejected: {e}");
+            }
+            // Nothing of an unauthenticated body is kept but its hash.
+            return Err(self.refuse_later(rec, None, e.into()));
+        }
+        rec.signature_valid = true;
+        let value = self.json_object(rec.clone(), &bytes).await.inspect_err(|_| {
+            self.metrics.provider_result(provider, "rejected");
+        })?;
+        let result = match adapter.map(&value) {
+            Mapping::Event(event) => {
+                tracing::info!(
+                    provider,
+                    provider_event = %event.provider_event,
+                    provider_status = event.provider_status.as_deref().unwrap_or(""),
+                    "provider event mapped"
+                );
+                let body = event.to_body(self.policy.key_field(), &rec.received_at, &self.providers.reasons);
+                self.take(rec, body, trace_id).await
+            }
+            Mapping::Ignored(ignored) => self.ignore(adapter.kind(), rec, ignored, trace_id).await,
+        };
+        let label = match &result {
+            Ok(Receipt::Accepted { .. }) => "accepted",
+            Ok(Receipt::Ignored { .. }) => "ignored",
+            Ok(Receipt::Duplicate { .. }) => "duplicate",
+            Err(IntakeError::Unavailable) => "unavailable",
+            Err(_) => "rejected",
+        };
+        self.metrics.provider_result(provider, label);
+        result
+    }
+
+    /// Record a verified delivery the bridge does not apply, and answer
+    /// `ignored` (or `duplicate`, for its retry).
+    async fn ignore(
+        &self,
+        kind: ProviderKind,
+        mut rec: DeliveryRecord,
+        ignored: Ignored,
+        trace_id: &TraceId,
+    ) -> Result<Receipt, IntakeError> {
+        let key = ignored.event_key.as_deref().map(|k| stored_key(kind, k));
+        let reason = ignored.reason.as_str();
+        rec.intent = Intent::FreshIgnored;
+        rec.event_id = key.clone();
+        rec.idempotency_key = key.clone();
+        rec.event_type = Some(format!("{}:{}", kind.as_str(), ignored.provider_event));
+        rec.occurred_at = Some(ignored.occurred_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| rec.received_at.clone()));
+        if let Some(r) = &ignored.reference {
+            rec.candidate_id = Some(r.candidate_id.to_string());
+            rec.application_id = Some(r.application_id.to_string());
+        }
+        rec.payload = Some(ignored.to_record(kind).to_string());
+        let event_id = key.clone().unwrap_or_default();
+        match self.commit(rec).await? {
+            Committed::Ignored { seq } | Committed::Accepted { seq } => {
+                if let Some(k) = key {
+                    self.recent.insert(k, event_id.clone(), trace_id.to_string());
+                }
+                self.metrics.ignored.inc();
+                tracing::info!(seq, provider = kind.as_str(), provider_event = %ignored.provider_event, reason, "provider delivery recorded, not applied");
+                Ok(Receipt::Ignored { event_id, event_type: ignored.provider_event, reason: Some(reason) })
+            }
+            Committed::Duplicate { original, .. } => {
+                self.metrics.duplicate();
+                Ok(Receipt::Duplicate { event_id, original_trace_id: original.trace_id })
+            }
+            Committed::Conflict { original, .. } => {
+                self.metrics.rejected.inc();
+                Err(IntakeError::Conflict(original.event_id))
+            }
+            Committed::Rejected { .. } => {
+                Err(vbridge_core::intake::parse::PayloadError::new("body", "rejected").into())
+            }
+        }
+    }
+}
