@@ -1,11 +1,13 @@
 //! The audit trail's tools: the hash chains ([`chain`]), the per-candidate
-//! timeline export ([`timeline`]), and the seal.
+//! timeline export ([`timeline`]), refused requests aggregated
+//! ([`refusals`]), and the seal.
 //!
 //! A seal is a digest of every chain's head at one moment, kept outside the
 //! store (a ticket, a WORM bucket, an email to security). `audit verify
 //! --seal FILE` later checks that every sealed head is still in its chain with
 //! the same hash: a rewrite of the whole store, hashes recomputed, fails it.
 
+pub mod refusals;
 pub mod timeline;
 
 /// The hash chains are the pure core's; the store links records as it writes.

@@ -165,7 +165,7 @@ pub fn served_paths() -> Vec<&'static str> {
         grants: Default::default(),
         open: false,
         metrics: metrics.clone(),
-        audit: None,
+        refusals: Default::default(),
         trace_header: String::new(),
         oidc: None,
     };
