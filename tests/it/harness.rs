@@ -112,6 +112,9 @@ impl TestApp {
             ("VBRIDGE_ATS_RETRY_MAX_MS".into(), "400".into()),
             ("VBRIDGE_ATS_DEFERRAL_MS".into(), "1000".into()),
             ("VBRIDGE_API_TOKENS".into(), api_tokens()),
+            // Refusals are aggregated per window (a minute in production):
+            // short here, so that tests see their records soon.
+            ("VBRIDGE_REFUSAL_WINDOW_MS".into(), "500".into()),
             ("VBRIDGE_LOG".into(), "info,temporalio_sdk_core=warn,temporalio_sdk=warn,sqlx=warn".into()),
         ];
         if let Some(r) = opts.roles {

@@ -1,6 +1,6 @@
 //! The audit trail's tools: the hash chains ([`chain`]), the per-candidate
 //! timeline export ([`timeline`]), refused requests aggregated
-//! ([`refusals`]), and the seal.
+//! ([`refusals`]) and listed ([`refused_deliveries`]), and the seal.
 //!
 //! A seal is a digest of every chain's head at one moment, kept outside the
 //! store (a ticket, a WORM bucket, an email to security). `audit verify
@@ -8,6 +8,7 @@
 //! the same hash: a rewrite of the whole store, hashes recomputed, fails it.
 
 pub mod refusals;
+pub mod refused_deliveries;
 pub mod timeline;
 
 /// The hash chains are the pure core's; the store links records as it writes.

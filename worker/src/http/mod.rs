@@ -119,6 +119,7 @@ fn routes(auth: Auth, limits: Limits, metrics: Arc<Metrics>, metrics_here: bool)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/v1/candidates/{id}/timeline", get(api::candidate_timeline).layer(need(&[Role::Auditor])))
+        .route("/v1/audit/refused-deliveries", get(api::refused_deliveries).layer(need(&[Role::Auditor])))
         .route("/v1/reviews", get(review::list).layer(need(&[Role::Reviewer, Role::Auditor])))
         .route("/v1/reviews/{candidate}/{application}/decision", post(review::decide).layer(need(&[Role::Reviewer])))
         .route(
