@@ -25,6 +25,7 @@ use tokio::sync::watch;
 mod burst;
 mod flood;
 mod outbox;
+mod refusals;
 
 use burst::burst_phase;
 use flood::flooded_open_loop;
@@ -65,6 +66,16 @@ pub struct BenchOptions {
     /// Only the controls' phases (8: the gate, 9: reconciliation).
     #[arg(long)]
     pub controls_only: bool,
+    /// Only phase 10: a flood of refused operator requests, the store and
+    /// log growth, and the signed stream beside it.
+    #[arg(long)]
+    pub refusals_only: bool,
+    /// Requests of phase 10's flood (each without a token, on a 4 KB path).
+    #[arg(long, default_value_t = 50_000)]
+    pub refusal_requests: usize,
+    /// The signed stream's offered rate in phase 10 (requests per second).
+    #[arg(long, default_value_t = 1000)]
+    pub refusal_rate: u32,
     /// Verifications the gate and reconciliation phases are measured over.
     #[arg(long, default_value_t = 10_000)]
     pub controls_verifications: usize,
@@ -222,6 +233,14 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     println!("machine: {} cores; {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), build_kind());
     println!("{}", fsync_probe(&dir)?);
 
+    if o.refusals_only {
+        let r = refusals::refusal_phase(&dir, &run, o.refusal_requests, o.concurrency, o.refusal_rate, o.rate_seconds)
+            .await?;
+        refusals::report(&r, o.refusal_rate);
+        println!("{}", serde_json::json!({ "refusals": r }));
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    }
     let temporal = DevServer::start(DevServerOptions {
         port: 0,
         ui_port: None,
@@ -397,6 +416,9 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     let burst = if o.burst_events > 0 { Some(burst_phase(&cfg, &dir, &run, &o).await?) } else { None };
     crate::devtools::bench_controls::run(&dir, &run, &temporal.address, o.controls_verifications).await?;
     drop(temporal);
+    let refused =
+        refusals::refusal_phase(&dir, &run, o.refusal_requests, o.concurrency, o.refusal_rate, o.rate_seconds).await?;
+    refusals::report(&refused, o.refusal_rate);
 
     println!();
     let ack_vs_bare = first.per_second / bare.per_second.max(1e-9);
