@@ -52,6 +52,10 @@ pub enum RecordKind {
     /// Retention cut the chain before this record (the checkpoint it left in
     /// `write_targets`).
     Retention,
+    /// Unauthenticated webhook deliveries refused in one window, aggregated
+    /// (the count and window in `detail`; the ids are the deliveries' own,
+    /// unverified claims), in the `rejected` chain.
+    DeliveriesRefused,
 }
 
 impl RecordKind {
@@ -78,6 +82,7 @@ impl RecordKind {
         RecordKind::ControlChanged,
         RecordKind::Reconciled,
         RecordKind::Retention,
+        RecordKind::DeliveriesRefused,
     ];
 
     /// The stored string (the same as its serde form).
@@ -104,6 +109,7 @@ impl RecordKind {
             RecordKind::ControlChanged => "control_changed",
             RecordKind::Reconciled => "reconciled",
             RecordKind::Retention => "retention",
+            RecordKind::DeliveriesRefused => "deliveries_refused",
         }
     }
 
@@ -177,6 +183,7 @@ mod tests {
             (ControlChanged, "control_changed"),
             (Reconciled, "reconciled"),
             (Retention, "retention"),
+            (DeliveriesRefused, "deliveries_refused"),
         ];
         assert_eq!(expected.len(), RecordKind::ALL.len(), "every kind is pinned");
         for (kind, s) in expected {

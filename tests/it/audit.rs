@@ -107,26 +107,47 @@ async fn decisions_logged_and_edit_caught(app: TestApp) {
 async fn timeline_exports_as_json_csv_and_a_printable_html_page() {
     let app = TestApp::spawn("timeline").await;
     verified_candidate(&app, "cand-t").await;
-    // A rejected delivery claiming the same candidate shows too.
-    app.client
-        .send_raw(serde_json::to_vec(&started("cand-t", "app-a", "evt-x", &at(-1))).unwrap(), vec![])
-        .await
-        .unwrap();
-
-    // The refused delivery is recorded off the answer path: wait for it.
-    let json: serde_json::Value = app
-        .wait_for("the rejected delivery in the timeline", WAIT, || async {
-            let json: serde_json::Value =
-                app.get_as("/v1/candidates/cand-t/timeline", Some(AUDITOR_TOKEN)).await.json().await.ok()?;
-            json["items"].as_array()?.iter().any(|i| i["kind"] == "rejected").then_some(json)
+    // 40 forged deliveries claim the same candidate: they are not its events.
+    for i in 0..40 {
+        let bytes = serde_json::to_vec(&started("cand-t", "app-a", &format!("evt-forged-{i}"), &at(-1))).unwrap();
+        let forged = vec![("X-IL-Timestamp".into(), "1".into()), ("X-IL-Signature".into(), "v1=00".into())];
+        assert_eq!(app.client.send_raw(bytes, forged).await.unwrap().status, 401);
+    }
+    // They are listed for auditors, as unverified claims, once their window is recorded.
+    let listed = app
+        .wait_for("the forged deliveries in the refused listing", WAIT, || async {
+            let r = app.get_as("/v1/audit/refused-deliveries?candidate_id=cand-t", Some(AUDITOR_TOKEN)).await;
+            let json: serde_json::Value = r.json().await.ok()?;
+            let items = json["items"].as_array()?.clone();
+            (items.iter().map(|i| i["count"].as_u64().unwrap_or(0)).sum::<u64>() == 40).then_some(items)
         })
         .await;
+    for i in &listed {
+        assert_eq!((i["source"].as_str(), i["code"].as_str()), (Some("window"), Some("invalid_signature")), "{i}");
+        assert_eq!(
+            (i["claimed"]["candidate_id"].as_str(), i["claims_verified"].as_bool()),
+            (Some("cand-t"), Some(false))
+        );
+    }
+    let cli = app.vbridge_cli(&["audit", "refused", "--candidate", "cand-t", "--code", "invalid_signature"]).await;
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    let page: serde_json::Value = serde_json::from_slice(&cli.stdout).unwrap();
+    assert_eq!(page["items"].as_array().unwrap().iter().map(|i| i["count"].as_u64().unwrap()).sum::<u64>(), 40);
+    let path = "/v1/audit/refused-deliveries";
+    assert_eq!(app.get_as(path, Some(crate::harness::OPS_TOKEN)).await.status(), 403, "auditors only");
+    assert_eq!(app.get_as(path, None).await.status(), 401);
+    assert_eq!(app.get_as(&format!("{path}?since=yesterday"), Some(AUDITOR_TOKEN)).await.status(), 400);
+
+    let json: serde_json::Value =
+        app.get_as("/v1/candidates/cand-t/timeline", Some(AUDITOR_TOKEN)).await.json().await.unwrap();
     assert_eq!(json["current_state"], "verified");
     assert!(json["chain"]["broken"].is_null(), "{}", json["chain"]);
     let kinds: Vec<&str> = json["items"].as_array().unwrap().iter().map(|i| i["kind"].as_str().unwrap()).collect();
-    for k in ["accepted", "duplicate", "rejected", "applied", "ats_attempt", "ats_write"] {
+    for k in ["accepted", "duplicate", "applied", "ats_attempt", "ats_write"] {
         assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
     }
+    assert!(!json.to_string().contains("evt-forged"), "a forged delivery in the timeline: {kinds:?}");
+    assert!(!kinds.contains(&"rejected") && !kinds.contains(&"deliveries_refused"), "{kinds:?}");
     assert!(json["items"].as_array().unwrap().iter().all(|i| !i["trace_id"].as_str().unwrap().is_empty()));
 
     let csv = vbridge(&app, &["timeline", "--candidate", "cand-t", "--format", "csv"]);
@@ -134,6 +155,7 @@ async fn timeline_exports_as_json_csv_and_a_printable_html_page() {
     let csv = String::from_utf8(csv.stdout).unwrap();
     assert!(csv.starts_with("at,source,kind,event_id"));
     assert_eq!(csv.lines().count(), kinds.len() + 1);
+    assert!(!csv.contains("evt-forged") && !csv.contains("invalid_signature"), "{csv}");
 
     let html = vbridge(&app, &["timeline", "--candidate", "cand-t", "--application", "app-a", "--format", "html"]);
     assert!(html.status.success());

@@ -66,15 +66,25 @@ async fn nul_burst(app: TestApp) {
             _ => assert_eq!(r.status, 401, "{:?}", r.body),
         }
     }
-    // Every refused delivery is recorded, its claimed ids cleaned of the NUL.
+    // Every signed delivery is a row; the unsigned ones are counted per
+    // window, their claimed ids cleaned of the NUL.
     let rows = app
-        .wait_for("80 delivery rows", WAIT, || async {
+        .wait_for("70 delivery rows", WAIT, || async {
             let rows = app.deliveries(None).await;
-            (rows.len() == 80).then_some(rows)
+            (rows.len() == 70).then_some(rows)
         })
         .await;
     assert_eq!(rows.iter().filter(|r| r.processing_result == "accepted").count(), 60);
-    assert!(rows.iter().any(|r| r.candidate_id.as_deref() == Some("cand-u3")), "unsigned claims kept, sanitized");
+    let store = vbridge::config::open_store(&app.database_url()).await.unwrap();
+    let refused = app
+        .wait_for("10 unsigned refusals counted", WAIT, || async {
+            let filter =
+                vbridge::store::refused::Filter { code: Some("missing_signature".into()), ..Default::default() };
+            let rows = store.refused_deliveries(&filter, None, 100).await.ok()?;
+            (rows.len() == 10).then_some(rows)
+        })
+        .await;
+    assert!(refused.iter().any(|r| r.candidate_id == "cand-u3"), "unsigned claims kept, sanitized: {refused:?}");
     for i in [0, 29, 59] {
         app.wait_synced(&format!("cand-n{i}"), "app-n", "pending").await;
     }
@@ -249,7 +259,7 @@ async fn a_flood_of_unsigned_requests_is_answered_at_once_and_never_starves_acce
     let app = TestApp::spawn("flood").await;
     let holder = crate::harness::WriteLock::take(&app.database_url()).await;
     // While no commit can happen, 9,000 unsigned requests: each answered 401
-    // without waiting for the store; the queue of their rows fills and drops.
+    // without waiting for the store, and none of them queued for its writer.
     let client = app.client.clone();
     let t = Instant::now();
     let statuses: Vec<u16> = futures::stream::iter(0..9_000)
@@ -272,7 +282,8 @@ async fn a_flood_of_unsigned_requests_is_answered_at_once_and_never_starves_acce
         .find_map(|l| l.strip_prefix("vbridge_store_deferred_rows_dropped_count "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap();
-    assert!(dropped > 0, "the bounded queue dropped and counted junk rows");
+    assert_eq!(dropped, 0, "no junk row was ever queued for the writer");
+    assert!(metrics.contains("webhook_signature_invalid_count 9000"), "every one counted: {metrics}");
     holder.release().await;
     // A signed event right after is committed ahead of the junk backlog.
     let t = Instant::now();
@@ -375,4 +386,91 @@ async fn an_oversized_body_is_answered_413_not_with_a_reset_connection() {
         let r = app.client.send_raw(big.clone(), vec![]).await.expect("an answer, not a broken connection");
         assert_eq!((r.status, r.body["error"]["code"].as_str()), (413, Some("payload_too_large")));
     }
+}
+
+/// The value of a Prometheus sample.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(-1.0)
+}
+
+/// A flood of refused requests (2,000 operator API requests without a token
+/// on 4 KB paths, 2,000 forged deliveries claiming one candidate) is counted
+/// whole by the metrics, but stored as one record per key per window and
+/// logged once a second per source; signed deliveries beside it are taken.
+#[tokio::test]
+async fn a_flood_of_refusals_is_counted_whole_and_stored_and_logged_bounded() {
+    const N: usize = 2000;
+    const WINDOW_MS: u128 = 1000;
+    let opts =
+        Options { extra_env: vec![("VBRIDGE_REFUSAL_WINDOW_MS".into(), WINDOW_MS.to_string())], ..Default::default() };
+    let app = TestApp::spawn_with("flood", opts).await;
+    let start = Instant::now();
+    let long = format!("/v1/candidates/{}/timeline", "x".repeat(4096));
+    // Half the flood each way, interleaved.
+    let statuses: Vec<u16> = futures::stream::iter(0..2 * N)
+        .map(|i| {
+            let (app, long) = (&app, &long);
+            async move {
+                if i % 2 == 0 {
+                    app.get_as(long, None).await.status().as_u16()
+                } else {
+                    let forged = started("victim", "app-v", &format!("evt-forged-{i}"), &at(-1));
+                    let headers =
+                        vec![("X-IL-Timestamp".into(), "1".into()), ("X-IL-Signature".into(), "v1=00".into())];
+                    app.client.send_raw(serde_json::to_vec(&forged).unwrap(), headers).await.unwrap().status
+                }
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|s| *s == 401), "every one refused");
+    // Signed deliveries beside the flood are taken.
+    assert_eq!(app.send(&started("cand-f", "app-f", "evt-f-1", &at(-1))).await.status, 202);
+
+    // Every refusal is counted, in the metrics at once and in the audit log
+    // once its window is recorded.
+    let metrics = app.metrics().await;
+    assert_eq!(sample(&metrics, "vbridge_api_unauthenticated_count"), N as f64, "{metrics}");
+    assert_eq!(sample(&metrics, "webhook_signature_invalid_count"), N as f64, "{metrics}");
+    let store = vbridge::config::open_store(&app.database_url()).await.unwrap();
+    let count = |kind: &str, records: &[vbridge::store::StoredDecision]| -> u64 {
+        records.iter().filter(|d| d.record.kind == kind).map(|d| vbridge::audit::refusals::count_of(&d.record)).sum()
+    };
+    let records = app
+        .wait_for("every refusal counted in the audit log", WAIT, || async {
+            let d = store.decisions(None, None).await.ok()?;
+            (count("access_denied", &d) == N as u64 && count("deliveries_refused", &d) == N as u64).then_some(d)
+        })
+        .await;
+    let elapsed = start.elapsed();
+    // One key per source (a route template; a code and a claimed candidate),
+    // so one record per source per window the flood spanned.
+    let windows = (elapsed.as_millis() / WINDOW_MS) as usize + 2;
+    let refusals: Vec<_> =
+        records.iter().filter(|d| d.record.kind == "access_denied" || d.record.kind == "deliveries_refused").collect();
+    assert!(refusals.len() <= 2 * windows, "{} records for {windows} windows of {elapsed:?}", refusals.len());
+    let stored: usize =
+        refusals.iter().map(|d| d.record.reason.len() + d.record.write_targets.len() + d.record.detail.len()).sum();
+    assert!(stored <= refusals.len() * 1024, "{stored} bytes for {} records", refusals.len());
+    for d in refusals.iter().filter(|d| d.record.kind == "access_denied") {
+        assert_eq!(
+            (d.stream.as_str(), d.record.write_targets.as_str()),
+            ("access", "GET /v1/candidates/{id}/timeline")
+        );
+        let detail: serde_json::Value = serde_json::from_str(&d.record.detail).unwrap();
+        assert!(detail["sample_path"].as_str().unwrap().len() <= 200, "{detail}");
+    }
+    for d in refusals.iter().filter(|d| d.record.kind == "deliveries_refused") {
+        assert_eq!((d.stream.as_str(), d.record.candidate_id.as_str()), ("rejected", "victim"));
+    }
+    assert!(app.deliveries(Some("victim")).await.is_empty(), "no delivery row per forged delivery");
+    // The log: a line a second per source, at most, about refusals.
+    let log = app.bridge_log();
+    let seconds = elapsed.as_secs() as usize + 2;
+    for line in ["operator API: request refused", "webhook rejected"] {
+        let n = log.lines().filter(|l| l.contains(line)).count();
+        assert!((1..=seconds).contains(&n), "{n} lines \"{line}\" in {elapsed:?}");
+    }
+    assert!(log.len() < 1 << 20, "the log stays small: {} bytes", log.len());
 }

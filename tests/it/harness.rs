@@ -133,6 +133,9 @@ impl TestApp {
             // The tests speak plain http to 127.0.0.1: console cookies
             // without `Secure` (a test that checks the default turns it off).
             ("VBRIDGE_CONSOLE_INSECURE_COOKIES".into(), "true".into()),
+            // Refusals are aggregated per window (a minute in production):
+            // short here, so that tests see their records soon.
+            ("VBRIDGE_REFUSAL_WINDOW_MS".into(), "500".into()),
             ("VBRIDGE_LOG".into(), "info,temporalio_sdk_core=warn,temporalio_sdk=warn,sqlx=warn".into()),
         ];
         if let Some(r) = opts.roles {

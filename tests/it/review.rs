@@ -241,7 +241,10 @@ async fn validators_refuse_bad_decisions_without_a_trace_and_of_two_decisions_on
         .await;
     assert!(denied.iter().all(|d| d.stream == "access"));
     let unauth = denied.iter().find(|d| d.record.processing_result == "unauthenticated").unwrap();
-    assert_eq!(unauth.record.reason, format!("POST {path}"));
+    // Aggregated by route: the template, the count, and the path as a sample.
+    assert_eq!(unauth.record.write_targets, "POST /v1/reviews/{candidate}/{application}/decision");
+    let detail: Value = serde_json::from_str(&unauth.record.detail).unwrap();
+    assert_eq!((detail["count"].as_u64(), detail["sample_path"].as_str()), (Some(1), Some(path.as_str())));
     assert!(
         denied.iter().any(|d| d.record.processing_result == "forbidden" && d.record.override_actor == "it-auditor")
     );

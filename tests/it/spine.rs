@@ -129,7 +129,7 @@ async fn a_stale_event_is_skipped() {
 }
 
 #[tokio::test]
-async fn a_bad_signature_gets_401_a_rejected_row_and_no_workflow() {
+async fn a_bad_signature_gets_401_a_counted_refusal_and_no_workflow() {
     let app = TestApp::spawn("badsig").await;
     let body = started("cand-b", "app-b", "evt-b-1", &at(-1));
     let bytes = serde_json::to_vec(&body).unwrap();
@@ -144,21 +144,21 @@ async fn a_bad_signature_gets_401_a_rejected_row_and_no_workflow() {
     let replayed = app.client.send_il(&right, ts - 301, bytes.clone()).await.unwrap();
     assert_eq!((replayed.status, replayed.body["error"]["code"].as_str()), (401, Some("timestamp_out_of_tolerance")));
 
-    // Refused deliveries are recorded off the answer path.
+    // Refused deliveries are counted per window, off the answer path: one
+    // `deliveries_refused` record per code here, in the `rejected` chain.
+    let store = vbridge::config::open_store(&app.database_url()).await.unwrap();
+    let filter = vbridge::store::refused::Filter { candidate_id: Some("cand-b".into()), ..Default::default() };
     let rows = app
-        .wait_for("three rejected rows", WAIT, || async {
-            let rows = app.deliveries(Some("cand-b")).await;
+        .wait_for("three refusals recorded", WAIT, || async {
+            let rows = store.refused_deliveries(&filter, None, 10).await.ok()?;
             (rows.len() == 3).then_some(rows)
         })
         .await;
-    for row in &rows {
-        assert_eq!(row.processing_result, "rejected");
-        assert!(!row.signature_valid);
-        assert!(row.payload.is_none(), "rejected rows keep no payload");
-        assert!(!row.forwarded);
-    }
-    let codes: Vec<_> = rows.iter().map(|r| r.reject_code.clone().unwrap()).collect();
+    let mut codes: Vec<_> = rows.iter().map(|r| r.code.clone()).collect();
+    codes.sort();
     assert_eq!(codes, vec!["invalid_signature", "missing_signature", "timestamp_out_of_tolerance"]);
+    assert!(rows.iter().all(|r| r.source == "window" && !r.signature_valid), "{rows:?}");
+    assert!(app.deliveries(Some("cand-b")).await.is_empty(), "no delivery row for an unauthenticated one");
     // A good delivery of another candidate does go through, so the relay is alive.
     app.send(&started("cand-b2", "app-b", "evt-b-2", &at(-1))).await;
     app.wait_synced("cand-b2", "app-b", "pending").await;

@@ -76,11 +76,20 @@ pub async fn serve(
         let revocations = crate::store::sessions::open_revocations(&cfg.database_url).await?;
         let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
         let addr = listener.local_addr()?;
+        // Refused requests, aggregated: one append a window, never one per request.
+        let refusals = Arc::new(crate::audit::refusals::Refusals::default());
+        {
+            let (refusals, store, rx, window) = (refusals.clone(), store.clone(), shutdown.clone(), cfg.refusal_window);
+            tasks.spawn(async move {
+                refusals.run(store.as_ref(), window, rx).await;
+                Ok(())
+            });
+        }
         let auth = Auth {
             grants: Arc::new(cfg.grants.clone()),
             open: cfg.dev,
             metrics: metrics.clone(),
-            audit: Some(crate::http::auth::DenialLog::new(store.clone())),
+            refusals: refusals.clone(),
             trace_header: policy.trace_header().to_owned(),
             oidc: cfg.oidc.clone().map(|c| Arc::new(crate::http::oidc::Oidc::new(c))),
         };
@@ -92,7 +101,8 @@ pub async fn serve(
                 metrics: metrics.clone(),
                 recent: Default::default(),
                 commit_timeout: cfg.commit_timeout,
-                refusal_log: Default::default(),
+                refusals,
+                claim_readers: tokio::sync::Semaphore::new(crate::intake::CLAIM_READERS),
                 providers: cfg.providers.clone(),
             }),
             store: store.clone(),

@@ -38,6 +38,8 @@ pub const RECONCILIATION_STREAM: &str = "reconciliation";
 pub fn decision_stream(r: &vbridge_proto::DecisionRecord) -> String {
     match RecordKind::of(&r.kind) {
         Some(RecordKind::AccessDenied) => ACCESS_STREAM.to_owned(),
+        // Claimed ids are not the candidate's: never in a verification's chain.
+        Some(RecordKind::DeliveriesRefused) => REJECTED_STREAM.to_owned(),
         Some(RecordKind::ControlChanged) => CONTROLS_STREAM.to_owned(),
         Some(RecordKind::Reconciled) => RECONCILIATION_STREAM.to_owned(),
         // A retention record lives in the chain it cut, whatever kind of
@@ -327,8 +329,16 @@ mod tests {
         let with = vbridge_proto::DecisionRecord { detail: "{}".into(), ..r.clone() };
         assert_ne!(link_hash("s", 1, GENESIS, &r), link_hash("s", 1, GENESIS, &with), "detail is hashed when set");
         assert_eq!(decision_stream(&r), ":", "a verification's stream");
-        let denied = vbridge_proto::DecisionRecord { kind: RecordKind::AccessDenied.into(), ..r };
+        let denied = vbridge_proto::DecisionRecord { kind: RecordKind::AccessDenied.into(), ..r.clone() };
         assert_eq!(decision_stream(&denied), ACCESS_STREAM);
+        // Refused deliveries name a candidate only as an unverified claim.
+        let forged = vbridge_proto::DecisionRecord {
+            kind: RecordKind::DeliveriesRefused.into(),
+            candidate_id: "victim".into(),
+            application_id: "app".into(),
+            ..r
+        };
+        assert_eq!(decision_stream(&forged), REJECTED_STREAM);
     }
 
     fn chain(stream: &str, n: i64) -> Vec<Link> {

@@ -1,5 +1,6 @@
 //! The audit trail's tools: the hash chains ([`chain`]), the per-candidate
-//! timeline export ([`timeline`]), and the seal.
+//! timeline export ([`timeline`]), refused requests aggregated
+//! ([`refusals`]) and listed ([`refused_deliveries`]), and the seal.
 //!
 //! A seal is a digest of every chain's head at one moment, kept outside the
 //! store (a ticket, a WORM bucket, an email to security): each head's
@@ -9,6 +10,8 @@
 //! removed must have been older than the floor when it went: a retention
 //! that cut below the floor fails it too.
 
+pub mod refusals;
+pub mod refused_deliveries;
 pub mod retention;
 pub mod timeline;
 

@@ -1,10 +1,11 @@
-//! The per-candidate timeline, from the audit log: every delivery (accepted,
-//! duplicate, ignored, rejected) and every decision (transition, skip,
+//! The per-candidate timeline, from the audit log: every authenticated
+//! delivery (accepted, duplicate, ignored, or refused for its content) and
+//! every decision (transition, skip,
 //! refusal, ATS attempt and result), with times, trace ids and chain links.
 //! Rendered as JSON, CSV, or a printable HTML evidence page.
 
 use super::chain;
-use crate::store::{EventStore, StoreError};
+use crate::store::{EventStore, StoreError, StoredDelivery};
 use serde::Serialize;
 use vbridge_core::record::RecordKind;
 
@@ -38,8 +39,21 @@ pub struct Timeline {
     pub items: Vec<Item>,
 }
 
+/// Whether a delivery is the candidate's: its signature verified, or it was
+/// taken into the candidate's own chain (accepted where the policy lets
+/// unsigned deliveries in). A delivery refused unauthenticated only claims a
+/// candidate: it stays in the `rejected` chain, listed by
+/// `crate::audit::refused_deliveries`, never in the candidate's timeline.
+pub fn authenticated(d: &StoredDelivery) -> bool {
+    d.signature_valid || d.stream.as_deref().is_some_and(|s| s != chain::REJECTED_STREAM)
+}
+
+/// A candidate's timeline: its authenticated deliveries ([`authenticated`])
+/// and the bridge's own decisions in its chains.
 pub async fn build(store: &dyn EventStore, candidate: &str, application: Option<&str>) -> Result<Timeline, StoreError> {
-    let deliveries = store.deliveries(Some(candidate), application).await?;
+    let mut deliveries = store.deliveries(Some(candidate), application).await?;
+    deliveries.retain(authenticated);
+    // The store leaves out the `rejected` and `access` chains for a candidate.
     let decisions = store.decisions(Some(candidate), application).await?;
     let mut items = Vec::with_capacity(deliveries.len() + decisions.len());
     for d in &deliveries {

@@ -1,4 +1,4 @@
-//! `audit verify|seal|retention` and `timeline`: the offline audit tools,
+//! `audit verify|seal|retention|refused` and `timeline`: the offline audit tools,
 //! which need the event store and nothing else.
 
 use super::exit_code;
@@ -26,6 +26,28 @@ pub enum AuditCommand {
         #[arg(long)]
         days: Option<u32>,
     },
+    /// List refused deliveries (the `rejected` chain: one row per delivery
+    /// refused for its content, one per window of unauthenticated ones), as
+    /// JSON; their ids are unverified claims.
+    Refused {
+        /// First seen at or after (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// First seen before (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        /// Only this reject code (`invalid_signature`, ...).
+        #[arg(long)]
+        code: Option<String>,
+        /// Only deliveries that claimed this candidate.
+        #[arg(long)]
+        candidate: Option<String>,
+        #[arg(long, default_value_t = vbridge::audit::refused_deliveries::DEFAULT_PAGE)]
+        limit: u32,
+        /// Where a page ended (`next` of the page before).
+        #[arg(long)]
+        cursor: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -40,6 +62,9 @@ pub async fn run(command: AuditCommand) -> ExitCode {
         AuditCommand::Verify { seal } => verify(seal.as_deref()).await,
         AuditCommand::Seal => exit_code(seal().await),
         AuditCommand::Retention { days } => exit_code(retention(days).await),
+        AuditCommand::Refused { since, until, code, candidate, limit, cursor } => {
+            exit_code(refused(since, until, code, candidate, limit, cursor).await)
+        }
     }
 }
 
@@ -110,6 +135,25 @@ async fn retention(days: Option<u32>) -> anyhow::Result<()> {
     let store = vbridge::config::open_store(&database_url_from_env()).await?;
     let report = vbridge::audit::retention::run(store.as_ref(), &policy, days).await?;
     println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+async fn refused(
+    since: Option<String>,
+    until: Option<String>,
+    code: Option<String>,
+    candidate_id: Option<String>,
+    limit: u32,
+    cursor: Option<String>,
+) -> anyhow::Result<()> {
+    use vbridge::audit::refused_deliveries::{list, store_time};
+    use vbridge::store::refused::{Cursor, Filter};
+    let time = |t: Option<String>| t.map(|t| store_time(&t)).transpose().map_err(anyhow::Error::msg);
+    let filter = Filter { since: time(since)?, until: time(until)?, code, candidate_id };
+    let after = cursor.as_deref().map(Cursor::parse).transpose().map_err(anyhow::Error::msg)?;
+    let store = vbridge::config::open_store(&database_url_from_env()).await?;
+    let page = list(store.as_ref(), &filter, after.as_ref(), limit).await?;
+    println!("{}", serde_json::to_string_pretty(&page)?);
     Ok(())
 }
 

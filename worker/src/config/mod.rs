@@ -85,6 +85,8 @@ pub struct Config {
     pub commit_timeout: Duration,
     /// `/readyz` fails `relay_lag` past this age of the oldest unforwarded event.
     pub ready_max_relay_lag: Duration,
+    /// One audit record per kind of refusal per window (`VBRIDGE_REFUSAL_WINDOW_MS`).
+    pub refusal_window: Duration,
     pub tuning: Tuning,
     /// Workflows the Temporal worker keeps cached (sticky), so that their
     /// next task is not a replay of their whole history.
@@ -299,6 +301,7 @@ impl Config {
             api_request_timeout: ms(s.api_request_timeout_ms),
             commit_timeout: ms(s.commit_timeout_ms),
             ready_max_relay_lag: ms(s.ready_max_relay_lag_ms),
+            refusal_window: ms(s.refusal_window_ms.max(100)),
             tuning,
             listen: s.listen,
         })

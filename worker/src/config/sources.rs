@@ -54,6 +54,8 @@ pub struct Settings {
     pub api_request_timeout_ms: u64,
     pub commit_timeout_ms: u64,
     pub ready_max_relay_lag_ms: u64,
+    /// Refused requests are aggregated per window this long (`crate::audit::refusals`).
+    pub refusal_window_ms: u64,
     pub ats_retry_initial_ms: u32,
     pub ats_retry_max_ms: u32,
     pub ats_deferral_ms: u32,
@@ -164,6 +166,7 @@ impl Default for Settings {
             api_request_timeout_ms: 15_000,
             commit_timeout_ms: 5_000,
             ready_max_relay_lag_ms: 60_000,
+            refusal_window_ms: 60_000,
             ats_retry_initial_ms: t.ats_retry_initial_ms,
             ats_retry_max_ms: t.ats_retry_max_ms,
             ats_deferral_ms: t.deferral_ms,

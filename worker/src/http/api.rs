@@ -31,6 +31,48 @@ pub async fn candidate_timeline(
     Ok(Json(t).into_response())
 }
 
+#[derive(serde::Deserialize)]
+pub struct RefusedQuery {
+    since: Option<String>,
+    until: Option<String>,
+    code: Option<String>,
+    candidate_id: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /v1/audit/refused-deliveries` (auditor): refused deliveries by time
+/// window, code and claimed candidate, their ids marked as unverified claims.
+#[tracing::instrument(skip_all)]
+pub async fn refused_deliveries(
+    State(s): State<HttpState>,
+    Query(q): Query<RefusedQuery>,
+) -> Result<Json<crate::audit::refused_deliveries::Listing>, ApiError> {
+    use crate::audit::refused_deliveries as refused;
+    let time = |t: Option<String>| {
+        t.map(|t| refused::store_time(&t))
+            .transpose()
+            .map_err(|message| ApiError::BadRequest { code: "invalid_time", message })
+    };
+    let filter = crate::store::refused::Filter {
+        since: time(q.since)?,
+        until: time(q.until)?,
+        code: q.code,
+        candidate_id: q.candidate_id,
+    };
+    let after = q
+        .cursor
+        .as_deref()
+        .map(crate::store::refused::Cursor::parse)
+        .transpose()
+        .map_err(|message| ApiError::BadRequest { code: "invalid_cursor", message })?;
+    let limit = q.limit.unwrap_or(refused::DEFAULT_PAGE);
+    Ok(Json(refused::list(s.store.as_ref(), &filter, after.as_ref(), limit).await.map_err(|e| {
+        tracing::error!(error = %e, "refused deliveries read failed");
+        ApiError::Unavailable("the event store cannot be read right now".into())
+    })?))
+}
+
 /// `GET /metrics`: Prometheus text. The review queue's depth is read from
 /// its projection at scrape time (left out when the store cannot answer).
 pub async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {

@@ -8,8 +8,9 @@
 //! subject `dev` with every role; a credential that is sent is still checked.
 
 use super::error::ApiError;
+use crate::audit::refusals::{Claimed, Refusal, Refusals, Source};
 use crate::metrics::Metrics;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -152,56 +153,13 @@ pub struct Auth {
     /// Dev mode: a request without a credential passes with every role.
     pub open: bool,
     pub metrics: Arc<Metrics>,
-    /// Where refusals are recorded (the audit log's `access` stream).
-    pub audit: Option<DenialLog>,
+    /// Where refusals are counted for the audit log's `access` chain
+    /// (aggregated, flushed once a window: `crate::audit::refusals`).
+    pub refusals: Arc<Refusals>,
     /// The policy's trace header, read from refused requests.
     pub trace_header: String,
     /// OIDC JWTs, when configured (`VBRIDGE_OIDC_*`).
     pub oidc: Option<Arc<super::oidc::Oidc>>,
-}
-
-/// Records refused requests in the audit log without making the refusal
-/// wait, and without letting a flood of them queue without bound: past
-/// [`DENIALS_IN_FLIGHT`] appends in flight, a refusal is counted, not logged.
-#[derive(Clone)]
-pub struct DenialLog {
-    pub store: Arc<dyn crate::store::EventStore>,
-    pub in_flight: Arc<tokio::sync::Semaphore>,
-}
-
-/// Appends of refusals in flight at most.
-pub const DENIALS_IN_FLIGHT: usize = 64;
-
-impl DenialLog {
-    pub fn new(store: Arc<dyn crate::store::EventStore>) -> DenialLog {
-        DenialLog { store, in_flight: Arc::new(tokio::sync::Semaphore::new(DENIALS_IN_FLIGHT)) }
-    }
-
-    /// `status`: `unauthenticated` or `forbidden`; `subject`: who, when known.
-    pub fn record(&self, metrics: &Metrics, status: &str, subject: &str, what: String, trace_id: &str) {
-        let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
-            metrics.api_denials_unlogged.inc();
-            return;
-        };
-        let record = vbridge_proto::DecisionRecord {
-            record_id: format!("acc-{}", uuid::Uuid::new_v4().simple()),
-            recorded_at: crate::now_rfc3339(),
-            kind: vbridge_core::record::RecordKind::AccessDenied.into(),
-            reason: what.clone(),
-            write_targets: what,
-            processing_result: status.into(),
-            override_actor: subject.into(),
-            trace_id: trace_id.into(),
-            ..Default::default()
-        };
-        let store = self.store.clone();
-        tokio::spawn(async move {
-            if let Err(e) = store.append_decisions(vec![record]).await {
-                tracing::warn!(error = %e, "could not record a refused request in the audit log");
-            }
-            drop(permit);
-        });
-    }
 }
 
 impl Auth {
@@ -254,19 +212,23 @@ pub struct Require {
 }
 
 /// Middleware: authenticate, check the role, and hand the [`Principal`] to
-/// the handler through the request's extensions.
+/// the handler through the request's extensions. A request with no
+/// credential at all is refused before anything else is done for it.
 pub async fn require(State(r): State<Require>, mut req: Request, next: Next) -> Result<Response, ApiError> {
     let authorization = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let what = format!("{} {}", req.method(), req.uri().path());
+    if authorization.is_none() && !r.auth.open {
+        r.auth.refused(&req, "unauthenticated", "");
+        return Err(ApiError::Unauthenticated);
+    }
     let principal = match r.auth.authenticate(authorization).await {
         Ok(p) => p,
         Err(e) => {
-            r.auth.denied(req.headers(), "unauthenticated", "", what);
+            r.auth.refused(&req, "unauthenticated", "");
             return Err(e);
         }
     };
     if let Err(e) = r.auth.authorize(&principal, r.any_of) {
-        r.auth.denied(req.headers(), "forbidden", &principal.subject, what);
+        r.auth.refused(&req, "forbidden", &principal.subject);
         return Err(e);
     }
     req.extensions_mut().insert(principal);
@@ -283,16 +245,44 @@ impl Auth {
         Err(ApiError::Forbidden(names.join(" or ")))
     }
 
-    /// Count, log and record a refused request.
+    /// A request the layer refused, keyed by its route template.
+    fn refused(&self, req: &Request, status: &str, subject: &str) {
+        let template = req.extensions().get::<MatchedPath>().map_or("(unmatched)", |m| m.as_str());
+        let route = format!("{} {template}", req.method());
+        self.note(req.headers(), status, subject, &route, req.uri().path());
+    }
+
+    /// Count, log (throttled) and note a refused request; `what` is the
+    /// request as the caller names it ("GET /console/reviews/..."), kept
+    /// truncated.
     pub fn denied(&self, headers: &axum::http::HeaderMap, status: &str, subject: &str, what: String) {
-        match status {
-            "unauthenticated" => self.metrics.api_unauthenticated.inc(),
-            _ => self.metrics.api_forbidden.inc(),
-        }
+        self.note(headers, status, subject, &what, &what);
+    }
+
+    fn note(&self, headers: &axum::http::HeaderMap, status: &str, subject: &str, route: &str, path: &str) {
+        let code = match status {
+            "unauthenticated" => {
+                self.metrics.api_unauthenticated.inc();
+                "unauthenticated"
+            }
+            _ => {
+                self.metrics.api_forbidden.inc();
+                "forbidden"
+            }
+        };
         let trace_id = super::request_trace_id(headers, &self.trace_header);
-        tracing::warn!(%subject, %what, %status, trace_id = %trace_id, "operator API: request refused");
-        if let Some(log) = &self.audit {
-            log.record(&self.metrics, status, subject, what, trace_id.as_str());
+        let refusal = Refusal {
+            source: Source::OperatorApi,
+            code,
+            route,
+            path,
+            subject,
+            claimed: Claimed::default(),
+            trace_id: trace_id.as_str(),
+        };
+        if let Some(suppressed) = self.refusals.note(refusal) {
+            let path = crate::audit::refusals::truncated(path, crate::audit::refusals::SAMPLE_BYTES);
+            tracing::warn!(%subject, %route, %path, status = code, suppressed, trace_id = %trace_id, "operator API: request refused");
         }
     }
 }
@@ -324,7 +314,7 @@ mod tests {
             grants: Arc::new(Grants::default()),
             open,
             metrics: Default::default(),
-            audit: None,
+            refusals: Default::default(),
             trace_header: "X-Trace-Id".into(),
             oidc: None,
         };

@@ -129,6 +129,7 @@ fn routes(auth: Auth, limits: Limits, metrics: Arc<Metrics>, metrics_here: bool)
     };
     let mut api = Routes::new()
         .route("/v1/candidates/{id}/timeline", get(api::candidate_timeline).layer(need(Action::ReadTimeline)))
+        .route("/v1/audit/refused-deliveries", get(api::refused_deliveries).layer(need(Action::ReadRefusals)))
         .route("/v1/reviews", get(review::list).layer(need(Action::ReadQueue)))
         .route("/v1/reviews/{candidate}/{application}/decision", post(review::decide).layer(need(Action::Decide)))
         .route(
@@ -194,7 +195,7 @@ pub fn served_paths() -> Vec<&'static str> {
         grants: Default::default(),
         open: false,
         metrics: metrics.clone(),
-        audit: None,
+        refusals: Default::default(),
         trace_header: String::new(),
         oidc: None,
     };

@@ -17,6 +17,8 @@ pub enum Action {
     Decide,
     /// A verification's audit timeline and chain status.
     ReadTimeline,
+    /// Refused deliveries, their claims unverified.
+    ReadRefusals,
     /// Move a verification to any state by hand.
     Override,
     /// Read the gating control.
@@ -34,10 +36,11 @@ pub enum Action {
 use Role::{Admin, Auditor, Gate, Ops, Reviewer};
 
 impl Action {
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 10] = [
         Action::ReadQueue,
         Action::Decide,
         Action::ReadTimeline,
+        Action::ReadRefusals,
         Action::Override,
         Action::ReadControls,
         Action::SetControls,
@@ -52,6 +55,7 @@ impl Action {
             Action::ReadQueue => &[Reviewer, Auditor],
             Action::Decide => &[Reviewer],
             Action::ReadTimeline => &[Auditor],
+            Action::ReadRefusals => &[Auditor],
             Action::Override => &[Admin],
             Action::ReadControls => &[Ops, Auditor],
             Action::SetControls => &[Ops],
@@ -73,6 +77,9 @@ impl Action {
             Action::Decide => "decide a review item (`POST /v1/reviews/{c}/{a}/decision`; console decide form)",
             Action::ReadTimeline => {
                 "read a verification's audit timeline (`GET /v1/candidates/{id}/timeline`; console item page's timeline and chain)"
+            }
+            Action::ReadRefusals => {
+                "list refused deliveries, their claims unverified (`GET /v1/audit/refused-deliveries`; `vbridge audit refused`)"
             }
             Action::Override => "override a verification's state (`POST /v1/verifications/{c}/{a}/override`)",
             Action::ReadControls => "read the gating control (`GET /v1/controls/gating`)",

@@ -4,14 +4,16 @@
 //! HTTP handler only reads the request and maps the outcome to an answer.
 //!
 //! Deliveries that fail authentication or are not JSON at all (401, 413, 415)
-//! are recorded off the answer path through a bounded queue: a flood of junk
-//! is answered at once and can never hold up, or crowd out, accepted events.
+//! are answered at once and only counted, per window, in memory
+//! (`crate::audit::refusals`): a flood of junk never reaches the store's
+//! writer, so it can never hold up, or crowd out, accepted events.
 
 pub mod providers;
 pub mod recent;
 
 pub use vbridge_core::intake::{parse, redact, signature};
 
+use crate::audit::refusals::{Claimed, Refusal, Source};
 use crate::metrics::Metrics;
 use crate::store::{Committed, DeliveryRecord, EventStore, Intent, StoreError};
 use parse::{PayloadError, claimed};
@@ -54,6 +56,9 @@ pub enum Receipt {
     },
 }
 
+/// The IL scheme's route (docs/contract.md §2).
+const IL_PATH: &str = "/webhooks/verification";
+
 /// Why a delivery was refused; each maps to one contract answer.
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
@@ -94,34 +99,20 @@ pub struct Intake {
     /// A commit not done within this answers 503 (the row may still land; the
     /// provider's retry then finds it and is answered `duplicate`).
     pub commit_timeout: Duration,
-    /// Unauthenticated deliveries are logged at most once a second (the
-    /// metric counts them all): a flood must not become a flood of log lines.
-    pub refusal_log: LogThrottle,
+    /// Unauthenticated refusals, aggregated for the audit log's `rejected`
+    /// chain and logged at most once a second (the metrics count them all):
+    /// a flood must not become a flood of rows or of log lines.
+    pub refusals: Arc<crate::audit::refusals::Refusals>,
+    /// Bodies of refused deliveries being read for their claimed ids at
+    /// once, at most: past it, a refusal is counted without its claims, so
+    /// that unauthenticated work never takes more than these CPUs.
+    pub claim_readers: tokio::sync::Semaphore,
     /// The real providers' routes (docs/contract.md §7); none configured by default.
     pub providers: Arc<providers::Providers>,
 }
 
-/// Lets one log line through per second, and says how many it held back.
-#[derive(Default)]
-pub struct LogThrottle {
-    second: std::sync::atomic::AtomicU64,
-    held: std::sync::atomic::AtomicU64,
-}
-
-impl LogThrottle {
-    /// `Some(lines held back since the last one)` when this one may be logged.
-    pub fn admit(&self) -> Option<u64> {
-        use std::sync::atomic::Ordering::Relaxed;
-        let now = chrono::Utc::now().timestamp() as u64;
-        let last = self.second.load(Relaxed);
-        if now != last && self.second.compare_exchange(last, now, Relaxed, Relaxed).is_ok() {
-            Some(self.held.swap(0, Relaxed))
-        } else {
-            self.held.fetch_add(1, Relaxed);
-            None
-        }
-    }
-}
+/// Refused bodies read for their claims at once, at most.
+pub const CLAIM_READERS: usize = 2;
 
 impl Intake {
     /// Take one delivery. `header` looks a request header up by name.
@@ -132,7 +123,7 @@ impl Intake {
         trace_id: &TraceId,
     ) -> Result<Receipt, IntakeError> {
         let mut rec = Self::record(trace_id);
-        let bytes = self.bytes_of(&rec, arrival)?;
+        let bytes = self.bytes_of(&rec, arrival, IL_PATH)?;
         rec.body_sha256 = sha256_hex(&bytes);
 
         let policy = &self.policy;
@@ -152,11 +143,11 @@ impl Intake {
             Err(SignatureError::MissingSignature) if unsigned_allowed => {}
             Err(e) => {
                 self.metrics.signature_refused();
-                if let Some(suppressed) = self.refusal_log.admit() {
-                    tracing::warn!(code = e.code(), suppressed, "webhook rejected: {e}");
-                }
-                let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                return Err(self.refuse_later(rec, Some(&body), e.into()));
+                let body = match self.claim_readers.try_acquire() {
+                    Ok(_reading) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                    Err(_) => Value::Null,
+                };
+                return Err(self.refuse_later(rec, Some(&body), e.into(), IL_PATH));
             }
         }
 
@@ -176,14 +167,16 @@ impl Intake {
 
     /// The body's bytes, or the refusal of a body that is not JSON, too
     /// large or unreadable (recorded off the answer path).
-    fn bytes_of(&self, rec: &DeliveryRecord, arrival: Arrival) -> Result<bytes::Bytes, IntakeError> {
+    fn bytes_of(&self, rec: &DeliveryRecord, arrival: Arrival, path: &str) -> Result<bytes::Bytes, IntakeError> {
         match arrival {
             Arrival::Json(b) => Ok(b),
-            Arrival::NotJson => Err(self.refuse_later(rec.clone(), None, IntakeError::NotJson)),
-            Arrival::TooLarge { limit } => Err(self.refuse_later(rec.clone(), None, IntakeError::TooLarge(limit))),
+            Arrival::NotJson => Err(self.refuse_later(rec.clone(), None, IntakeError::NotJson, path)),
+            Arrival::TooLarge { limit } => {
+                Err(self.refuse_later(rec.clone(), None, IntakeError::TooLarge(limit), path))
+            }
             Arrival::Unreadable => {
                 let e = PayloadError::new("body", "could not be read in full (the connection broke)");
-                Err(self.refuse_later(rec.clone(), None, e.into()))
+                Err(self.refuse_later(rec.clone(), None, e.into(), path))
             }
         }
     }
@@ -356,14 +349,32 @@ impl Intake {
     }
 
     /// Refuse an unauthenticated or unreadable delivery: answered at once,
-    /// recorded through the bounded queue (dropped and counted when it is full).
-    fn refuse_later(&self, mut rec: DeliveryRecord, body: Option<&Value>, e: IntakeError) -> IntakeError {
+    /// noted in the refusals' aggregate (never a row per delivery: see
+    /// `crate::audit::refusals`), logged at most once a second.
+    /// `path`: the route it came in on (`/webhooks/verification`, `/webhooks/persona`, ...).
+    fn refuse_later(&self, mut rec: DeliveryRecord, body: Option<&Value>, e: IntakeError, path: &str) -> IntakeError {
         if let Some(body) = body {
             self.fill_claimed(&mut rec, body);
         }
-        rec.reject_code = Some(e.reject_code().into());
         self.metrics.rejected.inc();
-        self.record_later(rec);
+        let code = e.reject_code();
+        let route = format!("POST {path}");
+        let refusal = Refusal {
+            source: Source::Webhook,
+            code,
+            route: &route,
+            path,
+            subject: "",
+            claimed: Claimed {
+                candidate_id: rec.candidate_id.as_deref(),
+                application_id: rec.application_id.as_deref(),
+                event_id: rec.event_id.as_deref(),
+            },
+            trace_id: &rec.trace_id,
+        };
+        if let Some(suppressed) = self.refusals.note(refusal) {
+            tracing::warn!(code, suppressed, trace_id = %rec.trace_id, "webhook rejected: {e}");
+        }
         e
     }
 
@@ -372,19 +383,5 @@ impl Intake {
         if !self.store.record_later(rec) {
             self.metrics.deferred_rows_dropped.inc();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::LogThrottle;
-
-    #[test]
-    fn a_flood_of_refusals_makes_a_line_a_second() {
-        let t = LogThrottle::default();
-        let admitted: Vec<u64> = (0..10_000).filter_map(|_| t.admit()).collect();
-        // The loop may cross one second boundary.
-        assert!((1..=2).contains(&admitted.len()), "{admitted:?}");
-        assert_eq!(admitted[0], 0);
     }
 }

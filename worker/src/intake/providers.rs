@@ -48,7 +48,9 @@ impl Intake {
     ) -> Result<Receipt, IntakeError> {
         let provider = adapter.kind().as_str();
         let mut rec = Self::record(trace_id);
-        let bytes = self.bytes_of(&rec, arrival).inspect_err(|_| self.metrics.provider_result(provider, "rejected"))?;
+        let path = route_path(adapter.kind());
+        let bytes =
+            self.bytes_of(&rec, arrival, path).inspect_err(|_| self.metrics.provider_result(provider, "rejected"))?;
         rec.body_sha256 = sha256_hex(&bytes);
         let clock = Clock {
             now_unix: chrono::Utc::now().timestamp(),
@@ -58,11 +60,9 @@ impl Intake {
         if let Err(e) = adapter.verify(&header, &bytes, &clock) {
             self.metrics.signature_refused();
             self.metrics.provider_result(provider, "signature_invalid");
-            if let Some(suppressed) = self.refusal_log.admit() {
-                tracing::warn!(provider, code = e.code(), suppressed, "provider webhook rejected: {e}");
-            }
-            // Nothing of an unauthenticated body is kept but its hash.
-            return Err(self.refuse_later(rec, None, e.into()));
+            // Nothing of an unauthenticated body is kept: it is counted in
+            // the refusals' aggregate (and logged at most once a second).
+            return Err(self.refuse_later(rec, None, e.into(), path));
         }
         rec.signature_valid = true;
         let value = self.json_object(rec.clone(), &bytes).await.inspect_err(|_| {
@@ -135,5 +135,15 @@ impl Intake {
                 Err(vbridge_core::intake::parse::PayloadError::new("body", "rejected").into())
             }
         }
+    }
+}
+
+/// The route a provider's deliveries come in on (docs/contract.md §7).
+fn route_path(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::Persona => "/webhooks/persona",
+        ProviderKind::Onfido => "/webhooks/onfido",
+        ProviderKind::Veriff => "/webhooks/veriff",
+        ProviderKind::Sumsub => "/webhooks/sumsub",
     }
 }

@@ -11,6 +11,7 @@ mod ops;
 mod postgres;
 pub mod projection;
 mod reads;
+pub mod refused;
 mod rows;
 mod run;
 pub mod sessions;
@@ -232,6 +233,14 @@ pub trait EventStore: vbridge_activities::AuditSink + Send + Sync + 'static {
     async fn expected_count(&self) -> Result<u64, StoreError>;
     /// A finished reconciliation run's report (JSON).
     async fn reconcile_run(&self, run_id: &str) -> Result<Option<String>, StoreError>;
+    /// Refused deliveries (rows of the `rejected` chain and aggregated
+    /// windows) in first-seen order after `after`, `limit` at most.
+    async fn refused_deliveries(
+        &self,
+        filter: &refused::Filter,
+        after: Option<&refused::Cursor>,
+        limit: u32,
+    ) -> Result<Vec<refused::Row>, StoreError>;
     /// Whether the store accepted any delivery of this verification.
     async fn knows(&self, candidate_id: &str, application_id: &str) -> Result<bool, StoreError>;
     /// Where chains cut by retention start now.

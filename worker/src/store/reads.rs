@@ -185,6 +185,25 @@ impl<S: Reads> EventStore for S {
         Ok(row.map(|r| r.0))
     }
 
+    async fn refused_deliveries(
+        &self,
+        filter: &super::refused::Filter,
+        after: Option<&super::refused::Cursor>,
+        limit: u32,
+    ) -> Result<Vec<super::refused::Row>, StoreError> {
+        let args: [Arg<'_>; 8] = [
+            filter.since.as_deref().into(),
+            filter.until.as_deref().into(),
+            filter.code.as_deref().into(),
+            filter.candidate_id.as_deref().into(),
+            after.map(|c| c.first_seen.as_str()).into(),
+            after.map(|c| c.source.as_str()).into(),
+            after.map(|c| c.seq).into(),
+            (limit as i64).into(),
+        ];
+        Ok(self.lend().await?.fetch_all(sql::REFUSED_DELIVERIES, &args).await?)
+    }
+
     async fn knows(&self, candidate_id: &str, application_id: &str) -> Result<bool, StoreError> {
         let (known,): (bool,) =
             self.lend().await?.fetch_one(sql::KNOWN, &[candidate_id.into(), application_id.into()]).await?;

@@ -147,8 +147,26 @@ pub(crate) const HEADS: &str = "SELECT stream, chain_pos, hash FROM stream_heads
 pub(crate) const DELIVERIES: &str = "SELECT d.*, EXISTS (SELECT 1 FROM forwards f WHERE f.seq = d.seq) AS forwarded \
      FROM deliveries d WHERE (?1 IS NULL OR d.candidate_id = ?1) AND (?2 IS NULL OR d.application_id = ?2) \
      ORDER BY d.seq";
-pub(crate) const DECISIONS: &str = "SELECT * FROM decisions WHERE (?1 IS NULL OR candidate_id = ?1) \
-     AND (?2 IS NULL OR application_id = ?2) ORDER BY seq";
+/// A candidate's decisions are those of its own chains: a record in the
+/// `rejected` or `access` chain names a candidate only as an unverified claim
+/// (a refused delivery's), and is never the candidate's.
+pub(crate) const DECISIONS: &str = "SELECT * FROM decisions WHERE (?1 IS NULL OR (candidate_id = ?1 \
+     AND stream NOT IN ('rejected', 'access'))) AND (?2 IS NULL OR application_id = ?2) ORDER BY seq";
+/// Refused deliveries (`super::refused`), both kinds in one order: rows of
+/// the `rejected` chain, and aggregated windows (`deliveries_refused`).
+/// ?1 since, ?2 until, ?3 code, ?4 claimed candidate, ?5..?7 cursor, ?8 limit.
+pub(crate) const REFUSED_DELIVERIES: &str = "SELECT source, seq, first_seen, code, candidate_id, application_id, \
+     event_id, signature_valid, trace_id, detail FROM ( \
+     SELECT 'delivery' AS source, d.seq AS seq, d.received_at AS first_seen, COALESCE(d.reject_code, '') AS code, \
+     COALESCE(d.candidate_id, '') AS candidate_id, COALESCE(d.application_id, '') AS application_id, \
+     COALESCE(d.event_id, '') AS event_id, d.signature_valid AS signature_valid, d.trace_id AS trace_id, \
+     '' AS detail FROM deliveries d WHERE d.stream = 'rejected' \
+     UNION ALL SELECT 'window', seq, received_at, processing_result, candidate_id, application_id, event_id, \
+     FALSE, trace_id, detail FROM decisions WHERE kind = 'deliveries_refused') r \
+     WHERE (?1 IS NULL OR first_seen >= ?1) AND (?2 IS NULL OR first_seen < ?2) AND (?3 IS NULL OR code = ?3) \
+     AND (?4 IS NULL OR candidate_id = ?4) \
+     AND (?5 IS NULL OR first_seen > ?5 OR (first_seen = ?5 AND (source > ?6 OR (source = ?6 AND seq > ?7)))) \
+     ORDER BY first_seen, source, seq LIMIT ?8";
 pub(crate) const CHECKPOINTS: &str = "SELECT stream, next_pos, prev_hash FROM chain_checkpoints";
 /// Console logouts (`store::sessions`).
 pub(crate) const REVOKE_SESSION: &str =
@@ -159,6 +177,13 @@ pub(crate) const SESSION_REVOKED: &str = "SELECT expires_at FROM console_revocat
 #[cfg(test)]
 mod tests {
     use super::numbered;
+
+    #[test]
+    fn a_candidates_decisions_leave_out_the_chains_of_claims() {
+        use vbridge_core::chain::{ACCESS_STREAM, REJECTED_STREAM};
+        let excluded = format!("stream NOT IN ('{REJECTED_STREAM}', '{ACCESS_STREAM}')");
+        assert!(super::DECISIONS.contains(&excluded), "{}", super::DECISIONS);
+    }
 
     #[test]
     fn placeholders_are_numbered_for_postgres() {

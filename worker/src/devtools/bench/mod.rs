@@ -22,6 +22,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+mod burst;
+mod flood;
+mod outbox;
+mod refusals;
+
+use burst::burst_phase;
+use flood::flooded_open_loop;
+use outbox::{drop_scratch_postgres, outbox_phase, scratch_postgres};
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchOptions {
     #[arg(long, default_value_t = 5000)]
@@ -57,6 +66,16 @@ pub struct BenchOptions {
     /// Only the controls' phases (8: the gate, 9: reconciliation).
     #[arg(long)]
     pub controls_only: bool,
+    /// Only phase 10: a flood of refused operator requests, the store and
+    /// log growth, and the signed stream beside it.
+    #[arg(long)]
+    pub refusals_only: bool,
+    /// Requests of phase 10's flood (each without a token, on a 4 KB path).
+    #[arg(long, default_value_t = 50_000)]
+    pub refusal_requests: usize,
+    /// The signed stream's offered rate in phase 10 (requests per second).
+    #[arg(long, default_value_t = 1000)]
+    pub refusal_rate: u32,
     /// Verifications the gate and reconciliation phases are measured over.
     #[arg(long, default_value_t = 10_000)]
     pub controls_verifications: usize,
@@ -214,6 +233,14 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     println!("machine: {} cores; {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), build_kind());
     println!("{}", fsync_probe(&dir)?);
 
+    if o.refusals_only {
+        let r = refusals::refusal_phase(&dir, &run, o.refusal_requests, o.concurrency, o.refusal_rate, o.rate_seconds)
+            .await?;
+        refusals::report(&r, o.refusal_rate);
+        println!("{}", serde_json::json!({ "refusals": r }));
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    }
     let temporal = DevServer::start(DevServerOptions {
         port: 0,
         ui_port: None,
@@ -389,6 +416,9 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     let burst = if o.burst_events > 0 { Some(burst_phase(&cfg, &dir, &run, &o).await?) } else { None };
     crate::devtools::bench_controls::run(&dir, &run, &temporal.address, o.controls_verifications).await?;
     drop(temporal);
+    let refused =
+        refusals::refusal_phase(&dir, &run, o.refusal_requests, o.concurrency, o.refusal_rate, o.rate_seconds).await?;
+    refusals::report(&refused, o.refusal_rate);
 
     println!();
     let ack_vs_bare = first.per_second / bare.per_second.max(1e-9);
@@ -450,390 +480,6 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-struct Burst {
-    /// First send to last ATS write: events per second, p50/p99 of received → written.
-    bridge: Figures,
-    writes: usize,
-    bare_per_second: f64,
-    ratio: f64,
-    /// Open workflows and this process's RSS (the bridge runs in it) when the
-    /// last write landed, and after the quiet period closed the verifications.
-    open_after_burst: usize,
-    open_after_quiet: usize,
-    rss_after_burst_mib: f64,
-    rss_after_quiet_mib: f64,
-}
-
-/// The longest quiet period the bench waits for after the burst.
-const QUIET_WAIT_MAX: Duration = Duration::from_secs(120);
-
-/// This process's resident memory, from /proc (Linux), in MiB.
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?.to_owned();
-            line.split_whitespace().nth(1)?.parse::<f64>().ok()
-        })
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(0.0)
-}
-
-async fn running_workflows(client: &temporalio_client::Client) -> usize {
-    client.count_workflows("ExecutionStatus = 'Running'", Default::default()).await.map(|c| c.count()).unwrap_or(0)
-}
-
-/// The burst's events: per application a `started`, then for half of them a
-/// `needs_review` and a `verified`, for the other half a `verified`; the first
-/// `events` of that sequence, spread over `apps` applications.
-fn burst_bodies(run: &str, events: usize, apps: usize) -> Vec<(String, Value)> {
-    let mut out = vec![];
-    let base = chrono::Utc::now() - chrono::Duration::minutes(10);
-    let t = |s: i64| (base + chrono::Duration::seconds(s)).to_rfc3339();
-    for step in 0..3 {
-        for a in 0..apps {
-            let (cand, app) = (format!("burst-{run}-c{a}"), format!("app-{a}"));
-            let id = format!("burst-{run}-{a}-{step}");
-            let body = match (step, a % 2) {
-                (0, _) => started(&cand, &app, &id, &t(0)),
-                (1, 0) => crate::devtools::client::decision(&cand, &app, &id, &t(60), "needs_review"),
-                (1, _) | (2, 0) => crate::devtools::client::decision(&cand, &app, &id, &t(120), "verified"),
-                _ => continue,
-            };
-            out.push((id, body));
-        }
-    }
-    out.truncate(events);
-    out
-}
-
-async fn burst_phase(cfg: &Config, dir: &std::path::Path, run: &str, o: &BenchOptions) -> anyhow::Result<Burst> {
-    let temporal = DevServer::start(DevServerOptions {
-        port: 0,
-        ui_port: None,
-        db_file: Some(dir.join("burst-temporal.db")),
-        log_file: dir.join("burst-temporal.log"),
-    })
-    .await?;
-    let (sandbox_url, sb_stop) = start_sandbox().await?;
-    let mut burst_cfg = cfg.clone();
-    burst_cfg.temporal_address = temporal.address.clone();
-    burst_cfg.database_url = format!("sqlite://{}", dir.join("burst.db").display());
-    burst_cfg.ats_url = Some(sandbox_url.clone());
-    burst_cfg.task_queue = format!("burst-{run}");
-    burst_cfg.tuning.quiet_close_ms = o.burst_quiet_close_ms;
-    let bridge = start_bridge(burst_cfg, crate::app::all_roles())?;
-    let client = WebhookClient::new(&bridge.url, "bench-secret");
-    let bodies = burst_bodies(run, o.burst_events, o.burst_applications);
-    let events = bodies.len();
-    let start = Instant::now();
-    let started_at = chrono::Utc::now();
-    let sent: Vec<(String, chrono::DateTime<chrono::Utc>)> = futures::stream::iter(bodies)
-        .map(|(id, body)| {
-            let client = client.clone();
-            async move {
-                let at = chrono::Utc::now();
-                let ok = matches!(client.send(&body).await, Ok(r) if r.status == 202);
-                ok.then_some((id, at))
-            }
-        })
-        .buffer_unordered(o.concurrency)
-        .filter_map(|x| async move { x })
-        .collect()
-        .await;
-    let sent_at: std::collections::HashMap<String, chrono::DateTime<chrono::Utc>> = sent.into_iter().collect();
-    println!(
-        "7. burst: {events} events over {} applications acked in {:.1} s",
-        o.burst_applications,
-        start.elapsed().as_secs_f64()
-    );
-    // Done when every application's last event is written (a decision that
-    // overtook an earlier one skips it, so writes can be fewer than events).
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(1800);
-    let expected_verified = bodies_verified(events, o.burst_applications);
-    let writes: Vec<crate::devtools::sandbox::AppliedWrite> = loop {
-        let writes: Vec<crate::devtools::sandbox::AppliedWrite> =
-            http.get(format!("{sandbox_url}/_sandbox/writes")).send().await?.json().await?;
-        let verified = writes
-            .iter()
-            .filter(|w| w.fields.get("verification_state").map(String::as_str) == Some("verified"))
-            .count();
-        if verified >= expected_verified || Instant::now() > deadline {
-            break writes;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    let last = writes.iter().filter_map(|w| chrono::DateTime::parse_from_rfc3339(&w.at).ok()).max();
-    let lat: Vec<Duration> = writes
-        .iter()
-        .filter_map(|w| {
-            let id = w.fields.get("verification_last_event_id")?;
-            let at = chrono::DateTime::parse_from_rfc3339(&w.at).ok()?.with_timezone(&chrono::Utc);
-            (at - *sent_at.get(id)?).to_std().ok()
-        })
-        .collect();
-    let span =
-        last.map(|l| (l.with_timezone(&chrono::Utc) - started_at).to_std().unwrap_or_default()).unwrap_or_default();
-    let mut bridge_figures = figures(lat, span, events - sent_at.len());
-    bridge_figures.per_second = events as f64 / span.as_secs_f64().max(1e-9);
-    print("7. burst: received -> written", &bridge_figures);
-    let write_count = writes.len();
-    let tclient = temporal::connect(&temporal.address, "default").await?;
-    let (open_after_burst, rss_after_burst_mib) = (running_workflows(&tclient).await, rss_mib());
-    let quiet = Duration::from_millis(o.burst_quiet_close_ms as u64);
-    let mut open_after_quiet = open_after_burst;
-    if quiet <= QUIET_WAIT_MAX {
-        let deadline = Instant::now() + quiet + Duration::from_secs(90);
-        while open_after_quiet > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            open_after_quiet = running_workflows(&tclient).await;
-        }
-    }
-    let rss_after_quiet_mib = rss_mib();
-    println!(
-        "7. open workflows: {open_after_burst} at the last write, {open_after_quiet} after the quiet period ({} s{}); \
-         RSS {rss_after_burst_mib:.0} MiB -> {rss_after_quiet_mib:.0} MiB",
-        quiet.as_secs(),
-        if quiet <= QUIET_WAIT_MAX { "" } else { ", not waited for" }
-    );
-    bridge.shutdown().await;
-    let _ = sb_stop.send(());
-
-    // The bare ceiling: the same number of events over as many workflows.
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let queue = format!("bare-burst-{run}");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let worker = {
-        let (client, queue, done) = (tclient.clone(), queue.clone(), done.clone());
-        let cached = cfg.worker_cached_workflows;
-        let handle = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
-            handle.block_on(crate::devtools::bare::run_worker(client, &queue, done, cached, async move {
-                let _ = stop_rx.await;
-            }))
-        })
-    };
-    let start = Instant::now();
-    let apps = o.burst_applications.max(1);
-    futures::stream::iter(0..events)
-        .map(|i| {
-            let (client, queue) = (tclient.clone(), queue.clone());
-            async move {
-                crate::devtools::bare::signal(&client, &queue, &format!("bare-{run}-{}", i % apps), format!("{i}"))
-                    .await
-            }
-        })
-        .buffer_unordered(o.concurrency)
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                eprintln!("bench: {e}");
-            }
-        })
-        .await;
-    while done.load(std::sync::atomic::Ordering::Relaxed) < events as u64 && start.elapsed() < Duration::from_secs(1800)
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let bare_per_second = done.load(std::sync::atomic::Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
-    println!("7. bare ceiling: {events} events, one signal and one no-op activity each: {bare_per_second:.1}/s");
-    let _ = stop_tx.send(());
-    let _ = worker.await;
-    drop(temporal);
-    let ratio = bridge_figures.per_second / bare_per_second.max(1e-9);
-    Ok(Burst {
-        bridge: bridge_figures,
-        writes: write_count,
-        bare_per_second,
-        ratio,
-        open_after_burst,
-        open_after_quiet,
-        rss_after_burst_mib,
-        rss_after_quiet_mib,
-    })
-}
-
-/// How many `verified` writes the burst ends with: one per application whose
-/// events include a `verified` decision.
-fn bodies_verified(events: usize, apps: usize) -> usize {
-    // Step 1 carries `verified` for odd applications; step 2 is a `verified`
-    // for each even one.
-    let step1 = events.saturating_sub(apps).min(apps);
-    let step2 = events.saturating_sub(2 * apps).min(apps.div_ceil(2));
-    (0..step1).filter(|a| a % 2 == 1).count() + step2
-}
-
-/// An open-loop signed stream while `flooders` clients send unsigned requests
-/// as fast as they can: (the signed stream, the flood).
-async fn flooded_open_loop(
-    client: &WebhookClient,
-    run: &str,
-    rate: u32,
-    seconds: u32,
-    flooders: usize,
-) -> (Figures, Figures) {
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let flood = {
-        let (stop, answered) = (stop.clone(), answered.clone());
-        let client = client.clone();
-        let run = run.to_owned();
-        tokio::spawn(async move {
-            let start = Instant::now();
-            let results: Vec<Vec<(Duration, bool)>> = futures::future::join_all((0..flooders).map(|f| {
-                let (stop, answered) = (stop.clone(), answered.clone());
-                let client = client.clone();
-                let run = run.clone();
-                async move {
-                    let mut out = vec![];
-                    let mut i = 0;
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        let body =
-                            serde_json::to_vec(&started("junk", "app", &format!("junk-{run}-{f}-{i}"), "x")).unwrap();
-                        let t = Instant::now();
-                        let ok = matches!(client.send_raw(body, vec![]).await, Ok(r) if r.status == 401);
-                        out.push((t.elapsed(), ok));
-                        answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        i += 1;
-                    }
-                    out
-                }
-            }))
-            .await;
-            let all: Vec<(Duration, bool)> = results.into_iter().flatten().collect();
-            let errors = all.iter().filter(|(_, ok)| !ok).count();
-            figures(all.into_iter().map(|(d, _)| d).collect(), start.elapsed(), errors)
-        })
-    };
-    // The signed stream starts once the flood is in full swing.
-    while answered.load(std::sync::atomic::Ordering::Relaxed) < flooders * 10 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let signed = open_loop(client, &format!("fl{run}"), rate, seconds).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let flood = flood.await.expect("the flood task");
-    (signed, flood)
-}
-
-/// The outbox read the relay does, p50 of 50 reads, on a store with no
-/// history and on one with 100k accepted rows already forwarded, with the
-/// anti-join the relay used before the outbox for comparison. Per backend:
-/// (name, empty ms, 100k ms, old query ms).
-async fn outbox_phase(
-    dir: &std::path::Path,
-    postgres_admin: Option<&str>,
-    run: &str,
-) -> anyhow::Result<Vec<(String, f64, f64, f64)>> {
-    const OLD: &str = "SELECT d.seq, COALESCE(d.signal, '') AS signal FROM deliveries d \
-         WHERE d.processing_result = 'accepted' AND NOT EXISTS (SELECT 1 FROM forwards f WHERE f.seq = d.seq) \
-         ORDER BY d.seq LIMIT 512";
-    async fn reads(store: &dyn crate::store::EventStore) -> f64 {
-        let mut lat = vec![];
-        for _ in 0..50 {
-            let t = Instant::now();
-            let _ = store.unforwarded(512).await;
-            lat.push(t.elapsed());
-        }
-        figures(lat, Duration::from_secs(1), 0).p50_ms
-    }
-    let mut out = vec![];
-    let mut urls = vec![("SQLite".to_owned(), format!("sqlite://{}", dir.join("outbox.db").display()), None)];
-    if let Some(admin) = postgres_admin {
-        let (url, db) = scratch_postgres(admin, &format!("ob{run}")).await?;
-        urls.push(("Postgres".to_owned(), url, Some(db)));
-    }
-    for (name, url, scratch) in urls {
-        let store = crate::config::open_store(&url).await?;
-        for i in 0..20 {
-            let r = crate::store::DeliveryRecord {
-                received_at: crate::now_rfc3339(),
-                signature_valid: true,
-                event_id: Some(format!("pending-{i}")),
-                candidate_id: Some("c".into()),
-                application_id: Some("a".into()),
-                idempotency_key: Some(format!("pending-{i}")),
-                trace_id: "t".into(),
-                signal: Some("{}".into()),
-                ..Default::default()
-            };
-            store.commit(r).await?;
-        }
-        let empty = reads(store.as_ref()).await;
-        // 100k accepted rows, forwarded long ago, written in bulk.
-        let bulk_deliveries = "INSERT INTO deliveries (received_at, event_id, idempotency_key, signature_valid, \
-             processing_result, trace_id, body_sha256, signal) \
-             SELECT '2020-01-01T00:00:00.000Z', 'old-' || n, 'old-' || n, TRUE, 'accepted', 't', '00', '{}' FROM {series}";
-        let bulk_forwards = "INSERT INTO forwards (seq, forwarded_at) SELECT seq, '2020-01-01T00:00:00.000Z' \
-             FROM deliveries WHERE event_id LIKE 'old-%'";
-        if name == "SQLite" {
-            use sqlx::Connection;
-            let mut c = sqlx::SqliteConnection::connect(&url).await?;
-            let series =
-                "(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 100000) SELECT n FROM s)";
-            sqlx::query(&bulk_deliveries.replace("{series}", series)).execute(&mut c).await?;
-            sqlx::query(bulk_forwards).execute(&mut c).await?;
-        } else {
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(&url).await?;
-            sqlx::query(&bulk_deliveries.replace("{series}", "generate_series(1, 100000) AS n"))
-                .execute(&mut c)
-                .await?;
-            sqlx::query(bulk_forwards).execute(&mut c).await?;
-            sqlx::query("ANALYZE").execute(&mut c).await?;
-        }
-        let full = reads(store.as_ref()).await;
-        // The same reads with the relay's old query, on one connection.
-        let mut lat = vec![];
-        if name == "SQLite" {
-            use sqlx::Connection;
-            let mut c = sqlx::SqliteConnection::connect(&url).await?;
-            for _ in 0..10 {
-                let t = Instant::now();
-                sqlx::query(OLD).fetch_all(&mut c).await?;
-                lat.push(t.elapsed());
-            }
-        } else {
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(&url).await?;
-            for _ in 0..10 {
-                let t = Instant::now();
-                sqlx::query(OLD).fetch_all(&mut c).await?;
-                lat.push(t.elapsed());
-            }
-        }
-        let old = figures(lat, Duration::from_secs(1), 0).p50_ms;
-        print(
-            &format!("6. outbox read, {name}, 100k forwarded"),
-            &Figures { p50_ms: full, ..figures(vec![], Duration::from_secs(1), 0) },
-        );
-        out.push((name, empty, full, old));
-        drop(store);
-        if let (Some(db), Some(admin)) = (scratch, postgres_admin) {
-            drop_scratch_postgres(admin, &db).await;
-        }
-    }
-    Ok(out)
-}
-
-async fn scratch_postgres(admin: &str, run: &str) -> anyhow::Result<(String, String)> {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(admin).await.map_err(|e| {
-        anyhow::anyhow!("the Postgres part of the bench needs {admin}: {e} (or pass --postgres-url none)")
-    })?;
-    let db = format!("vbridge_bench_{run}_{}", std::process::id());
-    sqlx::query(&format!("CREATE DATABASE {db}")).execute(&mut conn).await?;
-    let (base, _) = admin.rsplit_once('/').ok_or_else(|| anyhow::anyhow!("{admin} does not end in /DATABASE"))?;
-    Ok((format!("{base}/{db}"), db))
-}
-
-async fn drop_scratch_postgres(admin: &str, db: &str) {
-    use sqlx::Connection;
-    if let Ok(mut conn) = sqlx::PgConnection::connect(admin).await {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut conn).await;
-    }
 }
 
 /// The disk's own fsync latency, measured here and now: a durable ack cannot
