@@ -52,6 +52,11 @@ pub enum RecordKind {
     /// Retention cut the chain before this record (the checkpoint it left in
     /// `write_targets`).
     Retention,
+    /// A provider moved a decided verification backwards (or reversed it):
+    /// the state is kept, a review item flagged `provider_reversal` is opened
+    /// and the gate holds until an admin closes it (the provider's state in
+    /// `detail`).
+    ProviderReversal,
 }
 
 impl RecordKind {
@@ -78,6 +83,7 @@ impl RecordKind {
         RecordKind::ControlChanged,
         RecordKind::Reconciled,
         RecordKind::Retention,
+        RecordKind::ProviderReversal,
     ];
 
     /// The stored string (the same as its serde form).
@@ -104,6 +110,7 @@ impl RecordKind {
             RecordKind::ControlChanged => "control_changed",
             RecordKind::Reconciled => "reconciled",
             RecordKind::Retention => "retention",
+            RecordKind::ProviderReversal => "provider_reversal",
         }
     }
 
@@ -177,6 +184,7 @@ mod tests {
             (ControlChanged, "control_changed"),
             (Reconciled, "reconciled"),
             (Retention, "retention"),
+            (ProviderReversal, "provider_reversal"),
         ];
         assert_eq!(expected.len(), RecordKind::ALL.len(), "every kind is pinned");
         for (kind, s) in expected {
