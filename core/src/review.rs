@@ -131,7 +131,6 @@ pub fn check_decision(
 /// provider's reversal is held (`reversal_held`), an override to the state
 /// it already has is the admin's confirmation of it (it closes the item);
 /// otherwise it is a conflict.
-#[allow(clippy::too_many_arguments)]
 pub fn check_override(
     policy: &Policy,
     current: VerificationState,

@@ -85,7 +85,7 @@ async fn overridden_to_failed(app: &TestApp, c: &str, a: &str) {
     app.wait_for("the item closed", WAIT, || async { queued(app, c).await.is_none().then_some(()) }).await;
     let g = gate(app, a).await;
     assert_eq!((g["allow_interview_scheduling"].as_bool(), g["reason"].as_str()), (Some(false), Some("failed")), "{g}");
-    let last = app.writes().await.into_iter().filter(|w| w.application_id == a).next_back().unwrap();
+    let last = app.writes().await.into_iter().rfind(|w| w.application_id == a).unwrap();
     assert_eq!(
         (last.fields["verification_state"].as_str(), last.fields["override_actor"].as_str()),
         ("failed", "it-admin")
