@@ -56,6 +56,11 @@ pub enum RecordKind {
     /// (the count and window in `detail`; the ids are the deliveries' own,
     /// unverified claims), in the `rejected` chain.
     DeliveriesRefused,
+    /// A provider moved a decided verification backwards (or reversed it):
+    /// the state is kept, a review item flagged `provider_reversal` is opened
+    /// and the gate holds until an admin closes it (the provider's state in
+    /// `detail`).
+    ProviderReversal,
 }
 
 impl RecordKind {
@@ -83,6 +88,7 @@ impl RecordKind {
         RecordKind::Reconciled,
         RecordKind::Retention,
         RecordKind::DeliveriesRefused,
+        RecordKind::ProviderReversal,
     ];
 
     /// The stored string (the same as its serde form).
@@ -110,6 +116,7 @@ impl RecordKind {
             RecordKind::Reconciled => "reconciled",
             RecordKind::Retention => "retention",
             RecordKind::DeliveriesRefused => "deliveries_refused",
+            RecordKind::ProviderReversal => "provider_reversal",
         }
     }
 
@@ -184,6 +191,7 @@ mod tests {
             (Reconciled, "reconciled"),
             (Retention, "retention"),
             (DeliveriesRefused, "deliveries_refused"),
+            (ProviderReversal, "provider_reversal"),
         ];
         assert_eq!(expected.len(), RecordKind::ALL.len(), "every kind is pinned");
         for (kind, s) in expected {

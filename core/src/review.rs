@@ -18,6 +18,9 @@ use std::fmt;
 
 /// The flag of a review item whose provider codes are missing or unlisted.
 pub const UNLISTED_REASON_CODE: &str = "unlisted_reason_code";
+/// The flag of a review item opened by a provider's reversal of a decided
+/// verification (see [`reversal`]); only an admin's override closes it.
+pub const PROVIDER_REVERSAL: &str = "provider_reversal";
 
 /// Longest note a human move may carry (it is kept in the audit log).
 pub const MAX_NOTE_CHARS: usize = 2000;
@@ -124,10 +127,14 @@ pub fn check_decision(
     Ok(to)
 }
 
-/// An override of a verification now in `current` to `to`.
+/// An override of a verification now in `current` to `to`. While a
+/// provider's reversal is held (`reversal_held`), an override to the state
+/// it already has is the admin's confirmation of it (it closes the item);
+/// otherwise it is a conflict.
 pub fn check_override(
     policy: &Policy,
     current: VerificationState,
+    reversal_held: bool,
     to: &str,
     code: &str,
     actor: &str,
@@ -140,7 +147,7 @@ pub fn check_override(
         .filter(|s| policy.states().contains(s) && *s != VerificationState::Unverified)
         .ok_or_else(|| Refusal::new(INVALID_REQUEST, format!("\"{to}\" is not a state an override can move to")))?;
     reason_code(policy.override_reason_codes(), code, "an override")?;
-    if to == current {
+    if to == current && !reversal_held {
         return Err(Refusal::new(CONFLICT, format!("the verification is {current} already")));
     }
     Ok(to)
@@ -150,6 +157,35 @@ pub fn check_override(
 /// refused ("a webhook can never downgrade"), not merely skipped.
 pub fn is_downgrade(outcome: &Outcome) -> bool {
     matches!(outcome, Outcome::Skipped(machine::Skip::Behind { .. }))
+}
+
+/// Whether a webhook event is a provider's reversal: the provider moves a
+/// decided verification (one in a state the policy lets nothing leave:
+/// `verified`, `failed`) to another decision (`verified`, `needs_review`,
+/// `failed`) that the state machine will not apply. That is `verified ->
+/// failed | needs_review` (the contract's reversals), `failed ->
+/// needs_review` (backwards: the policy goes `needs_review -> failed`), and
+/// `failed -> verified` (a decision turned around: no forward path either).
+/// Each would otherwise be a bare refusal: a decided candidate the provider
+/// no longer stands behind needs an admin. Not a reversal: a duplicate or a
+/// stale event (the machine's earlier rules), the same decision again, an
+/// event that is not a decision (`started` again after a decision), or any
+/// move from a state not yet decided. `target`: the event's target state
+/// ([`machine::target_state`]). Returns the provider's new state.
+pub fn reversal(
+    policy: &Policy,
+    current: VerificationState,
+    outcome: &Outcome,
+    target: Option<VerificationState>,
+) -> Option<VerificationState> {
+    let refused_move = matches!(outcome, Outcome::Skipped(machine::Skip::Behind { .. }) | Outcome::Refused(_));
+    let target = target?;
+    let decided = policy.successors(current).next().is_none() && is_decision(current);
+    (refused_move && decided && is_decision(target) && target != current).then_some(target)
+}
+
+fn is_decision(s: VerificationState) -> bool {
+    matches!(s, VerificationState::Verified | VerificationState::NeedsReview | VerificationState::Failed)
 }
 
 #[cfg(test)]
@@ -194,15 +230,18 @@ mod tests {
     #[test]
     fn overrides_move_anywhere_but_back_to_unverified_with_a_code() {
         let p = policy();
-        assert_eq!(check_override(&p, Verified, "failed", "doc-anomaly", "ada", "appeal"), Ok(Failed));
-        assert_eq!(check_override(&p, Failed, "verified", "doc-anomaly", "ada", ""), Ok(Verified));
-        assert_eq!(check_override(&p, Verified, "pending", "doc-anomaly", "ada", ""), Ok(Pending));
-        assert_eq!(check_override(&p, Verified, "needs_review", "doc-anomaly", "ada", ""), Ok(NeedsReview));
+        assert_eq!(check_override(&p, Verified, false, "failed", "doc-anomaly", "ada", "appeal"), Ok(Failed));
+        assert_eq!(check_override(&p, Failed, false, "verified", "doc-anomaly", "ada", ""), Ok(Verified));
+        assert_eq!(check_override(&p, Verified, false, "pending", "doc-anomaly", "ada", ""), Ok(Pending));
+        assert_eq!(check_override(&p, Verified, false, "needs_review", "doc-anomaly", "ada", ""), Ok(NeedsReview));
         let code = |r: Result<VerificationState, Refusal>| r.unwrap_err().code;
-        assert_eq!(code(check_override(&p, Verified, "failed", "", "ada", "")), INVALID_REASON_CODE);
-        assert_eq!(code(check_override(&p, Verified, "unverified", "doc-anomaly", "ada", "")), INVALID_REQUEST);
-        assert_eq!(code(check_override(&p, Verified, "verified", "doc-anomaly", "ada", "")), CONFLICT);
-        assert_eq!(code(check_override(&p, Verified, "failed", "doc-anomaly", "", "")), INVALID_REQUEST);
+        assert_eq!(code(check_override(&p, Verified, false, "failed", "", "ada", "")), INVALID_REASON_CODE);
+        assert_eq!(code(check_override(&p, Verified, false, "unverified", "doc-anomaly", "ada", "")), INVALID_REQUEST);
+        assert_eq!(code(check_override(&p, Verified, false, "verified", "doc-anomaly", "ada", "")), CONFLICT);
+        assert_eq!(code(check_override(&p, Verified, false, "failed", "doc-anomaly", "", "")), INVALID_REQUEST);
+        // A held reversal: keeping the state is the admin's confirmation.
+        assert_eq!(check_override(&p, Verified, true, "verified", "doc-anomaly", "ada", ""), Ok(Verified));
+        assert_eq!(check_override(&p, Verified, true, "failed", "doc-anomaly", "ada", ""), Ok(Failed));
     }
 
     #[test]
@@ -218,5 +257,45 @@ mod tests {
         assert!(is_downgrade(&machine::transition(&p, Verified, NeedsReview)));
         assert!(!is_downgrade(&machine::transition(&p, Pending, NeedsReview)));
         assert!(!is_downgrade(&machine::transition(&p, Verified, Verified)));
+    }
+
+    /// Every (current, provider's target) pair under the seed's policy: the
+    /// reversals are exactly the decided states moved to another decision.
+    #[test]
+    fn reversals_from_a_table() {
+        let p = policy();
+        let all = [Unverified, Pending, Verified, NeedsReview, Failed];
+        let reversals = [(Verified, Failed), (Verified, NeedsReview), (Failed, NeedsReview), (Failed, Verified)];
+        for from in all {
+            for to in all {
+                let out = machine::transition(&p, from, to);
+                let want = reversals.contains(&(from, to)).then_some(to);
+                assert_eq!(reversal(&p, from, &out, Some(to)), want, "{from} -> {to} ({out:?})");
+            }
+        }
+        // Not a reversal: the machine's earlier rules, or an unreadable target.
+        let dup = Outcome::Skipped(machine::Skip::Duplicate);
+        assert_eq!(reversal(&p, Verified, &dup, Some(Failed)), None);
+        let stale = Outcome::Skipped(machine::Skip::Stale { last_applied: "t".into() });
+        assert_eq!(reversal(&p, Verified, &stale, Some(Failed)), None);
+        assert_eq!(reversal(&p, Verified, &Outcome::Refused("bad".into()), None), None);
+    }
+
+    #[test]
+    fn reversals_follow_a_changed_policy() {
+        // A policy that lets a verified candidate fail later: then it is a
+        // forward move, applied, not a reversal.
+        let text = DEFAULT_POLICY_YAML.replacen(
+            "  downgradeRequiresOverrideEvent",
+            "    - from: \"verified\"\n      to: [\"failed\"]\n  downgradeRequiresOverrideEvent",
+            1,
+        );
+        let p = Policy::parse(&text).unwrap();
+        let out = machine::transition(&p, Verified, Failed);
+        assert!(matches!(out, Outcome::Applied { .. }));
+        assert_eq!(reversal(&p, Verified, &out, Some(Failed)), None);
+        // Failed is still final; verified is not any more.
+        assert_eq!(reversal(&p, Verified, &machine::transition(&p, Verified, NeedsReview), Some(NeedsReview)), None);
+        assert_eq!(reversal(&p, Failed, &machine::transition(&p, Failed, Verified), Some(Verified)), Some(Verified));
     }
 }

@@ -23,7 +23,7 @@ fn run(cmd: &mut Command) -> String {
 
 /// Metric names a PromQL expression uses (ours and the SDK's prefixes).
 fn metric_names(expr: &str) -> BTreeSet<String> {
-    let prefixes = ["webhook_", "ats_", "manual_review_", "time_apply_", "vbridge_", "temporal_"];
+    let prefixes = ["webhook_", "ats_", "manual_review_", "time_apply_", "provider_", "vbridge_", "temporal_"];
     let mut names = BTreeSet::new();
     let bytes: Vec<char> = expr.chars().collect();
     let mut i = 0;

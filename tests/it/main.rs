@@ -19,6 +19,7 @@ mod openapi;
 mod providers;
 mod replay;
 mod retention;
+mod reversal;
 mod review;
 mod spine;
 mod store;

@@ -16,10 +16,14 @@
 //!   a run that closed at rest, and the run a late event reopened.
 //! - `candidate_verification_review_*.json`: with `review-v1`: the same six,
 //!   a review escalated twice then decided (`escalated`), and overrides with a
-//!   refused downgrade (`overridden`).
+//!   refused downgrade (`overridden`; from `reversal`, the downgrade is a
+//!   later start: a later contradicting decision is a reversal).
 //! - `candidate_verification_controls_*.json`: with `controls-v1`: the same
 //!   eight, a kill switch off and on (`banner`), and a pause, writes held and
 //!   coalesced, then resumed (`paused`), and a dead letter re-driven (`redriven`).
+//! - `candidate_verification_reversal_*.json`: with `provider-reversal-v1`:
+//!   the same eleven, and a provider's reversal held then overridden to
+//!   failed by an admin (`reversal`, saved by `reversal::il_route_...`).
 //! - `reconciliation_healed.json`: a `Reconciliation` run that found a drift
 //!   and healed it.
 //! - `audit_retention_ran.json`: an `AuditRetention` run the schedule started
@@ -31,6 +35,7 @@ use temporalio_client::{WorkflowExecutionInfo, WorkflowFetchHistoryOptions, Work
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 use vbridge::devtools::client::{decision, started};
 use vbridge_workflows::CandidateVerification;
+use vbridge_workflows::verification::REVERSAL_PATCH;
 
 const HISTORIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/histories");
 /// The shapes the saved histories must cover.
@@ -69,12 +74,24 @@ const REQUIRED: &[&str] = &[
     "candidate_verification_controls_banner.json",
     "candidate_verification_controls_paused.json",
     "candidate_verification_controls_redriven.json",
+    "candidate_verification_reversal_happy.json",
+    "candidate_verification_reversal_deferred_failed.json",
+    "candidate_verification_reversal_continued.json",
+    "candidate_verification_reversal_coalesced.json",
+    "candidate_verification_reversal_closed.json",
+    "candidate_verification_reversal_reopened.json",
+    "candidate_verification_reversal_escalated.json",
+    "candidate_verification_reversal_overridden.json",
+    "candidate_verification_reversal_banner.json",
+    "candidate_verification_reversal_paused.json",
+    "candidate_verification_reversal_redriven.json",
+    "candidate_verification_reversal_reversal.json",
     "reconciliation_healed.json",
     "audit_retention_ran.json",
 ];
 
 /// The newest patch's prefix: fresh histories are saved under it.
-pub(crate) const CURRENT: &str = "controls";
+pub(crate) const CURRENT: &str = "reversal";
 
 fn replayer() -> WorkflowReplayer {
     let opts = WorkflowReplayerOptions::new()
@@ -138,12 +155,21 @@ async fn saved_histories_replay_deterministically() {
             "banner" => &["\"gating\"", "AtsActivities::write_verification"],
             "paused" => &["\"pause\"", "VerificationPaused"],
             "redriven" => &["\"retry_writes\"", "AtsPermanentRejection"],
+            "reversal" => &["\"override\"", "ReviewDueAt", "WorkflowExecutionUpdateCompletedEventAttributes"],
             "healed" => &["ReconcileActivities::diff_page", "AtsActivities::write_verification", "record_report"],
             "retention_ran" => &["RetentionActivities::retain", "WorkflowExecutionCompletedEventAttributes"],
             _ => &[],
         };
         for needle in expect {
             assert!(text.contains(needle), "{name} does not cover {needle}");
+        }
+        if shape == "reversal" {
+            // The branch is in the payloads (base64): the patch's marker, the
+            // provider_reversal record and its review item.
+            let payloads = decoded_payloads(&text);
+            for needle in [REVERSAL_PATCH, "\"kind\":\"provider_reversal\"", r#"\"flags\":[\"provider_reversal\"]"#] {
+                assert!(payloads.contains(needle), "{name} does not cover {needle}");
+            }
         }
         if shape == "banner" {
             let signal = text.find("\"gating\"").unwrap_or(usize::MAX);
@@ -156,6 +182,32 @@ async fn saved_histories_replay_deterministically() {
             assert!(writes < signals, "{name} does not cover a replaced write ({writes} writes, {signals} events)");
         }
     }
+}
+
+/// Every payload's data in a history, decoded, one per line.
+fn decoded_payloads(text: &str) -> String {
+    use base64::Engine;
+    fn walk(v: &serde_json::Value, out: &mut String) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    if k == "data"
+                        && let Some(d) = v.as_str()
+                        && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(d)
+                    {
+                        out.push_str(&String::from_utf8_lossy(&bytes));
+                        out.push('\n');
+                    }
+                    walk(v, out);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = String::new();
+    walk(&serde_json::from_str(text).unwrap_or_default(), &mut out);
+    out
 }
 
 pub(crate) async fn history_json(app: &TestApp, id: &str, run_id: Option<String>) -> Vec<u8> {

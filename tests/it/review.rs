@@ -312,8 +312,9 @@ async fn overrides_move_any_way_with_a_code_and_webhooks_never_downgrade() {
     assert_eq!(app.send(&decision(c, a, "evt-ov-2", &at(-9), "verified")).await.status, 202);
     app.wait_synced(c, a, "verified").await;
 
-    // A webhook that would move it back is refused and recorded, with the reason.
-    assert_eq!(app.send(&decision(c, a, "evt-ov-3", &at(-8), "needs_review")).await.status, 202);
+    // A webhook that would move it back is refused and recorded, with the
+    // reason. (A decision that would is a provider reversal: tests/it/reversal.rs.)
+    assert_eq!(app.send(&started(c, a, "evt-ov-3", &at(-8))).await.status, 202);
     let refused = app
         .wait_for("the refused downgrade", Duration::from_secs(30), || async {
             app.timeline(c, a).await.ok()?.into_iter().find(|t| t.event_id == "evt-ov-3")

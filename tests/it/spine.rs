@@ -415,8 +415,9 @@ async fn events_for_a_finished_verification_leave_it_in_the_right_state() {
     app.send(&started("cand-z", "app-z", "evt-z-1", &at(-30))).await;
     app.send(&decision("cand-z", "app-z", "evt-z-2", &at(-20), "verified")).await;
     app.wait_synced("cand-z", "app-z", "verified").await;
-    // A later contradicting decision is refused (verified -> failed needs an
-    // override), and so is a later needs_review: a webhook never downgrades.
+    // A later contradicting decision (verified -> failed) and a later
+    // needs_review are the provider's reversals: held for an admin, never
+    // applied (a webhook never downgrades); a later start is refused.
     app.send(&decision("cand-z", "app-z", "evt-z-3", &at(-10), "failed")).await;
     app.send(&decision("cand-z", "app-z", "evt-z-4", &at(-5), "needs_review")).await;
     let t = app
@@ -426,10 +427,18 @@ async fn events_for_a_finished_verification_leave_it_in_the_right_state() {
         })
         .await;
     let kind = |id: &str| t.iter().find(|e| e.event_id == id).map(|e| e.kind.clone()).unwrap();
-    assert_eq!(kind("evt-z-3"), "refused");
-    assert_eq!(kind("evt-z-4"), "refused");
-    let reason = t.iter().find(|e| e.event_id == "evt-z-4").unwrap().reason.clone();
-    assert!(reason.contains("cannot downgrade"), "{reason}");
+    assert_eq!(kind("evt-z-3"), "provider_reversal");
+    assert_eq!(kind("evt-z-4"), "provider_reversal");
+    app.send(&started("cand-z", "app-z", "evt-z-5", &at(-1))).await;
+    let t = app
+        .wait_for("the late start handled", WAIT, || async {
+            let t = app.timeline("cand-z", "app-z").await.ok()?;
+            (t.iter().any(|e| e.event_id == "evt-z-5")).then_some(t)
+        })
+        .await;
+    let late = t.iter().find(|e| e.event_id == "evt-z-5").unwrap();
+    assert_eq!(late.kind, "refused");
+    assert!(late.reason.contains("cannot downgrade"), "{}", late.reason);
     assert_eq!(app.state("cand-z", "app-z").await.unwrap().state, "verified");
     assert_eq!(app.writes().await.len(), 2);
 }

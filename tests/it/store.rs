@@ -442,6 +442,26 @@ async fn the_controls_projections_follow_the_log(kind: Kind) {
         .unwrap();
     assert_eq!(store.gate_row("a").await.unwrap().unwrap().ats_sync, "synced");
     assert!(store.dead_letters(None, 10).await.unwrap().is_empty());
+    // A provider's reversal's item holds the gate; an admin's move closes it.
+    assert!(!store.gate_row("a").await.unwrap().unwrap().reversal_held);
+    let item = vbridge_proto::ReviewItem { flags: vec!["provider_reversal".into()], ..Default::default() };
+    store
+        .append_decisions(vec![DecisionRecord {
+            detail: serde_json::to_string(&item).unwrap(),
+            ..rec("r3r", "review_routed", "2026-01-01T00:00:03.100Z")
+        }])
+        .await
+        .unwrap();
+    assert!(store.gate_row("a").await.unwrap().unwrap().reversal_held);
+    store
+        .append_decisions(vec![DecisionRecord {
+            state_before: "verified".into(),
+            state_after: "verified".into(),
+            ..rec("r3o", "override", "2026-01-01T00:00:03.200Z")
+        }])
+        .await
+        .unwrap();
+    assert!(!store.gate_row("a").await.unwrap().unwrap().reversal_held);
     let more = r#"{"verification_banner":"off"}"#;
     store
         .append_decisions(vec![DecisionRecord {

@@ -270,8 +270,10 @@ async fn a_verification_at_rest_closes_and_a_late_event_reopens_it_from_the_audi
     let running = format!("ExecutionStatus = 'Running' AND CandidateId = '{c}'");
     assert_eq!(app.temporal_client.count_workflows(running.clone(), Default::default()).await.unwrap().count(), 0);
 
-    // Late events: a downgrade without an override (refused), a stale start (skipped).
-    app.send(&decision(c, a, "evt-rest-3", &at(-1), "failed")).await;
+    // Late events: a downgrade without an override (a later start: refused),
+    // a stale start (skipped). (A later contradicting decision is a provider
+    // reversal, held open for an admin: tests/it/reversal.rs.)
+    app.send(&started(c, a, "evt-rest-3", &at(-1))).await;
     app.send(&started(c, a, "evt-rest-4", &at(-20))).await;
     let view = app
         .wait_for("the reopened run to see both late events", Duration::from_secs(60), || async {

@@ -6,7 +6,8 @@
 //! `webhook_signature_invalid_count`, `webhook_duplicate_event_count`,
 //! `ats_write_failure_count`, `manual_review_queue_depth`,
 //! `time_apply_to_verified` (seconds, first event → `verified`, by the
-//! provider's `occurred_at`). The bridge's own metrics carry `vbridge_`.
+//! provider's `occurred_at`). The contract's `provider_reversal_count` (§7)
+//! keeps its name too. The bridge's own metrics carry `vbridge_`.
 //! docs/observability.md lists them all.
 
 use prometheus::{Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
@@ -47,6 +48,18 @@ pub static APPLY_TO_VERIFIED: LazyLock<Histogram> = LazyLock::new(|| {
         .buckets(buckets),
     )
     .expect("a valid histogram")
+});
+
+/// Provider reversals recorded (docs/contract.md §7): a decided verification
+/// its provider moved to another decision, held for an admin. Counted by the
+/// store once the `provider_reversal` record is committed (in whichever
+/// process appends it), so a retried append never counts twice.
+pub static PROVIDER_REVERSALS: LazyLock<IntCounter> = LazyLock::new(|| {
+    IntCounter::new(
+        "provider_reversal_count",
+        "decided verifications their provider moved backwards, held for an admin (contract §7)",
+    )
+    .expect("a valid metric")
 });
 
 /// The apply → verified time of a verification whose events happened at
@@ -222,6 +235,7 @@ impl Metrics {
             Box::new(m.overdue.clone()),
             Box::new(m.relay_lag.clone()),
             Box::new(APPLY_TO_VERIFIED.clone()),
+            Box::new(PROVIDER_REVERSALS.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("each metric is registered once");

@@ -13,7 +13,8 @@ pub struct Answer {
     pub allow_interview_scheduling: bool,
     pub state: Option<String>,
     /// `verified`, `pending`, `needs_review`, `failed`, `pending-sync`,
-    /// `gating-disabled`, `not-in-canary`, `unknown-application`.
+    /// `reversal-pending`, `gating-disabled`, `not-in-canary`,
+    /// `unknown-application`.
     pub reason: String,
     /// The policy's `requireBannerInATS` while gating is off.
     pub banner: Option<String>,
@@ -21,6 +22,8 @@ pub struct Answer {
 }
 
 pub const SYNCED: &str = "synced";
+/// The reason while a provider's reversal waits for an admin.
+pub const REVERSAL_PENDING: &str = "reversal-pending";
 
 /// The answer for a row (or none) under the kill switch; `in_canary`:
 /// whether canary gating holds this application (always, without a canary).
@@ -54,6 +57,18 @@ pub fn answer(gating_enabled: bool, banner: &str, row: Option<&Row>, in_canary: 
             ats_sync,
         };
     };
+    // A provider that reversed a decided verification holds the gate, even
+    // though the state (and the ATS) still say verified, until an admin
+    // closes the reversal's review item.
+    if r.reversal_held {
+        return Answer {
+            allow_interview_scheduling: false,
+            state,
+            reason: REVERSAL_PENDING.into(),
+            banner: None,
+            ats_sync,
+        };
+    }
     // The bridge's own state decides; a verified candidate whose ATS write
     // is still owed (the ATS is down) is let through, and says so.
     let (allow, reason) = match r.state.as_str() {
@@ -69,7 +84,13 @@ mod tests {
     use super::*;
 
     fn row(state: &str, sync: &str) -> Row {
-        Row { application_id: "a".into(), candidate_id: "c".into(), state: state.into(), ats_sync: sync.into() }
+        Row {
+            application_id: "a".into(),
+            candidate_id: "c".into(),
+            state: state.into(),
+            ats_sync: sync.into(),
+            reversal_held: false,
+        }
     }
 
     #[test]
@@ -84,6 +105,11 @@ mod tests {
         assert_eq!(a(Some(&row("pending", "pending-sync"))), (false, "pending".into()));
         assert_eq!(a(Some(&row("failed", "synced"))), (false, "failed".into()));
         assert_eq!(a(None), (false, "unknown-application".into()));
+        // A held reversal closes the gate whatever the state says.
+        for (state, sync) in [("verified", "synced"), ("verified", "pending-sync"), ("failed", "synced")] {
+            let held = Row { reversal_held: true, ..row(state, sync) };
+            assert_eq!(a(Some(&held)), (false, REVERSAL_PENDING.into()), "{state}");
+        }
         let out = answer(true, "B", Some(&row("failed", "synced")), false);
         assert_eq!((out.allow_interview_scheduling, out.reason.as_str()), (true, "not-in-canary"));
         let off = answer(false, "Verification gating disabled", Some(&row("failed", "synced")), false);

@@ -91,8 +91,13 @@ pub(crate) const GATE_STATE: &str = "INSERT INTO gate_items (application_id, can
 pub(crate) const GATE_WRITTEN: &str =
     "UPDATE gate_items SET ats_sync = 'synced' WHERE application_id = ? AND state = ?";
 pub(crate) const GATE_SYNC: &str = "UPDATE gate_items SET ats_sync = ? WHERE application_id = ?";
-pub(crate) const GATE_ROW: &str =
-    "SELECT application_id, candidate_id, state, ats_sync FROM gate_items WHERE application_id = ?";
+/// An application's row, and whether a provider's reversal holds it (an open
+/// review item flagged `provider_reversal`).
+pub(crate) const GATE_ROW: &str = "SELECT g.application_id, g.candidate_id, g.state, g.ats_sync, \
+     CASE WHEN EXISTS (SELECT 1 FROM review_items r WHERE r.candidate_id = g.candidate_id \
+     AND r.application_id = g.application_id AND r.is_open = TRUE \
+     AND r.flags LIKE '%\"provider\\_reversal\"%' ESCAPE '\\') THEN TRUE ELSE FALSE END AS reversal_held \
+     FROM gate_items g WHERE g.application_id = ?";
 /// Dead letters (see `projection::dead_letters`).
 pub(crate) const DEAD_LETTER: &str = "INSERT INTO dead_letters (idempotency_key, candidate_id, application_id, \
      event_id, target, state, reason, failed_at, is_open) VALUES (?, ?, ?, ?, ?, ?, ?, ?, TRUE) \

@@ -89,10 +89,15 @@ impl CandidateVerification {
     ) -> StateView {
         let Ok(policy) = self.policy.clone() else { return self.view.clone() };
         let before = self.machine.state;
-        let reason = match kind {
+        let held = self.reversal_held();
+        let mut reason = match kind {
             RecordKind::ReviewDecided => format!("reviewer {actor} decided {to} ({code})"),
+            _ if before == to => format!("{actor} confirmed {to} ({code})"),
             _ => format!("{actor} overrode {before} -> {to} ({code})"),
         };
+        if held {
+            reason.push_str("; closes the provider_reversal item");
+        }
         self.timeline.push_back(TimelineEntry {
             at: now.to_owned(),
             kind: kind.into(),
@@ -242,12 +247,12 @@ impl CandidateVerification {
             .as_ref()
             .map_err(|e| Refusal::new(review::CONFLICT, format!("the pinned policy is invalid: {e}")))?;
         let state = if self.seeding { VerificationState::Unverified } else { self.machine.state };
-        review::check_override(policy, state, &o.to, &o.reason_code, &o.actor, &o.note)
+        review::check_override(policy, state, self.reversal_held(), &o.to, &o.reason_code, &o.actor, &o.note)
     }
 }
 
 /// `at` (RFC 3339) plus `hours`, as RFC 3339 UTC with milliseconds.
-pub(super) fn add_hours(at: &str, hours: f64) -> String {
+pub(in crate::verification) fn add_hours(at: &str, hours: f64) -> String {
     let t = DateTime::parse_from_rfc3339(at).map(|t| t.with_timezone(&Utc)).unwrap_or_default();
     let later = t + chrono::Duration::from_std(vbridge_core::policy::sla_duration(hours)).unwrap_or_default();
     later.to_rfc3339_opts(SecondsFormat::Millis, true)

@@ -8,7 +8,8 @@
 //! Here: the workflow's state and its handlers (signals, updates, queries,
 //! the run). The pure state logic is in `state` (events, timeline, claims,
 //! continue-as-new), `writes` (the ATS queue), `human` (review and human
-//! moves) and `attributes` (search attributes); the run's lanes in `lanes/`;
+//! moves), `reversal` (provider reversals held for an admin) and
+//! `attributes` (search attributes); the run's lanes in `lanes/`;
 //! the loop of the oldest histories in `legacy`; which patches a run has in
 //! `patches`.
 
@@ -17,6 +18,7 @@ mod human;
 mod lanes;
 mod legacy;
 mod patches;
+mod reversal;
 mod state;
 mod writes;
 
@@ -25,7 +27,9 @@ pub use attributes::{
     SEARCH_ATTRIBUTES,
 };
 pub use human::escalation_key;
-pub use patches::{AUDIT_PATCH, CONTROLS_PATCH, LANES_PATCH, REST_CLOSE_PATCH, REVIEW_PATCH, WRITE_LOGS_PATCH};
+pub use patches::{
+    AUDIT_PATCH, CONTROLS_PATCH, LANES_PATCH, REST_CLOSE_PATCH, REVERSAL_PATCH, REVIEW_PATCH, WRITE_LOGS_PATCH,
+};
 pub use state::{decision_record_id, write_idempotency_key, write_record_id};
 
 use lanes::audit_append_options;

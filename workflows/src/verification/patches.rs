@@ -40,11 +40,21 @@ pub const REVIEW_PATCH: &str = "review-v1";
 /// has a pause signal.)
 pub const CONTROLS_PATCH: &str = "controls-v1";
 
+/// Patch: provider reversals. A webhook that moves a decided verification
+/// to another decision (`vbridge_core::review::reversal`) is recorded as
+/// `provider_reversal`, not a bare refusal, and opens a review item flagged
+/// `provider_reversal` that holds the gate until an admin overrides or
+/// confirms; the ATS keeps the old state. Implies [`CONTROLS_PATCH`].
+pub const REVERSAL_PATCH: &str = "provider-reversal-v1";
+
 /// The patches a run has, asked once per run. A newer patch implies the
-/// older ones: a run with [`CONTROLS_PATCH`] has the behaviour of
+/// older ones: a run with [`REVERSAL_PATCH`] has [`CONTROLS_PATCH`]'s, and a
+/// run with [`CONTROLS_PATCH`] has the behaviour of
 /// [`REVIEW_PATCH`], [`REST_CLOSE_PATCH`] and [`WRITE_LOGS_PATCH`] too.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Patches {
+    /// [`REVERSAL_PATCH`]: provider reversals held for an admin.
+    pub reversal: bool,
     /// [`CONTROLS_PATCH`]: the kill switch's banner and dead letters.
     pub controls: bool,
     /// [`REVIEW_PATCH`]: manual review, its SLA timer, current details.
@@ -70,11 +80,12 @@ impl Patches {
     /// Older histories answer no to it, and then to the ones they have, in
     /// the order they always did.
     pub fn ask(patched: impl Fn(&str) -> bool) -> Patches {
-        let controls = patched(CONTROLS_PATCH);
+        let reversal = patched(REVERSAL_PATCH);
+        let controls = reversal || patched(CONTROLS_PATCH);
         let review = controls || patched(REVIEW_PATCH);
         let rest_close = review || patched(REST_CLOSE_PATCH);
         let write_logs = rest_close || patched(WRITE_LOGS_PATCH);
-        Patches { controls, review, rest_close, write_logs }
+        Patches { reversal, controls, review, rest_close, write_logs }
     }
 
     /// The two oldest patches: implied by [`WRITE_LOGS_PATCH`], else asked
@@ -109,18 +120,33 @@ mod tests {
 
     #[test]
     fn the_newest_patch_a_history_has_is_asked_first_and_implies_the_older() {
-        let all = [CONTROLS_PATCH, REVIEW_PATCH, REST_CLOSE_PATCH, WRITE_LOGS_PATCH, AUDIT_PATCH, LANES_PATCH];
-        let p = |controls, review, rest_close, write_logs| Patches { controls, review, rest_close, write_logs };
+        let all = [
+            REVERSAL_PATCH,
+            CONTROLS_PATCH,
+            REVIEW_PATCH,
+            REST_CLOSE_PATCH,
+            WRITE_LOGS_PATCH,
+            AUDIT_PATCH,
+            LANES_PATCH,
+        ];
+        let p = |reversal, controls, review, rest_close, write_logs| Patches {
+            reversal,
+            controls,
+            review,
+            rest_close,
+            write_logs,
+        };
         let o = |audit, lanes| Older { audit, lanes };
         // (markers in the history, patches asked in order, the answer)
         let table: &[(&[&str], &[&str], Patches, Older)] = &[
-            (&[CONTROLS_PATCH], &all[..1], p(true, true, true, true), o(true, true)),
-            (&[REVIEW_PATCH], &all[..2], p(false, true, true, true), o(true, true)),
-            (&[REST_CLOSE_PATCH], &all[..3], p(false, false, true, true), o(true, true)),
-            (&[WRITE_LOGS_PATCH], &all[..4], p(false, false, false, true), o(true, true)),
-            (&[AUDIT_PATCH, LANES_PATCH], &all, p(false, false, false, false), o(true, true)),
-            (&[AUDIT_PATCH], &all, p(false, false, false, false), o(true, false)),
-            (&[], &all, p(false, false, false, false), o(false, false)),
+            (&[REVERSAL_PATCH], &all[..1], p(true, true, true, true, true), o(true, true)),
+            (&[CONTROLS_PATCH], &all[..2], p(false, true, true, true, true), o(true, true)),
+            (&[REVIEW_PATCH], &all[..3], p(false, false, true, true, true), o(true, true)),
+            (&[REST_CLOSE_PATCH], &all[..4], p(false, false, false, true, true), o(true, true)),
+            (&[WRITE_LOGS_PATCH], &all[..5], p(false, false, false, false, true), o(true, true)),
+            (&[AUDIT_PATCH, LANES_PATCH], &all, p(false, false, false, false, false), o(true, true)),
+            (&[AUDIT_PATCH], &all, p(false, false, false, false, false), o(true, false)),
+            (&[], &all, p(false, false, false, false, false), o(false, false)),
         ];
         for (has, want_asked, want, want_older) in table {
             let (asked, patches, older) = ask(has);

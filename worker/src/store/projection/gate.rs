@@ -12,6 +12,8 @@ pub struct Row {
     pub candidate_id: String,
     pub state: String,
     pub ats_sync: String,
+    /// An open review item flagged `provider_reversal` holds the gate.
+    pub reversal_held: bool,
 }
 
 /// How an audit record changes an application's row.

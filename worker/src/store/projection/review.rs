@@ -101,11 +101,14 @@ pub fn change_of(r: &DecisionRecord) -> Option<Change> {
             let item: ReviewItem = serde_json::from_str(&r.detail).ok()?;
             Some(Change::Upsert { candidate_id, application_id, item, as_of })
         }
-        RecordKind::Applied | RecordKind::ReviewDecided | RecordKind::Override
-            if r.state_before == IN_REVIEW && r.state_after != IN_REVIEW =>
-        {
+        RecordKind::Applied if r.state_before == IN_REVIEW && r.state_after != IN_REVIEW => {
             Some(Change::Close { candidate_id, application_id, as_of })
         }
+        // A human move decides the open item, whatever the state: a
+        // provider's reversal is held at `verified` or `failed`, and an
+        // admin's override or confirmation closes it. A move into review
+        // is followed by its own `review_routed`, which opens the item again.
+        RecordKind::ReviewDecided | RecordKind::Override => Some(Change::Close { candidate_id, application_id, as_of }),
         _ => None,
     }
 }
@@ -155,7 +158,12 @@ mod tests {
         for kind in ["applied", "review_decided", "override"] {
             assert!(matches!(change_of(&rec(kind, IN_REVIEW, "verified", "")), Some(Change::Close { .. })), "{kind}");
         }
-        assert_eq!(change_of(&rec("override", "verified", IN_REVIEW, "")), None, "its review_routed opens the item");
+        // A human move closes whatever is open (a held reversal stays in
+        // its state); a move into review is opened again by its review_routed.
+        for (before, after) in [("verified", "failed"), ("verified", "verified"), ("verified", IN_REVIEW)] {
+            assert!(matches!(change_of(&rec("override", before, after, "")), Some(Change::Close { .. })), "{after}");
+        }
+        assert_eq!(change_of(&rec("provider_reversal", "verified", "verified", "")), None);
         assert_eq!(change_of(&rec("applied", "pending", "verified", "")), None);
         assert_eq!(change_of(&rec("review_routed", IN_REVIEW, IN_REVIEW, "not json")), None);
     }

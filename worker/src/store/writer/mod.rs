@@ -381,14 +381,23 @@ async fn commit_one<B: Backend>(b: &mut B, heads: &mut Heads<'_>, rec: &Delivery
     Err(Fail::KeyContention)
 }
 
-/// Append one decision record (a no-op when its id is stored). Returns the
-/// apply → verified time when the record is a verification's move into
-/// `verified` (for `time_apply_to_verified`, observed once committed).
+/// What a newly stored decision record makes the metrics observe, once the
+/// transaction that stored it is committed.
+enum Observed {
+    /// A verification's move into `verified`: the apply → verified seconds
+    /// (`time_apply_to_verified`).
+    Verified(f64),
+    /// A provider's reversal (`provider_reversal_count`).
+    Reversal,
+}
+
+/// Append one decision record (a no-op when its id is stored). Returns what
+/// the metrics observe of it, when anything.
 async fn append_decision<B: Backend>(
     b: &mut B,
     heads: &mut Heads<'_>,
     r: &DecisionRecord,
-) -> Result<Option<f64>, sqlx::Error> {
+) -> Result<Option<Observed>, sqlx::Error> {
     if ops::decision_exists(b.conn(), &r.record_id).await? {
         return Ok(None);
     }
@@ -417,7 +426,10 @@ async fn append_decision<B: Backend>(
     }
     if r.kind == RecordKind::Applied && r.state_after == "verified" && r.state_before != "verified" {
         let times = ops::event_times(b.conn(), &r.candidate_id, &r.application_id).await?;
-        return Ok(crate::metrics::apply_to_verified_seconds(&times, &r.occurred_at));
+        return Ok(crate::metrics::apply_to_verified_seconds(&times, &r.occurred_at).map(Observed::Verified));
+    }
+    if r.kind == RecordKind::ProviderReversal {
+        return Ok(Some(Observed::Reversal));
     }
     Ok(None)
 }
@@ -447,7 +459,7 @@ async fn run_group<B: Backend>(
     b.lock_streams(&streams_of(live.iter().map(|i| &batch[*i]))).await.map_err(|e| (None, e.into()))?;
     let mut heads = Heads::new(key);
     let mut forwardable = false;
-    let mut verified_after: Vec<f64> = vec![];
+    let mut observed: Vec<Observed> = vec![];
     let mut done = Vec::with_capacity(live.len());
     for (pos, i) in live.iter().enumerate() {
         let r: Result<Done, Fail> = async {
@@ -463,7 +475,7 @@ async fn run_group<B: Backend>(
                 }
                 Op::Decisions(records, _) => {
                     for r in records {
-                        verified_after.extend(append_decision(b, &mut heads, r).await?);
+                        observed.extend(append_decision(b, &mut heads, r).await?);
                     }
                     Done::Nothing
                 }
@@ -479,8 +491,11 @@ async fn run_group<B: Backend>(
     }
     ops::commit(b.conn()).await.map_err(|e| (None, e.into()))?;
     // Observed once the records are stored (a group that failed is retried).
-    for seconds in verified_after {
-        crate::metrics::APPLY_TO_VERIFIED.observe(seconds);
+    for o in observed {
+        match o {
+            Observed::Verified(seconds) => crate::metrics::APPLY_TO_VERIFIED.observe(seconds),
+            Observed::Reversal => crate::metrics::PROVIDER_REVERSALS.inc(),
+        }
     }
     Ok((done, forwardable))
 }

@@ -20,6 +20,8 @@ use vbridge_core::review;
 use vbridge_proto::{DecisionRecord, EventSignal, PendingWrite, Snapshot, TimelineEntry, WorkflowInput};
 
 #[cfg(test)]
+mod reversal_tests;
+#[cfg(test)]
 mod tests;
 
 pub(super) fn rfc3339(t: Option<SystemTime>) -> String {
@@ -166,7 +168,9 @@ impl CandidateVerification {
             _ => false,
         };
         // A write in flight is still in `pending`; an append in flight holds claims.
+        // A held reversal keeps the run open: its SLA timer runs.
         final_state
+            && !self.reversal_held()
             && self.pending.is_empty()
             && self.claimed.is_empty()
             && !self.has_unclaimed()
@@ -326,6 +330,12 @@ impl CandidateVerification {
             }
         };
         let outcome = machine::decide(&policy, &self.machine, &self.seen, &ev);
+        // A provider moving a decided verification is held for an admin.
+        let reversed = if self.patches().reversal {
+            review::reversal(&policy, self.machine.state, &outcome, machine::target_state(&policy, &ev).ok())
+        } else {
+            None
+        };
         // A webhook can never downgrade: the attempt is refused, and says so.
         let downgrade = self.patches().review && review::is_downgrade(&outcome);
         let kind = match &outcome {
@@ -382,6 +392,11 @@ impl CandidateVerification {
                     let d = due.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
                     updates
                         .push(SA_REVIEW_DUE_AT.value_set(Timestamp::new(d.as_secs() as i64, d.subsec_nanos() as i32)));
+                }
+            }
+            Outcome::Skipped(_) | Outcome::Refused(_) if reversed.is_some() => {
+                if let Some(to) = reversed {
+                    self.hold_reversal(&policy, now, entry, &ev, to);
                 }
             }
             Outcome::Skipped(_) | Outcome::Refused(_) => {

@@ -3,19 +3,19 @@
 use super::*;
 use vbridge_proto::{AtsWriteRequest, StateView};
 
-const WF: &str = "candidate-verification/cand-1/app-1";
+pub(super) const WF: &str = "candidate-verification/cand-1/app-1";
 
 /// Every patch (the behaviour of a run started today).
-fn today() -> Patches {
+pub(super) fn today() -> Patches {
     Patches::ask(|_| true)
 }
 
 /// No patch (a run recorded before the first).
-fn oldest() -> Patches {
+pub(super) fn oldest() -> Patches {
     Patches::default()
 }
 
-fn input() -> WorkflowInput {
+pub(super) fn input() -> WorkflowInput {
     WorkflowInput {
         candidate_id: "cand-1".into(),
         application_id: "app-1".into(),
@@ -24,13 +24,13 @@ fn input() -> WorkflowInput {
     }
 }
 
-fn verification(patches: Patches) -> CandidateVerification {
+pub(super) fn verification(patches: Patches) -> CandidateVerification {
     let mut v = CandidateVerification::from_input(input());
     v.patches = Some(patches);
     v
 }
 
-fn event(id: &str, event_type: &str, decision: &str, at: &str) -> EventSignal {
+pub(super) fn event(id: &str, event_type: &str, decision: &str, at: &str) -> EventSignal {
     EventSignal {
         event_id: id.into(),
         event_type: event_type.into(),
@@ -41,15 +41,15 @@ fn event(id: &str, event_type: &str, decision: &str, at: &str) -> EventSignal {
     }
 }
 
-fn started(id: &str, at: &str) -> EventSignal {
+pub(super) fn started(id: &str, at: &str) -> EventSignal {
     event(id, "verification.started", "", at)
 }
 
-fn decided(id: &str, state: &str, at: &str) -> EventSignal {
+pub(super) fn decided(id: &str, state: &str, at: &str) -> EventSignal {
     event(id, "verification.decision", state, at)
 }
 
-fn apply(v: &mut CandidateVerification, ev: EventSignal) -> Vec<SearchAttributeUpdate> {
+pub(super) fn apply(v: &mut CandidateVerification, ev: EventSignal) -> Vec<SearchAttributeUpdate> {
     v.apply("2026-01-01T12:00:00.000Z", WF, None, ev)
 }
 
@@ -126,8 +126,8 @@ fn an_event_is_applied_once_in_order_and_otherwise_recorded_as_skipped_or_refuse
             upserts: 0,
         },
         Row {
-            what: "with review, a webhook that would move the state back is refused",
-            patches: today(),
+            what: "with review (before reversals), a webhook that would move the state back is refused",
+            patches: Patches { reversal: false, ..today() },
             before: vec![started("e1", t0), decided("e2", "verified", t1)],
             event: decided("e3", "needs_review", t5),
             kind: "refused",
@@ -138,7 +138,7 @@ fn an_event_is_applied_once_in_order_and_otherwise_recorded_as_skipped_or_refuse
         },
         Row {
             what: "before review, the same webhook is skipped",
-            patches: Patches { review: false, controls: false, ..today() },
+            patches: Patches { review: false, controls: false, reversal: false, ..today() },
             before: vec![started("e1", t0), decided("e2", "verified", t1)],
             event: decided("e3", "needs_review", t5),
             kind: "skipped",
@@ -282,7 +282,7 @@ fn a_replacing_write_keeps_the_replaced_ones_other_fields_and_carries_the_banner
     assert_eq!(merged.fields["verification_state"], "failed", "the latest state wins");
     assert_eq!(merged.fields["verification_decided_at"], "t1", "a field only the replaced write had stays");
     assert_eq!(merged.fields[crate::verification::BANNER_FIELD], "verification paused by ops");
-    let mut before_controls = verification(Patches { controls: false, ..today() });
+    let mut before_controls = verification(Patches { controls: false, reversal: false, ..today() });
     before_controls.view.banner = "ignored".into();
     before_controls.queue_write(write("A", "pending"));
     assert!(
