@@ -2,6 +2,8 @@
 //! each vendor's body shape, signed as the vendor signs, on its own route,
 //! through the real bridge, the real Temporal and the sandbox ATS.
 
+mod tools;
+
 use crate::harness::{Options, REVIEWER_TOKEN, TestApp, at};
 use crate::replay::history_json;
 use std::time::Duration;
