@@ -25,6 +25,7 @@ fn signer(kind: ProviderKind) -> Signer {
         ProviderKind::Onfido => ONFIDO_TOKEN,
         ProviderKind::Veriff => VERIFF_SECRET,
         ProviderKind::Sumsub => SUMSUB_SECRET,
+        ProviderKind::Custom => unreachable!("declared providers: providers::custom"),
     };
     Signer::new(kind, secret, VERIFF_API_KEY)
 }
@@ -38,6 +39,7 @@ async fn spawn(name: &str, kinds: &[ProviderKind]) -> TestApp {
             ProviderKind::Onfido => ("VBRIDGE_ONFIDO_WEBHOOK_TOKENS", ONFIDO_TOKEN),
             ProviderKind::Veriff => ("VBRIDGE_VERIFF_SHARED_SECRETS", VERIFF_SECRET),
             ProviderKind::Sumsub => ("VBRIDGE_SUMSUB_WEBHOOK_SECRETS", SUMSUB_SECRET),
+            ProviderKind::Custom => unreachable!("declared providers: providers::custom"),
         };
         extra_env.push((var.to_owned(), format!("old-{secret},{secret}")));
         if *kind == ProviderKind::Veriff {

@@ -18,6 +18,7 @@ pub fn dev_secret(kind: ProviderKind) -> &'static str {
         ProviderKind::Onfido => "dev-onfido-token-change-me",
         ProviderKind::Veriff => "dev-veriff-shared-secret-change-me",
         ProviderKind::Sumsub => "dev-sumsub-secret-change-me",
+        ProviderKind::Custom => unreachable!("a declared provider is configured, not simulated"),
     }
 }
 
@@ -31,6 +32,7 @@ pub fn secret_var(kind: ProviderKind) -> &'static str {
         ProviderKind::Onfido => "VBRIDGE_ONFIDO_WEBHOOK_TOKENS",
         ProviderKind::Veriff => "VBRIDGE_VERIFF_SHARED_SECRETS",
         ProviderKind::Sumsub => "VBRIDGE_SUMSUB_WEBHOOK_SECRETS",
+        ProviderKind::Custom => unreachable!("a declared provider is configured, not simulated"),
     }
 }
 
@@ -42,6 +44,7 @@ pub fn dev_adapter(kind: ProviderKind) -> Box<dyn Adapter> {
         ProviderKind::Onfido => Box::new(onfido::Onfido { tokens: secrets }),
         ProviderKind::Veriff => Box::new(veriff::Veriff { secrets, api_key: DEV_VERIFF_API_KEY.to_owned() }),
         ProviderKind::Sumsub => Box::new(sumsub::Sumsub { secrets }),
+        ProviderKind::Custom => unreachable!("a declared provider is configured, not simulated"),
     }
 }
 
@@ -87,6 +90,7 @@ impl Signer {
                 (sumsub::DIGEST_HEADER.into(), sumsub::sign(Alg::Sha256, &self.secret, bytes)),
                 (sumsub::ALG_HEADER.into(), "HMAC_SHA256_HEX".into()),
             ],
+            ProviderKind::Custom => unreachable!("a declared provider is configured, not simulated"),
         }
     }
 
@@ -129,6 +133,7 @@ pub fn body(kind: ProviderKind, outcome: Outcome, reference: &str, check: &str, 
         ProviderKind::Onfido => onfido_body(outcome, reference, check, at),
         ProviderKind::Veriff => veriff_body(outcome, reference, check, n, at),
         ProviderKind::Sumsub => sumsub_body(outcome, reference, check, n, at),
+        ProviderKind::Custom => unreachable!("a declared provider is configured, not simulated"),
     }
 }
 
