@@ -2,6 +2,7 @@
 //! each vendor's body shape, signed as the vendor signs, on its own route,
 //! through the real bridge, the real Temporal and the sandbox ATS.
 
+mod custom;
 mod tools;
 
 use crate::harness::{Options, REVIEWER_TOKEN, TestApp, at};

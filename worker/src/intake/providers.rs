@@ -12,19 +12,37 @@
 
 use super::{Arrival, Intake, IntakeError, Receipt, sha256_hex};
 use crate::store::{Committed, DeliveryRecord, Intent};
+use std::collections::BTreeMap;
 use vbridge_core::domain::TraceId;
+use vbridge_core::intake::providers::custom::Custom;
 use vbridge_core::intake::providers::{Adapter, Clock, Ignored, Mapping, ProviderKind, ReasonMap, stored_key};
 
-/// The configured providers and the reason table.
+/// The configured providers, the declared ones by name, and the reason table.
 #[derive(Default)]
 pub struct Providers {
     adapters: Vec<Box<dyn Adapter>>,
     pub reasons: ReasonMap,
+    declared: BTreeMap<String, Custom>,
 }
 
 impl Providers {
     pub fn new(adapters: Vec<Box<dyn Adapter>>, reasons: ReasonMap) -> Providers {
-        Providers { adapters, reasons }
+        Providers { adapters, reasons, declared: BTreeMap::new() }
+    }
+
+    /// With the providers declared in `VBRIDGE_CUSTOM_PROVIDERS`.
+    pub fn with_declared(mut self, declared: Vec<Custom>) -> Providers {
+        self.declared = declared.into_iter().map(|c| (c.spec.name.as_str().to_owned(), c)).collect();
+        self
+    }
+
+    /// A declared provider's adapter; `None`: `/webhooks/custom/{name}` answers 404.
+    pub fn declared(&self, name: &str) -> Option<&dyn Adapter> {
+        self.declared.get(name).map(|c| c as &dyn Adapter)
+    }
+
+    pub fn declared_names(&self) -> Vec<&str> {
+        self.declared.keys().map(String::as_str).collect()
     }
 
     /// The provider's adapter; `None`: its route answers 404.

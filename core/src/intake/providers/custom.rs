@@ -13,7 +13,7 @@
 //! What it cannot do, on purpose: a signature over anything but the raw body
 //! (a timestamp, a URL), or an asymmetric signature; those need code.
 
-use super::{Alg, Mapping, Meaning, ProviderKind, Read, any_matches, str_at};
+use super::{Adapter, Alg, Clock, Mapping, Meaning, ProviderKind, Read, any_matches, str_at};
 use crate::intake::signature::{Secret, SignatureError};
 use base64::Engine;
 use serde::Deserialize;
@@ -254,6 +254,25 @@ impl Custom {
             labels: vec![],
         }
         .settle()
+    }
+}
+
+impl Adapter for Custom {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Custom
+    }
+
+    fn verify<'h>(
+        &self,
+        header: &dyn Fn(&str) -> Option<&'h str>,
+        body: &[u8],
+        _clock: &Clock,
+    ) -> Result<(), SignatureError> {
+        Custom::verify(self, header, body)
+    }
+
+    fn map(&self, body: &Value) -> Mapping {
+        Custom::map(self, body)
     }
 }
 
