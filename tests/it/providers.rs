@@ -2,6 +2,9 @@
 //! each vendor's body shape, signed as the vendor signs, on its own route,
 //! through the real bridge, the real Temporal and the sandbox ATS.
 
+mod custom;
+mod tools;
+
 use crate::harness::{Options, REVIEWER_TOKEN, TestApp, at};
 use crate::replay::history_json;
 use std::time::Duration;
@@ -23,6 +26,7 @@ fn signer(kind: ProviderKind) -> Signer {
         ProviderKind::Onfido => ONFIDO_TOKEN,
         ProviderKind::Veriff => VERIFF_SECRET,
         ProviderKind::Sumsub => SUMSUB_SECRET,
+        ProviderKind::Custom => unreachable!("declared providers: providers::custom"),
     };
     Signer::new(kind, secret, VERIFF_API_KEY)
 }
@@ -36,6 +40,7 @@ async fn spawn(name: &str, kinds: &[ProviderKind]) -> TestApp {
             ProviderKind::Onfido => ("VBRIDGE_ONFIDO_WEBHOOK_TOKENS", ONFIDO_TOKEN),
             ProviderKind::Veriff => ("VBRIDGE_VERIFF_SHARED_SECRETS", VERIFF_SECRET),
             ProviderKind::Sumsub => ("VBRIDGE_SUMSUB_WEBHOOK_SECRETS", SUMSUB_SECRET),
+            ProviderKind::Custom => unreachable!("declared providers: providers::custom"),
         };
         extra_env.push((var.to_owned(), format!("old-{secret},{secret}")));
         if *kind == ProviderKind::Veriff {

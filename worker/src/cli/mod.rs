@@ -158,11 +158,20 @@ pub enum Command {
     Simulate {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         url: String,
-        /// Signing secret (default: the first of VBRIDGE_WEBHOOK_SECRETS, else the dev secret).
+        /// Signing secret (default: the first of VBRIDGE_WEBHOOK_SECRETS, else
+        /// the dev secret; with --provider, the first of that provider's
+        /// secrets setting, else its dev secret as `vbridge dev` prints it).
         #[arg(long)]
         secret: Option<String>,
         #[arg(long, default_value_t = 8)]
         candidates: usize,
+        /// Send a real provider's shapes, signed as it signs, to its route:
+        /// persona, onfido, veriff or sumsub.
+        #[arg(long, value_parser = dev::provider_kind)]
+        provider: Option<vbridge_core::intake::providers::ProviderKind>,
+        /// Veriff's X-AUTH-CLIENT (default: VBRIDGE_VERIFF_API_KEY, else the dev key).
+        #[arg(long)]
+        api_key: Option<String>,
     },
     /// Measure the spine (ack throughput and latency, bare signal-with-start,
     /// duplicates, a flood, the outbox, end to end, a burst and its bare
@@ -206,7 +215,13 @@ pub async fn run(command: Command) -> ExitCode {
         #[cfg(feature = "devtools")]
         Command::Bench(o) => vbridge::devtools::bench::run(o).await,
         #[cfg(feature = "devtools")]
-        Command::Simulate { url, secret, candidates } => dev::simulate(url, secret, candidates).await,
+        Command::Simulate { url, secret, candidates, provider: None, .. } => {
+            dev::simulate(url, secret, candidates).await
+        }
+        #[cfg(feature = "devtools")]
+        Command::Simulate { url, secret, candidates, provider: Some(kind), api_key } => {
+            dev::simulate_provider(url, kind, secret, api_key, candidates).await
+        }
     })
 }
 

@@ -4,6 +4,7 @@
 //! [`Settings`]; [`Config::settle`] checks it and builds what the roles use.
 
 mod connector;
+mod custom;
 mod providers;
 mod show;
 mod sources;

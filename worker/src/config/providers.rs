@@ -59,7 +59,11 @@ pub fn providers(s: &Settings, policy: &Policy) -> Result<Providers, ConfigError
         Some(path) => reason_map(path, policy)?,
         None => ReasonMap::default(),
     };
-    Ok(Providers::new(adapters, reasons))
+    let declared = match &s.custom_providers {
+        Some(path) => super::custom::declared(path, super::custom::env_secret)?,
+        None => vec![],
+    };
+    Ok(Providers::new(adapters, reasons).with_declared(declared))
 }
 
 const REASON_MAP: &str = "VBRIDGE_PROVIDER_REASON_MAP";

@@ -110,6 +110,8 @@ pub struct Settings {
     pub sumsub_webhook_secrets: Option<Vec<Redacted>>,
     /// Provider reason labels → the policy's reason codes (a TOML file).
     pub provider_reason_map: Option<PathBuf>,
+    /// The declared providers (a TOML file; docs/providers.md).
+    pub custom_providers: Option<PathBuf>,
 }
 
 /// The keys that are secrets: each can also come from the file that
@@ -205,6 +207,7 @@ impl Default for Settings {
             veriff_api_key: None,
             sumsub_webhook_secrets: None,
             provider_reason_map: None,
+            custom_providers: None,
         }
     }
 }

@@ -8,7 +8,45 @@
 use super::client::Reply;
 use crate::intake::signature::Secret;
 use serde_json::{Value, json};
-use vbridge_core::intake::providers::{Alg, ProviderKind, onfido, persona, sumsub, veriff};
+use vbridge_core::intake::providers::{Adapter, Alg, ProviderKind, onfido, persona, sumsub, veriff};
+
+/// The secret `vbridge dev` configures for a provider left unconfigured, and
+/// `simulate --provider` signs with when given none: dev only, printed.
+pub fn dev_secret(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::Persona => "wbhsec_dev-persona-change-me",
+        ProviderKind::Onfido => "dev-onfido-token-change-me",
+        ProviderKind::Veriff => "dev-veriff-shared-secret-change-me",
+        ProviderKind::Sumsub => "dev-sumsub-secret-change-me",
+        ProviderKind::Custom => unreachable!("a declared provider is configured, not simulated"),
+    }
+}
+
+/// Veriff's API key (`X-AUTH-CLIENT`) in dev.
+pub const DEV_VERIFF_API_KEY: &str = "dev-veriff-api-key";
+
+/// The setting that holds a provider's secrets (comma-separated, rotation).
+pub fn secret_var(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::Persona => "VBRIDGE_PERSONA_WEBHOOK_SECRETS",
+        ProviderKind::Onfido => "VBRIDGE_ONFIDO_WEBHOOK_TOKENS",
+        ProviderKind::Veriff => "VBRIDGE_VERIFF_SHARED_SECRETS",
+        ProviderKind::Sumsub => "VBRIDGE_SUMSUB_WEBHOOK_SECRETS",
+        ProviderKind::Custom => unreachable!("a declared provider is configured, not simulated"),
+    }
+}
+
+/// The provider's adapter with its dev secret (`vbridge dev`).
+pub fn dev_adapter(kind: ProviderKind) -> Box<dyn Adapter> {
+    let secrets = vec![Secret::raw(dev_secret(kind), 1).expect("a dev secret")];
+    match kind {
+        ProviderKind::Persona => Box::new(persona::Persona { secrets }),
+        ProviderKind::Onfido => Box::new(onfido::Onfido { tokens: secrets }),
+        ProviderKind::Veriff => Box::new(veriff::Veriff { secrets, api_key: DEV_VERIFF_API_KEY.to_owned() }),
+        ProviderKind::Sumsub => Box::new(sumsub::Sumsub { secrets }),
+        ProviderKind::Custom => unreachable!("a declared provider is configured, not simulated"),
+    }
+}
 
 /// Personal data the bodies carry; none of it may be kept anywhere.
 pub const PII: [&str; 6] =
@@ -52,6 +90,7 @@ impl Signer {
                 (sumsub::DIGEST_HEADER.into(), sumsub::sign(Alg::Sha256, &self.secret, bytes)),
                 (sumsub::ALG_HEADER.into(), "HMAC_SHA256_HEX".into()),
             ],
+            ProviderKind::Custom => unreachable!("a declared provider is configured, not simulated"),
         }
     }
 
@@ -94,6 +133,7 @@ pub fn body(kind: ProviderKind, outcome: Outcome, reference: &str, check: &str, 
         ProviderKind::Onfido => onfido_body(outcome, reference, check, at),
         ProviderKind::Veriff => veriff_body(outcome, reference, check, n, at),
         ProviderKind::Sumsub => sumsub_body(outcome, reference, check, n, at),
+        ProviderKind::Custom => unreachable!("a declared provider is configured, not simulated"),
     }
 }
 

@@ -5,8 +5,10 @@
 use crate::app::{self, all_roles};
 use crate::config::Config;
 use crate::devtools::devserver::{DevServer, DevServerOptions};
+use crate::devtools::providers::{DEV_VERIFF_API_KEY, dev_adapter, dev_secret};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use vbridge_core::intake::providers::ProviderKind;
 
 pub struct DevOptions {
     pub config: Option<PathBuf>,
@@ -31,6 +33,12 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     })
     .await?;
     cfg.temporal_address = temporal.address.clone();
+    // Every provider route answers in dev: the ones left unconfigured get
+    // dev secrets, printed below, that `simulate --provider` signs with.
+    let dev_providers: Vec<ProviderKind> = match std::sync::Arc::get_mut(&mut cfg.providers) {
+        Some(p) => ProviderKind::ALL.into_iter().filter(|k| p.add_missing(dev_adapter(*k))).collect(),
+        None => vec![],
+    };
 
     let impersonating = opts.ats != "generic";
     if impersonating && cfg.ats_url.is_some() {
@@ -76,7 +84,21 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         if using_dev_secret {
             println!("  signing secret (dev only): {}", crate::config::DEV_SECRET);
         }
-        println!("  send sample traffic: vbridge simulate --url http://{addr}");
+        for kind in ProviderKind::ALL {
+            let route = format!("POST http://{addr}/webhooks/{}", kind.as_str());
+            match (dev_providers.contains(&kind), kind) {
+                (false, _) => println!("  {:<12} {route} (configured)", kind.as_str()),
+                (true, ProviderKind::Veriff) => println!(
+                    "  {:<12} {route} (dev secret {}, X-AUTH-CLIENT {DEV_VERIFF_API_KEY})",
+                    kind.as_str(),
+                    dev_secret(kind)
+                ),
+                (true, _) => println!("  {:<12} {route} (dev secret {})", kind.as_str(), dev_secret(kind)),
+            }
+        }
+        println!(
+            "  send sample traffic: vbridge simulate --url http://{addr} [--provider persona|onfido|veriff|sumsub]"
+        );
         println!("Ctrl-C stops everything.");
     })
     .await;

@@ -2,14 +2,16 @@
 //! the request, hand it to the provider's adapter through
 //! [`Intake::receive_provider`](crate::intake::Intake::receive_provider),
 //! answer as the IL route does. A provider that is not configured answers 404.
+//! `POST /webhooks/custom/{name}`: a provider declared in
+//! `VBRIDGE_CUSTOM_PROVIDERS` (docs/providers.md), 404 for any other name.
 
 use super::HttpState;
 use super::error::ApiError;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use vbridge_core::intake::providers::ProviderKind;
+use vbridge_core::intake::providers::{Adapter, ProviderKind};
 
 pub async fn persona(s: State<HttpState>, headers: HeaderMap, body: Body) -> Response {
     receive(ProviderKind::Persona, s, headers, body).await
@@ -27,16 +29,33 @@ pub async fn sumsub(s: State<HttpState>, headers: HeaderMap, body: Body) -> Resp
     receive(ProviderKind::Sumsub, s, headers, body).await
 }
 
+pub async fn custom(Path(name): Path<String>, State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    let adapter = s.intake.providers.declared(&name);
+    let missing = || format!("no provider named {name:?} is declared");
+    serve(&s, adapter, missing, headers, body).await
+}
+
 async fn receive(kind: ProviderKind, State(s): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    let adapter = s.intake.providers.get(kind);
+    serve(&s, adapter, || format!("the {} route is not configured", kind.as_str()), headers, body).await
+}
+
+async fn serve(
+    s: &HttpState,
+    adapter: Option<&dyn Adapter>,
+    missing: impl FnOnce() -> String,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let trace_header = s.policy.trace_header();
     let trace_id = super::request_trace_id(&headers, trace_header);
-    let mut resp = match s.intake.providers.get(kind) {
-        None => ApiError::NotFound(format!("the {} route is not configured", kind.as_str())).into_response(),
+    let mut resp = match adapter {
+        None => ApiError::NotFound(missing()).into_response(),
         Some(adapter) => {
             let span = tracing::info_span!(
                 "webhook",
                 trace_id = %trace_id.as_str(),
-                provider = kind.as_str(),
+                provider = adapter.kind().as_str(),
                 event_id = tracing::field::Empty,
                 candidate_id = tracing::field::Empty
             );

@@ -12,24 +12,52 @@
 
 use super::{Arrival, Intake, IntakeError, Receipt, sha256_hex};
 use crate::store::{Committed, DeliveryRecord, Intent};
+use std::collections::BTreeMap;
 use vbridge_core::domain::TraceId;
+use vbridge_core::intake::providers::custom::Custom;
 use vbridge_core::intake::providers::{Adapter, Clock, Ignored, Mapping, ProviderKind, ReasonMap, stored_key};
 
-/// The configured providers and the reason table.
+/// The configured providers, the declared ones by name, and the reason table.
 #[derive(Default)]
 pub struct Providers {
     adapters: Vec<Box<dyn Adapter>>,
     pub reasons: ReasonMap,
+    declared: BTreeMap<String, Custom>,
 }
 
 impl Providers {
     pub fn new(adapters: Vec<Box<dyn Adapter>>, reasons: ReasonMap) -> Providers {
-        Providers { adapters, reasons }
+        Providers { adapters, reasons, declared: BTreeMap::new() }
+    }
+
+    /// With the providers declared in `VBRIDGE_CUSTOM_PROVIDERS`.
+    pub fn with_declared(mut self, declared: Vec<Custom>) -> Providers {
+        self.declared = declared.into_iter().map(|c| (c.spec.name.as_str().to_owned(), c)).collect();
+        self
+    }
+
+    /// A declared provider's adapter; `None`: `/webhooks/custom/{name}` answers 404.
+    pub fn declared(&self, name: &str) -> Option<&dyn Adapter> {
+        self.declared.get(name).map(|c| c as &dyn Adapter)
+    }
+
+    pub fn declared_names(&self) -> Vec<&str> {
+        self.declared.keys().map(String::as_str).collect()
     }
 
     /// The provider's adapter; `None`: its route answers 404.
     pub fn get(&self, kind: ProviderKind) -> Option<&dyn Adapter> {
         self.adapters.iter().find(|a| a.kind() == kind).map(|a| &**a)
+    }
+
+    /// Add `adapter` unless its provider is configured already (`vbridge
+    /// dev` fills the unconfigured routes with dev secrets); whether it was added.
+    pub fn add_missing(&mut self, adapter: Box<dyn Adapter>) -> bool {
+        let missing = self.get(adapter.kind()).is_none();
+        if missing {
+            self.adapters.push(adapter);
+        }
+        missing
     }
 
     pub fn configured(&self) -> Vec<ProviderKind> {
@@ -145,5 +173,7 @@ fn route_path(kind: ProviderKind) -> &'static str {
         ProviderKind::Onfido => "/webhooks/onfido",
         ProviderKind::Veriff => "/webhooks/veriff",
         ProviderKind::Sumsub => "/webhooks/sumsub",
+        // Declared providers share one route template (`/webhooks/custom/{name}`).
+        ProviderKind::Custom => "/webhooks/custom/{name}",
     }
 }

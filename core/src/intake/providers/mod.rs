@@ -12,6 +12,7 @@
 //! addresses, document numbers and IP addresses in a provider's body are
 //! never copied.
 
+pub mod custom;
 pub mod onfido;
 pub mod persona;
 pub mod sumsub;
@@ -25,16 +26,19 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use subtle::ConstantTimeEq;
 
-/// The providers the bridge speaks natively.
+/// The providers the bridge speaks natively, and `Custom`: any provider
+/// declared in configuration ([`custom`]), whose event keys carry its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ProviderKind {
     Persona,
     Onfido,
     Veriff,
     Sumsub,
+    Custom,
 }
 
 impl ProviderKind {
+    /// The native providers (each its own route, secrets and reason table).
     pub const ALL: [ProviderKind; 4] =
         [ProviderKind::Persona, ProviderKind::Onfido, ProviderKind::Veriff, ProviderKind::Sumsub];
 
@@ -45,6 +49,7 @@ impl ProviderKind {
             ProviderKind::Onfido => "onfido",
             ProviderKind::Veriff => "veriff",
             ProviderKind::Sumsub => "sumsub",
+            ProviderKind::Custom => "custom",
         }
     }
 
@@ -360,7 +365,7 @@ pub enum Alg {
 }
 
 impl Alg {
-    fn digest_len(self) -> usize {
+    pub(crate) fn digest_len(self) -> usize {
         match self {
             Alg::Sha1 => 20,
             Alg::Sha256 => 32,
