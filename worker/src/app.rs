@@ -80,8 +80,9 @@ pub async fn serve(
         let refusals = Arc::new(crate::audit::refusals::Refusals::default());
         {
             let (refusals, store, rx, window) = (refusals.clone(), store.clone(), shutdown.clone(), cfg.refusal_window);
+            let metrics = metrics.clone();
             tasks.spawn(async move {
-                refusals.run(store.as_ref(), window, rx).await;
+                refusals.run(store.as_ref(), window, rx, &metrics.api_denials_unlogged).await;
                 Ok(())
             });
         }

@@ -180,7 +180,7 @@ impl Metrics {
             api_forbidden: Counter::new("vbridge_api_forbidden_count", "operator API requests with the wrong role"),
             api_denials_unlogged: Counter::new(
                 "vbridge_api_denials_unlogged_count",
-                "refusals not recorded in the audit log during a flood",
+                "refusals whose window could not be appended to the audit log (a store outage at the flush)",
             ),
             ats: Arc::new(AtsMetrics::default()),
             review: ReviewMetrics::default(),

@@ -259,8 +259,10 @@ impl Refusals {
         records
     }
 
-    /// Append the window's records (one append through the store's writer).
-    pub async fn flush(&self, store: &dyn EventStore) {
+    /// Append the window's records (one append through the store's writer);
+    /// refusals whose aggregate could not be appended are added to `unlogged`
+    /// (`vbridge_api_denials_unlogged_count`).
+    pub async fn flush(&self, store: &dyn EventStore, unlogged: &crate::metrics::Counter) {
         let records = self.take();
         if records.is_empty() {
             return;
@@ -268,6 +270,7 @@ impl Refusals {
         let count: u64 = records.iter().map(count_of).sum();
         if let Err(e) = store.append_decisions(records).await {
             self.lost.fetch_add(count, Relaxed);
+            unlogged.add(count);
             tracing::error!(error = %e, refusals = count, "could not record a window of refused requests in the audit log");
         }
     }
@@ -278,6 +281,7 @@ impl Refusals {
         store: &dyn EventStore,
         window: Duration,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
+        unlogged: &crate::metrics::Counter,
     ) {
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + window, window);
         let stop = async move {
@@ -286,11 +290,11 @@ impl Refusals {
         tokio::pin!(stop);
         loop {
             tokio::select! {
-                _ = tick.tick() => self.flush(store).await,
+                _ = tick.tick() => self.flush(store, unlogged).await,
                 _ = &mut stop => break,
             }
         }
-        self.flush(store).await;
+        self.flush(store, unlogged).await;
     }
 }
 
