@@ -32,7 +32,7 @@ fn signer(kind: ProviderKind) -> Signer {
 }
 
 /// A bridge with the given providers configured (old secrets first: rotation).
-async fn spawn(name: &str, kinds: &[ProviderKind]) -> TestApp {
+pub(crate) async fn spawn(name: &str, kinds: &[ProviderKind]) -> TestApp {
     let mut extra_env = vec![];
     for kind in kinds {
         let (var, secret) = match kind {
@@ -50,7 +50,15 @@ async fn spawn(name: &str, kinds: &[ProviderKind]) -> TestApp {
     TestApp::spawn_with(name, Options { extra_env, ..Default::default() }).await
 }
 
-async fn send(app: &TestApp, kind: ProviderKind, outcome: Outcome, c: &str, a: &str, n: u32, minutes: i64) -> Reply {
+pub(crate) async fn send(
+    app: &TestApp,
+    kind: ProviderKind,
+    outcome: Outcome,
+    c: &str,
+    a: &str,
+    n: u32,
+    minutes: i64,
+) -> Reply {
     let b = body(kind, outcome, &format!("{c}:{a}"), &check_id(c), n, &at(minutes));
     signer(kind).send(&app.http, &app.bridge_url, &b).await.unwrap()
 }

@@ -1,23 +1,23 @@
 //! Provider reversals end to end (docs/contract.md §7, docs/providers.md
 //! "Reversals"): a provider that moves a decided verification backwards, on
-//! the IL route and on Sumsub's own route (`GREEN` then `RED`), against the
+//! the IL route and on each provider's own route (Sumsub's `GREEN` then `RED`, and
+//! the others' approval then decline), against the
 //! real Temporal and the sandbox ATS. The ATS keeps the old state, the gate
 //! answers `reversal-pending`, the review queue holds an item flagged
 //! `provider_reversal`, `provider_reversal_count` counts it; only an admin's
 //! override (or confirmation) closes it.
 
-use crate::harness::{ADMIN_TOKEN, Options, REVIEWER_TOKEN, TestApp, at};
+use crate::harness::{ADMIN_TOKEN, REVIEWER_TOKEN, TestApp, at};
 use crate::replay::{CURRENT, check_and_save, history_json};
 use serde_json::{Value, json};
 use std::time::Duration;
 use vbridge::devtools::client::{decision, started};
-use vbridge::devtools::providers::{Outcome, Signer, body};
+use vbridge::devtools::providers::Outcome;
 use vbridge::review::queue::{Item, Listing};
 use vbridge_core::domain::workflow_id;
 use vbridge_core::intake::providers::ProviderKind;
 
 const WAIT: Duration = Duration::from_secs(60);
-const SUMSUB_SECRET: &str = "it-sumsub-reversal";
 
 async fn gate(app: &TestApp, a: &str) -> Value {
     let r = app.get_as(&format!("/v1/applications/{a}/gate"), Some(REVIEWER_TOKEN)).await;
@@ -129,28 +129,44 @@ async fn il_route_a_verified_then_failed_decision_is_held_until_an_admin_overrid
     assert!(o.reason.contains("confirmed verified"), "{}", o.reason);
 }
 
+/// A provider's approval, then its reversal (a decline of the same
+/// verification), on the provider's own route: held until an admin acts.
+async fn approved_then_reversed_on_the_providers_route(kind: ProviderKind) {
+    let name = kind.as_str();
+    let app = crate::providers::spawn(&format!("reversal-{name}"), &[kind]).await;
+    let (c, a) = (format!("cand-rv-{name}"), "app-rv".to_owned());
+    // Veriff's start carries no time (its receipt stands in): the decisions
+    // are timed after it, as in life.
+    for (outcome, n, minutes) in [(Outcome::Started, 1, -10), (Outcome::Verified, 2, 0)] {
+        let r = crate::providers::send(&app, kind, outcome, &c, &a, n, minutes).await;
+        assert_eq!((r.status, r.body["status"].as_str()), (202, Some("accepted")), "{name} {outcome:?}: {:?}", r.body);
+    }
+    app.wait_synced(&c, &a, "verified").await;
+    // The provider reverses its decision later (Sumsub: a second
+    // applicantReviewed, RED + FINAL; Persona: inquiry.declined; Onfido:
+    // the run completed declined; Veriff: a declined decision).
+    let r = crate::providers::send(&app, kind, Outcome::Failed, &c, &a, 3, 1).await;
+    assert_eq!((r.status, r.body["status"].as_str()), (202, Some("accepted")), "{name}: {:?}", r.body);
+    held(&app, &c, &a, 1).await;
+    overridden_to_failed(&app, &c, &a).await;
+}
+
 #[tokio::test]
 async fn sumsub_green_then_red_is_held_until_an_admin_overrides() {
-    let opts = Options {
-        extra_env: vec![("VBRIDGE_SUMSUB_WEBHOOK_SECRETS".into(), SUMSUB_SECRET.into())],
-        ..Default::default()
-    };
-    let app = TestApp::spawn_with("reversal-sumsub", opts).await;
-    let (c, a) = ("cand-ss", "app-ss");
-    let signer = Signer::new(ProviderKind::Sumsub, SUMSUB_SECRET, "");
-    let send = |outcome: Outcome, n: u32, minutes: i64| {
-        let b = body(ProviderKind::Sumsub, outcome, &format!("{c}:{a}"), "chk-ss", n, &at(minutes));
-        let (signer, app) = (&signer, &app);
-        async move { signer.send(&app.http, &app.bridge_url, &b).await.unwrap() }
-    };
-    for (outcome, n, minutes) in [(Outcome::Started, 1, -30), (Outcome::Verified, 2, -20)] {
-        let r = send(outcome, n, minutes).await;
-        assert_eq!((r.status, r.body["status"].as_str()), (202, Some("accepted")), "{outcome:?}: {:?}", r.body);
-    }
-    app.wait_synced(c, a, "verified").await;
-    // Sumsub found fraud later: a second applicantReviewed, RED + FINAL.
-    let r = send(Outcome::Failed, 3, -10).await;
-    assert_eq!((r.status, r.body["status"].as_str()), (202, Some("accepted")), "{:?}", r.body);
-    held(&app, c, a, 1).await;
-    overridden_to_failed(&app, c, a).await;
+    approved_then_reversed_on_the_providers_route(ProviderKind::Sumsub).await;
+}
+
+#[tokio::test]
+async fn persona_approved_then_declined_is_held_until_an_admin_overrides() {
+    approved_then_reversed_on_the_providers_route(ProviderKind::Persona).await;
+}
+
+#[tokio::test]
+async fn onfido_approved_then_declined_is_held_until_an_admin_overrides() {
+    approved_then_reversed_on_the_providers_route(ProviderKind::Onfido).await;
+}
+
+#[tokio::test]
+async fn veriff_approved_then_declined_is_held_until_an_admin_overrides() {
+    approved_then_reversed_on_the_providers_route(ProviderKind::Veriff).await;
 }
