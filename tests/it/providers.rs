@@ -3,6 +3,7 @@
 //! through the real bridge, the real Temporal and the sandbox ATS.
 
 mod custom;
+mod reasons;
 mod tools;
 
 use crate::harness::{Options, REVIEWER_TOKEN, TestApp, at};
