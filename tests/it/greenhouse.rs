@@ -214,22 +214,33 @@ async fn two_workers_sharing_one_credential_take_turns_instead_of_revoking_each_
     let quiet = Duration::from_millis(1000);
     let mut app = v3_app("gh-two", "verification_state = \"4000\"\n", "1000").await;
     app.sandbox_post("/_sandbox/ats/fields", &json!({"fields": ["vb_state", "verification_last_event_id"]})).await;
-    let second = app.spawn_second_bridge().await;
+    // A second deployment (its own store and task queue, so its own worker
+    // does its own writes) on the same Greenhouse credential.
+    let db = format!("sqlite://{}", app.dir.join("second.db").display());
+    let queue = format!("it-gh-two-second-{}", std::process::id());
+    let second = app.spawn_second_bridge_with(&[("VBRIDGE_DATABASE_URL", &db), ("VBRIDGE_TASK_QUEUE", &queue)]).await;
     let clients = [app.client.clone(), second.client.clone()];
     let clients = &clients;
     let n = 16;
     let start = Instant::now();
-    let replies = futures::future::join_all((0..n).map(|i| async move {
-        let body = started(&format!("cand-two-{i}"), &format!("{}", 4200 + i), &format!("evt-two-{i}"), &at(-10));
-        clients[i % 2].send(&body).await.unwrap()
-    }))
-    .await;
-    assert!(replies.iter().all(|r| r.status == 202));
-    for i in 0..n {
-        app.wait_synced(&format!("cand-two-{i}"), &format!("{}", 4200 + i), "pending").await;
+    // In turns: the first deployment takes a token, the second takes one
+    // (revoking the first's), then the first writes again with its revoked
+    // token and must take a new one without a storm or a lost write.
+    for (turn, bridge) in [(0..6, 0), (6..11, 1), (11..16, 0)] {
+        let replies = futures::future::join_all(turn.clone().map(|i| async move {
+            let body = started(&format!("cand-two-{i}"), &format!("{}", 4200 + i), &format!("evt-two-{i}"), &at(-10));
+            clients[bridge].send(&body).await.unwrap()
+        }))
+        .await;
+        assert!(replies.iter().all(|r| r.status == 202));
+        for i in turn {
+            app.wait_synced(&format!("cand-two-{i}"), &format!("{}", 4200 + i), "pending").await;
+        }
     }
     let elapsed = start.elapsed();
     assert!(dead_letters(&app).await.is_empty(), "no write refused for a revoked token");
+    let second_store = vbridge::config::open_store(&db).await.unwrap();
+    assert!(second_store.dead_letters(None, 10).await.unwrap().is_empty(), "nor on the second deployment");
     for i in 0..n {
         let record = app.ats_record("greenhouse", &format!("{}", 4200 + i)).await;
         assert_eq!(record["fields"]["vb_state"], "pending", "{record}");

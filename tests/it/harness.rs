@@ -527,9 +527,15 @@ impl Drop for SecondBridge {
 
 impl TestApp {
     pub async fn spawn_second_bridge(&mut self) -> SecondBridge {
+        self.spawn_second_bridge_with(&[]).await
+    }
+
+    /// Another `vbridge serve`, `overrides` replacing entries of this one's
+    /// environment (its own store and task queue: another deployment).
+    pub async fn spawn_second_bridge_with(&mut self, overrides: &[(&str, &str)]) -> SecondBridge {
         let first = self.bridge.take();
         let first_url = self.bridge_url.clone();
-        self.start_bridge(&[]).await;
+        self.start_bridge(overrides).await;
         let child = self.bridge.take().expect("second bridge");
         let client = self.client.clone();
         self.bridge = first;
