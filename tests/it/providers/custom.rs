@@ -10,19 +10,7 @@ use serde_json::json;
 use vbridge_core::intake::providers::custom::{RawSpec, Spec, sign};
 use vbridge_core::intake::signature::Secret;
 
-const CHECKR: &str = r#"
-[checkr]
-signature_header = "X-Checkr-Signature"
-encoding = "hex"
-algorithm = "sha256"
-reference = "/data/object/tags/0"
-check_id = "/data/object/id"
-event_key = "/id"
-time = "/created_at"
-status = "/data/object/result"
-event_name = "/type"
-statuses = { clear = "verified", consider = "needs_review" }
-"#;
+use vbridge::config::EXAMPLE_CHECKR as CHECKR;
 const API_KEY: &str = "it-checkr-api-key";
 
 /// Checkr's event envelope (`id`, `object`, `type`, `created_at`,

@@ -66,11 +66,10 @@ fn parse(text: &str) -> Result<Vec<Spec>, String> {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const CHECKR: &str = r#"
+/// Checkr declared for the custom adapter (`VBRIDGE_CUSTOM_PROVIDERS`), as
+/// docs/providers.md shows it (the tests use this one copy). (Checkr's report carries
+/// no field the customer fills in: the reference is read from its first tag.)
+pub const EXAMPLE_CHECKR: &str = r#"
 [checkr]
 signature_header = "X-Checkr-Signature"
 encoding = "hex"
@@ -83,6 +82,12 @@ status = "/data/object/result"
 event_name = "/type"
 statuses = { clear = "verified", consider = "needs_review" }
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHECKR: &str = EXAMPLE_CHECKR;
 
     #[test]
     fn errors_name_the_file_and_the_key() {

@@ -5,6 +5,8 @@
 
 mod connector;
 mod custom;
+
+pub use custom::EXAMPLE_CHECKR;
 mod providers;
 mod show;
 mod sources;
