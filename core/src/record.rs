@@ -61,6 +61,13 @@ pub enum RecordKind {
     /// and the gate holds until an admin closes it (the provider's state in
     /// `detail`).
     ProviderReversal,
+    /// A provider asked the candidate to retake the check: the state is
+    /// kept; while it is undecided the ATS shows
+    /// `verification_action_required: retake`.
+    RetakeRequested,
+    /// A provider's session expired or was abandoned: the state is kept;
+    /// while it is undecided the ATS shows `verification_action_required: restart`.
+    VerificationExpired,
 }
 
 impl RecordKind {
@@ -89,6 +96,8 @@ impl RecordKind {
         RecordKind::Retention,
         RecordKind::DeliveriesRefused,
         RecordKind::ProviderReversal,
+        RecordKind::RetakeRequested,
+        RecordKind::VerificationExpired,
     ];
 
     /// The stored string (the same as its serde form).
@@ -117,6 +126,8 @@ impl RecordKind {
             RecordKind::Retention => "retention",
             RecordKind::DeliveriesRefused => "deliveries_refused",
             RecordKind::ProviderReversal => "provider_reversal",
+            RecordKind::RetakeRequested => "retake_requested",
+            RecordKind::VerificationExpired => "verification_expired",
         }
     }
 
@@ -192,6 +203,8 @@ mod tests {
             (Retention, "retention"),
             (DeliveriesRefused, "deliveries_refused"),
             (ProviderReversal, "provider_reversal"),
+            (RetakeRequested, "retake_requested"),
+            (VerificationExpired, "verification_expired"),
         ];
         assert_eq!(expected.len(), RecordKind::ALL.len(), "every kind is pinned");
         for (kind, s) in expected {

@@ -3,8 +3,10 @@
 //! through the real bridge, the real Temporal and the sandbox ATS.
 
 mod custom;
+mod notices;
 mod reasons;
 mod tools;
+mod vendor_libs;
 
 use crate::harness::{Options, REVIEWER_TOKEN, TestApp, at};
 use crate::replay::history_json;
@@ -147,10 +149,11 @@ async fn unusable_deliveries_are_ignored_with_a_reason_and_unconfigured_routes_a
         (r.status, r.body["status"].as_str(), r.body["reason"].as_str()),
         (202, Some("ignored"), Some("no_reference"))
     );
-    let retake = body(ProviderKind::Sumsub, Outcome::Retake, "cand-ig:app-ig", "chkig", 2, &at(-1));
-    let r = sumsub.send(&app.http, &app.bridge_url, &retake).await.unwrap();
-    assert_eq!((r.status, r.body["reason"].as_str()), (202, Some("retake_not_applied")), "{:?}", r.body);
-    let r = sumsub.send(&app.http, &app.bridge_url, &retake).await.unwrap();
+    // Sumsub's applicantDeactivated has no meaning here (§7's table).
+    let unmapped = body(ProviderKind::Sumsub, Outcome::Expired, "cand-ig:app-ig", "chkig", 2, &at(-1));
+    let r = sumsub.send(&app.http, &app.bridge_url, &unmapped).await.unwrap();
+    assert_eq!((r.status, r.body["reason"].as_str()), (202, Some("event_type_not_mapped")), "{:?}", r.body);
+    let r = sumsub.send(&app.http, &app.bridge_url, &unmapped).await.unwrap();
     assert_eq!((r.status, r.body["status"].as_str()), (200, Some("duplicate")), "a retry of it: {:?}", r.body);
     let rows = app
         .wait_for("the ignored rows", WAIT, || async {
@@ -159,7 +162,7 @@ async fn unusable_deliveries_are_ignored_with_a_reason_and_unconfigured_routes_a
         })
         .await;
     assert!(rows.iter().all(|d| d.signature_valid && d.body_sha256.len() == 64));
-    assert!(!app.workflow_exists("cand-ig", "app-ig").await, "a retake starts nothing");
+    assert!(!app.workflow_exists("cand-ig", "app-ig").await, "an ignored delivery starts nothing");
 
     let veriff = signer(ProviderKind::Veriff);
     let b = body(ProviderKind::Veriff, Outcome::Verified, "c:a", "chk", 1, &at(-1));

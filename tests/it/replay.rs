@@ -24,6 +24,10 @@
 //! - `candidate_verification_reversal_*.json`: with `provider-reversal-v1`:
 //!   the same eleven, and a provider's reversal held then overridden to
 //!   failed by an admin (`reversal`, saved by `reversal::il_route_...`).
+//! - `candidate_verification_notices_*.json`: with `provider-notices-v1`:
+//!   the same twelve, and a provider's retake of a pending verification,
+//!   its ATS write, then the decision that clears it (`notice`, saved by
+//!   `providers::notices::...`).
 //! - `reconciliation_healed.json`: a `Reconciliation` run that found a drift
 //!   and healed it.
 //! - `audit_retention_ran.json`: an `AuditRetention` run the schedule started
@@ -35,7 +39,7 @@ use temporalio_client::{WorkflowExecutionInfo, WorkflowFetchHistoryOptions, Work
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 use vbridge::devtools::client::{decision, started};
 use vbridge_workflows::CandidateVerification;
-use vbridge_workflows::verification::REVERSAL_PATCH;
+use vbridge_workflows::verification::{NOTICES_PATCH, REVERSAL_PATCH};
 
 const HISTORIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/histories");
 /// The shapes the saved histories must cover.
@@ -86,12 +90,25 @@ const REQUIRED: &[&str] = &[
     "candidate_verification_reversal_paused.json",
     "candidate_verification_reversal_redriven.json",
     "candidate_verification_reversal_reversal.json",
+    "candidate_verification_notices_happy.json",
+    "candidate_verification_notices_deferred_failed.json",
+    "candidate_verification_notices_continued.json",
+    "candidate_verification_notices_coalesced.json",
+    "candidate_verification_notices_closed.json",
+    "candidate_verification_notices_reopened.json",
+    "candidate_verification_notices_escalated.json",
+    "candidate_verification_notices_overridden.json",
+    "candidate_verification_notices_banner.json",
+    "candidate_verification_notices_paused.json",
+    "candidate_verification_notices_redriven.json",
+    "candidate_verification_notices_reversal.json",
+    "candidate_verification_notices_notice.json",
     "reconciliation_healed.json",
     "audit_retention_ran.json",
 ];
 
 /// The newest patch's prefix: fresh histories are saved under it.
-pub(crate) const CURRENT: &str = "reversal";
+pub(crate) const CURRENT: &str = "notices";
 
 fn replayer() -> WorkflowReplayer {
     let opts = WorkflowReplayerOptions::new()
@@ -156,6 +173,7 @@ async fn saved_histories_replay_deterministically() {
             "paused" => &["\"pause\"", "VerificationPaused"],
             "redriven" => &["\"retry_writes\"", "AtsPermanentRejection"],
             "reversal" => &["\"override\"", "ReviewDueAt", "WorkflowExecutionUpdateCompletedEventAttributes"],
+            "notice" => &["AtsActivities::write_verification", "WorkflowExecutionSignaledEventAttributes"],
             "healed" => &["ReconcileActivities::diff_page", "AtsActivities::write_verification", "record_report"],
             "retention_ran" => &["RetentionActivities::retain", "WorkflowExecutionCompletedEventAttributes"],
             _ => &[],
@@ -167,7 +185,17 @@ async fn saved_histories_replay_deterministically() {
             // The branch is in the payloads (base64): the patch's marker, the
             // provider_reversal record and its review item.
             let payloads = decoded_payloads(&text);
-            for needle in [REVERSAL_PATCH, "\"kind\":\"provider_reversal\"", r#"\"flags\":[\"provider_reversal\"]"#] {
+            // The run's newest patch marker (each implies the reversal patch).
+            let marker = if name.contains("_notices_") { NOTICES_PATCH } else { REVERSAL_PATCH };
+            for needle in [marker, "\"kind\":\"provider_reversal\"", r#"\"flags\":[\"provider_reversal\"]"#] {
+                assert!(payloads.contains(needle), "{name} does not cover {needle}");
+            }
+        }
+        if shape == "notice" {
+            let payloads = decoded_payloads(&text);
+            for needle in
+                [NOTICES_PATCH, "\"kind\":\"retake_requested\"", "\"verification_action_required\":\"retake\""]
+            {
                 assert!(payloads.contains(needle), "{name} does not cover {needle}");
             }
         }

@@ -349,9 +349,13 @@ mod tests {
     #[test]
     fn unknown_type_is_not_an_error() {
         let mut b = valid();
-        b["event_type"] = json!("verification.expired");
+        b["event_type"] = json!("verification.archived");
         let i = parse(&b, &policy()).unwrap();
         assert_eq!(i.event_type, None);
+        // A provider's notice parses as one; the IL route then treats it as
+        // unknown (worker's `Intake::take`, tested end to end).
+        b["event_type"] = json!("verification.expired");
+        assert_eq!(parse(&b, &policy()).unwrap().event_type, Some(EventType::Expired));
     }
 
     #[test]

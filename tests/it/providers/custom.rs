@@ -69,4 +69,14 @@ async fn a_declared_checkr_report_reaches_the_ats() {
     let wrong = sign(&spec, &Secret::raw("not-the-key", 1).unwrap(), &body);
     assert_eq!(post("/webhooks/custom/checkr", body.clone(), wrong).await.unwrap().status(), 401);
     assert_eq!(post("/webhooks/custom/acme", body.clone(), sign(&spec, &key, &body)).await.unwrap().status(), 404);
+    // Counted under the declared provider's own name.
+    let metrics = app.metrics().await;
+    for line in [
+        r#"vbridge_provider_webhook_requests_total{provider="checkr",result="accepted"} 1"#,
+        r#"vbridge_provider_webhook_requests_total{provider="checkr",result="duplicate"} 1"#,
+        r#"vbridge_provider_webhook_requests_total{provider="checkr",result="ignored"} 1"#,
+        r#"vbridge_provider_webhook_requests_total{provider="checkr",result="signature_invalid"} 1"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} not in\n{metrics}");
+    }
 }

@@ -26,6 +26,7 @@ pub fn written_fields(policy: &Policy) -> BTreeSet<String> {
         wf::OVERRIDE_REASON_FIELD,
         wf::OVERRIDE_TIMESTAMP_FIELD,
         wf::BANNER_FIELD,
+        wf::ACTION_FIELD,
     ] {
         names.insert(extra.to_owned());
     }

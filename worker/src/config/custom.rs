@@ -20,6 +20,12 @@ pub fn secrets_key(name: &str) -> String {
     format!("custom_{}_secrets", name.replace('-', "_"))
 }
 
+/// The environment variable of a declared provider's secrets:
+/// `checkr` → `VBRIDGE_CUSTOM_CHECKR_SECRETS`.
+pub fn secrets_var(name: &str) -> String {
+    super::sources::var_name(&secrets_key(name))
+}
+
 /// Read and check the file; `secret` looks a secrets setting up (its key).
 pub fn declared(
     path: &Path,
@@ -31,7 +37,7 @@ pub fn declared(
     let mut out = vec![];
     for spec in specs {
         let key = secrets_key(spec.name.as_str());
-        let var = super::sources::var_name(&key);
+        let var = secrets_var(spec.name.as_str());
         let csv = secret(&key)?.ok_or_else(|| problem(format!("{}: {var} is not set", spec.name.as_str())))?;
         let secrets = Secret::parse_raw_list(&csv)
             .map_err(|e| ConfigError::Invalid { name: VAR, problem: format!("{var}: {e}") })?;

@@ -6,7 +6,7 @@
 mod connector;
 mod custom;
 
-pub use custom::EXAMPLE_CHECKR;
+pub use custom::{EXAMPLE_CHECKR, secrets_var as declared_secrets_var};
 mod providers;
 mod show;
 mod sources;

@@ -37,6 +37,10 @@ pub fn redacted(cfg: &Config) -> serde_json::Value {
         "tuning": cfg.tuning,
         "providers": {
             "configured": cfg.providers.configured().iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+            "declared": cfg.providers.declared_names().iter().map(|n| serde_json::json!({
+                "name": n,
+                "route": format!("/webhooks/custom/{n}"),
+            })).collect::<Vec<_>>(),
             "secrets": "(redacted)",
             "reason_map_entries": cfg.providers.reasons.0.len(),
         },

@@ -71,6 +71,9 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     let ui = temporal.ui_url.clone().unwrap_or_default();
     let ats = cfg.ats_url.clone().unwrap_or_default();
     let using_dev_secret = std::env::var("VBRIDGE_WEBHOOK_SECRETS").is_err();
+    let declared: Vec<(String, String)> = (cfg.providers.declared_names().into_iter())
+        .map(|n| (n.to_owned(), crate::config::declared_secrets_var(n)))
+        .collect();
     let result = app::serve(cfg, all_roles(), shutdown, move |addr: SocketAddr| {
         println!("vbridge dev: ready");
         println!("  webhooks     POST http://{addr}/webhooks/verification");
@@ -95,6 +98,9 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
                 ),
                 (true, _) => println!("  {:<12} {route} (dev secret {})", kind.as_str(), dev_secret(kind)),
             }
+        }
+        for (name, var) in &declared {
+            println!("  {name:<12} POST http://{addr}/webhooks/custom/{name} (declared; secrets in {var})");
         }
         println!(
             "  send sample traffic: vbridge simulate --url http://{addr} [--provider persona|onfido|veriff|sumsub]"

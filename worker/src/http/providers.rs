@@ -55,7 +55,7 @@ async fn serve(
             let span = tracing::info_span!(
                 "webhook",
                 trace_id = %trace_id.as_str(),
-                provider = adapter.kind().as_str(),
+                provider = adapter.name(),
                 event_id = tracing::field::Empty,
                 candidate_id = tracing::field::Empty
             );

@@ -114,6 +114,15 @@ pub struct Intake {
 /// Refused bodies read for their claims at once, at most.
 pub const CLAIM_READERS: usize = 2;
 
+/// Whether the providers' notices are events on a route (see `Intake::take`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Notices {
+    /// A provider's route: its adapter made the body.
+    Events,
+    /// The IL route: the names are unknown types.
+    Unknown,
+}
+
 impl Intake {
     /// Take one delivery. `header` looks a request header up by name.
     pub async fn receive<'h>(
@@ -152,7 +161,7 @@ impl Intake {
         }
 
         let value = self.json_object(rec.clone(), &bytes).await?;
-        self.take(rec, value, trace_id).await
+        self.take(rec, value, trace_id, Notices::Unknown).await
     }
 
     /// A delivery's row as first known: refused until shown otherwise.
@@ -194,12 +203,16 @@ impl Intake {
     }
 
     /// An authenticated body, in the IL route's shape, from the duplicate
-    /// short-cut to the commit: the one way in for every route.
+    /// short-cut to the commit: the one way in for every route. `notices`:
+    /// whether a provider's notice (`verification.retake_requested`,
+    /// `verification.expired`) is an event here; only a provider's adapter
+    /// makes one, so on the IL route it is an unknown type (`ignored`).
     async fn take(
         &self,
         mut rec: DeliveryRecord,
         mut value: Value,
         trace_id: &TraceId,
+        notices: Notices,
     ) -> Result<Receipt, IntakeError> {
         let policy = &self.policy;
         // A key already committed is answered before any other work: no
@@ -209,10 +222,13 @@ impl Intake {
         }
 
         redact::redact(&mut value, policy.redact_fields());
-        let parsed = match parse::parse(&value, policy) {
+        let mut parsed = match parse::parse(&value, policy) {
             Ok(p) => p,
             Err(e) => return Err(self.refuse(rec, &value, e).await),
         };
+        if notices == Notices::Unknown && parsed.event_type.is_some_and(|t| t.is_notice()) {
+            parsed.event_type = None;
+        }
         let span = tracing::Span::current();
         span.record("event_id", parsed.event_id.as_str());
         span.record("candidate_id", parsed.candidate_id.as_str());

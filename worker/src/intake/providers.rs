@@ -6,11 +6,13 @@
 //! canonical event, the raw body's SHA-256 and the few provider fields the
 //! mapping names: never the provider's body.
 //!
-//! A verified delivery the bridge does not apply (no usable reference, an
-//! event with no meaning here, a retake, an expiry) is recorded and answered
-//! 202 `ignored` with its reason: a 4xx would have the provider retry it for days.
+//! A verified delivery the bridge cannot use (no usable reference, an event
+//! with no meaning here, no event key) is recorded and answered 202
+//! `ignored` with its reason: a 4xx would have the provider retry it for
+//! days. A retake or an expiry is an event (a notice): committed and relayed
+//! like any other; the workflow records it and keeps the state.
 
-use super::{Arrival, Intake, IntakeError, Receipt, sha256_hex};
+use super::{Arrival, Intake, IntakeError, Notices, Receipt, sha256_hex};
 use crate::store::{Committed, DeliveryRecord, Intent};
 use std::collections::BTreeMap;
 use vbridge_core::domain::TraceId;
@@ -74,7 +76,7 @@ impl Intake {
         arrival: Arrival,
         trace_id: &TraceId,
     ) -> Result<Receipt, IntakeError> {
-        let provider = adapter.kind().as_str();
+        let provider = adapter.name();
         let mut rec = Self::record(trace_id);
         let path = route_path(adapter.kind());
         let bytes =
@@ -105,7 +107,7 @@ impl Intake {
                     "provider event mapped"
                 );
                 let body = event.to_body(self.policy.key_field(), &rec.received_at, &self.providers.reasons);
-                self.take(rec, body, trace_id).await
+                self.take(rec, body, trace_id, Notices::Events).await
             }
             Mapping::Ignored(ignored) => self.ignore(adapter.kind(), rec, ignored, trace_id).await,
         };

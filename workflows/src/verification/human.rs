@@ -126,6 +126,7 @@ impl CandidateVerification {
         {
             fields.insert(QUEUE_LINK_FIELD.into(), link);
         }
+        self.clear_action(&mut fields);
         match self.known_check_id() {
             Some(check) => {
                 let req = self.write_request(&policy, workflow_id, (event_id, trace_id), &check, fields);

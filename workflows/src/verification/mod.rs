@@ -8,7 +8,8 @@
 //! Here: the workflow's state and its handlers (signals, updates, queries,
 //! the run). The pure state logic is in `state` (events, timeline, claims,
 //! continue-as-new), `writes` (the ATS queue), `human` (review and human
-//! moves), `reversal` (provider reversals held for an admin) and
+//! moves), `reversal` (provider reversals held for an admin), `notice`
+//! (retakes and expiries: recorded, the state kept, the ATS told) and
 //! `attributes` (search attributes); the run's lanes in `lanes/`;
 //! the loop of the oldest histories in `legacy`; which patches a run has in
 //! `patches`.
@@ -17,6 +18,7 @@ mod attributes;
 mod human;
 mod lanes;
 mod legacy;
+mod notice;
 mod patches;
 mod reversal;
 mod state;
@@ -27,8 +29,10 @@ pub use attributes::{
     SEARCH_ATTRIBUTES,
 };
 pub use human::escalation_key;
+pub use notice::{ACTION_RESTART, ACTION_RETAKE};
 pub use patches::{
-    AUDIT_PATCH, CONTROLS_PATCH, LANES_PATCH, REST_CLOSE_PATCH, REVERSAL_PATCH, REVIEW_PATCH, WRITE_LOGS_PATCH,
+    AUDIT_PATCH, CONTROLS_PATCH, LANES_PATCH, NOTICES_PATCH, REST_CLOSE_PATCH, REVERSAL_PATCH, REVIEW_PATCH,
+    WRITE_LOGS_PATCH,
 };
 pub use state::{decision_record_id, write_idempotency_key, write_record_id};
 
@@ -58,6 +62,10 @@ pub const FAILED_KEEP: usize = 20;
 
 /// The ATS field the kill switch's banner goes to.
 pub const BANNER_FIELD: &str = "verification_banner";
+
+/// The ATS field a provider's notice (a retake, an expiry) goes to while the
+/// verification is undecided: `retake` or `restart`; the next move clears it.
+pub const ACTION_FIELD: &str = "verification_action_required";
 
 /// ATS fields a human move or a routing adds to the policy's (named by the seed).
 pub const QUEUE_LINK_FIELD: &str = "reviewer_queue_link";

@@ -47,12 +47,23 @@ pub const CONTROLS_PATCH: &str = "controls-v1";
 /// confirms; the ATS keeps the old state. Implies [`CONTROLS_PATCH`].
 pub const REVERSAL_PATCH: &str = "provider-reversal-v1";
 
+/// Patch: provider notices. A retake (`verification.retake_requested`) or an
+/// expiry (`verification.expired`) is recorded (`retake_requested`,
+/// `verification_expired`) with the state kept; while the verification is
+/// undecided the ATS is told what the candidate must do
+/// (`verification_action_required`: `retake` or `restart`), cleared by the
+/// next move. Implies [`REVERSAL_PATCH`].
+pub const NOTICES_PATCH: &str = "provider-notices-v1";
+
 /// The patches a run has, asked once per run. A newer patch implies the
-/// older ones: a run with [`REVERSAL_PATCH`] has [`CONTROLS_PATCH`]'s, and a
-/// run with [`CONTROLS_PATCH`] has the behaviour of
+/// older ones: a run with [`NOTICES_PATCH`] has [`REVERSAL_PATCH`]'s, a run
+/// with [`REVERSAL_PATCH`] has [`CONTROLS_PATCH`]'s, and a run with
+/// [`CONTROLS_PATCH`] has the behaviour of
 /// [`REVIEW_PATCH`], [`REST_CLOSE_PATCH`] and [`WRITE_LOGS_PATCH`] too.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Patches {
+    /// [`NOTICES_PATCH`]: retakes and expiries recorded, the ATS told.
+    pub notices: bool,
     /// [`REVERSAL_PATCH`]: provider reversals held for an admin.
     pub reversal: bool,
     /// [`CONTROLS_PATCH`]: the kill switch's banner and dead letters.
@@ -80,12 +91,13 @@ impl Patches {
     /// Older histories answer no to it, and then to the ones they have, in
     /// the order they always did.
     pub fn ask(patched: impl Fn(&str) -> bool) -> Patches {
-        let reversal = patched(REVERSAL_PATCH);
+        let notices = patched(NOTICES_PATCH);
+        let reversal = notices || patched(REVERSAL_PATCH);
         let controls = reversal || patched(CONTROLS_PATCH);
         let review = controls || patched(REVIEW_PATCH);
         let rest_close = review || patched(REST_CLOSE_PATCH);
         let write_logs = rest_close || patched(WRITE_LOGS_PATCH);
-        Patches { reversal, controls, review, rest_close, write_logs }
+        Patches { notices, reversal, controls, review, rest_close, write_logs }
     }
 
     /// The two oldest patches: implied by [`WRITE_LOGS_PATCH`], else asked
@@ -121,6 +133,7 @@ mod tests {
     #[test]
     fn the_newest_patch_a_history_has_is_asked_first_and_implies_the_older() {
         let all = [
+            NOTICES_PATCH,
             REVERSAL_PATCH,
             CONTROLS_PATCH,
             REVIEW_PATCH,
@@ -129,7 +142,8 @@ mod tests {
             AUDIT_PATCH,
             LANES_PATCH,
         ];
-        let p = |reversal, controls, review, rest_close, write_logs| Patches {
+        let p = |notices, reversal, controls, review, rest_close, write_logs| Patches {
+            notices,
             reversal,
             controls,
             review,
@@ -139,14 +153,15 @@ mod tests {
         let o = |audit, lanes| Older { audit, lanes };
         // (markers in the history, patches asked in order, the answer)
         let table: &[(&[&str], &[&str], Patches, Older)] = &[
-            (&[REVERSAL_PATCH], &all[..1], p(true, true, true, true, true), o(true, true)),
-            (&[CONTROLS_PATCH], &all[..2], p(false, true, true, true, true), o(true, true)),
-            (&[REVIEW_PATCH], &all[..3], p(false, false, true, true, true), o(true, true)),
-            (&[REST_CLOSE_PATCH], &all[..4], p(false, false, false, true, true), o(true, true)),
-            (&[WRITE_LOGS_PATCH], &all[..5], p(false, false, false, false, true), o(true, true)),
-            (&[AUDIT_PATCH, LANES_PATCH], &all, p(false, false, false, false, false), o(true, true)),
-            (&[AUDIT_PATCH], &all, p(false, false, false, false, false), o(true, false)),
-            (&[], &all, p(false, false, false, false, false), o(false, false)),
+            (&[NOTICES_PATCH], &all[..1], p(true, true, true, true, true, true), o(true, true)),
+            (&[REVERSAL_PATCH], &all[..2], p(false, true, true, true, true, true), o(true, true)),
+            (&[CONTROLS_PATCH], &all[..3], p(false, false, true, true, true, true), o(true, true)),
+            (&[REVIEW_PATCH], &all[..4], p(false, false, false, true, true, true), o(true, true)),
+            (&[REST_CLOSE_PATCH], &all[..5], p(false, false, false, false, true, true), o(true, true)),
+            (&[WRITE_LOGS_PATCH], &all[..6], p(false, false, false, false, false, true), o(true, true)),
+            (&[AUDIT_PATCH, LANES_PATCH], &all, p(false, false, false, false, false, false), o(true, true)),
+            (&[AUDIT_PATCH], &all, p(false, false, false, false, false, false), o(true, false)),
+            (&[], &all, p(false, false, false, false, false, false), o(false, false)),
         ];
         for (has, want_asked, want, want_older) in table {
             let (asked, patches, older) = ask(has);

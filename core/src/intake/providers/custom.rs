@@ -132,15 +132,17 @@ impl Pointer {
     }
 }
 
-/// The meanings a status may have: retakes and expiries need their own
-/// rules, so a declared provider has the four that apply.
+/// The meanings a status may have: the four moves, and the two notices
+/// (`retake`, `expired`), recorded and shown in the ATS, never a move.
 fn meaning(s: &str) -> Result<Meaning, String> {
     Ok(match s {
         "started" => Meaning::Started,
         "verified" => Meaning::Verified,
         "needs_review" => Meaning::NeedsReview,
         "failed" => Meaning::Failed,
-        _ => return Err(format!("\"{s}\" is not one of started, verified, needs_review, failed")),
+        "retake" => Meaning::Retake,
+        "expired" => Meaning::Expired,
+        _ => return Err(format!("\"{s}\" is not one of started, verified, needs_review, failed, retake, expired")),
     })
 }
 
@@ -262,6 +264,10 @@ impl Adapter for Custom {
         ProviderKind::Custom
     }
 
+    fn name(&self) -> &str {
+        self.spec.name.as_str()
+    }
+
     fn verify<'h>(
         &self,
         header: &dyn Fn(&str) -> Option<&'h str>,
@@ -375,6 +381,17 @@ mod tests {
         assert_eq!(i.reason, IgnoreReason::NoMeaning);
         let Mapping::Ignored(i) = a.map(&report_completed("clear", "no-reference")) else { panic!() };
         assert_eq!(i.reason, IgnoreReason::NoReference);
+        // Notices are declarable too: a status mapped to `retake` or `expired`.
+        let mut raw = checkr();
+        raw.statuses.insert("suspended".into(), "retake".into());
+        raw.statuses.insert("canceled".into(), "expired".into());
+        let a = Custom { spec: Spec::parse("checkr", &raw).unwrap(), secrets: vec![] };
+        let Mapping::Event(e) = a.map(&report_completed("suspended", "cand_1:app_1")) else { panic!() };
+        assert_eq!(e.meaning, Meaning::Retake);
+        let Mapping::Event(e) = a.map(&report_completed("canceled", "cand_1:app_1")) else { panic!() };
+        assert_eq!(e.meaning, Meaning::Expired);
+        raw.statuses.insert("dispute".into(), "reopened".into());
+        assert!(Spec::parse("checkr", &raw).unwrap_err().to_string().contains("retake, expired"));
     }
 
     #[test]

@@ -72,6 +72,11 @@ pub struct Clock {
 /// One provider: its signature and its body.
 pub trait Adapter: Send + Sync {
     fn kind(&self) -> ProviderKind;
+    /// The provider's name in metrics and logs: the native provider's, or
+    /// a declared provider's own (bounded: at most 16 are declared).
+    fn name(&self) -> &str {
+        self.kind().as_str()
+    }
     /// Check the signature on the raw bytes; `header` looks a request
     /// header up by name, case-insensitively.
     fn verify<'h>(
@@ -91,22 +96,23 @@ pub enum Meaning {
     Verified,
     NeedsReview,
     Failed,
-    /// Recorded, never applied: a retake keeps the check's state.
+    /// A notice, never a move: a retake keeps the check's state.
     Retake,
-    /// Recorded, never applied: an expiry or abandonment.
+    /// A notice, never a move: an expiry or abandonment keeps the state.
     Expired,
 }
 
 impl Meaning {
-    /// The seed's event and decision this meaning maps onto; `None` for the
-    /// meanings recorded without being applied (retake, expiry).
-    fn applied(self) -> Option<(EventType, Option<VerificationState>)> {
+    /// The canonical event (and decision) this meaning maps onto: the seed's
+    /// two, or one of the providers' notices ([`EventType::is_notice`]).
+    fn canonical(self) -> (EventType, Option<VerificationState>) {
         match self {
-            Meaning::Started => Some((EventType::Started, None)),
-            Meaning::Verified => Some((EventType::Decision, Some(VerificationState::Verified))),
-            Meaning::NeedsReview => Some((EventType::Decision, Some(VerificationState::NeedsReview))),
-            Meaning::Failed => Some((EventType::Decision, Some(VerificationState::Failed))),
-            Meaning::Retake | Meaning::Expired => None,
+            Meaning::Started => (EventType::Started, None),
+            Meaning::Verified => (EventType::Decision, Some(VerificationState::Verified)),
+            Meaning::NeedsReview => (EventType::Decision, Some(VerificationState::NeedsReview)),
+            Meaning::Failed => (EventType::Decision, Some(VerificationState::Failed)),
+            Meaning::Retake => (EventType::RetakeRequested, None),
+            Meaning::Expired => (EventType::Expired, None),
         }
     }
 }
@@ -120,10 +126,6 @@ pub enum IgnoreReason {
     NoMeaning,
     /// No usable event key (the provider's id for the event).
     NoEventKey,
-    /// A retake: recorded, the check's state kept (docs/providers.md).
-    Retake,
-    /// An expiry or abandonment: recorded, the check's state kept.
-    Expired,
 }
 
 impl IgnoreReason {
@@ -132,8 +134,6 @@ impl IgnoreReason {
             IgnoreReason::NoReference => "no_reference",
             IgnoreReason::NoMeaning => "event_type_not_mapped",
             IgnoreReason::NoEventKey => "no_event_key",
-            IgnoreReason::Retake => "retake_not_applied",
-            IgnoreReason::Expired => "expiry_not_applied",
         }
     }
 }
@@ -225,7 +225,7 @@ impl Event {
     /// kept as given beside them, under `signals`.
     pub fn to_body(&self, key_field: &str, received_at: &str, reasons: &ReasonMap) -> Value {
         let key = stored_key(self.provider, &self.event_key);
-        let (event_type, decision) = self.meaning.applied().expect("an Event's meaning is applied");
+        let (event_type, decision) = self.meaning.canonical();
         let occurred_at = self.occurred_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| received_at.to_owned());
         let mut codes: Vec<String> =
             self.labels.iter().filter_map(|l| reasons.code(self.provider, l)).map(str::to_owned).collect();
@@ -337,11 +337,6 @@ impl Read<'_> {
         let (Some(r), Some(check)) = (reference.clone(), check_id(self.check_id)) else {
             return ignored(IgnoreReason::NoReference);
         };
-        match meaning {
-            Meaning::Retake => return ignored(IgnoreReason::Retake),
-            Meaning::Expired => return ignored(IgnoreReason::Expired),
-            _ => {}
-        }
         Mapping::Event(Event {
             provider: self.provider,
             event_key,

@@ -164,7 +164,7 @@ mod tests {
             ("approved", Ok(Meaning::Verified)),
             ("review", Ok(Meaning::NeedsReview)),
             ("declined", Ok(Meaning::Failed)),
-            ("abandoned", Err(IgnoreReason::Expired)),
+            ("abandoned", Ok(Meaning::Expired)),
             ("error", Err(IgnoreReason::NoMeaning)),
         ];
         for (status, want) in rows {

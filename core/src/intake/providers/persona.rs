@@ -217,8 +217,8 @@ mod tests {
             ("inquiry.marked-for-review", Some(Meaning::NeedsReview), None),
             ("inquiry.declined", Some(Meaning::Failed), None),
             ("inquiry.failed", Some(Meaning::Failed), None),
-            ("verification.requires-retry", None, Some(IgnoreReason::Retake)),
-            ("inquiry.expired", None, Some(IgnoreReason::Expired)),
+            ("verification.requires-retry", Some(Meaning::Retake), None),
+            ("inquiry.expired", Some(Meaning::Expired), None),
             ("inquiry.created", None, Some(IgnoreReason::NoMeaning)),
             ("inquiry.completed", None, Some(IgnoreReason::NoMeaning)),
         ];

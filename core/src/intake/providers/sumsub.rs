@@ -146,7 +146,7 @@ mod tests {
         let rows: &[(Value, Result<Meaning, IgnoreReason>)] = &[
             (reviewed("GREEN", None, Some("c:a")), Ok(Meaning::Verified)),
             (reviewed("RED", Some("FINAL"), Some("c:a")), Ok(Meaning::Failed)),
-            (reviewed("RED", Some("RETRY"), Some("c:a")), Err(IgnoreReason::Retake)),
+            (reviewed("RED", Some("RETRY"), Some("c:a")), Ok(Meaning::Retake)),
             (reviewed("RED", None, Some("c:a")), Err(IgnoreReason::NoMeaning)),
             (reviewed("GREEN", None, None), Err(IgnoreReason::NoReference)),
         ];

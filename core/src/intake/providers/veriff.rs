@@ -158,9 +158,9 @@ mod tests {
             ("approved", Ok(Meaning::Verified)),
             ("review", Ok(Meaning::NeedsReview)),
             ("declined", Ok(Meaning::Failed)),
-            ("resubmission_requested", Err(IgnoreReason::Retake)),
-            ("expired", Err(IgnoreReason::Expired)),
-            ("abandoned", Err(IgnoreReason::Expired)),
+            ("resubmission_requested", Ok(Meaning::Retake)),
+            ("expired", Ok(Meaning::Expired)),
+            ("abandoned", Ok(Meaning::Expired)),
             ("submitted", Err(IgnoreReason::NoMeaning)),
         ];
         for (status, want) in rows {

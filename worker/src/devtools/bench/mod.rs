@@ -8,7 +8,8 @@
 //! 4. the bare signal-with-start rate, from the same client to the same dev server;
 //! 5. received → written-to-the-ATS latency through the whole stack.
 //!
-//! Then it prints the ratios the targets are stated in.
+//! Then it prints the ratios the targets are stated in. Phase 11
+//! (`--providers-only`) sets the four provider routes beside the IL route.
 
 use crate::app::{self, Role};
 use crate::config::Config;
@@ -25,6 +26,7 @@ use tokio::sync::watch;
 mod burst;
 mod flood;
 mod outbox;
+mod providers;
 mod refusals;
 
 use burst::burst_phase;
@@ -76,6 +78,9 @@ pub struct BenchOptions {
     /// The signed stream's offered rate in phase 10 (requests per second).
     #[arg(long, default_value_t = 1000)]
     pub refusal_rate: u32,
+    /// Only phase 11: the four provider routes beside the IL route.
+    #[arg(long)]
+    pub providers_only: bool,
     /// Verifications the gate and reconciliation phases are measured over.
     #[arg(long, default_value_t = 10_000)]
     pub controls_verifications: usize,
@@ -261,6 +266,14 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     cfg.ats_url = Some(sandbox_url.clone());
     cfg.task_queue = format!("bench-{run}");
     cfg.data_dir = dir.clone();
+    if o.providers_only {
+        let r = providers::provider_phase(&cfg, &dir, secret, &run, o.requests, o.concurrency).await?;
+        println!("{}", serde_json::json!({ "providers": r }));
+        let _ = sb_stop.send(());
+        drop(temporal);
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    }
 
     // 1-4: the receiver alone, so only the ack path is measured.
     let mut receiver_cfg = cfg.clone();

@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, SystemTime};
 use temporalio_common::search_attributes::{SearchAttributeUpdate, Timestamp};
 use vbridge_activity_defs::entry_record;
-use vbridge_core::domain::VerificationState;
+use vbridge_core::domain::{EventType, VerificationState};
 use vbridge_core::machine::{self, MachineState, Outcome};
 use vbridge_core::policy::Policy;
 use vbridge_core::record::RecordKind;
@@ -329,6 +329,14 @@ impl CandidateVerification {
                 return vec![];
             }
         };
+        // A retake or an expiry is a notice, never a move (see `notice`).
+        if self.patches().notices
+            && let Ok(et) = ev.event_type.parse::<EventType>()
+            && et.is_notice()
+        {
+            self.notice(&policy, now, workflow_id, et, &ev);
+            return vec![];
+        }
         let outcome = machine::decide(&policy, &self.machine, &self.seen, &ev);
         // A provider moving a decided verification is held for an admin.
         let reversed = if self.patches().reversal {
@@ -364,6 +372,9 @@ impl CandidateVerification {
                 self.view.applied_events += 1;
                 self.timeline.push_back(entry);
                 let mut write = self.write_for(&policy, workflow_id, &ev);
+                if let Some(w) = write.as_mut() {
+                    self.clear_action(&mut w.fields);
+                }
                 if self.patches().review {
                     let link = self.follow_review(
                         &policy,
