@@ -4,6 +4,8 @@
 //! - [`canary`]: which verifications canary gating holds;
 //! - [`chain`]: the audit log's hash chains: linking and verifying;
 //! - [`policy`]: the control policy, parsed strictly and validated;
+//! - [`hiring`]: the policy's hiring-loop extension (triggers, risk tiers,
+//!   step-up, deadlines), pure;
 //! - [`domain`]: newtypes built only by parsing, and the workflow id;
 //! - [`machine`]: the state machine, a pure function of (policy, state, event);
 //! - [`record`]: the kinds of audit records ([`record::RecordKind`]);
@@ -14,6 +16,7 @@
 pub mod canary;
 pub mod chain;
 pub mod domain;
+pub mod hiring;
 pub mod intake;
 pub mod machine;
 pub mod policy;

@@ -60,6 +60,10 @@ pub struct RawPolicy {
     /// override may carry. Without it, overrides use `routeToQueue`'s list.
     #[serde(default)]
     pub overrides: Option<Overrides>,
+    /// An extension of the seed's schema (optional): the hiring loop's
+    /// triggers, risk tiers, step-up and deadline (`crate::hiring`).
+    #[serde(default)]
+    pub verification: Option<crate::hiring::RawVerification>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -277,6 +281,7 @@ pub struct Policy {
     states: BTreeSet<VerificationState>,
     transitions: BTreeMap<VerificationState, BTreeSet<VerificationState>>,
     actions: BTreeMap<EventType, CompiledAction>,
+    hiring: Option<crate::hiring::HiringPolicy>,
 }
 
 /// Only these backoff names are understood; anything else is a typo.
@@ -373,6 +378,10 @@ impl Policy {
             Some(o) => &o.reason_codes,
             None => self.review_reason_codes(),
         }
+    }
+    /// The hiring loop's extension (`verification`), when the policy has one.
+    pub fn hiring(&self) -> Option<&crate::hiring::HiringPolicy> {
+        self.hiring.as_ref()
     }
     /// The review route of a state (the policy's `routeToQueue` when
     /// `ifDecisionStateIs` names it).
@@ -660,8 +669,14 @@ impl Validator {
             }
         }
 
+        let codes: Vec<String> = actions
+            .values()
+            .find_map(|a| a.route.as_ref())
+            .map(|(_, r)| r.required_reason_codes.clone())
+            .unwrap_or_default();
+        let hiring = raw.verification.as_ref().and_then(|v| crate::hiring::check(v, &codes, &mut self.problems));
         if self.problems.is_empty() {
-            Ok(Policy { raw, text, sha256, states, transitions, actions })
+            Ok(Policy { raw, text, sha256, states, transitions, actions, hiring })
         } else {
             Err(PolicyError::Invalid(self.problems))
         }

@@ -22,12 +22,15 @@ use vbridge_core::intake::providers::{ProviderKind, ReasonMap};
 const ROUNDS: usize = 3;
 const IL: &str = "il";
 
-/// One route's deliveries: the bytes and headers of each, made before the
-/// clock starts, so that signing is not measured.
+/// One delivery: its bytes and its headers.
+type Request = (Vec<u8>, Vec<(String, String)>);
+
+/// One route's deliveries, made before the clock starts, so that signing is
+/// not measured.
 struct Route {
     name: &'static str,
     url: String,
-    requests: Vec<(Vec<u8>, Vec<(String, String)>)>,
+    requests: Vec<Request>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
