@@ -121,23 +121,36 @@ pub(crate) fn figures(mut lat: Vec<Duration>, elapsed: Duration, errors: usize) 
     }
 }
 
-/// Send `bodies` with `concurrency` in flight; latency per request.
-async fn closed_loop(client: &WebhookClient, bodies: Vec<Value>, concurrency: usize, expect: u16) -> Figures {
+/// Run `send` over `items` with `concurrency` in flight: the latency of each
+/// that answered as expected (`send` says so), the elapsed time, the errors.
+pub(crate) async fn timed<T, F>(
+    items: impl IntoIterator<Item = T>,
+    concurrency: usize,
+    send: impl Fn(T) -> F,
+) -> (Vec<Duration>, Duration, usize)
+where
+    F: std::future::Future<Output = bool>,
+{
     let start = Instant::now();
-    let results: Vec<Option<Duration>> = futures::stream::iter(bodies)
-        .map(|b| async move {
+    let results: Vec<Option<Duration>> = futures::stream::iter(items)
+        .map(|item| {
             let t = Instant::now();
-            match client.send(&b).await {
-                Ok(r) if r.status == expect => Some(t.elapsed()),
-                _ => None,
-            }
+            let answered = send(item);
+            async move { answered.await.then(|| t.elapsed()) }
         })
         .buffer_unordered(concurrency)
         .collect()
         .await;
     let elapsed = start.elapsed();
     let errors = results.iter().filter(|r| r.is_none()).count();
-    figures(results.into_iter().flatten().collect(), elapsed, errors)
+    (results.into_iter().flatten().collect(), elapsed, errors)
+}
+
+/// Send `bodies` with `concurrency` in flight; latency per request.
+async fn closed_loop(client: &WebhookClient, bodies: Vec<Value>, concurrency: usize, expect: u16) -> Figures {
+    let send = |b: Value| async move { matches!(client.send(&b).await, Ok(r) if r.status == expect) };
+    let (lat, elapsed, errors) = timed(bodies, concurrency, send).await;
+    figures(lat, elapsed, errors)
 }
 
 /// Offer `rate` requests per second for `seconds`, whatever the answers' speed.

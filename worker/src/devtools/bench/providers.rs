@@ -6,17 +6,16 @@
 //! provider's ack rate is reported as a ratio of the IL route's in the same
 //! rounds (target: ≥ 0.8×).
 
-use super::{Figures, figures, print, start_bridge};
+use super::{Figures, figures, print, start_bridge, timed};
 use crate::app::Role;
 use crate::config::Config;
 use crate::devtools::client::started;
 use crate::devtools::providers::{DEV_VERIFF_API_KEY, Outcome, Signer, body, dev_adapter, dev_secret};
 use crate::intake::providers::Providers;
 use crate::intake::signature::{Secret, sign_il};
-use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use vbridge_core::intake::providers::{ProviderKind, ReasonMap};
 
 const ROUNDS: usize = 3;
@@ -78,33 +77,21 @@ fn routes(base: &str, secret: &str, run: &str, n: usize, round: usize) -> Vec<Ro
     out
 }
 
-/// Send every request of `route` with `concurrency` in flight; the
-/// latencies of those answered `expect`, and the errors.
+/// Send every request of `route` with `concurrency` in flight.
 async fn closed_loop(
     http: &reqwest::Client,
     route: &Route,
     concurrency: usize,
     expect: u16,
 ) -> (Vec<Duration>, Duration, usize) {
-    let start = Instant::now();
-    let results: Vec<Option<Duration>> = futures::stream::iter(route.requests.iter())
-        .map(|(bytes, headers)| async move {
-            let t = Instant::now();
-            let mut req = http.post(&route.url).header("content-type", "application/json").body(bytes.clone());
-            for (k, v) in headers {
-                req = req.header(k, v);
-            }
-            match req.send().await {
-                Ok(r) if r.status().as_u16() == expect => Some(t.elapsed()),
-                _ => None,
-            }
-        })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    let elapsed = start.elapsed();
-    let errors = results.iter().filter(|r| r.is_none()).count();
-    (results.into_iter().flatten().collect(), elapsed, errors)
+    let send = |(bytes, headers): &Request| {
+        let mut req = http.post(&route.url).header("content-type", "application/json").body(bytes.clone());
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        async move { matches!(req.send().await, Ok(r) if r.status().as_u16() == expect) }
+    };
+    timed(route.requests.iter(), concurrency, send).await
 }
 
 #[derive(Default)]
