@@ -9,6 +9,7 @@
 //!   retrying and the workflow records a failed write.
 
 pub mod connector;
+pub mod hiring;
 mod reconcile;
 pub mod retention;
 mod review;

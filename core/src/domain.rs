@@ -186,6 +186,10 @@ pub enum EventType {
     RetakeRequested,
     /// A provider's session expired or was abandoned: recorded, the state kept.
     Expired,
+    /// An ATS moved the application into a trigger stage (docs/contract.md
+    /// §8): start a verification at the tier the intake picked. Only an
+    /// ATS's route makes one; on the IL route the name is an unknown type.
+    Requested,
 }
 
 impl EventType {
@@ -195,7 +199,14 @@ impl EventType {
             EventType::Decision => "verification.decision",
             EventType::RetakeRequested => "verification.retake_requested",
             EventType::Expired => "verification.expired",
+            EventType::Requested => "verification.requested",
         }
+    }
+
+    /// Made only by a route's own adapter (a provider's notices, an ATS's
+    /// request): on the IL route the name is an unknown type (`ignored`).
+    pub fn is_route_only(self) -> bool {
+        self.is_notice() || self == EventType::Requested
     }
 
     /// A provider's notice: recorded and shown in the ATS, never a move of
@@ -213,6 +224,7 @@ impl FromStr for EventType {
             "verification.decision" => Ok(EventType::Decision),
             "verification.retake_requested" => Ok(EventType::RetakeRequested),
             "verification.expired" => Ok(EventType::Expired),
+            "verification.requested" => Ok(EventType::Requested),
             other => Err(ParseError { field: "event_type", problem: format!("unknown event type \"{other}\"") }),
         }
     }

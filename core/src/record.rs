@@ -68,6 +68,17 @@ pub enum RecordKind {
     /// A provider's session expired or was abandoned: the state is kept;
     /// while it is undecided the ATS shows `verification_action_required: restart`.
     VerificationExpired,
+    /// An ATS's stage change asked for a verification at a tier (the hiring
+    /// loop, docs/contract.md §8): the start is owed (tier and key in `detail`).
+    VerificationRequested,
+    /// The provider's session was created (or found) for a requested start
+    /// (tier, provider and session id in `detail`).
+    VerificationStarted,
+    /// A requested start failed for good (the provider refused it).
+    VerificationStartFailed,
+    /// A message was mailed: its kind, the recipient's SHA-256 and its
+    /// Message-ID in `detail`; never the address, never the link.
+    MailSent,
 }
 
 impl RecordKind {
@@ -98,6 +109,10 @@ impl RecordKind {
         RecordKind::ProviderReversal,
         RecordKind::RetakeRequested,
         RecordKind::VerificationExpired,
+        RecordKind::VerificationRequested,
+        RecordKind::VerificationStarted,
+        RecordKind::VerificationStartFailed,
+        RecordKind::MailSent,
     ];
 
     /// The stored string (the same as its serde form).
@@ -128,6 +143,10 @@ impl RecordKind {
             RecordKind::ProviderReversal => "provider_reversal",
             RecordKind::RetakeRequested => "retake_requested",
             RecordKind::VerificationExpired => "verification_expired",
+            RecordKind::VerificationRequested => "verification_requested",
+            RecordKind::VerificationStarted => "verification_started",
+            RecordKind::VerificationStartFailed => "verification_start_failed",
+            RecordKind::MailSent => "mail_sent",
         }
     }
 
@@ -205,6 +224,10 @@ mod tests {
             (ProviderReversal, "provider_reversal"),
             (RetakeRequested, "retake_requested"),
             (VerificationExpired, "verification_expired"),
+            (VerificationRequested, "verification_requested"),
+            (VerificationStarted, "verification_started"),
+            (VerificationStartFailed, "verification_start_failed"),
+            (MailSent, "mail_sent"),
         ];
         assert_eq!(expected.len(), RecordKind::ALL.len(), "every kind is pinned");
         for (kind, s) in expected {

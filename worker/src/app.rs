@@ -105,6 +105,8 @@ pub async fn serve(
                 refusals,
                 claim_readers: tokio::sync::Semaphore::new(crate::intake::CLAIM_READERS),
                 providers: cfg.providers.clone(),
+                ats: cfg.ats_hooks.clone(),
+                outreach: Some(crate::store::outreach::open_outreach(&cfg.database_url).await?),
             }),
             store: store.clone(),
             metrics: metrics.clone(),
@@ -259,6 +261,7 @@ async fn run_temporal_roles(
                 store: store.clone().expect("store is open for the worker"),
                 policy: cfg.policy.clone(),
             }),
+            hiring: cfg.hiring_activities(crate::store::outreach::open_outreach(&cfg.database_url).await?)?,
         };
         if let Err(e) = crate::controls::reconcile::ensure_schedule(&client, &cfg.task_queue, &cfg.policy).await {
             tracing::warn!(error = %e, "could not create the reconciliation schedule; `vbridge reconcile run` still works");

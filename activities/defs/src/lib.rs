@@ -15,8 +15,8 @@ pub use records::{check_of_target, entry_record, write_target, written_entry};
 
 use temporalio_macros::activity_definitions;
 use vbridge_proto::{
-    AtsWriteRequest, AtsWriteResult, DecisionBatch, EscalationRequest, EscalationResult, ReconcilePage,
-    ReconcilePageRequest, ReconcileProgress, SeedRequest, Snapshot,
+    AtsWriteRequest, AtsWriteResult, DecisionBatch, EscalationRequest, EscalationResult, MailRequest, MailResult,
+    ReconcilePage, ReconcilePageRequest, ReconcileProgress, SeedRequest, Snapshot, StartRequest, StartResult,
 };
 
 /// Failure type of a write the ATS refused for good (a 4xx other than 408/429).
@@ -40,6 +40,41 @@ pub const RECONCILE_REPORT_FAILED: &str = "ReconcileReportFailed";
 pub const RETENTION_REFUSED: &str = "RetentionRefused";
 /// Failure type of a retention the store could not run (retried).
 pub const RETENTION_FAILED: &str = "RetentionFailed";
+
+/// Failure type of a start the provider refused for good (a 4xx other than
+/// 408/429, or no provider configured): not retried; recorded as
+/// `verification_start_failed`.
+pub const START_REJECTED: &str = "ProviderStartRejected";
+/// Failure type of a start worth retrying (5xx, 408, 429, timeout, network,
+/// the store unavailable).
+pub const START_FAILED: &str = "ProviderStartFailed";
+/// Failure type of a message the mail server refused for good (a permanent
+/// SMTP answer, an address it cannot take): not retried.
+pub const MAIL_REJECTED: &str = "MailRejected";
+/// Failure type of a message worth retrying (the server unreachable, a
+/// transient SMTP answer, the store unavailable).
+pub const MAIL_FAILED: &str = "MailFailed";
+
+/// The hiring loop (docs/contract.md §8): starting a verification at the
+/// provider, and mailing the candidate.
+pub struct HiringActivities;
+
+#[activity_definitions]
+impl HiringActivities {
+    /// Create the provider's session for a start key, or find the one a
+    /// retry already created; fails with [`START_REJECTED`] or [`START_FAILED`].
+    #[activity(name = "HiringActivities::start_verification")]
+    pub fn start_verification(req: StartRequest) -> StartResult {
+        unimplemented!()
+    }
+
+    /// Send one message at most once per key; fails with [`MAIL_REJECTED`]
+    /// or [`MAIL_FAILED`].
+    #[activity(name = "HiringActivities::send_mail")]
+    pub fn send_mail(req: MailRequest) -> MailResult {
+        unimplemented!()
+    }
+}
 
 /// The audit log: appending decision records, and reading a closed
 /// verification's back as the seed of its next run.
@@ -122,6 +157,7 @@ impl ReviewActivities {
 pub mod marker {
     pub use super::ats_activities::WriteVerification;
     pub use super::audit_activities::{AppendDecisions, Seed};
+    pub use super::hiring_activities::{SendMail, StartVerification};
     pub use super::reconcile_activities::{DiffPage, RecordReport};
     pub use super::retention_activities::Retain;
     pub use super::review_activities::Escalate;
@@ -142,6 +178,8 @@ mod tests {
             ReconcileActivities::record_report.name().to_owned(),
             RetentionActivities::retain.name().to_owned(),
             ReviewActivities::escalate.name().to_owned(),
+            HiringActivities::start_verification.name().to_owned(),
+            HiringActivities::send_mail.name().to_owned(),
         ]
     }
 
@@ -193,6 +231,8 @@ mod tests {
                 "ReconcileActivities::record_report",
                 "RetentionActivities::retain",
                 "ReviewActivities::escalate",
+                "HiringActivities::start_verification",
+                "HiringActivities::send_mail",
             ]
         );
     }

@@ -239,6 +239,7 @@ impl Intake {
             trace_id: trace_id.to_string(),
             delivery_attempt: self.delivery_attempt.unwrap_or(0),
             region: String::new(),
+            tier: String::new(),
         }
     }
 }

@@ -7,11 +7,13 @@ mod connector;
 mod custom;
 
 pub use custom::{EXAMPLE_CHECKR, secrets_var as declared_secrets_var};
+mod hiring;
 mod providers;
 mod show;
 mod sources;
 
 pub use connector::{field_map, written_fields};
+pub use hiring::Hiring;
 pub use show::redacted;
 pub use sources::Settings;
 
@@ -123,6 +125,10 @@ pub struct Config {
     pub secure_cookies: bool,
     /// The real providers' routes and the reason table (docs/providers.md).
     pub providers: std::sync::Arc<crate::intake::providers::Providers>,
+    /// The ATSs' webhook routes (docs/contract.md §8).
+    pub ats_hooks: std::sync::Arc<crate::intake::ats::AtsHooks>,
+    /// The hiring loop: where verifications start, the mail server.
+    pub hiring: hiring::Hiring,
 }
 
 impl std::fmt::Debug for Config {
@@ -263,8 +269,12 @@ impl Config {
         }
         connector::map_tag_fields(&mut ats_kind, &policy, &ats_field_map)?;
         let providers = std::sync::Arc::new(providers::providers(&s, &policy)?);
+        let ats_hooks = std::sync::Arc::new(hiring::ats_hooks(&s)?);
+        let hiring = hiring::hiring(&s)?;
         Ok(Config {
             providers,
+            ats_hooks,
+            hiring,
             ats_field_map,
             ats_kind,
             session_key,

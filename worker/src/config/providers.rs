@@ -14,7 +14,7 @@ use vbridge_core::intake::providers::{
 };
 
 /// The secrets of one setting, raw (a provider's secret is its bytes as written).
-fn secrets(name: &'static str, list: &Option<Vec<Redacted>>) -> Result<Option<Vec<Secret>>, ConfigError> {
+pub(super) fn secrets(name: &'static str, list: &Option<Vec<Redacted>>) -> Result<Option<Vec<Secret>>, ConfigError> {
     let Some(list) = list else { return Ok(None) };
     let secrets = list
         .iter()

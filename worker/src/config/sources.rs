@@ -112,6 +112,21 @@ pub struct Settings {
     pub provider_reason_map: Option<PathBuf>,
     /// The declared providers (a TOML file; docs/providers.md).
     pub custom_providers: Option<PathBuf>,
+    /// The hiring loop (docs/hiring.md): the ATSs' webhook secrets (each a
+    /// comma-separated list, for rotation) ...
+    #[serde(deserialize_with = "secret_list")]
+    pub greenhouse_webhook_secret: Option<Vec<Redacted>>,
+    #[serde(deserialize_with = "secret_list")]
+    pub ashby_webhook_secret: Option<Vec<Redacted>>,
+    /// ... where verifications are started (`persona` | `veriff`) ...
+    pub start_provider: Option<String>,
+    pub persona_api_url: String,
+    pub persona_api_key: Option<Redacted>,
+    pub veriff_api_url: String,
+    /// ... and how the candidate is mailed (the URL may hold a password).
+    pub smtp_url: Option<Redacted>,
+    pub mail_from: String,
+    pub recruiter_email: Option<String>,
 }
 
 /// The keys that are secrets: each can also come from the file that
@@ -136,6 +151,10 @@ pub const SECRET_KEYS: &[&str] = &[
     "veriff_shared_secrets",
     "veriff_api_key",
     "sumsub_webhook_secrets",
+    "greenhouse_webhook_secret",
+    "ashby_webhook_secret",
+    "persona_api_key",
+    "smtp_url",
 ];
 
 impl Default for Settings {
@@ -208,6 +227,15 @@ impl Default for Settings {
             sumsub_webhook_secrets: None,
             provider_reason_map: None,
             custom_providers: None,
+            greenhouse_webhook_secret: None,
+            ashby_webhook_secret: None,
+            start_provider: None,
+            persona_api_url: vbridge_activities::hiring::start::PERSONA_API_URL.into(),
+            persona_api_key: None,
+            veriff_api_url: vbridge_activities::hiring::start::VERIFF_API_URL.into(),
+            smtp_url: None,
+            mail_from: "vbridge <no-reply@localhost>".into(),
+            recruiter_email: None,
         }
     }
 }

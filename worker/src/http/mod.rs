@@ -13,6 +13,7 @@
 //! within it, 503 `unavailable` + `Retry-After` at the latest.
 
 pub mod api;
+pub mod ats;
 pub mod auth;
 pub mod console;
 pub mod controls;
@@ -172,7 +173,9 @@ fn routes(auth: Auth, limits: Limits, metrics: Arc<Metrics>, metrics_here: bool)
         .route("/webhooks/onfido", post(providers::onfido).layer(guarded.clone()))
         .route("/webhooks/veriff", post(providers::veriff).layer(guarded.clone()))
         .route("/webhooks/sumsub", post(providers::sumsub).layer(guarded.clone()))
-        .route("/webhooks/custom/{name}", post(providers::custom).layer(guarded))
+        .route("/webhooks/custom/{name}", post(providers::custom).layer(guarded.clone()))
+        .route("/webhooks/ats/greenhouse", post(ats::greenhouse).layer(guarded.clone()))
+        .route("/webhooks/ats/ashby", post(ats::ashby).layer(guarded))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(api)

@@ -8,6 +8,7 @@
 //! (`crate::audit::refusals`): a flood of junk never reaches the store's
 //! writer, so it can never hold up, or crowd out, accepted events.
 
+pub mod ats;
 pub mod providers;
 pub mod recent;
 
@@ -109,10 +110,32 @@ pub struct Intake {
     pub claim_readers: tokio::sync::Semaphore,
     /// The real providers' routes (docs/contract.md §7); none configured by default.
     pub providers: Arc<providers::Providers>,
+    /// The ATSs' webhook routes (docs/contract.md §8); none configured by default.
+    pub ats: Arc<ats::AtsHooks>,
+    /// Where a trigger's candidate address is kept (the hiring rows); none:
+    /// not kept, and no invite can be mailed.
+    pub outreach: Option<Arc<dyn vbridge_activities::hiring::Outreach>>,
 }
 
 /// Refused bodies read for their claims at once, at most.
 pub const CLAIM_READERS: usize = 2;
+
+/// A verified delivery on a route of its own that the bridge records and
+/// does not apply (`ignored`, with its reason).
+pub(crate) struct NotApplied {
+    /// The stored key (`"{source}:{key}"`); none when the body has none.
+    pub key: Option<String>,
+    /// `persona`, `greenhouse`, ...: the route's source.
+    pub source: &'static str,
+    /// The source's own name for the event.
+    pub event: String,
+    pub occurred_at: Option<String>,
+    /// (candidate, application), when the body names them.
+    pub ids: Option<(String, String)>,
+    /// What the store keeps of it (never the body).
+    pub record: Value,
+    pub reason: &'static str,
+}
 
 /// Whether the providers' notices are events on a route (see `Intake::take`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,7 +249,7 @@ impl Intake {
             Ok(p) => p,
             Err(e) => return Err(self.refuse(rec, &value, e).await),
         };
-        if notices == Notices::Unknown && parsed.event_type.is_some_and(|t| t.is_notice()) {
+        if notices == Notices::Unknown && parsed.event_type.is_some_and(|t| t.is_route_only()) {
             parsed.event_type = None;
         }
         let span = tracing::Span::current();
@@ -238,6 +261,10 @@ impl Intake {
         // store keeps it for canary gating.
         rec.job = vbridge_core::canary::job_of(&value);
         signal.region = rec.job.region.clone().unwrap_or_default();
+        // A request carries the tier its ATS route picked (see `ats`).
+        if parsed.event_type == Some(vbridge_core::domain::EventType::Requested) {
+            signal.tier = value.pointer("/signals/tier").and_then(Value::as_str).unwrap_or_default().to_owned();
+        }
         rec.event_id = Some(parsed.event_id.to_string());
         rec.event_type = Some(parsed.event_type_raw.clone());
         rec.occurred_at = Some(signal.occurred_at.clone());
@@ -392,6 +419,47 @@ impl Intake {
             tracing::warn!(code, suppressed, trace_id = %rec.trace_id, "webhook rejected: {e}");
         }
         e
+    }
+
+    /// Record a verified delivery of a route's own (a provider's, an ATS's)
+    /// that the bridge does not apply, and answer `ignored` with its reason
+    /// (or `duplicate`, for its retry).
+    async fn not_applied(
+        &self,
+        mut rec: DeliveryRecord,
+        d: NotApplied,
+        trace_id: &TraceId,
+    ) -> Result<Receipt, IntakeError> {
+        rec.intent = Intent::FreshIgnored;
+        rec.event_id = d.key.clone();
+        rec.idempotency_key = d.key.clone();
+        rec.event_type = Some(format!("{}:{}", d.source, d.event));
+        rec.occurred_at = Some(d.occurred_at.unwrap_or_else(|| rec.received_at.clone()));
+        if let Some((c, a)) = d.ids {
+            rec.candidate_id = Some(c);
+            rec.application_id = Some(a);
+        }
+        rec.payload = Some(d.record.to_string());
+        let event_id = d.key.clone().unwrap_or_default();
+        match self.commit(rec).await? {
+            Committed::Ignored { seq } | Committed::Accepted { seq } => {
+                if let Some(k) = d.key {
+                    self.recent.insert(k, event_id.clone(), trace_id.to_string());
+                }
+                self.metrics.ignored.inc();
+                tracing::info!(seq, source = d.source, event = %d.event, reason = d.reason, "delivery recorded, not applied");
+                Ok(Receipt::Ignored { event_id, event_type: d.event, reason: Some(d.reason) })
+            }
+            Committed::Duplicate { original, .. } => {
+                self.metrics.duplicate();
+                Ok(Receipt::Duplicate { event_id, original_trace_id: original.trace_id })
+            }
+            Committed::Conflict { original, .. } => {
+                self.metrics.rejected.inc();
+                Err(IntakeError::Conflict(original.event_id))
+            }
+            Committed::Rejected { .. } => Err(PayloadError::new("body", "rejected").into()),
+        }
     }
 
     /// Queue a row nobody waits on; count it when the bounded queue drops it.

@@ -12,8 +12,8 @@
 //! days. A retake or an expiry is an event (a notice): committed and relayed
 //! like any other; the workflow records it and keeps the state.
 
-use super::{Arrival, Intake, IntakeError, Notices, Receipt, sha256_hex};
-use crate::store::{Committed, DeliveryRecord, Intent};
+use super::{Arrival, Intake, IntakeError, NotApplied, Notices, Receipt, sha256_hex};
+use crate::store::DeliveryRecord;
 use std::collections::BTreeMap;
 use vbridge_core::domain::TraceId;
 use vbridge_core::intake::providers::custom::Custom;
@@ -127,44 +127,21 @@ impl Intake {
     async fn ignore(
         &self,
         kind: ProviderKind,
-        mut rec: DeliveryRecord,
+        rec: DeliveryRecord,
         ignored: Ignored,
         trace_id: &TraceId,
     ) -> Result<Receipt, IntakeError> {
-        let key = ignored.event_key.as_deref().map(|k| stored_key(kind, k));
-        let reason = ignored.reason.as_str();
-        rec.intent = Intent::FreshIgnored;
-        rec.event_id = key.clone();
-        rec.idempotency_key = key.clone();
-        rec.event_type = Some(format!("{}:{}", kind.as_str(), ignored.provider_event));
-        rec.occurred_at = Some(ignored.occurred_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| rec.received_at.clone()));
-        if let Some(r) = &ignored.reference {
-            rec.candidate_id = Some(r.candidate_id.to_string());
-            rec.application_id = Some(r.application_id.to_string());
-        }
-        rec.payload = Some(ignored.to_record(kind).to_string());
-        let event_id = key.clone().unwrap_or_default();
-        match self.commit(rec).await? {
-            Committed::Ignored { seq } | Committed::Accepted { seq } => {
-                if let Some(k) = key {
-                    self.recent.insert(k, event_id.clone(), trace_id.to_string());
-                }
-                self.metrics.ignored.inc();
-                tracing::info!(seq, provider = kind.as_str(), provider_event = %ignored.provider_event, reason, "provider delivery recorded, not applied");
-                Ok(Receipt::Ignored { event_id, event_type: ignored.provider_event, reason: Some(reason) })
-            }
-            Committed::Duplicate { original, .. } => {
-                self.metrics.duplicate();
-                Ok(Receipt::Duplicate { event_id, original_trace_id: original.trace_id })
-            }
-            Committed::Conflict { original, .. } => {
-                self.metrics.rejected.inc();
-                Err(IntakeError::Conflict(original.event_id))
-            }
-            Committed::Rejected { .. } => {
-                Err(vbridge_core::intake::parse::PayloadError::new("body", "rejected").into())
-            }
-        }
+        let r = ignored.reference.as_ref();
+        let delivery = NotApplied {
+            key: ignored.event_key.as_deref().map(|k| stored_key(kind, k)),
+            source: kind.as_str(),
+            event: ignored.provider_event.clone(),
+            occurred_at: ignored.occurred_at.map(|t| t.to_rfc3339()),
+            ids: r.map(|r| (r.candidate_id.to_string(), r.application_id.to_string())),
+            record: ignored.to_record(kind),
+            reason: ignored.reason.as_str(),
+        };
+        self.not_applied(rec, delivery, trace_id).await
     }
 }
 

@@ -8,6 +8,7 @@
 //! each backend only speaks its SQL (`Backend`).
 
 mod ops;
+pub mod outreach;
 mod postgres;
 pub mod projection;
 mod reads;

@@ -179,6 +179,20 @@ pub(crate) const REVOKE_SESSION: &str =
 pub(crate) const PRUNE_REVOCATIONS: &str = "DELETE FROM console_revocations WHERE expires_at <= ?";
 pub(crate) const SESSION_REVOKED: &str = "SELECT expires_at FROM console_revocations WHERE sid = ?";
 
+/// The hiring loop's working rows (`store::outreach`).
+pub(crate) const PUT_CONTACT: &str = "INSERT INTO hiring_contacts (candidate_id, application_id, email, recruiter_email, stored_at) VALUES (?, ?, ?, ?, ?) \
+     ON CONFLICT (candidate_id, application_id) DO UPDATE SET email = excluded.email, \
+     recruiter_email = COALESCE(excluded.recruiter_email, hiring_contacts.recruiter_email), stored_at = excluded.stored_at";
+pub(crate) const CONTACT: &str =
+    "SELECT email, recruiter_email FROM hiring_contacts WHERE candidate_id = ? AND application_id = ?";
+pub(crate) const FORGET_CONTACT: &str = "DELETE FROM hiring_contacts WHERE candidate_id = ? AND application_id = ?";
+pub(crate) const PUT_START: &str = "INSERT INTO hiring_starts (start_key, provider, session_id, link, created_at) \
+     VALUES (?, ?, ?, ?, ?) ON CONFLICT (start_key) DO NOTHING";
+pub(crate) const START: &str = "SELECT provider, session_id, link FROM hiring_starts WHERE start_key = ?";
+pub(crate) const PUT_MAIL: &str = "INSERT INTO hiring_mails (mail_key, kind, message_id, recipient_hash, sent_at) \
+     VALUES (?, ?, ?, ?, ?) ON CONFLICT (mail_key) DO NOTHING";
+pub(crate) const MAIL: &str = "SELECT message_id, recipient_hash FROM hiring_mails WHERE mail_key = ?";
+
 #[cfg(test)]
 mod tests {
     use super::numbered;

@@ -63,6 +63,8 @@ pub struct ActivityDeps {
     pub escalations: vbridge_activities::ReviewMetrics,
     pub reconcile: Arc<dyn vbridge_activities::ReconcileSource>,
     pub retention: Arc<dyn vbridge_activities::retention::RetentionSource>,
+    /// The hiring loop's start and mail activities.
+    pub hiring: vbridge_activities::hiring::HiringActivities,
 }
 
 /// Run the Temporal worker until `shutdown` resolves.
@@ -85,6 +87,7 @@ pub async fn run_worker(
         .register_activities(AtsActivities::new(connector, deps.ats_metrics, Some(deps.audit.clone())))
         .register_activities(AuditActivities { sink: deps.audit })
         .register_activities(ReviewActivities::new(deps.escalation, deps.escalations))
+        .register_activities(deps.hiring)
         .build();
     tune(&mut options, cached_workflows);
     run_until(Worker::new(&runtime, client, options)?, shutdown).await

@@ -9,12 +9,14 @@
 //! the run). The pure state logic is in `state` (events, timeline, claims,
 //! continue-as-new), `writes` (the ATS queue), `human` (review and human
 //! moves), `reversal` (provider reversals held for an admin), `notice`
-//! (retakes and expiries: recorded, the state kept, the ATS told) and
+//! (retakes and expiries: recorded, the state kept, the ATS told),
+//! `hiring` (the hiring loop's requests, starts and invites) and
 //! `attributes` (search attributes); the run's lanes in `lanes/`;
 //! the loop of the oldest histories in `legacy`; which patches a run has in
 //! `patches`.
 
 mod attributes;
+mod hiring;
 mod human;
 mod lanes;
 mod legacy;
@@ -28,11 +30,12 @@ pub use attributes::{
     SA_APPLICATION_ID, SA_ATS_SYNC, SA_CANDIDATE_ID, SA_PAUSED, SA_REGION, SA_REVIEW_DUE_AT, SA_VERIFICATION_STATE,
     SEARCH_ATTRIBUTES,
 };
+pub use hiring::{MAIL_INVITE, STARTS_KEEP, mail_key, start_key};
 pub use human::escalation_key;
 pub use notice::{ACTION_RESTART, ACTION_RETAKE};
 pub use patches::{
-    AUDIT_PATCH, CONTROLS_PATCH, LANES_PATCH, NOTICES_PATCH, REST_CLOSE_PATCH, REVERSAL_PATCH, REVIEW_PATCH,
-    WRITE_LOGS_PATCH,
+    AUDIT_PATCH, CONTROLS_PATCH, HIRING_PATCH, LANES_PATCH, NOTICES_PATCH, REST_CLOSE_PATCH, REVERSAL_PATCH,
+    REVIEW_PATCH, WRITE_LOGS_PATCH,
 };
 pub use state::{decision_record_id, write_idempotency_key, write_record_id};
 
@@ -191,15 +194,17 @@ impl CandidateVerification {
             let (a, w) = if write_logs {
                 // The ATS lane goes first in each activation, so that a write
                 // claims the new entries before the audit lane looks at them.
-                let (w, a, (), (), (), r) = temporalio_sdk::workflows::join!(
+                let (w, a, (), (), (), r, h) = temporalio_sdk::workflows::join!(
                     Self::ats_lane(ctx, &workflow_id),
                     Self::audit_lane(ctx, &workflow_id),
                     Self::history_watch(ctx),
                     Self::attributes_lane(ctx),
                     Self::rest_lane(ctx),
-                    Self::review_lane(ctx, &workflow_id)
+                    Self::review_lane(ctx, &workflow_id),
+                    Self::hiring_lane(ctx)
                 );
                 r?;
+                h?;
                 (a, w)
             } else {
                 let (a, w, ()) = temporalio_sdk::workflows::join!(

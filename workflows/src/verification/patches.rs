@@ -55,6 +55,13 @@ pub const REVERSAL_PATCH: &str = "provider-reversal-v1";
 /// next move. Implies [`REVERSAL_PATCH`].
 pub const NOTICES_PATCH: &str = "provider-notices-v1";
 
+/// Patch: the hiring loop. A `verification.requested` event (an ATS's
+/// stage change into a trigger stage) is recorded (`verification_requested`)
+/// and starts a verification at the provider at the tier the intake picked,
+/// once per tier; the hiring lane creates it and mails the invite, recorded
+/// as `verification_started` and `mail_sent`. Implies [`NOTICES_PATCH`].
+pub const HIRING_PATCH: &str = "hiring-loop-v1";
+
 /// The patches a run has, asked once per run. A newer patch implies the
 /// older ones: a run with [`NOTICES_PATCH`] has [`REVERSAL_PATCH`]'s, a run
 /// with [`REVERSAL_PATCH`] has [`CONTROLS_PATCH`]'s, and a run with
@@ -62,6 +69,8 @@ pub const NOTICES_PATCH: &str = "provider-notices-v1";
 /// [`REVIEW_PATCH`], [`REST_CLOSE_PATCH`] and [`WRITE_LOGS_PATCH`] too.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Patches {
+    /// [`HIRING_PATCH`]: verifications started and candidates invited.
+    pub hiring: bool,
     /// [`NOTICES_PATCH`]: retakes and expiries recorded, the ATS told.
     pub notices: bool,
     /// [`REVERSAL_PATCH`]: provider reversals held for an admin.
@@ -91,13 +100,14 @@ impl Patches {
     /// Older histories answer no to it, and then to the ones they have, in
     /// the order they always did.
     pub fn ask(patched: impl Fn(&str) -> bool) -> Patches {
-        let notices = patched(NOTICES_PATCH);
+        let hiring = patched(HIRING_PATCH);
+        let notices = hiring || patched(NOTICES_PATCH);
         let reversal = notices || patched(REVERSAL_PATCH);
         let controls = reversal || patched(CONTROLS_PATCH);
         let review = controls || patched(REVIEW_PATCH);
         let rest_close = review || patched(REST_CLOSE_PATCH);
         let write_logs = rest_close || patched(WRITE_LOGS_PATCH);
-        Patches { notices, reversal, controls, review, rest_close, write_logs }
+        Patches { hiring, notices, reversal, controls, review, rest_close, write_logs }
     }
 
     /// The two oldest patches: implied by [`WRITE_LOGS_PATCH`], else asked
@@ -133,6 +143,7 @@ mod tests {
     #[test]
     fn the_newest_patch_a_history_has_is_asked_first_and_implies_the_older() {
         let all = [
+            HIRING_PATCH,
             NOTICES_PATCH,
             REVERSAL_PATCH,
             CONTROLS_PATCH,
@@ -142,7 +153,8 @@ mod tests {
             AUDIT_PATCH,
             LANES_PATCH,
         ];
-        let p = |notices, reversal, controls, review, rest_close, write_logs| Patches {
+        let p = |hiring, notices, reversal, controls, review, rest_close, write_logs| Patches {
+            hiring,
             notices,
             reversal,
             controls,
@@ -153,15 +165,16 @@ mod tests {
         let o = |audit, lanes| Older { audit, lanes };
         // (markers in the history, patches asked in order, the answer)
         let table: &[(&[&str], &[&str], Patches, Older)] = &[
-            (&[NOTICES_PATCH], &all[..1], p(true, true, true, true, true, true), o(true, true)),
-            (&[REVERSAL_PATCH], &all[..2], p(false, true, true, true, true, true), o(true, true)),
-            (&[CONTROLS_PATCH], &all[..3], p(false, false, true, true, true, true), o(true, true)),
-            (&[REVIEW_PATCH], &all[..4], p(false, false, false, true, true, true), o(true, true)),
-            (&[REST_CLOSE_PATCH], &all[..5], p(false, false, false, false, true, true), o(true, true)),
-            (&[WRITE_LOGS_PATCH], &all[..6], p(false, false, false, false, false, true), o(true, true)),
-            (&[AUDIT_PATCH, LANES_PATCH], &all, p(false, false, false, false, false, false), o(true, true)),
-            (&[AUDIT_PATCH], &all, p(false, false, false, false, false, false), o(true, false)),
-            (&[], &all, p(false, false, false, false, false, false), o(false, false)),
+            (&[HIRING_PATCH], &all[..1], p(true, true, true, true, true, true, true), o(true, true)),
+            (&[NOTICES_PATCH], &all[..2], p(false, true, true, true, true, true, true), o(true, true)),
+            (&[REVERSAL_PATCH], &all[..3], p(false, false, true, true, true, true, true), o(true, true)),
+            (&[CONTROLS_PATCH], &all[..4], p(false, false, false, true, true, true, true), o(true, true)),
+            (&[REVIEW_PATCH], &all[..5], p(false, false, false, false, true, true, true), o(true, true)),
+            (&[REST_CLOSE_PATCH], &all[..6], p(false, false, false, false, false, true, true), o(true, true)),
+            (&[WRITE_LOGS_PATCH], &all[..7], p(false, false, false, false, false, false, true), o(true, true)),
+            (&[AUDIT_PATCH, LANES_PATCH], &all, p(false, false, false, false, false, false, false), o(true, true)),
+            (&[AUDIT_PATCH], &all, p(false, false, false, false, false, false, false), o(true, false)),
+            (&[], &all, p(false, false, false, false, false, false, false), o(false, false)),
         ];
         for (has, want_asked, want, want_older) in table {
             let (asked, patches, older) = ask(has);

@@ -6,6 +6,7 @@
 mod ats;
 mod attributes;
 mod audit;
+mod hiring;
 mod history;
 mod rest;
 mod review;

@@ -176,6 +176,7 @@ impl CandidateVerification {
             && !self.has_unclaimed()
             && !self.seeding
             && self.inbox.is_empty()
+            && !self.hiring_owed()
     }
 
     /// Start from what the audit log says the closed runs held.
@@ -329,6 +330,11 @@ impl CandidateVerification {
                 return vec![];
             }
         };
+        // A request of the hiring loop is not a move either (see `hiring`).
+        if self.patches().hiring && ev.event_type.parse::<EventType>().ok() == Some(EventType::Requested) {
+            self.request(&policy, now, workflow_id, &ev);
+            return vec![];
+        }
         // A retake or an expiry is a notice, never a move (see `notice`).
         if self.patches().notices
             && let Ok(et) = ev.event_type.parse::<EventType>()

@@ -1,0 +1,196 @@
+//! Starting a verification at the provider (docs/contract.md §8): Persona
+//! (an inquiry, then a one-time link) or Veriff (a session), chosen by
+//! `VBRIDGE_START_PROVIDER`. A retried start never creates a second session
+//! for one start key:
+//! - the key's row (`hiring_starts`) is read first: a start that finished
+//!   before a crash is found there;
+//! - Persona is asked next for an inquiry of the same reference and
+//!   template (look up before create), which covers a crash after Persona
+//!   created the inquiry and before the row was kept;
+//! - Veriff has no look-up: the window between its answer and the row is
+//!   the one place a crash can leave an unused session behind (never
+//!   mailed: only the kept session is). docs/hiring.md says so.
+//!
+//! Failures are classified like the ATS's: 408, 429, 5xx and no answer are
+//! retried; any other 4xx is refused for good.
+
+use super::{Outreach, StartRow};
+use serde_json::{Value, json};
+use std::time::Duration;
+use vbridge_core::intake::providers::Reference;
+use vbridge_proto::StartRequest;
+
+/// Persona's API host (`VBRIDGE_PERSONA_API_URL`'s default).
+pub const PERSONA_API_URL: &str = "https://withpersona.com";
+/// Veriff's API host (`VBRIDGE_VERIFF_API_URL`'s default).
+pub const VERIFF_API_URL: &str = "https://stationapi.veriff.com";
+
+/// Which provider the bridge starts verifications at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartProvider {
+    Persona,
+    Veriff,
+}
+
+impl StartProvider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StartProvider::Persona => "persona",
+            StartProvider::Veriff => "veriff",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<StartProvider> {
+        match s {
+            "persona" => Some(StartProvider::Persona),
+            "veriff" => Some(StartProvider::Veriff),
+            _ => None,
+        }
+    }
+}
+
+/// The provider's API: its base URL and key.
+#[derive(Debug, Clone)]
+pub struct ProviderApi {
+    pub provider: StartProvider,
+    pub url: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    #[error("refused for good: {0}")]
+    Rejected(String),
+    #[error("worth retrying: {0}")]
+    Transient(String),
+}
+
+#[derive(Clone)]
+pub struct Starter {
+    pub api: Option<ProviderApi>,
+    pub http: reqwest::Client,
+    pub timeout: Duration,
+}
+
+/// An answer the bridge can read, or the failure it is.
+async fn answer(what: &str, sent: Result<reqwest::Response, reqwest::Error>) -> Result<Value, StartError> {
+    let resp = sent.map_err(|e| {
+        let how = if e.is_timeout() { "timed out" } else { "could not connect" };
+        StartError::Transient(format!("{what} {how}: {e}"))
+    })?;
+    let status = resp.status().as_u16();
+    if status == 408 || status == 429 || status >= 500 {
+        return Err(StartError::Transient(format!("{what}: the provider answered {status}")));
+    }
+    let text = resp.text().await.unwrap_or_default();
+    if !(200..300).contains(&status) {
+        let body: String = text.chars().take(200).collect();
+        return Err(StartError::Rejected(format!("{what}: the provider answered {status}: {body}")));
+    }
+    serde_json::from_str(&text)
+        .map_err(|e| StartError::Rejected(format!("{what}: the provider's answer is not JSON ({e})")))
+}
+
+fn field<'v>(v: &'v Value, pointer: &str, what: &str) -> Result<&'v str, StartError> {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| StartError::Rejected(format!("{what}: the provider's answer has no {pointer}")))
+}
+
+impl Starter {
+    /// The session for `req.key`: found (false) or created (true).
+    pub async fn start(&self, store: &dyn Outreach, req: &StartRequest) -> Result<(StartRow, bool), StartError> {
+        let stored = store.start(&req.key).await.map_err(|e| StartError::Transient(format!("the store: {e}")))?;
+        if let Some(row) = stored {
+            return Ok((row, false));
+        }
+        let Some(api) = &self.api else {
+            return Err(StartError::Rejected("no provider to start verifications at (VBRIDGE_START_PROVIDER)".into()));
+        };
+        let reference = Reference::format(&req.candidate_id, &req.application_id);
+        let (row, created) = match api.provider {
+            StartProvider::Persona => self.persona(api, req, &reference).await?,
+            StartProvider::Veriff => (self.veriff(api, &reference).await?, true),
+        };
+        store.put_start(&req.key, &row).await.map_err(|e| StartError::Transient(format!("the store: {e}")))?;
+        // Another attempt may have kept its row first: the kept one wins.
+        let kept = store.start(&req.key).await.map_err(|e| StartError::Transient(format!("the store: {e}")))?;
+        Ok((kept.unwrap_or(row), created))
+    }
+
+    async fn persona(
+        &self,
+        api: &ProviderApi,
+        req: &StartRequest,
+        reference: &str,
+    ) -> Result<(StartRow, bool), StartError> {
+        let base = api.url.trim_end_matches('/');
+        let auth = format!("Bearer {}", api.key);
+        let found = self
+            .http
+            .get(format!("{base}/api/v1/inquiries"))
+            .query(&[("filter[reference-id]", reference)])
+            .header("Authorization", &auth)
+            .timeout(self.timeout)
+            .send()
+            .await;
+        let list = answer("listing Persona inquiries", found).await?;
+        let existing = list.get("data").and_then(Value::as_array).and_then(|items| {
+            items.iter().rev().find(|i| {
+                let template = i
+                    .pointer("/relationships/inquiry-template/data/id")
+                    .or_else(|| i.pointer("/attributes/inquiry-template-id"))
+                    .and_then(Value::as_str);
+                let status = i.pointer("/attributes/status").and_then(Value::as_str).unwrap_or("");
+                template == Some(req.template.as_str()) && matches!(status, "created" | "pending")
+            })
+        });
+        let (id, created) = match existing {
+            Some(i) => (field(i, "/id", "a Persona inquiry")?.to_owned(), false),
+            None => {
+                let body = json!({"data": {"attributes": {
+                    "inquiry-template-id": req.template,
+                    "reference-id": reference,
+                }}});
+                let sent = self
+                    .http
+                    .post(format!("{base}/api/v1/inquiries"))
+                    .header("Authorization", &auth)
+                    .json(&body)
+                    .timeout(self.timeout)
+                    .send()
+                    .await;
+                let made = answer("creating a Persona inquiry", sent).await?;
+                (field(&made, "/data/id", "creating a Persona inquiry")?.to_owned(), true)
+            }
+        };
+        let sent = self
+            .http
+            .post(format!("{base}/api/v1/inquiries/{id}/generate-one-time-link"))
+            .header("Authorization", &auth)
+            .timeout(self.timeout)
+            .send()
+            .await;
+        let linked = answer("generating Persona's one-time link", sent).await?;
+        let link = field(&linked, "/meta/one-time-link", "generating Persona's one-time link")?.to_owned();
+        Ok((StartRow { provider: "persona".into(), session_id: id, link }, created))
+    }
+
+    async fn veriff(&self, api: &ProviderApi, reference: &str) -> Result<StartRow, StartError> {
+        let base = api.url.trim_end_matches('/');
+        let body = json!({"verification": {"vendorData": reference}});
+        let sent = self
+            .http
+            .post(format!("{base}/v1/sessions"))
+            .header("X-AUTH-CLIENT", &api.key)
+            .json(&body)
+            .timeout(self.timeout)
+            .send()
+            .await;
+        let made = answer("creating a Veriff session", sent).await?;
+        let id = field(&made, "/verification/id", "creating a Veriff session")?.to_owned();
+        let link = field(&made, "/verification/url", "creating a Veriff session")?.to_owned();
+        Ok(StartRow { provider: "veriff".into(), session_id: id, link })
+    }
+}

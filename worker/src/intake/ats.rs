@@ -1,0 +1,179 @@
+//! The ATSs' way in (docs/contract.md §8): `POST /webhooks/ats/greenhouse`
+//! and `/webhooks/ats/ashby`. The core's adapter checks the signature on the
+//! raw bytes and reads the stage change; here the policy's `verification`
+//! extension decides whether it starts anything and at which tier:
+//! - a stage not named in `verification.trigger.stages`, a tier with
+//!   `verify: false`, or a bridge with no `verification` extension: the
+//!   delivery is recorded and answered `ignored` with the reason, and no
+//!   workflow is started;
+//! - a trigger: the candidate's address goes to the hiring rows (never to the
+//!   audit log, the Temporal history or a log line), and the canonical
+//!   `verification.requested` event, carrying the tier, takes the one
+//!   pipeline (duplicates by the ATS's key, the commit before the answer,
+//!   the relay's signal-with-start).
+
+use super::{Arrival, Intake, IntakeError, NotApplied, Notices, Receipt, sha256_hex};
+use crate::store::DeliveryRecord;
+use serde_json::{Value, json};
+use vbridge_core::domain::{EventType, TraceId};
+use vbridge_core::hiring::Tier;
+use vbridge_core::intake::ats::{AtsAdapter, AtsKind, AtsMapping, StageChange};
+
+/// The configured ATS webhooks (none by default: their routes answer 404).
+#[derive(Default)]
+pub struct AtsHooks {
+    adapters: Vec<Box<dyn AtsAdapter>>,
+}
+
+impl AtsHooks {
+    pub fn new(adapters: Vec<Box<dyn AtsAdapter>>) -> AtsHooks {
+        AtsHooks { adapters }
+    }
+
+    pub fn get(&self, kind: AtsKind) -> Option<&dyn AtsAdapter> {
+        self.adapters.iter().find(|a| a.kind() == kind).map(|a| &**a)
+    }
+
+    pub fn configured(&self) -> Vec<AtsKind> {
+        self.adapters.iter().map(|a| a.kind()).collect()
+    }
+}
+
+/// Why a stage change starts nothing (the `ignored` reason).
+pub const NOT_CONFIGURED: &str = "hiring_not_configured";
+pub const NOT_A_TRIGGER: &str = "stage_not_a_trigger";
+pub const NO_VERIFICATION: &str = "tier_requires_no_verification";
+
+/// The route an ATS's deliveries come in on.
+pub fn route_path(kind: AtsKind) -> &'static str {
+    match kind {
+        AtsKind::Greenhouse => "/webhooks/ats/greenhouse",
+        AtsKind::Ashby => "/webhooks/ats/ashby",
+    }
+}
+
+impl Intake {
+    /// Take one delivery on an ATS's route.
+    pub async fn receive_ats<'h>(
+        &self,
+        adapter: &dyn AtsAdapter,
+        header: impl Fn(&str) -> Option<&'h str>,
+        arrival: Arrival,
+        trace_id: &TraceId,
+    ) -> Result<Receipt, IntakeError> {
+        let kind = adapter.kind();
+        let path = route_path(kind);
+        let mut rec = Self::record(trace_id);
+        let bytes = self.bytes_of(&rec, arrival, path)?;
+        rec.body_sha256 = sha256_hex(&bytes);
+        if let Err(e) = adapter.verify(&header, &bytes) {
+            self.metrics.signature_refused();
+            return Err(self.refuse_later(rec, None, e.into(), path));
+        }
+        rec.signature_valid = true;
+        let value = self.json_object(rec.clone(), &bytes).await?;
+        match adapter.map(&header, &value) {
+            AtsMapping::StageChange(change) => self.stage_change(rec, change, trace_id).await,
+            AtsMapping::Ignored(i) => {
+                let ids = i.candidate_id.as_ref().zip(i.application_id.as_ref());
+                let delivery = NotApplied {
+                    key: i.event_key.as_deref().map(|k| vbridge_core::intake::ats::stored_key(kind, k)),
+                    source: kind.as_str(),
+                    event: i.ats_event.clone(),
+                    occurred_at: None,
+                    ids: ids.map(|(c, a)| (c.to_string(), a.to_string())),
+                    record: i.to_record(kind),
+                    reason: i.reason.as_str(),
+                };
+                self.not_applied(rec, delivery, trace_id).await
+            }
+        }
+    }
+
+    /// A stage change: the trigger and the tier, then the request or the
+    /// reason it starts nothing.
+    async fn stage_change(
+        &self,
+        rec: DeliveryRecord,
+        change: StageChange,
+        trace_id: &TraceId,
+    ) -> Result<Receipt, IntakeError> {
+        let tier = match self.policy.hiring() {
+            None => Err(NOT_CONFIGURED),
+            Some(h) if !h.triggers(&change.stage) => Err(NOT_A_TRIGGER),
+            Some(h) => Ok(h.tier_for(&change.job())),
+        };
+        let tier = match tier {
+            Ok(t) if t.verify => t,
+            refused => {
+                let reason = refused.err().unwrap_or(NO_VERIFICATION);
+                let tier = refused.ok().map(|t| t.name.as_str());
+                tracing::info!(ats = change.ats.as_str(), reason, tier, "stage change starts nothing");
+                let delivery = NotApplied {
+                    key: Some(change.stored_key()),
+                    source: change.ats.as_str(),
+                    event: change.ats_event.clone(),
+                    occurred_at: change.occurred_at.map(|t| t.to_rfc3339()),
+                    ids: Some((change.candidate_id.to_string(), change.application_id.to_string())),
+                    record: summary(&change, tier, Some(reason)),
+                    reason,
+                };
+                return self.not_applied(rec, delivery, trace_id).await;
+            }
+        };
+        if let (Some(email), Some(outreach)) = (&change.email, &self.outreach) {
+            let recruiter = change.recruiter_email.as_ref().map(|e| e.as_str());
+            let (c, a) = (change.candidate_id.as_str(), change.application_id.as_str());
+            if let Err(e) = outreach.put_contact(c, a, email.as_str(), recruiter).await {
+                tracing::error!(error = %e, "cannot keep the candidate's address; asking the ATS to retry");
+                return Err(IntakeError::Unavailable);
+            }
+        } else if change.email.is_none() {
+            tracing::warn!(
+                ats = change.ats.as_str(),
+                "a trigger without the candidate's address: no invite can be mailed"
+            );
+        }
+        let body = request_body(&change, tier, self.policy.key_field(), &rec.received_at);
+        self.take(rec, body, trace_id, Notices::Events).await
+    }
+}
+
+/// What the store keeps of a stage change (never the address): the ATS's
+/// event, the stage, the job, the tier picked, and why nothing started.
+fn summary(change: &StageChange, tier: Option<&str>, ignored: Option<&str>) -> Value {
+    let mut v = json!({
+        "ats": change.ats.as_str(),
+        "ats_event": change.ats_event,
+        "stage": change.stage,
+        "tier": tier,
+        "job": {"role": change.role, "region": change.region, "requisition_id": change.requisition},
+        "applied_at": change.applied_at.map(|t| t.to_rfc3339()),
+        "has_email": change.email.is_some(),
+    });
+    if let Some(reason) = ignored {
+        v["ignored"] = reason.into();
+        v["candidate_id"] = change.candidate_id.as_str().into();
+        v["application_id"] = change.application_id.as_str().into();
+    }
+    v
+}
+
+/// The canonical `verification.requested` event, in the IL route's body
+/// shape. It names no check yet (the provider makes one when the workflow
+/// starts it): its `verification_check_id` is `tier-{tier}`, the request's.
+pub fn request_body(change: &StageChange, tier: &Tier, key_field: &str, received_at: &str) -> Value {
+    let key = change.stored_key();
+    let occurred_at = change.occurred_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| received_at.to_owned());
+    let mut body = json!({
+        "event_id": key,
+        "event_type": EventType::Requested.as_str(),
+        "occurred_at": occurred_at,
+        "candidate_id": change.candidate_id.as_str(),
+        "application_id": change.application_id.as_str(),
+        "verification_check_id": format!("tier-{}", tier.name),
+        "signals": summary(change, Some(&tier.name), None),
+    });
+    body[key_field] = Value::String(key);
+    body
+}

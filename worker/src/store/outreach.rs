@@ -1,0 +1,162 @@
+//! The hiring loop's working rows (`hiring_contacts`, `hiring_starts`,
+//! `hiring_mails`; docs/hiring.md): the candidate's address from the ATS's
+//! webhook, the sessions created at the provider (with the candidate's
+//! link), and the messages sent. None is part of the audit log or its
+//! chains, so none goes through the group-commit writer: like console
+//! logouts (`sessions`), a connection of its own writes them.
+
+use super::StoreError;
+use super::run::Run;
+use super::sql;
+use async_trait::async_trait;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::{PgPool, SqlitePool};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use vbridge_activities::hiring::{Contact, MailRow, Outreach, StartRow};
+
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+pub struct OutreachStore(Pool);
+
+/// The hiring rows of the store at `url` (opened, and migrated, by
+/// [`super::open`] first).
+pub async fn open_outreach(url: &str) -> Result<Arc<OutreachStore>, StoreError> {
+    let pool = if url.starts_with("sqlite:") {
+        let opts = SqliteConnectOptions::from_str(url)?.busy_timeout(Duration::from_secs(5));
+        Pool::Sqlite(SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?)
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Pool::Postgres(PgPoolOptions::new().max_connections(2).connect(url).await?)
+    } else {
+        return Err(StoreError::BadUrl(url.to_owned()));
+    };
+    Ok(Arc::new(OutreachStore(pool)))
+}
+
+/// Run `$body` on a connection of the pool, as `$c`.
+macro_rules! with_conn {
+    ($self:ident, $c:ident => $body:expr) => {
+        match &$self.0 {
+            Pool::Sqlite(p) => {
+                let mut conn = p.acquire().await.map_err(|e| e.to_string())?;
+                let $c = &mut *conn;
+                $body.await.map_err(|e: sqlx::Error| e.to_string())
+            }
+            Pool::Postgres(p) => {
+                let mut conn = p.acquire().await.map_err(|e| e.to_string())?;
+                let $c = &mut *conn;
+                $body.await.map_err(|e: sqlx::Error| e.to_string())
+            }
+        }
+    };
+}
+
+async fn contact(c: &mut impl Run, cand: &str, app: &str) -> Result<Option<Contact>, sqlx::Error> {
+    let row: Option<(String, Option<String>)> = c.fetch_optional(sql::CONTACT, &[cand.into(), app.into()]).await?;
+    Ok(row.map(|(email, recruiter_email)| Contact { email, recruiter_email }))
+}
+
+async fn start(c: &mut impl Run, key: &str) -> Result<Option<StartRow>, sqlx::Error> {
+    let row: Option<(String, String, String)> = c.fetch_optional(sql::START, &[key.into()]).await?;
+    Ok(row.map(|(provider, session_id, link)| StartRow { provider, session_id, link }))
+}
+
+async fn mail(c: &mut impl Run, key: &str) -> Result<Option<MailRow>, sqlx::Error> {
+    let row: Option<(String, String)> = c.fetch_optional(sql::MAIL, &[key.into()]).await?;
+    Ok(row.map(|(message_id, recipient_hash)| MailRow { message_id, recipient_hash }))
+}
+
+#[async_trait]
+impl Outreach for OutreachStore {
+    async fn put_contact(&self, cand: &str, app: &str, email: &str, recruiter: Option<&str>) -> Result<(), String> {
+        let now = crate::now_rfc3339();
+        let args = [cand.into(), app.into(), email.into(), recruiter.into(), now.as_str().into()];
+        with_conn!(self, c => c.execute(sql::PUT_CONTACT, &args)).map(|_| ())
+    }
+
+    async fn contact(&self, cand: &str, app: &str) -> Result<Option<Contact>, String> {
+        with_conn!(self, c => contact(c, cand, app))
+    }
+
+    async fn forget_contact(&self, cand: &str, app: &str) -> Result<(), String> {
+        with_conn!(self, c => c.execute(sql::FORGET_CONTACT, &[cand.into(), app.into()])).map(|_| ())
+    }
+
+    async fn start(&self, key: &str) -> Result<Option<StartRow>, String> {
+        with_conn!(self, c => start(c, key))
+    }
+
+    async fn put_start(&self, key: &str, row: &StartRow) -> Result<(), String> {
+        let now = crate::now_rfc3339();
+        let args = [
+            key.into(),
+            row.provider.as_str().into(),
+            row.session_id.as_str().into(),
+            row.link.as_str().into(),
+            now.as_str().into(),
+        ];
+        with_conn!(self, c => c.execute(sql::PUT_START, &args)).map(|_| ())
+    }
+
+    async fn mail(&self, key: &str) -> Result<Option<MailRow>, String> {
+        with_conn!(self, c => mail(c, key))
+    }
+
+    async fn put_mail(&self, key: &str, kind: &str, row: &MailRow) -> Result<(), String> {
+        let now = crate::now_rfc3339();
+        let args = [
+            key.into(),
+            kind.into(),
+            row.message_id.as_str().into(),
+            row.recipient_hash.as_str().into(),
+            now.as_str().into(),
+        ];
+        with_conn!(self, c => c.execute(sql::PUT_MAIL, &args)).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn on_sqlite(test: impl AsyncFn(Arc<OutreachStore>)) {
+        let dir = std::env::temp_dir().join(format!("vbridge-outreach-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("s.db").display());
+        let _store = super::super::open(&url, Default::default()).await.unwrap();
+        test(open_outreach(&url).await.unwrap()).await;
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[tokio::test]
+    async fn on_sqlite_rows_are_kept_once_by_key_and_the_address_is_forgotten_on_request() {
+        on_sqlite(async |o: Arc<OutreachStore>| {
+            assert_eq!(o.contact("c1", "a1").await.unwrap(), None);
+            o.put_contact("c1", "a1", "old@example.com", Some("rec@example.com")).await.unwrap();
+            o.put_contact("c1", "a1", "new@example.com", None).await.unwrap();
+            let got = o.contact("c1", "a1").await.unwrap().unwrap();
+            assert_eq!(got.email, "new@example.com", "the latest address wins");
+            assert_eq!(got.recruiter_email.as_deref(), Some("rec@example.com"), "a recruiter is kept when not resent");
+            o.forget_contact("c1", "a1").await.unwrap();
+            assert_eq!(o.contact("c1", "a1").await.unwrap(), None);
+
+            let first = StartRow { provider: "veriff".into(), session_id: "s1".into(), link: "https://l/1".into() };
+            let second = StartRow { session_id: "s2".into(), ..first.clone() };
+            o.put_start("k", &first).await.unwrap();
+            o.put_start("k", &second).await.unwrap();
+            assert_eq!(o.start("k").await.unwrap(), Some(first), "the first kept session wins");
+
+            let m = MailRow { message_id: "<m1@x>".into(), recipient_hash: "h".into() };
+            o.put_mail("mk", "invite", &m).await.unwrap();
+            o.put_mail("mk", "invite", &MailRow { message_id: "<m2@x>".into(), ..m.clone() }).await.unwrap();
+            assert_eq!(o.mail("mk").await.unwrap(), Some(m));
+            assert_eq!(o.mail("other").await.unwrap(), None);
+        })
+        .await;
+    }
+}
