@@ -67,6 +67,22 @@ pub struct HiringActivities {
     pub mailer: Option<mail::Mailer>,
 }
 
+/// Heartbeat every second while `work` runs: a worker that dies mid-call
+/// stops heartbeating, and Temporal retries the step after the workflow's
+/// heartbeat timeout (seconds), not after the whole start-to-close timeout.
+async fn beating<T>(ctx: &ActivityContext, work: impl std::future::Future<Output = T>) -> T {
+    let beat = async {
+        loop {
+            let _ = ctx.record_heartbeat(()).await;
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    };
+    tokio::select! {
+        out = work => out,
+        never = beat => never,
+    }
+}
+
 fn failure(type_name: &str, message: String, retryable: bool) -> ActivityError {
     let b = ApplicationFailure::builder(message).type_name(type_name.to_owned());
     ActivityError::application(if retryable { b.build() } else { b.non_retryable(true).build() })
@@ -81,8 +97,7 @@ impl HiringActivities {
         ctx: ActivityContext,
         req: StartRequest,
     ) -> Result<StartResult, ActivityError> {
-        let _ = &ctx;
-        match self.starter.start(&*self.outreach, &req).await {
+        match beating(&ctx, self.starter.start(&*self.outreach, &req)).await {
             Ok((row, created)) => {
                 tracing::info!(provider = %row.provider, session_id = %row.session_id, created, "verification started at the provider");
                 Ok(StartResult { provider: row.provider, session_id: row.session_id, created })
@@ -105,7 +120,13 @@ impl HiringActivities {
         ctx: ActivityContext,
         req: MailRequest,
     ) -> Result<MailResult, ActivityError> {
-        let _ = &ctx;
+        beating(&ctx, self.mail_once(&req)).await
+    }
+}
+
+impl HiringActivities {
+    /// One message, unless its key's row says it went already.
+    async fn mail_once(&self, req: &MailRequest) -> Result<MailResult, ActivityError> {
         let store = |e: String| failure(MAIL_FAILED, format!("the store cannot be read: {e}"), true);
         if let Some(row) = self.outreach.mail(&req.key).await.map_err(store)? {
             tracing::info!(message_id = %row.message_id, "sent before; not sent again");
@@ -126,7 +147,7 @@ impl HiringActivities {
         let Some(start) = self.outreach.start(&req.start_key).await.map_err(store)? else {
             return Err(failure(MAIL_REJECTED, format!("no started verification for key {}", req.start_key), false));
         };
-        let row = mailer.send(&req, &contact, &start).await.map_err(|e| match e {
+        let row = mailer.send(req, &contact, &start).await.map_err(|e| match e {
             mail::MailError::Rejected(m) => failure(MAIL_REJECTED, m, false),
             mail::MailError::Transient(m) => failure(MAIL_FAILED, m, true),
         })?;

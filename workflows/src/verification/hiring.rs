@@ -256,7 +256,8 @@ impl CandidateVerification {
         self.hiring_job().is_some()
     }
 
-    /// Retries of a start or a message: transient failures again and again
+    /// Retries of a start or a message (each attempt at most a minute,
+    /// heartbeating): transient failures again and again
     /// (a provider or mail outage must not lose an invite), capped at a
     /// minute apart; a refusal for good is not retried.
     pub(super) fn hiring_options(&self, non_retryable: &'static str) -> ActivityOptions {
@@ -267,6 +268,9 @@ impl CandidateVerification {
             .non_retryable_error_types([non_retryable])
             .build();
         let mut opts = ActivityOptions::start_to_close_timeout(Duration::from_secs(60));
+        // The activities heartbeat every second: a worker that died mid-call
+        // is noticed in seconds.
+        opts.heartbeat_timeout = Some(Duration::from_secs(5));
         opts.retry_policy = Some(retry);
         opts
     }
