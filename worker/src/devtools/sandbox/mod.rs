@@ -11,9 +11,13 @@
 //! credentials and documented headers as strictly as the real API: Greenhouse
 //! Harvest v3 and v1 (`greenhouse`), Ashby (`ashby`), Lever (`lever`). Its
 //! credentials are [`impersonate::CLIENT_ID`] etc.; `vbridge dev --ats
-//! greenhouse` points the bridge at it with them.
+//! greenhouse` points the bridge at it with them. The verification
+//! providers' start APIs are impersonated the same way, Veriff and Persona,
+//! and [`mailbox`] is a mail sink on its own SMTP port
+//! ([`serve_with_mail`]), so the invitations the bridge sends can be read.
 
 pub mod impersonate;
+pub mod mailbox;
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -86,6 +90,9 @@ struct Inner {
     requests: Vec<RequestLog>,
     fault: Option<(Fault, Option<u32>, Option<String>)>,
     ats: impersonate::AtsState,
+    /// Verification sessions created through the impersonated providers.
+    providers: Vec<impersonate::ProviderSession>,
+    mail: mailbox::MailState,
 }
 
 #[derive(Clone, Default)]
@@ -108,6 +115,7 @@ impl Sandbox {
             .route("/_sandbox/requests", get(list_requests))
             .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
             .merge(impersonate::routes())
+            .merge(mailbox::routes())
             .with_state(self.clone())
     }
 
@@ -273,4 +281,27 @@ pub async fn serve_with(
     let sandbox = Sandbox::default();
     sandbox.inner.lock().unwrap().ats.catalogue = fields;
     axum::serve(listener, sandbox.router()).with_graceful_shutdown(shutdown).await
+}
+
+/// Serve the sandbox on `http` and, if given, its mail sink on `smtp`, one
+/// sandbox behind both (so a test reads over HTTP the mail it had sent),
+/// until `shutdown` resolves; `fields` as for [`serve_with`].
+pub async fn serve_with_mail(
+    http: tokio::net::TcpListener,
+    smtp: Option<tokio::net::TcpListener>,
+    fields: Option<std::collections::BTreeSet<String>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use futures::FutureExt;
+    let sandbox = Sandbox::default();
+    sandbox.inner.lock().unwrap().ats.catalogue = fields;
+    let stop = shutdown.boxed().shared();
+    let web = async { axum::serve(http, sandbox.router()).with_graceful_shutdown(stop.clone()).await };
+    let mail = async {
+        match smtp {
+            Some(l) => mailbox::serve_smtp(l, sandbox.clone(), stop.clone()).await,
+            None => Ok(()),
+        }
+    };
+    tokio::try_join!(web, mail).map(|_| ())
 }

@@ -3,12 +3,19 @@
 //! keeps what it is given per record, and logs every request. Shared here:
 //! the sandbox's credentials, the custom-field catalogue, Greenhouse-style
 //! rate-limit windows, and `/_sandbox/ats/...` to inspect and edit records
-//! behind the bridge's back.
+//! behind the bridge's back. The verification providers' start APIs
+//! (`veriff`, `persona`) live here too: the sessions they create are listed
+//! at `/_sandbox/providers/sessions`, and each session's link opens a
+//! sandbox page.
 
 mod ashby;
 mod greenhouse;
 mod greenhouse_v3;
 mod lever;
+mod persona;
+#[cfg(test)]
+mod provider_tests;
+mod veriff;
 
 use super::{AppliedWrite, Sandbox, err};
 use axum::Router;
@@ -17,7 +24,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -25,7 +32,7 @@ use std::time::{Duration, Instant};
 /// Greenhouse v3 OAuth client (`VBRIDGE_GREENHOUSE_CLIENT_ID`/`_SECRET`).
 pub const CLIENT_ID: &str = "sandbox-client";
 pub const CLIENT_SECRET: &str = "sandbox-client-secret";
-/// The API key of Greenhouse v1, Ashby and Lever.
+/// The API key of Greenhouse v1, Ashby and Lever, and of Veriff and Persona.
 pub const API_KEY: &str = "sandbox-api-key";
 /// The user the bridge acts as (Greenhouse `sub`/`On-Behalf-Of`, Lever `perform_as`).
 pub const USER_ID: &str = "1001";
@@ -83,6 +90,69 @@ impl Default for Rate {
     }
 }
 
+/// A verification session created through an impersonated provider (a
+/// Veriff session, a Persona inquiry), as `/_sandbox/providers/sessions`
+/// lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProviderSession {
+    /// `veriff` or `persona`.
+    pub provider: String,
+    pub id: String,
+    /// Veriff's `vendorData`, Persona's `reference-id` (empty when absent).
+    pub reference: String,
+    /// Persona's inquiry template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// Where the end user goes: Veriff's session URL, Persona's latest
+    /// one-time link (a sandbox page, either way).
+    pub url: String,
+    /// Persona one-time links generated for it.
+    pub links_generated: u32,
+    pub created_at: String,
+    /// Veriff's `sessionToken` / Persona's account: answered, not listed.
+    #[serde(skip)]
+    secret: String,
+}
+
+/// The base URL a client reached the sandbox at, for the links it answers.
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    format!("http://{host}")
+}
+
+impl Sandbox {
+    fn provider_session(&self, provider: &str, id: &str) -> Option<ProviderSession> {
+        let g = self.inner.lock().unwrap();
+        g.providers.iter().find(|p| p.provider == provider && p.id == id).cloned()
+    }
+}
+
+async fn list_sessions(State(s): State<Sandbox>) -> Response {
+    axum::Json(s.inner.lock().unwrap().providers.clone()).into_response()
+}
+
+/// What the end user sees at a session's link: which session, for whom.
+async fn verify_page(State(s): State<Sandbox>, Path((provider, id)): Path<(String, String)>) -> Response {
+    match s.provider_session(&provider, &id) {
+        Some(p) => session_page(&p),
+        None => err(StatusCode::NOT_FOUND, "no such verification session"),
+    }
+}
+
+fn session_page(p: &ProviderSession) -> Response {
+    let e = |t: &str| t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sandbox {provider}</title></head><body>\
+         <h1>Sandbox {provider}</h1><p>verification session <code>{id}</code> for <b>{reference}</b></p>\
+         <p>Created {at}. The sandbox does not verify anyone: it only shows that the link works.</p></body></html>",
+        provider = e(&p.provider),
+        id = e(&p.id),
+        reference = e(&p.reference),
+        at = e(&p.created_at),
+    );
+    ([(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+}
+
 /// The connector settings that point the bridge at the sandbox speaking
 /// `kind` (`vbridge dev --ats KIND`), with the sandbox's credentials.
 pub fn connector_for(kind: &str, sandbox_url: &str) -> Option<vbridge_activities::AtsKind> {
@@ -125,6 +195,10 @@ pub fn routes() -> Router<Sandbox> {
         .merge(greenhouse::routes())
         .merge(ashby::routes())
         .merge(lever::routes())
+        .merge(veriff::routes())
+        .merge(persona::routes())
+        .route("/_sandbox/providers/sessions", get(list_sessions))
+        .route("/_sandbox/verify/{provider}/{id}", get(verify_page))
         .route("/_sandbox/ats/fields", post(set_fields))
         .route("/_sandbox/ats/revoke-tokens", post(revoke_tokens))
         .route("/_sandbox/ats/token-lifetime", post(token_lifetime))
