@@ -110,7 +110,10 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sandbox_url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(vbridge::devtools::sandbox::serve(listener, async move {
+        // The sandbox's SMTP sink is the bridge's mail server in every test.
+        let smtp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let smtp_url = format!("smtp://{}", smtp.local_addr().unwrap());
+        tokio::spawn(vbridge::devtools::sandbox::serve_with_mail(listener, Some(smtp), None, async move {
             let _ = rx.await;
         }));
 
@@ -137,6 +140,8 @@ impl TestApp {
             // short here, so that tests see their records soon.
             ("VBRIDGE_REFUSAL_WINDOW_MS".into(), "500".into()),
             ("VBRIDGE_LOG".into(), "info,temporalio_sdk_core=warn,temporalio_sdk=warn,sqlx=warn".into()),
+            ("VBRIDGE_SMTP_URL".into(), smtp_url),
+            ("VBRIDGE_MAIL_FROM".into(), "Hiring Team <hiring@vbridge.test>".into()),
         ];
         if let Some(r) = opts.roles {
             env.push(("VBRIDGE_ROLES".into(), r.into()));
@@ -336,6 +341,23 @@ impl TestApp {
             (r["done"] == true).then_some(r)
         })
         .await
+    }
+
+    /// GET the sandbox's own API (`/_sandbox/...`) as JSON.
+    pub async fn sandbox_get(&self, path: &str) -> Value {
+        let r = self.http.get(format!("{}{path}", self.sandbox_url)).send().await.unwrap();
+        assert!(r.status().is_success(), "sandbox {path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    /// The messages the sandbox's SMTP sink received, oldest first.
+    pub async fn mailbox(&self) -> Vec<Value> {
+        self.sandbox_get("/_sandbox/mailbox/messages").await.as_array().cloned().unwrap_or_default()
+    }
+
+    /// The sessions and inquiries created at the sandbox's providers.
+    pub async fn provider_sessions(&self) -> Vec<Value> {
+        self.sandbox_get("/_sandbox/providers/sessions").await.as_array().cloned().unwrap_or_default()
     }
 
     /// POST to the sandbox's own API (`/_sandbox/...`).

@@ -11,6 +11,7 @@ mod controls;
 mod deploy;
 mod greenhouse;
 mod hardening;
+mod hiring;
 mod harness;
 mod idp;
 mod observability;

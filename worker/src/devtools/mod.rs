@@ -4,6 +4,7 @@
 //! server, the `vbridge dev` stack, `simulate`, `bench`, and the signing
 //! webhook client they and the tests use.
 
+pub mod ats_hooks;
 pub mod bare;
 pub mod bench;
 pub mod bench_controls;

@@ -228,7 +228,10 @@ impl CandidateVerification {
             Ok(r) if r.skipped.is_empty() => {
                 let mut e = self.hiring_entry(now, RecordKind::MailSent, &s, event_id);
                 let again = if r.sent { "" } else { " (found sent by an earlier attempt)" };
-                e.reason = format!("{} mailed to the candidate{again}", req.kind);
+                e.reason = format!(
+                    "{} mailed to the candidate (recipient sha256 {}, Message-ID {}){again}",
+                    req.kind, r.recipient_hash, r.message_id
+                );
                 e.detail = serde_json::json!({
                     "kind": req.kind, "recipient_sha256": r.recipient_hash, "message_id": r.message_id, "start": s.key,
                 })

@@ -1,0 +1,267 @@
+//! The hiring loop end to end (docs/contract.md §8, docs/hiring.md): an
+//! ATS's signed stage change, the real bridge and Temporal, the sandbox's
+//! strict impersonations of Veriff's and Persona's start APIs, and its SMTP
+//! sink as the mail server.
+
+use crate::harness::{AUDITOR_TOKEN, OPS_TOKEN, Options, TestApp, at};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+use vbridge::devtools::ats_hooks::{Move, send, stage_change};
+use vbridge::devtools::providers::{Outcome, Signer, body};
+use vbridge::devtools::sandbox::impersonate::API_KEY;
+use vbridge_core::domain::workflow_id;
+use vbridge_core::intake::ats::AtsKind;
+use vbridge_core::intake::providers::ProviderKind;
+
+const WAIT: Duration = Duration::from_secs(60);
+const ASHBY_SECRET: &str = "it-ashby-webhook-secret";
+const GREENHOUSE_SECRET: &str = "it-greenhouse-webhook-secret";
+const VERIFF_SHARED: &str = "it-veriff-shared";
+
+/// The seed's policy with the hiring loop's extension (docs/contract.md §8).
+pub(crate) const EXTENSION: &str = r#"
+verification:
+  trigger:
+    stages: ["Identity Check"]
+  riskTiers:
+    - name: none
+      when: { roles: ["Internal Transfer"] }
+      verify: false
+    - name: enhanced
+      when: { regions: ["remote"], roles: ["Site Reliability Engineer"] }
+      template: "itmpl_enhanced"
+    - name: standard
+      default: true
+      template: "itmpl_standard"
+  stepUp:
+    reasonCodes: ["liveness-low", "voice-mismatch"]
+    tier: enhanced
+  deadline:
+    hoursBeforeInterview: 24
+    remindersHoursBeforeDeadline: [24, 4]
+"#;
+
+/// A bridge with the hiring loop on, starting verifications at `provider`.
+async fn spawn(name: &str, provider: &str) -> TestApp {
+    let dir = std::env::temp_dir().join(format!("vbridge-hiring-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("policy.yaml");
+    std::fs::write(&policy, format!("{}{EXTENSION}", vbridge_core::DEFAULT_POLICY_YAML)).unwrap();
+    let env = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    let extra_env = vec![
+        env("VBRIDGE_POLICY", &policy.display().to_string()),
+        env("VBRIDGE_ASHBY_WEBHOOK_SECRET", ASHBY_SECRET),
+        env("VBRIDGE_GREENHOUSE_WEBHOOK_SECRET", GREENHOUSE_SECRET),
+        env("VBRIDGE_START_PROVIDER", provider),
+        env("VBRIDGE_VERIFF_API_URL", "{sandbox}"),
+        env("VBRIDGE_VERIFF_API_KEY", API_KEY),
+        env("VBRIDGE_VERIFF_SHARED_SECRETS", VERIFF_SHARED),
+        env("VBRIDGE_PERSONA_API_URL", "{sandbox}"),
+        env("VBRIDGE_PERSONA_API_KEY", API_KEY),
+    ];
+    TestApp::spawn_with(name, Options { extra_env, ..Default::default() }).await
+}
+
+fn candidate_move<'a>(c: &'a str, a: &'a str, stage: &'a str, role: &'a str, region: &'a str, email: &'a str) -> Move<'a> {
+    Move { candidate_id: c, application_id: a, stage, role, region, email, key: "", at: "" }
+}
+
+async fn deliver(app: &TestApp, kind: AtsKind, m: &Move<'_>) -> (u16, Value) {
+    let secret = if kind == AtsKind::Ashby { ASHBY_SECRET } else { GREENHOUSE_SECRET };
+    let reply = send(&app.http, &app.bridge_url, kind, secret, m.key, &stage_change(kind, m)).await.unwrap();
+    (reply.status, reply.body)
+}
+
+fn sha256(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// The timeline entries of `kind`.
+async fn entries(app: &TestApp, c: &str, a: &str, kind: &str) -> Vec<vbridge_proto::TimelineEntry> {
+    app.timeline(c, a).await.map(|t| t.into_iter().filter(|e| e.kind == kind).collect()).unwrap_or_default()
+}
+
+/// Wait until the workflow runs an attempt of `activity`.
+async fn wait_running(app: &TestApp, c: &str, a: &str, activity: &str) {
+    use vbridge_workflows::verification::CandidateVerification;
+    let h = app.temporal_client.get_workflow_handle::<CandidateVerification>(workflow_id(c, a));
+    app.wait_for(&format!("{activity} to be running"), WAIT, || async {
+        let d = h.describe(Default::default()).await.ok()?;
+        d.raw_description
+            .pending_activities
+            .iter()
+            .any(|p| p.activity_type.as_ref().is_some_and(|t| t.name == activity) && p.state == 2)
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_ashby_trigger_sent_three_times_starts_one_veriff_session_and_one_invite_across_a_worker_killed_mid_start()
+{
+    let mut app = spawn("hiring-ashby-veriff", "veriff").await;
+    let (c, a, email) = ("cand-ash-1", "app-ash-1", "sam.candidate@example.org");
+    // The first session create hangs at Veriff until the worker is killed:
+    // a create whose caller dies is never made (the sandbox creates only
+    // when it answers), and the retry must make exactly one.
+    app.ats_fault(serde_json::json!({"mode": "slow", "delay_ms": 60_000, "count": 1, "path_suffix": "/v1/sessions"}))
+        .await;
+    let when = at(-1);
+    let m = Move { key: "wha-1", at: &when, ..candidate_move(c, a, "Identity Check", "Designer", "Berlin", email) };
+    let mut answers = vec![];
+    for _ in 0..3 {
+        answers.push(deliver(&app, AtsKind::Ashby, &m).await);
+    }
+    assert!(answers.iter().all(|(s, _)| *s == 200), "every delivery is answered exactly 200: {answers:?}");
+    assert_eq!(answers[0].1["status"], "accepted", "{answers:?}");
+    assert!(answers[1..].iter().all(|(_, b)| b["status"] == "duplicate"), "{answers:?}");
+
+    wait_running(&app, c, a, "HiringActivities::start_verification").await;
+    app.kill_bridge();
+    app.start_bridge(&[]).await;
+
+    let mails = app
+        .wait_for("the invite in the mailbox", WAIT, || async {
+            let m: Vec<Value> = app.mailbox().await.into_iter().filter(|m| m["to"].as_str().unwrap_or("").contains(email)).collect();
+            (!m.is_empty()).then_some(m)
+        })
+        .await;
+    let sessions = app.provider_sessions().await;
+    assert_eq!(sessions.len(), 1, "exactly one Veriff session: {sessions:#?}");
+    let session = &sessions[0];
+    assert_eq!((session["provider"].as_str(), session["reference"].as_str()), (Some("veriff"), Some("cand-ash-1:app-ash-1")));
+    let (session_id, link) = (session["id"].as_str().unwrap(), session["url"].as_str().unwrap());
+    assert_eq!(mails.len(), 1, "exactly one invite: {mails:#?}");
+    let invite = &mails[0];
+    assert_eq!(invite["subject"], "Please verify your identity");
+    assert!(invite["text"].as_str().unwrap().contains(link), "the invite carries the session's link: {invite:#?}");
+    assert!(invite["html"].as_str().is_some_and(|h| h.contains(link)), "and an HTML part with it");
+    let message_id = invite["message_id"].as_str().unwrap().to_owned();
+    assert!(message_id.starts_with("<vb-") && message_id.ends_with("@vbridge.test>"), "{message_id}");
+
+    // The workflow's account: one request, one start, one mail; the check
+    // is the provider's session; no address, no link.
+    let recorded = app
+        .wait_for("mail_sent recorded", WAIT, || async {
+            let e = entries(&app, c, a, "mail_sent").await;
+            (!e.is_empty()).then_some(e)
+        })
+        .await;
+    assert_eq!(recorded.len(), 1);
+    let detail: Value = serde_json::from_str(&recorded[0].detail).unwrap();
+    assert_eq!(detail["recipient_sha256"], sha256(email));
+    assert_eq!(detail["message_id"], message_id);
+    assert_eq!(entries(&app, c, a, "verification_requested").await.len(), 1);
+    let started = entries(&app, c, a, "verification_started").await;
+    assert_eq!(started.len(), 1, "{started:#?}");
+    assert!(started[0].reason.contains(session_id), "{}", started[0].reason);
+    let state = app.state(c, a).await.unwrap();
+    assert_eq!(state.verification_check_id, session_id);
+    assert_eq!((state.starts.len(), state.starts[0].tier.as_str(), state.starts[0].invited), (1, "standard", true));
+    assert_eq!(state.state, "unverified", "a request is not a move");
+    let timeline = serde_json::to_string(&app.timeline(c, a).await.unwrap()).unwrap();
+    assert!(!timeline.contains(email) && !timeline.contains(link), "no address or link in the timeline");
+
+    // The candidate completes it: Veriff's decision on that session opens the gate.
+    let signer = Signer::new(ProviderKind::Veriff, VERIFF_SHARED, API_KEY);
+    let decided = body(ProviderKind::Veriff, Outcome::Verified, &format!("{c}:{a}"), session_id, 1, &at(0));
+    let reply = signer.send(&app.http, &app.bridge_url, &decided).await.unwrap();
+    assert_eq!(reply.status, 202, "{:?}", reply.body);
+    app.wait_synced(c, a, "verified").await;
+    app.wait_for("the interview gate to open", WAIT, || async {
+        let gate: Value = app.get_as(&format!("/v1/applications/{a}/gate"), Some(OPS_TOKEN)).await.json().await.ok()?;
+        (gate["allow_interview_scheduling"] == true).then_some(())
+    })
+    .await;
+
+    let log = app.bridge_log();
+    assert!(!log.contains(email) && !log.contains(link), "neither the address nor the link is logged");
+    // The audit log keeps what the workflow recorded, and neither.
+    let audit_text = app
+        .wait_for("the mail in the audit log", WAIT, || async {
+            let audit: Value =
+                app.get_as(&format!("/v1/candidates/{c}/timeline"), Some(AUDITOR_TOKEN)).await.json().await.ok()?;
+            let text = audit.to_string();
+            (text.contains("mail_sent") && text.contains("verification_started")).then_some(text)
+        })
+        .await;
+    assert!(audit_text.contains(&sha256(email)) && audit_text.contains(&message_id), "its recipient's hash and id");
+    assert!(!audit_text.contains(email) && !audit_text.contains(link), "and neither the address nor the link");
+}
+
+#[tokio::test]
+async fn a_role_in_the_none_tier_or_a_stage_that_is_no_trigger_starts_nothing() {
+    let app = spawn("hiring-none", "veriff").await;
+    let email = "pat@example.org";
+    let rows = [
+        ("cand-none-1", "app-none-1", "Identity Check", "Internal Transfer", "tier_requires_no_verification"),
+        ("cand-none-2", "app-none-2", "Onsite", "Designer", "stage_not_a_trigger"),
+    ];
+    for (i, (c, a, stage, role, reason)) in rows.iter().enumerate() {
+        let when = at(-1);
+        let key = format!("wha-none-{i}");
+        let m = Move { key: &key, at: &when, ..candidate_move(c, a, stage, role, "Berlin", email) };
+        let (status, body) = deliver(&app, AtsKind::Ashby, &m).await;
+        assert_eq!((status, body["status"].as_str(), body["reason"].as_str()), (200, Some("ignored"), Some(*reason)), "{body}");
+        let (status, body) = deliver(&app, AtsKind::Ashby, &m).await;
+        assert_eq!((status, body["status"].as_str()), (200, Some("duplicate")), "{body}");
+    }
+    // A bad signature is refused and starts nothing either.
+    let when = at(-1);
+    let m = Move { key: "wha-forged", at: &when, ..candidate_move("cand-x", "app-x", "Identity Check", "Designer", "", email) };
+    let forged = send(&app.http, &app.bridge_url, AtsKind::Ashby, "not-the-secret", m.key, &stage_change(AtsKind::Ashby, &m))
+        .await
+        .unwrap();
+    assert_eq!(forged.status, 401, "{:?}", forged.body);
+    // The one trigger that does start, so that "nothing" above is not just slowness.
+    let when = at(-1);
+    let m = Move { key: "wha-go", at: &when, ..candidate_move("cand-go", "app-go", "identity check", "Designer", "", email) };
+    assert_eq!(deliver(&app, AtsKind::Ashby, &m).await.1["status"], "accepted", "stage names match without case");
+    app.wait_for("the one invite", WAIT, || async { (app.mailbox().await.len() == 1).then_some(()) }).await;
+    for (c, a, ..) in rows {
+        assert!(!app.workflow_exists(c, a).await, "{c}: no workflow was started");
+    }
+    assert!(!app.workflow_exists("cand-x", "app-x").await);
+    let sessions = app.provider_sessions().await;
+    assert_eq!(sessions.len(), 1, "{sessions:#?}");
+    assert_eq!(sessions[0]["reference"], "cand-go:app-go");
+    let stored = app.deliveries(Some("cand-none-1")).await;
+    assert!(
+        stored.iter().any(|d| d.processing_result == "ignored" && d.payload.as_deref().is_some_and(|p| p.contains("\"tier\":\"none\""))),
+        "the ignored trigger is recorded with its tier"
+    );
+    assert!(stored.iter().all(|d| d.payload.as_deref().is_none_or(|p| !p.contains(email))), "never the address");
+}
+
+#[tokio::test]
+async fn a_greenhouse_trigger_starts_a_persona_inquiry_at_the_tiers_template_and_mails_its_one_time_link() {
+    let app = spawn("hiring-greenhouse-persona", "persona").await;
+    let (c, a, email) = ("4400123", "5500456", "remote.sre@example.org");
+    let m = Move { key: "gh-evt-1", at: "", ..candidate_move(c, a, "Identity Check", "Site Reliability Engineer", "Remote", email) };
+    let (status, body) = deliver(&app, AtsKind::Greenhouse, &m).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("accepted")), "{body}");
+    let (status, body) = deliver(&app, AtsKind::Greenhouse, &m).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("duplicate")), "Greenhouse's retry: {body}");
+    let mail = app
+        .wait_for("the invite", WAIT, || async { app.mailbox().await.into_iter().next() })
+        .await;
+    let sessions = app.provider_sessions().await;
+    assert_eq!(sessions.len(), 1, "{sessions:#?}");
+    let inquiry = &sessions[0];
+    assert_eq!(inquiry["provider"], "persona");
+    assert_eq!(inquiry["template"], "itmpl_enhanced", "remote SRE: the enhanced tier's template");
+    assert_eq!(inquiry["reference"], format!("{c}:{a}"));
+    assert_eq!(inquiry["links_generated"], 1);
+    let link = inquiry["url"].as_str().unwrap();
+    assert!(link.contains("/_sandbox/verify/persona/"), "{link}");
+    assert!(mail["text"].as_str().unwrap().contains(link), "{mail:#?}");
+    assert!(mail["to"].as_str().unwrap().contains(email));
+    let state = app
+        .wait_for("the invite recorded", WAIT, || async {
+            app.state(c, a).await.ok().filter(|s| s.starts.first().is_some_and(|s| s.invited))
+        })
+        .await;
+    assert_eq!((state.starts[0].tier.as_str(), state.starts[0].provider.as_str()), ("enhanced", "persona"));
+    assert_eq!(state.verification_check_id, inquiry["id"].as_str().unwrap());
+}
