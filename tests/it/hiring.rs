@@ -63,7 +63,14 @@ async fn spawn(name: &str, provider: &str) -> TestApp {
     TestApp::spawn_with(name, Options { extra_env, ..Default::default() }).await
 }
 
-fn candidate_move<'a>(c: &'a str, a: &'a str, stage: &'a str, role: &'a str, region: &'a str, email: &'a str) -> Move<'a> {
+fn candidate_move<'a>(
+    c: &'a str,
+    a: &'a str,
+    stage: &'a str,
+    role: &'a str,
+    region: &'a str,
+    email: &'a str,
+) -> Move<'a> {
     Move { candidate_id: c, application_id: a, stage, role, region, email, key: "", at: "" }
 }
 
@@ -98,8 +105,7 @@ async fn wait_running(app: &TestApp, c: &str, a: &str, activity: &str) {
 }
 
 #[tokio::test]
-async fn an_ashby_trigger_sent_three_times_starts_one_veriff_session_and_one_invite_across_a_worker_killed_mid_start()
-{
+async fn an_ashby_trigger_sent_three_times_starts_one_veriff_session_and_one_invite_across_a_worker_killed_mid_start() {
     let mut app = spawn("hiring-ashby-veriff", "veriff").await;
     let (c, a, email) = ("cand-ash-1", "app-ash-1", "sam.candidate@example.org");
     // The first session create hangs at Veriff until the worker is killed:
@@ -123,14 +129,18 @@ async fn an_ashby_trigger_sent_three_times_starts_one_veriff_session_and_one_inv
 
     let mails = app
         .wait_for("the invite in the mailbox", WAIT, || async {
-            let m: Vec<Value> = app.mailbox().await.into_iter().filter(|m| m["to"].as_str().unwrap_or("").contains(email)).collect();
+            let m: Vec<Value> =
+                app.mailbox().await.into_iter().filter(|m| m["to"].as_str().unwrap_or("").contains(email)).collect();
             (!m.is_empty()).then_some(m)
         })
         .await;
     let sessions = app.provider_sessions().await;
     assert_eq!(sessions.len(), 1, "exactly one Veriff session: {sessions:#?}");
     let session = &sessions[0];
-    assert_eq!((session["provider"].as_str(), session["reference"].as_str()), (Some("veriff"), Some("cand-ash-1:app-ash-1")));
+    assert_eq!(
+        (session["provider"].as_str(), session["reference"].as_str()),
+        (Some("veriff"), Some("cand-ash-1:app-ash-1"))
+    );
     let (session_id, link) = (session["id"].as_str().unwrap(), session["url"].as_str().unwrap());
     assert_eq!(mails.len(), 1, "exactly one invite: {mails:#?}");
     let invite = &mails[0];
@@ -203,20 +213,33 @@ async fn a_role_in_the_none_tier_or_a_stage_that_is_no_trigger_starts_nothing() 
         let key = format!("wha-none-{i}");
         let m = Move { key: &key, at: &when, ..candidate_move(c, a, stage, role, "Berlin", email) };
         let (status, body) = deliver(&app, AtsKind::Ashby, &m).await;
-        assert_eq!((status, body["status"].as_str(), body["reason"].as_str()), (200, Some("ignored"), Some(*reason)), "{body}");
+        assert_eq!(
+            (status, body["status"].as_str(), body["reason"].as_str()),
+            (200, Some("ignored"), Some(*reason)),
+            "{body}"
+        );
         let (status, body) = deliver(&app, AtsKind::Ashby, &m).await;
         assert_eq!((status, body["status"].as_str()), (200, Some("duplicate")), "{body}");
     }
     // A bad signature is refused and starts nothing either.
     let when = at(-1);
-    let m = Move { key: "wha-forged", at: &when, ..candidate_move("cand-x", "app-x", "Identity Check", "Designer", "", email) };
-    let forged = send(&app.http, &app.bridge_url, AtsKind::Ashby, "not-the-secret", m.key, &stage_change(AtsKind::Ashby, &m))
-        .await
-        .unwrap();
+    let m = Move {
+        key: "wha-forged",
+        at: &when,
+        ..candidate_move("cand-x", "app-x", "Identity Check", "Designer", "", email)
+    };
+    let forged =
+        send(&app.http, &app.bridge_url, AtsKind::Ashby, "not-the-secret", m.key, &stage_change(AtsKind::Ashby, &m))
+            .await
+            .unwrap();
     assert_eq!(forged.status, 401, "{:?}", forged.body);
     // The one trigger that does start, so that "nothing" above is not just slowness.
     let when = at(-1);
-    let m = Move { key: "wha-go", at: &when, ..candidate_move("cand-go", "app-go", "identity check", "Designer", "", email) };
+    let m = Move {
+        key: "wha-go",
+        at: &when,
+        ..candidate_move("cand-go", "app-go", "identity check", "Designer", "", email)
+    };
     assert_eq!(deliver(&app, AtsKind::Ashby, &m).await.1["status"], "accepted", "stage names match without case");
     app.wait_for("the one invite", WAIT, || async { (app.mailbox().await.len() == 1).then_some(()) }).await;
     for (c, a, ..) in rows {
@@ -228,7 +251,8 @@ async fn a_role_in_the_none_tier_or_a_stage_that_is_no_trigger_starts_nothing() 
     assert_eq!(sessions[0]["reference"], "cand-go:app-go");
     let stored = app.deliveries(Some("cand-none-1")).await;
     assert!(
-        stored.iter().any(|d| d.processing_result == "ignored" && d.payload.as_deref().is_some_and(|p| p.contains("\"tier\":\"none\""))),
+        stored.iter().any(|d| d.processing_result == "ignored"
+            && d.payload.as_deref().is_some_and(|p| p.contains("\"tier\":\"none\""))),
         "the ignored trigger is recorded with its tier"
     );
     assert!(stored.iter().all(|d| d.payload.as_deref().is_none_or(|p| !p.contains(email))), "never the address");
@@ -238,14 +262,16 @@ async fn a_role_in_the_none_tier_or_a_stage_that_is_no_trigger_starts_nothing() 
 async fn a_greenhouse_trigger_starts_a_persona_inquiry_at_the_tiers_template_and_mails_its_one_time_link() {
     let app = spawn("hiring-greenhouse-persona", "persona").await;
     let (c, a, email) = ("4400123", "5500456", "remote.sre@example.org");
-    let m = Move { key: "gh-evt-1", at: "", ..candidate_move(c, a, "Identity Check", "Site Reliability Engineer", "Remote", email) };
+    let m = Move {
+        key: "gh-evt-1",
+        at: "",
+        ..candidate_move(c, a, "Identity Check", "Site Reliability Engineer", "Remote", email)
+    };
     let (status, body) = deliver(&app, AtsKind::Greenhouse, &m).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("accepted")), "{body}");
     let (status, body) = deliver(&app, AtsKind::Greenhouse, &m).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("duplicate")), "Greenhouse's retry: {body}");
-    let mail = app
-        .wait_for("the invite", WAIT, || async { app.mailbox().await.into_iter().next() })
-        .await;
+    let mail = app.wait_for("the invite", WAIT, || async { app.mailbox().await.into_iter().next() }).await;
     let sessions = app.provider_sessions().await;
     assert_eq!(sessions.len(), 1, "{sessions:#?}");
     let inquiry = &sessions[0];
@@ -264,4 +290,104 @@ async fn a_greenhouse_trigger_starts_a_persona_inquiry_at_the_tiers_template_and
         .await;
     assert_eq!((state.starts[0].tier.as_str(), state.starts[0].provider.as_str()), ("enhanced", "persona"));
     assert_eq!(state.verification_check_id, inquiry["id"].as_str().unwrap());
+}
+
+/// Trigger a verification for (c, a) and wait for its invite; the session.
+async fn invited(app: &TestApp, c: &str, a: &str, email: &str, key: &str) -> Value {
+    let when = at(-2);
+    let m = Move { key, at: &when, ..candidate_move(c, a, "Identity Check", "Designer", "Berlin", email) };
+    assert_eq!(deliver(app, AtsKind::Ashby, &m).await.1["status"], "accepted");
+    app.wait_for("the invite", WAIT, || async {
+        let mails = app.mailbox().await;
+        mails.iter().any(|m| m["to"].as_str().unwrap_or("").contains(email)).then_some(())
+    })
+    .await;
+    let reference = format!("{c}:{a}");
+    app.provider_sessions().await.into_iter().find(|s| s["reference"] == reference.as_str()).unwrap()
+}
+
+async fn veriff_says(app: &TestApp, c: &str, a: &str, check: &str, outcome: Outcome, n: u32) -> Value {
+    let signer = Signer::new(ProviderKind::Veriff, VERIFF_SHARED, API_KEY);
+    let b = body(ProviderKind::Veriff, outcome, &format!("{c}:{a}"), check, n, &at(-1));
+    let reply = signer.send(&app.http, &app.bridge_url, &b).await.unwrap();
+    // 202 taken, 200 a duplicate (docs/contract.md §2).
+    assert!(matches!(reply.status, 200 | 202), "{}: {:?}", reply.status, reply.body);
+    reply.body
+}
+
+#[tokio::test]
+async fn an_expired_session_is_replaced_and_its_new_link_mailed_once() {
+    let app = spawn("hiring-expiry", "veriff").await;
+    let (c, a, email) = ("cand-exp-1", "app-exp-1", "late.candidate@example.org");
+    let first = invited(&app, c, a, email, "wha-exp-1").await;
+    let first_id = first["id"].as_str().unwrap();
+    assert_eq!(veriff_says(&app, c, a, first_id, Outcome::Expired, 1).await["status"], "accepted");
+    assert_eq!(veriff_says(&app, c, a, first_id, Outcome::Expired, 1).await["status"], "duplicate");
+    let mails = app
+        .wait_for("the re-invite", WAIT, || async {
+            let mails = app.mailbox().await;
+            (mails.len() >= 2).then_some(mails)
+        })
+        .await;
+    let sessions = app.provider_sessions().await;
+    assert_eq!(sessions.len(), 2, "one new session: {sessions:#?}");
+    let second = sessions.iter().find(|s| s["id"] != first["id"]).unwrap();
+    let reinvite = &mails[1];
+    assert_eq!(reinvite["subject"], "A new link to verify your identity");
+    let text = reinvite["text"].as_str().unwrap();
+    assert!(text.contains(second["url"].as_str().unwrap()) && !text.contains(first["url"].as_str().unwrap()));
+    // Another expiry of the same session (a new event) starts nothing more.
+    veriff_says(&app, c, a, first_id, Outcome::Expired, 2).await;
+    app.wait_for("the second expiry recorded", WAIT, || async {
+        let t = app.timeline(c, a).await.ok()?;
+        (t.iter().filter(|e| e.kind == "verification_expired").count() == 2).then_some(())
+    })
+    .await;
+    let state = app.state(c, a).await.unwrap();
+    assert_eq!(state.starts.len(), 2, "{:#?}", state.starts);
+    assert!(state.starts[0].expired && state.starts[1].replaces == first_id && state.starts[1].invited);
+    assert_eq!(state.verification_check_id, second["id"].as_str().unwrap(), "the new session is the check now");
+    assert_eq!(app.mailbox().await.len(), 2, "the new link was mailed once");
+    assert_eq!(app.provider_sessions().await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_needs_review_with_liveness_low_steps_up_to_the_enhanced_tier_once_instead_of_queueing() {
+    let dir = std::env::temp_dir().join(format!("vbridge-hiring-stepup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let reasons = dir.join("reasons.toml");
+    std::fs::write(&reasons, "[veriff]\n\"102\" = \"liveness-low\"\n").unwrap();
+    let mut app = spawn("hiring-step-up", "veriff").await;
+    app.kill_bridge();
+    app.start_bridge(&[("VBRIDGE_PROVIDER_REASON_MAP", &reasons.display().to_string())]).await;
+    let (c, a, email) = ("cand-step-1", "app-step-1", "step.up@example.org");
+    let first = invited(&app, c, a, email, "wha-step-1").await;
+    let first_id = first["id"].as_str().unwrap();
+    veriff_says(&app, c, a, first_id, Outcome::NeedsReview, 1).await;
+    let mails = app
+        .wait_for("the step-up's invite", WAIT, || async {
+            let mails = app.mailbox().await;
+            (mails.len() >= 2).then_some(mails)
+        })
+        .await;
+    let state = app.wait_synced(c, a, "needs_review").await;
+    assert!(state.review.is_none(), "not queued for a reviewer: {:?}", state.review);
+    assert_eq!(state.starts.len(), 2);
+    let step = &state.starts[1];
+    assert_eq!((step.tier.as_str(), step.step_up_of.as_str()), ("enhanced", first_id));
+    let sessions = app.provider_sessions().await;
+    let second = sessions.iter().find(|s| s["id"].as_str() == Some(step.session_id.as_str())).unwrap();
+    assert!(mails[1]["text"].as_str().unwrap().contains(second["url"].as_str().unwrap()));
+    // The step-up's own needs_review goes to the queue: once per check.
+    veriff_says(&app, c, a, &step.session_id, Outcome::NeedsReview, 2).await;
+    app.wait_for("the review item", WAIT, || async {
+        app.state(c, a).await.ok().filter(|s| s.review.is_some()).map(|_| ())
+    })
+    .await;
+    // Still needs_review (the state did not move), but the item is queued now;
+    // the first check stepped up once.
+    let state = app.state(c, a).await.unwrap();
+    assert_eq!(state.starts.len(), 2, "no third start");
+    assert_eq!(app.provider_sessions().await.len(), 2);
+    assert_eq!(app.mailbox().await.len(), 2);
 }

@@ -10,14 +10,18 @@
 //! Pure: the decision is [`request_effect`], tested row by row; the rest
 //! records what the activities answered.
 
-use super::CandidateVerification;
 use super::writes::failure_message;
+use super::{CandidateVerification, QUEUE_LINK_FIELD};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::time::Duration;
 use temporalio_common::RetryPolicy;
 use temporalio_sdk::{ActivityExecutionError, ActivityOptions};
 use vbridge_activity_defs::{MAIL_REJECTED, START_REJECTED};
+use vbridge_core::domain::VerificationState;
+use vbridge_core::machine;
 use vbridge_core::policy::Policy;
+use vbridge_core::policy::STATE_FIELD;
 use vbridge_core::record::RecordKind;
 use vbridge_proto::{EventSignal, HiringStart, MailRequest, MailResult, StartRequest, StartResult, TimelineEntry};
 
@@ -26,6 +30,18 @@ pub const STARTS_KEEP: usize = 8;
 
 /// The mail kind of the first message of a start.
 pub const MAIL_INVITE: &str = "invite";
+/// The mail kind of the first message of a start that replaces an expired session.
+pub const MAIL_REINVITE: &str = "reinvite";
+
+/// Whether a `needs_review` on `check` with these codes steps up, given
+/// the starts so far: the policy names a tier for one of the codes, the
+/// check is not itself a step-up's, and it was not stepped up before
+/// (once per check).
+pub fn steps_up(starts: &[HiringStart], check: &str, listed: bool) -> bool {
+    let is_step_up = starts.iter().any(|s| !s.step_up_of.is_empty() && s.session_id == check);
+    let stepped = starts.iter().any(|s| s.step_up_of == check);
+    listed && !check.is_empty() && !is_step_up && !stepped && starts.len() < STARTS_KEEP
+}
 
 /// What one `verification.requested` does, decided from the state alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +162,118 @@ impl CandidateVerification {
         self.timeline.push_back(entry);
     }
 
+    /// A `needs_review` whose reason codes the policy steps up (with the
+    /// hiring patch): a new start at the step-up tier, instead of the review
+    /// queue. Whether it stepped up.
+    pub(super) fn step_up(&mut self, policy: &Policy, now: &str, workflow_id: &str, ev: &EventSignal) -> bool {
+        let Some(tier) = policy.hiring().and_then(|h| h.step_up(&ev.reason_codes)) else { return false };
+        if !steps_up(&self.view.starts, &ev.verification_check_id, true) {
+            return false;
+        }
+        let key = start_key(workflow_id, &tier.name, self.view.starts.len());
+        let mut entry = self.entry(now, RecordKind::VerificationRequested, ev);
+        entry.event_id = format!("step-up:{}", ev.event_id);
+        entry.state_before = self.view.state.clone();
+        entry.state_after = self.view.state.clone();
+        entry.reason = format!(
+            "step-up: needs_review on check {} with {}; a verification at tier {} is started instead of the review queue",
+            ev.verification_check_id,
+            ev.reason_codes.join(", "),
+            tier.name
+        );
+        entry.detail =
+            serde_json::json!({"tier": tier.name, "key": key, "step_up_of": ev.verification_check_id}).to_string();
+        self.timeline.push_back(entry);
+        self.view.starts.push(HiringStart {
+            key,
+            tier: tier.name.clone(),
+            template: tier.template.clone().unwrap_or_default(),
+            level: tier.level.clone().unwrap_or_default(),
+            trace_id: ev.trace_id.clone(),
+            requested_at: now.to_owned(),
+            event_id: ev.event_id.clone(),
+            step_up_of: ev.verification_check_id.clone(),
+            ..Default::default()
+        });
+        true
+    }
+
+    /// A step-up's own check says needs_review again (the state already is):
+    /// once per check means it goes to the review queue now, as any other
+    /// needs_review does.
+    pub(super) fn queue_step_up_review(&mut self, policy: &Policy, now: &str, workflow_id: &str, ev: &EventSignal) {
+        let check = &ev.verification_check_id;
+        let step_up_check = self.view.starts.iter().any(|s| !s.step_up_of.is_empty() && s.session_id == *check);
+        let again = self.machine.state == VerificationState::NeedsReview
+            && machine::target_state(policy, ev).ok() == Some(VerificationState::NeedsReview);
+        if !(step_up_check && again && self.view.review.is_none() && self.patches().review) {
+            return;
+        }
+        let ids = (ev.event_id.as_str(), ev.trace_id.as_str());
+        let Some(link) = self.follow_review(
+            policy,
+            now,
+            VerificationState::NeedsReview,
+            &ev.reason_codes,
+            false,
+            &ev.evidence_pack_url,
+            ids,
+        ) else {
+            return;
+        };
+        let fields = BTreeMap::from([
+            (STATE_FIELD.to_owned(), VerificationState::NeedsReview.as_str().to_owned()),
+            (QUEUE_LINK_FIELD.to_owned(), link),
+        ]);
+        let req = self.write_request(policy, workflow_id, ids, check, fields);
+        self.queue_write(req);
+        self.view.pending_writes = self.pending.len() as u32;
+        self.view.ats_sync = policy.pending_sync_status().to_owned();
+    }
+
+    /// The provider said a session the bridge started expired (with the
+    /// hiring patch, while undecided): a new session at the same tier, its
+    /// link mailed as a re-invite. Once per session.
+    pub(super) fn restart_expired(&mut self, now: &str, workflow_id: &str, ev: &EventSignal) {
+        let check = &ev.verification_check_id;
+        let Some(i) = self.view.starts.iter().position(|s| !s.session_id.is_empty() && s.session_id == *check) else {
+            return;
+        };
+        if self.view.starts[i].expired {
+            return;
+        }
+        self.view.starts[i].expired = true;
+        let old = self.view.starts[i].clone();
+        let mut entry = self.entry(now, RecordKind::VerificationRequested, ev);
+        entry.event_id = format!("restart:{}", ev.event_id);
+        entry.state_before = self.view.state.clone();
+        entry.state_after = self.view.state.clone();
+        if self.view.starts.len() >= STARTS_KEEP {
+            entry.kind = RecordKind::Refused.into();
+            entry.reason = format!("session {check} expired; {STARTS_KEEP} verifications were started already");
+            self.timeline.push_back(entry);
+            return;
+        }
+        let key = start_key(workflow_id, &old.tier, self.view.starts.len());
+        entry.reason =
+            format!("session {check} expired; a new verification at tier {} is started and its link mailed", old.tier);
+        entry.detail = serde_json::json!({"tier": old.tier, "key": key, "replaces": check}).to_string();
+        self.timeline.push_back(entry);
+        self.view.starts.push(HiringStart {
+            key,
+            tier: old.tier,
+            template: old.template,
+            level: old.level,
+            trace_id: ev.trace_id.clone(),
+            requested_at: now.to_owned(),
+            event_id: ev.event_id.clone(),
+            mail_kind: MAIL_REINVITE.into(),
+            replaces: check.clone(),
+            step_up_of: old.step_up_of,
+            ..Default::default()
+        });
+    }
+
     /// The next step owed: a start not created yet, else an invite not sent.
     pub(super) fn hiring_job(&self) -> Option<HiringJob> {
         let open = |s: &&HiringStart| s.failed.is_empty();
@@ -160,10 +288,11 @@ impl CandidateVerification {
                 trace_id: s.trace_id.clone(),
             }));
         }
-        let s = self.view.starts.iter().filter(open).find(|s| !s.invited)?;
+        let s = self.view.starts.iter().filter(open).find(|s| !s.invited && !s.expired)?;
+        let kind = if s.mail_kind.is_empty() { MAIL_INVITE } else { s.mail_kind.as_str() };
         Some(HiringJob::Mail(MailRequest {
-            key: mail_key(&s.key, MAIL_INVITE),
-            kind: MAIL_INVITE.into(),
+            key: mail_key(&s.key, kind),
+            kind: kind.into(),
             candidate_id: self.candidate_id.clone(),
             application_id: self.application_id.clone(),
             start_key: s.key.clone(),
@@ -296,7 +425,8 @@ mod tests {
         let started = HiringStart { key: "st-1".into(), tier: "standard".into(), ..Default::default() };
         use RequestEffect::*;
         // (seen, decided, tier verifies?, existing, starts, effect)
-        let table: Vec<(bool, bool, Option<bool>, Option<&HiringStart>, usize, RequestEffect)> = vec![
+        type Row<'a> = (bool, bool, Option<bool>, Option<&'a HiringStart>, usize, RequestEffect);
+        let table: Vec<Row> = vec![
             (false, false, Some(true), None, 0, Start),
             (true, false, Some(true), None, 0, Duplicate),
             (true, true, None, Some(&started), 9, Duplicate),
@@ -310,6 +440,32 @@ mod tests {
         for (seen, decided, tier, existing, n, want) in table {
             assert_eq!(request_effect(seen, decided, tier, existing, n), want, "{seen} {decided} {tier:?} {n}");
         }
+    }
+
+    #[test]
+    fn a_check_steps_up_once_and_a_step_ups_own_check_never() {
+        let trigger = HiringStart { key: "st-1".into(), session_id: "chk-1".into(), ..Default::default() };
+        let stepped = HiringStart {
+            key: "st-2".into(),
+            session_id: "chk-2".into(),
+            step_up_of: "chk-1".into(),
+            ..Default::default()
+        };
+        let none: &[HiringStart] = &[];
+        // (starts, check, a listed code, steps up)
+        let table: &[(&[HiringStart], &str, bool, bool)] = &[
+            (std::slice::from_ref(&trigger), "chk-1", true, true),
+            (std::slice::from_ref(&trigger), "chk-1", false, false),
+            (none, "chk-x", true, true),
+            (none, "", true, false),
+            (&[trigger.clone(), stepped.clone()], "chk-1", true, false),
+            (&[trigger.clone(), stepped.clone()], "chk-2", true, false),
+        ];
+        for (starts, check, listed, want) in table {
+            assert_eq!(steps_up(starts, check, *listed), *want, "{check} {listed} among {}", starts.len());
+        }
+        let full = vec![HiringStart::default(); STARTS_KEEP];
+        assert!(!steps_up(&full, "chk-9", true), "bounded");
     }
 
     #[test]

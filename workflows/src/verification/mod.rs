@@ -30,7 +30,7 @@ pub use attributes::{
     SA_APPLICATION_ID, SA_ATS_SYNC, SA_CANDIDATE_ID, SA_PAUSED, SA_REGION, SA_REVIEW_DUE_AT, SA_VERIFICATION_STATE,
     SEARCH_ATTRIBUTES,
 };
-pub use hiring::{MAIL_INVITE, STARTS_KEEP, mail_key, start_key};
+pub use hiring::{MAIL_INVITE, MAIL_REINVITE, STARTS_KEEP, mail_key, start_key, steps_up};
 pub use human::escalation_key;
 pub use notice::{ACTION_RESTART, ACTION_RETAKE};
 pub use patches::{

@@ -89,6 +89,10 @@ impl CandidateVerification {
         entry.detail = serde_json::json!({ "verification_check_id": ev.verification_check_id }).to_string();
         self.timeline.push_back(entry);
         let NoticeEffect::Tell { action } = effect else { return };
+        // A session the bridge started expired: it starts a new one.
+        if self.patches().hiring && et == EventType::Expired {
+            self.restart_expired(now, workflow_id, ev);
+        }
         self.view.action_required = action.to_owned();
         let check = Some(ev.verification_check_id.clone()).filter(|c| !c.is_empty()).or_else(|| self.known_check_id());
         let Some(check) = check else { return };

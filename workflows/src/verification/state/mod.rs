@@ -381,7 +381,12 @@ impl CandidateVerification {
                 if let Some(w) = write.as_mut() {
                     self.clear_action(&mut w.fields);
                 }
-                if self.patches().review {
+                // A needs_review the policy steps up starts a verification
+                // at the step-up tier instead of the review queue.
+                let stepped = self.patches().hiring
+                    && policy.review_route(after).is_some()
+                    && self.step_up(&policy, now, workflow_id, &ev);
+                if self.patches().review && !stepped {
                     let link = self.follow_review(
                         &policy,
                         now,
@@ -421,6 +426,9 @@ impl CandidateVerification {
                     entry.reason.push_str("; a webhook cannot downgrade (an admin's override can)");
                 }
                 self.timeline.push_back(entry);
+                if self.patches().hiring {
+                    self.queue_step_up_review(&policy, now, workflow_id, &ev);
+                }
             }
         }
         updates
