@@ -4,6 +4,7 @@
 //! sink as the mail server.
 
 use crate::harness::{AUDITOR_TOKEN, OPS_TOKEN, Options, TestApp, at};
+use crate::replay::{CURRENT, check_and_save, history_json};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -198,6 +199,13 @@ async fn an_ashby_trigger_sent_three_times_starts_one_veriff_session_and_one_inv
         .await;
     assert!(audit_text.contains(&sha256(email)) && audit_text.contains(&message_id), "its recipient's hash and id");
     assert!(!audit_text.contains(email) && !audit_text.contains(link), "and neither the address nor the link");
+    save(&app, c, a, "trigger").await;
+}
+
+/// Keep the workflow's history as a saved shape (`VBRIDGE_WRITE_HISTORY=1`).
+async fn save(app: &TestApp, c: &str, a: &str, shape: &str) {
+    let json = history_json(app, &workflow_id(c, a), None).await;
+    check_and_save(&json, &format!("candidate_verification_{CURRENT}_{shape}.json")).await;
 }
 
 #[tokio::test]
@@ -349,6 +357,7 @@ async fn an_expired_session_is_replaced_and_its_new_link_mailed_once() {
     assert_eq!(state.verification_check_id, second["id"].as_str().unwrap(), "the new session is the check now");
     assert_eq!(app.mailbox().await.len(), 2, "the new link was mailed once");
     assert_eq!(app.provider_sessions().await.len(), 2);
+    save(&app, c, a, "reinvite").await;
 }
 
 #[tokio::test]
@@ -390,4 +399,5 @@ async fn a_needs_review_with_liveness_low_steps_up_to_the_enhanced_tier_once_ins
     assert_eq!(state.starts.len(), 2, "no third start");
     assert_eq!(app.provider_sessions().await.len(), 2);
     assert_eq!(app.mailbox().await.len(), 2);
+    save(&app, c, a, "step_up").await;
 }

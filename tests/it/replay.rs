@@ -28,6 +28,11 @@
 //!   the same twelve, and a provider's retake of a pending verification,
 //!   its ATS write, then the decision that clears it (`notice`, saved by
 //!   `providers::notices::...`).
+//! - `candidate_verification_hiring_*.json`: with `hiring-loop-v1`: the same
+//!   thirteen, and the hiring loop (saved by `hiring::...`): an ATS trigger
+//!   started at the provider and invited, across a worker killed mid-start
+//!   (`trigger`), an expired session replaced and re-invited (`reinvite`),
+//!   and a needs_review stepped up, then the step-up's own queued (`step_up`).
 //! - `reconciliation_healed.json`: a `Reconciliation` run that found a drift
 //!   and healed it.
 //! - `audit_retention_ran.json`: an `AuditRetention` run the schedule started
@@ -39,7 +44,7 @@ use temporalio_client::{WorkflowExecutionInfo, WorkflowFetchHistoryOptions, Work
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 use vbridge::devtools::client::{decision, started};
 use vbridge_workflows::CandidateVerification;
-use vbridge_workflows::verification::{NOTICES_PATCH, REVERSAL_PATCH};
+use vbridge_workflows::verification::{HIRING_PATCH, NOTICES_PATCH, REVERSAL_PATCH};
 
 const HISTORIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/histories");
 /// The shapes the saved histories must cover.
@@ -103,12 +108,28 @@ const REQUIRED: &[&str] = &[
     "candidate_verification_notices_redriven.json",
     "candidate_verification_notices_reversal.json",
     "candidate_verification_notices_notice.json",
+    "candidate_verification_hiring_happy.json",
+    "candidate_verification_hiring_deferred_failed.json",
+    "candidate_verification_hiring_continued.json",
+    "candidate_verification_hiring_coalesced.json",
+    "candidate_verification_hiring_closed.json",
+    "candidate_verification_hiring_reopened.json",
+    "candidate_verification_hiring_escalated.json",
+    "candidate_verification_hiring_overridden.json",
+    "candidate_verification_hiring_banner.json",
+    "candidate_verification_hiring_paused.json",
+    "candidate_verification_hiring_redriven.json",
+    "candidate_verification_hiring_reversal.json",
+    "candidate_verification_hiring_notice.json",
+    "candidate_verification_hiring_trigger.json",
+    "candidate_verification_hiring_reinvite.json",
+    "candidate_verification_hiring_step_up.json",
     "reconciliation_healed.json",
     "audit_retention_ran.json",
 ];
 
 /// The newest patch's prefix: fresh histories are saved under it.
-pub(crate) const CURRENT: &str = "notices";
+pub(crate) const CURRENT: &str = "hiring";
 
 fn replayer() -> WorkflowReplayer {
     let opts = WorkflowReplayerOptions::new()
@@ -174,6 +195,9 @@ async fn saved_histories_replay_deterministically() {
             "redriven" => &["\"retry_writes\"", "AtsPermanentRejection"],
             "reversal" => &["\"override\"", "ReviewDueAt", "WorkflowExecutionUpdateCompletedEventAttributes"],
             "notice" => &["AtsActivities::write_verification", "WorkflowExecutionSignaledEventAttributes"],
+            "trigger" | "reinvite" | "step_up" => {
+                &["HiringActivities::start_verification", "HiringActivities::send_mail"]
+            }
             "healed" => &["ReconcileActivities::diff_page", "AtsActivities::write_verification", "record_report"],
             "retention_ran" => &["RetentionActivities::retain", "WorkflowExecutionCompletedEventAttributes"],
             _ => &[],
@@ -186,16 +210,35 @@ async fn saved_histories_replay_deterministically() {
             // provider_reversal record and its review item.
             let payloads = decoded_payloads(&text);
             // The run's newest patch marker (each implies the reversal patch).
-            let marker = if name.contains("_notices_") { NOTICES_PATCH } else { REVERSAL_PATCH };
+            let marker = if name.contains("_hiring_") {
+                HIRING_PATCH
+            } else if name.contains("_notices_") {
+                NOTICES_PATCH
+            } else {
+                REVERSAL_PATCH
+            };
             for needle in [marker, "\"kind\":\"provider_reversal\"", r#"\"flags\":[\"provider_reversal\"]"#] {
                 assert!(payloads.contains(needle), "{name} does not cover {needle}");
             }
         }
         if shape == "notice" {
             let payloads = decoded_payloads(&text);
+            let marker = if name.contains("_hiring_") { HIRING_PATCH } else { NOTICES_PATCH };
             for needle in
-                [NOTICES_PATCH, "\"kind\":\"retake_requested\"", "\"verification_action_required\":\"retake\""]
+                [marker, "\"kind\":\"retake_requested\"", "\"verification_action_required\":\"retake\""]
             {
+                assert!(payloads.contains(needle), "{name} does not cover {needle}");
+            }
+        }
+        let hiring: &[&str] = match shape {
+            "trigger" => &["\"kind\":\"verification_requested\"", "\"kind\":\"verification_started\"", "\"kind\":\"mail_sent\""],
+            "reinvite" => &["\"kind\":\"verification_expired\"", "\"kind\":\"reinvite\"", "replaces"],
+            "step_up" => &["step_up_of", "\"kind\":\"review_routed\"", "step-up:"],
+            _ => &[],
+        };
+        if !hiring.is_empty() {
+            let payloads = decoded_payloads(&text);
+            for needle in [HIRING_PATCH].iter().chain(hiring) {
                 assert!(payloads.contains(needle), "{name} does not cover {needle}");
             }
         }
