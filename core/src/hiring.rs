@@ -9,6 +9,31 @@
 //! from what the ATS said about the job and what the provider said about
 //! the check; nothing here starts, mails or waits.
 
+/// The extension `vbridge dev` adds to a policy without one, and the one
+/// docs/hiring.md walks through: a trigger stage, three tiers, step-up on
+/// two reason codes, a deadline with two reminders.
+pub const EXAMPLE_EXTENSION: &str = r#"
+verification:
+  trigger:
+    stages: ["Identity Check"]
+  riskTiers:
+    - name: none
+      when: { roles: ["Internal Transfer"] }
+      verify: false
+    - name: enhanced
+      when: { regions: ["remote"], roles: ["Site Reliability Engineer"] }
+      template: "itmpl_enhanced"
+    - name: standard
+      default: true
+      template: "itmpl_standard"
+  stepUp:
+    reasonCodes: ["liveness-low", "voice-mismatch"]
+    tier: enhanced
+  deadline:
+    hoursBeforeInterview: 24
+    remindersHoursBeforeDeadline: [24, 4]
+"#;
+
 use crate::policy::PolicyProblem;
 use serde::Deserialize;
 use std::collections::BTreeSet;

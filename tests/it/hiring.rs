@@ -21,27 +21,7 @@ const GREENHOUSE_SECRET: &str = "it-greenhouse-webhook-secret";
 const VERIFF_SHARED: &str = "it-veriff-shared";
 
 /// The seed's policy with the hiring loop's extension (docs/contract.md §8).
-pub(crate) const EXTENSION: &str = r#"
-verification:
-  trigger:
-    stages: ["Identity Check"]
-  riskTiers:
-    - name: none
-      when: { roles: ["Internal Transfer"] }
-      verify: false
-    - name: enhanced
-      when: { regions: ["remote"], roles: ["Site Reliability Engineer"] }
-      template: "itmpl_enhanced"
-    - name: standard
-      default: true
-      template: "itmpl_standard"
-  stepUp:
-    reasonCodes: ["liveness-low", "voice-mismatch"]
-    tier: enhanced
-  deadline:
-    hoursBeforeInterview: 24
-    remindersHoursBeforeDeadline: [24, 4]
-"#;
+pub(crate) const EXTENSION: &str = vbridge_core::hiring::EXAMPLE_EXTENSION;
 
 /// A bridge with the hiring loop on, starting verifications at `provider`.
 async fn spawn(name: &str, provider: &str) -> TestApp {

@@ -224,14 +224,14 @@ async fn saved_histories_replay_deterministically() {
         if shape == "notice" {
             let payloads = decoded_payloads(&text);
             let marker = if name.contains("_hiring_") { HIRING_PATCH } else { NOTICES_PATCH };
-            for needle in
-                [marker, "\"kind\":\"retake_requested\"", "\"verification_action_required\":\"retake\""]
-            {
+            for needle in [marker, "\"kind\":\"retake_requested\"", "\"verification_action_required\":\"retake\""] {
                 assert!(payloads.contains(needle), "{name} does not cover {needle}");
             }
         }
         let hiring: &[&str] = match shape {
-            "trigger" => &["\"kind\":\"verification_requested\"", "\"kind\":\"verification_started\"", "\"kind\":\"mail_sent\""],
+            "trigger" => {
+                &["\"kind\":\"verification_requested\"", "\"kind\":\"verification_started\"", "\"kind\":\"mail_sent\""]
+            }
             "reinvite" => &["\"kind\":\"verification_expired\"", "\"kind\":\"reinvite\"", "replaces"],
             "step_up" => &["step_up_of", "\"kind\":\"review_routed\"", "step-up:"],
             _ => &[],

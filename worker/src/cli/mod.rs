@@ -58,6 +58,9 @@ pub enum Command {
         /// greenhouse (Harvest v3, OAuth), greenhouse-v1, ashby or lever.
         #[arg(long, default_value = "generic")]
         ats: String,
+        /// The sandbox's SMTP sink, the mailbox the bridge mails in dev.
+        #[arg(long, default_value_t = 2525)]
+        smtp_port: u16,
     },
     /// Run only the sandbox ATS (docs/contract.md §4), which can be told to fail.
     #[cfg(feature = "devtools")]
@@ -172,6 +175,8 @@ pub enum Command {
         /// Veriff's X-AUTH-CLIENT (default: VBRIDGE_VERIFF_API_KEY, else the dev key).
         #[arg(long)]
         api_key: Option<String>,
+        #[command(flatten)]
+        one: dev::OneCandidate,
     },
     /// Measure the spine (ack throughput and latency, bare signal-with-start,
     /// duplicates, a flood, the outbox, end to end, a burst and its bare
@@ -188,8 +193,10 @@ pub async fn run(command: Command) -> ExitCode {
         Command::Serve { config, roles } => serve::serve(config, roles).await,
         Command::Migrate => serve::migrate().await,
         #[cfg(feature = "devtools")]
-        Command::Dev { config, temporal_port, ui_port, ats_port, ats } => {
-            dev::dev(config, temporal_port, ui_port, ats_port, ats).await
+        Command::Dev { config, temporal_port, ui_port, ats_port, ats, smtp_port } => {
+            let opts =
+                vbridge::devtools::stack::DevOptions { config, temporal_port, ui_port, ats_port, ats, smtp_port };
+            dev::dev(opts).await
         }
         #[cfg(feature = "devtools")]
         Command::SandboxAts { listen } => dev::sandbox(&listen).await,
@@ -215,11 +222,19 @@ pub async fn run(command: Command) -> ExitCode {
         #[cfg(feature = "devtools")]
         Command::Bench(o) => vbridge::devtools::bench::run(o).await,
         #[cfg(feature = "devtools")]
+        Command::Simulate { url, secret, one, .. } if one.ats.is_some() => {
+            dev::simulate_stage_change(url, secret, one).await
+        }
+        #[cfg(feature = "devtools")]
+        Command::Simulate { url, secret, provider: Some(kind), api_key, one, .. } if one.check.is_some() => {
+            dev::simulate_check(url, kind, secret, api_key, one).await
+        }
+        #[cfg(feature = "devtools")]
         Command::Simulate { url, secret, candidates, provider: None, .. } => {
             dev::simulate(url, secret, candidates).await
         }
         #[cfg(feature = "devtools")]
-        Command::Simulate { url, secret, candidates, provider: Some(kind), api_key } => {
+        Command::Simulate { url, secret, candidates, provider: Some(kind), api_key, .. } => {
             dev::simulate_provider(url, kind, secret, api_key, candidates).await
         }
     })

@@ -16,6 +16,15 @@ pub fn dev_secret(kind: AtsKind) -> &'static str {
     }
 }
 
+/// The adapter `vbridge dev` gives an unconfigured ATS route.
+pub fn dev_adapter(kind: AtsKind) -> Box<dyn vbridge_core::intake::ats::AtsAdapter> {
+    let secret = Secret::raw(dev_secret(kind), 1).expect("the dev secret is valid");
+    match kind {
+        AtsKind::Greenhouse => Box::new(vbridge_core::intake::ats::Greenhouse::new(vec![secret])),
+        AtsKind::Ashby => Box::new(vbridge_core::intake::ats::Ashby::new(vec![secret])),
+    }
+}
+
 /// The setting that holds an ATS's webhook secret.
 pub fn secret_var(kind: AtsKind) -> &'static str {
     match kind {

@@ -8,6 +8,7 @@ use crate::devtools::devserver::{DevServer, DevServerOptions};
 use crate::devtools::providers::{DEV_VERIFF_API_KEY, dev_adapter, dev_secret};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use vbridge_core::intake::ats::AtsKind;
 use vbridge_core::intake::providers::ProviderKind;
 
 pub struct DevOptions {
@@ -17,6 +18,9 @@ pub struct DevOptions {
     pub ats_port: u16,
     /// The API the sandbox speaks to the bridge (`generic`, `greenhouse`, ...).
     pub ats: String,
+    /// The sandbox's SMTP sink (the mailbox), which the bridge mails through
+    /// unless VBRIDGE_SMTP_URL is set.
+    pub smtp_port: u16,
 }
 
 pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
@@ -40,6 +44,20 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         None => vec![],
     };
 
+    // The hiring loop answers in dev: the ATS routes get dev secrets, and a
+    // policy without the `verification` extension gets the example one.
+    let dev_ats: Vec<AtsKind> = match std::sync::Arc::get_mut(&mut cfg.ats_hooks) {
+        Some(h) => {
+            AtsKind::ALL.into_iter().filter(|k| h.add_missing(crate::devtools::ats_hooks::dev_adapter(*k))).collect()
+        }
+        None => vec![],
+    };
+    let example_policy = cfg.policy.hiring().is_none();
+    if example_policy {
+        let text = format!("{}{}", cfg.policy.text(), vbridge_core::hiring::EXAMPLE_EXTENSION);
+        cfg.policy = vbridge_core::Policy::parse(&text)?;
+    }
+
     let impersonating = opts.ats != "generic";
     if impersonating && cfg.ats_url.is_some() {
         anyhow::bail!("--ats {} impersonates an ATS in the sandbox: unset VBRIDGE_ATS_URL", opts.ats);
@@ -54,10 +72,24 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
             .into_iter()
             .map(|f| cfg.ats_field_map.0.get(&f).cloned().unwrap_or(f))
             .collect();
-        tokio::spawn(crate::devtools::sandbox::serve_with(listener, Some(known), async move {
+        let smtp = tokio::net::TcpListener::bind(("127.0.0.1", opts.smtp_port)).await?;
+        let smtp_addr = smtp.local_addr()?;
+        tokio::spawn(crate::devtools::sandbox::serve_with_mail(listener, Some(smtp), Some(known), async move {
             let _ = rx.wait_for(|v| *v).await;
         }));
         cfg.ats_url = Some(url.clone());
+        // Verifications start at the sandbox's Veriff, and mail goes to its
+        // mailbox, unless configured otherwise.
+        if cfg.hiring.start.is_none() {
+            cfg.hiring.start = Some(vbridge_activities::hiring::start::ProviderApi {
+                provider: vbridge_activities::hiring::start::StartProvider::Veriff,
+                url: url.clone(),
+                key: crate::devtools::sandbox::impersonate::API_KEY.into(),
+            });
+        }
+        if cfg.hiring.mail.is_none() {
+            cfg.hiring.mail = Some((format!("smtp://{smtp_addr}"), "vbridge dev <hiring@localhost>".into()));
+        }
         if impersonating {
             cfg.ats_kind = crate::devtools::sandbox::impersonate::connector_for(&opts.ats, &url).ok_or_else(|| {
                 anyhow::anyhow!("--ats {}: generic, greenhouse, greenhouse-v1, ashby or lever", opts.ats)
@@ -99,6 +131,23 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
                 (true, _) => println!("  {:<12} {route} (dev secret {})", kind.as_str(), dev_secret(kind)),
             }
         }
+        for kind in AtsKind::ALL {
+            let route = format!("POST http://{addr}/webhooks/ats/{}", kind.as_str());
+            match dev_ats.contains(&kind) {
+                true => println!("  {:<12} {route} (dev secret {})", kind.as_str(), crate::devtools::ats_hooks::dev_secret(kind)),
+                false => println!("  {:<12} {route} (configured)", kind.as_str()),
+            }
+        }
+        if let Some(u) = &sandbox_url {
+            println!("  mailbox      {u}/_sandbox/mailbox (the invites the bridge mails)");
+            println!("  sessions     {u}/_sandbox/providers/sessions (verifications started at the sandbox's Veriff)");
+        }
+        if example_policy {
+            println!("  hiring loop  the policy has no `verification` extension: the example of docs/hiring.md is used");
+        }
+        println!(
+            "  start one:   vbridge simulate --url http://{addr} --ats ashby --candidate cand-1 --application 7001 --email you@example.org"
+        );
         for (name, var) in &declared {
             println!("  {name:<12} POST http://{addr}/webhooks/custom/{name} (declared; secrets in {var})");
         }

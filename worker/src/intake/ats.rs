@@ -34,6 +34,16 @@ impl AtsHooks {
         self.adapters.iter().find(|a| a.kind() == kind).map(|a| &**a)
     }
 
+    /// Add `adapter` unless its ATS is configured already (`vbridge dev`
+    /// fills the unconfigured routes with dev secrets); whether it was added.
+    pub fn add_missing(&mut self, adapter: Box<dyn AtsAdapter>) -> bool {
+        let missing = self.get(adapter.kind()).is_none();
+        if missing {
+            self.adapters.push(adapter);
+        }
+        missing
+    }
+
     pub fn configured(&self) -> Vec<AtsKind> {
         self.adapters.iter().map(|a| a.kind()).collect()
     }

@@ -141,14 +141,23 @@ async fn verify_page(State(s): State<Sandbox>, Path((provider, id)): Path<(Strin
 
 fn session_page(p: &ProviderSession) -> Response {
     let e = |t: &str| t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    // What the provider would send once the candidate is done, as the
+    // command that sends it (docs/hiring.md's walkthrough).
+    let (c, a) = p.reference.split_once(':').unwrap_or((&p.reference, ""));
+    let complete = format!(
+        "vbridge simulate --provider {} --check {} --candidate {c} --application {a} --outcome verified",
+        p.provider, p.id
+    );
     let html = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sandbox {provider}</title></head><body>\
          <h1>Sandbox {provider}</h1><p>verification session <code>{id}</code> for <b>{reference}</b></p>\
-         <p>Created {at}. The sandbox does not verify anyone: it only shows that the link works.</p></body></html>",
+         <p>Created {at}. The sandbox does not verify anyone: it only shows that the link works.</p>\
+         <p>To play the provider's decision: <code>{complete}</code></p></body></html>",
         provider = e(&p.provider),
         id = e(&p.id),
         reference = e(&p.reference),
         at = e(&p.created_at),
+        complete = e(&complete),
     );
     ([(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
 }
