@@ -190,6 +190,10 @@ pub enum EventType {
     /// §8): start a verification at the tier the intake picked. Only an
     /// ATS's route makes one; on the IL route the name is an unknown type.
     Requested,
+    /// An ATS booked, moved or cancelled an interview (docs/contract.md
+    /// §8): its time sets the deadline; booked while the gate is closed, it
+    /// is a bypass. Only an ATS's route makes one.
+    Interview,
 }
 
 impl EventType {
@@ -200,13 +204,14 @@ impl EventType {
             EventType::RetakeRequested => "verification.retake_requested",
             EventType::Expired => "verification.expired",
             EventType::Requested => "verification.requested",
+            EventType::Interview => "interview.scheduled",
         }
     }
 
     /// Made only by a route's own adapter (a provider's notices, an ATS's
     /// request): on the IL route the name is an unknown type (`ignored`).
     pub fn is_route_only(self) -> bool {
-        self.is_notice() || self == EventType::Requested
+        self.is_notice() || matches!(self, EventType::Requested | EventType::Interview)
     }
 
     /// A provider's notice: recorded and shown in the ATS, never a move of
@@ -225,6 +230,7 @@ impl FromStr for EventType {
             "verification.retake_requested" => Ok(EventType::RetakeRequested),
             "verification.expired" => Ok(EventType::Expired),
             "verification.requested" => Ok(EventType::Requested),
+            "interview.scheduled" => Ok(EventType::Interview),
             other => Err(ParseError { field: "event_type", problem: format!("unknown event type \"{other}\"") }),
         }
     }

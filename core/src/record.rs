@@ -79,6 +79,13 @@ pub enum RecordKind {
     /// A message was mailed: its kind, the recipient's SHA-256 and its
     /// Message-ID in `detail`; never the address, never the link.
     MailSent,
+    /// The ATS booked (or moved) an interview while the gate was open.
+    InterviewScheduled,
+    /// The ATS booked an interview while the application's gate was closed:
+    /// flagged in the ATS, the recruiter told (the gate's reason in the record).
+    GateBypass,
+    /// The ATS cancelled the interview: its reminders are cancelled.
+    InterviewCancelled,
 }
 
 impl RecordKind {
@@ -113,6 +120,9 @@ impl RecordKind {
         RecordKind::VerificationStarted,
         RecordKind::VerificationStartFailed,
         RecordKind::MailSent,
+        RecordKind::InterviewScheduled,
+        RecordKind::GateBypass,
+        RecordKind::InterviewCancelled,
     ];
 
     /// The stored string (the same as its serde form).
@@ -147,6 +157,9 @@ impl RecordKind {
             RecordKind::VerificationStarted => "verification_started",
             RecordKind::VerificationStartFailed => "verification_start_failed",
             RecordKind::MailSent => "mail_sent",
+            RecordKind::InterviewScheduled => "interview_scheduled",
+            RecordKind::GateBypass => "gate_bypass",
+            RecordKind::InterviewCancelled => "interview_cancelled",
         }
     }
 
@@ -228,6 +241,9 @@ mod tests {
             (VerificationStarted, "verification_started"),
             (VerificationStartFailed, "verification_start_failed"),
             (MailSent, "mail_sent"),
+            (InterviewScheduled, "interview_scheduled"),
+            (GateBypass, "gate_bypass"),
+            (InterviewCancelled, "interview_cancelled"),
         ];
         assert_eq!(expected.len(), RecordKind::ALL.len(), "every kind is pinned");
         for (kind, s) in expected {

@@ -381,3 +381,93 @@ async fn a_needs_review_with_liveness_low_steps_up_to_the_enhanced_tier_once_ins
     assert_eq!(app.mailbox().await.len(), 2);
     save(&app, c, a, "step_up").await;
 }
+
+async fn interview(app: &TestApp, key: &str, a: &str, c: Option<&str>, at: &str, cancelled: bool) -> Value {
+    let b = vbridge::devtools::ats_hooks::ashby_interview(key, "sched-1", a, c, at, cancelled, cancelled);
+    let reply = send(&app.http, &app.bridge_url, AtsKind::Ashby, ASHBY_SECRET, key, &b).await.unwrap();
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    reply.body
+}
+
+async fn bypass_count(app: &TestApp) -> u64 {
+    let text = app.get_as("/metrics", Some(OPS_TOKEN)).await.text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("interview_scheduled_unverified_count "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the bypass counter is exported:\n{text}"))
+}
+
+#[tokio::test]
+async fn an_interview_booked_for_a_pending_candidate_is_a_flagged_mailed_bypass_and_sets_the_reminders() {
+    let app = spawn("hiring-interview", "veriff").await;
+    let (c, a, email) = ("cand-int-1", "app-int-1", "booked.early@example.org");
+    let session = invited(&app, c, a, email, "wha-int-1").await;
+    let check = session["id"].as_str().unwrap().to_owned();
+    assert_eq!(bypass_count(&app).await, 0);
+
+    // Booked 48 h and 10 s out: the deadline is 24 h before, so the 24 h
+    // reminder is due in 10 s and the 4 h one in a day.
+    let booked = std::time::Instant::now();
+    let starts = (chrono::Utc::now() + chrono::Duration::hours(48) + chrono::Duration::seconds(10)).to_rfc3339();
+    assert_eq!(interview(&app, "wha-int-2", a, None, &starts, false).await["status"], "accepted");
+    assert_eq!(interview(&app, "wha-int-2", a, None, &starts, false).await["status"], "duplicate");
+    let notice = app
+        .wait_for("the recruiter's notice", WAIT, || async {
+            app.mailbox().await.into_iter().find(|m| m["to"].as_str().unwrap_or("").contains("recruiter@example.org"))
+        })
+        .await;
+    assert!(notice["subject"].as_str().unwrap().contains(a), "{notice:#?}");
+    assert!(notice["text"].as_str().unwrap().contains("unverified"), "it says the state: {notice:#?}");
+    let bypass = entries(&app, c, a, "gate_bypass").await;
+    assert_eq!(bypass.len(), 1);
+    assert!(
+        bypass[0].reason.contains("unknown-application") || bypass[0].reason.contains("unverified"),
+        "{}",
+        bypass[0].reason
+    );
+    app.wait_for("the ATS flag", WAIT, || async {
+        let held = app.ats_check(a, &check).await?;
+        (held["fields"]["verification_gate_bypass"] == "true").then_some(())
+    })
+    .await;
+    assert_eq!(bypass_count(&app).await, 1, "counted once, the duplicate not");
+
+    let reminder = app
+        .wait_for("the reminder", WAIT, || async {
+            app.mailbox().await.into_iter().find(|m| m["subject"].as_str().unwrap_or("").starts_with("Reminder"))
+        })
+        .await;
+    assert!(booked.elapsed() >= Duration::from_secs(9), "timed from the interview, not sent at once");
+    assert!(reminder["text"].as_str().unwrap().contains(session["url"].as_str().unwrap()));
+    let state = app.state(c, a).await.unwrap();
+    assert_eq!(state.starts[0].reminded, vec![24], "the 4 h reminder waits");
+
+    // Cancelled: the waiting reminder's timer is cancelled.
+    assert_eq!(interview(&app, "wha-int-3", a, Some(c), &starts, true).await["status"], "accepted");
+    app.wait_for("the reminder timer cancelled", WAIT, || async {
+        let history = String::from_utf8(history_json(&app, &workflow_id(c, a), None).await).ok()?;
+        history.contains("TimerCanceledEventAttributes").then_some(())
+    })
+    .await;
+    assert_eq!(entries(&app, c, a, "interview_cancelled").await.len(), 1);
+    assert!(app.state(c, a).await.unwrap().interview.is_none());
+
+    // Verified, then booked: not a bypass.
+    veriff_says(&app, c, a, &check, Outcome::Verified, 1).await;
+    app.wait_synced(c, a, "verified").await;
+    app.wait_for("the gate to open", WAIT, || async {
+        let gate: Value = app.get_as(&format!("/v1/applications/{a}/gate"), Some(OPS_TOKEN)).await.json().await.ok()?;
+        (gate["allow_interview_scheduling"] == true).then_some(())
+    })
+    .await;
+    assert_eq!(interview(&app, "wha-int-4", a, Some(c), &starts, false).await["status"], "accepted");
+    app.wait_for("interview_scheduled", WAIT, || async {
+        (entries(&app, c, a, "interview_scheduled").await.len() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(bypass_count(&app).await, 1);
+    // An interview for an application the bridge does not verify is recorded, not applied.
+    let body = interview(&app, "wha-int-5", "app-nobody", None, &starts, false).await;
+    assert_eq!((body["status"].as_str(), body["reason"].as_str()), (Some("ignored"), Some("unknown_application")));
+    save(&app, c, a, "bypass").await;
+}

@@ -32,7 +32,9 @@
 //!   thirteen, and the hiring loop (saved by `hiring::...`): an ATS trigger
 //!   started at the provider and invited, across a worker killed mid-start
 //!   (`trigger`), an expired session replaced and re-invited (`reinvite`),
-//!   and a needs_review stepped up, then the step-up's own queued (`step_up`).
+//!   and a needs_review stepped up, then the step-up's own queued (`step_up`),
+//!   and an interview booked while the gate was closed, its reminder sent
+//!   on a timer, then cancelled (`bypass`).
 //! - `reconciliation_healed.json`: a `Reconciliation` run that found a drift
 //!   and healed it.
 //! - `audit_retention_ran.json`: an `AuditRetention` run the schedule started
@@ -124,6 +126,7 @@ const REQUIRED: &[&str] = &[
     "candidate_verification_hiring_trigger.json",
     "candidate_verification_hiring_reinvite.json",
     "candidate_verification_hiring_step_up.json",
+    "candidate_verification_hiring_bypass.json",
     "reconciliation_healed.json",
     "audit_retention_ran.json",
 ];
@@ -195,6 +198,9 @@ async fn saved_histories_replay_deterministically() {
             "redriven" => &["\"retry_writes\"", "AtsPermanentRejection"],
             "reversal" => &["\"override\"", "ReviewDueAt", "WorkflowExecutionUpdateCompletedEventAttributes"],
             "notice" => &["AtsActivities::write_verification", "WorkflowExecutionSignaledEventAttributes"],
+            "bypass" => {
+                &["HiringActivities::send_mail", "TimerCanceledEventAttributes", "AtsActivities::write_verification"]
+            }
             "trigger" | "reinvite" | "step_up" => {
                 &["HiringActivities::start_verification", "HiringActivities::send_mail"]
             }
@@ -234,6 +240,13 @@ async fn saved_histories_replay_deterministically() {
             }
             "reinvite" => &["\"kind\":\"verification_expired\"", "\"kind\":\"reinvite\"", "replaces"],
             "step_up" => &["step_up_of", "\"kind\":\"review_routed\"", "step-up:"],
+            "bypass" => &[
+                "\"kind\":\"gate_bypass\"",
+                "\"kind\":\"bypass_notice\"",
+                "\"kind\":\"reminder\"",
+                "\"kind\":\"interview_cancelled\"",
+                "\"verification_gate_bypass\":\"true\"",
+            ],
             _ => &[],
         };
         if !hiring.is_empty() {

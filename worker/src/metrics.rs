@@ -105,6 +105,9 @@ pub struct Metrics {
     /// Reviewer decisions and overrides applied through the API.
     pub review_decisions: Counter,
     pub overrides: Counter,
+    /// Interviews the ATS booked while the application's gate was closed
+    /// (docs/contract.md §8: `interview_scheduled_unverified_count`).
+    pub interview_unverified: Counter,
     /// Interview-gate answers, by reason.
     gate_requests: IntCounterVec,
     queue_depth: IntGauge,
@@ -190,6 +193,10 @@ impl Metrics {
             ),
             review_decisions: Counter::new("vbridge_manual_review_decision_count", "reviewer decisions applied"),
             overrides: Counter::new("vbridge_override_count", "overrides applied"),
+            interview_unverified: Counter::new(
+                "interview_scheduled_unverified_count",
+                "interviews booked while the application's interview gate was closed (gate bypasses)",
+            ),
             gate_requests: IntCounterVec::new(
                 Opts::new("vbridge_gate_requests_total", "interview-gate answers by reason"),
                 &["reason"],
@@ -230,6 +237,7 @@ impl Metrics {
             Box::new(m.review_unlisted_reason_code.0.clone()),
             Box::new(m.review_decisions.0.clone()),
             Box::new(m.overrides.0.clone()),
+            Box::new(m.interview_unverified.0.clone()),
             Box::new(m.gate_requests.clone()),
             Box::new(m.queue_depth.clone()),
             Box::new(m.overdue.clone()),

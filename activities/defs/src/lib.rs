@@ -55,6 +55,16 @@ pub const MAIL_REJECTED: &str = "MailRejected";
 /// transient SMTP answer, the store unavailable).
 pub const MAIL_FAILED: &str = "MailFailed";
 
+/// The kinds of message the hiring loop mails (`MailRequest.kind`): the
+/// candidate's invite, re-invite (a new session after an expiry) and
+/// reminder, and the recruiter's notice of a gate bypass.
+pub mod mail_kind {
+    pub const INVITE: &str = "invite";
+    pub const REINVITE: &str = "reinvite";
+    pub const REMINDER: &str = "reminder";
+    pub const BYPASS: &str = "bypass_notice";
+}
+
 /// The hiring loop (docs/contract.md §8): starting a verification at the
 /// provider, and mailing the candidate.
 pub struct HiringActivities;

@@ -41,6 +41,18 @@ struct InviteHtml<'a> {
     reminder: bool,
 }
 
+#[derive(Template)]
+#[template(path = "mail/bypass.txt")]
+struct BypassText<'a> {
+    req: &'a MailRequest,
+}
+
+#[derive(Template)]
+#[template(path = "mail/bypass.html")]
+struct BypassHtml<'a> {
+    req: &'a MailRequest,
+}
+
 impl Mailer {
     /// From `VBRIDGE_SMTP_URL` and `VBRIDGE_MAIL_FROM`; the error names which.
     pub fn new(url: &str, from: &str) -> Result<Mailer, String> {
@@ -58,9 +70,16 @@ impl Mailer {
         format!("<vb-{}@{domain}>", &hex::encode(Sha256::digest(key.as_bytes()))[..32])
     }
 
+    /// The recruiter's notice of an interview booked while the gate was closed.
+    pub async fn send_notice(&self, req: &MailRequest, to: &str) -> Result<MailRow, MailError> {
+        let text = BypassText { req }.render().map_err(|e| MailError::Rejected(format!("template: {e}")))?;
+        let html = BypassHtml { req }.render().map_err(|e| MailError::Rejected(format!("template: {e}")))?;
+        let subject = format!("Interview booked before identity verification: application {}", req.application_id);
+        self.deliver(req, to, &subject, text, html).await
+    }
+
     /// Render and send one message to the candidate.
     pub async fn send(&self, req: &MailRequest, to: &Contact, start: &StartRow) -> Result<MailRow, MailError> {
-        let rcpt = to.email.parse::<Mailbox>().map_err(|e| MailError::Rejected(format!("the address: {e}")))?;
         let reminder = req.kind == "reminder";
         let subject = match req.kind.as_str() {
             "reminder" => "Reminder: please verify your identity",
@@ -70,6 +89,19 @@ impl Mailer {
         let render = |r: askama::Result<String>| r.map_err(|e| MailError::Rejected(format!("template: {e}")));
         let text = render(InviteText { link: &start.link, reminder }.render())?;
         let html = render(InviteHtml { link: &start.link, reminder }.render())?;
+        self.deliver(req, &to.email, subject, text, html).await
+    }
+
+    /// Send one message with its two parts and the key's Message-ID.
+    async fn deliver(
+        &self,
+        req: &MailRequest,
+        to: &str,
+        subject: &str,
+        text: String,
+        html: String,
+    ) -> Result<MailRow, MailError> {
+        let rcpt = to.parse::<Mailbox>().map_err(|e| MailError::Rejected(format!("the address: {e}")))?;
         let message_id = self.message_id(&req.key);
         let msg = Message::builder()
             .from(self.from.clone())
@@ -85,6 +117,6 @@ impl Mailer {
                 MailError::Transient(format!("the mail server: {e}"))
             }
         })?;
-        Ok(MailRow { message_id, recipient_hash: recipient_hash(&to.email) })
+        Ok(MailRow { message_id, recipient_hash: recipient_hash(to) })
     }
 }

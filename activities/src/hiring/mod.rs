@@ -65,6 +65,9 @@ pub struct HiringActivities {
     pub outreach: Arc<dyn Outreach>,
     pub starter: start::Starter,
     pub mailer: Option<mail::Mailer>,
+    /// `VBRIDGE_RECRUITER_EMAIL`: the recruiter's notices go there when the
+    /// ATS named no recruiter.
+    pub recruiter: Option<String>,
 }
 
 /// Heartbeat every second while `work` runs: a worker that dies mid-call
@@ -80,6 +83,13 @@ async fn beating<T>(ctx: &ActivityContext, work: impl std::future::Future<Output
     tokio::select! {
         out = work => out,
         never = beat => never,
+    }
+}
+
+fn mail_failure(e: mail::MailError) -> ActivityError {
+    match e {
+        mail::MailError::Rejected(m) => failure(MAIL_REJECTED, m, false),
+        mail::MailError::Transient(m) => failure(MAIL_FAILED, m, true),
     }
 }
 
@@ -140,6 +150,15 @@ impl HiringActivities {
         let Some(mailer) = &self.mailer else {
             return Ok(MailResult { skipped: "mail_not_configured".into(), ..Default::default() });
         };
+        if req.kind == vbridge_activity_defs::mail_kind::BYPASS {
+            let named = self.outreach.contact(&req.candidate_id, &req.application_id).await.map_err(store)?;
+            let Some(to) = named.and_then(|c| c.recruiter_email).or_else(|| self.recruiter.clone()) else {
+                tracing::warn!("no recruiter address (VBRIDGE_RECRUITER_EMAIL); the notice is not sent");
+                return Ok(MailResult { skipped: "no_recruiter_address".into(), ..Default::default() });
+            };
+            let row = mailer.send_notice(req, &to).await.map_err(mail_failure)?;
+            return Ok(self.sent(req, row).await);
+        }
         let Some(contact) = self.outreach.contact(&req.candidate_id, &req.application_id).await.map_err(store)? else {
             tracing::warn!("no address for the candidate; nothing sent");
             return Ok(MailResult { skipped: "no_address".into(), ..Default::default() });
@@ -147,22 +166,23 @@ impl HiringActivities {
         let Some(start) = self.outreach.start(&req.start_key).await.map_err(store)? else {
             return Err(failure(MAIL_REJECTED, format!("no started verification for key {}", req.start_key), false));
         };
-        let row = mailer.send(req, &contact, &start).await.map_err(|e| match e {
-            mail::MailError::Rejected(m) => failure(MAIL_REJECTED, m, false),
-            mail::MailError::Transient(m) => failure(MAIL_FAILED, m, true),
-        })?;
-        // Sent: from here nothing may fail the activity, or a retry would
-        // send it again. A row the store does not take is logged; the
-        // workflow's `mail_sent` record still says it went.
+        let row = mailer.send(req, &contact, &start).await.map_err(mail_failure)?;
+        Ok(self.sent(req, row).await)
+    }
+
+    /// Sent: from here nothing may fail the activity, or a retry would send
+    /// it again. A row the store does not take is logged; the workflow's
+    /// `mail_sent` record still says it went.
+    async fn sent(&self, req: &MailRequest, row: MailRow) -> MailResult {
         if let Err(e) = self.outreach.put_mail(&req.key, &req.kind, &row).await {
             tracing::error!(error = %e, message_id = %row.message_id, "sent, but the store did not keep the record");
         }
         tracing::info!(message_id = %row.message_id, recipient_hash = %row.recipient_hash, "mail sent");
-        Ok(MailResult {
+        MailResult {
             message_id: row.message_id,
             recipient_hash: row.recipient_hash,
             sent: true,
             skipped: String::new(),
-        })
+        }
     }
 }

@@ -240,6 +240,7 @@ impl Intake {
             delivery_attempt: self.delivery_attempt.unwrap_or(0),
             region: String::new(),
             tier: String::new(),
+            interview: None,
         }
     }
 }

@@ -30,6 +30,10 @@ pub fn written_fields(policy: &Policy) -> BTreeSet<String> {
     ] {
         names.insert(extra.to_owned());
     }
+    // The hiring loop flags an interview booked while the gate was closed.
+    if policy.hiring().is_some() {
+        names.insert(wf::BYPASS_FIELD.to_owned());
+    }
     names
 }
 

@@ -88,6 +88,7 @@ impl super::Config {
             http: reqwest::Client::new(),
             timeout: std::time::Duration::from_secs(30),
         };
-        Ok(vbridge_activities::hiring::HiringActivities { outreach, starter, mailer })
+        let recruiter = self.hiring.recruiter_email.clone();
+        Ok(vbridge_activities::hiring::HiringActivities { outreach, starter, mailer, recruiter })
     }
 }

@@ -88,6 +88,33 @@ pub fn stage_change(kind: AtsKind, m: &Move) -> Value {
     }
 }
 
+/// Ashby's interview schedule, created (or, `update`, updated; `cancelled`:
+/// its status is Cancelled), with one event at `starts_at` (RFC 3339).
+pub fn ashby_interview(
+    key: &str,
+    schedule_id: &str,
+    application_id: &str,
+    candidate_id: Option<&str>,
+    starts_at: &str,
+    update: bool,
+    cancelled: bool,
+) -> Value {
+    let mut schedule = json!({
+        "id": schedule_id,
+        "applicationId": application_id,
+        "interviewStageId": "stage-2",
+        "status": if cancelled { "Cancelled" } else { "Scheduled" },
+        "updatedAt": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "interviewEvents": [{"id": format!("{schedule_id}-e1"), "startTime": starts_at,
+            "endTime": starts_at, "interviewerUserIds": ["u-3"]}],
+    });
+    if let Some(c) = candidate_id {
+        schedule["candidateId"] = c.into();
+    }
+    let action = if update { "interviewScheduleUpdate" } else { "interviewScheduleCreate" };
+    json!({"action": action, "webhookActionId": key, "data": {"interviewSchedule": schedule}})
+}
+
 /// Sign `body` as `kind` signs it with `secret`, and POST it to the
 /// bridge's route; `key` is Greenhouse's `Greenhouse-Event-ID` (Ashby's is
 /// in the body).

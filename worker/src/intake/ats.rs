@@ -17,7 +17,7 @@ use crate::store::DeliveryRecord;
 use serde_json::{Value, json};
 use vbridge_core::domain::{EventType, TraceId};
 use vbridge_core::hiring::Tier;
-use vbridge_core::intake::ats::{AtsAdapter, AtsKind, AtsMapping, StageChange};
+use vbridge_core::intake::ats::{AtsAdapter, AtsKind, AtsMapping, Interview, StageChange};
 
 /// The configured ATS webhooks (none by default: their routes answer 404).
 #[derive(Default)]
@@ -53,6 +53,8 @@ impl AtsHooks {
 pub const NOT_CONFIGURED: &str = "hiring_not_configured";
 pub const NOT_A_TRIGGER: &str = "stage_not_a_trigger";
 pub const NO_VERIFICATION: &str = "tier_requires_no_verification";
+/// Why an interview is not applied: the bridge verifies no one for it.
+pub const UNKNOWN_APPLICATION: &str = "unknown_application";
 
 /// The route an ATS's deliveries come in on.
 pub fn route_path(kind: AtsKind) -> &'static str {
@@ -84,6 +86,7 @@ impl Intake {
         let value = self.json_object(rec.clone(), &bytes).await?;
         match adapter.map(&header, &value) {
             AtsMapping::StageChange(change) => self.stage_change(rec, change, trace_id).await,
+            AtsMapping::Interview(interview) => self.interview(rec, interview, trace_id).await,
             AtsMapping::Ignored(i) => {
                 let ids = i.candidate_id.as_ref().zip(i.application_id.as_ref());
                 let delivery = NotApplied {
@@ -147,6 +150,89 @@ impl Intake {
         let body = request_body(&change, tier, self.policy.key_field(), &rec.received_at);
         self.take(rec, body, trace_id, Notices::Events).await
     }
+}
+
+impl Intake {
+    /// An interview booked, moved or cancelled: the gate's answer now says
+    /// whether it is a bypass (counted here, once, as
+    /// `interview_scheduled_unverified_count`); the workflow records it and
+    /// plans the reminders. An application the bridge has no verification
+    /// for is recorded and `ignored` (`unknown_application`).
+    async fn interview(&self, rec: DeliveryRecord, i: Interview, trace_id: &TraceId) -> Result<Receipt, IntakeError> {
+        let a = i.application_id.as_str();
+        let unavailable = |e: crate::store::StoreError| {
+            tracing::error!(error = %e, "cannot read the store; asking the ATS to retry");
+            IntakeError::Unavailable
+        };
+        // The candidate: the body's, when the bridge verifies them for this
+        // application; else the one the gate knows for it.
+        let candidate = match &i.candidate_id {
+            Some(c) => self.store.knows(c.as_str(), a).await.map_err(unavailable)?.then(|| c.to_string()),
+            None => match self.store.gate_row(a).await.map_err(unavailable)? {
+                Some(r) => Some(r.candidate_id),
+                // Not projected yet (no state written): the candidate of
+                // the application's accepted deliveries.
+                None => self.store.deliveries(None, Some(a)).await.map_err(unavailable)?.into_iter().find_map(|d| {
+                    (d.content.processing_result == "accepted").then_some(d.content.candidate_id).flatten()
+                }),
+            },
+        };
+        let Some(candidate) = candidate else {
+            let delivery = NotApplied {
+                key: Some(i.stored_key()),
+                source: i.ats.as_str(),
+                event: i.ats_event.clone(),
+                occurred_at: i.occurred_at.map(|t| t.to_rfc3339()),
+                ids: None,
+                record: serde_json::json!({"ats": i.ats.as_str(), "ats_event": i.ats_event, "application_id": a,
+                    "interview": i.schedule_id, "ignored": UNKNOWN_APPLICATION}),
+                reason: UNKNOWN_APPLICATION,
+            };
+            return self.not_applied(rec, delivery, trace_id).await;
+        };
+        let gate = crate::controls::gate_answer(self.store.as_ref(), &self.policy, a).await.map_err(unavailable)?;
+        let body = interview_body(&i, &candidate, &gate, self.policy.key_field(), &rec.received_at);
+        let receipt = self.take(rec, body, trace_id, Notices::Events).await?;
+        if matches!(receipt, Receipt::Accepted { .. }) && !gate.allow_interview_scheduling && !i.cancelled {
+            self.metrics.interview_unverified.inc();
+            tracing::warn!(application_id = a, gate = %gate.reason, "interview booked while the gate is closed");
+        }
+        Ok(receipt)
+    }
+}
+
+/// The canonical `interview.scheduled` event, in the IL route's body shape
+/// (its `verification_check_id` names the interview: no check is involved).
+pub fn interview_body(
+    i: &Interview,
+    candidate: &str,
+    gate: &crate::controls::gate::Answer,
+    key_field: &str,
+    received_at: &str,
+) -> Value {
+    let key = i.stored_key();
+    let occurred_at = i.occurred_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| received_at.to_owned());
+    let mut body = json!({
+        "event_id": key,
+        "event_type": EventType::Interview.as_str(),
+        "occurred_at": occurred_at,
+        "candidate_id": candidate,
+        "application_id": i.application_id.as_str(),
+        "verification_check_id": format!("interview-{}", i.schedule_id),
+        "signals": {
+            "ats": i.ats.as_str(),
+            "ats_event": i.ats_event,
+            "interview": {
+                "id": i.schedule_id,
+                "starts_at": i.starts_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                "cancelled": i.cancelled,
+                "gate_allowed": gate.allow_interview_scheduling,
+                "gate_reason": gate.reason,
+            },
+        },
+    });
+    body[key_field] = Value::String(key);
+    body
 }
 
 /// What the store keeps of a stage change (never the address): the ATS's

@@ -265,6 +265,9 @@ impl Intake {
         if parsed.event_type == Some(vbridge_core::domain::EventType::Requested) {
             signal.tier = value.pointer("/signals/tier").and_then(Value::as_str).unwrap_or_default().to_owned();
         }
+        if parsed.event_type == Some(vbridge_core::domain::EventType::Interview) {
+            signal.interview = value.pointer("/signals/interview").and_then(|v| serde_json::from_value(v.clone()).ok());
+        }
         rec.event_id = Some(parsed.event_id.to_string());
         rec.event_type = Some(parsed.event_type_raw.clone());
         rec.occurred_at = Some(signal.occurred_at.clone());

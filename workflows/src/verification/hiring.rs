@@ -29,9 +29,9 @@ use vbridge_proto::{EventSignal, HiringStart, MailRequest, MailResult, StartRequ
 pub const STARTS_KEEP: usize = 8;
 
 /// The mail kind of the first message of a start.
-pub const MAIL_INVITE: &str = "invite";
+pub const MAIL_INVITE: &str = vbridge_activity_defs::mail_kind::INVITE;
 /// The mail kind of the first message of a start that replaces an expired session.
-pub const MAIL_REINVITE: &str = "reinvite";
+pub const MAIL_REINVITE: &str = vbridge_activity_defs::mail_kind::REINVITE;
 
 /// Whether a `needs_review` on `check` with these codes steps up, given
 /// the starts so far: the policy names a tier for one of the codes, the
@@ -288,7 +288,9 @@ impl CandidateVerification {
                 trace_id: s.trace_id.clone(),
             }));
         }
-        let s = self.view.starts.iter().filter(open).find(|s| !s.invited && !s.expired)?;
+        let Some(s) = self.view.starts.iter().filter(open).find(|s| !s.invited && !s.expired) else {
+            return self.view.outbox.first().cloned().map(HiringJob::Mail);
+        };
         let kind = if s.mail_kind.is_empty() { MAIL_INVITE } else { s.mail_kind.as_str() };
         Some(HiringJob::Mail(MailRequest {
             key: mail_key(&s.key, kind),
@@ -298,17 +300,18 @@ impl CandidateVerification {
             start_key: s.key.clone(),
             trace_id: s.trace_id.clone(),
             tier: s.tier.clone(),
+            ..Default::default()
         }))
     }
 
-    fn hiring_entry(&self, now: &str, kind: RecordKind, s: &HiringStart, event_id: String) -> TimelineEntry {
+    pub(super) fn hiring_entry(&self, now: &str, kind: RecordKind, trace_id: &str, event_id: String) -> TimelineEntry {
         TimelineEntry {
             at: now.to_owned(),
             kind: kind.into(),
             event_id,
             state_before: self.view.state.clone(),
             state_after: self.view.state.clone(),
-            trace_id: s.trace_id.clone(),
+            trace_id: trace_id.to_owned(),
             ..Default::default()
         }
     }
@@ -320,7 +323,7 @@ impl CandidateVerification {
         let mut entry;
         match result {
             Ok(r) => {
-                entry = self.hiring_entry(now, RecordKind::VerificationStarted, &s, format!("start:{key}"));
+                entry = self.hiring_entry(now, RecordKind::VerificationStarted, &s.trace_id, format!("start:{key}"));
                 let how = if r.created { "created" } else { "found (a retry)" };
                 entry.reason = format!("{} session {} {how} for tier {}", r.provider, r.session_id, s.tier);
                 entry.detail = serde_json::json!({
@@ -334,7 +337,8 @@ impl CandidateVerification {
                 self.view.verification_check_id = r.session_id;
             }
             Err(e) => {
-                entry = self.hiring_entry(now, RecordKind::VerificationStartFailed, &s, format!("start:{key}"));
+                entry =
+                    self.hiring_entry(now, RecordKind::VerificationStartFailed, &s.trace_id, format!("start:{key}"));
                 let why = failure_message(&e);
                 entry.reason = format!("the start at tier {} failed for good: {why}", s.tier);
                 self.view.starts[i].failed = if why.is_empty() { "failed".into() } else { why };
@@ -343,44 +347,49 @@ impl CandidateVerification {
         self.timeline.push_back(entry);
     }
 
-    /// The mail activity ended.
+    /// The mail activity ended: a start's first message, or the outbox's next.
     pub(super) fn mail_done(
         &mut self,
         now: &str,
         req: &MailRequest,
         result: Result<MailResult, ActivityExecutionError>,
     ) {
-        let Some(i) = self.view.starts.iter().position(|s| s.key == req.start_key) else { return };
-        let s = self.view.starts[i].clone();
-        let event_id = format!("mail:{}", req.key);
-        let entry = match result {
+        if self.view.outbox.first().is_some_and(|m| m.key == req.key) {
+            self.view.outbox.remove(0);
+        } else if let Some(s) = self.view.starts.iter_mut().find(|s| s.key == req.start_key) {
+            s.invited = true;
+        } else {
+            return;
+        }
+        let whom = if req.kind == super::interview::MAIL_BYPASS { "the recruiter" } else { "the candidate" };
+        let mut e = self.hiring_entry(now, RecordKind::MailSent, &req.trace_id, format!("mail:{}", req.key));
+        match result {
             Ok(r) if r.skipped.is_empty() => {
-                let mut e = self.hiring_entry(now, RecordKind::MailSent, &s, event_id);
                 let again = if r.sent { "" } else { " (found sent by an earlier attempt)" };
                 e.reason = format!(
-                    "{} mailed to the candidate (recipient sha256 {}, Message-ID {}){again}",
+                    "{} mailed to {whom} (recipient sha256 {}, Message-ID {}){again}",
                     req.kind, r.recipient_hash, r.message_id
                 );
                 e.detail = serde_json::json!({
-                    "kind": req.kind, "recipient_sha256": r.recipient_hash, "message_id": r.message_id, "start": s.key,
+                    "kind": req.kind, "recipient_sha256": r.recipient_hash, "message_id": r.message_id,
+                    "start": req.start_key,
                 })
                 .to_string();
-                e
             }
             Ok(r) => {
-                let mut e = self.hiring_entry(now, RecordKind::Skipped, &s, event_id);
-                e.reason = format!("{} not mailed: {}", req.kind, r.skipped);
-                e
+                e.kind = RecordKind::Skipped.into();
+                e.reason = format!("{} not mailed to {whom}: {}", req.kind, r.skipped);
             }
             Err(err) => {
-                let mut e = self.hiring_entry(now, RecordKind::Skipped, &s, event_id);
-                e.reason =
-                    format!("{} not mailed: the mail server refused it for good: {}", req.kind, failure_message(&err));
-                e
+                e.kind = RecordKind::Skipped.into();
+                e.reason = format!(
+                    "{} not mailed to {whom}: the mail server refused it for good: {}",
+                    req.kind,
+                    failure_message(&err)
+                );
             }
-        };
-        self.view.starts[i].invited = true;
-        self.timeline.push_back(entry);
+        }
+        self.timeline.push_back(e);
     }
 
     /// Whether the hiring lane owes a step (a run with one is not at rest).

@@ -18,6 +18,7 @@
 mod attributes;
 mod hiring;
 mod human;
+mod interview;
 mod lanes;
 mod legacy;
 mod notice;
@@ -32,6 +33,7 @@ pub use attributes::{
 };
 pub use hiring::{MAIL_INVITE, MAIL_REINVITE, STARTS_KEEP, mail_key, start_key, steps_up};
 pub use human::escalation_key;
+pub use interview::{BYPASS_FIELD, MAIL_BYPASS, MAIL_REMINDER};
 pub use notice::{ACTION_RESTART, ACTION_RETAKE};
 pub use patches::{
     AUDIT_PATCH, CONTROLS_PATCH, HIRING_PATCH, LANES_PATCH, NOTICES_PATCH, REST_CLOSE_PATCH, REVERSAL_PATCH,
@@ -194,17 +196,19 @@ impl CandidateVerification {
             let (a, w) = if write_logs {
                 // The ATS lane goes first in each activation, so that a write
                 // claims the new entries before the audit lane looks at them.
-                let (w, a, (), (), (), r, h) = temporalio_sdk::workflows::join!(
+                let (w, a, (), (), (), r, h, m) = temporalio_sdk::workflows::join!(
                     Self::ats_lane(ctx, &workflow_id),
                     Self::audit_lane(ctx, &workflow_id),
                     Self::history_watch(ctx),
                     Self::attributes_lane(ctx),
                     Self::rest_lane(ctx),
                     Self::review_lane(ctx, &workflow_id),
-                    Self::hiring_lane(ctx)
+                    Self::hiring_lane(ctx),
+                    Self::reminder_lane(ctx)
                 );
                 r?;
                 h?;
+                m?;
                 (a, w)
             } else {
                 let (a, w, ()) = temporalio_sdk::workflows::join!(

@@ -33,8 +33,15 @@ use crate::intake::signature::{Secret, SignatureError};
 use serde_json::Value;
 
 pub const SIGNATURE_HEADER: &str = "Ashby-Signature";
-/// The one action the bridge acts on.
+/// The actions the bridge acts on: a stage change, and an interview
+/// schedule created or updated (`data.interviewSchedule`: `{"id",
+/// "applicationId", "candidateId"?, "status": "Scheduled" | "Cancelled" |
+/// "Completed" | "Rescheduling", "interviewEvents": [{"id", "startTime",
+/// "endTime", …}], "updatedAt"}`;
+/// <https://developers.ashbyhq.com/reference/interviewscheduleupdatewebhook>).
 pub const STAGE_CHANGE: &str = "candidateStageChange";
+pub const SCHEDULE_CREATE: &str = "interviewScheduleCreate";
+pub const SCHEDULE_UPDATE: &str = "interviewScheduleUpdate";
 
 pub struct Ashby {
     secrets: Vec<Secret>,
@@ -78,6 +85,9 @@ impl AtsAdapter for Ashby {
 
     fn map<'h>(&self, _header: &dyn Fn(&str) -> Option<&'h str>, body: &Value) -> AtsMapping {
         let action = str_at(body, "/action").unwrap_or("");
+        if action == SCHEDULE_CREATE || action == SCHEDULE_UPDATE {
+            return interview(action, body);
+        }
         let null = Value::Null;
         let app = body.pointer("/data/application").unwrap_or(&null);
         let job = app.get("job").unwrap_or(&null);
@@ -99,6 +109,30 @@ impl AtsAdapter for Ashby {
         }
         .settle()
     }
+}
+
+/// An interview schedule: the earliest of its events' start times (the
+/// first [`MAX_SCANNED`]), cancelled when its status says so.
+fn interview(action: &str, body: &Value) -> AtsMapping {
+    let null = Value::Null;
+    let schedule = body.pointer("/data/interviewSchedule").unwrap_or(&null);
+    let starts_at = schedule
+        .get("interviewEvents")
+        .and_then(Value::as_array)
+        .map(|events| events.iter().take(MAX_SCANNED).filter_map(|e| time(e.get("startTime"))).min())
+        .unwrap_or_default();
+    let status = str_at(schedule, "/status").unwrap_or("");
+    super::read_interview(super::InterviewRead {
+        ats: AtsKind::Ashby,
+        ats_event: super::event_name(action),
+        key: id_text(body.get("webhookActionId")),
+        schedule_id: id_text(schedule.get("id")),
+        candidate_id: id_text(schedule.get("candidateId")),
+        application_id: id_text(schedule.get("applicationId")),
+        starts_at,
+        cancelled: status.eq_ignore_ascii_case("cancelled"),
+        occurred_at: time(schedule.get("updatedAt")),
+    })
 }
 
 /// The `Ashby-Signature` header's value for `body`: `"sha256=<hex>"`.

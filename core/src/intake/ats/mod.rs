@@ -191,9 +191,37 @@ impl AtsIgnored {
     }
 }
 
+/// An interview schedule booked, moved or cancelled, as the ATS tells it
+/// (Ashby `interviewScheduleCreate` / `interviewScheduleUpdate`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interview {
+    pub ats: AtsKind,
+    /// The ATS's dedup key, without the ATS's prefix.
+    pub event_key: String,
+    pub ats_event: String,
+    /// The ATS's id of the schedule (bounded printable ASCII).
+    pub schedule_id: String,
+    /// When the body names it; else the bridge finds it by the application.
+    pub candidate_id: Option<CandidateId>,
+    pub application_id: ApplicationId,
+    /// The earliest event's start; `None` when the schedule has no time yet.
+    pub starts_at: Option<DateTime<FixedOffset>>,
+    /// The schedule was cancelled (its reminders are cancelled too).
+    pub cancelled: bool,
+    pub occurred_at: Option<DateTime<FixedOffset>>,
+}
+
+impl Interview {
+    /// The key as stored: `"{ats}:{event key}"`.
+    pub fn stored_key(&self) -> String {
+        stored_key(self.ats, &self.event_key)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum AtsMapping {
     StageChange(StageChange),
+    Interview(Interview),
     Ignored(AtsIgnored),
 }
 
@@ -329,4 +357,49 @@ impl Read {
             occurred_at: self.occurred_at,
         })
     }
+}
+
+/// The fields an interview's adapter read; [`read_interview`] settles them
+/// in the order stage changes are: the key, the ids.
+pub(crate) struct InterviewRead {
+    pub ats: AtsKind,
+    pub ats_event: String,
+    pub key: Option<String>,
+    pub schedule_id: Option<String>,
+    pub candidate_id: Option<String>,
+    pub application_id: Option<String>,
+    pub starts_at: Option<DateTime<FixedOffset>>,
+    pub cancelled: bool,
+    pub occurred_at: Option<DateTime<FixedOffset>>,
+}
+
+pub(crate) fn read_interview(r: InterviewRead) -> AtsMapping {
+    let event_key = r.key.as_deref().and_then(key_part).map(str::to_owned);
+    let candidate_id = r.candidate_id.as_deref().and_then(|s| CandidateId::parse(s).ok());
+    let application_id = r.application_id.as_deref().and_then(|s| ApplicationId::parse(s).ok());
+    let schedule_id = r.schedule_id.as_deref().and_then(key_part).map(str::to_owned);
+    let ignored = |reason| {
+        AtsMapping::Ignored(AtsIgnored {
+            reason,
+            ats_event: r.ats_event.clone(),
+            event_key: event_key.clone(),
+            candidate_id: candidate_id.clone(),
+            application_id: application_id.clone(),
+        })
+    };
+    let Some(key) = event_key.clone() else { return ignored(AtsIgnoreReason::NoEventKey) };
+    let (Some(a), Some(schedule_id)) = (application_id.clone(), schedule_id) else {
+        return ignored(AtsIgnoreReason::NoIds);
+    };
+    AtsMapping::Interview(Interview {
+        ats: r.ats,
+        event_key: key,
+        ats_event: r.ats_event,
+        schedule_id,
+        candidate_id,
+        application_id: a,
+        starts_at: r.starts_at,
+        cancelled: r.cancelled,
+        occurred_at: r.occurred_at,
+    })
 }

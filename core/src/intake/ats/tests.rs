@@ -468,3 +468,44 @@ fn the_ignored_record_keeps_ids_only() {
             "candidate_id": "265772", "application_id": "265277"})
     );
 }
+
+fn ashby_schedule(action: &str, status: &str) -> Value {
+    json!({"action": action, "webhookActionId": "wha-int-1", "data": {"interviewSchedule": {
+        "id": "9a1c2b3d-0000-4000-8000-000000000010", "applicationId": "ba9a7f0e-3f5b-4f5e-8d43-1c2b3a4d5e6f",
+        "candidateId": "5b1e6a4c-2d3f-4e5a-9b8c-7d6e5f4a3b2c", "interviewStageId": "st-1", "status": status,
+        "updatedAt": "2026-03-09T11:56:26.085Z",
+        "interviewEvents": [
+            {"id": "e-2", "startTime": "2026-03-12T15:00:00.000Z", "endTime": "2026-03-12T16:00:00.000Z"},
+            {"id": "e-1", "startTime": "2026-03-12T13:00:00.000Z", "endTime": "2026-03-12T14:00:00.000Z"}]}}})
+}
+
+#[test]
+fn ashby_interview_schedules_map_to_their_earliest_start_or_a_cancellation() {
+    for action in [ashby::SCHEDULE_CREATE, ashby::SCHEDULE_UPDATE] {
+        let AtsMapping::Interview(i) = map(AtsKind::Ashby, &ashby_schedule(action, "Scheduled")) else {
+            panic!("{action}: an interview")
+        };
+        assert_eq!(i.stored_key(), "ashby:wha-int-1");
+        assert_eq!(i.application_id.as_str(), "ba9a7f0e-3f5b-4f5e-8d43-1c2b3a4d5e6f");
+        assert_eq!(i.candidate_id.as_ref().map(|c| c.as_str()), Some("5b1e6a4c-2d3f-4e5a-9b8c-7d6e5f4a3b2c"));
+        assert_eq!(i.starts_at.unwrap().to_rfc3339(), "2026-03-12T13:00:00+00:00", "the earliest event");
+        assert!(!i.cancelled);
+    }
+    let AtsMapping::Interview(c) = map(AtsKind::Ashby, &ashby_schedule(ashby::SCHEDULE_UPDATE, "Cancelled")) else {
+        panic!("a cancellation")
+    };
+    assert!(c.cancelled);
+    // No candidate id: the bridge finds it by the application.
+    let mut b = ashby_schedule(ashby::SCHEDULE_CREATE, "Scheduled");
+    b["data"]["interviewSchedule"].as_object_mut().unwrap().remove("candidateId");
+    b["data"]["interviewSchedule"]["interviewEvents"] = json!([]);
+    let AtsMapping::Interview(n) = map(AtsKind::Ashby, &b) else { panic!("still an interview") };
+    assert_eq!((n.candidate_id, n.starts_at), (None, None));
+    // No application, or no key: ignored with the reason.
+    let mut b = ashby_schedule(ashby::SCHEDULE_CREATE, "Scheduled");
+    b["data"]["interviewSchedule"]["applicationId"] = json!("a b");
+    assert_eq!(ignored(AtsKind::Ashby, &b).reason, AtsIgnoreReason::NoIds);
+    let mut b = ashby_schedule(ashby::SCHEDULE_CREATE, "Scheduled");
+    b.as_object_mut().unwrap().remove("webhookActionId");
+    assert_eq!(ignored(AtsKind::Ashby, &b).reason, AtsIgnoreReason::NoEventKey);
+}

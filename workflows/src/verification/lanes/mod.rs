@@ -8,6 +8,7 @@ mod attributes;
 mod audit;
 mod hiring;
 mod history;
+mod reminders;
 mod rest;
 mod review;
 

@@ -331,9 +331,18 @@ impl CandidateVerification {
             }
         };
         // A request of the hiring loop is not a move either (see `hiring`).
-        if self.patches().hiring && ev.event_type.parse::<EventType>().ok() == Some(EventType::Requested) {
-            self.request(&policy, now, workflow_id, &ev);
-            return vec![];
+        if self.patches().hiring {
+            match ev.event_type.parse::<EventType>().ok() {
+                Some(EventType::Requested) => {
+                    self.request(&policy, now, workflow_id, &ev);
+                    return vec![];
+                }
+                Some(EventType::Interview) => {
+                    self.interview(&policy, now, workflow_id, &ev);
+                    return vec![];
+                }
+                _ => {}
+            }
         }
         // A retake or an expiry is a notice, never a move (see `notice`).
         if self.patches().notices
