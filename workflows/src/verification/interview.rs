@@ -188,7 +188,8 @@ mod tests {
         let deadline: DateTime<Utc> = "2026-03-12T13:00:00Z".parse().unwrap();
         let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
         // (reminders, sent, now, the next: hours, due, passed over)
-        let table: &[(&[u32], &[u32], &str, Option<(u32, &str, &[u32])>)] = &[
+        type Row<'a> = (&'a [u32], &'a [u32], &'a str, Option<(u32, &'a str, &'a [u32])>);
+        let table: &[Row] = &[
             (&[24, 4], &[], "2026-03-10T00:00:00Z", Some((24, "2026-03-11T13:00:00Z", &[]))),
             (&[24, 4], &[24], "2026-03-11T14:00:00Z", Some((4, "2026-03-12T09:00:00Z", &[]))),
             // Booked late: both due; the 4 h one goes, the 24 h one is passed over.
