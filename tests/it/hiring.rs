@@ -154,6 +154,7 @@ async fn an_ashby_trigger_sent_three_times_starts_one_veriff_session_and_one_inv
     let timeline = serde_json::to_string(&app.timeline(c, a).await.unwrap()).unwrap();
     assert!(!timeline.contains(email) && !timeline.contains(link), "no address or link in the timeline");
 
+    assert_eq!(contacts(&app, c).await, 1, "the address is kept while the verification needs it");
     // The candidate completes it: Veriff's decision on that session opens the gate.
     let signer = Signer::new(ProviderKind::Veriff, VERIFF_SHARED, API_KEY);
     let decided = body(ProviderKind::Veriff, Outcome::Verified, &format!("{c}:{a}"), session_id, 1, &at(0));
@@ -166,6 +167,7 @@ async fn an_ashby_trigger_sent_three_times_starts_one_veriff_session_and_one_inv
     })
     .await;
 
+    assert_eq!(contacts(&app, c).await, 0, "decided: the address is forgotten");
     let log = app.bridge_log();
     assert!(!log.contains(email) && !log.contains(link), "neither the address nor the link is logged");
     // The audit log keeps what the workflow recorded, and neither.
@@ -180,6 +182,17 @@ async fn an_ashby_trigger_sent_three_times_starts_one_veriff_session_and_one_inv
     assert!(audit_text.contains(&sha256(email)) && audit_text.contains(&message_id), "its recipient's hash and id");
     assert!(!audit_text.contains(email) && !audit_text.contains(link), "and neither the address nor the link");
     save(&app, c, a, "trigger").await;
+}
+
+/// How many addresses the store keeps for candidate `c` (the hiring rows).
+async fn contacts(app: &TestApp, c: &str) -> i64 {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&app.database_url()).await.unwrap();
+    sqlx::query_scalar("SELECT COUNT(*) FROM hiring_contacts WHERE candidate_id = ?")
+        .bind(c)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
 }
 
 /// Keep the workflow's history as a saved shape (`VBRIDGE_WRITE_HISTORY=1`).

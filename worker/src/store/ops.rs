@@ -122,6 +122,11 @@ pub(crate) async fn project_gate(c: &mut impl Run, change: &gate::Change) -> Res
         gate::Change::State { application_id, candidate_id, state, as_of } => {
             let args = [application_id.into(), candidate_id.into(), state.into(), as_of.into()];
             c.execute(sql::GATE_STATE, &args).await?;
+            // Decided: the hiring loop needs the candidate's address no more
+            // (docs/privacy.md); it goes in the transaction that records it.
+            if matches!(state.as_str(), "verified" | "failed") {
+                c.execute(sql::FORGET_CONTACT, &[candidate_id.into(), application_id.into()]).await?;
+            }
         }
         gate::Change::Written { application_id, written } => {
             c.execute(sql::GATE_WRITTEN, &[application_id.into(), written.into()]).await?;
