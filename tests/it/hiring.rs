@@ -484,3 +484,34 @@ async fn an_interview_booked_for_a_pending_candidate_is_a_flagged_mailed_bypass_
     assert_eq!((body["status"].as_str(), body["reason"].as_str()), (Some("ignored"), Some("unknown_application")));
     save(&app, c, a, "bypass").await;
 }
+
+#[tokio::test]
+async fn a_late_booking_sends_one_reminder_at_once_and_tells_the_recruiter_at_the_deadline() {
+    let app = spawn("hiring-late", "veriff").await;
+    let (c, a, email) = ("cand-late-1", "app-late-1", "late.booking@example.org");
+    invited(&app, c, a, email, "wha-late-1").await;
+    // 24 h and 10 s out: both reminders (24 h and 4 h before a deadline 10 s
+    // away) are due already; the latest goes, once. At the deadline the
+    // verification is still open: the recruiter hears.
+    let booked = std::time::Instant::now();
+    let starts = (chrono::Utc::now() + chrono::Duration::hours(24) + chrono::Duration::seconds(10)).to_rfc3339();
+    assert_eq!(interview(&app, "wha-late-2", a, None, &starts, false).await["status"], "accepted");
+    let pending = app
+        .wait_for("the recruiter's deadline notice", WAIT, || async {
+            app.mailbox().await.into_iter().find(|m| m["subject"].as_str().unwrap_or("").contains("still open"))
+        })
+        .await;
+    assert!(booked.elapsed() >= Duration::from_secs(9), "at the deadline, not before");
+    assert!(pending["to"].as_str().unwrap().contains("recruiter@example.org"));
+    let mails = app.mailbox().await;
+    let to_candidate: Vec<&str> = mails
+        .iter()
+        .filter(|m| m["to"].as_str().unwrap_or("").contains(email))
+        .map(|m| m["subject"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(to_candidate, ["Please verify your identity", "Reminder: please verify your identity"], "one reminder");
+    let state = app.state(c, a).await.unwrap();
+    let mut reminded = state.starts[0].reminded.clone();
+    reminded.sort();
+    assert_eq!(reminded, vec![0, 4, 24], "the 24 h one passed over, the 4 h one sent, the deadline's notice sent");
+}

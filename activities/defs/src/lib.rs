@@ -63,6 +63,14 @@ pub mod mail_kind {
     pub const REINVITE: &str = "reinvite";
     pub const REMINDER: &str = "reminder";
     pub const BYPASS: &str = "bypass_notice";
+    /// The recruiter's notice that the verification is still open at its
+    /// deadline (the interview is near).
+    pub const PENDING: &str = "pending_notice";
+
+    /// Whether a kind goes to the recruiter (else to the candidate).
+    pub fn to_recruiter(kind: &str) -> bool {
+        kind == BYPASS || kind == PENDING
+    }
 }
 
 /// The hiring loop (docs/contract.md §8): starting a verification at the

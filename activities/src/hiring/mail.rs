@@ -41,16 +41,19 @@ struct InviteHtml<'a> {
     reminder: bool,
 }
 
+/// The recruiter's notices (`bypass_notice`, `pending_notice`).
 #[derive(Template)]
-#[template(path = "mail/bypass.txt")]
+#[template(path = "mail/recruiter.txt")]
 struct BypassText<'a> {
     req: &'a MailRequest,
+    pending: bool,
 }
 
 #[derive(Template)]
-#[template(path = "mail/bypass.html")]
+#[template(path = "mail/recruiter.html")]
 struct BypassHtml<'a> {
     req: &'a MailRequest,
+    pending: bool,
 }
 
 impl Mailer {
@@ -72,9 +75,14 @@ impl Mailer {
 
     /// The recruiter's notice of an interview booked while the gate was closed.
     pub async fn send_notice(&self, req: &MailRequest, to: &str) -> Result<MailRow, MailError> {
-        let text = BypassText { req }.render().map_err(|e| MailError::Rejected(format!("template: {e}")))?;
-        let html = BypassHtml { req }.render().map_err(|e| MailError::Rejected(format!("template: {e}")))?;
-        let subject = format!("Interview booked before identity verification: application {}", req.application_id);
+        let pending = req.kind == vbridge_activity_defs::mail_kind::PENDING;
+        let text = BypassText { req, pending }.render().map_err(|e| MailError::Rejected(format!("template: {e}")))?;
+        let html = BypassHtml { req, pending }.render().map_err(|e| MailError::Rejected(format!("template: {e}")))?;
+        let subject = if req.kind == vbridge_activity_defs::mail_kind::PENDING {
+            format!("Identity verification still open before the interview: application {}", req.application_id)
+        } else {
+            format!("Interview booked before identity verification: application {}", req.application_id)
+        };
         self.deliver(req, to, &subject, text, html).await
     }
 

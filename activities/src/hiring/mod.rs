@@ -150,7 +150,7 @@ impl HiringActivities {
         let Some(mailer) = &self.mailer else {
             return Ok(MailResult { skipped: "mail_not_configured".into(), ..Default::default() });
         };
-        if req.kind == vbridge_activity_defs::mail_kind::BYPASS {
+        if vbridge_activity_defs::mail_kind::to_recruiter(&req.kind) {
             let named = self.outreach.contact(&req.candidate_id, &req.application_id).await.map_err(store)?;
             let Some(to) = named.and_then(|c| c.recruiter_email).or_else(|| self.recruiter.clone()) else {
                 tracing::warn!("no recruiter address (VBRIDGE_RECRUITER_EMAIL); the notice is not sent");

@@ -361,7 +361,8 @@ impl CandidateVerification {
         } else {
             return;
         }
-        let whom = if req.kind == super::interview::MAIL_BYPASS { "the recruiter" } else { "the candidate" };
+        let whom =
+            if vbridge_activity_defs::mail_kind::to_recruiter(&req.kind) { "the recruiter" } else { "the candidate" };
         let mut e = self.hiring_entry(now, RecordKind::MailSent, &req.trace_id, format!("mail:{}", req.key));
         match result {
             Ok(r) if r.skipped.is_empty() => {

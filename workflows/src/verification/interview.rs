@@ -5,7 +5,8 @@
 //! ATS (`verification_gate_bypass`) and sent to the recruiter. Its start sets
 //! the verification's deadline (the tier's `hoursBeforeInterview` before
 //! it) and the candidate's reminders (`remindersHoursBeforeDeadline`), which
-//! the reminder lane sends on durable timers; a cancelled interview cancels
+//! the reminder lane sends on durable timers, then, at the deadline, the
+//! recruiter's notice that the verification is still open; a cancelled interview cancels
 //! them, a decided verification needs none.
 //!
 //! Pure: [`plan`] picks the next reminder, tested from a table.
@@ -24,6 +25,7 @@ pub const BYPASS_FIELD: &str = "verification_gate_bypass";
 /// The mail kinds of this module.
 pub const MAIL_REMINDER: &str = vbridge_activity_defs::mail_kind::REMINDER;
 pub const MAIL_BYPASS: &str = vbridge_activity_defs::mail_kind::BYPASS;
+pub const MAIL_PENDING: &str = vbridge_activity_defs::mail_kind::PENDING;
 /// The most messages the outbox holds (a flood of moved interviews must not
 /// grow the state).
 pub const OUTBOX_KEEP: usize = 16;
@@ -151,10 +153,14 @@ impl CandidateVerification {
         Some(format!("{}|{deadline}|{:?}", s.key, s.reminded))
     }
 
-    /// The next reminder at `now`, if any.
+    /// The next reminder at `now`, if any: the candidate's, then, once they
+    /// are all sent, the recruiter's notice at the deadline itself (`hours`
+    /// 0) that the verification is still open.
     pub(super) fn next_reminder(&self, now: DateTime<Utc>) -> Option<Reminder> {
         let (i, deadline, hours) = self.reminder_target()?;
-        plan(deadline, &hours, &self.view.starts[i].reminded, now)
+        let reminded = &self.view.starts[i].reminded;
+        plan(deadline, &hours, reminded, now)
+            .or_else(|| (!reminded.contains(&0)).then(|| Reminder { hours: 0, due: deadline, passed_over: vec![] }))
     }
 
     /// Send `r` (queued for the hiring lane), and pass over the earlier ones.
@@ -165,9 +171,10 @@ impl CandidateVerification {
         s.reminded.extend(r.passed_over.iter().copied());
         s.reminded.push(r.hours);
         let (key, tier, trace_id) = (s.key.clone(), s.tier.clone(), s.trace_id.clone());
+        let kind = if r.hours == 0 { MAIL_PENDING } else { MAIL_REMINDER };
         self.outbox_push(MailRequest {
-            key: mail_key(&key, &format!("{MAIL_REMINDER}-{}h-{interview_at}", r.hours)),
-            kind: MAIL_REMINDER.into(),
+            key: mail_key(&key, &format!("{kind}-{}h-{interview_at}", r.hours)),
+            kind: kind.into(),
             candidate_id: self.candidate_id.clone(),
             application_id: self.application_id.clone(),
             start_key: key,

@@ -33,7 +33,7 @@ pub use attributes::{
 };
 pub use hiring::{MAIL_INVITE, MAIL_REINVITE, STARTS_KEEP, mail_key, start_key, steps_up};
 pub use human::escalation_key;
-pub use interview::{BYPASS_FIELD, MAIL_BYPASS, MAIL_REMINDER};
+pub use interview::{BYPASS_FIELD, MAIL_BYPASS, MAIL_PENDING, MAIL_REMINDER};
 pub use notice::{ACTION_RESTART, ACTION_RETAKE};
 pub use patches::{
     AUDIT_PATCH, CONTROLS_PATCH, HIRING_PATCH, LANES_PATCH, NOTICES_PATCH, REST_CLOSE_PATCH, REVERSAL_PATCH,
