@@ -168,6 +168,17 @@ async fn an_ashby_trigger_sent_three_times_starts_one_veriff_session_and_one_inv
     .await;
 
     assert_eq!(contacts(&app, c).await, 0, "decided: the address is forgotten");
+    // The funnel's clock starts at the ATS application's own time (the
+    // body's createdAt, 2026-01-05), not at the first webhook.
+    let metrics = app.get_as("/metrics", Some(OPS_TOKEN)).await.text().await.unwrap();
+    let sum: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("time_apply_to_verified_sum "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("time_apply_to_verified is exported");
+    let since_applied = (chrono::Utc::now() - "2026-01-05T09:00:00Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap())
+        .num_seconds() as f64;
+    assert!(sum >= since_applied - 600.0, "from the application's time: {sum} s, applied {since_applied} s ago");
     let log = app.bridge_log();
     assert!(!log.contains(email) && !log.contains(link), "neither the address nor the link is logged");
     // The audit log keeps what the workflow recorded, and neither.

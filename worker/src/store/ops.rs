@@ -74,14 +74,23 @@ pub(crate) async fn decision_exists(c: &mut impl Run, record_id: &str) -> Result
     Ok(row.is_some())
 }
 
-/// The `occurred_at` of a verification's accepted events.
+/// The times a verification's apply → verified clock may start at: its
+/// events' and, from the hiring loop, the application's own.
 pub(crate) async fn event_times(
     c: &mut impl Run,
     candidate_id: &str,
     application_id: &str,
 ) -> Result<Vec<String>, sqlx::Error> {
-    let rows: Vec<(String,)> = c.fetch_all(sql::EVENT_TIMES, &[candidate_id.into(), application_id.into()]).await?;
-    Ok(rows.into_iter().map(|r| r.0).collect())
+    let rows: Vec<(String, Option<String>)> =
+        c.fetch_all(sql::EVENT_TIMES, &[candidate_id.into(), application_id.into()]).await?;
+    // The ATS application's own time, when the hiring loop's request gave
+    // it, starts `time_apply_to_verified` (docs/hiring.md).
+    let applied = rows.iter().filter_map(|(_, p)| {
+        let v: serde_json::Value = serde_json::from_str(p.as_deref()?).ok()?;
+        v.pointer("/signals/applied_at").and_then(serde_json::Value::as_str).map(str::to_owned)
+    });
+    let applied: Vec<String> = applied.collect();
+    Ok(rows.into_iter().map(|r| r.0).chain(applied).collect())
 }
 
 pub(crate) async fn insert_decision(c: &mut impl Run, r: &DecisionRecord, l: &LinkFields) -> Result<(), sqlx::Error> {

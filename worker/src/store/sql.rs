@@ -37,7 +37,10 @@ pub(crate) const SET_HEAD: &str = "INSERT INTO stream_heads (stream, chain_pos, 
      ON CONFLICT (stream) DO UPDATE SET chain_pos = excluded.chain_pos, hash = excluded.hash";
 pub(crate) const DECISION_EXISTS: &str = "SELECT 1 AS one FROM decisions WHERE record_id = ?";
 /// When a verification's accepted events happened (for apply → verified).
-pub(crate) const EVENT_TIMES: &str = "SELECT occurred_at FROM deliveries WHERE candidate_id = ? AND application_id = ? \
+/// A verification's event times, and the hiring loop's request's body (it
+/// holds the ATS application's own time, `signals.applied_at`).
+pub(crate) const EVENT_TIMES: &str = "SELECT occurred_at, CASE WHEN event_type = 'verification.requested' \
+     THEN payload END FROM deliveries WHERE candidate_id = ? AND application_id = ? \
      AND processing_result = 'accepted' AND occurred_at IS NOT NULL";
 /// A losing racer for an accepted key gets no row back and is decided again.
 pub(crate) const INSERT_DELIVERY: &str = "INSERT INTO deliveries (received_at, event_id, event_type, occurred_at, \
