@@ -86,6 +86,9 @@ pub enum RecordKind {
     GateBypass,
     /// The ATS cancelled the interview: its reminders are cancelled.
     InterviewCancelled,
+    /// The interview's time came: whether the verification was verified by
+    /// then (`state_after`) feeds `verified_before_interview_ratio`.
+    InterviewReached,
 }
 
 impl RecordKind {
@@ -123,6 +126,7 @@ impl RecordKind {
         RecordKind::InterviewScheduled,
         RecordKind::GateBypass,
         RecordKind::InterviewCancelled,
+        RecordKind::InterviewReached,
     ];
 
     /// The stored string (the same as its serde form).
@@ -160,6 +164,7 @@ impl RecordKind {
             RecordKind::InterviewScheduled => "interview_scheduled",
             RecordKind::GateBypass => "gate_bypass",
             RecordKind::InterviewCancelled => "interview_cancelled",
+            RecordKind::InterviewReached => "interview_reached",
         }
     }
 
@@ -244,6 +249,7 @@ mod tests {
             (InterviewScheduled, "interview_scheduled"),
             (GateBypass, "gate_bypass"),
             (InterviewCancelled, "interview_cancelled"),
+            (InterviewReached, "interview_reached"),
         ];
         assert_eq!(expected.len(), RecordKind::ALL.len(), "every kind is pinned");
         for (kind, s) in expected {

@@ -71,6 +71,14 @@ fuzz_target!(|data: &[u8]| {
                 assert!(c.stored_key().starts_with(a.kind().as_str()));
                 let _ = c.job();
             }
+            AtsMapping::Interview(i) => {
+                assert_eq!(i.ats, a.kind());
+                for k in [&i.event_key, &i.schedule_id] {
+                    assert!(k.len() <= 200 && k.bytes().all(|b| b.is_ascii_graphic()), "{i:?}");
+                }
+                assert!(i.ats_event.chars().count() <= MAX_EVENT_CHARS);
+                assert!(i.stored_key().starts_with(a.kind().as_str()));
+            }
             AtsMapping::Ignored(i) => {
                 assert!(i.ats_event.chars().count() <= MAX_EVENT_CHARS);
                 let record = i.to_record(a.kind()).to_string();

@@ -484,12 +484,31 @@ async fn an_interview_booked_for_a_pending_candidate_is_a_flagged_mailed_bypass_
         (gate["allow_interview_scheduling"] == true).then_some(())
     })
     .await;
-    assert_eq!(interview(&app, "wha-int-4", a, Some(c), &starts, false).await["status"], "accepted");
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(6)).to_rfc3339();
+    assert_eq!(interview(&app, "wha-int-4", a, Some(c), &soon, false).await["status"], "accepted");
     app.wait_for("interview_scheduled", WAIT, || async {
         (entries(&app, c, a, "interview_scheduled").await.len() == 1).then_some(())
     })
     .await;
     assert_eq!(bypass_count(&app).await, 1);
+    // Its time comes with the candidate verified: the funnel counts it.
+    let reached = app
+        .wait_for("interview_reached", WAIT, || async {
+            entries(&app, c, a, "interview_reached").await.into_iter().next()
+        })
+        .await;
+    assert_eq!(reached.state_after, "verified", "{}", reached.reason);
+    let funnel = app
+        .wait_for("the funnel's counters", WAIT, || async {
+            let text = app.get_as("/metrics", Some(OPS_TOKEN)).await.text().await.ok()?;
+            let value = |name: &str| -> Option<u64> {
+                text.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).and_then(|v| v.trim().parse().ok())
+            };
+            let pair = (value("interviews_reached_count")?, value("interviews_reached_verified_count")?);
+            (pair.0 > 0).then_some(pair)
+        })
+        .await;
+    assert_eq!(funnel, (1, 1), "one interview reached, verified by then");
     // An interview for an application the bridge does not verify is recorded, not applied.
     let body = interview(&app, "wha-int-5", "app-nobody", None, &starts, false).await;
     assert_eq!((body["status"].as_str(), body["reason"].as_str()), (Some("ignored"), Some("unknown_application")));

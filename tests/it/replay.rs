@@ -245,6 +245,7 @@ async fn saved_histories_replay_deterministically() {
                 "\"kind\":\"bypass_notice\"",
                 "\"kind\":\"reminder\"",
                 "\"kind\":\"interview_cancelled\"",
+                "\"kind\":\"interview_reached\"",
                 "\"verification_gate_bypass\":\"true\"",
             ],
             _ => &[],

@@ -37,6 +37,18 @@ impl Counter {
 /// Seconds from a verification's first event to its move into `verified`:
 /// observed by the store once the `applied` record is committed (in
 /// whichever process appends it).
+/// Interviews whose time came, and those of them with the verification
+/// verified by then: `verified_before_interview_ratio` is their ratio (a
+/// recording rule in deploy/prometheus/alerts.yml). Observed by the store
+/// once the `interview_reached` record is committed.
+pub static INTERVIEWS_REACHED: LazyLock<IntCounter> = LazyLock::new(|| {
+    IntCounter::new("interviews_reached_count", "interviews whose time came (the hiring loop)").expect("a valid metric")
+});
+pub static INTERVIEWS_REACHED_VERIFIED: LazyLock<IntCounter> = LazyLock::new(|| {
+    IntCounter::new("interviews_reached_verified_count", "interviews whose time came with the candidate verified")
+        .expect("a valid metric")
+});
+
 pub static APPLY_TO_VERIFIED: LazyLock<Histogram> = LazyLock::new(|| {
     // Minutes to weeks: identity checks take from seconds to days.
     let buckets = vec![10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 4.0 * 3600.0, 86_400.0, 3.0 * 86_400.0, 7.0 * 86_400.0];
@@ -244,6 +256,8 @@ impl Metrics {
             Box::new(m.relay_lag.clone()),
             Box::new(APPLY_TO_VERIFIED.clone()),
             Box::new(PROVIDER_REVERSALS.clone()),
+            Box::new(INTERVIEWS_REACHED.clone()),
+            Box::new(INTERVIEWS_REACHED_VERIFIED.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("each metric is registered once");

@@ -30,6 +30,14 @@ pub const MAIL_PENDING: &str = vbridge_activity_defs::mail_kind::PENDING;
 /// grow the state).
 pub const OUTBOX_KEEP: usize = 16;
 
+/// What the reminder lane wakes up for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wake {
+    Remind(Reminder),
+    /// The interview's time.
+    Reached(DateTime<Utc>),
+}
+
 /// The next reminder: which (its hours before the deadline), when, and the
 /// earlier ones passed over because a later one is due already.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,11 +154,48 @@ impl CandidateVerification {
         Some((i, due, deadline.reminders_hours_before_deadline.clone()))
     }
 
-    /// What the reminder lane waits on: it changes when the plan may.
+    /// What the reminder lane waits on: it changes when the plan may (the
+    /// interview, the reminders sent, a decision, a new start); none when
+    /// there is nothing to wait for.
     pub(super) fn reminder_key(&self) -> Option<String> {
-        let (i, deadline, _) = self.reminder_target()?;
-        let s = &self.view.starts[i];
-        Some(format!("{}|{deadline}|{:?}", s.key, s.reminded))
+        let interview = self.view.interview.as_ref().filter(|i| !i.starts_at.is_empty())?;
+        let reminders = self.reminder_target().map(|(i, deadline, _)| {
+            let s = &self.view.starts[i];
+            format!("{}|{deadline}|{:?}", s.key, s.reminded)
+        });
+        if reminders.is_none() && interview.reached {
+            return None;
+        }
+        Some(format!("{}|{}|{}|{reminders:?}", interview.id, interview.starts_at, interview.reached))
+    }
+
+    /// The lane's next wake-up at `now`: a reminder before the interview,
+    /// else the interview's own time (to record whether it was verified by then).
+    pub(super) fn next_wake(&self, now: DateTime<Utc>) -> Option<Wake> {
+        let interview = self.view.interview.as_ref()?;
+        let at = DateTime::parse_from_rfc3339(&interview.starts_at).ok()?.with_timezone(&Utc);
+        match self.next_reminder(now) {
+            Some(r) if r.due <= at || interview.reached => Some(Wake::Remind(r)),
+            _ if !interview.reached => Some(Wake::Reached(at)),
+            _ => None,
+        }
+    }
+
+    /// The interview's time came: record whether the verification was
+    /// verified by then.
+    pub(super) fn interview_reached(&mut self, now: &str) {
+        let Some(i) = self.view.interview.as_mut() else { return };
+        i.reached = true;
+        let id = i.id.clone();
+        let state = self.view.state.clone();
+        let verified = state == vbridge_core::domain::VerificationState::Verified.as_str();
+        let mut e = self.hiring_entry(now, RecordKind::InterviewReached, "", format!("interview:{id}"));
+        e.reason = if verified {
+            format!("interview {id}: its time came with the verification verified")
+        } else {
+            format!("interview {id}: its time came with the verification {state}, not verified")
+        };
+        self.timeline.push_back(e);
     }
 
     /// The next reminder at `now`, if any: the candidate's, then, once they

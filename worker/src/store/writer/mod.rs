@@ -389,6 +389,9 @@ enum Observed {
     Verified(f64),
     /// A provider's reversal (`provider_reversal_count`).
     Reversal,
+    /// An interview's time came; verified by then or not
+    /// (`verified_before_interview_ratio`'s two counters).
+    InterviewReached { verified: bool },
 }
 
 /// Append one decision record (a no-op when its id is stored). Returns what
@@ -430,6 +433,9 @@ async fn append_decision<B: Backend>(
     }
     if r.kind == RecordKind::ProviderReversal {
         return Ok(Some(Observed::Reversal));
+    }
+    if r.kind == RecordKind::InterviewReached {
+        return Ok(Some(Observed::InterviewReached { verified: r.state_after == "verified" }));
     }
     Ok(None)
 }
@@ -495,6 +501,12 @@ async fn run_group<B: Backend>(
         match o {
             Observed::Verified(seconds) => crate::metrics::APPLY_TO_VERIFIED.observe(seconds),
             Observed::Reversal => crate::metrics::PROVIDER_REVERSALS.inc(),
+            Observed::InterviewReached { verified } => {
+                crate::metrics::INTERVIEWS_REACHED.inc();
+                if verified {
+                    crate::metrics::INTERVIEWS_REACHED_VERIFIED.inc();
+                }
+            }
         }
     }
     Ok((done, forwardable))
