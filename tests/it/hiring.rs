@@ -545,3 +545,29 @@ async fn a_late_booking_sends_one_reminder_at_once_and_tells_the_recruiter_at_th
     reminded.sort();
     assert_eq!(reminded, vec![0, 4, 24], "the 24 h one passed over, the 4 h one sent, the deadline's notice sent");
 }
+
+#[tokio::test]
+async fn a_step_up_that_cannot_start_leaves_the_needs_review_to_a_reviewer() {
+    let dir = std::env::temp_dir().join(format!("vbridge-hiring-stepfail-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let reasons = dir.join("reasons.toml");
+    std::fs::write(&reasons, "[veriff]\n\"102\" = \"liveness-low\"\n").unwrap();
+    let mut app = spawn("hiring-step-fail", "veriff").await;
+    app.kill_bridge();
+    // No provider to start at: the step-up fails for good.
+    app.start_bridge(&[
+        ("VBRIDGE_PROVIDER_REASON_MAP", &reasons.display().to_string()),
+        ("VBRIDGE_START_PROVIDER", ""),
+    ])
+    .await;
+    let (c, a) = ("cand-stepfail-1", "app-stepfail-1");
+    veriff_says(&app, c, a, "chk-own-1", Outcome::NeedsReview, 2).await;
+    let state = app
+        .wait_for("the review item", WAIT, || async { app.state(c, a).await.ok().filter(|s| s.review.is_some()) })
+        .await;
+    assert_eq!(state.state, "needs_review");
+    assert_eq!(state.starts.len(), 1, "{:?}", state.starts);
+    assert!(!state.starts[0].failed.is_empty() && state.starts[0].step_up_of == "chk-own-1");
+    assert_eq!(entries(&app, c, a, "verification_start_failed").await.len(), 1);
+    assert!(app.provider_sessions().await.is_empty() && app.mailbox().await.is_empty());
+}

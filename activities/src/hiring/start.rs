@@ -4,9 +4,10 @@
 //! for one start key:
 //! - the key's row (`hiring_starts`) is read first: a start that finished
 //!   before a crash is found there;
-//! - Persona is asked next for an inquiry of the same reference and
-//!   template (look up before create), which covers a crash after Persona
-//!   created the inquiry and before the row was kept;
+//! - Persona is asked next for the inquiry tagged with the start's key
+//!   (look up before create), and the create itself carries the key as
+//!   Persona's `Idempotency-Key`: a crash after Persona created the inquiry
+//!   and before the row was kept never makes a second one;
 //! - Veriff has no look-up: the window between its answer and the row is
 //!   the one place a crash can leave an unused session behind (never
 //!   mailed: only the kept session is). docs/hiring.md says so.
@@ -136,14 +137,12 @@ impl Starter {
             .send()
             .await;
         let list = answer("listing Persona inquiries", found).await?;
+        // The start's own inquiry: tagged with its key at creation (a step-up
+        // at a tier the trigger also used shares the reference and template).
         let existing = list.get("data").and_then(Value::as_array).and_then(|items| {
-            items.iter().rev().find(|i| {
-                let template = i
-                    .pointer("/relationships/inquiry-template/data/id")
-                    .or_else(|| i.pointer("/attributes/inquiry-template-id"))
-                    .and_then(Value::as_str);
-                let status = i.pointer("/attributes/status").and_then(Value::as_str).unwrap_or("");
-                template == Some(req.template.as_str()) && matches!(status, "created" | "pending")
+            items.iter().find(|i| {
+                let tagged = i.pointer("/attributes/tags").and_then(Value::as_array);
+                tagged.is_some_and(|tags| tags.iter().any(|t| t.as_str() == Some(req.key.as_str())))
             })
         });
         let (id, created) = match existing {
@@ -152,11 +151,15 @@ impl Starter {
                 let body = json!({"data": {"attributes": {
                     "inquiry-template-id": req.template,
                     "reference-id": reference,
+                    "tags": [req.key],
                 }}});
+                // Persona's Idempotency-Key: a create retried with the start's
+                // key answers the inquiry the first one made.
                 let sent = self
                     .http
                     .post(format!("{base}/api/v1/inquiries"))
                     .header("Authorization", &auth)
+                    .header("Idempotency-Key", &req.key)
                     .json(&body)
                     .timeout(self.timeout)
                     .send()

@@ -193,6 +193,7 @@ impl CandidateVerification {
             requested_at: now.to_owned(),
             event_id: ev.event_id.clone(),
             step_up_of: ev.verification_check_id.clone(),
+            reason_codes: ev.reason_codes.clone(),
             ..Default::default()
         });
         true
@@ -204,21 +205,33 @@ impl CandidateVerification {
     pub(super) fn queue_step_up_review(&mut self, policy: &Policy, now: &str, workflow_id: &str, ev: &EventSignal) {
         let check = &ev.verification_check_id;
         let step_up_check = self.view.starts.iter().any(|s| !s.step_up_of.is_empty() && s.session_id == *check);
-        let again = self.machine.state == VerificationState::NeedsReview
-            && machine::target_state(policy, ev).ok() == Some(VerificationState::NeedsReview);
-        if !(step_up_check && again && self.view.review.is_none() && self.patches().review) {
+        let again = machine::target_state(policy, ev).ok() == Some(VerificationState::NeedsReview);
+        if step_up_check && again {
+            let ids = (ev.event_id.as_str(), ev.trace_id.as_str());
+            self.queue_review(policy, now, workflow_id, check, &ev.reason_codes, &ev.evidence_pack_url, ids);
+        }
+    }
+
+    /// Route the verification, in needs_review without an item, to the
+    /// review queue (what a step-up held back): the item, and the ATS write
+    /// with its link to `check`.
+    #[allow(clippy::too_many_arguments)]
+    fn queue_review(
+        &mut self,
+        policy: &Policy,
+        now: &str,
+        workflow_id: &str,
+        check: &str,
+        codes: &[String],
+        evidence: &str,
+        ids: (&str, &str),
+    ) {
+        let waiting = self.machine.state == VerificationState::NeedsReview && self.view.review.is_none();
+        if !(waiting && self.patches().review) {
             return;
         }
-        let ids = (ev.event_id.as_str(), ev.trace_id.as_str());
-        let Some(link) = self.follow_review(
-            policy,
-            now,
-            VerificationState::NeedsReview,
-            &ev.reason_codes,
-            false,
-            &ev.evidence_pack_url,
-            ids,
-        ) else {
+        let Some(link) = self.follow_review(policy, now, VerificationState::NeedsReview, codes, false, evidence, ids)
+        else {
             return;
         };
         let fields = BTreeMap::from([
@@ -317,7 +330,13 @@ impl CandidateVerification {
     }
 
     /// The start activity ended.
-    pub(super) fn start_done(&mut self, now: &str, key: &str, result: Result<StartResult, ActivityExecutionError>) {
+    pub(super) fn start_done(
+        &mut self,
+        now: &str,
+        workflow_id: &str,
+        key: &str,
+        result: Result<StartResult, ActivityExecutionError>,
+    ) {
         let Some(i) = self.view.starts.iter().position(|s| s.key == key) else { return };
         let s = self.view.starts[i].clone();
         let mut entry;
@@ -345,6 +364,14 @@ impl CandidateVerification {
             }
         }
         self.timeline.push_back(entry);
+        // A step-up that cannot start leaves the needs_review to a reviewer.
+        if !s.step_up_of.is_empty()
+            && !self.view.starts[i].failed.is_empty()
+            && let Ok(policy) = self.policy.clone()
+        {
+            let ids = (s.event_id.as_str(), s.trace_id.as_str());
+            self.queue_review(&policy, now, workflow_id, &s.step_up_of, &s.reason_codes, "", ids);
+        }
     }
 
     /// The mail activity ended: a start's first message, or the outbox's next.

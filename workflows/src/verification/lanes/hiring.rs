@@ -11,6 +11,7 @@ use vbridge_activity_defs::HiringActivities;
 
 impl CandidateVerification {
     pub(in crate::verification) async fn hiring_lane(ctx: &WorkflowContext<Self>) -> WorkflowResult<()> {
+        let workflow_id = ctx.workflow_id().to_owned();
         if !ctx.state(|s| s.patches().hiring) {
             return Ok(());
         }
@@ -25,7 +26,7 @@ impl CandidateVerification {
                 HiringJob::Start(req) => {
                     let result = ctx.execute_activity(HiringActivities::start_verification, req.clone(), opts).await;
                     let now = rfc3339(ctx.workflow_time());
-                    ctx.state_mut(|s| s.start_done(&now, &req.key, result));
+                    ctx.state_mut(|s| s.start_done(&now, &workflow_id, &req.key, result));
                 }
                 HiringJob::Mail(req) => {
                     let result = ctx.execute_activity(HiringActivities::send_mail, req.clone(), opts).await;

@@ -109,9 +109,15 @@ pub struct ProviderSession {
     /// Persona one-time links generated for it.
     pub links_generated: u32,
     pub created_at: String,
+    /// Persona's inquiry tags, as created.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     /// Veriff's `sessionToken` / Persona's account: answered, not listed.
     #[serde(skip)]
     secret: String,
+    /// Persona: the `Idempotency-Key` it was created with.
+    #[serde(skip)]
+    idempotency_key: Option<String>,
 }
 
 /// The base URL a client reached the sandbox at, for the links it answers.

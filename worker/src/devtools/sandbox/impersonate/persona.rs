@@ -110,7 +110,7 @@ fn inquiry(p: &ProviderSession) -> Value {
         "type": "inquiry",
         "id": p.id,
         "attributes": {
-            "status": "created", "reference-id": reference, "note": null, "tags": [], "creator": "API",
+            "status": "created", "reference-id": reference, "note": null, "tags": p.tags, "creator": "API",
             "created-at": p.created_at, "updated-at": p.created_at, "started-at": null, "completed-at": null,
             "failed-at": null, "expired-at": null, "redacted-at": null, "fields": {},
         },
@@ -179,10 +179,33 @@ async fn create(State(s): State<Sandbox>, headers: HeaderMap, body: axum::body::
         Ok(a) => a,
         Err((status, e)) => return s.answer("POST", path, &headers, status, inflect(e, inf)),
     };
+    // Persona's `tags` on creation: strings, kept as given (bounded).
+    let tags: Vec<String> = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.pointer("/data/attributes/tags").and_then(Value::as_array).cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|t| t.as_str().map(|t| t.chars().take(255).collect()))
+        .take(32)
+        .collect();
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
     // Created only now, past any fault's wait (see Veriff's).
     let id = new_id("inq");
     let session = {
         let mut g = s.inner.lock().unwrap();
+        // A repeated Idempotency-Key answers the inquiry it created.
+        if let Some(k) = &key
+            && let Some(first) = g.providers.iter().find(|p| p.idempotency_key.as_ref() == Some(k)).cloned()
+        {
+            drop(g);
+            return s.answer(
+                "POST",
+                path,
+                &headers,
+                StatusCode::CREATED,
+                inflect(json!({"data": inquiry(&first)}), inf),
+            );
+        }
         // Inquiries with one reference share an account, as Persona's do.
         let account = reference
             .as_ref()
@@ -197,7 +220,9 @@ async fn create(State(s): State<Sandbox>, headers: HeaderMap, body: axum::body::
             url: format!("{}/_sandbox/verify/persona/{id}", base_url(&headers)),
             links_generated: 0,
             created_at: crate::now_rfc3339(),
+            tags,
             secret: account,
+            idempotency_key: key,
         };
         g.providers.push(session.clone());
         session

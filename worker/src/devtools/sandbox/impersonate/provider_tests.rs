@@ -161,3 +161,29 @@ async fn faults_come_first_and_a_dropped_slow_request_creates_nothing() {
     let logged = s.inner.lock().unwrap().requests.iter().map(|r| r.status).collect::<Vec<_>>();
     assert_eq!(logged, vec![503, 429]);
 }
+
+#[tokio::test]
+async fn persona_answers_a_repeated_idempotency_key_with_the_first_inquiry_and_keeps_its_tags() {
+    let s = Sandbox::default();
+    let body = json!({"data": {"attributes": {"inquiry-template-id": "itmpl_std", "reference-id": "c:a",
+        "tags": ["st-key-1"]}}});
+    let keyed = |b: &Value| {
+        Request::post("/api/v1/inquiries")
+            .header("host", "sandbox.test:9000")
+            .header("authorization", format!("Bearer {API_KEY}"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", "st-key-1")
+            .body(Body::from(b.to_string()))
+            .unwrap()
+    };
+    let (st, first) = call(&s, keyed(&body)).await;
+    assert_eq!(st, StatusCode::CREATED);
+    assert_eq!(first["data"]["attributes"]["tags"], json!(["st-key-1"]));
+    let (st, again) = call(&s, keyed(&body)).await;
+    assert_eq!((st, &again["data"]["id"]), (StatusCode::CREATED, &first["data"]["id"]), "the same inquiry");
+    assert_eq!(sessions(&s).len(), 1);
+    // Without the key, a second create makes a second inquiry.
+    let (_, other) = call(&s, persona("POST", "/api/v1/inquiries", Some(body))).await;
+    assert_ne!(other["data"]["id"], first["data"]["id"]);
+    assert_eq!(sessions(&s).len(), 2);
+}

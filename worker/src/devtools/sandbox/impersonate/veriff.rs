@@ -117,6 +117,8 @@ async fn create_session(State(s): State<Sandbox>, headers: HeaderMap, body: axum
         links_generated: 0,
         created_at: crate::now_rfc3339(),
         secret: token.clone(),
+        tags: vec![],
+        idempotency_key: None,
     });
     let answer = json!({"status": "success", "verification": {
         "id": id, "url": url, "vendorData": vendor_data, "host": host, "status": "created", "sessionToken": token,
