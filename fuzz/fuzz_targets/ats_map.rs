@@ -18,11 +18,10 @@ fn bounded_name(s: &str) -> bool {
     s.chars().count() <= MAX_TEXT_CHARS && !s.is_empty() && !s.chars().any(char::is_control)
 }
 
+/// `Debug` shows the mask and the domain, exactly: never the local part
+/// (comparing the whole form, since an address may read like its own mask).
 fn redacted(e: &Email) -> bool {
-    let shown = format!("{e:?}");
-    let local = e.as_str().split('@').next().unwrap_or("");
-    // Only an address whose local part is all '*' could read as its own mask.
-    local.chars().all(|c| c == '*') || !shown.contains(e.as_str())
+    format!("{e:?}") == format!("Email(***@{})", e.domain())
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -76,7 +76,14 @@ impl Email {
             return None;
         }
         let (local, domain) = s.split_once('@')?;
-        (!local.is_empty() && !domain.is_empty() && !domain.contains('@')).then(|| Email(s.to_owned()))
+        // RFC 5321's dot-atom on both sides (non-ASCII letters allowed, as
+        // SMTPUTF8 does): no quoted local parts, comments or literals, which
+        // no ATS sends for a candidate and a mail server may read otherwise.
+        let atext = |c: char| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+        let dot_atom =
+            |part: &str, ok: &dyn Fn(char) -> bool| part.split('.').all(|a| !a.is_empty() && a.chars().all(ok));
+        let label = |c: char| c.is_alphanumeric() || c == '-';
+        (dot_atom(local, &atext) && dot_atom(domain, &label)).then(|| Email(s.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {

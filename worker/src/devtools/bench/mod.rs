@@ -9,7 +9,8 @@
 //! 5. received → written-to-the-ATS latency through the whole stack.
 //!
 //! Then it prints the ratios the targets are stated in. Phase 11
-//! (`--providers-only`) sets the four provider routes beside the IL route.
+//! (`--providers-only`) sets the four provider routes beside the IL route;
+//! phase 12 (`--hiring-only`) runs the hiring loop's triggers to their invites.
 
 use crate::app::{self, Role};
 use crate::config::Config;
@@ -25,6 +26,7 @@ use tokio::sync::watch;
 
 mod burst;
 mod flood;
+mod hiring;
 mod outbox;
 mod providers;
 mod refusals;
@@ -81,6 +83,14 @@ pub struct BenchOptions {
     /// Only phase 11: the four provider routes beside the IL route.
     #[arg(long)]
     pub providers_only: bool,
+    /// Only phase 12: the hiring loop's triggers at `--hiring-rate`, each to
+    /// its invite in the sandbox's mailbox.
+    #[arg(long)]
+    pub hiring_only: bool,
+    #[arg(long, default_value_t = 500)]
+    pub hiring_triggers: usize,
+    #[arg(long, default_value_t = 50)]
+    pub hiring_rate: u32,
     /// Verifications the gate and reconciliation phases are measured over.
     #[arg(long, default_value_t = 10_000)]
     pub controls_verifications: usize,
@@ -279,6 +289,14 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     cfg.ats_url = Some(sandbox_url.clone());
     cfg.task_queue = format!("bench-{run}");
     cfg.data_dir = dir.clone();
+    if o.hiring_only {
+        let r = hiring::hiring_phase(&cfg, &dir, &run, o.hiring_triggers, o.hiring_rate).await?;
+        println!("{}", serde_json::json!({ "hiring": r }));
+        let _ = sb_stop.send(());
+        drop(temporal);
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    }
     if o.providers_only {
         let r = providers::provider_phase(&cfg, &dir, secret, &run, o.requests, o.concurrency).await?;
         println!("{}", serde_json::json!({ "providers": r }));
