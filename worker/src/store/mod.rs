@@ -16,6 +16,7 @@ pub mod refused;
 mod rows;
 mod run;
 pub mod sessions;
+mod side;
 mod sql;
 mod sqlite;
 mod writer;

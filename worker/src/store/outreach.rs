@@ -3,38 +3,22 @@
 //! webhook, the sessions created at the provider (with the candidate's
 //! link), and the messages sent. None is part of the audit log or its
 //! chains, so none goes through the group-commit writer: like console
-//! logouts (`sessions`), a connection of its own writes them.
+//! logouts (`sessions`), a connection of its own writes them (`side`).
 
 use super::StoreError;
 use super::run::Run;
+use super::side::SidePool;
 use super::sql;
 use async_trait::async_trait;
-use sqlx::postgres::PgPoolOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use sqlx::{PgPool, SqlitePool};
-use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 use vbridge_activities::hiring::{Contact, MailRow, Outreach, StartRow};
 
-enum Pool {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
-}
-
-pub struct OutreachStore(Pool);
+pub struct OutreachStore(SidePool);
 
 /// The hiring rows of the store at `url` (opened, and migrated, by
 /// [`super::open`] first).
 pub async fn open_outreach(url: &str) -> Result<Arc<OutreachStore>, StoreError> {
-    let pool = if url.starts_with("sqlite:") {
-        let opts = SqliteConnectOptions::from_str(url)?.busy_timeout(Duration::from_secs(5));
-        Pool::Sqlite(SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?)
-    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Pool::Postgres(PgPoolOptions::new().max_connections(2).connect(url).await?)
-    } else {
-        return Err(StoreError::BadUrl(url.to_owned()));
-    };
+    let pool = super::side::open(url).await?;
     Ok(Arc::new(OutreachStore(pool)))
 }
 
@@ -42,12 +26,12 @@ pub async fn open_outreach(url: &str) -> Result<Arc<OutreachStore>, StoreError> 
 macro_rules! with_conn {
     ($self:ident, $c:ident => $body:expr) => {
         match &$self.0 {
-            Pool::Sqlite(p) => {
+            SidePool::Sqlite(p) => {
                 let mut conn = p.acquire().await.map_err(|e| e.to_string())?;
                 let $c = &mut *conn;
                 $body.await.map_err(|e: sqlx::Error| e.to_string())
             }
-            Pool::Postgres(p) => {
+            SidePool::Postgres(p) => {
                 let mut conn = p.acquire().await.map_err(|e| e.to_string())?;
                 let $c = &mut *conn;
                 $body.await.map_err(|e: sqlx::Error| e.to_string())

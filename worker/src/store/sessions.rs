@@ -12,14 +12,10 @@
 
 use super::StoreError;
 use super::run::Run;
+use super::side::SidePool;
 use super::sql;
 use async_trait::async_trait;
-use sqlx::postgres::PgPoolOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use sqlx::{PgPool, SqlitePool};
-use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 #[async_trait]
 pub trait Revocations: Send + Sync + 'static {
@@ -30,24 +26,12 @@ pub trait Revocations: Send + Sync + 'static {
     async fn is_revoked(&self, sid: &str) -> Result<bool, StoreError>;
 }
 
-enum Pool {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
-}
-
-pub struct SessionStore(Pool);
+pub struct SessionStore(SidePool);
 
 /// The revocations of the store at `url` (opened, and migrated, by
 /// [`super::open`] first).
 pub async fn open_revocations(url: &str) -> Result<Arc<dyn Revocations>, StoreError> {
-    let pool = if url.starts_with("sqlite:") {
-        let opts = SqliteConnectOptions::from_str(url)?.busy_timeout(Duration::from_secs(5));
-        Pool::Sqlite(SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?)
-    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Pool::Postgres(PgPoolOptions::new().max_connections(2).connect(url).await?)
-    } else {
-        return Err(StoreError::BadUrl(url.to_owned()));
-    };
+    let pool = super::side::open(url).await?;
     Ok(Arc::new(SessionStore(pool)))
 }
 
@@ -66,16 +50,16 @@ async fn revoked(c: &mut impl Run, sid: &str) -> Result<bool, sqlx::Error> {
 impl Revocations for SessionStore {
     async fn revoke(&self, sid: &str, until: i64, now: i64) -> Result<(), StoreError> {
         match &self.0 {
-            Pool::Sqlite(p) => revoke(&mut *p.acquire().await?, sid, until, now).await?,
-            Pool::Postgres(p) => revoke(&mut *p.acquire().await?, sid, until, now).await?,
+            SidePool::Sqlite(p) => revoke(&mut *p.acquire().await?, sid, until, now).await?,
+            SidePool::Postgres(p) => revoke(&mut *p.acquire().await?, sid, until, now).await?,
         }
         Ok(())
     }
 
     async fn is_revoked(&self, sid: &str) -> Result<bool, StoreError> {
         Ok(match &self.0 {
-            Pool::Sqlite(p) => revoked(&mut *p.acquire().await?, sid).await?,
-            Pool::Postgres(p) => revoked(&mut *p.acquire().await?, sid).await?,
+            SidePool::Sqlite(p) => revoked(&mut *p.acquire().await?, sid).await?,
+            SidePool::Postgres(p) => revoked(&mut *p.acquire().await?, sid).await?,
         })
     }
 }
