@@ -5,7 +5,6 @@ use crate::devtools::sandbox::{Fault, Sandbox};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
-use std::time::Duration;
 use tower::ServiceExt;
 
 async fn call(s: &Sandbox, req: Request<Body>) -> (StatusCode, Value) {
@@ -154,7 +153,10 @@ async fn faults_come_first_and_a_dropped_slow_request_creates_nothing() {
     s.inner.lock().unwrap().fault = Some((Fault::Slow { delay_ms: 10_000 }, Some(1), None));
     let router = s.router();
     let pending = tokio::spawn(router.oneshot(veriff(Some(API_KEY), ok)));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Abort once the handler has taken the slow fault: it is in the wait.
+    while s.inner.lock().unwrap().fault.is_some() {
+        tokio::task::yield_now().await;
+    }
     pending.abort();
     assert!(pending.await.unwrap_err().is_cancelled());
     assert!(sessions(&s).is_empty(), "the client went away during the wait: no session");
