@@ -10,6 +10,7 @@
 
 pub mod connector;
 pub mod hiring;
+pub mod interviews;
 mod reconcile;
 pub mod retention;
 mod review;

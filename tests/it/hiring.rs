@@ -25,6 +25,11 @@ pub(crate) const EXTENSION: &str = vbridge_core::hiring::EXAMPLE_EXTENSION;
 
 /// A bridge with the hiring loop on, starting verifications at `provider`.
 async fn spawn(name: &str, provider: &str) -> TestApp {
+    spawn_env(name, provider, &[]).await
+}
+
+/// [`spawn`], with more settings.
+async fn spawn_env(name: &str, provider: &str, more: &[(&str, &str)]) -> TestApp {
     let dir = std::env::temp_dir().join(format!("vbridge-hiring-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let policy = dir.join("policy.yaml");
@@ -41,6 +46,7 @@ async fn spawn(name: &str, provider: &str) -> TestApp {
         env("VBRIDGE_PERSONA_API_URL", "{sandbox}"),
         env("VBRIDGE_PERSONA_API_KEY", API_KEY),
     ];
+    let extra_env = extra_env.into_iter().chain(more.iter().map(|(k, v)| env(k, v))).collect();
     TestApp::spawn_with(name, Options { extra_env, ..Default::default() }).await
 }
 
@@ -306,9 +312,14 @@ async fn a_greenhouse_trigger_starts_a_persona_inquiry_at_the_tiers_template_and
 
 /// Trigger a verification for (c, a) and wait for its invite; the session.
 async fn invited(app: &TestApp, c: &str, a: &str, email: &str, key: &str) -> Value {
+    invited_by(app, AtsKind::Ashby, c, a, email, key).await
+}
+
+/// [`invited`], triggered by `kind`'s stage change.
+async fn invited_by(app: &TestApp, kind: AtsKind, c: &str, a: &str, email: &str, key: &str) -> Value {
     let when = at(-2);
     let m = Move { key, at: &when, ..candidate_move(c, a, "Identity Check", "Designer", "Berlin", email) };
-    assert_eq!(deliver(app, AtsKind::Ashby, &m).await.1["status"], "accepted");
+    assert_eq!(deliver(app, kind, &m).await.1["status"], "accepted");
     app.wait_for("the invite", WAIT, || async {
         let mails = app.mailbox().await;
         mails.iter().any(|m| m["to"].as_str().unwrap_or("").contains(email)).then_some(())
@@ -570,4 +581,103 @@ async fn a_step_up_that_cannot_start_leaves_the_needs_review_to_a_reviewer() {
     assert!(!state.starts[0].failed.is_empty() && state.starts[0].step_up_of == "chk-own-1");
     assert_eq!(entries(&app, c, a, "verification_start_failed").await.len(), 1);
     assert!(app.provider_sessions().await.is_empty() && app.mailbox().await.is_empty());
+}
+
+/// Book (or move, or skip) an interview in the sandbox's Greenhouse.
+async fn greenhouse_books(app: &TestApp, id: u64, a: &str, starts_at: &str, status: &str) {
+    let r = app
+        .http
+        .post(format!("{}/_sandbox/ats/greenhouse/interviews", app.sandbox_url))
+        .json(&serde_json::json!({"id": id, "application_id": a.parse::<u64>().unwrap(),
+            "starts_at": starts_at, "status": status}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+}
+
+/// The interview listings the bridge read from the sandbox's Greenhouse.
+async fn interview_polls(app: &TestApp) -> Vec<Value> {
+    let all: Vec<Value> = app.sandbox_get("/_sandbox/requests").await.as_array().cloned().unwrap_or_default();
+    all.into_iter().filter(|r| r["path"].as_str().unwrap_or("").starts_with("/v3/interviews")).collect()
+}
+
+#[tokio::test]
+async fn greenhouses_polled_interviews_find_the_same_bypass() {
+    use vbridge::devtools::sandbox::impersonate::{CLIENT_ID, CLIENT_SECRET, USER_ID};
+    let app = spawn_env(
+        "hiring-gh-poll",
+        "veriff",
+        &[
+            ("VBRIDGE_ATS_KIND", "greenhouse"),
+            ("VBRIDGE_GREENHOUSE_API_URL", "{sandbox}"),
+            ("VBRIDGE_GREENHOUSE_AUTH_URL", "{sandbox}/token"),
+            ("VBRIDGE_GREENHOUSE_CLIENT_ID", CLIENT_ID),
+            ("VBRIDGE_GREENHOUSE_CLIENT_SECRET", CLIENT_SECRET),
+            ("VBRIDGE_GREENHOUSE_USER_ID", USER_ID),
+            ("VBRIDGE_INTERVIEW_POLL_SECONDS", "2"),
+        ],
+    )
+    .await;
+    let (c, a, email) = ("4400777", "5500777", "polled.early@example.org");
+    // An interview of an application the bridge verifies no one for, listed
+    // on every poll: never recorded.
+    let starts = (chrono::Utc::now() + chrono::Duration::hours(48)).to_rfc3339();
+    greenhouse_books(&app, 9_000_001, "5500999", &starts, "scheduled").await;
+    let session = invited_by(&app, AtsKind::Greenhouse, c, a, email, "gh-poll-1").await;
+    let check = session["id"].as_str().unwrap().to_owned();
+    assert_eq!(bypass_count(&app).await, 0);
+
+    // Booked in Greenhouse while the verification is pending: Greenhouse
+    // sends nothing; the next poll finds it.
+    greenhouse_books(&app, 9_128_481, a, &starts, "scheduled").await;
+    let notice = app
+        .wait_for("the recruiter's notice", WAIT, || async {
+            app.mailbox().await.into_iter().find(|m| m["to"].as_str().unwrap_or("").contains("recruiter@example.org"))
+        })
+        .await;
+    assert!(notice["subject"].as_str().unwrap().contains(a), "{notice:#?}");
+    let bypass = entries(&app, c, a, "gate_bypass").await;
+    assert_eq!(bypass.len(), 1, "{bypass:#?}");
+    assert!(bypass[0].reason.contains("interview 9128481"), "{}", bypass[0].reason);
+    app.wait_for("the Greenhouse flag", WAIT, || async {
+        let record = app.sandbox_get(&format!("/_sandbox/ats/greenhouse/{a}")).await;
+        (record["fields"]["verification_gate_bypass"] == "true").then_some(())
+    })
+    .await;
+    let state = app.state(c, a).await.unwrap();
+    let held = state.interview.expect("the interview sets the deadline");
+    assert_eq!(held.id, "9128481");
+    assert_eq!(state.verification_check_id, check);
+
+    // Polled again and again (every 2 s, each reading 5 minutes back): the
+    // same booking is a duplicate, counted once, recorded once.
+    let before = interview_polls(&app).await.len();
+    app.wait_for("three more polls", WAIT, || async {
+        (interview_polls(&app).await.len() >= before + 3).then_some(())
+    })
+    .await;
+    assert_eq!(bypass_count(&app).await, 1, "counted once across polls");
+    assert_eq!(entries(&app, c, a, "gate_bypass").await.len(), 1, "recorded once across polls");
+    let polls = interview_polls(&app).await;
+    for p in &polls {
+        let path = p["path"].as_str().unwrap();
+        assert!(
+            path.contains("updated_at%5Bgte%5D=") || path.contains("updated_at[gte]=") || path.contains("cursor="),
+            "v3's own filter: {path}"
+        );
+        assert!(p["authorization"].as_str().unwrap_or("").starts_with("Bearer "), "{p}");
+        assert_eq!(p["status"], 200, "{p}");
+    }
+
+    // Skipped in Greenhouse: its reminders are cancelled.
+    greenhouse_books(&app, 9_128_481, a, &starts, "skipped").await;
+    app.wait_for("interview_cancelled", WAIT, || async {
+        (entries(&app, c, a, "interview_cancelled").await.len() == 1).then_some(())
+    })
+    .await;
+    assert!(app.state(c, a).await.unwrap().interview.is_none());
+    let all = app.deliveries(None).await;
+    let unknown: Vec<_> = all.iter().filter(|d| d.content.application_id.as_deref() == Some("5500999")).collect();
+    assert!(unknown.is_empty(), "the listing's other applications are not recorded: {unknown:#?}");
 }

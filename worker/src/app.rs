@@ -95,19 +95,7 @@ pub async fn serve(
             oidc: cfg.oidc.clone().map(|c| Arc::new(crate::http::oidc::Oidc::new(c))),
         };
         let state = HttpState {
-            intake: Arc::new(Intake {
-                policy: policy.clone(),
-                secrets: Arc::new(cfg.secrets.clone()),
-                store: store.clone(),
-                metrics: metrics.clone(),
-                recent: Default::default(),
-                commit_timeout: cfg.commit_timeout,
-                refusals,
-                claim_readers: tokio::sync::Semaphore::new(crate::intake::CLAIM_READERS),
-                providers: cfg.providers.clone(),
-                ats: cfg.ats_hooks.clone(),
-                outreach: Some(crate::store::outreach::open_outreach(&cfg.database_url).await?),
-            }),
+            intake: Arc::new(new_intake(&cfg, &policy, store.clone(), &metrics, refusals).await?),
             store: store.clone(),
             metrics: metrics.clone(),
             policy: policy.clone(),
@@ -262,7 +250,28 @@ async fn run_temporal_roles(
                 policy: cfg.policy.clone(),
             }),
             hiring: cfg.hiring_activities(crate::store::outreach::open_outreach(&cfg.database_url).await?)?,
+            // Polled bookings take the intake's way in; a worker-only
+            // process has an intake of its own for them.
+            interviews: Arc::new(crate::intake::polled::PolledInterviews {
+                intake: Arc::new(
+                    new_intake(
+                        &cfg,
+                        &Arc::new(cfg.policy.clone()),
+                        store.clone().expect("store is open for the worker"),
+                        &metrics,
+                        Default::default(),
+                    )
+                    .await?,
+                ),
+                cursors: crate::store::outreach::open_outreach(&cfg.database_url).await?,
+            }),
         };
+        let greenhouse = matches!(cfg.ats_kind, vbridge_activities::AtsKind::Greenhouse(_));
+        if let (true, Some(_), Some(every)) = (greenhouse, cfg.policy.hiring(), cfg.hiring.interview_poll)
+            && let Err(e) = crate::intake::polled::ensure_schedule(&client, &cfg.task_queue, every).await
+        {
+            tracing::warn!(error = %e, "could not create the interview poll schedule; Greenhouse interviews are not read");
+        }
         if let Err(e) = crate::controls::reconcile::ensure_schedule(&client, &cfg.task_queue, &cfg.policy).await {
             tracing::warn!(error = %e, "could not create the reconciliation schedule; `vbridge reconcile run` still works");
         }
@@ -331,4 +340,30 @@ async fn run_temporal_roles(
     };
     tokio::join!(drain, worker);
     Ok(())
+}
+
+/// The intake: a delivery's way in (the receiver's routes; the worker's
+/// polled interviews).
+async fn new_intake(
+    cfg: &Config,
+    policy: &Arc<vbridge_core::Policy>,
+    store: Arc<dyn crate::store::EventStore>,
+    metrics: &Arc<crate::metrics::Metrics>,
+    refusals: Arc<crate::audit::refusals::Refusals>,
+) -> anyhow::Result<Intake> {
+    let outreach: Arc<dyn vbridge_activities::hiring::Outreach> =
+        crate::store::outreach::open_outreach(&cfg.database_url).await?;
+    Ok(Intake {
+        policy: policy.clone(),
+        secrets: Arc::new(cfg.secrets.clone()),
+        store,
+        metrics: metrics.clone(),
+        recent: Default::default(),
+        commit_timeout: cfg.commit_timeout,
+        refusals,
+        claim_readers: tokio::sync::Semaphore::new(crate::intake::CLAIM_READERS),
+        providers: cfg.providers.clone(),
+        ats: cfg.ats_hooks.clone(),
+        outreach: Some(outreach),
+    })
 }

@@ -40,6 +40,9 @@ pub const RECONCILE_REPORT_FAILED: &str = "ReconcileReportFailed";
 pub const RETENTION_REFUSED: &str = "RetentionRefused";
 /// Failure type of a retention the store could not run (retried).
 pub const RETENTION_FAILED: &str = "RetentionFailed";
+/// Failure type of an interview poll that could not read the ATS or keep
+/// what it read (retried; the next run starts from the same cursor).
+pub const INTERVIEW_POLL_FAILED: &str = "InterviewPollFailed";
 
 /// Failure type of a start the provider refused for good (a 4xx other than
 /// 408/429, or no provider configured): not retried; recorded as
@@ -158,6 +161,20 @@ impl RetentionActivities {
     }
 }
 
+/// The ATS's interviews, polled where the ATS pushes none (Greenhouse).
+pub struct InterviewActivities;
+
+#[activity_definitions]
+impl InterviewActivities {
+    /// Read the interviews changed since the stored cursor and take each
+    /// booking like a pushed one; the report as JSON. Fails with
+    /// [`INTERVIEW_POLL_FAILED`].
+    #[activity(name = "InterviewActivities::poll")]
+    pub fn poll(requested_by: String) -> String {
+        unimplemented!()
+    }
+}
+
 /// The signed `review.escalated` webhook.
 pub struct ReviewActivities;
 
@@ -176,6 +193,7 @@ pub mod marker {
     pub use super::ats_activities::WriteVerification;
     pub use super::audit_activities::{AppendDecisions, Seed};
     pub use super::hiring_activities::{SendMail, StartVerification};
+    pub use super::interview_activities::Poll;
     pub use super::reconcile_activities::{DiffPage, RecordReport};
     pub use super::retention_activities::Retain;
     pub use super::review_activities::Escalate;
@@ -198,6 +216,7 @@ mod tests {
             ReviewActivities::escalate.name().to_owned(),
             HiringActivities::start_verification.name().to_owned(),
             HiringActivities::send_mail.name().to_owned(),
+            InterviewActivities::poll.name().to_owned(),
         ]
     }
 
@@ -251,6 +270,7 @@ mod tests {
                 "ReviewActivities::escalate",
                 "HiringActivities::start_verification",
                 "HiringActivities::send_mail",
+                "InterviewActivities::poll",
             ]
         );
     }

@@ -34,7 +34,7 @@
 
 use super::limit::Limiter;
 use super::oauth::{TokenError, TokenSource};
-use super::{Call, Checked, Connector, Outcome, classify, paced_send, text_of, unsendable};
+use super::{Call, Checked, Connector, ListPage, Outcome, classify, paced_send, text_of, unsendable};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -76,6 +76,11 @@ pub struct Greenhouse {
 /// come from `Link`).
 pub const FIELDS_PATH: [(&str, &str); 2] =
     [("v1", "/v1/custom_fields/application"), ("v3", "/v3/custom_fields?field_type=application&per_page=500")];
+
+/// The interview listing, per version.
+pub const INTERVIEWS_PATH: [(&str, &str); 2] = [("v1", "/v1/scheduled_interviews"), ("v3", "/v3/interviews")];
+/// The page size asked of the interview listing (both versions' largest).
+pub const INTERVIEWS_PER_PAGE: u32 = 500;
 
 /// The v3 PATCH body: each field by its `name_key`, or by its
 /// `custom_field_id` when the field map names a number; an empty value
@@ -243,10 +248,18 @@ impl Greenhouse {
         Ok((body, next))
     }
 
-    /// Every page of the v3 field listing, following `Link` on the API's own
-    /// origin only (the bearer token goes nowhere else).
-    async fn v3_fields(&self) -> Result<Vec<Value>, String> {
+    /// `next` when it is on the API's own origin (the credentials go
+    /// nowhere else).
+    fn same_origin(&self, what: &str, next: &str) -> Result<String, String> {
         let origin = |u: &str| reqwest::Url::parse(u).ok().map(|u| u.origin());
+        match origin(next) {
+            Some(o) if Some(&o) == origin(&self.api_url).as_ref() => Ok(next.to_owned()),
+            _ => Err(format!("GET {what}: the next page is elsewhere ({next})")),
+        }
+    }
+
+    /// Every page of the v3 field listing, following `Link`.
+    async fn v3_fields(&self) -> Result<Vec<Value>, String> {
         let mut url = self.url(FIELDS_PATH[1].1);
         let mut all = Vec::new();
         for _ in 0..MAX_PAGES {
@@ -255,11 +268,25 @@ impl Greenhouse {
             all.extend(page);
             match next {
                 None => return Ok(all),
-                Some(n) if origin(&n).is_some() && origin(&n) == origin(&self.api_url) => url = n,
-                Some(n) => return Err(format!("GET /v3/custom_fields: the next page is elsewhere ({n})")),
+                Some(n) => url = self.same_origin("/v3/custom_fields", &n)?,
             }
         }
         Err(format!("GET /v3/custom_fields: more than {MAX_PAGES} pages"))
+    }
+
+    /// The first page of the interviews changed since `since`: v3 `GET
+    /// /v3/interviews?updated_at[gte]=` (cursor pages), v1 (legacy) `GET
+    /// /v1/scheduled_interviews?updated_after=` (numbered pages); both name
+    /// the next page in `Link`.
+    fn interviews_url(&self, since: &str) -> (String, &'static str) {
+        let (path, filter) = if self.is_v3() {
+            (INTERVIEWS_PATH[1].1, "updated_at[gte]")
+        } else {
+            (INTERVIEWS_PATH[0].1, "updated_after")
+        };
+        let mut url = reqwest::Url::parse(&self.url(path)).expect("the API URL was checked at start");
+        url.query_pairs_mut().append_pair("per_page", &INTERVIEWS_PER_PAGE.to_string()).append_pair(filter, since);
+        (url.to_string(), path)
     }
 }
 
@@ -344,6 +371,17 @@ impl Connector for Greenhouse {
             }
         };
         Ok(Checked { credentials, missing: keys.iter().filter(|k| !known.contains(*k)).cloned().collect(), note: None })
+    }
+
+    async fn interviews(&self, since: &str, next: Option<&str>) -> Result<Option<ListPage>, String> {
+        let (first, path) = self.interviews_url(since);
+        let url = match next {
+            Some(n) => self.same_origin(path, n)?,
+            None => first,
+        };
+        let (list, next) = self.get_json(&url, path).await?;
+        let Value::Array(items) = list else { return Err(format!("GET {path}: not an array")) };
+        Ok(Some(ListPage { items, next }))
     }
 }
 

@@ -70,6 +70,19 @@ pub trait Connector: Send + Sync + 'static {
     /// field for each of `keys` (the ATS's keys the bridge writes)? An error
     /// when the credentials or the ATS fail.
     async fn check(&self, keys: &[String]) -> Result<Checked, String>;
+    /// One page of the interviews changed since `since` (RFC 3339), or the
+    /// page `next` names (a URL an earlier page gave). `Ok(None)`: this ATS
+    /// has no interviews to poll (it pushes them, or has none).
+    async fn interviews(&self, _since: &str, _next: Option<&str>) -> Result<Option<ListPage>, String> {
+        Ok(None)
+    }
+}
+
+/// A page of an ATS's listing: its items as sent, and the next page's URL.
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    pub items: Vec<serde_json::Value>,
+    pub next: Option<String>,
 }
 
 /// What `vbridge ats check` found.

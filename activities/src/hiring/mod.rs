@@ -73,7 +73,7 @@ pub struct HiringActivities {
 /// Heartbeat every second while `work` runs: a worker that dies mid-call
 /// stops heartbeating, and Temporal retries the step after the workflow's
 /// heartbeat timeout (seconds), not after the whole start-to-close timeout.
-async fn beating<T>(ctx: &ActivityContext, work: impl std::future::Future<Output = T>) -> T {
+pub(crate) async fn beating<T>(ctx: &ActivityContext, work: impl std::future::Future<Output = T>) -> T {
     let beat = async {
         loop {
             let _ = ctx.record_heartbeat(()).await;

@@ -18,6 +18,9 @@ pub struct Hiring {
     /// each invite is recorded as not mailed, `mail_not_configured`).
     pub mail: Option<(String, String)>,
     pub recruiter_email: Option<String>,
+    /// How often the ATS's interviews are polled (Greenhouse only: the
+    /// others push them); none: not polled.
+    pub interview_poll: Option<std::time::Duration>,
 }
 
 pub fn ats_hooks(s: &Settings) -> Result<AtsHooks, ConfigError> {
@@ -68,7 +71,9 @@ pub fn hiring(s: &Settings) -> Result<Hiring, ConfigError> {
     {
         return Err(ConfigError::Invalid { name: "VBRIDGE_RECRUITER_EMAIL", problem: "not an email address".into() });
     }
-    Ok(Hiring { start, mail, recruiter_email })
+    let interview_poll =
+        (s.interview_poll_seconds > 0).then(|| std::time::Duration::from_secs(s.interview_poll_seconds));
+    Ok(Hiring { start, mail, recruiter_email, interview_poll })
 }
 
 impl super::Config {

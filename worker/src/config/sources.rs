@@ -127,7 +127,14 @@ pub struct Settings {
     pub smtp_url: Option<Redacted>,
     pub mail_from: String,
     pub recruiter_email: Option<String>,
+    /// How often Greenhouse's interviews are polled (seconds; 0: never).
+    pub interview_poll_seconds: u64,
 }
+
+/// Greenhouse's interviews are read every five minutes: an interview is
+/// booked days ahead, and each run costs one Harvest request when nothing
+/// changed.
+pub const DEFAULT_INTERVIEW_POLL_SECONDS: u64 = 300;
 
 /// The keys that are secrets: each can also come from the file that
 /// `VBRIDGE_{KEY}_FILE` names, as container secrets are mounted.
@@ -236,6 +243,7 @@ impl Default for Settings {
             smtp_url: None,
             mail_from: "vbridge <no-reply@localhost>".into(),
             recruiter_email: None,
+            interview_poll_seconds: DEFAULT_INTERVIEW_POLL_SECONDS,
         }
     }
 }

@@ -15,6 +15,7 @@
 use super::{Arrival, Intake, IntakeError, NotApplied, Notices, Receipt, sha256_hex};
 use crate::store::DeliveryRecord;
 use serde_json::{Value, json};
+use vbridge_activities::interviews::Taken;
 use vbridge_core::domain::{EventType, TraceId};
 use vbridge_core::hiring::Tier;
 use vbridge_core::intake::ats::{AtsAdapter, AtsKind, AtsMapping, Interview, StageChange};
@@ -159,14 +160,33 @@ impl Intake {
     /// plans the reminders. An application the bridge has no verification
     /// for is recorded and `ignored` (`unknown_application`).
     async fn interview(&self, rec: DeliveryRecord, i: Interview, trace_id: &TraceId) -> Result<Receipt, IntakeError> {
+        let Some(candidate) = self.candidate_of(&i).await? else {
+            let delivery = NotApplied {
+                key: Some(i.stored_key()),
+                source: i.ats.as_str(),
+                event: i.ats_event.clone(),
+                occurred_at: i.occurred_at.map(|t| t.to_rfc3339()),
+                ids: None,
+                record: serde_json::json!({"ats": i.ats.as_str(), "ats_event": i.ats_event,
+                    "application_id": i.application_id.as_str(), "interview": i.schedule_id,
+                    "ignored": UNKNOWN_APPLICATION}),
+                reason: UNKNOWN_APPLICATION,
+            };
+            return self.not_applied(rec, delivery, trace_id).await;
+        };
+        self.book(rec, &i, &candidate, trace_id).await
+    }
+
+    /// The candidate an interview is for: the body's, when the bridge
+    /// verifies them for this application; else the one the gate knows for
+    /// it; none when the bridge verifies no one for the application.
+    async fn candidate_of(&self, i: &Interview) -> Result<Option<String>, IntakeError> {
         let a = i.application_id.as_str();
         let unavailable = |e: crate::store::StoreError| {
             tracing::error!(error = %e, "cannot read the store; asking the ATS to retry");
             IntakeError::Unavailable
         };
-        // The candidate: the body's, when the bridge verifies them for this
-        // application; else the one the gate knows for it.
-        let candidate = match &i.candidate_id {
+        Ok(match &i.candidate_id {
             Some(c) => self.store.knows(c.as_str(), a).await.map_err(unavailable)?.then(|| c.to_string()),
             None => match self.store.gate_row(a).await.map_err(unavailable)? {
                 Some(r) => Some(r.candidate_id),
@@ -176,28 +196,54 @@ impl Intake {
                     (d.content.processing_result == "accepted").then_some(d.content.candidate_id).flatten()
                 }),
             },
-        };
-        let Some(candidate) = candidate else {
-            let delivery = NotApplied {
-                key: Some(i.stored_key()),
-                source: i.ats.as_str(),
-                event: i.ats_event.clone(),
-                occurred_at: i.occurred_at.map(|t| t.to_rfc3339()),
-                ids: None,
-                record: serde_json::json!({"ats": i.ats.as_str(), "ats_event": i.ats_event, "application_id": a,
-                    "interview": i.schedule_id, "ignored": UNKNOWN_APPLICATION}),
-                reason: UNKNOWN_APPLICATION,
-            };
-            return self.not_applied(rec, delivery, trace_id).await;
-        };
-        let gate = crate::controls::gate_answer(self.store.as_ref(), &self.policy, a).await.map_err(unavailable)?;
-        let body = interview_body(&i, &candidate, &gate, self.policy.key_field(), &rec.received_at);
+        })
+    }
+
+    /// Commit an interview of a known candidate, judged by the gate now.
+    async fn book(
+        &self,
+        rec: DeliveryRecord,
+        i: &Interview,
+        candidate: &str,
+        trace_id: &TraceId,
+    ) -> Result<Receipt, IntakeError> {
+        let a = i.application_id.as_str();
+        let gate = crate::controls::gate_answer(self.store.as_ref(), &self.policy, a).await.map_err(|e| {
+            tracing::error!(error = %e, "cannot read the gate; asking the ATS to retry");
+            IntakeError::Unavailable
+        })?;
+        let body = interview_body(i, candidate, &gate, self.policy.key_field(), &rec.received_at);
         let receipt = self.take(rec, body, trace_id, Notices::Events).await?;
         if matches!(receipt, Receipt::Accepted { .. }) && !gate.allow_interview_scheduling && !i.cancelled {
             self.metrics.interview_unverified.inc();
             tracing::warn!(application_id = a, gate = %gate.reason, "interview booked while the gate is closed");
         }
         Ok(receipt)
+    }
+
+    /// An interview read from the ATS's listing (Greenhouse, polled): the
+    /// same way in as a pushed one, from the gate's reading to the commit,
+    /// under a trace id of its own. One for an application the bridge
+    /// verifies no one for is not recorded: the listing is the whole
+    /// account's, and no one sent it.
+    pub async fn take_polled_interview(&self, i: Interview, raw: &Value) -> Result<Taken, IntakeError> {
+        use tracing::Instrument;
+        let trace_id = TraceId::new_random();
+        let span = tracing::info_span!("polled_interview", trace_id = %trace_id, ats = i.ats.as_str());
+        async {
+            let Some(candidate) = self.candidate_of(&i).await? else { return Ok(Taken::UnknownApplication) };
+            let mut rec = Self::record(&trace_id);
+            rec.body_sha256 = sha256_hex(raw.to_string().as_bytes());
+            // Read with the bridge's own credentials over TLS: authenticated
+            // as a signed delivery is.
+            rec.signature_valid = true;
+            Ok(match self.book(rec, &i, &candidate, &trace_id).await? {
+                Receipt::Accepted { .. } => Taken::Accepted,
+                Receipt::Duplicate { .. } | Receipt::Ignored { .. } => Taken::Duplicate,
+            })
+        }
+        .instrument(span)
+        .await
     }
 }
 

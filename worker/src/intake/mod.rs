@@ -9,6 +9,7 @@
 //! writer, so it can never hold up, or crowd out, accepted events.
 
 pub mod ats;
+pub mod polled;
 pub mod providers;
 pub mod recent;
 

@@ -1,5 +1,6 @@
 //! The hiring loop's working rows (`hiring_contacts`, `hiring_starts`,
-//! `hiring_mails`; docs/hiring.md): the candidate's address from the ATS's
+//! `hiring_mails`, and the interview polls' cursors, `hiring_polls`;
+//! docs/hiring.md): the candidate's address from the ATS's
 //! webhook, the sessions created at the provider (with the candidate's
 //! link), and the messages sent. None is part of the audit log or its
 //! chains, so none goes through the group-commit writer: like console
@@ -53,6 +54,20 @@ async fn start(c: &mut impl Run, key: &str) -> Result<Option<StartRow>, sqlx::Er
 async fn mail(c: &mut impl Run, key: &str) -> Result<Option<MailRow>, sqlx::Error> {
     let row: Option<(String, String)> = c.fetch_optional(sql::MAIL, &[key.into()]).await?;
     Ok(row.map(|(message_id, recipient_hash)| MailRow { message_id, recipient_hash }))
+}
+
+impl OutreachStore {
+    /// Where the poll `poll` has read up to, if it ever finished a run.
+    pub async fn poll_cursor(&self, poll: &str) -> Result<Option<String>, String> {
+        with_conn!(self, c => c.fetch_optional::<(String,)>(sql::POLL_CURSOR, &[poll.into()]))
+            .map(|r| r.map(|(cursor,)| cursor))
+    }
+
+    pub async fn set_poll_cursor(&self, poll: &str, cursor: &str) -> Result<(), String> {
+        let now = crate::now_rfc3339();
+        with_conn!(self, c => c.execute(sql::PUT_POLL_CURSOR, &[poll.into(), cursor.into(), now.as_str().into()]))
+            .map(|_| ())
+    }
 }
 
 #[async_trait]
@@ -134,6 +149,11 @@ mod tests {
             o.put_start("k", &first).await.unwrap();
             o.put_start("k", &second).await.unwrap();
             assert_eq!(o.start("k").await.unwrap(), Some(first), "the first kept session wins");
+
+            assert_eq!(o.poll_cursor("greenhouse").await.unwrap(), None);
+            o.set_poll_cursor("greenhouse", "2026-12-03T10:00:00+00:00").await.unwrap();
+            o.set_poll_cursor("greenhouse", "2026-12-03T11:00:00+00:00").await.unwrap();
+            assert_eq!(o.poll_cursor("greenhouse").await.unwrap().as_deref(), Some("2026-12-03T11:00:00+00:00"));
 
             let m = MailRow { message_id: "<m1@x>".into(), recipient_hash: "h".into() };
             o.put_mail("mk", "invite", &m).await.unwrap();

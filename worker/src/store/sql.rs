@@ -195,6 +195,9 @@ pub(crate) const START: &str = "SELECT provider, session_id, link FROM hiring_st
 pub(crate) const PUT_MAIL: &str = "INSERT INTO hiring_mails (mail_key, kind, message_id, recipient_hash, sent_at) \
      VALUES (?, ?, ?, ?, ?) ON CONFLICT (mail_key) DO NOTHING";
 pub(crate) const MAIL: &str = "SELECT message_id, recipient_hash FROM hiring_mails WHERE mail_key = ?";
+pub(crate) const PUT_POLL_CURSOR: &str = "INSERT INTO hiring_polls (poll, cursor, updated_at) VALUES (?, ?, ?) \
+     ON CONFLICT (poll) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at";
+pub(crate) const POLL_CURSOR: &str = "SELECT cursor FROM hiring_polls WHERE poll = ?";
 
 #[cfg(test)]
 mod tests {

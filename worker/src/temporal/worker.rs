@@ -65,6 +65,8 @@ pub struct ActivityDeps {
     pub retention: Arc<dyn vbridge_activities::retention::RetentionSource>,
     /// The hiring loop's start and mail activities.
     pub hiring: vbridge_activities::hiring::HiringActivities,
+    /// Where polled interviews go (the intake), with the poll's cursor.
+    pub interviews: Arc<dyn vbridge_activities::interviews::InterviewSink>,
 }
 
 /// Run the Temporal worker until `shutdown` resolves.
@@ -82,6 +84,11 @@ pub async fn run_worker(
         .register_workflow::<CandidateVerification>()?
         .register_workflow::<vbridge_workflows::reconcile::Reconciliation>()?
         .register_workflow::<vbridge_workflows::retention::AuditRetention>()?
+        .register_workflow::<vbridge_workflows::interview_poll::InterviewPoll>()?
+        .register_activities(vbridge_activities::interviews::InterviewActivities {
+            connector: connector.clone(),
+            sink: deps.interviews,
+        })
         .register_activities(vbridge_activities::retention::RetentionActivities { source: deps.retention })
         .register_activities(vbridge_activities::ReconcileActivities::new(connector.clone(), deps.reconcile))
         .register_activities(AtsActivities::new(connector, deps.ats_metrics, Some(deps.audit.clone())))

@@ -26,9 +26,10 @@
 //! primary flag; the first well-formed one is taken), and the ping's exact
 //! body.
 
-use super::{AtsAdapter, AtsKind, AtsMapping, MAX_SCANNED, Read, email, id_text, text, time};
+use super::{AtsAdapter, AtsKind, AtsMapping, Interview, InterviewRead, MAX_SCANNED, Read, email, id_text, text, time};
 use crate::intake::providers::{Alg, any_matches, bounded, hex_digest, str_at};
 use crate::intake::signature::{Secret, SignatureError};
+use chrono::{DateTime, FixedOffset};
 use serde_json::Value;
 
 pub const SIGNATURE_HEADER: &str = "Signature";
@@ -103,6 +104,54 @@ impl AtsAdapter for Greenhouse {
         }
         .settle()
     }
+}
+
+/// The event name of an interview read from Harvest's listing (Greenhouse
+/// sends no web hook for interviews: the bridge polls them).
+pub const POLLED_INTERVIEW: &str = "scheduled_interview";
+
+/// An interview of Harvest's listing, as a booking the gate judges, or
+/// `None` when it is not one (no time booked yet: `to_be_scheduled`, an
+/// availability request; or no ids):
+/// - v3 `GET /v3/interviews` (the `interview` schema: `id`,
+///   `application_id`, `starts_at`, `status`, `updated_at`);
+/// - v1 `GET /v1/scheduled_interviews` (legacy: `start.date_time`).
+///
+/// Status `skipped` is a cancellation. The key names the interview and its
+/// start, so a listing read again, or an interview updated without being
+/// moved (feedback in, say), is a duplicate; a moved interview is a new
+/// event. No application names its candidate here: the bridge finds the
+/// candidate by the application.
+pub fn polled_interview(item: &Value) -> Option<Interview> {
+    let status = str_at(item, "/status").unwrap_or("");
+    let cancelled = status.eq_ignore_ascii_case("skipped");
+    let starts_at = time(item.get("starts_at")).or_else(|| time(item.pointer("/start/date_time")));
+    let id = id_text(item.get("id"))?;
+    let key = match (cancelled, starts_at) {
+        (true, _) => format!("interview-{id}-skipped"),
+        (false, Some(t)) => format!("interview-{id}-{}", t.timestamp()),
+        (false, None) => return None,
+    };
+    let read = super::read_interview(InterviewRead {
+        ats: AtsKind::Greenhouse,
+        ats_event: super::event_name(POLLED_INTERVIEW),
+        key: Some(key),
+        schedule_id: Some(id),
+        candidate_id: None,
+        application_id: id_text(item.get("application_id")),
+        starts_at,
+        cancelled,
+        occurred_at: time(item.get("updated_at")),
+    });
+    match read {
+        AtsMapping::Interview(i) => Some(i),
+        _ => None,
+    }
+}
+
+/// When a listed interview last changed (`updated_at`): the poll's cursor.
+pub fn polled_updated_at(item: &Value) -> Option<DateTime<FixedOffset>> {
+    time(item.get("updated_at"))
 }
 
 /// The `Signature` header's value for `body`: `"sha256 <hex>"`.

@@ -521,3 +521,40 @@ fn ashby_interview_schedules_map_to_their_earliest_start_or_a_cancellation() {
     b.as_object_mut().unwrap().remove("webhookActionId");
     assert_eq!(ignored(AtsKind::Ashby, &b).reason, AtsIgnoreReason::NoEventKey);
 }
+
+#[test]
+fn harvest_interviews_v3_and_v1_read_as_bookings_keyed_by_their_start() {
+    use super::greenhouse::{polled_interview, polled_updated_at};
+    let v3 = json!({"id": 9128481, "application_id": 265277, "job_id": 1, "job_interview_id": 2,
+        "starts_at": "2026-12-10T15:00:00.000Z", "ends_at": "2026-12-10T16:00:00.000Z", "status": "scheduled",
+        "created_at": "2026-12-03T10:00:00Z", "updated_at": "2026-12-03T10:05:00Z"});
+    let i = polled_interview(&v3).expect("a booking");
+    assert_eq!(
+        (i.ats, i.schedule_id.as_str(), i.application_id.as_str(), i.candidate_id.is_none(), i.cancelled),
+        (AtsKind::Greenhouse, "9128481", "265277", true, false)
+    );
+    assert_eq!(i.stored_key(), format!("greenhouse:interview-9128481-{}", 1_796_914_800));
+    assert_eq!(i.starts_at.unwrap().to_rfc3339(), "2026-12-10T15:00:00+00:00");
+    assert_eq!(polled_updated_at(&v3).unwrap().to_rfc3339(), "2026-12-03T10:05:00+00:00");
+    // Feedback in, not moved: the same key (a duplicate); moved: a new one.
+    let mut feedback = v3.clone();
+    feedback["status"] = json!("awaiting_feedback");
+    feedback["updated_at"] = json!("2026-12-11T09:00:00Z");
+    assert_eq!(polled_interview(&feedback).unwrap().stored_key(), i.stored_key());
+    let mut moved = v3.clone();
+    moved["starts_at"] = json!("2026-12-11T15:00:00Z");
+    assert_ne!(polled_interview(&moved).unwrap().stored_key(), i.stored_key());
+    let mut skipped = v3.clone();
+    skipped["status"] = json!("skipped");
+    assert!(polled_interview(&skipped).unwrap().cancelled);
+    // Not bookings: no time yet, no ids, odd bytes in the id.
+    for (k, v) in [("starts_at", json!(null)), ("application_id", json!(null)), ("id", json!("9\u{0}1"))] {
+        let mut item = v3.clone();
+        item[k] = v;
+        assert!(polled_interview(&item).is_none(), "{k}");
+    }
+    // v1 (legacy): the start is `start.date_time`.
+    let v1 = json!({"id": 1, "application_id": 2, "start": {"date_time": "2026-12-10T15:00:00.000Z"},
+        "end": {"date_time": "2026-12-10T16:00:00.000Z"}, "status": "scheduled", "updated_at": "2026-12-03T10:05:00Z"});
+    assert_eq!(polled_interview(&v1).unwrap().starts_at, i.starts_at);
+}

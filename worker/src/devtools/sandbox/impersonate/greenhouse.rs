@@ -28,6 +28,7 @@ pub fn routes() -> Router<Sandbox> {
         .route("/v1/applications/{id}", axum::routing::patch(v1_application).get(v1_application))
         .route("/v1/custom_fields/application", get(v1_fields))
         .merge(greenhouse_v3::routes())
+        .merge(super::greenhouse_interviews::routes())
 }
 
 async fn token(State(s): State<Sandbox>, headers: HeaderMap, body: axum::body::Bytes) -> Response {

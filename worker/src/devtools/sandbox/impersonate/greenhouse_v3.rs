@@ -56,22 +56,22 @@ const PATCH_PROPERTIES: [&str; 9] = [
     "custom_fields",
 ];
 
-fn pairs(query: &str) -> BTreeMap<String, String> {
+pub(super) fn pairs(query: &str) -> BTreeMap<String, String> {
     reqwest::Url::parse(&format!("http://q/?{query}"))
         .map(|u| u.query_pairs().into_owned().collect())
         .unwrap_or_default()
 }
 
 /// A list request: its filters, and the page asked for.
-struct ListQuery {
-    filters: BTreeMap<String, String>,
+pub(super) struct ListQuery {
+    pub(super) filters: BTreeMap<String, String>,
     per_page: usize,
     offset: usize,
     /// The first request's query (a cursor carries it).
     first: String,
 }
 
-fn list_query(raw: Option<&str>) -> Result<ListQuery, String> {
+pub(super) fn list_query(raw: Option<&str>) -> Result<ListQuery, String> {
     let given = pairs(raw.unwrap_or_default());
     if let Some(cursor) = given.get("cursor") {
         if given.len() > 1 {
@@ -104,7 +104,7 @@ fn list_query(raw: Option<&str>) -> Result<ListQuery, String> {
 }
 
 /// The page `q` asks for, and the `Link` header to the next one.
-fn page(items: Vec<Value>, q: &ListQuery, path: &str, headers: &HeaderMap) -> (Vec<Value>, Option<String>) {
+pub(super) fn page(items: Vec<Value>, q: &ListQuery, path: &str, headers: &HeaderMap) -> (Vec<Value>, Option<String>) {
     let next = q.offset + q.per_page;
     let link = (next < items.len()).then(|| {
         let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost");
@@ -135,7 +135,7 @@ fn application(id: u64, fields: &BTreeMap<String, String>, listed: &[(u64, Strin
     json!({"id": id, "status": "in_process", "prospect": false, "custom_fields": custom})
 }
 
-fn answer_page(
+pub(super) fn answer_page(
     s: &Sandbox,
     path: &str,
     headers: &HeaderMap,

@@ -10,6 +10,7 @@
 
 mod ashby;
 mod greenhouse;
+mod greenhouse_interviews;
 mod greenhouse_v3;
 mod lever;
 mod persona;
@@ -55,6 +56,8 @@ pub struct AtsState {
     tokens: HashMap<String, Instant>,
     issued: u64,
     token_lifetime_s: Option<u64>,
+    /// Greenhouse's interviews (booked with `/_sandbox/ats/greenhouse/interviews`).
+    interviews: Vec<greenhouse_interviews::Booked>,
     /// Greenhouse's windows: v3 and v1 (legacy).
     rate: Rate,
     rate_v1: RateV1,
