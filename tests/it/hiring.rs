@@ -658,6 +658,11 @@ async fn greenhouses_polled_interviews_find_the_same_bypass() {
     })
     .await;
     assert_eq!(bypass_count(&app).await, 1, "counted once across polls");
+    let text = app.get_as("/metrics", Some(OPS_TOKEN)).await.text().await.unwrap();
+    assert!(
+        text.lines().any(|l| l == r#"interview_scheduled_unverified_by_job_count{region="Berlin",role="Designer"} 1"#),
+        "by the trigger's role and region:\n{text}"
+    );
     assert_eq!(entries(&app, c, a, "gate_bypass").await.len(), 1, "recorded once across polls");
     let polls = interview_polls(&app).await;
     for p in &polls {

@@ -83,6 +83,11 @@ pub fn apply_to_verified_seconds(times: &[String], verified_at: &str) -> Option<
     Some(((end - first).num_milliseconds().max(0) as f64) / 1000.0)
 }
 
+/// Distinct (role, region) pairs the bypass counter names at most.
+pub const BYPASS_JOBS_KEEP: usize = 50;
+/// The longest label value taken from the ATS.
+pub const LABEL_CHARS: usize = 64;
+
 pub struct Metrics {
     registry: Registry,
     /// Webhook requests by result (`vbridge_webhook_requests_total{result}`).
@@ -120,6 +125,10 @@ pub struct Metrics {
     /// Interviews the ATS booked while the application's gate was closed
     /// (docs/contract.md §8: `interview_scheduled_unverified_count`).
     pub interview_unverified: Counter,
+    /// The same bypasses by the application's role and region, bounded
+    /// ([`BYPASS_JOBS_KEEP`] pairs, then `other`).
+    interview_unverified_by_job: IntCounterVec,
+    bypass_jobs: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
     /// Interview-gate answers, by reason.
     gate_requests: IntCounterVec,
     queue_depth: IntGauge,
@@ -209,6 +218,15 @@ impl Metrics {
                 "interview_scheduled_unverified_count",
                 "interviews booked while the application's interview gate was closed (gate bypasses)",
             ),
+            interview_unverified_by_job: IntCounterVec::new(
+                Opts::new(
+                    "interview_scheduled_unverified_by_job_count",
+                    "gate bypasses by the application's role and region (the first 50 pairs; then other)",
+                ),
+                &["role", "region"],
+            )
+            .expect("a valid metric"),
+            bypass_jobs: Default::default(),
             gate_requests: IntCounterVec::new(
                 Opts::new("vbridge_gate_requests_total", "interview-gate answers by reason"),
                 &["reason"],
@@ -250,6 +268,7 @@ impl Metrics {
             Box::new(m.review_decisions.0.clone()),
             Box::new(m.overrides.0.clone()),
             Box::new(m.interview_unverified.0.clone()),
+            Box::new(m.interview_unverified_by_job.clone()),
             Box::new(m.gate_requests.clone()),
             Box::new(m.queue_depth.clone()),
             Box::new(m.overdue.clone()),
@@ -262,7 +281,33 @@ impl Metrics {
         for c in collectors {
             m.registry.register(c).expect("each metric is registered once");
         }
+        // Exported from the start (at 0), so that dashboards find the name.
+        m.interview_unverified_by_job.with_label_values(&["unknown", "unknown"]);
         m
+    }
+
+    /// A gate bypass of a job (`role`, `region` as the ATS named them).
+    /// Roles and regions come from the ATS, so the label values are bounded:
+    /// each is cut to [`LABEL_CHARS`] printable characters, a missing one is
+    /// `unknown`, and past [`BYPASS_JOBS_KEEP`] distinct pairs a new pair is
+    /// counted as `other`/`other`, so the scraper's cost stays flat.
+    pub fn bypass_by_job(&self, role: Option<&str>, region: Option<&str>) {
+        let label = |v: Option<&str>| -> String {
+            let v: String = v.unwrap_or("").chars().filter(|c| !c.is_control()).take(LABEL_CHARS).collect();
+            if v.trim().is_empty() { "unknown".to_owned() } else { v.trim().to_owned() }
+        };
+        let mut pair = (label(role), label(region));
+        {
+            let mut seen = self.bypass_jobs.lock().unwrap_or_else(|e| e.into_inner());
+            if !seen.contains(&pair) {
+                if seen.len() < BYPASS_JOBS_KEEP {
+                    seen.insert(pair.clone());
+                } else {
+                    pair = ("other".to_owned(), "other".to_owned());
+                }
+            }
+        }
+        self.interview_unverified_by_job.with_label_values(&[&pair.0, &pair.1]).inc();
     }
 
     /// A gate answer, by its reason.
@@ -349,5 +394,24 @@ mod tests {
         for name in &policy.raw().observability.metrics {
             assert!(prom_name(name).is_some(), "{name}");
         }
+    }
+
+    #[test]
+    fn bypasses_by_job_keep_a_bounded_set_of_label_pairs() {
+        let m = Metrics::default();
+        m.bypass_by_job(Some("Designer"), Some("Berlin"));
+        m.bypass_by_job(Some("Designer"), Some("Berlin"));
+        m.bypass_by_job(None, Some("\u{0}\n"));
+        let long = "x".repeat(500);
+        for i in 0..(BYPASS_JOBS_KEEP + 20) {
+            m.bypass_by_job(Some(&format!("role-{i}")), Some(&long));
+        }
+        let v = |role: &str, region: &str| m.interview_unverified_by_job.with_label_values(&[role, region]).get();
+        assert_eq!(v("Designer", "Berlin"), 2);
+        assert_eq!(v("unknown", "unknown"), 1, "a missing or blank value is unknown");
+        // 2 pairs first, then 48 new ones named, 22 counted as other.
+        assert_eq!(v("other", "other"), 22);
+        assert_eq!(v("role-0", &"x".repeat(LABEL_CHARS)), 1, "values are cut");
+        assert_eq!(m.bypass_jobs.lock().unwrap().len(), BYPASS_JOBS_KEEP);
     }
 }

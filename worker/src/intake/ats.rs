@@ -216,6 +216,10 @@ impl Intake {
         let receipt = self.take(rec, body, trace_id, Notices::Events).await?;
         if matches!(receipt, Receipt::Accepted { .. }) && !gate.allow_interview_scheduling && !i.cancelled {
             self.metrics.interview_unverified.inc();
+            // By role and region, as the trigger named them (the store's
+            // projection of the application's job); unknown when unread.
+            let job = self.store.job(a).await.unwrap_or_default();
+            self.metrics.bypass_by_job(job.role.as_deref(), job.region.as_deref());
             tracing::warn!(application_id = a, gate = %gate.reason, "interview booked while the gate is closed");
         }
         Ok(receipt)
