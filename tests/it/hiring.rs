@@ -19,6 +19,7 @@ const WAIT: Duration = Duration::from_secs(60);
 const ASHBY_SECRET: &str = "it-ashby-webhook-secret";
 const GREENHOUSE_SECRET: &str = "it-greenhouse-webhook-secret";
 const VERIFF_SHARED: &str = "it-veriff-shared";
+const PERSONA_SECRET: &str = "wbhsec_it-persona";
 
 /// The seed's policy with the hiring loop's extension (docs/contract.md §8).
 pub(crate) const EXTENSION: &str = vbridge_core::hiring::EXAMPLE_EXTENSION;
@@ -685,4 +686,50 @@ async fn greenhouses_polled_interviews_find_the_same_bypass() {
     let all = app.deliveries(None).await;
     let unknown: Vec<_> = all.iter().filter(|d| d.content.application_id.as_deref() == Some("5500999")).collect();
     assert!(unknown.is_empty(), "the listing's other applications are not recorded: {unknown:#?}");
+}
+
+#[tokio::test]
+async fn a_retake_mails_a_fresh_persona_one_time_link_once_per_notice() {
+    let app = spawn_env("hiring-retake", "persona", &[("VBRIDGE_PERSONA_WEBHOOK_SECRETS", PERSONA_SECRET)]).await;
+    let (c, a, email) = ("cand-retake-1", "app-retake-1", "retake.me@example.org");
+    let inquiry = invited(&app, c, a, email, "wha-retake-1").await;
+    let (id, first_link) = (inquiry["id"].as_str().unwrap().to_owned(), inquiry["url"].as_str().unwrap().to_owned());
+    let signer = Signer::new(ProviderKind::Persona, PERSONA_SECRET, "");
+    let persona_says = |outcome: Outcome, n: u32| {
+        let b = body(ProviderKind::Persona, outcome, &format!("{c}:{a}"), &id, n, &at(-1));
+        let (signer, app) = (&signer, &app);
+        async move {
+            let reply = signer.send(&app.http, &app.bridge_url, &b).await.unwrap();
+            assert!(matches!(reply.status, 200 | 202), "{}: {:?}", reply.status, reply.body);
+        }
+    };
+    persona_says(Outcome::Started, 1).await;
+    persona_says(Outcome::Retake, 2).await;
+    persona_says(Outcome::Retake, 2).await;
+    let retake = app
+        .wait_for("the retake's mail", WAIT, || async {
+            app.mailbox().await.into_iter().find(|m| m["subject"].as_str().unwrap_or("").contains("again"))
+        })
+        .await;
+    let text = retake["text"].as_str().unwrap();
+    let sessions = app.provider_sessions().await;
+    assert_eq!(sessions.len(), 1, "the same inquiry: {sessions:#?}");
+    assert_eq!(sessions[0]["links_generated"], 2, "a second one-time link was generated");
+    let fresh = sessions[0]["url"].as_str().unwrap();
+    assert_ne!(fresh, first_link, "Persona's one-time links are good for one visit");
+    assert!(text.contains(fresh) && !text.contains(&first_link), "{text}");
+    assert!(retake["to"].as_str().unwrap().contains(email));
+    let sent = app
+        .wait_for("mail_sent retake", WAIT, || async {
+            let t = app.timeline(c, a).await.ok()?;
+            t.into_iter().find(|e| e.kind == "mail_sent" && e.detail.contains("\"retake\""))
+        })
+        .await;
+    assert!(!sent.detail.contains(email) && !sent.detail.contains(fresh), "never the address or link: {}", sent.detail);
+    // The duplicate notice mailed nothing more; the state is kept.
+    let state = app.state(c, a).await.unwrap();
+    assert_eq!((state.state.as_str(), state.action_required.as_str()), ("pending", "retake"));
+    assert_eq!(state.starts[0].retakes, 1);
+    assert_eq!(app.mailbox().await.len(), 2, "the invite and one retake");
+    save(&app, c, a, "retake").await;
 }

@@ -35,6 +35,10 @@
 //!   and a needs_review stepped up, then the step-up's own queued (`step_up`),
 //!   and an interview booked while the gate was closed, its reminder sent
 //!   on a timer, then cancelled (`bypass`).
+//! - `candidate_verification_retake_*.json`: with `hiring-retake-v1`: the
+//!   same seventeen, and a retake of a Persona inquiry the bridge started,
+//!   mailed with a fresh one-time link once (`retake`, saved by
+//!   `hiring::a_retake_...`).
 //! - `reconciliation_healed.json`: a `Reconciliation` run that found a drift
 //!   and healed it.
 //! - `audit_retention_ran.json`: an `AuditRetention` run the schedule started
@@ -46,7 +50,7 @@ use temporalio_client::{WorkflowExecutionInfo, WorkflowFetchHistoryOptions, Work
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 use vbridge::devtools::client::{decision, started};
 use vbridge_workflows::CandidateVerification;
-use vbridge_workflows::verification::{HIRING_PATCH, NOTICES_PATCH, REVERSAL_PATCH};
+use vbridge_workflows::verification::{HIRING_PATCH, NOTICES_PATCH, RETAKE_PATCH, REVERSAL_PATCH};
 
 const HISTORIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/histories");
 /// The shapes the saved histories must cover.
@@ -127,12 +131,30 @@ const REQUIRED: &[&str] = &[
     "candidate_verification_hiring_reinvite.json",
     "candidate_verification_hiring_step_up.json",
     "candidate_verification_hiring_bypass.json",
+    "candidate_verification_retake_happy.json",
+    "candidate_verification_retake_deferred_failed.json",
+    "candidate_verification_retake_continued.json",
+    "candidate_verification_retake_coalesced.json",
+    "candidate_verification_retake_closed.json",
+    "candidate_verification_retake_reopened.json",
+    "candidate_verification_retake_escalated.json",
+    "candidate_verification_retake_overridden.json",
+    "candidate_verification_retake_banner.json",
+    "candidate_verification_retake_paused.json",
+    "candidate_verification_retake_redriven.json",
+    "candidate_verification_retake_reversal.json",
+    "candidate_verification_retake_notice.json",
+    "candidate_verification_retake_trigger.json",
+    "candidate_verification_retake_reinvite.json",
+    "candidate_verification_retake_step_up.json",
+    "candidate_verification_retake_bypass.json",
+    "candidate_verification_retake_retake.json",
     "reconciliation_healed.json",
     "audit_retention_ran.json",
 ];
 
 /// The newest patch's prefix: fresh histories are saved under it.
-pub(crate) const CURRENT: &str = "hiring";
+pub(crate) const CURRENT: &str = "retake";
 
 fn replayer() -> WorkflowReplayer {
     let opts = WorkflowReplayerOptions::new()
@@ -201,7 +223,7 @@ async fn saved_histories_replay_deterministically() {
             "bypass" => {
                 &["HiringActivities::send_mail", "TimerCanceledEventAttributes", "AtsActivities::write_verification"]
             }
-            "trigger" | "reinvite" | "step_up" => {
+            "trigger" | "reinvite" | "step_up" | "retake" => {
                 &["HiringActivities::start_verification", "HiringActivities::send_mail"]
             }
             "healed" => &["ReconcileActivities::diff_page", "AtsActivities::write_verification", "record_report"],
@@ -216,7 +238,9 @@ async fn saved_histories_replay_deterministically() {
             // provider_reversal record and its review item.
             let payloads = decoded_payloads(&text);
             // The run's newest patch marker (each implies the reversal patch).
-            let marker = if name.contains("_hiring_") {
+            let marker = if name.contains("_retake_") {
+                RETAKE_PATCH
+            } else if name.contains("_hiring_") {
                 HIRING_PATCH
             } else if name.contains("_notices_") {
                 NOTICES_PATCH
@@ -229,7 +253,13 @@ async fn saved_histories_replay_deterministically() {
         }
         if shape == "notice" {
             let payloads = decoded_payloads(&text);
-            let marker = if name.contains("_hiring_") { HIRING_PATCH } else { NOTICES_PATCH };
+            let marker = if name.contains("_retake_") {
+                RETAKE_PATCH
+            } else if name.contains("_hiring_") {
+                HIRING_PATCH
+            } else {
+                NOTICES_PATCH
+            };
             for needle in [marker, "\"kind\":\"retake_requested\"", "\"verification_action_required\":\"retake\""] {
                 assert!(payloads.contains(needle), "{name} does not cover {needle}");
             }
@@ -240,6 +270,7 @@ async fn saved_histories_replay_deterministically() {
             }
             "reinvite" => &["\"kind\":\"verification_expired\"", "\"kind\":\"reinvite\"", "replaces"],
             "step_up" => &["step_up_of", "\"kind\":\"review_routed\"", "step-up:"],
+            "retake" => &["\"kind\":\"retake_requested\"", "\"kind\":\"retake\""],
             "bypass" => &[
                 "\"kind\":\"gate_bypass\"",
                 "\"kind\":\"bypass_notice\"",
@@ -252,7 +283,8 @@ async fn saved_histories_replay_deterministically() {
         };
         if !hiring.is_empty() {
             let payloads = decoded_payloads(&text);
-            for needle in [HIRING_PATCH].iter().chain(hiring) {
+            let marker = if name.contains("_retake_") { RETAKE_PATCH } else { HIRING_PATCH };
+            for needle in [marker].iter().chain(hiring) {
                 assert!(payloads.contains(needle), "{name} does not cover {needle}");
             }
         }

@@ -69,6 +69,8 @@ pub mod mail_kind {
     /// The recruiter's notice that the verification is still open at its
     /// deadline (the interview is near).
     pub const PENDING: &str = "pending_notice";
+    /// A fresh link after the provider asked the candidate to retake.
+    pub const RETAKE: &str = "retake";
 
     /// Whether a kind goes to the recruiter (else to the candidate).
     pub fn to_recruiter(kind: &str) -> bool {

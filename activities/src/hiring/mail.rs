@@ -32,6 +32,7 @@ pub struct Mailer {
 struct InviteText<'a> {
     link: &'a str,
     reminder: bool,
+    retake: bool,
 }
 
 #[derive(Template)]
@@ -39,6 +40,7 @@ struct InviteText<'a> {
 struct InviteHtml<'a> {
     link: &'a str,
     reminder: bool,
+    retake: bool,
 }
 
 /// The recruiter's notices (`bypass_notice`, `pending_notice`).
@@ -89,14 +91,16 @@ impl Mailer {
     /// Render and send one message to the candidate.
     pub async fn send(&self, req: &MailRequest, to: &Contact, start: &StartRow) -> Result<MailRow, MailError> {
         let reminder = req.kind == "reminder";
+        let retake = req.kind == vbridge_activity_defs::mail_kind::RETAKE;
         let subject = match req.kind.as_str() {
             "reminder" => "Reminder: please verify your identity",
             "reinvite" => "A new link to verify your identity",
+            "retake" => "Please take your identity verification again",
             _ => "Please verify your identity",
         };
         let render = |r: askama::Result<String>| r.map_err(|e| MailError::Rejected(format!("template: {e}")));
-        let text = render(InviteText { link: &start.link, reminder }.render())?;
-        let html = render(InviteHtml { link: &start.link, reminder }.render())?;
+        let text = render(InviteText { link: &start.link, reminder, retake }.render())?;
+        let html = render(InviteHtml { link: &start.link, reminder, retake }.render())?;
         self.deliver(req, &to.email, subject, text, html).await
     }
 

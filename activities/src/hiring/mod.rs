@@ -50,6 +50,9 @@ pub trait Outreach: Send + Sync + 'static {
     async fn start(&self, key: &str) -> Result<Option<StartRow>, String>;
     /// Keep a created session (a second put of the key is a no-op).
     async fn put_start(&self, key: &str, row: &StartRow) -> Result<(), String>;
+    /// Replace a kept session's link (a fresh one after a retake), so that
+    /// the reminders carry it.
+    async fn set_link(&self, key: &str, link: &str) -> Result<(), String>;
     async fn mail(&self, key: &str) -> Result<Option<MailRow>, String>;
     async fn put_mail(&self, key: &str, kind: &str, row: &MailRow) -> Result<(), String>;
 }
@@ -163,9 +166,18 @@ impl HiringActivities {
             tracing::warn!("no address for the candidate; nothing sent");
             return Ok(MailResult { skipped: "no_address".into(), ..Default::default() });
         };
-        let Some(start) = self.outreach.start(&req.start_key).await.map_err(store)? else {
+        let Some(mut start) = self.outreach.start(&req.start_key).await.map_err(store)? else {
             return Err(failure(MAIL_REJECTED, format!("no started verification for key {}", req.start_key), false));
         };
+        if req.kind == vbridge_activity_defs::mail_kind::RETAKE {
+            // A retry after a crash here takes another link: the one before
+            // it was never mailed, and each is good for one visit only.
+            start.link = self.starter.fresh_link(&start).await.map_err(|e| match e {
+                start::StartError::Rejected(m) => failure(MAIL_REJECTED, m, false),
+                start::StartError::Transient(m) => failure(MAIL_FAILED, m, true),
+            })?;
+            self.outreach.set_link(&req.start_key, &start.link).await.map_err(store)?;
+        }
         let row = mailer.send(req, &contact, &start).await.map_err(mail_failure)?;
         Ok(self.sent(req, row).await)
     }

@@ -168,16 +168,38 @@ impl Starter {
                 (field(&made, "/data/id", "creating a Persona inquiry")?.to_owned(), true)
             }
         };
+        let link = self.persona_link(api, &id).await?;
+        Ok((StartRow { provider: "persona".into(), session_id: id, link }, created))
+    }
+
+    /// A new one-time link to Persona's inquiry `id` (each is good for one
+    /// visit).
+    async fn persona_link(&self, api: &ProviderApi, id: &str) -> Result<String, StartError> {
+        let base = api.url.trim_end_matches('/');
         let sent = self
             .http
             .post(format!("{base}/api/v1/inquiries/{id}/generate-one-time-link"))
-            .header("Authorization", &auth)
+            .header("Authorization", format!("Bearer {}", api.key))
             .timeout(self.timeout)
             .send()
             .await;
         let linked = answer("generating Persona's one-time link", sent).await?;
-        let link = field(&linked, "/meta/one-time-link", "generating Persona's one-time link")?.to_owned();
-        Ok((StartRow { provider: "persona".into(), session_id: id, link }, created))
+        Ok(field(&linked, "/meta/one-time-link", "generating Persona's one-time link")?.to_owned())
+    }
+
+    /// A link for the candidate to take `start`'s check again (a retake):
+    /// Persona's one-time link was used by the first attempt, so a new one;
+    /// Veriff's session URL stays valid for a resubmission, so the same.
+    pub async fn fresh_link(&self, start: &StartRow) -> Result<String, StartError> {
+        match (&self.api, StartProvider::parse(&start.provider)) {
+            (Some(api), Some(StartProvider::Persona)) if api.provider == StartProvider::Persona => {
+                self.persona_link(api, &start.session_id).await
+            }
+            (None, Some(StartProvider::Persona)) => {
+                Err(StartError::Rejected("no Persona API to take a new link from (VBRIDGE_START_PROVIDER)".into()))
+            }
+            _ => Ok(start.link.clone()),
+        }
     }
 
     async fn veriff(&self, api: &ProviderApi, reference: &str) -> Result<StartRow, StartError> {

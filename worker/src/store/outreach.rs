@@ -102,6 +102,10 @@ impl Outreach for OutreachStore {
         with_conn!(self, c => c.execute(sql::PUT_START, &args)).map(|_| ())
     }
 
+    async fn set_link(&self, key: &str, link: &str) -> Result<(), String> {
+        with_conn!(self, c => c.execute(sql::SET_LINK, &[link.into(), key.into()])).map(|_| ())
+    }
+
     async fn mail(&self, key: &str) -> Result<Option<MailRow>, String> {
         with_conn!(self, c => mail(c, key))
     }
@@ -148,7 +152,10 @@ mod tests {
             let second = StartRow { session_id: "s2".into(), ..first.clone() };
             o.put_start("k", &first).await.unwrap();
             o.put_start("k", &second).await.unwrap();
-            assert_eq!(o.start("k").await.unwrap(), Some(first), "the first kept session wins");
+            assert_eq!(o.start("k").await.unwrap(), Some(first.clone()), "the first kept session wins");
+            o.set_link("k", "https://l/fresh").await.unwrap();
+            let fresh = StartRow { link: "https://l/fresh".into(), ..first };
+            assert_eq!(o.start("k").await.unwrap(), Some(fresh), "a retake's fresh link replaces it");
 
             assert_eq!(o.poll_cursor("greenhouse").await.unwrap(), None);
             o.set_poll_cursor("greenhouse", "2026-12-03T10:00:00+00:00").await.unwrap();

@@ -192,6 +192,7 @@ pub(crate) const FORGET_CONTACT: &str = "DELETE FROM hiring_contacts WHERE candi
 pub(crate) const PUT_START: &str = "INSERT INTO hiring_starts (start_key, provider, session_id, link, created_at) \
      VALUES (?, ?, ?, ?, ?) ON CONFLICT (start_key) DO NOTHING";
 pub(crate) const START: &str = "SELECT provider, session_id, link FROM hiring_starts WHERE start_key = ?";
+pub(crate) const SET_LINK: &str = "UPDATE hiring_starts SET link = ? WHERE start_key = ?";
 pub(crate) const PUT_MAIL: &str = "INSERT INTO hiring_mails (mail_key, kind, message_id, recipient_hash, sent_at) \
      VALUES (?, ?, ?, ?, ?) ON CONFLICT (mail_key) DO NOTHING";
 pub(crate) const MAIL: &str = "SELECT message_id, recipient_hash FROM hiring_mails WHERE mail_key = ?";

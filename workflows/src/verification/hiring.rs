@@ -32,6 +32,11 @@ pub const STARTS_KEEP: usize = 8;
 pub const MAIL_INVITE: &str = vbridge_activity_defs::mail_kind::INVITE;
 /// The mail kind of the first message of a start that replaces an expired session.
 pub const MAIL_REINVITE: &str = vbridge_activity_defs::mail_kind::REINVITE;
+/// The mail kind of a fresh link after the provider asked for a retake.
+pub const MAIL_RETAKE: &str = vbridge_activity_defs::mail_kind::RETAKE;
+/// Fresh links mailed per start at most: a provider that asks again and
+/// again must not become a flood in the candidate's inbox.
+pub const RETAKES_MAILED: u32 = 3;
 
 /// Whether a `needs_review` on `check` with these codes steps up, given
 /// the starts so far: the policy names a tier for one of the codes, the
@@ -283,6 +288,39 @@ impl CandidateVerification {
             mail_kind: MAIL_REINVITE.into(),
             replaces: check.clone(),
             step_up_of: old.step_up_of,
+            ..Default::default()
+        });
+    }
+
+    /// The provider asked the candidate to retake a check the bridge started
+    /// and mailed (with [`RETAKE_PATCH`](super::RETAKE_PATCH), while
+    /// undecided): a fresh link is mailed (`retake`), once per notice, at
+    /// most [`RETAKES_MAILED`] per start. The notice itself is recorded by
+    /// the caller; this records why nothing is mailed when nothing is.
+    pub(super) fn mail_retake(&mut self, now: &str, ev: &EventSignal) {
+        let check = &ev.verification_check_id;
+        let found = self.view.starts.iter().position(|s| {
+            !s.session_id.is_empty() && s.session_id == *check && s.failed.is_empty() && !s.expired && s.invited
+        });
+        let Some(i) = found else { return };
+        let s = self.view.starts[i].clone();
+        if s.retakes >= RETAKES_MAILED {
+            let mut entry =
+                self.hiring_entry(now, RecordKind::Skipped, &ev.trace_id, format!("retake:{}", ev.event_id));
+            entry.reason = format!("retake of {check}: {RETAKES_MAILED} fresh links were mailed already; none more");
+            self.timeline.push_back(entry);
+            return;
+        }
+        self.view.starts[i].retakes += 1;
+        let reason = format!("{MAIL_RETAKE}-{}", s.retakes + 1);
+        self.outbox_push(MailRequest {
+            key: mail_key(&s.key, &reason),
+            kind: MAIL_RETAKE.into(),
+            candidate_id: self.candidate_id.clone(),
+            application_id: self.application_id.clone(),
+            start_key: s.key.clone(),
+            trace_id: ev.trace_id.clone(),
+            tier: s.tier.clone(),
             ..Default::default()
         });
     }

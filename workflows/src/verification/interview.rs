@@ -131,7 +131,7 @@ impl CandidateVerification {
         });
     }
 
-    fn outbox_push(&mut self, m: MailRequest) {
+    pub(super) fn outbox_push(&mut self, m: MailRequest) {
         if self.view.outbox.len() < OUTBOX_KEEP && !self.view.outbox.iter().any(|o| o.key == m.key) {
             self.view.outbox.push(m);
         }

@@ -93,6 +93,10 @@ impl CandidateVerification {
         if self.patches().hiring && et == EventType::Expired {
             self.restart_expired(now, workflow_id, ev);
         }
+        // A check the bridge started is to be taken again: a fresh link.
+        if self.patches().retake && et == EventType::RetakeRequested {
+            self.mail_retake(now, ev);
+        }
         self.view.action_required = action.to_owned();
         let check = Some(ev.verification_check_id.clone()).filter(|c| !c.is_empty()).or_else(|| self.known_check_id());
         let Some(check) = check else { return };

@@ -62,13 +62,23 @@ pub const NOTICES_PATCH: &str = "provider-notices-v1";
 /// as `verification_started` and `mail_sent`. Implies [`NOTICES_PATCH`].
 pub const HIRING_PATCH: &str = "hiring-loop-v1";
 
+/// Patch: a retake mails a fresh link. When the provider asks the candidate
+/// to retake a check the bridge started (while undecided), the candidate is
+/// mailed a new link (`retake`: Persona's one-time link is used up by the
+/// first attempt), once per notice, at most [`super::RETAKES_MAILED`] per
+/// start. Implies [`HIRING_PATCH`].
+pub const RETAKE_PATCH: &str = "hiring-retake-v1";
+
 /// The patches a run has, asked once per run. A newer patch implies the
-/// older ones: a run with [`NOTICES_PATCH`] has [`REVERSAL_PATCH`]'s, a run
+/// older ones (a run with [`RETAKE_PATCH`] has [`HIRING_PATCH`]'s, which has
+/// [`NOTICES_PATCH`]'s): a run with [`NOTICES_PATCH`] has [`REVERSAL_PATCH`]'s, a run
 /// with [`REVERSAL_PATCH`] has [`CONTROLS_PATCH`]'s, and a run with
 /// [`CONTROLS_PATCH`] has the behaviour of
 /// [`REVIEW_PATCH`], [`REST_CLOSE_PATCH`] and [`WRITE_LOGS_PATCH`] too.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Patches {
+    /// [`RETAKE_PATCH`]: a retake mails a fresh link.
+    pub retake: bool,
     /// [`HIRING_PATCH`]: verifications started and candidates invited.
     pub hiring: bool,
     /// [`NOTICES_PATCH`]: retakes and expiries recorded, the ATS told.
@@ -100,14 +110,15 @@ impl Patches {
     /// Older histories answer no to it, and then to the ones they have, in
     /// the order they always did.
     pub fn ask(patched: impl Fn(&str) -> bool) -> Patches {
-        let hiring = patched(HIRING_PATCH);
+        let retake = patched(RETAKE_PATCH);
+        let hiring = retake || patched(HIRING_PATCH);
         let notices = hiring || patched(NOTICES_PATCH);
         let reversal = notices || patched(REVERSAL_PATCH);
         let controls = reversal || patched(CONTROLS_PATCH);
         let review = controls || patched(REVIEW_PATCH);
         let rest_close = review || patched(REST_CLOSE_PATCH);
         let write_logs = rest_close || patched(WRITE_LOGS_PATCH);
-        Patches { hiring, notices, reversal, controls, review, rest_close, write_logs }
+        Patches { retake, hiring, notices, reversal, controls, review, rest_close, write_logs }
     }
 
     /// The two oldest patches: implied by [`WRITE_LOGS_PATCH`], else asked
@@ -143,6 +154,7 @@ mod tests {
     #[test]
     fn the_newest_patch_a_history_has_is_asked_first_and_implies_the_older() {
         let all = [
+            RETAKE_PATCH,
             HIRING_PATCH,
             NOTICES_PATCH,
             REVERSAL_PATCH,
@@ -153,7 +165,8 @@ mod tests {
             AUDIT_PATCH,
             LANES_PATCH,
         ];
-        let p = |hiring, notices, reversal, controls, review, rest_close, write_logs| Patches {
+        let p = |retake, hiring, notices, reversal, controls, review, rest_close, write_logs| Patches {
+            retake,
             hiring,
             notices,
             reversal,
@@ -164,17 +177,19 @@ mod tests {
         };
         let o = |audit, lanes| Older { audit, lanes };
         // (markers in the history, patches asked in order, the answer)
+        let (f, t) = (false, true);
         let table: &[(&[&str], &[&str], Patches, Older)] = &[
-            (&[HIRING_PATCH], &all[..1], p(true, true, true, true, true, true, true), o(true, true)),
-            (&[NOTICES_PATCH], &all[..2], p(false, true, true, true, true, true, true), o(true, true)),
-            (&[REVERSAL_PATCH], &all[..3], p(false, false, true, true, true, true, true), o(true, true)),
-            (&[CONTROLS_PATCH], &all[..4], p(false, false, false, true, true, true, true), o(true, true)),
-            (&[REVIEW_PATCH], &all[..5], p(false, false, false, false, true, true, true), o(true, true)),
-            (&[REST_CLOSE_PATCH], &all[..6], p(false, false, false, false, false, true, true), o(true, true)),
-            (&[WRITE_LOGS_PATCH], &all[..7], p(false, false, false, false, false, false, true), o(true, true)),
-            (&[AUDIT_PATCH, LANES_PATCH], &all, p(false, false, false, false, false, false, false), o(true, true)),
-            (&[AUDIT_PATCH], &all, p(false, false, false, false, false, false, false), o(true, false)),
-            (&[], &all, p(false, false, false, false, false, false, false), o(false, false)),
+            (&[RETAKE_PATCH], &all[..1], p(t, t, t, t, t, t, t, t), o(t, t)),
+            (&[HIRING_PATCH], &all[..2], p(f, t, t, t, t, t, t, t), o(t, t)),
+            (&[NOTICES_PATCH], &all[..3], p(f, f, t, t, t, t, t, t), o(t, t)),
+            (&[REVERSAL_PATCH], &all[..4], p(f, f, f, t, t, t, t, t), o(t, t)),
+            (&[CONTROLS_PATCH], &all[..5], p(f, f, f, f, t, t, t, t), o(t, t)),
+            (&[REVIEW_PATCH], &all[..6], p(f, f, f, f, f, t, t, t), o(t, t)),
+            (&[REST_CLOSE_PATCH], &all[..7], p(f, f, f, f, f, f, t, t), o(t, t)),
+            (&[WRITE_LOGS_PATCH], &all[..8], p(f, f, f, f, f, f, f, t), o(t, t)),
+            (&[AUDIT_PATCH, LANES_PATCH], &all, p(f, f, f, f, f, f, f, f), o(t, t)),
+            (&[AUDIT_PATCH], &all, p(f, f, f, f, f, f, f, f), o(t, f)),
+            (&[], &all, p(f, f, f, f, f, f, f, f), o(f, f)),
         ];
         for (has, want_asked, want, want_older) in table {
             let (asked, patches, older) = ask(has);

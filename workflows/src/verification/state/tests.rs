@@ -506,3 +506,48 @@ fn a_reopened_run_takes_the_seed_of_its_audit_log_but_keeps_its_own_identity() {
     before_rest.decide_patches(|p| p == crate::verification::WRITE_LOGS_PATCH);
     assert!(!before_rest.seeding, "a run before rest-close never seeds");
 }
+
+#[test]
+fn a_retake_of_a_started_and_invited_check_mails_a_fresh_link_once_per_notice_and_boundedly() {
+    use super::super::{MAIL_RETAKE, RETAKES_MAILED};
+    let t0 = "2026-01-01T10:00:00Z";
+    let retake = |id: &str| event(id, "verification.retake_requested", "", t0);
+    let with_start = |patches: Patches, invited: bool| {
+        let mut v = verification(patches);
+        v.view.starts.push(vbridge_proto::HiringStart {
+            key: "st-1".into(),
+            session_id: "chk-1".into(),
+            provider: "persona".into(),
+            invited,
+            ..Default::default()
+        });
+        v
+    };
+    let mut v = with_start(today(), true);
+    apply(&mut v, started("e1", t0));
+    apply(&mut v, retake("r1"));
+    apply(&mut v, retake("r1"));
+    assert_eq!(v.view.outbox.len(), 1, "one message for one notice, its duplicate none");
+    let m = &v.view.outbox[0];
+    assert_eq!((m.kind.as_str(), m.start_key.as_str(), m.key.as_str()), (MAIL_RETAKE, "st-1", "st-1:retake-1"));
+    for i in 2..=(RETAKES_MAILED + 2) {
+        apply(&mut v, retake(&format!("r{i}")));
+    }
+    let keys: Vec<&str> = v.view.outbox.iter().map(|m| m.key.as_str()).collect();
+    assert_eq!(keys, ["st-1:retake-1", "st-1:retake-2", "st-1:retake-3"], "at most {RETAKES_MAILED}");
+    assert!(v.timeline.iter().any(|e| e.reason.contains("fresh links were mailed already")));
+
+    // Not before the invite, not for a check the bridge did not start, not
+    // in a run before the patch.
+    let mut not_invited = with_start(today(), false);
+    apply(&mut not_invited, retake("r1"));
+    let mut other = with_start(today(), true);
+    let mut ev = retake("r1");
+    ev.verification_check_id = "chk-other".into();
+    apply(&mut other, ev);
+    let mut before = with_start(Patches { retake: false, ..today() }, true);
+    apply(&mut before, retake("r1"));
+    for (what, v) in [("not invited", not_invited), ("another check", other), ("before the patch", before)] {
+        assert!(v.view.outbox.is_empty(), "{what}");
+    }
+}
