@@ -16,23 +16,25 @@ use vbridge::devtools::sandbox::impersonate::{CLIENT_ID, CLIENT_SECRET, USER_ID}
 
 const WAIT: Duration = Duration::from_secs(60);
 
+/// The settings of a bridge whose ATS is the sandbox's Harvest v3.
+pub(crate) const V3_ENV: [(&str, &str); 6] = [
+    ("VBRIDGE_ATS_KIND", "greenhouse"),
+    ("VBRIDGE_GREENHOUSE_API_URL", "{sandbox}"),
+    ("VBRIDGE_GREENHOUSE_AUTH_URL", "{sandbox}/token"),
+    ("VBRIDGE_GREENHOUSE_CLIENT_ID", CLIENT_ID),
+    ("VBRIDGE_GREENHOUSE_CLIENT_SECRET", CLIENT_SECRET),
+    ("VBRIDGE_GREENHOUSE_USER_ID", USER_ID),
+];
+
 /// A bridge on Harvest v3 against the sandbox, its field map in `map`.
 pub(crate) async fn v3_app(name: &str, map: &str, quiet_ms: &str) -> TestApp {
     let dir = std::env::temp_dir().join(format!("vbridge-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("greenhouse-fields.toml");
     std::fs::write(&path, map).unwrap();
-    let env = [
-        ("VBRIDGE_ATS_KIND", "greenhouse"),
-        ("VBRIDGE_GREENHOUSE_API_URL", "{sandbox}"),
-        ("VBRIDGE_GREENHOUSE_AUTH_URL", "{sandbox}/token"),
-        ("VBRIDGE_GREENHOUSE_CLIENT_ID", CLIENT_ID),
-        ("VBRIDGE_GREENHOUSE_CLIENT_SECRET", CLIENT_SECRET),
-        ("VBRIDGE_GREENHOUSE_USER_ID", USER_ID),
-        ("VBRIDGE_GREENHOUSE_TOKEN_QUIET_MS", quiet_ms),
-        ("VBRIDGE_ATS_FIELD_MAP", &path.display().to_string()),
-    ];
-    let extra_env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let map = path.display().to_string();
+    let more = [("VBRIDGE_GREENHOUSE_TOKEN_QUIET_MS", quiet_ms), ("VBRIDGE_ATS_FIELD_MAP", map.as_str())];
+    let extra_env = V3_ENV.iter().chain(&more).map(|(k, v)| (k.to_string(), v.to_string())).collect();
     TestApp::spawn_with(name, Options { extra_env, ..Default::default() }).await
 }
 

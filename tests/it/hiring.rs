@@ -605,21 +605,9 @@ async fn interview_polls(app: &TestApp) -> Vec<Value> {
 
 #[tokio::test]
 async fn greenhouses_polled_interviews_find_the_same_bypass() {
-    use vbridge::devtools::sandbox::impersonate::{CLIENT_ID, CLIENT_SECRET, USER_ID};
-    let app = spawn_env(
-        "hiring-gh-poll",
-        "veriff",
-        &[
-            ("VBRIDGE_ATS_KIND", "greenhouse"),
-            ("VBRIDGE_GREENHOUSE_API_URL", "{sandbox}"),
-            ("VBRIDGE_GREENHOUSE_AUTH_URL", "{sandbox}/token"),
-            ("VBRIDGE_GREENHOUSE_CLIENT_ID", CLIENT_ID),
-            ("VBRIDGE_GREENHOUSE_CLIENT_SECRET", CLIENT_SECRET),
-            ("VBRIDGE_GREENHOUSE_USER_ID", USER_ID),
-            ("VBRIDGE_INTERVIEW_POLL_SECONDS", "2"),
-        ],
-    )
-    .await;
+    let env: Vec<(&str, &str)> =
+        crate::greenhouse::V3_ENV.into_iter().chain([("VBRIDGE_INTERVIEW_POLL_SECONDS", "2")]).collect();
+    let app = spawn_env("hiring-gh-poll", "veriff", &env).await;
     let (c, a, email) = ("4400777", "5500777", "polled.early@example.org");
     // An interview of an application the bridge verifies no one for, listed
     // on every poll: never recorded.

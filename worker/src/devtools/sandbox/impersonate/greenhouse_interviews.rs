@@ -167,19 +167,35 @@ fn v3_since(filters: &std::collections::BTreeMap<String, String>) -> Result<Opti
     Ok(since)
 }
 
-async fn v3_list(State(s): State<Sandbox>, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
-    let path = format!("/v3/interviews{}", raw.as_deref().map(|q| format!("?{q}")).unwrap_or_default());
-    if let Some(a) = s.fault_answer("GET", &path, &headers).await {
-        return a;
+/// A listing's request as logged, its fault, rate window and credentials:
+/// `Err` is the answer; else the path and the window's (limit, remaining).
+async fn admitted(
+    s: &Sandbox,
+    version: &str,
+    route: &str,
+    raw: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<(String, (u32, u32)), Response> {
+    let path = format!("{route}{}", raw.map(|q| format!("?{q}")).unwrap_or_default());
+    if let Some(a) = s.fault_answer("GET", &path, headers).await {
+        return Err(a);
     }
-    let limits = match admit(&s, "v3", &Method::GET, &path, &headers) {
+    let limits = admit(s, version, &Method::GET, &path, headers).map_err(|r| *r)?;
+    Ok((path, limits))
+}
+
+/// A 422 in the window's headers.
+fn unprocessable(s: &Sandbox, path: &str, headers: &HeaderMap, limits: (u32, u32), e: String) -> Response {
+    let r = s.refuse("GET", path, headers, StatusCode::UNPROCESSABLE_ENTITY, &e);
+    super::greenhouse::with_rate(r, limits.0, limits.1)
+}
+
+async fn v3_list(State(s): State<Sandbox>, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
+    let (path, limits) = match admitted(&s, "v3", "/v3/interviews", raw.as_deref(), &headers).await {
         Ok(x) => x,
-        Err(r) => return *r,
+        Err(r) => return r,
     };
-    let refused = |e: String| {
-        let r = s.refuse("GET", &path, &headers, StatusCode::UNPROCESSABLE_ENTITY, &e);
-        super::greenhouse::with_rate(r, limits.0, limits.1)
-    };
+    let refused = |e: String| unprocessable(&s, &path, &headers, limits, e);
     let q = match list_query(raw.as_deref()) {
         Ok(q) => q,
         Err(e) => return refused(e),
@@ -194,18 +210,11 @@ async fn v3_list(State(s): State<Sandbox>, RawQuery(raw): RawQuery, headers: Hea
 }
 
 async fn v1_list(State(s): State<Sandbox>, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
-    let path = format!("/v1/scheduled_interviews{}", raw.as_deref().map(|q| format!("?{q}")).unwrap_or_default());
-    if let Some(a) = s.fault_answer("GET", &path, &headers).await {
-        return a;
-    }
-    let limits = match admit(&s, "v1", &Method::GET, &path, &headers) {
+    let (path, limits) = match admitted(&s, "v1", "/v1/scheduled_interviews", raw.as_deref(), &headers).await {
         Ok(x) => x,
-        Err(r) => return *r,
+        Err(r) => return r,
     };
-    let refused = |e: String| {
-        let r = s.refuse("GET", &path, &headers, StatusCode::UNPROCESSABLE_ENTITY, &e);
-        super::greenhouse::with_rate(r, limits.0, limits.1)
-    };
+    let refused = |e: String| unprocessable(&s, &path, &headers, limits, e);
     let q = pairs(raw.as_deref().unwrap_or_default());
     let known = [
         "per_page",
