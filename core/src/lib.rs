@@ -16,6 +16,7 @@
 pub mod canary;
 pub mod chain;
 pub mod domain;
+pub mod evidence;
 pub mod hiring;
 pub mod intake;
 pub mod machine;

@@ -64,8 +64,19 @@ struct Linked<'a, T: Serialize> {
 /// A plain link: the SHA-256 of the linked record (links made without an
 /// audit key, and every link made before keys existed).
 pub fn link_hash<T: Serialize>(stream: &str, chain_pos: i64, prev_hash: &str, record: &T) -> String {
-    let bytes = serde_json::to_vec(&Linked { stream, chain_pos, prev_hash, record }).expect("records serialize");
-    hex::encode(Sha256::digest(&bytes))
+    hex::encode(Sha256::digest(linked_bytes("", stream, chain_pos, prev_hash, record)))
+}
+
+/// The bytes a link covers: the record in its place, with the key's id for
+/// a keyed link (`key_id` empty: a plain one). An evidence pack carries
+/// them, so that a checker without the store sees what was linked.
+pub fn linked_bytes<T: Serialize>(key_id: &str, stream: &str, chain_pos: i64, prev_hash: &str, record: &T) -> Vec<u8> {
+    let bytes = if key_id.is_empty() {
+        serde_json::to_vec(&Linked { stream, chain_pos, prev_hash, record })
+    } else {
+        serde_json::to_vec(&KeyedLinked { stream, chain_pos, prev_hash, key_id, record })
+    };
+    bytes.expect("records serialize")
 }
 
 /// What a keyed link covers: the plain link's fields and the key's id, so a
@@ -90,11 +101,7 @@ pub fn make_link<T: Serialize>(
 ) -> (String, String) {
     match key {
         None => (String::new(), link_hash(stream, chain_pos, prev_hash, record)),
-        Some(k) => {
-            let linked = KeyedLinked { stream, chain_pos, prev_hash, key_id: k.id(), record };
-            let bytes = serde_json::to_vec(&linked).expect("records serialize");
-            (k.id().to_owned(), k.mac_hex(&bytes))
-        }
+        Some(k) => (k.id().to_owned(), k.mac_hex(&linked_bytes(k.id(), stream, chain_pos, prev_hash, record))),
     }
 }
 
