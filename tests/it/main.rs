@@ -9,6 +9,7 @@ mod console;
 mod console_login;
 mod controls;
 mod deploy;
+mod evidence;
 mod greenhouse;
 mod hardening;
 mod harness;

@@ -126,6 +126,7 @@ pub async fn serve(
                     .as_ref()
                     .and_then(|o| o.client.clone().map(|c| crate::http::console::sso::Sso::new(o.issuer.clone(), c))),
             }),
+            evidence_key: cfg.evidence_key.clone(),
         };
         if !cfg.dev && cfg.grants.is_empty() {
             tracing::warn!("no operator API credentials configured (VBRIDGE_API_TOKENS): /v1 answers 401 to everyone");

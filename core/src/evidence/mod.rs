@@ -152,12 +152,8 @@ impl EvidenceKey {
     /// Sign `pack` (its signature is replaced).
     pub fn sign(&self, pack: &mut Pack) {
         let public = self.public();
-        pack.signature = Signature {
-            alg: ALG.into(),
-            key_id: public.id(),
-            public_key: public.to_base64(),
-            value: String::new(),
-        };
+        pack.signature =
+            Signature { alg: ALG.into(), key_id: public.id(), public_key: public.to_base64(), value: String::new() };
         let sig = self.0.sign(&signed_bytes(pack));
         pack.signature.value = base64::engine::general_purpose::STANDARD.encode(sig.to_bytes());
     }

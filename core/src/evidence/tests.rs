@@ -23,15 +23,24 @@ fn chain(stream: &str, n: i64, keyed: bool) -> Chain {
     for pos in 1..=n {
         let (table, record) = if pos % 2 == 1 {
             let signal = json!({"evidence_pack_url": format!("https://evidence.example/p/{pos}")}).to_string();
-            (Table::Delivery, json!({"event_id": format!("evt-{pos}"), "processing_result": "accepted", "signal": signal}))
+            (
+                Table::Delivery,
+                json!({"event_id": format!("evt-{pos}"), "processing_result": "accepted", "signal": signal}),
+            )
         } else if pos == 4 {
-            (Table::Decision, json!({"record_id": format!("dec-{pos}"), "kind": "ats_write",
+            (
+                Table::Decision,
+                json!({"record_id": format!("dec-{pos}"), "kind": "ats_write",
                 "idempotency_key": "ik-1", "write_targets": "PUT /applications/a/verification-checks/k",
-                "reason": "HTTP 200", "recorded_at": "2026-12-03T10:00:00Z"}))
+                "reason": "HTTP 200", "recorded_at": "2026-12-03T10:00:00Z"}),
+            )
         } else {
-            (Table::Decision, json!({"record_id": format!("dec-{pos}"), "kind": "overridden",
+            (
+                Table::Decision,
+                json!({"record_id": format!("dec-{pos}"), "kind": "overridden",
                 "state_before": "needs_review", "state_after": "verified", "override_actor": "ops@example.org",
-                "override_reason_code": "manual_check_ok", "reason": "documents seen", "recorded_at": "2026-12-03T10:00:00Z"}))
+                "override_reason_code": "manual_check_ok", "reason": "documents seen", "recorded_at": "2026-12-03T10:00:00Z"}),
+            )
         };
         let (key_id, hash) = make_link(audit, stream, pos, &prev, &record);
         records.push(entry(table, stream, pos, &prev, &hash, &key_id, &record));
@@ -76,7 +85,10 @@ fn a_signed_pack_verifies_offline_and_its_summary_reads_the_records() {
     assert_eq!(s.ats_writes.len(), 2);
     assert_eq!((s.ats_writes[0].idempotency_key.as_str(), s.ats_writes[0].answer.as_str()), ("ik-1", "HTTP 200"));
     let o = &s.decisions[0];
-    assert_eq!((o.actor.as_str(), o.reason_code.as_str(), o.kind.as_str()), ("ops@example.org", "manual_check_ok", "overridden"));
+    assert_eq!(
+        (o.actor.as_str(), o.reason_code.as_str(), o.kind.as_str()),
+        ("ops@example.org", "manual_check_ok", "overridden")
+    );
     assert!(s.evidence_links.contains(&"https://evidence.example/p/1".to_owned()));
 }
 
@@ -116,7 +128,12 @@ fn each_way_of_breaking_a_pack_is_named_by_its_place() {
             "cand-1:app-1 position 3 (delivery evt-3)",
             "does not match its link",
         ),
-        ("a dropped record", |p| drop(p.chains[0].records.remove(1)), "cand-1:app-1 position 3", "position 2 is missing"),
+        (
+            "a dropped record",
+            |p| drop(p.chains[0].records.remove(1)),
+            "cand-1:app-1 position 3",
+            "position 2 is missing",
+        ),
         ("two records reordered", |p| p.chains[0].records.swap(1, 2), "cand-1:app-1 position 3", "out of order"),
         (
             "the last record dropped",
@@ -171,4 +188,12 @@ fn garbage_and_untrusted_files_are_refused_with_a_reason() {
     assert!(EvidenceKey::parse("zz").is_err() && EvidenceKey::parse(&"00".repeat(31)).is_err());
     let k = EvidenceKey::parse(&"01".repeat(32)).unwrap();
     assert_eq!(PublicKey::parse(&k.public().document().to_string()).unwrap(), k.public());
+}
+
+#[test]
+fn the_sample_pack_shipped_in_the_docs_verifies_with_its_published_key() {
+    let pack = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/evidence/sample-pack.json"));
+    let key = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/evidence/sample-key.json"));
+    let v = verify(pack, Some(&PublicKey::parse(key).unwrap()), &Keyring::none());
+    assert!(v.ok() && v.trusted_key && v.records > 5, "{v:#?}");
 }

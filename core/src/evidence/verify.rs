@@ -94,7 +94,11 @@ fn check_signature(pack: &Pack, trusted: Option<&PublicKey>, out: &mut Verified)
         if t.id() != key.id() {
             out.problem(
                 "the signature",
-                format!("signed by key {}, not the trusted key {} (another bridge's pack, or re-signed)", key.id(), t.id()),
+                format!(
+                    "signed by key {}, not the trusted key {} (another bridge's pack, or re-signed)",
+                    key.id(),
+                    t.id()
+                ),
             );
         } else {
             out.trusted_key = true;
@@ -129,7 +133,7 @@ fn check_chain(chain: &Chain, audit_keys: &Keyring, out: &mut Verified) {
         let linked: Value = serde_json::from_str(&e.linked).unwrap_or(Value::Null);
         let place = label(stream, e.chain_pos, e.table, &linked);
         let digest = hex::encode(Sha256::digest(e.linked.as_bytes()));
-        let names = |k: &str| linked.get(k).cloned().unwrap_or(Value::Null);
+        let names = |k: &str| linked.get(k).unwrap_or(&Value::Null);
         let problem = if e.chain_pos > pos && chain.records.iter().any(|later| later.chain_pos == pos) {
             Some(format!("it is out of order: position {pos} comes after it (records were reordered)"))
         } else if e.chain_pos > pos {
@@ -139,9 +143,9 @@ fn check_chain(chain: &Chain, audit_keys: &Keyring, out: &mut Verified) {
         } else if e.prev_hash != prev {
             Some("it does not link to the record before it".to_owned())
         } else if !linked.is_object()
-            || names("stream") != Value::from(stream.as_str())
-            || names("chain_pos") != Value::from(e.chain_pos)
-            || names("prev_hash") != Value::from(e.prev_hash.as_str())
+            || names("stream").as_str() != Some(stream.as_str())
+            || names("chain_pos").as_i64() != Some(e.chain_pos)
+            || names("prev_hash").as_str() != Some(e.prev_hash.as_str())
         {
             Some("its linked bytes name another place in the chain".to_owned())
         } else if digest != e.sha256 {

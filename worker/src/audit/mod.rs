@@ -10,6 +10,7 @@
 //! removed must have been older than the floor when it went: a retention
 //! that cut below the floor fails it too.
 
+pub mod evidence;
 pub mod refusals;
 pub mod refused_deliveries;
 pub mod retention;

@@ -123,7 +123,7 @@ async fn verify(seal: Option<&Path>) -> ExitCode {
 }
 
 /// The policy `serve` would load: `VBRIDGE_POLICY`, else the built-in one.
-fn policy_from_env() -> anyhow::Result<vbridge_core::Policy> {
+pub(super) fn policy_from_env() -> anyhow::Result<vbridge_core::Policy> {
     Ok(match std::env::var("VBRIDGE_POLICY") {
         Ok(p) => vbridge_core::Policy::load(Path::new(&p))?,
         Err(_) => vbridge_core::Policy::parse(vbridge_core::DEFAULT_POLICY_YAML)?,

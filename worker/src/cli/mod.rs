@@ -8,6 +8,7 @@ mod config;
 mod controls;
 #[cfg(feature = "devtools")]
 mod dev;
+mod evidence;
 mod policy;
 mod review;
 mod serve;
@@ -72,6 +73,11 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         command: audit::AuditCommand,
+    },
+    /// Evidence packs: export a candidate's signed pack, check one offline.
+    Evidence {
+        #[command(subcommand)]
+        command: evidence::EvidenceCommand,
     },
     /// Export a candidate's timeline from the audit log.
     Timeline {
@@ -201,6 +207,7 @@ pub async fn run(command: Command) -> ExitCode {
         #[cfg(feature = "devtools")]
         Command::SandboxAts { listen } => dev::sandbox(&listen).await,
         Command::Audit { command } => return audit::run(command).await,
+        Command::Evidence { command } => return evidence::run(command).await,
         Command::Timeline { candidate, application, format } => {
             audit::timeline(&candidate, application.as_deref(), format).await
         }

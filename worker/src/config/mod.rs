@@ -120,6 +120,9 @@ pub struct Config {
     /// Link the audit chains as HMACs (`VBRIDGE_AUDIT_KEY` or `_FILE`: hex
     /// keys, the signing one first); none: plain SHA-256 links.
     pub audit_keys: vbridge_core::chain::Keyring,
+    /// Signs evidence packs (`VBRIDGE_EVIDENCE_KEY` or `_FILE`); none: packs
+    /// are refused with a reason.
+    pub evidence_key: Option<std::sync::Arc<vbridge_core::evidence::EvidenceKey>>,
     /// Console cookies carry `Secure` unless this says plain http
     /// (`VBRIDGE_CONSOLE_INSECURE_COOKIES=true`, or dev mode).
     pub secure_cookies: bool,
@@ -255,6 +258,13 @@ impl Config {
         let session_key = crate::http::console::session::SessionKey::from_config(s.session_key.as_ref().map(|k| &*k.0))
             .map_err(|problem| ConfigError::Invalid { name: "VBRIDGE_SESSION_KEY", problem })?;
         let audit_keys = audit_keys(s.audit_key.as_ref().map(|k| k.0.as_str()))?;
+        let evidence_key = match &s.evidence_key {
+            Some(k) => Some(std::sync::Arc::new(
+                vbridge_core::evidence::EvidenceKey::parse(&k.0)
+                    .map_err(|problem| ConfigError::Invalid { name: "VBRIDGE_EVIDENCE_KEY", problem })?,
+            )),
+            None => None,
+        };
         let mut ats_kind = connector::ats_kind(&s)?;
         let ats_field_map = match &s.ats_field_map {
             Some(path) => field_map(path, &policy)?,
@@ -279,6 +289,7 @@ impl Config {
             ats_kind,
             session_key,
             audit_keys,
+            evidence_key,
             secure_cookies: !(s.console_insecure_cookies || dev),
             oidc,
             public_url,
@@ -343,6 +354,17 @@ impl Config {
 fn audit_keys(text: Option<&str>) -> Result<vbridge_core::chain::Keyring, ConfigError> {
     vbridge_core::chain::Keyring::parse(text.unwrap_or(""))
         .map_err(|e| ConfigError::Invalid { name: "VBRIDGE_AUDIT_KEY", problem: e.to_string() })
+}
+
+/// The evidence key as `serve` would find it (`VBRIDGE_EVIDENCE_KEY` or
+/// `_FILE`), for the CLI; none when unset.
+pub fn evidence_key_from_env() -> Result<Option<vbridge_core::evidence::EvidenceKey>, ConfigError> {
+    sources::secret_var("evidence_key")?
+        .map(|k| {
+            vbridge_core::evidence::EvidenceKey::parse(&k)
+                .map_err(|problem| ConfigError::Invalid { name: "VBRIDGE_EVIDENCE_KEY", problem })
+        })
+        .transpose()
 }
 
 /// The audit keys as `serve` would find them, for the offline tools.

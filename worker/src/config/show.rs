@@ -31,6 +31,7 @@ pub fn redacted(cfg: &Config) -> serde_json::Value {
         "escalation_secret": set(cfg.escalation_secret.is_some()),
         "metrics_listen": cfg.metrics_listen,
         "audit_keys": cfg.audit_keys.ids(),
+        "evidence_key": cfg.evidence_key.as_ref().map(|k| k.public().id()),
         "console_cookies": if cfg.secure_cookies { "Secure" } else { "not Secure (plain http: VBRIDGE_CONSOLE_INSECURE_COOKIES or dev mode)" },
         "api_request_timeout_ms": cfg.api_request_timeout.as_millis() as u64,
         "session_key": set(sources::var("session_key").is_some() || sources::var("session_key_file").is_some()),

@@ -75,6 +75,9 @@ pub struct Settings {
     /// Links the audit chains (hex keys, the signing one first); see
     /// `vbridge_core::chain::key`.
     pub audit_key: Option<Redacted>,
+    /// Signs evidence packs: an Ed25519 seed (64 hex digits or base64 of 32
+    /// bytes); see `vbridge_core::evidence`.
+    pub evidence_key: Option<Redacted>,
     /// Console cookies without `Secure`: plain-http local development only.
     pub console_insecure_cookies: bool,
     pub ats_kind: String,
@@ -147,6 +150,7 @@ pub const SECRET_KEYS: &[&str] = &[
     "api_tokens",
     "session_key",
     "audit_key",
+    "evidence_key",
     "oidc_client_secret",
     "ats_webhook_secret",
     "greenhouse_client_secret",
@@ -209,6 +213,7 @@ impl Default for Settings {
             oidc_client_secret: None,
             session_key: None,
             audit_key: None,
+            evidence_key: None,
             console_insecure_cookies: false,
             ats_kind: "generic".into(),
             ats_webhook_secret: None,

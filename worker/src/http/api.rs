@@ -32,6 +32,61 @@ pub async fn candidate_timeline(
 }
 
 #[derive(serde::Deserialize)]
+pub struct PackQuery {
+    /// `html`: the printable view; else the signed JSON file.
+    format: Option<String>,
+}
+
+/// `GET /v1/candidates/{id}/evidence-pack` (auditor): the candidate's signed
+/// evidence pack (docs/evidence.md), a file to keep; `?format=html` renders
+/// the same content for people. 409 `conflict` when the bridge has no
+/// evidence key.
+#[tracing::instrument(skip_all, fields(candidate_id = %id))]
+pub async fn evidence_pack(
+    State(s): State<HttpState>,
+    Path(id): Path<String>,
+    Query(q): Query<PackQuery>,
+    who: Option<axum::Extension<crate::http::auth::Principal>>,
+) -> Result<Response, ApiError> {
+    use crate::audit::evidence::{self, EvidenceError};
+    let c = CandidateId::parse(&id)
+        .map_err(|e| ApiError::BadRequest { code: "invalid_candidate_id", message: e.to_string() })?;
+    let by = who.map(|w| w.0.subject.clone()).unwrap_or_else(|| "api".into());
+    let key = s.evidence_key.as_deref();
+    let pack = evidence::export(s.store.as_ref(), &s.policy, key, c.as_str(), &by).await.map_err(|e| match e {
+        // A bridge set up without the key: no retry will help (409).
+        EvidenceError::NoKey => ApiError::Conflict(e.to_string()),
+        EvidenceError::Unknown(_) => ApiError::NotFound(e.to_string()),
+        EvidenceError::TooLarge(_) => ApiError::BadRequest { code: "too_large", message: e.to_string() },
+        EvidenceError::Store(e) => {
+            tracing::error!(error = %e, "evidence pack failed");
+            ApiError::Unavailable("the event store cannot be read right now".into())
+        }
+    })?;
+    tracing::info!(records = pack.chains.iter().map(|c| c.records.len()).sum::<usize>(), by = %by, "evidence pack exported");
+    if q.format.as_deref() == Some("html") {
+        let key = key.expect("a pack was signed");
+        return Ok(axum::response::Html(evidence::to_html(&pack, key)).into_response());
+    }
+    let disposition = format!("attachment; filename=\"evidence-{}.json\"", c.as_str());
+    let mut r = Json(pack).into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&disposition) {
+        r.headers_mut().insert(axum::http::header::CONTENT_DISPOSITION, v);
+    }
+    Ok(r)
+}
+
+/// Where the bridge publishes its evidence key's public half.
+pub const EVIDENCE_KEY_PATH: &str = "/.well-known/vbridge-evidence-key";
+
+/// `GET /.well-known/vbridge-evidence-key` (open): the public key that
+/// checks this bridge's evidence packs; 404 when none is configured.
+pub async fn evidence_key(State(s): State<HttpState>) -> Result<Response, ApiError> {
+    let key = s.evidence_key.as_ref().ok_or_else(|| ApiError::NotFound("no evidence key is configured".into()))?;
+    Ok(Json(key.public().document()).into_response())
+}
+
+#[derive(serde::Deserialize)]
 pub struct RefusedQuery {
     since: Option<String>,
     until: Option<String>,

@@ -56,6 +56,8 @@ pub struct HttpState {
     /// Human moves go to Temporal through this.
     pub temporal: Arc<crate::temporal::human::TemporalLink>,
     pub console: Arc<console::Console>,
+    /// Signs evidence packs; none: `evidence-pack` answers 503 with why.
+    pub evidence_key: Option<Arc<vbridge_core::evidence::EvidenceKey>>,
 }
 
 /// The request's trace id (the policy's trace header), or a new one.
@@ -130,6 +132,7 @@ fn routes(auth: Auth, limits: Limits, metrics: Arc<Metrics>, metrics_here: bool)
     };
     let mut api = Routes::new()
         .route("/v1/candidates/{id}/timeline", get(api::candidate_timeline).layer(need(Action::ReadTimeline)))
+        .route("/v1/candidates/{id}/evidence-pack", get(api::evidence_pack).layer(need(Action::ReadTimeline)))
         .route("/v1/audit/refused-deliveries", get(api::refused_deliveries).layer(need(Action::ReadRefusals)))
         .route("/v1/reviews", get(review::list).layer(need(Action::ReadQueue)))
         .route("/v1/reviews/{candidate}/{application}/decision", post(review::decide).layer(need(Action::Decide)))
@@ -178,6 +181,7 @@ fn routes(auth: Auth, limits: Limits, metrics: Arc<Metrics>, metrics_here: bool)
         .route("/webhooks/ats/ashby", post(ats::ashby).layer(guarded))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route(api::EVIDENCE_KEY_PATH, get(api::evidence_key))
         .merge(api)
 }
 
