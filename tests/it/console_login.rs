@@ -156,7 +156,10 @@ async fn a_logged_out_session_opens_nothing_on_any_replica_and_reviewers_get_no_
     let key = "ab".repeat(32);
     let mut app = TestApp::spawn_with(
         "console-logout",
-        Options { extra_env: vec![("VBRIDGE_SESSION_KEY".into(), key)], ..Default::default() },
+        Options {
+            extra_env: vec![("VBRIDGE_SESSION_KEY".into(), key), ("VBRIDGE_EVIDENCE_KEY".into(), "07".repeat(32))],
+            ..Default::default()
+        },
     )
     .await;
     let (c, a) = ("cand-rm", "app-rm");
@@ -178,6 +181,9 @@ async fn a_logged_out_session_opens_nothing_on_any_replica_and_reviewers_get_no_
     assert_eq!(page.status, 200);
     assert!(!page.body.contains(r#"id="timeline""#) && page.body.contains(r#"id="no-timeline""#), "{}", page.body);
     assert!(!page.body.contains(r#"id="chain""#));
+    assert!(!page.body.contains(r#"id="evidence-pack""#), "no evidence link for a reviewer");
+    let pack = format!("{one}/console/candidates/{c}/evidence");
+    assert_eq!(reviewer.get(&pack).await.status, 403, "nor the page");
     let api = format!("/v1/candidates/{c}/timeline");
     assert_eq!(app.get_as(&api, Some(REVIEWER_TOKEN)).await.status(), 403, "the API agrees");
     let mut auditor = Browser::default();
@@ -185,6 +191,15 @@ async fn a_logged_out_session_opens_nothing_on_any_replica_and_reviewers_get_no_
     let page = auditor.get(&format!("{one}{item}")).await;
     assert!(page.body.contains(r#"id="timeline""#) && page.body.contains("evt-rm-1"), "{}", page.body);
     assert_eq!(app.get_as(&api, Some(AUDITOR_TOKEN)).await.status(), 200);
+    // The auditor's item page links the printable evidence pack.
+    assert!(page.body.contains(&format!(r#"href="/console/candidates/{c}/evidence""#)), "{}", page.body);
+    let printed = auditor.get(&pack).await;
+    assert_eq!(printed.status, 200);
+    assert!(
+        printed.body.contains("Verified offline") && printed.body.contains(&format!("{c}:{a}")),
+        "{}",
+        printed.body
+    );
 
     // The cookie opens both replicas; after a logout on one, neither.
     let stolen = reviewer.cookies.clone();

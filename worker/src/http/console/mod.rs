@@ -53,6 +53,7 @@ pub fn routes() -> crate::http::Routes<HttpState> {
         .route("/console/reviews", get(reviews))
         .route("/console/reviews/{candidate}/{application}", get(item))
         .route("/console/reviews/{candidate}/{application}/decide", post(decide))
+        .route("/console/candidates/{candidate}/evidence", get(evidence))
         .route("/console/static/console.css", get(css))
         .route("/console/static/countdown.js", get(js))
         .map(|r| r.layer(axum::middleware::from_fn(security_headers)))
@@ -310,6 +311,33 @@ async fn item(State(s): State<HttpState>, headers: HeaderMap, Path((c, a)): Path
     match verification(&c, &a) {
         Ok(v) => item_page(&s, &sess, &p, &v, None, StatusCode::OK).await,
         Err(e) => error_page(StatusCode::BAD_REQUEST, Some(who(&sess, &p)), e),
+    }
+}
+
+/// The candidate's evidence pack, printable (auditors, as through the API);
+/// the signed file itself is `GET /v1/candidates/{c}/evidence-pack`.
+#[tracing::instrument(skip_all, fields(candidate_id = %c))]
+async fn evidence(State(s): State<HttpState>, headers: HeaderMap, Path(c): Path<String>) -> Response {
+    use crate::audit::evidence::{self, EvidenceError};
+    let (sess, p) =
+        match require(&s, &headers, Action::ReadTimeline, format!("GET /console/candidates/{c}/evidence")).await {
+            Ok(x) => x,
+            Err(r) => return *r,
+        };
+    if let Err(e) = CandidateId::parse(&c) {
+        return error_page(StatusCode::BAD_REQUEST, Some(who(&sess, &p)), e.to_string());
+    }
+    let key = s.evidence_key.as_deref();
+    match evidence::export(s.store.as_ref(), &s.policy, key, &c, &p.subject).await {
+        Ok(pack) => axum::response::Html(evidence::to_html(&pack, key.expect("a pack was signed"))).into_response(),
+        Err(e @ (EvidenceError::NoKey | EvidenceError::TooLarge(_))) => {
+            error_page(StatusCode::CONFLICT, Some(who(&sess, &p)), e.to_string())
+        }
+        Err(e @ EvidenceError::Unknown(_)) => error_page(StatusCode::NOT_FOUND, Some(who(&sess, &p)), e.to_string()),
+        Err(EvidenceError::Store(e)) => {
+            tracing::error!(error = %e, "console: evidence pack unreadable");
+            error_page(StatusCode::SERVICE_UNAVAILABLE, Some(who(&sess, &p)), "The store cannot be read now.")
+        }
     }
 }
 
