@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../fuzz"
 command -v cargo-fuzz >/dev/null || cargo install --quiet cargo-fuzz
 export RUSTC_BOOTSTRAP=1
 seconds="${FUZZ_SECONDS:-5}"
-for target in intake_parse redact_depth signature_headers policy_load provider_map provider_headers ats_map; do
+for target in intake_parse redact_depth signature_headers policy_load provider_map provider_headers ats_map evidence_verify; do
   # Fuzz in a scratch copy, so a smoke run never grows the committed corpus.
   scratch=$(mktemp -d)
   cp -r "corpus/$target/." "$scratch/"
