@@ -23,6 +23,9 @@ pub struct DevOptions {
     pub smtp_port: u16,
 }
 
+/// The seed of `vbridge dev`'s evidence key (dev only).
+pub const DEV_EVIDENCE_SEED: [u8; 32] = [0xde; 32];
+
 pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     let mut cfg = Config::load(opts.config.as_deref(), true)?;
     std::fs::create_dir_all(&cfg.data_dir)?;
@@ -56,6 +59,13 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     if example_policy {
         let text = format!("{}{}", cfg.policy.text(), vbridge_core::hiring::EXAMPLE_EXTENSION);
         cfg.policy = vbridge_core::Policy::parse(&text)?;
+    }
+
+    // Evidence packs export in dev too, signed by a fixed dev key (never a
+    // production one: its seed is in this file).
+    let dev_evidence = cfg.evidence_key.is_none();
+    if dev_evidence {
+        cfg.evidence_key = Some(std::sync::Arc::new(vbridge_core::evidence::EvidenceKey::from_seed(DEV_EVIDENCE_SEED)));
     }
 
     let impersonating = opts.ats != "generic";
@@ -144,6 +154,9 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         }
         if example_policy {
             println!("  hiring loop  the policy has no `verification` extension: the example of docs/hiring.md is used");
+        }
+        if dev_evidence {
+            println!("  evidence     GET http://{addr}/v1/candidates/C/evidence-pack (dev key; public half at /.well-known/vbridge-evidence-key)");
         }
         println!(
             "  start one:   vbridge simulate --url http://{addr} --ats ashby --candidate cand-1 --application 7001 --email you@example.org"
