@@ -674,6 +674,16 @@ async fn greenhouses_polled_interviews_find_the_same_bypass() {
     let all = app.deliveries(None).await;
     let unknown: Vec<_> = all.iter().filter(|d| d.content.application_id.as_deref() == Some("5500999")).collect();
     assert!(unknown.is_empty(), "the listing's other applications are not recorded: {unknown:#?}");
+
+    // A finished poll's history replays against today's workflow code (and
+    // is kept, with VBRIDGE_WRITE_HISTORY=1, as interview_poll_ran.json).
+    let query = "WorkflowType='InterviewPoll' AND ExecutionStatus='Completed'";
+    let listed = app.temporal_cli(&["workflow", "list", "--query", query, "-o", "json"]);
+    let runs: Value = serde_json::from_str(&listed).unwrap();
+    let id = runs[0]["execution"]["workflowId"].as_str().or(runs[0]["execution"]["workflow_id"].as_str());
+    let id = id.unwrap_or_else(|| panic!("no finished InterviewPoll run listed: {listed}")).to_owned();
+    let json = history_json(&app, &id, None).await;
+    crate::replay::check_and_save(&json, "interview_poll_ran.json").await;
 }
 
 #[tokio::test]

@@ -43,6 +43,8 @@
 //!   and healed it.
 //! - `audit_retention_ran.json`: an `AuditRetention` run the schedule started
 //!   (saved by `retention::the_nightly_schedule_cuts_...`).
+//! - `interview_poll_ran.json`: an `InterviewPoll` run the schedule started
+//!   (saved by `hiring::greenhouses_polled_interviews_...`).
 
 use crate::harness::{Options, TestApp, at};
 use std::time::Duration;
@@ -151,6 +153,7 @@ const REQUIRED: &[&str] = &[
     "candidate_verification_retake_retake.json",
     "reconciliation_healed.json",
     "audit_retention_ran.json",
+    "interview_poll_ran.json",
 ];
 
 /// The newest patch's prefix: fresh histories are saved under it.
@@ -163,6 +166,8 @@ fn replayer() -> WorkflowReplayer {
         .register_workflow::<vbridge_workflows::reconcile::Reconciliation>()
         .expect("registering")
         .register_workflow::<vbridge_workflows::retention::AuditRetention>()
+        .expect("registering")
+        .register_workflow::<vbridge_workflows::interview_poll::InterviewPoll>()
         .expect("registering")
         .build();
     WorkflowReplayer::new(opts).expect("a replayer")
@@ -228,6 +233,7 @@ async fn saved_histories_replay_deterministically() {
             }
             "healed" => &["ReconcileActivities::diff_page", "AtsActivities::write_verification", "record_report"],
             "retention_ran" => &["RetentionActivities::retain", "WorkflowExecutionCompletedEventAttributes"],
+            "poll_ran" => &["InterviewActivities::poll", "WorkflowExecutionCompletedEventAttributes"],
             _ => &[],
         };
         for needle in expect {
