@@ -22,7 +22,7 @@
 mod summary;
 mod verify;
 
-pub use summary::{Summary, summarize};
+pub use summary::{Summary, TimelineLine, summarize, timeline};
 pub use verify::{Problem, Verified, verify};
 
 use base64::Engine;
@@ -44,6 +44,9 @@ pub struct Pack {
     /// Who asked for it (the API's subject, or the CLI's operator).
     pub exported_by: String,
     pub policy: PolicyRef,
+    /// Every record as a line, in time order ([`timeline`]); `verify`
+    /// derives it again.
+    pub timeline: Vec<TimelineLine>,
     pub chains: Vec<Chain>,
     /// Derived from the records ([`summarize`]); `verify` derives it again.
     pub summary: Summary,

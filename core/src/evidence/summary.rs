@@ -101,3 +101,54 @@ pub fn summarize(chains: &[Chain]) -> Summary {
     }
     out
 }
+
+/// One line of the candidate's timeline: each record of every chain, in
+/// time order (chain order within a chain).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineLine {
+    pub at: String,
+    pub stream: String,
+    pub chain_pos: i64,
+    pub source: Table,
+    /// A delivery's processing result, or a decision record's kind.
+    pub kind: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub state_before: String,
+    pub state_after: String,
+    pub actor: String,
+    pub reason_code: String,
+    pub reason: String,
+}
+
+/// The timeline of `chains`' records, derived from them alone.
+pub fn timeline(chains: &[Chain]) -> Vec<TimelineLine> {
+    let mut out = vec![];
+    for c in chains {
+        for e in &c.records {
+            let Ok(linked) = serde_json::from_str::<Value>(&e.linked) else { continue };
+            let Some(r) = linked.get("record") else { continue };
+            let (at, kind) = match e.table {
+                Table::Delivery => (text(r, "received_at"), text(r, "processing_result")),
+                Table::Decision => (text(r, "recorded_at"), text(r, "kind")),
+            };
+            out.push(TimelineLine {
+                at,
+                stream: c.stream.clone(),
+                chain_pos: e.chain_pos,
+                source: e.table,
+                kind,
+                event_id: text(r, "event_id"),
+                event_type: text(r, "event_type"),
+                state_before: text(r, "state_before"),
+                state_after: text(r, "state_after"),
+                actor: text(r, "override_actor"),
+                reason_code: text(r, "override_reason_code"),
+                reason: text(r, "reason"),
+            });
+        }
+    }
+    // Chains are in order already; a stable sort by time merges them.
+    out.sort_by(|a, b| a.at.cmp(&b.at));
+    out
+}

@@ -57,6 +57,7 @@ fn pack(chains: Vec<Chain>) -> Pack {
         exported_by: "auditor".into(),
         policy: PolicyRef { version: "1.0.0".into(), sha256: "ab".repeat(32) },
         summary: summarize(&chains),
+        timeline: timeline(&chains),
         chains,
         signature: Signature::default(),
     };
@@ -102,6 +103,7 @@ fn each_way_of_breaking_a_pack_is_named_by_its_place() {
                 let e = &mut p.chains[0].records[1];
                 e.linked = e.linked.replace("documents seen", "documents not seen");
                 p.summary = summarize(&p.chains);
+                p.timeline = timeline(&p.chains);
                 key(7).sign(p);
             },
             "cand-1:app-1 position 2 (decision dec-2)",
@@ -123,6 +125,7 @@ fn each_way_of_breaking_a_pack_is_named_by_its_place() {
                 e.linked = e.linked.replace("accepted", "rejected");
                 e.sha256 = hex::encode(Sha256::digest(e.linked.as_bytes()));
                 p.summary = summarize(&p.chains);
+                p.timeline = timeline(&p.chains);
                 key(7).sign(p);
             },
             "cand-1:app-1 position 3 (delivery evt-3)",
@@ -140,6 +143,12 @@ fn each_way_of_breaking_a_pack_is_named_by_its_place() {
             |p| drop(p.chains[0].records.pop()),
             "head of cand-1:app-1",
             "dropped from its end",
+        ),
+        (
+            "a timeline that lies",
+            |p| p.timeline[0].kind = "verified".into(),
+            "the timeline",
+            "does not match the records",
         ),
         (
             "a summary that lies",
@@ -171,6 +180,7 @@ fn a_keyed_link_is_checked_by_the_audit_key_when_the_checker_holds_it() {
     e.linked = e.linked.replace("documents seen", "documents forged");
     e.sha256 = hex::encode(Sha256::digest(e.linked.as_bytes()));
     p.summary = summarize(&p.chains);
+    p.timeline = timeline(&p.chains);
     key(7).sign(&mut p);
     assert!(check(&p).ok(), "without the audit key, the digest is all a checker has");
     let v = verify(&bytes(&p), Some(&key(7).public()), &audit_keys());

@@ -4,7 +4,7 @@
 //! problem is named by its chain and position; a chain's first break stops
 //! that chain only.
 
-use super::{Chain, FORMAT, Pack, PublicKey, Table, signed_bytes, summarize};
+use super::{Chain, FORMAT, Pack, PublicKey, Table, signed_bytes, summarize, timeline};
 use crate::chain::{GENESIS, Keyring};
 use serde::Serialize;
 use serde_json::Value;
@@ -73,6 +73,9 @@ pub fn verify(bytes: &[u8], trusted: Option<&PublicKey>, audit_keys: &Keyring) -
     }
     if summarize(&pack.chains) != pack.summary {
         out.problem("the summary", "it does not match the records (it was edited)");
+    }
+    if timeline(&pack.chains) != pack.timeline {
+        out.problem("the timeline", "it does not match the records (it was edited)");
     }
     out
 }

@@ -87,6 +87,7 @@ pub async fn export(
         exported_by: exported_by.to_owned(),
         policy: PolicyRef { version: policy.version().to_owned(), sha256: policy.sha256().to_owned() },
         summary: evidence::summarize(&chains),
+        timeline: evidence::timeline(&chains),
         chains,
         signature: Default::default(),
     };
