@@ -17,6 +17,8 @@ pub enum Action {
     Decide,
     /// A verification's audit timeline and chain status.
     ReadTimeline,
+    /// A candidate's signed evidence pack.
+    ExportEvidence,
     /// Refused deliveries, their claims unverified.
     ReadRefusals,
     /// Move a verification to any state by hand.
@@ -36,10 +38,11 @@ pub enum Action {
 use Role::{Admin, Auditor, Gate, Ops, Reviewer};
 
 impl Action {
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 11] = [
         Action::ReadQueue,
         Action::Decide,
         Action::ReadTimeline,
+        Action::ExportEvidence,
         Action::ReadRefusals,
         Action::Override,
         Action::ReadControls,
@@ -55,6 +58,7 @@ impl Action {
             Action::ReadQueue => &[Reviewer, Auditor],
             Action::Decide => &[Reviewer],
             Action::ReadTimeline => &[Auditor],
+            Action::ExportEvidence => &[Auditor],
             Action::ReadRefusals => &[Auditor],
             Action::Override => &[Admin],
             Action::ReadControls => &[Ops, Auditor],
@@ -77,6 +81,9 @@ impl Action {
             Action::Decide => "decide a review item (`POST /v1/reviews/{c}/{a}/decision`; console decide form)",
             Action::ReadTimeline => {
                 "read a verification's audit timeline (`GET /v1/candidates/{id}/timeline`; console item page's timeline and chain)"
+            }
+            Action::ExportEvidence => {
+                "export a candidate's signed evidence pack (`GET /v1/candidates/{id}/evidence-pack`; console `/console/candidates/{id}/evidence`, linked from the item page)"
             }
             Action::ReadRefusals => {
                 "list refused deliveries, their claims unverified (`GET /v1/audit/refused-deliveries`; `vbridge audit refused`)"

@@ -244,6 +244,8 @@ struct ItemPage {
     item: Option<Item>,
     error: Option<String>,
     can_decide: bool,
+    /// The evidence pack's link ([`Action::ExportEvidence`]).
+    can_export: bool,
     reason_codes: Vec<String>,
     csrf: String,
     /// The decide form's idempotency key: a double submit applies once.
@@ -292,6 +294,7 @@ async fn item_page(
             state: timeline.current_state.clone(),
             chain: may_read.then_some(chain),
             can_decide: open.is_some() && Action::Decide.allows(p),
+            can_export: Action::ExportEvidence.allows(p),
             item: open,
             error,
             reason_codes: s.policy.review_reason_codes().to_vec(),
@@ -320,7 +323,7 @@ async fn item(State(s): State<HttpState>, headers: HeaderMap, Path((c, a)): Path
 async fn evidence(State(s): State<HttpState>, headers: HeaderMap, Path(c): Path<String>) -> Response {
     use crate::audit::evidence::{self, EvidenceError};
     let (sess, p) =
-        match require(&s, &headers, Action::ReadTimeline, format!("GET /console/candidates/{c}/evidence")).await {
+        match require(&s, &headers, Action::ExportEvidence, format!("GET /console/candidates/{c}/evidence")).await {
             Ok(x) => x,
             Err(r) => return *r,
         };
