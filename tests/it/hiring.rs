@@ -647,6 +647,11 @@ async fn greenhouses_polled_interviews_find_the_same_bypass() {
     })
     .await;
     assert_eq!(bypass_count(&app).await, 1, "counted once across polls");
+    let metrics = app.get_as("/metrics", Some(OPS_TOKEN)).await.text().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "webhook_duplicate_event_count 0"),
+        "a listing read again is no webhook duplicate:\n{metrics}"
+    );
     let text = app.get_as("/metrics", Some(OPS_TOKEN)).await.text().await.unwrap();
     assert!(
         text.lines().any(|l| l == r#"interview_scheduled_unverified_by_job_count{region="Berlin",role="Designer"} 1"#),

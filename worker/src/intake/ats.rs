@@ -235,6 +235,13 @@ impl Intake {
         let trace_id = TraceId::new_random();
         let span = tracing::info_span!("polled_interview", trace_id = %trace_id, ats = i.ats.as_str());
         async {
+            // Read again (the next run's overlap, an update that did not
+            // move it): known already. Not a delivery anyone sent again, so
+            // neither recorded nor counted as a webhook duplicate.
+            let key = i.stored_key();
+            if self.recent.get(&key).is_some() || matches!(self.store.find_key(&key).await, Ok(Some(_))) {
+                return Ok(Taken::Duplicate);
+            }
             let Some(candidate) = self.candidate_of(&i).await? else { return Ok(Taken::UnknownApplication) };
             let mut rec = Self::record(&trace_id);
             rec.body_sha256 = sha256_hex(raw.to_string().as_bytes());
