@@ -95,7 +95,14 @@ pub async fn serve(
             oidc: cfg.oidc.clone().map(|c| Arc::new(crate::http::oidc::Oidc::new(c))),
         };
         let state = HttpState {
-            intake: Arc::new(new_intake(&cfg, &policy, store.clone(), &metrics, refusals).await?),
+            intake: Arc::new(new_intake(
+                &cfg,
+                &policy,
+                store.clone(),
+                &metrics,
+                refusals,
+                crate::store::outreach::open_outreach(&cfg.database_url).await?,
+            )),
             store: store.clone(),
             metrics: metrics.clone(),
             policy: policy.clone(),
@@ -233,6 +240,9 @@ async fn run_temporal_roles(
                 None
             }
         };
+        // One pool of the hiring rows for the worker: its mail and start
+        // activities, the poll's intake and the poll's cursor.
+        let outreach = crate::store::outreach::open_outreach(&cfg.database_url).await?;
         let deps = temporal::worker::ActivityDeps {
             sdk_meter,
             ats: cfg.ats_config(),
@@ -250,21 +260,19 @@ async fn run_temporal_roles(
                 store: store.clone().expect("store is open for the worker"),
                 policy: cfg.policy.clone(),
             }),
-            hiring: cfg.hiring_activities(crate::store::outreach::open_outreach(&cfg.database_url).await?)?,
+            hiring: cfg.hiring_activities(outreach.clone())?,
             // Polled bookings take the intake's way in; a worker-only
             // process has an intake of its own for them.
             interviews: Arc::new(crate::intake::polled::PolledInterviews {
-                intake: Arc::new(
-                    new_intake(
-                        &cfg,
-                        &Arc::new(cfg.policy.clone()),
-                        store.clone().expect("store is open for the worker"),
-                        &metrics,
-                        Default::default(),
-                    )
-                    .await?,
-                ),
-                cursors: crate::store::outreach::open_outreach(&cfg.database_url).await?,
+                intake: Arc::new(new_intake(
+                    &cfg,
+                    &Arc::new(cfg.policy.clone()),
+                    store.clone().expect("store is open for the worker"),
+                    &metrics,
+                    Default::default(),
+                    outreach.clone(),
+                )),
+                cursors: outreach,
             }),
         };
         let greenhouse = matches!(cfg.ats_kind, vbridge_activities::AtsKind::Greenhouse(_));
@@ -344,17 +352,16 @@ async fn run_temporal_roles(
 }
 
 /// The intake: a delivery's way in (the receiver's routes; the worker's
-/// polled interviews).
-async fn new_intake(
+/// polled interviews), keeping addresses in `outreach`'s hiring rows.
+fn new_intake(
     cfg: &Config,
     policy: &Arc<vbridge_core::Policy>,
     store: Arc<dyn crate::store::EventStore>,
     metrics: &Arc<crate::metrics::Metrics>,
     refusals: Arc<crate::audit::refusals::Refusals>,
-) -> anyhow::Result<Intake> {
-    let outreach: Arc<dyn vbridge_activities::hiring::Outreach> =
-        crate::store::outreach::open_outreach(&cfg.database_url).await?;
-    Ok(Intake {
+    outreach: Arc<crate::store::outreach::OutreachStore>,
+) -> Intake {
+    Intake {
         policy: policy.clone(),
         secrets: Arc::new(cfg.secrets.clone()),
         store,
@@ -366,5 +373,5 @@ async fn new_intake(
         providers: cfg.providers.clone(),
         ats: cfg.ats_hooks.clone(),
         outreach: Some(outreach),
-    })
+    }
 }

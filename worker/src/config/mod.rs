@@ -258,13 +258,7 @@ impl Config {
         let session_key = crate::http::console::session::SessionKey::from_config(s.session_key.as_ref().map(|k| &*k.0))
             .map_err(|problem| ConfigError::Invalid { name: "VBRIDGE_SESSION_KEY", problem })?;
         let audit_keys = audit_keys(s.audit_key.as_ref().map(|k| k.0.as_str()))?;
-        let evidence_key = match &s.evidence_key {
-            Some(k) => Some(std::sync::Arc::new(
-                vbridge_core::evidence::EvidenceKey::parse(&k.0)
-                    .map_err(|problem| ConfigError::Invalid { name: "VBRIDGE_EVIDENCE_KEY", problem })?,
-            )),
-            None => None,
-        };
+        let evidence_key = evidence_key(s.evidence_key.as_ref().map(|k| k.0.as_str()))?.map(std::sync::Arc::new);
         let mut ats_kind = connector::ats_kind(&s)?;
         let ats_field_map = match &s.ats_field_map {
             Some(path) => field_map(path, &policy)?,
@@ -356,15 +350,18 @@ fn audit_keys(text: Option<&str>) -> Result<vbridge_core::chain::Keyring, Config
         .map_err(|e| ConfigError::Invalid { name: "VBRIDGE_AUDIT_KEY", problem: e.to_string() })
 }
 
+fn evidence_key(text: Option<&str>) -> Result<Option<vbridge_core::evidence::EvidenceKey>, ConfigError> {
+    text.map(|k| {
+        vbridge_core::evidence::EvidenceKey::parse(k)
+            .map_err(|problem| ConfigError::Invalid { name: "VBRIDGE_EVIDENCE_KEY", problem })
+    })
+    .transpose()
+}
+
 /// The evidence key as `serve` would find it (`VBRIDGE_EVIDENCE_KEY` or
 /// `_FILE`), for the CLI; none when unset.
 pub fn evidence_key_from_env() -> Result<Option<vbridge_core::evidence::EvidenceKey>, ConfigError> {
-    sources::secret_var("evidence_key")?
-        .map(|k| {
-            vbridge_core::evidence::EvidenceKey::parse(&k)
-                .map_err(|problem| ConfigError::Invalid { name: "VBRIDGE_EVIDENCE_KEY", problem })
-        })
-        .transpose()
+    evidence_key(sources::secret_var("evidence_key")?.as_deref())
 }
 
 /// The audit keys as `serve` would find them, for the offline tools.
