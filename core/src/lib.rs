@@ -23,6 +23,7 @@ pub mod machine;
 pub mod policy;
 pub mod record;
 pub mod review;
+pub mod seal;
 pub mod template;
 
 pub use policy::{DEFAULT_POLICY_YAML, Policy, PolicyError};

@@ -89,6 +89,10 @@ pub enum RecordKind {
     /// The interview's time came: whether the verification was verified by
     /// then (`state_after`) feeds `verified_before_interview_ratio`.
     InterviewReached,
+    /// The candidate's personal data was erased (crypto-shredding:
+    /// docs/privacy.md): who, why, which trigger; in the `erasure` chain,
+    /// which holds no personal data and is never cut nor erased.
+    Erased,
 }
 
 impl RecordKind {
@@ -127,6 +131,7 @@ impl RecordKind {
         RecordKind::GateBypass,
         RecordKind::InterviewCancelled,
         RecordKind::InterviewReached,
+        RecordKind::Erased,
     ];
 
     /// The stored string (the same as its serde form).
@@ -165,6 +170,7 @@ impl RecordKind {
             RecordKind::GateBypass => "gate_bypass",
             RecordKind::InterviewCancelled => "interview_cancelled",
             RecordKind::InterviewReached => "interview_reached",
+            RecordKind::Erased => "erased",
         }
     }
 
@@ -250,6 +256,7 @@ mod tests {
             (GateBypass, "gate_bypass"),
             (InterviewCancelled, "interview_cancelled"),
             (InterviewReached, "interview_reached"),
+            (Erased, "erased"),
         ];
         assert_eq!(expected.len(), RecordKind::ALL.len(), "every kind is pinned");
         for (kind, s) in expected {

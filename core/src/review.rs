@@ -82,7 +82,19 @@ fn actor_and_note(actor: &str, note: &str) -> Result<(), Refusal> {
     if actor.chars().count() > MAX_ACTOR_CHARS {
         return Err(Refusal::new(INVALID_REQUEST, format!("the actor is longer than {MAX_ACTOR_CHARS} characters")));
     }
-    if note.chars().count() > MAX_NOTE_CHARS {
+    check_note(note)
+}
+
+/// The longest a sealed note can be: [`MAX_NOTE_CHARS`] characters of four
+/// bytes, its nonce and tag, in base64 after the prefix.
+const MAX_SEALED_NOTE: usize = crate::seal::PREFIX.len() + (12 + MAX_NOTE_CHARS * 4 + 16).div_ceil(3) * 4;
+
+/// A note's length: the edge checks the note as written, then seals it under
+/// the candidate's key (docs/privacy.md); the workflow sees it sealed.
+pub fn check_note(note: &str) -> Result<(), Refusal> {
+    let too_long =
+        if crate::seal::is_sealed(note) { note.len() > MAX_SEALED_NOTE } else { note.chars().count() > MAX_NOTE_CHARS };
+    if too_long {
         return Err(Refusal::new(INVALID_REQUEST, format!("the note is longer than {MAX_NOTE_CHARS} characters")));
     }
     Ok(())

@@ -13,7 +13,8 @@
 //!   reconciliation), [`review`] (the queue as served), [`audit`] (seals,
 //!   timeline export; the hash chains are the core's), [`intake`] (a
 //!   delivery's way in: signature, duplicate short-cut, redaction, parsing,
-//!   commit), [`health`];
+//!   commit), [`erasure`] (crypto-shredding a candidate: the store, then the
+//!   histories), [`health`];
 //! - [`temporal`]: the glue: connection, the worker, signal-with-start;
 //! - [`store`]: the lowest room: the append-only event store and its
 //!   group-commit writer (SQLite, Postgres), the outbox, and the projections
@@ -26,6 +27,7 @@ pub mod config;
 pub mod controls;
 #[cfg(feature = "devtools")]
 pub mod devtools;
+pub mod erasure;
 pub mod health;
 pub mod http;
 pub mod intake;

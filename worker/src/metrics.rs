@@ -74,6 +74,12 @@ pub static PROVIDER_REVERSALS: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect("a valid metric")
 });
 
+/// Candidates erased (docs/privacy.md), by any trigger.
+pub static ERASURES: LazyLock<IntCounter> = LazyLock::new(|| {
+    IntCounter::new("candidate_erasure_count", "candidates whose personal data was erased (crypto-shredding)")
+        .expect("a valid metric")
+});
+
 /// The apply → verified time of a verification whose events happened at
 /// `times`, verified by the event of `verified_at` (RFC 3339 texts).
 pub fn apply_to_verified_seconds(times: &[String], verified_at: &str) -> Option<f64> {
@@ -277,6 +283,7 @@ impl Metrics {
             Box::new(PROVIDER_REVERSALS.clone()),
             Box::new(INTERVIEWS_REACHED.clone()),
             Box::new(INTERVIEWS_REACHED_VERIFIED.clone()),
+            Box::new(ERASURES.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("each metric is registered once");

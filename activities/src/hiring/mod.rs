@@ -47,14 +47,16 @@ pub trait Outreach: Send + Sync + 'static {
     async fn contact(&self, c: &str, a: &str) -> Result<Option<Contact>, String>;
     /// Forget the address once the verification no longer needs it.
     async fn forget_contact(&self, c: &str, a: &str) -> Result<(), String>;
-    async fn start(&self, key: &str) -> Result<Option<StartRow>, String>;
+    /// A kept session of candidate `c` (the candidate's rows are sealed
+    /// under, and erased with, the candidate's key: docs/privacy.md).
+    async fn start(&self, c: &str, key: &str) -> Result<Option<StartRow>, String>;
     /// Keep a created session (a second put of the key is a no-op).
-    async fn put_start(&self, key: &str, row: &StartRow) -> Result<(), String>;
+    async fn put_start(&self, c: &str, key: &str, row: &StartRow) -> Result<(), String>;
     /// Replace a kept session's link (a fresh one after a retake), so that
     /// the reminders carry it.
-    async fn set_link(&self, key: &str, link: &str) -> Result<(), String>;
+    async fn set_link(&self, c: &str, key: &str, link: &str) -> Result<(), String>;
     async fn mail(&self, key: &str) -> Result<Option<MailRow>, String>;
-    async fn put_mail(&self, key: &str, kind: &str, row: &MailRow) -> Result<(), String>;
+    async fn put_mail(&self, c: &str, key: &str, kind: &str, row: &MailRow) -> Result<(), String>;
 }
 
 /// The recipient as the audit log names it: the SHA-256 of the address,
@@ -166,7 +168,7 @@ impl HiringActivities {
             tracing::warn!("no address for the candidate; nothing sent");
             return Ok(MailResult { skipped: "no_address".into(), ..Default::default() });
         };
-        let Some(mut start) = self.outreach.start(&req.start_key).await.map_err(store)? else {
+        let Some(mut start) = self.outreach.start(&req.candidate_id, &req.start_key).await.map_err(store)? else {
             return Err(failure(MAIL_REJECTED, format!("no started verification for key {}", req.start_key), false));
         };
         if req.kind == vbridge_activity_defs::mail_kind::RETAKE {
@@ -176,7 +178,7 @@ impl HiringActivities {
                 start::StartError::Rejected(m) => failure(MAIL_REJECTED, m, false),
                 start::StartError::Transient(m) => failure(MAIL_FAILED, m, true),
             })?;
-            self.outreach.set_link(&req.start_key, &start.link).await.map_err(store)?;
+            self.outreach.set_link(&req.candidate_id, &req.start_key, &start.link).await.map_err(store)?;
         }
         let row = mailer.send(req, &contact, &start).await.map_err(mail_failure)?;
         Ok(self.sent(req, row).await)
@@ -186,7 +188,7 @@ impl HiringActivities {
     /// it again. A row the store does not take is logged; the workflow's
     /// `mail_sent` record still says it went.
     async fn sent(&self, req: &MailRequest, row: MailRow) -> MailResult {
-        if let Err(e) = self.outreach.put_mail(&req.key, &req.kind, &row).await {
+        if let Err(e) = self.outreach.put_mail(&req.candidate_id, &req.key, &req.kind, &row).await {
             tracing::error!(error = %e, message_id = %row.message_id, "sent, but the store did not keep the record");
         }
         tracing::info!(message_id = %row.message_id, recipient_hash = %row.recipient_hash, "mail sent");

@@ -102,7 +102,10 @@ fn field<'v>(v: &'v Value, pointer: &str, what: &str) -> Result<&'v str, StartEr
 impl Starter {
     /// The session for `req.key`: found (false) or created (true).
     pub async fn start(&self, store: &dyn Outreach, req: &StartRequest) -> Result<(StartRow, bool), StartError> {
-        let stored = store.start(&req.key).await.map_err(|e| StartError::Transient(format!("the store: {e}")))?;
+        let stored = store
+            .start(&req.candidate_id, &req.key)
+            .await
+            .map_err(|e| StartError::Transient(format!("the store: {e}")))?;
         if let Some(row) = stored {
             return Ok((row, false));
         }
@@ -114,9 +117,15 @@ impl Starter {
             StartProvider::Persona => self.persona(api, req, &reference).await?,
             StartProvider::Veriff => (self.veriff(api, &reference).await?, true),
         };
-        store.put_start(&req.key, &row).await.map_err(|e| StartError::Transient(format!("the store: {e}")))?;
+        store
+            .put_start(&req.candidate_id, &req.key, &row)
+            .await
+            .map_err(|e| StartError::Transient(format!("the store: {e}")))?;
         // Another attempt may have kept its row first: the kept one wins.
-        let kept = store.start(&req.key).await.map_err(|e| StartError::Transient(format!("the store: {e}")))?;
+        let kept = store
+            .start(&req.candidate_id, &req.key)
+            .await
+            .map_err(|e| StartError::Transient(format!("the store: {e}")))?;
         Ok((kept.unwrap_or(row), created))
     }
 

@@ -33,6 +33,9 @@ pub const ACCESS_STREAM: &str = "access";
 pub const CONTROLS_STREAM: &str = "controls";
 /// The stream of reconciliation reports.
 pub const RECONCILIATION_STREAM: &str = "reconciliation";
+/// The stream of erasures (docs/privacy.md): one record per candidate
+/// erased, never cut by retention and never erased itself.
+pub const ERASURE_STREAM: &str = "erasure";
 
 /// The stream a decision record goes to.
 pub fn decision_stream(r: &vbridge_proto::DecisionRecord) -> String {
@@ -42,6 +45,7 @@ pub fn decision_stream(r: &vbridge_proto::DecisionRecord) -> String {
         Some(RecordKind::DeliveriesRefused) => REJECTED_STREAM.to_owned(),
         Some(RecordKind::ControlChanged) => CONTROLS_STREAM.to_owned(),
         Some(RecordKind::Reconciled) => RECONCILIATION_STREAM.to_owned(),
+        Some(RecordKind::Erased) => ERASURE_STREAM.to_owned(),
         // A retention record lives in the chain it cut, whatever kind of
         // chain that is (a verification's, `access`, `rejected`, ...): the
         // checkpoint it names says which.
@@ -192,6 +196,11 @@ pub struct Report {
     /// Every broken chain, each with its first break, in stream order; a
     /// delivery row with no place in any chain is one too.
     pub broken_chains: Vec<Broken>,
+    /// Candidates erased (the `erasure` chain): their sealed fields no
+    /// longer open, and their chains, which link the sealed text, verify as
+    /// any other. Erased is not broken.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub erased_candidates: Vec<String>,
 }
 
 impl Report {
@@ -229,8 +238,14 @@ pub fn verify(links: Vec<Link>, checkpoints: &[Checkpoint], heads: &[Head], unch
     for h in heads.iter().filter(|h| h.chain_pos > 0) {
         by_stream.entry(h.stream.clone()).or_default();
     }
-    let mut report =
-        Report { streams: by_stream.len(), records, unchained: unchained.len(), broken: None, broken_chains: vec![] };
+    let mut report = Report {
+        streams: by_stream.len(),
+        records,
+        unchained: unchained.len(),
+        broken: None,
+        broken_chains: vec![],
+        erased_candidates: vec![],
+    };
     for (stream, links) in by_stream {
         if let Some(b) = verify_stream(&stream, links, checkpoints, heads, &made, &first_keyed) {
             report.push(b);

@@ -30,8 +30,12 @@ use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// The format this code writes and reads.
-pub const FORMAT: &str = "vbridge-evidence-pack/1";
+/// The format this code writes: /2 adds the human moves' notes (sealed in
+/// the records, opened with the pack's field key), the field key and the
+/// erasures.
+pub const FORMAT: &str = "vbridge-evidence-pack/2";
+/// The first format, still read: its summary and timeline carry no notes.
+pub const FORMAT_V1: &str = "vbridge-evidence-pack/1";
 /// The signature's algorithm.
 pub const ALG: &str = "Ed25519";
 
@@ -50,7 +54,49 @@ pub struct Pack {
     pub chains: Vec<Chain>,
     /// Derived from the records ([`summarize`]); `verify` derives it again.
     pub summary: Summary,
+    /// The candidate's field key (64 hex digits: docs/privacy.md), so that
+    /// a checker opens the sealed fields and sees they are what the links
+    /// cover. Empty once the candidate was erased: the fields show `erased`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub field_key: String,
+    /// The candidate's erasures, from the bridge's `erasure` chain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub erasures: Vec<Erasure>,
     pub signature: Signature,
+}
+
+/// How sealed fields are shown ([`summarize`], [`timeline`]).
+#[derive(Debug, Clone, Default)]
+pub struct Reveal {
+    /// The candidate's field key (none: sealed fields show `erased`).
+    pub key: Option<crate::seal::FieldKey>,
+    /// Whether the human moves' notes are shown (format /2 on).
+    pub notes: bool,
+}
+
+/// One erasure of the candidate (its record in the `erasure` chain).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Erasure {
+    pub recorded_at: String,
+    pub actor: String,
+    pub reason_code: String,
+    pub trigger: String,
+    /// The erasure record's link in the `erasure` chain.
+    pub chain_pos: i64,
+    pub hash: String,
+}
+
+impl Pack {
+    /// How the pack's summary and timeline show sealed fields: opened with
+    /// the field key it carries; notes only from format /2 on.
+    pub fn reveal(&self) -> Reveal {
+        Reveal { key: self.field_key(), notes: self.format != FORMAT_V1 }
+    }
+
+    /// The field key the pack carries, when it carries a valid one.
+    pub fn field_key(&self) -> Option<crate::seal::FieldKey> {
+        crate::seal::FieldKey::from_hex(&self.field_key).ok()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,7 +5,8 @@
 //! - the ATS writes, with their idempotency keys, targets and answers;
 //! - the provider's evidence links the deliveries named.
 
-use super::{Chain, Table};
+use super::{Chain, Reveal, Table};
+use crate::seal::{self, FieldKey};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -31,6 +32,10 @@ pub struct Decision {
     pub actor: String,
     pub reason_code: String,
     pub reason: String,
+    /// A human move's note, opened with the pack's field key (`erased`
+    /// when the candidate was erased).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
 }
 
 /// An ATS write's record (`ats_write`, `ats_failed`, `ats_deferred`, …).
@@ -46,6 +51,22 @@ pub struct AtsWrite {
     pub answer: String,
 }
 
+/// A record's sealed text shown: opened under `key`, or `erased`.
+fn shown(r: &Value, field: &str, key: Option<&FieldKey>) -> String {
+    seal::reveal(key, &text(r, "candidate_id"), &text(r, field))
+}
+
+/// A human move's note (in its `detail`), shown (format /2 on).
+fn note(r: &Value, how: &Reveal) -> String {
+    if !how.notes {
+        return String::new();
+    }
+    let key = how.key.as_ref();
+    let detail: Value = serde_json::from_str(&text(r, "detail")).unwrap_or(Value::Null);
+    let n = text(&detail, "note");
+    seal::reveal(key, &text(r, "candidate_id"), &n)
+}
+
 fn text(v: &Value, key: &str) -> String {
     match v.get(key) {
         Some(Value::String(s)) => s.clone(),
@@ -56,7 +77,10 @@ fn text(v: &Value, key: &str) -> String {
 
 /// The summary of `chains`' records (a record whose `linked` is not JSON
 /// contributes nothing: `verify` names it).
-pub fn summarize(chains: &[Chain]) -> Summary {
+/// Sealed fields are opened with the candidate's field key the pack carries
+/// (none: they show `erased`).
+pub fn summarize(chains: &[Chain], how: &Reveal) -> Summary {
+    let key = how.key.as_ref();
     let mut out = Summary::default();
     for c in chains {
         for e in &c.records {
@@ -92,7 +116,8 @@ pub fn summarize(chains: &[Chain]) -> Summary {
                             state_after: text(r, "state_after"),
                             actor: text(r, "override_actor"),
                             reason_code: text(r, "override_reason_code"),
-                            reason: text(r, "reason"),
+                            reason: shown(r, "reason", key),
+                            note: note(r, how),
                         });
                     }
                 }
@@ -119,10 +144,14 @@ pub struct TimelineLine {
     pub actor: String,
     pub reason_code: String,
     pub reason: String,
+    /// As [`Decision::note`].
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
 }
 
 /// The timeline of `chains`' records, derived from them alone.
-pub fn timeline(chains: &[Chain]) -> Vec<TimelineLine> {
+pub fn timeline(chains: &[Chain], how: &Reveal) -> Vec<TimelineLine> {
+    let key = how.key.as_ref();
     let mut out = vec![];
     for c in chains {
         for e in &c.records {
@@ -144,7 +173,8 @@ pub fn timeline(chains: &[Chain]) -> Vec<TimelineLine> {
                 state_after: text(r, "state_after"),
                 actor: text(r, "override_actor"),
                 reason_code: text(r, "override_reason_code"),
-                reason: text(r, "reason"),
+                reason: shown(r, "reason", key),
+                note: note(r, how),
             });
         }
     }

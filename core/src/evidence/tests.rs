@@ -56,9 +56,11 @@ fn pack(chains: Vec<Chain>) -> Pack {
         exported_at: "2026-12-03T12:00:00Z".into(),
         exported_by: "auditor".into(),
         policy: PolicyRef { version: "1.0.0".into(), sha256: "ab".repeat(32) },
-        summary: summarize(&chains),
-        timeline: timeline(&chains),
+        summary: summarize(&chains, &Reveal { key: None, notes: true }),
+        timeline: timeline(&chains, &Reveal { key: None, notes: true }),
         chains,
+        field_key: String::new(),
+        erasures: vec![],
         signature: Signature::default(),
     };
     key(7).sign(&mut p);
@@ -102,8 +104,8 @@ fn each_way_of_breaking_a_pack_is_named_by_its_place() {
             |p| {
                 let e = &mut p.chains[0].records[1];
                 e.linked = e.linked.replace("documents seen", "documents not seen");
-                p.summary = summarize(&p.chains);
-                p.timeline = timeline(&p.chains);
+                p.summary = summarize(&p.chains, &p.reveal());
+                p.timeline = timeline(&p.chains, &p.reveal());
                 key(7).sign(p);
             },
             "cand-1:app-1 position 2 (decision dec-2)",
@@ -124,8 +126,8 @@ fn each_way_of_breaking_a_pack_is_named_by_its_place() {
                 let e = &mut p.chains[0].records[2];
                 e.linked = e.linked.replace("accepted", "rejected");
                 e.sha256 = hex::encode(Sha256::digest(e.linked.as_bytes()));
-                p.summary = summarize(&p.chains);
-                p.timeline = timeline(&p.chains);
+                p.summary = summarize(&p.chains, &p.reveal());
+                p.timeline = timeline(&p.chains, &p.reveal());
                 key(7).sign(p);
             },
             "cand-1:app-1 position 3 (delivery evt-3)",
@@ -179,8 +181,8 @@ fn a_keyed_link_is_checked_by_the_audit_key_when_the_checker_holds_it() {
     let e = &mut p.chains[0].records[1];
     e.linked = e.linked.replace("documents seen", "documents forged");
     e.sha256 = hex::encode(Sha256::digest(e.linked.as_bytes()));
-    p.summary = summarize(&p.chains);
-    p.timeline = timeline(&p.chains);
+    p.summary = summarize(&p.chains, &p.reveal());
+    p.timeline = timeline(&p.chains, &p.reveal());
     key(7).sign(&mut p);
     assert!(check(&p).ok(), "without the audit key, the digest is all a checker has");
     let v = verify(&bytes(&p), Some(&key(7).public()), &audit_keys());

@@ -61,7 +61,7 @@ pub fn verify(bytes: &[u8], trusted: Option<&PublicKey>, audit_keys: &Keyring) -
     out.chains = pack.chains.len();
     out.records = pack.chains.iter().map(|c| c.records.len()).sum();
     out.key_id = pack.signature.key_id.clone();
-    if pack.format != FORMAT {
+    if pack.format != FORMAT && pack.format != super::FORMAT_V1 {
         out.problem("the file", format!("format {:?} is not {FORMAT}", pack.format));
     }
     check_signature(&pack, trusted, &mut out);
@@ -71,10 +71,14 @@ pub fn verify(bytes: &[u8], trusted: Option<&PublicKey>, audit_keys: &Keyring) -
         }
         check_chain(chain, audit_keys, &mut out);
     }
-    if summarize(&pack.chains) != pack.summary {
+    let how = pack.reveal();
+    if !pack.field_key.is_empty() && how.key.is_none() {
+        out.problem("the field key", "it is not 64 hex digits");
+    }
+    if summarize(&pack.chains, &how) != pack.summary {
         out.problem("the summary", "it does not match the records (it was edited)");
     }
-    if timeline(&pack.chains) != pack.timeline {
+    if timeline(&pack.chains, &how) != pack.timeline {
         out.problem("the timeline", "it does not match the records (it was edited)");
     }
     out

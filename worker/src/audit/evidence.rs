@@ -80,15 +80,34 @@ pub async fn export(
             Chain { stream: h.stream, starts_at, head: Head { chain_pos: h.chain_pos, hash: h.hash }, records }
         })
         .collect();
+    // The candidate's key opens the sealed fields for the checker; an erased
+    // candidate has none, and the pack shows `erased` in their place.
+    let field_key = store.existing_field_key(candidate).await?;
+    let erasures = store
+        .erasures()
+        .await?
+        .into_iter()
+        .filter(|e| e.record.candidate_id == candidate)
+        .map(|e| evidence::Erasure {
+            recorded_at: e.record.recorded_at.clone(),
+            actor: e.record.override_actor.clone(),
+            reason_code: e.record.override_reason_code.clone(),
+            trigger: e.record.event_type.clone(),
+            chain_pos: e.chain_pos,
+            hash: e.hash,
+        })
+        .collect();
     let mut pack = Pack {
         format: evidence::FORMAT.into(),
         candidate_id: candidate.to_owned(),
         exported_at: crate::now_rfc3339(),
         exported_by: exported_by.to_owned(),
         policy: PolicyRef { version: policy.version().to_owned(), sha256: policy.sha256().to_owned() },
-        summary: evidence::summarize(&chains),
-        timeline: evidence::timeline(&chains),
+        summary: evidence::summarize(&chains, &evidence::Reveal { key: field_key.clone(), notes: true }),
+        timeline: evidence::timeline(&chains, &evidence::Reveal { key: field_key.clone(), notes: true }),
         chains,
+        field_key: field_key.map(|k| k.to_hex()).unwrap_or_default(),
+        erasures,
         signature: Default::default(),
     };
     key.sign(&mut pack);

@@ -84,6 +84,10 @@ async fn verify(seal: Option<&Path>) -> ExitCode {
         let store = vbridge::config::open_store(&url).await?;
         let floor = vbridge::audit::retention::floor_days(&policy_from_env()?);
         let mut r = store.verify_chains().await?;
+        let mut erased: Vec<String> = store.erasures().await?.into_iter().map(|e| e.record.candidate_id).collect();
+        erased.sort();
+        erased.dedup();
+        r.erased_candidates = erased;
         for b in vbridge::audit::retention::floor_breaks(store.as_ref(), floor).await? {
             r.push(b);
         }
@@ -104,6 +108,12 @@ async fn verify(seal: Option<&Path>) -> ExitCode {
             println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
             if r.broken_chains.is_empty() {
                 eprintln!("audit verify: {} records in {} chains, every link intact", r.records, r.streams);
+                if !r.erased_candidates.is_empty() {
+                    eprintln!(
+                        "audit verify: {} candidate(s) erased: their sealed fields no longer open; their chains verify",
+                        r.erased_candidates.len()
+                    );
+                }
                 return ExitCode::SUCCESS;
             }
             for b in &r.broken_chains {

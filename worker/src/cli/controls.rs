@@ -84,6 +84,36 @@ pub async fn override_state(
     human_move(candidate, application, who, HumanMove::Override(o)).await
 }
 
+/// `vbridge erase`: the store first, then the histories (docs/privacy.md).
+pub async fn erase(
+    candidate: &str,
+    reason_code: String,
+    actor: String,
+    note: String,
+    request_id: Option<String>,
+    config: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let cfg = Config::load_for_tools(config.as_deref())?;
+    let store = vbridge::store::open(&cfg.database_url, cfg.audit_keys.clone()).await?;
+    let req = vbridge::erasure::Request {
+        candidate: vbridge_core::domain::CandidateId::parse(candidate)?,
+        actor,
+        reason_code,
+        note,
+        trigger: vbridge::erasure::Trigger::Cli,
+        trace_id: vbridge_core::domain::TraceId::new_random().as_str().to_owned(),
+        request_id: request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+    };
+    let client = vbridge::temporal::connect(&cfg.temporal_address, &cfg.temporal_namespace).await;
+    if let Err(e) = &client {
+        eprintln!("Temporal cannot be reached ({e}): the store is erased, the histories are owed");
+    }
+    let temporal = client.as_ref().ok().map(|c| (c, cfg.temporal_namespace.as_str()));
+    let report = vbridge::erasure::erase(store.as_ref(), temporal, req).await?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
 pub async fn gating(enabled: bool, reason: &str, actor: &str, config: Option<PathBuf>) -> anyhow::Result<()> {
     anyhow::ensure!(!reason.trim().is_empty(), "--reason must say why gating changes");
     let cfg = Config::load_for_tools(config.as_deref())?;

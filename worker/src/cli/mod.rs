@@ -110,6 +110,25 @@ pub enum Command {
         #[command(flatten)]
         who: review::Who,
     },
+    /// Erase a candidate's personal data (docs/privacy.md): the key that
+    /// seals it is destroyed, the hiring rows deleted, the histories deleted;
+    /// every chain still verifies. Prints the report as JSON.
+    Erase {
+        #[arg(long)]
+        candidate: String,
+        /// A code (`candidate_request`, `ats_anonymized`, ...).
+        #[arg(long)]
+        reason_code: String,
+        #[arg(long)]
+        actor: String,
+        #[arg(long, default_value = "")]
+        note: String,
+        /// Erasing again with the same id appends no second record.
+        #[arg(long)]
+        request_id: Option<String>,
+        #[arg(long, env = "VBRIDGE_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// The kill switch (`controls.killSwitch`): turn verification gating on
     /// or off, with a reason; open verifications get the ATS banner.
     Gating {
@@ -216,6 +235,9 @@ pub async fn run(command: Command) -> ExitCode {
         Command::Ats { command } => return ats::run(command).await,
         Command::Probe { url, timeout_secs } => return serve::probe(&url, timeout_secs).await,
         Command::Config { command } => config::run(command),
+        Command::Erase { candidate, reason_code, actor, note, request_id, config } => {
+            controls::erase(&candidate, reason_code, actor, note, request_id, config).await
+        }
         Command::Gating { state, reason, actor, config } => {
             controls::gating(state == "on", &reason, &actor, config).await
         }

@@ -17,6 +17,7 @@ pub mod ats;
 pub mod auth;
 pub mod console;
 pub mod controls;
+pub mod erasure;
 pub mod error;
 pub mod health;
 pub mod jwks;
@@ -133,6 +134,7 @@ fn routes(auth: Auth, limits: Limits, metrics: Arc<Metrics>, metrics_here: bool)
     let mut api = Routes::new()
         .route("/v1/candidates/{id}/timeline", get(api::candidate_timeline).layer(need(Action::ReadTimeline)))
         .route("/v1/candidates/{id}/evidence-pack", get(api::evidence_pack).layer(need(Action::ExportEvidence)))
+        .route("/v1/candidates/{id}/erase", post(erasure::erase).layer(need(Action::Erase)))
         .route("/v1/audit/refused-deliveries", get(api::refused_deliveries).layer(need(Action::ReadRefusals)))
         .route("/v1/reviews", get(review::list).layer(need(Action::ReadQueue)))
         .route("/v1/reviews/{candidate}/{application}/decision", post(review::decide).layer(need(Action::Decide)))

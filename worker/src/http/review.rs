@@ -89,7 +89,17 @@ fn move_request<B: serde::de::DeserializeOwned>(
         candidate_id: CandidateId::parse(c).map_err(|e| bad("invalid_candidate_id", e))?,
         application_id: ApplicationId::parse(a).map_err(|e| bad("invalid_application_id", e))?,
     };
-    let request_id = match headers.get("Idempotency-Key") {
+    let request_id = idempotency_key(headers)?;
+    let trace_id = super::request_trace_id(headers, s.policy.trace_header()).as_str().to_owned();
+    tracing::Span::current().record("trace_id", trace_id.as_str());
+    let parsed: B = super::json_body(bytes)?;
+    let fw = super::forwarder(s)?;
+    Ok((MoveRequest { verification, request_id, trace_id, fw }, parsed))
+}
+
+/// The request's `Idempotency-Key` (a fresh id when there is none).
+pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
+    Ok(match headers.get("Idempotency-Key") {
         None => uuid::Uuid::new_v4().to_string(),
         Some(v) => v
             .to_str()
@@ -101,12 +111,7 @@ fn move_request<B: serde::de::DeserializeOwned>(
                 code: "invalid_idempotency_key",
                 message: format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
             })?,
-    };
-    let trace_id = super::request_trace_id(headers, s.policy.trace_header()).as_str().to_owned();
-    tracing::Span::current().record("trace_id", trace_id.as_str());
-    let parsed: B = super::json_body(bytes)?;
-    let fw = super::forwarder(s)?;
-    Ok((MoveRequest { verification, request_id, trace_id, fw }, parsed))
+    })
 }
 
 /// Count a move that applied.

@@ -23,6 +23,8 @@ pub enum Action {
     ReadRefusals,
     /// Move a verification to any state by hand.
     Override,
+    /// Erase a candidate's personal data (crypto-shredding).
+    Erase,
     /// Read the gating control.
     ReadControls,
     /// Change the gating control.
@@ -38,13 +40,14 @@ pub enum Action {
 use Role::{Admin, Auditor, Gate, Ops, Reviewer};
 
 impl Action {
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 12] = [
         Action::ReadQueue,
         Action::Decide,
         Action::ReadTimeline,
         Action::ExportEvidence,
         Action::ReadRefusals,
         Action::Override,
+        Action::Erase,
         Action::ReadControls,
         Action::SetControls,
         Action::ReadGate,
@@ -61,6 +64,7 @@ impl Action {
             Action::ExportEvidence => &[Auditor],
             Action::ReadRefusals => &[Auditor],
             Action::Override => &[Admin],
+            Action::Erase => &[Admin],
             Action::ReadControls => &[Ops, Auditor],
             Action::SetControls => &[Ops],
             Action::ReadGate => &[Ops, Reviewer, Auditor, Gate],
@@ -89,6 +93,7 @@ impl Action {
                 "list refused deliveries, their claims unverified (`GET /v1/audit/refused-deliveries`; `vbridge audit refused`)"
             }
             Action::Override => "override a verification's state (`POST /v1/verifications/{c}/{a}/override`)",
+            Action::Erase => "erase a candidate's personal data (`POST /v1/candidates/{id}/erase`)",
             Action::ReadControls => "read the gating control (`GET /v1/controls/gating`)",
             Action::SetControls => "change the gating control (`PUT /v1/controls/gating`)",
             Action::ReadGate => "read an application's gate (`GET /v1/applications/{application}/gate`)",

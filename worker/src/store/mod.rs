@@ -7,6 +7,7 @@
 //! writer loop, the first-vs-duplicate rule and the hash chains are shared;
 //! each backend only speaks its SQL (`Backend`).
 
+mod keys;
 mod ops;
 pub mod outreach;
 mod postgres;
@@ -34,7 +35,7 @@ pub(crate) use rows::DecisionRow;
 pub use rows::{DeliveryContent, StoredDecision, StoredDelivery};
 
 pub(crate) use writer::Backend;
-pub use writer::{Retention, Writer};
+pub use writer::{Erased, Erasure, Retention, Writer};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -258,6 +259,29 @@ pub trait EventStore: vbridge_activities::AuditSink + Send + Sync + 'static {
     async fn retain(&self, cut: &chain::floor::Cut) -> Result<Retention, StoreError> {
         self.writer().retain(cut).await
     }
+    /// Erase a candidate's personal data (docs/privacy.md): the key, the
+    /// hiring rows, and the chained `erased` record, in one transaction.
+    async fn erase(&self, e: Erasure) -> Result<Erased, StoreError> {
+        self.writer().erase(e).await
+    }
+    /// A candidate's field key, made when it has none.
+    async fn field_key(&self, candidate_id: &str) -> Result<vbridge_core::seal::FieldKey, StoreError> {
+        self.writer().field_key(candidate_id).await
+    }
+    /// `text` of a candidate sealed under the candidate's key (made when it
+    /// has none); empty text stays empty.
+    async fn seal_for(&self, candidate_id: &str, text: &str) -> Result<String, StoreError> {
+        if text.is_empty() {
+            return Ok(String::new());
+        }
+        let key = self.field_key(candidate_id).await?;
+        keys::seal_text(&key, candidate_id, text).map_err(StoreError::from)
+    }
+    /// A candidate's field key, when it has one (none: erased, or nothing
+    /// of the candidate was ever sealed).
+    async fn existing_field_key(&self, candidate_id: &str) -> Result<Option<vbridge_core::seal::FieldKey>, StoreError>;
+    /// The erasure records (the `erasure` chain), oldest first.
+    async fn erasures(&self) -> Result<Vec<StoredDecision>, StoreError>;
     /// The audit keys this store links and verifies with.
     fn audit_keys(&self) -> &chain::Keyring {
         self.writer().keys()

@@ -80,9 +80,13 @@ pub(crate) async fn event_times(
     c: &mut impl Run,
     candidate_id: &str,
     application_id: &str,
+    key: Option<&vbridge_core::seal::FieldKey>,
 ) -> Result<Vec<String>, sqlx::Error> {
     let rows: Vec<(String, Option<String>)> =
         c.fetch_all(sql::EVENT_TIMES, &[candidate_id.into(), application_id.into()]).await?;
+    // Bodies are sealed under the candidate's key (docs/privacy.md).
+    let rows: Vec<(String, Option<String>)> =
+        rows.into_iter().map(|(t, p)| (t, p.map(|p| vbridge_core::seal::reveal(key, candidate_id, &p)))).collect();
     // The ATS application's own time, when the hiring loop's request gave
     // it, starts `time_apply_to_verified` (docs/hiring.md).
     let applied = rows.iter().filter_map(|(_, p)| {

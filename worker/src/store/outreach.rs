@@ -7,12 +7,14 @@
 //! logouts (`sessions`), a connection of its own writes them (`side`).
 
 use super::StoreError;
+use super::keys;
 use super::run::Run;
 use super::side::SidePool;
 use super::sql;
 use async_trait::async_trait;
 use std::sync::Arc;
 use vbridge_activities::hiring::{Contact, MailRow, Outreach, StartRow};
+use vbridge_core::seal::{self, FieldKey};
 
 pub struct OutreachStore(SidePool);
 
@@ -41,14 +43,68 @@ macro_rules! with_conn {
     };
 }
 
-async fn contact(c: &mut impl Run, cand: &str, app: &str) -> Result<Option<Contact>, sqlx::Error> {
-    let row: Option<(String, Option<String>)> = c.fetch_optional(sql::CONTACT, &[cand.into(), app.into()]).await?;
-    Ok(row.map(|(email, recruiter_email)| Contact { email, recruiter_email }))
+// The addresses and links are the candidate's personal data: sealed under
+// the candidate's key (docs/privacy.md). A row whose key is gone reads as
+// no row: there is nobody left to mail.
+
+/// Open `text` of `cand`; `None` when its key is gone.
+fn opened(key: Option<&FieldKey>, cand: &str, text: &str) -> Option<String> {
+    match seal::reveal(key, cand, text) {
+        t if seal::is_sealed(text) && t == seal::ERASED => None,
+        t => Some(t),
+    }
 }
 
-async fn start(c: &mut impl Run, key: &str) -> Result<Option<StartRow>, sqlx::Error> {
+async fn contact(c: &mut impl Run, cand: &str, app: &str) -> Result<Option<Contact>, sqlx::Error> {
+    let row: Option<(String, Option<String>)> = c.fetch_optional(sql::CONTACT, &[cand.into(), app.into()]).await?;
+    let Some((email, recruiter)) = row else { return Ok(None) };
+    let key = keys::existing(c, cand).await?;
+    let Some(email) = opened(key.as_ref(), cand, &email) else { return Ok(None) };
+    let recruiter_email = recruiter.and_then(|r| opened(key.as_ref(), cand, &r));
+    Ok(Some(Contact { email, recruiter_email }))
+}
+
+async fn put_contact(
+    c: &mut impl Run,
+    cand: &str,
+    app: &str,
+    email: &str,
+    recruiter: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    let key = keys::field_key(c, cand).await?;
+    let email = keys::seal_text(&key, cand, email)?;
+    let recruiter = recruiter.map(|r| keys::seal_text(&key, cand, r)).transpose()?;
+    let now = crate::now_rfc3339();
+    let args = [cand.into(), app.into(), email.as_str().into(), recruiter.as_deref().into(), now.as_str().into()];
+    c.execute(sql::PUT_CONTACT, &args).await.map(|_| ())
+}
+
+async fn start(c: &mut impl Run, cand: &str, key: &str) -> Result<Option<StartRow>, sqlx::Error> {
     let row: Option<(String, String, String)> = c.fetch_optional(sql::START, &[key.into()]).await?;
-    Ok(row.map(|(provider, session_id, link)| StartRow { provider, session_id, link }))
+    let Some((provider, session_id, link)) = row else { return Ok(None) };
+    let fk = keys::existing(c, cand).await?;
+    Ok(opened(fk.as_ref(), cand, &link).map(|link| StartRow { provider, session_id, link }))
+}
+
+async fn put_start(c: &mut impl Run, cand: &str, key: &str, row: &StartRow) -> Result<(), sqlx::Error> {
+    let fk = keys::field_key(c, cand).await?;
+    let link = keys::seal_text(&fk, cand, &row.link)?;
+    let now = crate::now_rfc3339();
+    let args = [
+        key.into(),
+        row.provider.as_str().into(),
+        row.session_id.as_str().into(),
+        link.as_str().into(),
+        now.as_str().into(),
+        cand.into(),
+    ];
+    c.execute(sql::PUT_START, &args).await.map(|_| ())
+}
+
+async fn set_link(c: &mut impl Run, cand: &str, key: &str, link: &str) -> Result<(), sqlx::Error> {
+    let fk = keys::field_key(c, cand).await?;
+    let link = keys::seal_text(&fk, cand, link)?;
+    c.execute(sql::SET_LINK, &[link.as_str().into(), key.into()]).await.map(|_| ())
 }
 
 async fn mail(c: &mut impl Run, key: &str) -> Result<Option<MailRow>, sqlx::Error> {
@@ -73,9 +129,7 @@ impl OutreachStore {
 #[async_trait]
 impl Outreach for OutreachStore {
     async fn put_contact(&self, cand: &str, app: &str, email: &str, recruiter: Option<&str>) -> Result<(), String> {
-        let now = crate::now_rfc3339();
-        let args = [cand.into(), app.into(), email.into(), recruiter.into(), now.as_str().into()];
-        with_conn!(self, c => c.execute(sql::PUT_CONTACT, &args)).map(|_| ())
+        with_conn!(self, c => put_contact(c, cand, app, email, recruiter))
     }
 
     async fn contact(&self, cand: &str, app: &str) -> Result<Option<Contact>, String> {
@@ -86,31 +140,23 @@ impl Outreach for OutreachStore {
         with_conn!(self, c => c.execute(sql::FORGET_CONTACT, &[cand.into(), app.into()])).map(|_| ())
     }
 
-    async fn start(&self, key: &str) -> Result<Option<StartRow>, String> {
-        with_conn!(self, c => start(c, key))
+    async fn start(&self, cand: &str, key: &str) -> Result<Option<StartRow>, String> {
+        with_conn!(self, c => start(c, cand, key))
     }
 
-    async fn put_start(&self, key: &str, row: &StartRow) -> Result<(), String> {
-        let now = crate::now_rfc3339();
-        let args = [
-            key.into(),
-            row.provider.as_str().into(),
-            row.session_id.as_str().into(),
-            row.link.as_str().into(),
-            now.as_str().into(),
-        ];
-        with_conn!(self, c => c.execute(sql::PUT_START, &args)).map(|_| ())
+    async fn put_start(&self, cand: &str, key: &str, row: &StartRow) -> Result<(), String> {
+        with_conn!(self, c => put_start(c, cand, key, row))
     }
 
-    async fn set_link(&self, key: &str, link: &str) -> Result<(), String> {
-        with_conn!(self, c => c.execute(sql::SET_LINK, &[link.into(), key.into()])).map(|_| ())
+    async fn set_link(&self, cand: &str, key: &str, link: &str) -> Result<(), String> {
+        with_conn!(self, c => set_link(c, cand, key, link))
     }
 
     async fn mail(&self, key: &str) -> Result<Option<MailRow>, String> {
         with_conn!(self, c => mail(c, key))
     }
 
-    async fn put_mail(&self, key: &str, kind: &str, row: &MailRow) -> Result<(), String> {
+    async fn put_mail(&self, cand: &str, key: &str, kind: &str, row: &MailRow) -> Result<(), String> {
         let now = crate::now_rfc3339();
         let args = [
             key.into(),
@@ -118,6 +164,7 @@ impl Outreach for OutreachStore {
             row.message_id.as_str().into(),
             row.recipient_hash.as_str().into(),
             now.as_str().into(),
+            cand.into(),
         ];
         with_conn!(self, c => c.execute(sql::PUT_MAIL, &args)).map(|_| ())
     }
@@ -150,12 +197,12 @@ mod tests {
 
             let first = StartRow { provider: "veriff".into(), session_id: "s1".into(), link: "https://l/1".into() };
             let second = StartRow { session_id: "s2".into(), ..first.clone() };
-            o.put_start("k", &first).await.unwrap();
-            o.put_start("k", &second).await.unwrap();
-            assert_eq!(o.start("k").await.unwrap(), Some(first.clone()), "the first kept session wins");
-            o.set_link("k", "https://l/fresh").await.unwrap();
+            o.put_start("c1", "k", &first).await.unwrap();
+            o.put_start("c1", "k", &second).await.unwrap();
+            assert_eq!(o.start("c1", "k").await.unwrap(), Some(first.clone()), "the first kept session wins");
+            o.set_link("c1", "k", "https://l/fresh").await.unwrap();
             let fresh = StartRow { link: "https://l/fresh".into(), ..first };
-            assert_eq!(o.start("k").await.unwrap(), Some(fresh), "a retake's fresh link replaces it");
+            assert_eq!(o.start("c1", "k").await.unwrap(), Some(fresh), "a retake's fresh link replaces it");
 
             assert_eq!(o.poll_cursor("greenhouse").await.unwrap(), None);
             o.set_poll_cursor("greenhouse", "2026-12-03T10:00:00+00:00").await.unwrap();
@@ -163,8 +210,8 @@ mod tests {
             assert_eq!(o.poll_cursor("greenhouse").await.unwrap().as_deref(), Some("2026-12-03T11:00:00+00:00"));
 
             let m = MailRow { message_id: "<m1@x>".into(), recipient_hash: "h".into() };
-            o.put_mail("mk", "invite", &m).await.unwrap();
-            o.put_mail("mk", "invite", &MailRow { message_id: "<m2@x>".into(), ..m.clone() }).await.unwrap();
+            o.put_mail("c1", "mk", "invite", &m).await.unwrap();
+            o.put_mail("c1", "mk", "invite", &MailRow { message_id: "<m2@x>".into(), ..m.clone() }).await.unwrap();
             assert_eq!(o.mail("mk").await.unwrap(), Some(m));
             assert_eq!(o.mail("other").await.unwrap(), None);
         })

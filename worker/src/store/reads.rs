@@ -94,6 +94,15 @@ impl<S: Reads> EventStore for S {
         Ok(read_decisions(&mut *self.lend().await?, candidate_id, application_id).await?)
     }
 
+    async fn existing_field_key(&self, candidate_id: &str) -> Result<Option<vbridge_core::seal::FieldKey>, StoreError> {
+        Ok(super::keys::existing(&mut *self.lend().await?, candidate_id).await?)
+    }
+
+    async fn erasures(&self) -> Result<Vec<StoredDecision>, StoreError> {
+        let rows: Vec<DecisionRow> = self.lend().await?.fetch_all(sql::ERASURES, &[]).await?;
+        Ok(rows.into_iter().map(StoredDecision::from).collect())
+    }
+
     async fn verify_streams(&self, streams: Option<&[String]>) -> Result<chain::Report, StoreError> {
         let mut tx = self.snapshot().await?;
         let deliveries = read_deliveries(&mut *tx, None, None).await?;

@@ -20,7 +20,8 @@ pub(crate) enum SidePool {
 /// [`super::open`] first).
 pub(crate) async fn open(url: &str) -> Result<SidePool, StoreError> {
     if url.starts_with("sqlite:") {
-        let opts = SqliteConnectOptions::from_str(url)?.busy_timeout(Duration::from_secs(5));
+        let opts =
+            SqliteConnectOptions::from_str(url)?.busy_timeout(Duration::from_secs(5)).pragma("secure_delete", "ON");
         Ok(SidePool::Sqlite(SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Ok(SidePool::Postgres(PgPoolOptions::new().max_connections(2).connect(url).await?))

@@ -159,7 +159,9 @@ pub(crate) const DELIVERIES: &str = "SELECT d.*, EXISTS (SELECT 1 FROM forwards 
 /// `rejected` or `access` chain names a candidate only as an unverified claim
 /// (a refused delivery's), and is never the candidate's.
 pub(crate) const DECISIONS: &str = "SELECT * FROM decisions WHERE (?1 IS NULL OR (candidate_id = ?1 \
-     AND stream NOT IN ('rejected', 'access'))) AND (?2 IS NULL OR application_id = ?2) ORDER BY seq";
+     AND stream NOT IN ('rejected', 'access', 'erasure'))) AND (?2 IS NULL OR application_id = ?2) ORDER BY seq";
+/// The erasure records (docs/privacy.md), oldest first.
+pub(crate) const ERASURES: &str = "SELECT * FROM decisions WHERE stream = 'erasure' ORDER BY seq";
 /// Refused deliveries (`super::refused`), both kinds in one order: rows of
 /// the `rejected` chain, and aggregated windows (`deliveries_refused`).
 /// ?1 since, ?2 until, ?3 code, ?4 claimed candidate, ?5..?7 cursor, ?8 limit.
@@ -189,12 +191,12 @@ pub(crate) const PUT_CONTACT: &str = "INSERT INTO hiring_contacts (candidate_id,
 pub(crate) const CONTACT: &str =
     "SELECT email, recruiter_email FROM hiring_contacts WHERE candidate_id = ? AND application_id = ?";
 pub(crate) const FORGET_CONTACT: &str = "DELETE FROM hiring_contacts WHERE candidate_id = ? AND application_id = ?";
-pub(crate) const PUT_START: &str = "INSERT INTO hiring_starts (start_key, provider, session_id, link, created_at) \
-     VALUES (?, ?, ?, ?, ?) ON CONFLICT (start_key) DO NOTHING";
+pub(crate) const PUT_START: &str = "INSERT INTO hiring_starts (start_key, provider, session_id, link, created_at, \
+     candidate_id) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (start_key) DO NOTHING";
 pub(crate) const START: &str = "SELECT provider, session_id, link FROM hiring_starts WHERE start_key = ?";
 pub(crate) const SET_LINK: &str = "UPDATE hiring_starts SET link = ? WHERE start_key = ?";
-pub(crate) const PUT_MAIL: &str = "INSERT INTO hiring_mails (mail_key, kind, message_id, recipient_hash, sent_at) \
-     VALUES (?, ?, ?, ?, ?) ON CONFLICT (mail_key) DO NOTHING";
+pub(crate) const PUT_MAIL: &str = "INSERT INTO hiring_mails (mail_key, kind, message_id, recipient_hash, sent_at, \
+     candidate_id) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (mail_key) DO NOTHING";
 pub(crate) const MAIL: &str = "SELECT message_id, recipient_hash FROM hiring_mails WHERE mail_key = ?";
 pub(crate) const PUT_POLL_CURSOR: &str = "INSERT INTO hiring_polls (poll, cursor, updated_at) VALUES (?, ?, ?) \
      ON CONFLICT (poll) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at";
@@ -206,8 +208,8 @@ mod tests {
 
     #[test]
     fn a_candidates_decisions_leave_out_the_chains_of_claims() {
-        use vbridge_core::chain::{ACCESS_STREAM, REJECTED_STREAM};
-        let excluded = format!("stream NOT IN ('{REJECTED_STREAM}', '{ACCESS_STREAM}')");
+        use vbridge_core::chain::{ACCESS_STREAM, ERASURE_STREAM, REJECTED_STREAM};
+        let excluded = format!("stream NOT IN ('{REJECTED_STREAM}', '{ACCESS_STREAM}', '{ERASURE_STREAM}')");
         assert!(super::DECISIONS.contains(&excluded), "{}", super::DECISIONS);
     }
 
@@ -217,3 +219,14 @@ mod tests {
         assert_eq!(numbered("(?1 IS NULL OR c = ?1) AND (?2 IS NULL)"), "($1 IS NULL OR c = $1) AND ($2 IS NULL)");
     }
 }
+
+// Crypto-shredding (docs/privacy.md): a candidate's field key, made on first
+// use by whoever stores a sealed field first (the writer or the hiring rows'
+// connection); both then read the one kept.
+pub(crate) const PUT_FIELD_KEY: &str = "INSERT INTO candidate_keys (candidate_id, field_key, created_at) \
+     VALUES (?, ?, ?) ON CONFLICT (candidate_id) DO NOTHING";
+pub(crate) const FIELD_KEY: &str = "SELECT field_key FROM candidate_keys WHERE candidate_id = ?";
+pub(crate) const ERASE_FIELD_KEY: &str = "DELETE FROM candidate_keys WHERE candidate_id = ?";
+pub(crate) const ERASE_CONTACTS: &str = "DELETE FROM hiring_contacts WHERE candidate_id = ?";
+pub(crate) const ERASE_STARTS: &str = "DELETE FROM hiring_starts WHERE candidate_id = ?";
+pub(crate) const ERASE_MAILS: &str = "DELETE FROM hiring_mails WHERE candidate_id = ?";

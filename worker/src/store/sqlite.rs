@@ -31,7 +31,10 @@ impl SqliteStore {
             // FULL: a commit is on disk before the 2xx, even across power loss.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Deleted content is overwritten, so an erased candidate's key
+            // leaves no copy in a free page (docs/privacy.md).
+            .pragma("secure_delete", "ON");
         let mut conn = SqliteBackend::connect(&opts).await?;
         sqlx::migrate!("./migrations/sqlite").run(&mut conn).await?;
         let lease_file = {
@@ -183,6 +186,23 @@ impl Backend for SqliteBackend {
         self.last_checkpoint = Instant::now();
         if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut self.conn).await {
             tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
+    }
+
+    /// The WAL still holds the pages the erased key was written to: copy it
+    /// back (where `secure_delete` has zeroed the key) and cut it to nothing.
+    async fn after_erase(&mut self) {
+        match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&mut self.conn).await {
+            Ok((0, _, _)) => self.last_checkpoint = Instant::now(),
+            Ok((busy, log, done)) => {
+                tracing::warn!(
+                    busy,
+                    log,
+                    done,
+                    "the WAL was not cut after an erasure (a reader held it); the next quiet checkpoint copies it"
+                )
+            }
+            Err(e) => tracing::warn!(error = %e, "the WAL was not cut after an erasure"),
         }
     }
 }

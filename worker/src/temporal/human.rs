@@ -66,6 +66,15 @@ async fn known(store: &dyn EventStore, v: &Verification) -> Result<(), MoveError
     }
 }
 
+/// A human move's note, checked as written and then sealed under the
+/// candidate's key (docs/privacy.md): Temporal's histories, the workflow's
+/// state and the audit log only ever hold it sealed, and erasing the
+/// candidate makes every copy unreadable.
+async fn sealed_note(store: &dyn EventStore, v: &Verification, note: &str) -> Result<String, MoveError> {
+    vbridge_core::review::check_note(note).map_err(MoveError::Refused)?;
+    store.seal_for(v.candidate_id.as_str(), note).await.map_err(|e| MoveError::Store(e.to_string()))
+}
+
 /// A verification's key, parsed.
 #[derive(Debug, Clone)]
 pub struct Verification {
@@ -193,9 +202,10 @@ pub async fn decide(
     store: &dyn EventStore,
     fw: &Forwarder,
     v: &Verification,
-    d: ReviewDecision,
+    mut d: ReviewDecision,
 ) -> Result<StateView, MoveError> {
     known(store, v).await?;
+    d.note = sealed_note(store, v, &d.note).await?;
     let input = fw.input(v.candidate_id.as_str(), v.application_id.as_str(), true);
     let opts = options(fw, v, &format!("review:{}", d.request_id));
     fw.client
@@ -216,9 +226,10 @@ pub async fn override_state(
     store: &dyn EventStore,
     fw: &Forwarder,
     v: &Verification,
-    o: OverrideRequest,
+    mut o: OverrideRequest,
 ) -> Result<StateView, MoveError> {
     known(store, v).await?;
+    o.note = sealed_note(store, v, &o.note).await?;
     let input = fw.input(v.candidate_id.as_str(), v.application_id.as_str(), true);
     let opts = options(fw, v, &format!("override:{}", o.request_id));
     fw.client

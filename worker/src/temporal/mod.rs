@@ -2,6 +2,7 @@
 //! worker ([`worker`]) and the signal-with-start the relay uses ([`forward`]).
 
 pub mod broadcast;
+pub mod erase;
 pub mod forward;
 pub mod human;
 pub mod worker;

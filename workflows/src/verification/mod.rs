@@ -60,6 +60,7 @@ use vbridge_proto::{
 /// The names of the control signals (sent one by one or as a batch).
 pub const GATING_SIGNAL: &str = "gating";
 pub const PAUSE_SIGNAL: &str = "pause";
+pub const ERASE_SIGNAL: &str = "erase";
 pub const RETRY_WRITES_SIGNAL: &str = "retry_writes";
 
 /// Dead letters a verification keeps to re-drive (the newest).
@@ -379,6 +380,18 @@ impl CandidateVerification {
         }
         let kind = if p.paused { RecordKind::Paused } else { RecordKind::Resumed };
         self.control_entry(&now, kind, &p.actor, format!("{kind} by {}: {}", p.actor, p.reason), &p.trace_id);
+    }
+
+    /// The candidate was erased (docs/privacy.md): every lane stops at its
+    /// next safe point and the run continues as new, with nothing owed lost;
+    /// the bridge then deletes the closed runs' histories. Nothing in the
+    /// state needs clearing: the notes it holds are sealed under the
+    /// candidate's destroyed key, and it holds no address. Runs from before
+    /// the lanes (no safe points) ignore it.
+    #[signal(name = "erase")]
+    pub fn on_erase(&mut self, ctx: &mut SyncWorkflowContext<Self>, _e: vbridge_proto::EraseSignal) {
+        self.decide_patches(|p| ctx.patched(p));
+        self.stopping = true;
     }
 
     /// Re-drive dead letters (one by its idempotency key, or all): each goes

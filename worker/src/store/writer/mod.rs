@@ -23,8 +23,10 @@ use vbridge_core::chain::{self, AuditKey, REJECTED_STREAM};
 use vbridge_core::record::RecordKind;
 use vbridge_proto::DecisionRecord;
 
+mod erase;
 mod retain;
 
+pub use erase::{Erased, Erasure};
 pub(crate) use retain::ChainEntry;
 pub use retain::Retention;
 use retain::retain;
@@ -53,7 +55,14 @@ enum Op {
     Commit(DeliveryRecord, Option<Reply<Committed>>),
     Forwarded(Vec<i64>, Reply<()>),
     Decisions(Vec<DecisionRecord>, Reply<()>),
-    Retain { cut: Cut, reply: Reply<Retention> },
+    Retain {
+        cut: Cut,
+        reply: Reply<Retention>,
+    },
+    Erase(Erasure, Reply<Erased>),
+    /// A candidate's field key, made when it has none (the edge seals a
+    /// human move's note before Temporal sees it).
+    Key(String, Reply<vbridge_core::seal::FieldKey>),
     Ping(Reply<()>),
 }
 
@@ -62,6 +71,8 @@ enum Done {
     Committed(Committed),
     Nothing,
     Retained(Retention),
+    Erased(Erased),
+    Key(vbridge_core::seal::FieldKey),
 }
 
 impl Op {
@@ -85,6 +96,18 @@ impl Op {
                 let _ = reply.send(r.map(|d| match d {
                     Done::Retained(x) => x,
                     _ => Retention::default(),
+                }));
+            }
+            Op::Erase(_, reply) => {
+                let _ = reply.send(r.map(|d| match d {
+                    Done::Erased(x) => x,
+                    _ => unreachable!("an erase op yields an erasure"),
+                }));
+            }
+            Op::Key(_, reply) => {
+                let _ = reply.send(r.map(|d| match d {
+                    Done::Key(k) => k,
+                    _ => unreachable!("a key op yields a key"),
                 }));
             }
         }
@@ -165,6 +188,16 @@ impl Writer {
         self.call(|reply| Op::Retain { cut: cut.clone(), reply }).await
     }
 
+    /// Erase a candidate (docs/privacy.md): its key and hiring rows go, and
+    /// the chained `erased` record is appended, in one transaction.
+    pub(super) async fn erase(&self, e: Erasure) -> Result<Erased, StoreError> {
+        self.call(|reply| Op::Erase(e, reply)).await
+    }
+
+    pub(super) async fn field_key(&self, candidate: &str) -> Result<vbridge_core::seal::FieldKey, StoreError> {
+        self.call(|reply| Op::Key(candidate.to_owned(), reply)).await
+    }
+
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
         self.call(Op::Ping).await
     }
@@ -190,6 +223,9 @@ pub(crate) trait Backend: Send + 'static {
     /// Housekeeping the writer runs between groups; `quiet` when no commit is
     /// waiting.
     async fn between_groups(&mut self, _quiet: bool) {}
+    /// After a group that erased a candidate: leave no copy of the deleted
+    /// key in the store's files (SQLite: truncate the WAL).
+    async fn after_erase(&mut self) {}
 }
 
 pub(crate) struct LinkFields {
@@ -210,15 +246,27 @@ pub(crate) struct ChainedDelivery<'a> {
     pub job: &'a vbridge_core::canary::Job,
 }
 
-/// Chain heads touched by the current group, and the key that links.
+/// Chain heads touched by the current group, the key that links, and the
+/// candidates' field keys read in this group (never kept past it: a key
+/// made in a group that rolls back was never stored).
 struct Heads<'k> {
     staged: HashMap<String, (i64, String)>,
     key: Option<&'k AuditKey>,
+    field_keys: HashMap<String, vbridge_core::seal::FieldKey>,
 }
 
 impl<'k> Heads<'k> {
     fn new(key: Option<&'k AuditKey>) -> Heads<'k> {
-        Heads { staged: HashMap::new(), key }
+        Heads { staged: HashMap::new(), key, field_keys: HashMap::new() }
+    }
+
+    /// Seal `text` under `candidate`'s field key (made when it has none).
+    async fn seal<B: Backend>(&mut self, b: &mut B, candidate: &str, text: &str) -> Result<String, sqlx::Error> {
+        if !self.field_keys.contains_key(candidate) {
+            let k = super::keys::field_key(b.conn(), candidate).await?;
+            self.field_keys.insert(candidate.to_owned(), k);
+        }
+        super::keys::seal_text(&self.field_keys[candidate], candidate, text)
     }
 
     async fn next<B: Backend>(&mut self, b: &mut B, stream: &str) -> Result<(i64, String), sqlx::Error> {
@@ -354,7 +402,12 @@ async fn commit_one<B: Backend>(b: &mut B, heads: &mut Heads<'_>, rec: &Delivery
             (Intent::Rejected, _) | (_, None) => None,
             (_, Some(key)) => ops::find_key(b.conn(), key).await?,
         };
-        let (result, content) = settle(rec, original.as_ref());
+        let (result, mut content) = settle(rec, original.as_ref());
+        // The body as stored may hold the candidate's personal data (free-form
+        // `signals`): sealed under the candidate's key before it is linked.
+        if let (Some(payload), Some(cand)) = (&content.payload, &content.candidate_id) {
+            content.payload = Some(heads.seal(b, cand, payload).await?);
+        }
         let next = heads.next(b, &stream).await?;
         let staged_before = heads.staged.get(&stream).cloned();
         let link = heads.link(&stream, next, &content);
@@ -405,6 +458,14 @@ async fn append_decision<B: Backend>(
         return Ok(None);
     }
     let stream = chain::decision_stream(r);
+    let sealed;
+    let r = match erase::personal_detail(r) {
+        Some(detail) => {
+            sealed = DecisionRecord { detail: heads.seal(b, &r.candidate_id, detail).await?, ..r.clone() };
+            &sealed
+        }
+        None => r,
+    };
     let next = heads.next(b, &stream).await?;
     let link = heads.link(&stream, next, r);
     ops::insert_decision(b.conn(), r, &link).await?;
@@ -428,7 +489,8 @@ async fn append_decision<B: Backend>(
         ops::project_control(b.conn(), &control).await?;
     }
     if r.kind == RecordKind::Applied && r.state_after == "verified" && r.state_before != "verified" {
-        let times = ops::event_times(b.conn(), &r.candidate_id, &r.application_id).await?;
+        let key = super::keys::existing(b.conn(), &r.candidate_id).await?;
+        let times = ops::event_times(b.conn(), &r.candidate_id, &r.application_id, key.as_ref()).await?;
         return Ok(crate::metrics::apply_to_verified_seconds(&times, &r.occurred_at).map(Observed::Verified));
     }
     if r.kind == RecordKind::ProviderReversal {
@@ -445,7 +507,8 @@ fn streams_of<'a>(ops: impl Iterator<Item = &'a Op>) -> Vec<String> {
         .flat_map(|op| match op {
             Op::Commit(rec, _) => vec![delivery_stream(rec)],
             Op::Decisions(records, _) => records.iter().map(chain::decision_stream).collect(),
-            Op::Forwarded(..) | Op::Retain { .. } | Op::Ping(_) => vec![],
+            Op::Erase(..) => vec![chain::ERASURE_STREAM.to_owned()],
+            Op::Forwarded(..) | Op::Retain { .. } | Op::Key(..) | Op::Ping(_) => vec![],
         })
         .collect();
     streams.sort();
@@ -486,6 +549,19 @@ async fn run_group<B: Backend>(
                     Done::Nothing
                 }
                 Op::Retain { cut, .. } => Done::Retained(retain(b, &mut heads, cut).await?),
+                Op::Erase(e, _) => {
+                    let (record, erased) = erase::erase(b, e).await?;
+                    heads.field_keys.remove(&e.candidate_id);
+                    append_decision(b, &mut heads, &record).await?;
+                    Done::Erased(erased)
+                }
+                Op::Key(candidate, _) => {
+                    if !heads.field_keys.contains_key(candidate) {
+                        let k = super::keys::field_key(b.conn(), candidate).await?;
+                        heads.field_keys.insert(candidate.clone(), k);
+                    }
+                    Done::Key(heads.field_keys[candidate].clone())
+                }
                 Op::Ping(_) => Done::Nothing,
             })
         }
@@ -649,6 +725,9 @@ async fn writer_loop<B: Backend>(
         let (answers, forwardable, lost) = commit_group(&mut b, &batch, key.as_ref()).await;
         if forwardable {
             notify.notify_one();
+        }
+        if !lost && batch.iter().any(|op| matches!(op, Op::Erase(..))) {
+            b.after_erase().await;
         }
         for (op, r) in batch.drain(..).zip(answers) {
             op.answer(r);

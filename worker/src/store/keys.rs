@@ -1,0 +1,34 @@
+//! Candidates' field keys (crypto-shredding: docs/privacy.md). A key is
+//! made on first use, by whichever connection seals a field of the
+//! candidate first, and read back, so that two connections racing to make
+//! one keep the same. Erasure deletes it ([`super::writer`]'s erase op).
+
+use super::run::Run;
+use super::sql;
+use vbridge_core::seal::{self, FieldKey};
+
+/// The candidate's key, made now when there is none.
+pub(crate) async fn field_key(c: &mut impl Run, candidate: &str) -> Result<FieldKey, sqlx::Error> {
+    let mut fresh = [0u8; seal::KEY_LEN];
+    getrandom::fill(&mut fresh).map_err(|e| sqlx::Error::Protocol(format!("the OS's randomness: {e}")))?;
+    let now = crate::now_rfc3339();
+    let hex = hex::encode(fresh);
+    c.execute(sql::PUT_FIELD_KEY, &[candidate.into(), hex.as_str().into(), now.as_str().into()]).await?;
+    existing(c, candidate).await?.ok_or(sqlx::Error::RowNotFound)
+}
+
+/// The candidate's key, when it has one (none: never sealed anything, or erased).
+pub(crate) async fn existing(c: &mut impl Run, candidate: &str) -> Result<Option<FieldKey>, sqlx::Error> {
+    let row: Option<(String,)> = c.fetch_optional(sql::FIELD_KEY, &[candidate.into()]).await?;
+    match row {
+        None => Ok(None),
+        Some((hex,)) => FieldKey::from_hex(&hex).map(Some).map_err(|e| sqlx::Error::Decode(Box::new(e))),
+    }
+}
+
+/// Seal `text` of `candidate` under `key`, with a fresh random nonce.
+pub(crate) fn seal_text(key: &FieldKey, candidate: &str, text: &str) -> Result<String, sqlx::Error> {
+    let mut nonce = [0u8; 12];
+    getrandom::fill(&mut nonce).map_err(|e| sqlx::Error::Protocol(format!("the OS's randomness: {e}")))?;
+    Ok(seal::seal(key, candidate, nonce, text))
+}
