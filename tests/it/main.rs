@@ -9,6 +9,7 @@ mod console;
 mod console_login;
 mod controls;
 mod deploy;
+mod erasure;
 mod evidence;
 mod greenhouse;
 mod hardening;
