@@ -234,7 +234,19 @@ async fn biometric_values_are_stored_nowhere_only_their_hashes() {
     }
     let db = String::from_utf8_lossy(&db_bytes);
     assert!(!db.contains(&canary), "the biometric value is in the event store");
-    assert!(db.contains(&hash), "its SHA-256 is kept");
+    assert!(!db.contains(&hash), "the body is sealed at rest, its hashes too (docs/privacy.md)");
+    // Opened with the candidate's key, the stored body holds the SHA-256.
+    let store = vbridge::config::open_store(&app.database_url()).await.unwrap();
+    let key = store.existing_field_key("cand-p").await.unwrap().expect("the candidate's key");
+    let opened: Vec<String> = store
+        .deliveries(Some("cand-p"), None)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|d| d.payload.as_deref().map(|p| vbridge_core::seal::reveal(Some(&key), "cand-p", p)))
+        .collect();
+    assert!(opened.iter().any(|p| p.contains(&hash)), "its SHA-256 is kept: {opened:?}");
+    assert!(!opened.iter().any(|p| p.contains(&canary)), "the value itself is not");
 
     let handle = app
         .temporal_client

@@ -269,12 +269,19 @@ async fn a_role_in_the_none_tier_or_a_stage_that_is_no_trigger_starts_nothing() 
     assert_eq!(sessions.len(), 1, "{sessions:#?}");
     assert_eq!(sessions[0]["reference"], "cand-go:app-go");
     let stored = app.deliveries(Some("cand-none-1")).await;
+    // Bodies are sealed under the candidate's key (docs/privacy.md): opened here.
+    let store = vbridge::config::open_store(&app.database_url()).await.unwrap();
+    let key = store.existing_field_key("cand-none-1").await.unwrap();
+    let opened = |p: &str| vbridge_core::seal::reveal(key.as_ref(), "cand-none-1", p);
     assert!(
         stored.iter().any(|d| d.processing_result == "ignored"
-            && d.payload.as_deref().is_some_and(|p| p.contains("\"tier\":\"none\""))),
+            && d.payload.as_deref().is_some_and(|p| opened(p).contains("\"tier\":\"none\""))),
         "the ignored trigger is recorded with its tier"
     );
-    assert!(stored.iter().all(|d| d.payload.as_deref().is_none_or(|p| !p.contains(email))), "never the address");
+    assert!(
+        stored.iter().all(|d| d.payload.as_deref().is_none_or(|p| !opened(p).contains(email))),
+        "never the address"
+    );
 }
 
 #[tokio::test]

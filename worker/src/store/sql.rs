@@ -202,6 +202,17 @@ pub(crate) const PUT_POLL_CURSOR: &str = "INSERT INTO hiring_polls (poll, cursor
      ON CONFLICT (poll) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at";
 pub(crate) const POLL_CURSOR: &str = "SELECT cursor FROM hiring_polls WHERE poll = ?";
 
+// Crypto-shredding (docs/privacy.md): a candidate's field key, made on first
+// use by whoever stores a sealed field first (the writer or the hiring rows'
+// connection); both then read the one kept.
+pub(crate) const PUT_FIELD_KEY: &str = "INSERT INTO candidate_keys (candidate_id, field_key, created_at) \
+     VALUES (?, ?, ?) ON CONFLICT (candidate_id) DO NOTHING";
+pub(crate) const FIELD_KEY: &str = "SELECT field_key FROM candidate_keys WHERE candidate_id = ?";
+pub(crate) const ERASE_FIELD_KEY: &str = "DELETE FROM candidate_keys WHERE candidate_id = ?";
+pub(crate) const ERASE_CONTACTS: &str = "DELETE FROM hiring_contacts WHERE candidate_id = ?";
+pub(crate) const ERASE_STARTS: &str = "DELETE FROM hiring_starts WHERE candidate_id = ?";
+pub(crate) const ERASE_MAILS: &str = "DELETE FROM hiring_mails WHERE candidate_id = ?";
+
 #[cfg(test)]
 mod tests {
     use super::numbered;
@@ -219,14 +230,3 @@ mod tests {
         assert_eq!(numbered("(?1 IS NULL OR c = ?1) AND (?2 IS NULL)"), "($1 IS NULL OR c = $1) AND ($2 IS NULL)");
     }
 }
-
-// Crypto-shredding (docs/privacy.md): a candidate's field key, made on first
-// use by whoever stores a sealed field first (the writer or the hiring rows'
-// connection); both then read the one kept.
-pub(crate) const PUT_FIELD_KEY: &str = "INSERT INTO candidate_keys (candidate_id, field_key, created_at) \
-     VALUES (?, ?, ?) ON CONFLICT (candidate_id) DO NOTHING";
-pub(crate) const FIELD_KEY: &str = "SELECT field_key FROM candidate_keys WHERE candidate_id = ?";
-pub(crate) const ERASE_FIELD_KEY: &str = "DELETE FROM candidate_keys WHERE candidate_id = ?";
-pub(crate) const ERASE_CONTACTS: &str = "DELETE FROM hiring_contacts WHERE candidate_id = ?";
-pub(crate) const ERASE_STARTS: &str = "DELETE FROM hiring_starts WHERE candidate_id = ?";
-pub(crate) const ERASE_MAILS: &str = "DELETE FROM hiring_mails WHERE candidate_id = ?";
