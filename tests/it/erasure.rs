@@ -110,6 +110,29 @@ async fn an_erased_candidate_is_unreadable_in_the_store_log_and_histories_and_ev
     verification_with_a_note(&app, c, a, PLANTED_NOTE, signals).await;
     verification_with_a_note(&app, "cand-er-2", "app-er-2", KEPT_NOTE, json!({})).await;
 
+    // The `erase` signal's branch: a run continues as new at its next safe
+    // point. Its history is kept (`VBRIDGE_WRITE_HISTORY=1`) and replayed.
+    let other = "verification:cand-er-2:app-er-2";
+    let run = app.state("cand-er-2", "app-er-2").await.map(|_| ()).ok();
+    assert!(run.is_some(), "the other candidate's run is open");
+    let described: Value =
+        serde_json::from_str(&app.temporal_cli(&["workflow", "describe", "-w", other, "-o", "json"])).unwrap();
+    let exec = &described["workflowExecutionInfo"]["execution"];
+    let run_id = exec["runId"].as_str().or(exec["run_id"].as_str()).unwrap().to_owned();
+    app.temporal_cli(&["workflow", "signal", "-w", other, "-r", &run_id, "--name", "erase", "--input", "{}"]);
+    app.wait_for("the signalled run continued as new", Duration::from_secs(30), || async {
+        let d: Value = serde_json::from_str(
+            &app.temporal_cli(&["workflow", "describe", "-w", other, "-r", &run_id, "-o", "json"]),
+        )
+        .ok()?;
+        let status = d["workflowExecutionInfo"]["status"].as_str().unwrap_or_default().to_owned();
+        status.contains("CONTINUED_AS_NEW").then_some(())
+    })
+    .await;
+    let json = crate::replay::history_json(&app, other, Some(run_id)).await;
+    crate::replay::check_and_save(&json, &format!("candidate_verification_{}_erased.json", crate::replay::CURRENT))
+        .await;
+
     // Sealed at rest already: the store's files never held the values.
     let planted = [PLANTED_EMAIL, PLANTED_SIGNAL, PLANTED_NOTE];
     for (file, bytes) in store_files(&app) {
@@ -210,4 +233,101 @@ async fn an_erased_candidate_is_unreadable_in_the_store_log_and_histories_and_ev
     let out = app.vbridge_cli(&["audit", "verify"]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(app.metrics().await.contains("candidate_erasure_count 2"));
+}
+
+const GREENHOUSE_SECRET: &str = "it-greenhouse-webhook-secret";
+const PERSONA_SECRET: &str = "wbhsec_it-persona";
+
+/// Greenhouse's "Candidate anonymized" web hook, as documented.
+fn anonymized(candidate: u64) -> Value {
+    json!({"action": "candidate_anonymized", "payload": {"candidate_id": candidate,
+        "anonymized_fields": ["full_name", "email_addresses", "notes"]}})
+}
+
+#[tokio::test]
+async fn greenhouses_anonymization_and_personas_redaction_erase_the_candidate_once() {
+    use vbridge::devtools::ats_hooks::send;
+    use vbridge::devtools::providers::{Outcome, Signer, body};
+    use vbridge_core::intake::ats::AtsKind;
+    use vbridge_core::intake::providers::ProviderKind;
+    let env = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    let extra_env = vec![
+        env("VBRIDGE_GREENHOUSE_WEBHOOK_SECRET", GREENHOUSE_SECRET),
+        env("VBRIDGE_PERSONA_WEBHOOK_SECRETS", PERSONA_SECRET),
+    ];
+    let app = TestApp::spawn_with("erasure-hooks", Options { extra_env, ..Default::default() }).await;
+    // A Greenhouse candidate (numeric ids) and a Persona one, each with a
+    // planted value in its stored body.
+    let mut s = started("37031511", "46196263", "evt-gh-er-1", &at(-10));
+    s["signals"] = json!({"screening_comment": PLANTED_SIGNAL});
+    assert_eq!(app.send(&s).await.status, 202);
+    let persona = Signer::new(ProviderKind::Persona, PERSONA_SECRET, "");
+    let check = "inq_er1";
+    let started = body(ProviderKind::Persona, Outcome::Started, "cand-px-1:app-px-1", check, 1, &at(-9));
+    assert_eq!(persona.send(&app.http, &app.bridge_url, &started).await.unwrap().status, 202);
+    app.wait_for("both stored", Duration::from_secs(30), || async {
+        let px = app.deliveries(Some("cand-px-1")).await;
+        (!px.is_empty() && !app.deliveries(Some("37031511")).await.is_empty()).then_some(())
+    })
+    .await;
+
+    // An unsigned anonymization erases nothing.
+    let r = send(&app.http, &app.bridge_url, AtsKind::Greenhouse, "not-the-secret", "gh-er-0", &anonymized(37031511))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    // Greenhouse's, twice (its retry): one erasure.
+    for _ in 0..2 {
+        let r =
+            send(&app.http, &app.bridge_url, AtsKind::Greenhouse, GREENHOUSE_SECRET, "gh-er-1", &anonymized(37031511))
+                .await
+                .unwrap();
+        assert_eq!((r.status, r.body["status"].as_str()), (200, Some("accepted")), "{:?}", r.body);
+    }
+    // A candidate the bridge never saw: recorded, not applied.
+    let r = send(&app.http, &app.bridge_url, AtsKind::Greenhouse, GREENHOUSE_SECRET, "gh-er-2", &anonymized(999))
+        .await
+        .unwrap();
+    assert_eq!(r.body["status"], "ignored", "{:?}", r.body);
+    // Persona's redaction: the inquiry keeps its status, `redacted-at` is set.
+    let mut redacted = body(ProviderKind::Persona, Outcome::Verified, "cand-px-1:app-px-1", check, 2, &at(-1));
+    redacted["data"]["attributes"]["name"] = json!("inquiry.redacted");
+    redacted["data"]["attributes"]["redacted-at"] = json!(at(-1));
+    let r = persona.send(&app.http, &app.bridge_url, &redacted).await.unwrap();
+    assert_eq!(r.body["status"], "accepted", "{:?}", r.body);
+    assert!((200..300).contains(&r.status), "{}", r.status);
+    // Its account redacted too: no reference left, nobody to erase.
+    let mut anonymous = redacted.clone();
+    anonymous["data"]["id"] = json!("evt_er_noref");
+    anonymous["data"]["attributes"]["payload"]["data"]["attributes"]["reference-id"] = Value::Null;
+    let r = persona.send(&app.http, &app.bridge_url, &anonymous).await.unwrap();
+    assert_eq!(r.body["status"], "ignored", "{:?}", r.body);
+
+    let store = vbridge::config::open_store(&app.database_url()).await.unwrap();
+    let erasures = store.erasures().await.unwrap();
+    let got: Vec<(&str, &str, &str, &str)> = erasures
+        .iter()
+        .map(|e| {
+            let r = &e.record;
+            (r.candidate_id.as_str(), r.event_type.as_str(), r.override_actor.as_str(), r.override_reason_code.as_str())
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("37031511", "greenhouse.candidate_anonymized", "greenhouse", "ats_anonymized"),
+            ("cand-px-1", "persona.inquiry.redacted", "persona", "provider_redacted"),
+        ]
+    );
+    for c in ["37031511", "cand-px-1"] {
+        assert!(store.existing_field_key(c).await.unwrap().is_none(), "{c}'s key is destroyed");
+    }
+    let signal_seen = app.deliveries(Some("37031511")).await.iter().any(|d| {
+        d.payload.as_deref().is_some_and(|p| vbridge_core::seal::reveal(None, "37031511", p).contains(PLANTED_SIGNAL))
+    });
+    assert!(!signal_seen, "the body no longer opens");
+    let out = app.vbridge_cli(&["audit", "verify"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["erased_candidates"], json!(["37031511", "cand-px-1"]));
 }

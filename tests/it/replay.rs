@@ -151,6 +151,7 @@ const REQUIRED: &[&str] = &[
     "candidate_verification_retake_step_up.json",
     "candidate_verification_retake_bypass.json",
     "candidate_verification_retake_retake.json",
+    "candidate_verification_retake_erased.json",
     "reconciliation_healed.json",
     "audit_retention_ran.json",
     "interview_poll_ran.json",
@@ -234,6 +235,7 @@ async fn saved_histories_replay_deterministically() {
             "healed" => &["ReconcileActivities::diff_page", "AtsActivities::write_verification", "record_report"],
             "retention_ran" => &["RetentionActivities::retain", "WorkflowExecutionCompletedEventAttributes"],
             "poll_ran" => &["InterviewActivities::poll", "WorkflowExecutionCompletedEventAttributes"],
+            "erased" => &["\"erase\"", "WorkflowExecutionContinuedAsNewEventAttributes"],
             _ => &[],
         };
         for needle in expect {

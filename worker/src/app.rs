@@ -102,6 +102,7 @@ pub async fn serve(
                 &metrics,
                 refusals,
                 crate::store::outreach::open_outreach(&cfg.database_url).await?,
+                Some((client_rx.clone(), cfg.temporal_namespace.clone())),
             )),
             store: store.clone(),
             metrics: metrics.clone(),
@@ -271,6 +272,7 @@ async fn run_temporal_roles(
                     &metrics,
                     Default::default(),
                     outreach.clone(),
+                    None,
                 )),
                 cursors: outreach,
             }),
@@ -360,6 +362,7 @@ fn new_intake(
     metrics: &Arc<crate::metrics::Metrics>,
     refusals: Arc<crate::audit::refusals::Refusals>,
     outreach: Arc<crate::store::outreach::OutreachStore>,
+    temporal: Option<(tokio::sync::watch::Receiver<Option<temporalio_client::Client>>, String)>,
 ) -> Intake {
     Intake {
         policy: policy.clone(),
@@ -373,5 +376,6 @@ fn new_intake(
         providers: cfg.providers.clone(),
         ats: cfg.ats_hooks.clone(),
         outreach: Some(outreach),
+        temporal,
     }
 }

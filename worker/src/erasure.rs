@@ -147,16 +147,35 @@ pub async fn erase(
             Some("this process is not connected to Temporal; erase again to delete the histories".into());
         return Ok(report);
     };
-    let signal = vbridge_proto::EraseSignal { actor: req.actor.clone(), trace_id: req.trace_id.clone() };
-    match crate::temporal::erase::erase_histories(client, namespace, &req.candidate, signal, SAFE_POINT_WAIT).await {
-        Ok(h) => {
-            tracing::info!(continued = h.continued, deleted = h.deleted, still_open = h.still_open, "histories erased");
-            report.histories = Some(h);
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "the histories were not erased; erase again to finish");
-            report.histories_owed = Some(format!("{e}; erase again to delete the histories"));
-        }
+    match erase_histories(client, namespace, &req.candidate, &req.actor, &req.trace_id).await {
+        Ok(h) => report.histories = Some(h),
+        Err(e) => report.histories_owed = Some(format!("{e}; erase again to delete the histories")),
     }
     Ok(report)
+}
+
+/// The Temporal side alone (a webhook's erasure runs it in the background,
+/// after the store's part is committed and answered).
+pub async fn erase_histories(
+    client: &temporalio_client::Client,
+    namespace: &str,
+    candidate: &CandidateId,
+    actor: &str,
+    trace_id: &str,
+) -> Result<HistoriesErased, crate::temporal::TemporalError> {
+    let signal = vbridge_proto::EraseSignal { actor: actor.to_owned(), trace_id: trace_id.to_owned() };
+    let r = crate::temporal::erase::erase_histories(client, namespace, candidate, signal, SAFE_POINT_WAIT).await;
+    match &r {
+        Ok(h) => {
+            tracing::info!(
+                trace_id,
+                continued = h.continued,
+                deleted = h.deleted,
+                still_open = h.still_open,
+                "histories erased"
+            )
+        }
+        Err(e) => tracing::warn!(trace_id, error = %e, "the histories were not erased; erase again to finish"),
+    }
+    r
 }

@@ -55,6 +55,8 @@ pub async fn build(store: &dyn EventStore, candidate: &str, application: Option<
     deliveries.retain(authenticated);
     // The store leaves out the `rejected` and `access` chains for a candidate.
     let decisions = store.decisions(Some(candidate), application).await?;
+    // Sealed fields (docs/privacy.md) are shown opened, or `erased`.
+    let key = store.existing_field_key(candidate).await?;
     let mut items = Vec::with_capacity(deliveries.len() + decisions.len());
     for d in &deliveries {
         items.push(Item {
@@ -100,7 +102,7 @@ pub async fn build(store: &dyn EventStore, candidate: &str, application: Option<
             application_id: r.application_id.clone(),
             state_before: r.state_before.clone(),
             state_after: r.state_after.clone(),
-            detail: r.reason.clone(),
+            detail: vbridge_core::seal::reveal(key.as_ref(), &r.candidate_id, &r.reason),
             trace_id: r.trace_id.clone(),
             write_targets: r.write_targets.clone(),
             attempt: if r.delivery_attempt > 0 { r.delivery_attempt.to_string() } else { String::new() },

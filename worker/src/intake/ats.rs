@@ -88,6 +88,17 @@ impl Intake {
         match adapter.map(&header, &value) {
             AtsMapping::StageChange(change) => self.stage_change(rec, change, trace_id).await,
             AtsMapping::Interview(interview) => self.interview(rec, interview, trace_id).await,
+            AtsMapping::Anonymized(a) => {
+                let r = super::erasure::Requested {
+                    key: a.stored_key(),
+                    source: kind.as_str(),
+                    event: a.ats_event,
+                    candidate: a.candidate_id,
+                    trigger: crate::erasure::Trigger::GreenhouseAnonymized,
+                    reason_code: "ats_anonymized",
+                };
+                self.erasure_requested(rec, r, trace_id).await
+            }
             AtsMapping::Ignored(i) => {
                 let ids = i.candidate_id.as_ref().zip(i.application_id.as_ref());
                 let delivery = NotApplied {

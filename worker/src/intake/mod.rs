@@ -9,6 +9,7 @@
 //! writer, so it can never hold up, or crowd out, accepted events.
 
 pub mod ats;
+mod erasure;
 pub mod polled;
 pub mod providers;
 pub mod recent;
@@ -116,6 +117,9 @@ pub struct Intake {
     /// Where a trigger's candidate address is kept (the hiring rows); none:
     /// not kept, and no invite can be mailed.
     pub outreach: Option<Arc<dyn vbridge_activities::hiring::Outreach>>,
+    /// Where an erasure a webhook asks for deletes the candidate's histories
+    /// (the client once connected, the namespace); none: the store part only.
+    pub temporal: Option<(tokio::sync::watch::Receiver<Option<temporalio_client::Client>>, String)>,
 }
 
 /// Refused bodies read for their claims at once, at most.

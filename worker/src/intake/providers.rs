@@ -109,6 +109,17 @@ impl Intake {
                 let body = event.to_body(self.policy.key_field(), &rec.received_at, &self.providers.reasons);
                 self.take(rec, body, trace_id, Notices::Events).await
             }
+            Mapping::Redacted(red) => {
+                let r = super::erasure::Requested {
+                    key: format!("{}:{}", red.provider.as_str(), red.event_key),
+                    source: red.provider.as_str(),
+                    event: red.provider_event,
+                    candidate: red.reference.candidate_id,
+                    trigger: crate::erasure::Trigger::PersonaRedacted,
+                    reason_code: "provider_redacted",
+                };
+                self.erasure_requested(rec, r, trace_id).await
+            }
             Mapping::Ignored(ignored) => self.ignore(adapter.kind(), rec, ignored, trace_id).await,
         };
         let label = match &result {

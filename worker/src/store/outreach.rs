@@ -174,24 +174,30 @@ impl Outreach for OutreachStore {
 mod tests {
     use super::*;
 
-    async fn on_sqlite(test: impl AsyncFn(Arc<OutreachStore>)) {
+    async fn on_sqlite(test: impl AsyncFn(Arc<OutreachStore>, std::path::PathBuf)) {
         let dir = std::env::temp_dir().join(format!("vbridge-outreach-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite://{}", dir.join("s.db").display());
         let _store = super::super::open(&url, Default::default()).await.unwrap();
-        test(open_outreach(&url).await.unwrap()).await;
+        test(open_outreach(&url).await.unwrap(), dir.clone()).await;
         std::fs::remove_dir_all(dir).ok();
     }
 
     #[tokio::test]
     async fn on_sqlite_rows_are_kept_once_by_key_and_the_address_is_forgotten_on_request() {
-        on_sqlite(async |o: Arc<OutreachStore>| {
+        on_sqlite(async |o: Arc<OutreachStore>, dir: std::path::PathBuf| {
             assert_eq!(o.contact("c1", "a1").await.unwrap(), None);
             o.put_contact("c1", "a1", "old@example.com", Some("rec@example.com")).await.unwrap();
             o.put_contact("c1", "a1", "new@example.com", None).await.unwrap();
             let got = o.contact("c1", "a1").await.unwrap().unwrap();
             assert_eq!(got.email, "new@example.com", "the latest address wins");
             assert_eq!(got.recruiter_email.as_deref(), Some("rec@example.com"), "a recruiter is kept when not resent");
+            // Sealed at rest under the candidate's key (docs/privacy.md).
+            let files: Vec<u8> =
+                ["s.db", "s.db-wal"].iter().flat_map(|f| std::fs::read(dir.join(f)).unwrap_or_default()).collect();
+            for address in ["new@example.com", "rec@example.com"] {
+                assert!(!files.windows(address.len()).any(|w| w == address.as_bytes()), "{address} in the clear");
+            }
             o.forget_contact("c1", "a1").await.unwrap();
             assert_eq!(o.contact("c1", "a1").await.unwrap(), None);
 
@@ -203,6 +209,7 @@ mod tests {
             o.set_link("c1", "k", "https://l/fresh").await.unwrap();
             let fresh = StartRow { link: "https://l/fresh".into(), ..first };
             assert_eq!(o.start("c1", "k").await.unwrap(), Some(fresh), "a retake's fresh link replaces it");
+            assert_eq!(o.start("c2", "k").await.unwrap(), None, "another candidate's key opens no link");
 
             assert_eq!(o.poll_cursor("greenhouse").await.unwrap(), None);
             o.set_poll_cursor("greenhouse", "2026-12-03T10:00:00+00:00").await.unwrap();

@@ -36,6 +36,8 @@ pub const SIGNATURE_HEADER: &str = "Signature";
 pub const EVENT_ID_HEADER: &str = "Greenhouse-Event-ID";
 /// The one action the bridge acts on.
 pub const STAGE_CHANGE: &str = "candidate_stage_change";
+/// The GDPR anonymization of a candidate (docs/privacy.md): erases it here too.
+pub const ANONYMIZED: &str = "candidate_anonymized";
 
 pub struct Greenhouse {
     secrets: Vec<Secret>,
@@ -77,6 +79,18 @@ impl AtsAdapter for Greenhouse {
 
     fn map<'h>(&self, header: &dyn Fn(&str) -> Option<&'h str>, body: &Value) -> AtsMapping {
         let action = str_at(body, "/action").unwrap_or("");
+        if action == ANONYMIZED {
+            // `{"action": "candidate_anonymized", "payload": {"candidate_id":
+            // 37031511, "anonymized_fields": [...]}}` (Greenhouse's web hooks,
+            // "Candidate anonymized"): no application is named.
+            let key = header(EVENT_ID_HEADER).map(str::trim);
+            return super::read_anonymized(
+                AtsKind::Greenhouse,
+                action,
+                key,
+                id_text(body.pointer("/payload/candidate_id")),
+            );
+        }
         let null = Value::Null;
         let app = body.pointer("/payload/application").unwrap_or(&null);
         let job = app.pointer("/jobs/0").unwrap_or(&null);

@@ -225,10 +225,52 @@ impl Interview {
     }
 }
 
+/// The ATS anonymized a candidate (Greenhouse `candidate_anonymized`): the
+/// bridge erases the candidate too (docs/privacy.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Anonymized {
+    pub ats: AtsKind,
+    /// The ATS's dedup key, without the ATS's prefix.
+    pub event_key: String,
+    pub ats_event: String,
+    pub candidate_id: CandidateId,
+}
+
+impl Anonymized {
+    /// The key as stored: `"{ats}:{event key}"`.
+    pub fn stored_key(&self) -> String {
+        stored_key(self.ats, &self.event_key)
+    }
+}
+
+/// Read an anonymization: the key, then the candidate's id.
+pub(crate) fn read_anonymized(
+    ats: AtsKind,
+    ats_event: &str,
+    key: Option<&str>,
+    candidate_id: Option<String>,
+) -> AtsMapping {
+    let event_key = key.and_then(key_part).map(str::to_owned);
+    let candidate_id = candidate_id.as_deref().and_then(|s| CandidateId::parse(s).ok());
+    let ignored = |reason| {
+        AtsMapping::Ignored(AtsIgnored {
+            reason,
+            ats_event: event_name(ats_event),
+            event_key: event_key.clone(),
+            candidate_id: candidate_id.clone(),
+            application_id: None,
+        })
+    };
+    let Some(event_key) = event_key.clone() else { return ignored(AtsIgnoreReason::NoEventKey) };
+    let Some(candidate_id) = candidate_id.clone() else { return ignored(AtsIgnoreReason::NoIds) };
+    AtsMapping::Anonymized(Anonymized { ats, event_key, ats_event: event_name(ats_event), candidate_id })
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum AtsMapping {
     StageChange(StageChange),
     Interview(Interview),
+    Anonymized(Anonymized),
     Ignored(AtsIgnored),
 }
 

@@ -558,3 +558,22 @@ fn harvest_interviews_v3_and_v1_read_as_bookings_keyed_by_their_start() {
         "end": {"date_time": "2026-12-10T16:00:00.000Z"}, "status": "scheduled", "updated_at": "2026-12-03T10:05:00Z"});
     assert_eq!(polled_interview(&v1).unwrap().starts_at, i.starts_at);
 }
+
+/// Greenhouse's "Candidate anonymized" web hook
+/// (<https://developers.greenhouse.io/webhooks.html#candidate-anonymized>).
+#[test]
+fn a_greenhouse_anonymization_names_the_candidate_to_erase() {
+    let body = serde_json::json!({"action": "candidate_anonymized",
+        "payload": {"candidate_id": 37031511, "anonymized_fields": ["full_name", "email_addresses"]}});
+    let AtsMapping::Anonymized(a) = map(AtsKind::Greenhouse, &body) else {
+        panic!("{:?}", map(AtsKind::Greenhouse, &body))
+    };
+    assert_eq!(a.candidate_id.as_str(), "37031511");
+    assert_eq!(a.stored_key(), "greenhouse:7b1b4e5c-5a8e-4f3e-9d7a-0c1d2e3f4a5b");
+    let mut none = body.clone();
+    none["payload"]["candidate_id"] = serde_json::Value::Null;
+    assert_eq!(ignored(AtsKind::Greenhouse, &none).reason, AtsIgnoreReason::NoIds);
+    let no_key = Greenhouse::new(vec![secret("s")]).map(&|_: &str| None::<&str>, &body);
+    let AtsMapping::Ignored(i) = no_key else { panic!() };
+    assert_eq!(i.reason, AtsIgnoreReason::NoEventKey);
+}

@@ -191,7 +191,45 @@ pub struct Ignored {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mapping {
     Event(Event),
+    /// The provider redacted the candidate's data (Persona's
+    /// `inquiry.redacted`): the bridge erases the candidate too
+    /// (docs/privacy.md).
+    Redacted(Redacted),
     Ignored(Ignored),
+}
+
+/// A provider's redaction of a candidate's verification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Redacted {
+    pub provider: ProviderKind,
+    /// The provider's event key (dedup), without the provider's prefix.
+    pub event_key: String,
+    pub provider_event: String,
+    pub reference: Reference,
+}
+
+impl Read<'_> {
+    /// A redaction: the key, then the reference (Persona keeps an inquiry's
+    /// `reference-id` unless its account was redacted too: then the bridge
+    /// cannot tell whose it was, and says so).
+    pub(crate) fn settle_redacted(self) -> Mapping {
+        let reference = self.reference.and_then(Reference::parse);
+        match (self.event_key.clone(), reference.clone()) {
+            (Some(event_key), Some(reference)) => Mapping::Redacted(Redacted {
+                provider: self.provider,
+                event_key,
+                provider_event: self.provider_event,
+                reference,
+            }),
+            (key, _) => Mapping::Ignored(Ignored {
+                reason: if key.is_none() { IgnoreReason::NoEventKey } else { IgnoreReason::NoReference },
+                provider_event: self.provider_event,
+                event_key: key,
+                reference,
+                occurred_at: self.occurred_at,
+            }),
+        }
+    }
 }
 
 /// Provider reason labels → the policy's reason codes (configuration:

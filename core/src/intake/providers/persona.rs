@@ -21,6 +21,9 @@ use crate::intake::signature::{MAX_SIGNATURE_ENTRIES, Secret, SignatureError};
 use serde_json::Value;
 
 pub const SIGNATURE_HEADER: &str = "Persona-Signature";
+/// Persona redacted an inquiry (its `redacted-at` set; its status kept):
+/// the bridge erases the candidate (docs/privacy.md).
+pub const REDACTED: &str = "inquiry.redacted";
 
 pub struct Persona {
     pub secrets: Vec<Secret>,
@@ -118,7 +121,7 @@ impl Adapter for Persona {
         let name = str_at(body, "/data/attributes/name").unwrap_or("");
         let meaning = meaning(name);
         let inquiry = "/data/attributes/payload/data";
-        Read {
+        let read = Read {
             provider: ProviderKind::Persona,
             provider_event: name.chars().take(128).collect(),
             provider_status: str_at(body, &format!("{inquiry}/attributes/status"))
@@ -129,8 +132,8 @@ impl Adapter for Persona {
             check_id: str_at(body, &format!("{inquiry}/id")),
             occurred_at: super::rfc3339(str_at(body, "/data/attributes/created-at")),
             labels: if meaning == Some(Meaning::Started) { vec![] } else { failed_verification_names(body) },
-        }
-        .settle()
+        };
+        if name == REDACTED { read.settle_redacted() } else { read.settle() }
     }
 }
 
@@ -246,5 +249,23 @@ mod tests {
             let Mapping::Ignored(i) = a.map(&event("inquiry.approved", reference)) else { panic!() };
             assert_eq!(i.reason, IgnoreReason::NoReference, "{reference:?}");
         }
+    }
+
+    #[test]
+    fn a_redacted_inquiry_asks_to_erase_its_candidate_when_it_still_names_one() {
+        let a = adapter(&["k"]);
+        let Mapping::Redacted(r) = a.map(&event(REDACTED, Some("cand_1:app_1"))) else { panic!() };
+        assert_eq!(
+            (r.reference.candidate_id.as_str(), r.event_key.as_str()),
+            ("cand_1", "evt_XGuYWp7WuDzNxie5z16s7sGJ")
+        );
+        assert_eq!(r.provider_event, REDACTED);
+        // Its account redacted too: `reference-id` is null, nobody to name.
+        let Mapping::Ignored(i) = a.map(&event(REDACTED, None)) else { panic!() };
+        assert_eq!(i.reason, IgnoreReason::NoReference);
+        let mut no_key = event(REDACTED, Some("c:a"));
+        no_key["data"]["id"] = Value::Null;
+        let Mapping::Ignored(i) = a.map(&no_key) else { panic!() };
+        assert_eq!(i.reason, IgnoreReason::NoEventKey);
     }
 }

@@ -10,7 +10,6 @@ use super::Backend;
 use crate::store::run::Run;
 use crate::store::sql;
 use vbridge_core::record::RecordKind;
-use vbridge_core::seal;
 use vbridge_proto::DecisionRecord;
 
 /// What to erase, asked by whom and why.
@@ -75,12 +74,11 @@ pub(super) async fn erase<B: Backend>(b: &mut B, e: &Erasure) -> Result<(Decisio
     Ok((record, erased))
 }
 
-/// The detail of a record that names a person, to seal under the
-/// candidate's key before it is linked: a mail's record (its recipient's
-/// SHA-256, which a dictionary of addresses would undo). A human move's note
-/// arrives sealed already (the edge seals it before Temporal sees it).
-pub(super) fn personal_detail(r: &DecisionRecord) -> Option<&str> {
-    let personal = r.kind == RecordKind::MailSent;
-    (personal && !r.detail.is_empty() && !r.candidate_id.is_empty() && !seal::is_sealed(&r.detail))
-        .then_some(r.detail.as_str())
+/// Whether a record names a person in its `reason` and `detail`, to seal
+/// under the candidate's key before it is linked: a mail's record (its
+/// recipient's SHA-256, which a dictionary of addresses would undo, and the
+/// Message-ID). A human move's note arrives sealed already (the edge seals
+/// it before Temporal sees it).
+pub(super) fn names_a_person(r: &DecisionRecord) -> bool {
+    r.kind == RecordKind::MailSent && !r.candidate_id.is_empty()
 }

@@ -458,13 +458,17 @@ async fn append_decision<B: Backend>(
         return Ok(None);
     }
     let stream = chain::decision_stream(r);
-    let sealed;
-    let r = match erase::personal_detail(r) {
-        Some(detail) => {
-            sealed = DecisionRecord { detail: heads.seal(b, &r.candidate_id, detail).await?, ..r.clone() };
-            &sealed
+    let mut sealed;
+    let r = if erase::names_a_person(r) {
+        sealed = r.clone();
+        for field in [&mut sealed.reason, &mut sealed.detail] {
+            if !field.is_empty() && !vbridge_core::seal::is_sealed(field) {
+                *field = heads.seal(b, &r.candidate_id, field).await?;
+            }
         }
-        None => r,
+        &sealed
+    } else {
+        r
     };
     let next = heads.next(b, &stream).await?;
     let link = heads.link(&stream, next, r);
