@@ -105,7 +105,9 @@ async fn a_reviewer_logs_in_decides_in_the_console_and_the_item_leaves_the_queue
         .await;
     assert_eq!(decided.len(), 1);
     assert_eq!(decided[0].override_actor, "it-reviewer");
-    assert!(decided[0].detail.contains("matched the live video"));
+    // The note is sealed under the candidate's key (docs/privacy.md).
+    assert!(!decided[0].detail.contains("matched the live video"));
+    assert!(app.opened(c, &decided[0].detail).await.contains("matched the live video"));
     for shot in ["console-queue.png", "console-item.png"] {
         let png = std::fs::read(app.dir.join(shot)).unwrap();
         assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{shot}: a real rendering");

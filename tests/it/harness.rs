@@ -392,6 +392,14 @@ impl TestApp {
     }
 
     /// Rows of the real event store, read through the store's own API.
+    /// A stored field of `candidate` as the bridge shows it: opened with the
+    /// candidate's key (docs/privacy.md), `erased` without it.
+    pub async fn opened(&self, candidate: &str, text: &str) -> String {
+        let store = vbridge::config::open_store(&self.database_url()).await.expect("the store");
+        let key = store.existing_field_key(candidate).await.expect("the candidate's key is read");
+        vbridge_core::seal::reveal(key.as_ref(), candidate, text)
+    }
+
     pub async fn deliveries(&self, candidate: Option<&str>) -> Vec<StoredDelivery> {
         let store = vbridge::config::open_store(&self.database_url()).await.unwrap();
         store.deliveries(candidate, None).await.unwrap()

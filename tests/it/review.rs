@@ -187,7 +187,9 @@ async fn a_review_escalates_every_sla_with_signed_webhooks_until_a_reviewer_deci
         })
         .await;
     assert_eq!((log.override_actor.as_str(), log.override_reason_code.as_str()), ("it-reviewer", "liveness-low"));
-    assert!(log.detail.contains("checked the video"));
+    // The note is sealed under the candidate's key (docs/privacy.md).
+    assert!(!log.detail.contains("checked the video"));
+    assert!(app.opened(c, &log.detail).await.contains("checked the video"));
 
     // The item left the queue; the SLA timer was cancelled, so no more escalations.
     app.wait_for("the item to leave the queue", Duration::from_secs(30), || async {
