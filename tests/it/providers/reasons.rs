@@ -58,7 +58,11 @@ async fn an_unmapped_vendor_label_is_routed_flagged_and_kept_as_given() {
     assert!(!item["reason_codes"].to_string().contains("doc-anomaly"), "{item}");
     // The vendor's label is kept as given beside the codes, in the stored event.
     let rows = app.deliveries(Some("cand-reasons-u")).await;
-    let payloads: Vec<&str> = rows.iter().filter_map(|d| d.payload.as_deref()).collect();
+    let mut payloads = vec![];
+    for p in rows.iter().filter_map(|d| d.payload.as_deref()) {
+        // Sealed under the candidate's key (docs/privacy.md): opened here.
+        payloads.push(app.opened("cand-reasons-u", p).await);
+    }
     assert!(
         payloads.iter().any(|p| p.contains("provider_labels") && p.contains("\"102\"")),
         "the label as given: {payloads:?}"
