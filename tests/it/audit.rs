@@ -516,6 +516,21 @@ async fn on_postgres_serve_and_retention_run_as_a_role_that_owns_nothing() {
     assert!(report["records_removed"].as_u64().unwrap() > 0, "{report}");
     let verify = run(&["audit", "verify"]);
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+
+    // Erasure (docs/privacy.md) works with these grants; afterwards retention
+    // and verify run as before, and retention never cuts the erasure record
+    // (made three days back, under a one-day floor).
+    let body = serde_json::json!({"reason_code": "candidate_request", "note": ""});
+    let r = app.post_as("/v1/candidates/cand-o/erase", Some(crate::harness::ADMIN_TOKEN), Some("er-o"), &body).await;
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    assert!(store.existing_field_key("cand-o").await.unwrap().is_none(), "the key is gone");
+    let retention = run(&["audit", "retention"]);
+    assert!(retention.status.success(), "{}", String::from_utf8_lossy(&retention.stderr));
+    assert_eq!(store.erasures().await.unwrap().len(), 1, "the erasure record is kept");
+    let verify = run(&["audit", "verify"]);
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert_eq!(report["erased_candidates"], serde_json::json!(["cand-o"]), "{report}");
     drop(app);
     let _ = raw_sql(&owner_url, &format!("DROP OWNED BY {role}")).await;
     let _ = raw_sql(&owner_url, &format!("DROP ROLE IF EXISTS {role}")).await;

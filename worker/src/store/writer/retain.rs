@@ -41,6 +41,9 @@ pub(super) async fn retain<B: Backend>(b: &mut B, heads: &mut Heads<'_>, spec: &
     for e in ops::chain_entries(b.conn()).await? {
         by_stream.entry(e.stream.clone()).or_default().push(e);
     }
+    // The erasure chain is kept whole: an erasure record is the proof that
+    // a candidate's data was made unreadable, and must outlive the data.
+    by_stream.remove(chain::ERASURE_STREAM);
     let mut streams: Vec<_> = by_stream.keys().cloned().collect();
     streams.sort();
     b.lock_streams(&streams).await?;
