@@ -12,20 +12,25 @@
 use super::ops;
 use super::projection::{controls, dead_letters, gate, reconcile, review};
 use super::run::Run;
-use super::{Committed, DeliveryContent, DeliveryRecord, Intent, Original, ProcessingResult, StoreError};
+use super::{Committed, DeliveryContent, DeliveryRecord, StoreError};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 use vbridge_core::chain::floor::Cut;
-use vbridge_core::chain::{self, AuditKey, REJECTED_STREAM};
+use vbridge_core::chain::{self, AuditKey};
 use vbridge_core::record::RecordKind;
 use vbridge_proto::DecisionRecord;
 
+mod blame;
+mod deliveries;
 mod erase;
 mod retain;
 
+use blame::{Blame, Fail, blame};
+use deliveries::commit_one;
+pub use deliveries::delivery_stream;
 pub use erase::{Erased, Erasure};
 pub(crate) use retain::ChainEntry;
 pub use retain::Retention;
@@ -285,153 +290,6 @@ impl<'k> Heads<'k> {
         self.staged.insert(stream.to_owned(), (pos, hash.clone()));
         LinkFields { stream: stream.to_owned(), chain_pos: pos, prev_hash: prev, hash, key_id }
     }
-}
-
-/// The stream a delivery belongs to: rejected deliveries, whose fields cannot
-/// be trusted, have their own; every other one is its candidate's.
-pub fn delivery_stream(rec: &DeliveryRecord) -> String {
-    match (rec.intent, rec.candidate_id.as_deref(), rec.application_id.as_deref()) {
-        (Intent::Rejected, _, _) => REJECTED_STREAM.to_owned(),
-        (_, Some(c), Some(a)) => chain::stream_of(c, a),
-        _ => REJECTED_STREAM.to_owned(),
-    }
-}
-
-/// The first-vs-duplicate rule, given what the key already points to.
-fn settle(rec: &DeliveryRecord, original: Option<&Original>) -> (ProcessingResult, DeliveryContent) {
-    let result = match (rec.intent, original) {
-        (Intent::Rejected, _) => ProcessingResult::Rejected,
-        (_, Some(o)) if Some(o.event_id.as_str()) == rec.event_id.as_deref() => ProcessingResult::Duplicate,
-        (_, Some(_)) => ProcessingResult::Rejected,
-        (Intent::FreshIgnored, None) => ProcessingResult::Ignored,
-        (_, None) => ProcessingResult::Accepted,
-    };
-    let conflict = result == ProcessingResult::Rejected && rec.intent != Intent::Rejected;
-    // Only the first commit of a key keeps a signal and is forwarded; rejected
-    // rows keep no payload.
-    let keep_payload =
-        matches!(result, ProcessingResult::Accepted | ProcessingResult::Ignored | ProcessingResult::Duplicate);
-    let content = DeliveryContent {
-        received_at: rec.received_at.clone(),
-        event_id: rec.event_id.clone(),
-        event_type: rec.event_type.clone(),
-        occurred_at: rec.occurred_at.clone(),
-        candidate_id: rec.candidate_id.clone(),
-        application_id: rec.application_id.clone(),
-        idempotency_key: rec.idempotency_key.clone(),
-        signature_valid: rec.signature_valid,
-        processing_result: result.as_str().to_owned(),
-        reject_code: if conflict { Some("idempotency_conflict".into()) } else { rec.reject_code.clone() },
-        trace_id: rec.trace_id.clone(),
-        body_sha256: rec.body_sha256.clone(),
-        delivery_attempt: rec.delivery_attempt,
-        payload: if keep_payload { rec.payload.clone() } else { None },
-        signal: if result == ProcessingResult::Accepted { rec.signal.clone() } else { None },
-    };
-    (result, content)
-}
-
-/// Why a group failed.
-enum Fail {
-    Sql(sqlx::Error),
-    /// Another process kept taking the same idempotency key.
-    KeyContention,
-}
-
-impl From<sqlx::Error> for Fail {
-    fn from(e: sqlx::Error) -> Fail {
-        Fail::Sql(e)
-    }
-}
-
-impl std::fmt::Display for Fail {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Fail::Sql(e) => write!(f, "{e}"),
-            Fail::KeyContention => f.write_str("the idempotency key kept changing hands"),
-        }
-    }
-}
-
-/// How a failure bears on the ops of its group.
-#[derive(Debug, PartialEq, Eq)]
-enum Blame {
-    /// The connection is gone: reconnect; nothing in the group was done.
-    Connection,
-    /// Not this op's doing (lock contention, a deadlock, a serialization
-    /// failure): the group's callers retry later.
-    Transient,
-    /// The database refused what this op asked.
-    Op,
-}
-
-fn blame(f: &Fail) -> Blame {
-    let Fail::Sql(e) = f else { return Blame::Transient };
-    match e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => Blame::Connection,
-        sqlx::Error::Database(db) if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() => {
-            // SQLite's extended code; its low byte is the primary one.
-            match db.code().and_then(|c| c.parse::<u32>().ok()).map(|c| c & 0xff) {
-                // Busy, locked; read-only, I/O error, disk full, cannot open.
-                Some(5 | 6 | 8 | 10 | 13 | 14) => Blame::Transient,
-                _ => Blame::Op,
-            }
-        }
-        sqlx::Error::Database(db) => match db.code().as_deref() {
-            // Postgres: connection exceptions, and the server going away
-            // (pg_terminate_backend, shutdown, crash).
-            Some(c) if c.starts_with("08") || c.starts_with("57P") => Blame::Connection,
-            // Serialization failure, deadlock; insufficient resources (disk
-            // full); operator intervention short of shutdown.
-            Some(c) if c.starts_with("40") || c.starts_with("53") || c.starts_with("57") => Blame::Transient,
-            _ => Blame::Op,
-        },
-        _ => Blame::Op,
-    }
-}
-
-async fn commit_one<B: Backend>(b: &mut B, heads: &mut Heads<'_>, rec: &DeliveryRecord) -> Result<Committed, Fail> {
-    let stream = delivery_stream(rec);
-    for _ in 0..3 {
-        let original = match (rec.intent, rec.idempotency_key.as_deref()) {
-            (Intent::Rejected, _) | (_, None) => None,
-            (_, Some(key)) => ops::find_key(b.conn(), key).await?,
-        };
-        let (result, mut content) = settle(rec, original.as_ref());
-        // The body as stored may hold the candidate's personal data (free-form
-        // `signals`): sealed under the candidate's key before it is linked.
-        if let (Some(payload), Some(cand)) = (&content.payload, &content.candidate_id) {
-            content.payload = Some(heads.seal(b, cand, payload).await?);
-        }
-        let next = heads.next(b, &stream).await?;
-        let staged_before = heads.staged.get(&stream).cloned();
-        let link = heads.link(&stream, next, &content);
-        let row = ChainedDelivery { content, link, accepted: result == ProcessingResult::Accepted, job: &rec.job };
-        let Some(seq) = ops::insert_delivery(b.conn(), &row).await? else {
-            // Another process committed this key first: undo the staged link
-            // and decide again, now that its row is visible.
-            match staged_before {
-                Some(h) => heads.staged.insert(stream.clone(), h),
-                None => heads.staged.remove(&stream),
-            };
-            continue;
-        };
-        return Ok(match (result, original) {
-            (ProcessingResult::Accepted, _) => Committed::Accepted { seq },
-            (ProcessingResult::Ignored, _) => Committed::Ignored { seq },
-            (ProcessingResult::Duplicate, Some(original)) => Committed::Duplicate { seq, original },
-            (ProcessingResult::Rejected, Some(original)) if rec.intent != Intent::Rejected => {
-                Committed::Conflict { seq, original }
-            }
-            _ => Committed::Rejected { seq },
-        });
-    }
-    Err(Fail::KeyContention)
 }
 
 /// What a newly stored decision record makes the metrics observe, once the
@@ -739,19 +597,5 @@ async fn writer_loop<B: Backend>(
         if lost && !reconnect(&mut b, &mut rx).await {
             break;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn failures_are_blamed_on_the_right_party() {
-        assert_eq!(blame(&Fail::KeyContention), Blame::Transient);
-        assert_eq!(blame(&Fail::Sql(sqlx::Error::PoolTimedOut)), Blame::Connection);
-        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
-        assert_eq!(blame(&Fail::Sql(sqlx::Error::Io(io))), Blame::Connection);
-        assert_eq!(blame(&Fail::Sql(sqlx::Error::RowNotFound)), Blame::Op);
     }
 }
