@@ -209,3 +209,50 @@ fn the_sample_pack_shipped_in_the_docs_verifies_with_its_published_key() {
     let v = verify(pack, Some(&PublicKey::parse(key).unwrap()), &Keyring::none());
     assert!(v.ok() && v.trusted_key && v.records > 5, "{v:#?}");
 }
+
+/// One override whose note is sealed under `field` (docs/privacy.md).
+fn sealed_note_chain(field: &crate::seal::FieldKey) -> Chain {
+    let note = crate::seal::seal(field, "cand-1", [3; 12], "called the candidate");
+    let record = json!({"record_id": "dec-1", "kind": "override", "candidate_id": "cand-1",
+        "override_actor": "admin", "override_reason_code": "doc-anomaly", "reason": "override",
+        "detail": json!({"note": note}).to_string(), "recorded_at": "2026-12-03T10:00:00Z"});
+    let (key_id, hash) = make_link(None, "cand-1:app-1", 1, GENESIS, &record);
+    let records = vec![entry(Table::Decision, "cand-1:app-1", 1, GENESIS, &hash, &key_id, &record)];
+    Chain { stream: "cand-1:app-1".into(), starts_at: None, head: Head { chain_pos: 1, hash }, records }
+}
+
+#[test]
+fn a_sealed_note_shows_with_the_packs_field_key_and_erased_without_it_and_the_links_hold_either_way() {
+    let field = crate::seal::FieldKey::from_bytes(&[9; 32]).unwrap();
+    let chains = vec![sealed_note_chain(&field)];
+    let signed = |field_key: String, format: &str| {
+        let mut p = pack(chains.clone());
+        p.format = format.into();
+        p.field_key = field_key;
+        p.summary = summarize(&p.chains, &p.reveal());
+        p.timeline = timeline(&p.chains, &p.reveal());
+        key(7).sign(&mut p);
+        p
+    };
+    let keyed = signed(field.to_hex(), FORMAT);
+    assert!(check(&keyed).ok(), "{:#?}", check(&keyed).problems);
+    assert_eq!(keyed.summary.decisions[0].note, "called the candidate");
+    assert_eq!(keyed.timeline[0].note, "called the candidate");
+    let erased = signed(String::new(), FORMAT);
+    assert!(check(&erased).ok(), "an erased candidate's pack still verifies");
+    assert_eq!(erased.summary.decisions[0].note, crate::seal::ERASED);
+    // A pack that shows the note without carrying the key that opens it lies.
+    let mut lying = erased.clone();
+    lying.summary.decisions[0].note = "called the candidate".into();
+    key(7).sign(&mut lying);
+    assert!(check(&lying).problems.iter().any(|p| p.place == "the summary"), "{:#?}", check(&lying));
+    // Another key opens nothing: the note shows erased, not other text.
+    let other = signed(crate::seal::FieldKey::from_bytes(&[8; 32]).unwrap().to_hex(), FORMAT);
+    assert_eq!(other.summary.decisions[0].note, crate::seal::ERASED);
+    // A key that is not a key is named.
+    let bad = signed("zz".into(), FORMAT);
+    assert!(check(&bad).problems.iter().any(|p| p.place == "the field key"));
+    // Format /1 packs carried no notes, and still verify as they were made.
+    let v1 = signed(field.to_hex(), FORMAT_V1);
+    assert!(check(&v1).ok() && v1.summary.decisions[0].note.is_empty());
+}
