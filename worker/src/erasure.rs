@@ -23,8 +23,11 @@ use crate::temporal::erase::HistoriesErased;
 use std::time::Duration;
 use vbridge_core::domain::CandidateId;
 
-/// How long open runs get to reach a safe point and continue as new.
-pub const SAFE_POINT_WAIT: Duration = Duration::from_secs(20);
+/// How long open runs get to reach a safe point and continue as new: well
+/// inside the operator API's 15-s request budget (`VBRIDGE_API_REQUEST_TIMEOUT_MS`),
+/// so that the answer can report the histories. A run still open after it
+/// is reported `still_open`; erasing again deletes its history.
+pub const SAFE_POINT_WAIT: Duration = Duration::from_secs(8);
 /// The longest reason code taken.
 const MAX_REASON_CODE: usize = 64;
 /// The longest note taken (it is kept in the `erasure` chain for good).
