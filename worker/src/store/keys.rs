@@ -17,7 +17,10 @@ pub(crate) async fn field_key(c: &mut impl Run, candidate: &str) -> Result<Field
     getrandom::fill(&mut fresh).map_err(|e| sqlx::Error::Protocol(format!("the OS's randomness: {e}")))?;
     let now = crate::now_rfc3339();
     let hex = hex::encode(fresh);
-    c.execute(sql::PUT_FIELD_KEY, &[candidate.into(), hex.as_str().into(), now.as_str().into()]).await?;
+    if c.execute(sql::PUT_FIELD_KEY, &[candidate.into(), hex.as_str().into(), now.as_str().into()]).await? == 1 {
+        return Ok(FieldKey::from_bytes(&fresh).expect("32 bytes"));
+    }
+    // Another connection made one first: the kept one is the key.
     existing(c, candidate).await?.ok_or(sqlx::Error::RowNotFound)
 }
 

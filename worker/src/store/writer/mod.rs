@@ -26,6 +26,7 @@ use vbridge_proto::DecisionRecord;
 mod blame;
 mod deliveries;
 mod erase;
+mod keycache;
 mod retain;
 
 use blame::{Blame, Fail, blame};
@@ -257,21 +258,19 @@ pub(crate) struct ChainedDelivery<'a> {
 struct Heads<'k> {
     staged: HashMap<String, (i64, String)>,
     key: Option<&'k AuditKey>,
-    field_keys: HashMap<String, vbridge_core::seal::FieldKey>,
+    field_keys: keycache::GroupKeys,
+    cache: &'k keycache::KeyCache,
 }
 
 impl<'k> Heads<'k> {
-    fn new(key: Option<&'k AuditKey>) -> Heads<'k> {
-        Heads { staged: HashMap::new(), key, field_keys: HashMap::new() }
+    fn new(key: Option<&'k AuditKey>, cache: &'k keycache::KeyCache) -> Heads<'k> {
+        Heads { staged: HashMap::new(), key, field_keys: Default::default(), cache }
     }
 
     /// Seal `text` under `candidate`'s field key (made when it has none).
     async fn seal<B: Backend>(&mut self, b: &mut B, candidate: &str, text: &str) -> Result<String, sqlx::Error> {
-        if !self.field_keys.contains_key(candidate) {
-            let k = super::keys::field_key(b.conn(), candidate).await?;
-            self.field_keys.insert(candidate.to_owned(), k);
-        }
-        super::keys::seal_text(&self.field_keys[candidate], candidate, text)
+        let k = self.field_keys.get(b, self.cache, candidate).await?;
+        super::keys::seal_text(&k, candidate, text)
     }
 
     async fn next<B: Backend>(&mut self, b: &mut B, stream: &str) -> Result<(i64, String), sqlx::Error> {
@@ -385,10 +384,11 @@ async fn run_group<B: Backend>(
     batch: &[Op],
     live: &[usize],
     key: Option<&AuditKey>,
+    cache: &mut keycache::KeyCache,
 ) -> Result<(Vec<Done>, bool), (Option<usize>, Fail)> {
     b.begin().await.map_err(|e| (None, e.into()))?;
     b.lock_streams(&streams_of(live.iter().map(|i| &batch[*i]))).await.map_err(|e| (None, e.into()))?;
-    let mut heads = Heads::new(key);
+    let mut heads = Heads::new(key, &*cache);
     let mut forwardable = false;
     let mut observed: Vec<Observed> = vec![];
     let mut done = Vec::with_capacity(live.len());
@@ -413,17 +413,11 @@ async fn run_group<B: Backend>(
                 Op::Retain { cut, .. } => Done::Retained(retain(b, &mut heads, cut).await?),
                 Op::Erase(e, _) => {
                     let (record, erased) = erase::erase(b, e).await?;
-                    heads.field_keys.remove(&e.candidate_id);
+                    heads.field_keys.erased(&e.candidate_id);
                     append_decision(b, &mut heads, &record).await?;
                     Done::Erased(erased)
                 }
-                Op::Key(candidate, _) => {
-                    if !heads.field_keys.contains_key(candidate) {
-                        let k = super::keys::field_key(b.conn(), candidate).await?;
-                        heads.field_keys.insert(candidate.clone(), k);
-                    }
-                    Done::Key(heads.field_keys[candidate].clone())
-                }
+                Op::Key(candidate, _) => Done::Key(heads.field_keys.get(b, heads.cache, candidate).await?),
                 Op::Ping(_) => Done::Nothing,
             })
         }
@@ -434,6 +428,9 @@ async fn run_group<B: Backend>(
         ops::set_head(b.conn(), stream, *pos, hash).await.map_err(|e| (None, e.into()))?;
     }
     ops::commit(b.conn()).await.map_err(|e| (None, e.into()))?;
+    let keys = std::mem::take(&mut heads.field_keys);
+    drop(heads);
+    cache.committed(keys);
     // Observed once the records are stored (a group that failed is retried).
     for o in observed {
         match o {
@@ -457,6 +454,7 @@ async fn commit_group<B: Backend>(
     b: &mut B,
     batch: &[Op],
     key: Option<&AuditKey>,
+    cache: &mut keycache::KeyCache,
 ) -> (Vec<Result<Done, OpError>>, bool, bool) {
     let mut answers: Vec<Option<Result<Done, OpError>>> = batch.iter().map(|_| None).collect();
     let mut live: Vec<usize> = (0..batch.len()).collect();
@@ -466,7 +464,7 @@ async fn commit_group<B: Backend>(
     let mut alone: Vec<usize> = vec![];
     while !live.is_empty() || !alone.is_empty() {
         let group: Vec<usize> = if live.is_empty() { vec![alone.remove(0)] } else { live.clone() };
-        match run_group(b, batch, &group, key).await {
+        match run_group(b, batch, &group, key, cache).await {
             Ok((done, f)) => {
                 forwardable |= f;
                 for (i, d) in group.iter().zip(done) {
@@ -561,6 +559,7 @@ async fn writer_loop<B: Backend>(
     key: Option<AuditKey>,
 ) {
     let mut batch = Vec::with_capacity(MAX_GROUP);
+    let mut cache = keycache::KeyCache::default();
     loop {
         b.between_groups(rx.is_empty()).await;
         let first = tokio::select! {
@@ -584,7 +583,7 @@ async fn writer_loop<B: Backend>(
                 Err(_) => break,
             }
         }
-        let (answers, forwardable, lost) = commit_group(&mut b, &batch, key.as_ref()).await;
+        let (answers, forwardable, lost) = commit_group(&mut b, &batch, key.as_ref(), &mut cache).await;
         if forwardable {
             notify.notify_one();
         }
