@@ -126,15 +126,17 @@ pub async fn erase_histories(
     let deadline = Instant::now() + wait;
     let mut closed: BTreeSet<(String, String)> = BTreeSet::new();
     for (w, r) in &signalled {
-        while running(client, namespace, w, r).await? {
+        // Polled: the server says when a run closed, not a notice.
+        loop {
+            if !running(client, namespace, w, r).await? {
+                closed.insert((w.clone(), r.clone()));
+                break;
+            }
             if Instant::now() >= deadline {
                 out.still_open += 1;
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        if !running(client, namespace, w, r).await? {
-            closed.insert((w.clone(), r.clone()));
         }
     }
     let workflows: BTreeSet<&str> = runs.iter().map(|r| r.workflow_id.as_str()).collect();
