@@ -78,6 +78,12 @@ fuzz_target!(|data: &[u8]| {
                 assert!(i.ats_event.chars().count() <= MAX_EVENT_CHARS);
                 assert!(i.stored_key().starts_with(a.kind().as_str()));
             }
+            AtsMapping::Anonymized(x) => {
+                assert_eq!(x.ats, a.kind());
+                assert!(x.event_key.len() <= 200 && x.event_key.bytes().all(|b| b.is_ascii_graphic()), "{x:?}");
+                assert!(x.ats_event.chars().count() <= MAX_EVENT_CHARS);
+                assert!(x.stored_key().starts_with(a.kind().as_str()));
+            }
             AtsMapping::Ignored(i) => {
                 assert!(i.ats_event.chars().count() <= MAX_EVENT_CHARS);
                 let record = i.to_record(a.kind()).to_string();

@@ -56,8 +56,9 @@ fuzz_target!(|data: &[u8]| {
         1 => (onfido::sign(secret, &body), String::new()),
         2 => (veriff::sign(secret, &body), "key".to_owned()),
         _ => {
-            let (alg, name) = [(Alg::Sha1, "HMAC_SHA1_HEX"), (Alg::Sha256, "HMAC_SHA256_HEX"), (Alg::Sha512, "HMAC_SHA512_HEX")]
-                [usize::from(selector >> 4) % 3];
+            let (alg, name) =
+                [(Alg::Sha1, "HMAC_SHA1_HEX"), (Alg::Sha256, "HMAC_SHA256_HEX"), (Alg::Sha512, "HMAC_SHA512_HEX")]
+                    [usize::from(selector >> 4) % 3];
             (sumsub::sign(alg, secret, &body), name.to_owned())
         }
     };

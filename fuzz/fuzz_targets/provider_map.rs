@@ -9,8 +9,8 @@ use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 use vbridge_core::intake::parse;
 use vbridge_core::intake::providers::{
-    Adapter, MAX_LABEL_CHARS, MAX_LABELS, Mapping, ReasonMap, custom, onfido::Onfido, persona::Persona,
-    sumsub::Sumsub, veriff::Veriff,
+    Adapter, MAX_LABEL_CHARS, MAX_LABELS, Mapping, ReasonMap, custom, onfido::Onfido, persona::Persona, sumsub::Sumsub,
+    veriff::Veriff,
 };
 use vbridge_core::{DEFAULT_POLICY_YAML, Policy};
 
@@ -45,11 +45,17 @@ fuzz_target!(|data: &[u8]| {
             Mapping::Event(e) => {
                 assert!(e.event_key.len() <= 1024 && e.event_key.bytes().all(|b| b.is_ascii_graphic()), "{e:?}");
                 assert!(e.labels.len() <= MAX_LABELS);
-                assert!(e.labels.iter().all(|l| l.chars().count() <= MAX_LABEL_CHARS && !l.chars().any(char::is_control)));
+                assert!(
+                    e.labels.iter().all(|l| l.chars().count() <= MAX_LABEL_CHARS && !l.chars().any(char::is_control))
+                );
                 let body = e.to_body(p.key_field(), "2026-01-01T00:00:00+00:00", &ReasonMap::default());
                 if let Err(err) = parse::parse(&body, p) {
                     panic!("{:?}: the canonical body {body} does not parse: {err:?}", a.kind());
                 }
+            }
+            Mapping::Redacted(r) => {
+                assert_eq!(r.provider, a.kind());
+                assert!(r.event_key.len() <= 1024 && r.event_key.bytes().all(|b| b.is_ascii_graphic()), "{r:?}");
             }
             Mapping::Ignored(i) => {
                 let record = i.to_record(a.kind()).to_string();
