@@ -304,7 +304,7 @@ async fn greenhouses_anonymization_and_personas_redaction_erase_the_candidate_on
     assert_eq!(r.body["status"], "ignored", "{:?}", r.body);
 
     let store = vbridge::config::open_store(&app.database_url()).await.unwrap();
-    let erasures = store.erasures().await.unwrap();
+    let erasures = store.erasures(None).await.unwrap();
     let got: Vec<(&str, &str, &str, &str)> = erasures
         .iter()
         .map(|e| {

@@ -110,12 +110,12 @@ fn check(req: &Request) -> Result<(), ErasureError> {
     Ok(())
 }
 
-/// Whether the bridge holds anything of the candidate (records, a key, an
-/// erasure before).
+/// Whether the bridge holds anything of the candidate (a key, an erasure
+/// before, or records from before keys existed), cheapest read first.
 async fn known(store: &dyn EventStore, c: &str) -> Result<bool, StoreError> {
-    Ok(!store.deliveries(Some(c), None).await?.is_empty()
-        || store.existing_field_key(c).await?.is_some()
-        || store.erasures().await?.iter().any(|e| e.record.candidate_id == c))
+    Ok(store.existing_field_key(c).await?.is_some()
+        || !store.erasures(Some(c)).await?.is_empty()
+        || !store.deliveries(Some(c), None).await?.is_empty())
 }
 
 /// Erase the candidate: the store first, then the histories when a Temporal

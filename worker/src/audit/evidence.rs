@@ -84,10 +84,9 @@ pub async fn export(
     // candidate has none, and the pack shows `erased` in their place.
     let field_key = store.existing_field_key(candidate).await?;
     let erasures = store
-        .erasures()
+        .erasures(Some(candidate))
         .await?
         .into_iter()
-        .filter(|e| e.record.candidate_id == candidate)
         .map(|e| evidence::Erasure {
             recorded_at: e.record.recorded_at.clone(),
             actor: e.record.override_actor.clone(),

@@ -84,7 +84,7 @@ async fn verify(seal: Option<&Path>) -> ExitCode {
         let store = vbridge::config::open_store(&url).await?;
         let floor = vbridge::audit::retention::floor_days(&policy_from_env()?);
         let mut r = store.verify_chains().await?;
-        let mut erased: Vec<String> = store.erasures().await?.into_iter().map(|e| e.record.candidate_id).collect();
+        let mut erased: Vec<String> = store.erasures(None).await?.into_iter().map(|e| e.record.candidate_id).collect();
         erased.sort();
         erased.dedup();
         r.erased_candidates = erased;

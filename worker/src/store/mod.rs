@@ -280,8 +280,9 @@ pub trait EventStore: vbridge_activities::AuditSink + Send + Sync + 'static {
     /// A candidate's field key, when it has one (none: erased, or nothing
     /// of the candidate was ever sealed).
     async fn existing_field_key(&self, candidate_id: &str) -> Result<Option<vbridge_core::seal::FieldKey>, StoreError>;
-    /// The erasure records (the `erasure` chain), oldest first.
-    async fn erasures(&self) -> Result<Vec<StoredDecision>, StoreError>;
+    /// The erasure records (the `erasure` chain) of one candidate, or all,
+    /// oldest first.
+    async fn erasures(&self, candidate_id: Option<&str>) -> Result<Vec<StoredDecision>, StoreError>;
     /// The audit keys this store links and verifies with.
     fn audit_keys(&self) -> &chain::Keyring {
         self.writer().keys()

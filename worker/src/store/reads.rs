@@ -98,8 +98,8 @@ impl<S: Reads> EventStore for S {
         Ok(super::keys::existing(&mut *self.lend().await?, candidate_id).await?)
     }
 
-    async fn erasures(&self) -> Result<Vec<StoredDecision>, StoreError> {
-        let rows: Vec<DecisionRow> = self.lend().await?.fetch_all(sql::ERASURES, &[]).await?;
+    async fn erasures(&self, candidate_id: Option<&str>) -> Result<Vec<StoredDecision>, StoreError> {
+        let rows: Vec<DecisionRow> = self.lend().await?.fetch_all(sql::ERASURES, &[candidate_id.into()]).await?;
         Ok(rows.into_iter().map(StoredDecision::from).collect())
     }
 

@@ -160,8 +160,9 @@ pub(crate) const DELIVERIES: &str = "SELECT d.*, EXISTS (SELECT 1 FROM forwards 
 /// (a refused delivery's), and is never the candidate's.
 pub(crate) const DECISIONS: &str = "SELECT * FROM decisions WHERE (?1 IS NULL OR (candidate_id = ?1 \
      AND stream NOT IN ('rejected', 'access', 'erasure'))) AND (?2 IS NULL OR application_id = ?2) ORDER BY seq";
-/// The erasure records (docs/privacy.md), oldest first.
-pub(crate) const ERASURES: &str = "SELECT * FROM decisions WHERE stream = 'erasure' ORDER BY seq";
+/// The erasure records (docs/privacy.md), of one candidate (?1) or all, oldest first.
+pub(crate) const ERASURES: &str =
+    "SELECT * FROM decisions WHERE stream = 'erasure' AND (?1 IS NULL OR candidate_id = ?1) ORDER BY seq";
 /// Refused deliveries (`super::refused`), both kinds in one order: rows of
 /// the `rejected` chain, and aggregated windows (`deliveries_refused`).
 /// ?1 since, ?2 until, ?3 code, ?4 claimed candidate, ?5..?7 cursor, ?8 limit.
