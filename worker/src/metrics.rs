@@ -108,6 +108,7 @@ pub struct Metrics {
     pub rejected: Counter,
     pub relay_forwarded: Counter,
     pub relay_errors: Counter,
+    pub relay_signals: Counter,
     /// Rows nobody waits on (refused or duplicate deliveries) dropped because
     /// their bounded queue was full. Accepted rows are never dropped.
     pub deferred_rows_dropped: Counter,
@@ -194,6 +195,10 @@ impl Metrics {
             .expect("a valid metric"),
             relay_forwarded: Counter::new("vbridge_relay_forwarded_count", "events forwarded to Temporal"),
             relay_errors: Counter::new("vbridge_relay_error_count", "relay rounds that failed"),
+            relay_signals: Counter::new(
+                "vbridge_relay_signal_count",
+                "signals the relay sent to Temporal (one event, or a batch of one verification's)",
+            ),
             deferred_rows_dropped: Counter::new(
                 "vbridge_store_deferred_rows_dropped_count",
                 "refused or duplicate delivery rows dropped at a full queue",
@@ -258,6 +263,7 @@ impl Metrics {
             Box::new(m.duplicate_event.0.clone()),
             Box::new(m.relay_forwarded.0.clone()),
             Box::new(m.relay_errors.0.clone()),
+            Box::new(m.relay_signals.0.clone()),
             Box::new(m.deferred_rows_dropped.0.clone()),
             Box::new(m.http_shed.0.clone()),
             Box::new(m.http_timed_out.0.clone()),

@@ -46,6 +46,8 @@ pub struct Settings {
     pub temporal_metrics_listen: String,
     pub max_body_bytes: usize,
     pub max_in_flight: usize,
+    /// The most events the relay sends in one signal (1: each alone).
+    pub relay_batch_max: usize,
     pub worker_cached_workflows: usize,
     pub audit_hold_ms: u32,
     pub quiet_close_ms: u32,
@@ -189,6 +191,7 @@ impl Default for Settings {
             temporal_metrics_listen: "127.0.0.1:0".into(),
             max_body_bytes: 256 * 1024,
             max_in_flight: 1024,
+            relay_batch_max: crate::temporal::forward::BATCH_EVENTS_MAX,
             worker_cached_workflows: crate::temporal::worker::DEFAULT_CACHED_WORKFLOWS,
             audit_hold_ms: t.audit_hold_ms,
             quiet_close_ms: t.quiet_close_ms,

@@ -174,6 +174,10 @@ pub trait EventStore: vbridge_activities::AuditSink + Send + Sync + 'static {
     /// The outbox: accepted deliveries not yet forwarded, in commit order per
     /// candidate (seq order). O(pending), whatever the history.
     async fn unforwarded(&self, limit: i64) -> Result<Vec<Forwardable>, StoreError>;
+    /// The relay's round: the `oldest` rows of the outbox and the other owed
+    /// rows of their verifications, at most `max`, in commit order (a prefix
+    /// of each verification's owed rows).
+    async fn owed_round(&self, oldest: i64, max: i64) -> Result<Vec<Forwardable>, StoreError>;
     /// When the oldest delivery still in the outbox was received.
     async fn oldest_unforwarded(&self) -> Result<Option<String>, StoreError>;
     /// An empty transaction through the writer: whether the store commits.

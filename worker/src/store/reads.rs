@@ -69,6 +69,12 @@ impl<S: Reads> EventStore for S {
         Ok(rows.into_iter().map(|(seq, signal, seen_before)| Forwardable { seq, signal, seen_before }).collect())
     }
 
+    async fn owed_round(&self, oldest: i64, max: i64) -> Result<Vec<Forwardable>, StoreError> {
+        let rows: Vec<(i64, String, bool)> =
+            self.lend().await?.fetch_all(sql::OWED_ROUND, &[oldest.into(), max.into()]).await?;
+        Ok(rows.into_iter().map(|(seq, signal, seen_before)| Forwardable { seq, signal, seen_before }).collect())
+    }
+
     async fn oldest_unforwarded(&self) -> Result<Option<String>, StoreError> {
         let row: Option<(String,)> = self.lend().await?.fetch_optional(sql::OLDEST_UNFORWARDED, &[]).await?;
         Ok(row.map(|r| r.0))

@@ -150,6 +150,18 @@ pub(crate) const UNFORWARDED: &str = "SELECT o.seq, COALESCE(d.signal, '') AS si
      EXISTS (SELECT 1 FROM deliveries p WHERE p.candidate_id = d.candidate_id \
      AND p.application_id = d.application_id AND p.seq < d.seq AND p.processing_result = 'accepted') AS seen_before \
      FROM outbox o JOIN deliveries d ON d.seq = o.seq ORDER BY o.seq LIMIT ?";
+/// The relay's round: the ?1 oldest outbox rows, and with them the other
+/// owed rows of their verifications (found through `deliveries_candidate`),
+/// at most ?2 in all, in commit order: so that a verification's backlog goes
+/// in one batch. A cut at ?2 keeps a prefix of each verification's rows.
+pub(crate) const OWED_ROUND: &str = "WITH head AS (SELECT seq FROM outbox ORDER BY seq LIMIT ?1), \
+     streams AS (SELECT DISTINCT d.candidate_id, d.application_id FROM head h JOIN deliveries d ON d.seq = h.seq), \
+     picked AS (SELECT seq FROM head UNION SELECT o.seq FROM streams s JOIN deliveries d \
+     ON d.candidate_id = s.candidate_id AND d.application_id = s.application_id JOIN outbox o ON o.seq = d.seq) \
+     SELECT k.seq, COALESCE(d.signal, '') AS signal, \
+     EXISTS (SELECT 1 FROM deliveries p WHERE p.candidate_id = d.candidate_id \
+     AND p.application_id = d.application_id AND p.seq < d.seq AND p.processing_result = 'accepted') AS seen_before \
+     FROM picked k JOIN deliveries d ON d.seq = k.seq ORDER BY k.seq LIMIT ?2";
 pub(crate) const OLDEST_UNFORWARDED: &str = "SELECT received_at FROM outbox ORDER BY seq LIMIT 1";
 pub(crate) const HEADS: &str = "SELECT stream, chain_pos, hash FROM stream_heads";
 pub(crate) const DELIVERIES: &str = "SELECT d.*, EXISTS (SELECT 1 FROM forwards f WHERE f.seq = d.seq) AS forwarded \

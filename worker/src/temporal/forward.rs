@@ -7,7 +7,8 @@ use temporalio_client::{Client, WorkflowIdConflictPolicy, WorkflowStartOptions};
 use temporalio_common::search_attributes::SearchAttributes;
 use vbridge_core::Policy;
 use vbridge_core::domain::workflow_id;
-use vbridge_proto::{EventSignal, Tuning, WorkflowInput};
+use vbridge_proto::{EventBatch, EventSignal, Tuning, WorkflowInput};
+pub use vbridge_workflows::verification::BATCH_EVENTS_MAX;
 use vbridge_workflows::verification::{CandidateVerification, SA_APPLICATION_ID, SA_CANDIDATE_ID, SA_REGION};
 
 /// What the relay needs to start or signal a workflow.
@@ -28,33 +29,62 @@ impl Forwarder {
     /// `seen_before`: earlier events of this verification were forwarded, so a
     /// new run here reopens one that closed at rest, and seeds itself.
     pub async fn forward(&self, ev: &EventSignal, seen_before: bool) -> Result<(), TemporalError> {
-        let span = tracing::info_span!("forward", trace_id = %ev.trace_id, event_id = %ev.event_id);
-        // Exported traces: the workflow's spans join the delivery's trace.
-        crate::telemetry::join_trace(&span, &ev.trace_id, "relay");
-        use tracing::Instrument;
-        self.signal_with_start(ev, seen_before).instrument(span).await
+        self.forward_batch(std::slice::from_ref(ev), seen_before).await
     }
 
-    async fn signal_with_start(&self, ev: &EventSignal, seen_before: bool) -> Result<(), TemporalError> {
+    /// Forward events of one verification, in commit order, in one call: one
+    /// event as `on_event` (what every worker version knows), several as one
+    /// `event_batch` signal (at most [`BATCH_EVENTS_MAX`], the relay's bound).
+    /// `seen_before` is the first event's.
+    pub async fn forward_batch(&self, events: &[EventSignal], seen_before: bool) -> Result<(), TemporalError> {
+        let Some(first) = events.first() else { return Ok(()) };
+        if events.len() > BATCH_EVENTS_MAX {
+            return Err(TemporalError::Call(format!("a batch of {} events is over {BATCH_EVENTS_MAX}", events.len())));
+        }
+        let span = tracing::info_span!("forward", trace_id = %first.trace_id, event_id = %first.event_id, events = events.len());
+        // Exported traces: the workflow's spans join the (first) delivery's trace.
+        crate::telemetry::join_trace(&span, &first.trace_id, "relay");
+        use tracing::Instrument;
+        self.signal_with_start(events, seen_before).instrument(span).await
+    }
+
+    async fn signal_with_start(&self, events: &[EventSignal], seen_before: bool) -> Result<(), TemporalError> {
+        let ev = &events[0];
         let workflow_id = workflow_id(&ev.candidate_id, &ev.application_id);
         let input = self.input(&ev.candidate_id, &ev.application_id, seen_before);
+        // The region a run starts with: the first event that names one.
+        let named = events.iter().find(|e| !e.region.is_empty()).unwrap_or(ev);
         let opts = WorkflowStartOptions::new(self.task_queue.clone(), workflow_id)
             .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
-            .search_attributes(event_start_attributes(ev))
+            .search_attributes(event_start_attributes(named))
             .memo(self.memo(&ev.candidate_id, &ev.application_id))
             .static_summary(summary(&ev.candidate_id, &ev.application_id))
             .build();
-        self.client
-            .signal_with_start_workflow(
-                CandidateVerification::run,
-                input,
-                CandidateVerification::on_event,
-                ev.clone(),
-                opts,
-            )
-            .await
-            .map_err(|e| TemporalError::Call(e.to_string()))?;
-        Ok(())
+        let sent = match events {
+            [one] => self
+                .client
+                .signal_with_start_workflow(
+                    CandidateVerification::run,
+                    input,
+                    CandidateVerification::on_event,
+                    one.clone(),
+                    opts,
+                )
+                .await
+                .map(|_| ()),
+            many => self
+                .client
+                .signal_with_start_workflow(
+                    CandidateVerification::run,
+                    input,
+                    CandidateVerification::on_event_batch,
+                    EventBatch { events: many.to_vec() },
+                    opts,
+                )
+                .await
+                .map(|_| ()),
+        };
+        sent.map_err(|e| TemporalError::Call(e.to_string()))
     }
 
     /// The input of a new run of a verification's workflow. `reopen`: the

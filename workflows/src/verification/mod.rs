@@ -36,7 +36,7 @@ pub use human::escalation_key;
 pub use interview::{BYPASS_FIELD, MAIL_BYPASS, MAIL_PENDING, MAIL_REMINDER};
 pub use notice::{ACTION_RESTART, ACTION_RETAKE};
 pub use patches::{
-    AUDIT_PATCH, CONTROLS_PATCH, HIRING_PATCH, LANES_PATCH, NOTICES_PATCH, REST_CLOSE_PATCH, RETAKE_PATCH,
+    AUDIT_PATCH, BATCH_PATCH, CONTROLS_PATCH, HIRING_PATCH, LANES_PATCH, NOTICES_PATCH, REST_CLOSE_PATCH, RETAKE_PATCH,
     REVERSAL_PATCH, REVIEW_PATCH, WRITE_LOGS_PATCH,
 };
 pub use state::{decision_record_id, write_idempotency_key, write_record_id};
@@ -53,7 +53,7 @@ use vbridge_core::machine::MachineState;
 use vbridge_core::policy::Policy;
 use vbridge_core::record::RecordKind;
 use vbridge_proto::{
-    AtsWriteRequest, EventSignal, GatingSignal, OverrideRequest, PauseSignal, PendingWrite, RetryWrites,
+    AtsWriteRequest, EventBatch, EventSignal, GatingSignal, OverrideRequest, PauseSignal, PendingWrite, RetryWrites,
     ReviewDecision, SeedRequest, StateView, TimelineEntry, Tuning, WorkflowInput,
 };
 
@@ -62,6 +62,12 @@ pub const GATING_SIGNAL: &str = "gating";
 pub const PAUSE_SIGNAL: &str = "pause";
 pub const ERASE_SIGNAL: &str = "erase";
 pub const RETRY_WRITES_SIGNAL: &str = "retry_writes";
+/// The name of the relay's signal carrying several events of one verification.
+pub const EVENT_BATCH_SIGNAL: &str = "event_batch";
+/// The most events one `event_batch` signal carries (the relay sends the
+/// rest in the next): a bound on one signal's payload and on the work of one
+/// workflow task.
+pub const BATCH_EVENTS_MAX: usize = 64;
 
 /// Dead letters a verification keeps to re-drive (the newest).
 pub const FAILED_KEEP: usize = 20;
@@ -155,6 +161,9 @@ pub struct CandidateVerification {
     upserted_paused: Option<bool>,
     /// Writes the ATS refused for good, to re-drive (with [`CONTROLS_PATCH`]).
     failed: VecDeque<AtsWriteRequest>,
+    /// While a batch is applied (with [`BATCH_PATCH`]): the writes queued
+    /// before it, which keep their place; the batch's own coalesce.
+    batch_floor: Option<usize>,
 }
 
 /// What an update handler fails with (the SDK's form): a [`vbridge_core::review::Refusal`]'s
@@ -248,6 +257,28 @@ impl CandidateVerification {
             return;
         }
         let updates = self.apply(&now, &workflow_id, now_time, ev);
+        if !updates.is_empty() {
+            ctx.upsert_search_attributes(updates);
+        }
+    }
+
+    /// Events of this verification that waited in the outbox together, in
+    /// commit order (the relay's batch, at most [`BATCH_EVENTS_MAX`]): each
+    /// applied as if it came alone; with [`BATCH_PATCH`] their ATS writes of
+    /// a check coalesce into one. While a reopened run reads its seed, they
+    /// wait in the inbox.
+    #[signal(name = "event_batch")]
+    pub fn on_event_batch(&mut self, ctx: &mut SyncWorkflowContext<Self>, batch: EventBatch) {
+        let now_time = ctx.workflow_time();
+        let now = rfc3339(now_time);
+        let workflow_id = ctx.workflow_id().to_owned();
+        self.decide_patches(|p| ctx.patched(p));
+        self.signals += 1;
+        if self.seeding {
+            self.inbox.extend(batch.events);
+            return;
+        }
+        let updates = self.apply_batch(&now, &workflow_id, now_time, batch.events);
         if !updates.is_empty() {
             ctx.upsert_search_attributes(updates);
         }

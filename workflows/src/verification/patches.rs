@@ -69,6 +69,16 @@ pub const HIRING_PATCH: &str = "hiring-loop-v1";
 /// start. Implies [`HIRING_PATCH`].
 pub const RETAKE_PATCH: &str = "hiring-retake-v1";
 
+/// Patch: batched events. The relay forwards the events of a verification
+/// that waited in the outbox together as one `event_batch` signal; a run
+/// with this patch coalesces the batch's ATS writes of a check into one
+/// (the ATS needs only the state the batch ends in), even the first owed
+/// write when it was queued by the batch itself. A write queued before the
+/// batch keeps its place. Each event is still applied, deduplicated and
+/// recorded as if it came alone. Runs without it (started before) apply a
+/// batch as that many signals. Implies [`RETAKE_PATCH`].
+pub const BATCH_PATCH: &str = "event-batch-v1";
+
 /// The patches a run has, asked once per run. A newer patch implies the
 /// older ones (a run with [`RETAKE_PATCH`] has [`HIRING_PATCH`]'s, which has
 /// [`NOTICES_PATCH`]'s): a run with [`NOTICES_PATCH`] has [`REVERSAL_PATCH`]'s, a run
@@ -77,6 +87,8 @@ pub const RETAKE_PATCH: &str = "hiring-retake-v1";
 /// [`REVIEW_PATCH`], [`REST_CLOSE_PATCH`] and [`WRITE_LOGS_PATCH`] too.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Patches {
+    /// [`BATCH_PATCH`]: a batch's writes of a check coalesce into one.
+    pub batch: bool,
     /// [`RETAKE_PATCH`]: a retake mails a fresh link.
     pub retake: bool,
     /// [`HIRING_PATCH`]: verifications started and candidates invited.
@@ -110,7 +122,8 @@ impl Patches {
     /// Older histories answer no to it, and then to the ones they have, in
     /// the order they always did.
     pub fn ask(patched: impl Fn(&str) -> bool) -> Patches {
-        let retake = patched(RETAKE_PATCH);
+        let batch = patched(BATCH_PATCH);
+        let retake = batch || patched(RETAKE_PATCH);
         let hiring = retake || patched(HIRING_PATCH);
         let notices = hiring || patched(NOTICES_PATCH);
         let reversal = notices || patched(REVERSAL_PATCH);
@@ -118,7 +131,7 @@ impl Patches {
         let review = controls || patched(REVIEW_PATCH);
         let rest_close = review || patched(REST_CLOSE_PATCH);
         let write_logs = rest_close || patched(WRITE_LOGS_PATCH);
-        Patches { retake, hiring, notices, reversal, controls, review, rest_close, write_logs }
+        Patches { batch, retake, hiring, notices, reversal, controls, review, rest_close, write_logs }
     }
 
     /// The two oldest patches: implied by [`WRITE_LOGS_PATCH`], else asked
@@ -154,6 +167,7 @@ mod tests {
     #[test]
     fn the_newest_patch_a_history_has_is_asked_first_and_implies_the_older() {
         let all = [
+            BATCH_PATCH,
             RETAKE_PATCH,
             HIRING_PATCH,
             NOTICES_PATCH,
@@ -165,7 +179,8 @@ mod tests {
             AUDIT_PATCH,
             LANES_PATCH,
         ];
-        let p = |retake, hiring, notices, reversal, controls, review, rest_close, write_logs| Patches {
+        let p = |batch, retake, hiring, notices, reversal, controls, review, rest_close, write_logs| Patches {
+            batch,
             retake,
             hiring,
             notices,
@@ -179,17 +194,18 @@ mod tests {
         // (markers in the history, patches asked in order, the answer)
         let (f, t) = (false, true);
         let table: &[(&[&str], &[&str], Patches, Older)] = &[
-            (&[RETAKE_PATCH], &all[..1], p(t, t, t, t, t, t, t, t), o(t, t)),
-            (&[HIRING_PATCH], &all[..2], p(f, t, t, t, t, t, t, t), o(t, t)),
-            (&[NOTICES_PATCH], &all[..3], p(f, f, t, t, t, t, t, t), o(t, t)),
-            (&[REVERSAL_PATCH], &all[..4], p(f, f, f, t, t, t, t, t), o(t, t)),
-            (&[CONTROLS_PATCH], &all[..5], p(f, f, f, f, t, t, t, t), o(t, t)),
-            (&[REVIEW_PATCH], &all[..6], p(f, f, f, f, f, t, t, t), o(t, t)),
-            (&[REST_CLOSE_PATCH], &all[..7], p(f, f, f, f, f, f, t, t), o(t, t)),
-            (&[WRITE_LOGS_PATCH], &all[..8], p(f, f, f, f, f, f, f, t), o(t, t)),
-            (&[AUDIT_PATCH, LANES_PATCH], &all, p(f, f, f, f, f, f, f, f), o(t, t)),
-            (&[AUDIT_PATCH], &all, p(f, f, f, f, f, f, f, f), o(t, f)),
-            (&[], &all, p(f, f, f, f, f, f, f, f), o(f, f)),
+            (&[BATCH_PATCH], &all[..1], p(t, t, t, t, t, t, t, t, t), o(t, t)),
+            (&[RETAKE_PATCH], &all[..2], p(f, t, t, t, t, t, t, t, t), o(t, t)),
+            (&[HIRING_PATCH], &all[..3], p(f, f, t, t, t, t, t, t, t), o(t, t)),
+            (&[NOTICES_PATCH], &all[..4], p(f, f, f, t, t, t, t, t, t), o(t, t)),
+            (&[REVERSAL_PATCH], &all[..5], p(f, f, f, f, t, t, t, t, t), o(t, t)),
+            (&[CONTROLS_PATCH], &all[..6], p(f, f, f, f, f, t, t, t, t), o(t, t)),
+            (&[REVIEW_PATCH], &all[..7], p(f, f, f, f, f, f, t, t, t), o(t, t)),
+            (&[REST_CLOSE_PATCH], &all[..8], p(f, f, f, f, f, f, f, t, t), o(t, t)),
+            (&[WRITE_LOGS_PATCH], &all[..9], p(f, f, f, f, f, f, f, f, t), o(t, t)),
+            (&[AUDIT_PATCH, LANES_PATCH], &all, p(f, f, f, f, f, f, f, f, f), o(t, t)),
+            (&[AUDIT_PATCH], &all, p(f, f, f, f, f, f, f, f, f), o(t, f)),
+            (&[], &all, p(f, f, f, f, f, f, f, f, f), o(f, f)),
         ];
         for (has, want_asked, want, want_older) in table {
             let (asked, patches, older) = ask(has);

@@ -20,6 +20,8 @@ use vbridge_core::review;
 use vbridge_proto::{DecisionRecord, EventSignal, PendingWrite, Snapshot, TimelineEntry, WorkflowInput};
 
 #[cfg(test)]
+mod batch_tests;
+#[cfg(test)]
 mod reversal_tests;
 #[cfg(test)]
 mod tests;
@@ -114,6 +116,7 @@ impl CandidateVerification {
             details_set: String::new(),
             upserted_paused: None,
             failed: carried.failed.into_iter().collect(),
+            batch_floor: None,
         }
     }
 
@@ -311,6 +314,28 @@ impl CandidateVerification {
             public_url: self.public_url.clone(),
             banner: self.view.banner.clone(),
         }
+    }
+
+    /// Apply a batch of events in order, each through [`Self::apply`]. With
+    /// [`BATCH_PATCH`](super::BATCH_PATCH), the writes the batch queues may
+    /// replace each other (see [`Self::queue_write`]); those queued before
+    /// it keep their place.
+    pub(super) fn apply_batch(
+        &mut self,
+        now: &str,
+        workflow_id: &str,
+        now_time: Option<SystemTime>,
+        events: Vec<EventSignal>,
+    ) -> Vec<SearchAttributeUpdate> {
+        if self.patches().batch {
+            self.batch_floor = Some(self.pending.len());
+        }
+        let mut updates = vec![];
+        for ev in events {
+            updates.extend(self.apply(now, workflow_id, now_time, ev));
+        }
+        self.batch_floor = None;
+        updates
     }
 
     /// Apply one event through the state machine and queue its ATS write.

@@ -186,7 +186,7 @@ fn write(check: &str, state: &str) -> AtsWriteRequest {
 }
 
 /// The queue as (check, state, writes it replaced).
-fn queue(v: &CandidateVerification) -> Vec<(String, String, u32)> {
+pub(super) fn queue(v: &CandidateVerification) -> Vec<(String, String, u32)> {
     v.pending
         .iter()
         .map(|w| {

@@ -1,0 +1,109 @@
+//! A batch of events (the relay's `event_batch` signal), from tables: each
+//! event applied as if it came alone; with the batch patch, the batch's own
+//! writes of a check coalesce into one.
+
+use super::tests::{WF, decided, queue, started, today, verification};
+use super::*;
+
+#[test]
+fn a_batch_applies_each_event_as_alone_and_coalesces_its_own_writes_of_a_check() {
+    struct Row {
+        what: &'static str,
+        patches: Patches,
+        /// Events applied one by one before the batch (their writes owed).
+        before: Vec<EventSignal>,
+        batch: Vec<EventSignal>,
+        /// The batch's timeline entries: (kind, how the reason starts).
+        entries: &'static [(&'static str, &'static str)],
+        state: &'static str,
+        /// The queue after: (check, state, writes it replaced).
+        queue: &'static [(&'static str, &'static str, u32)],
+    }
+    let (t0, t1, t5) = ("2026-01-01T10:00:00Z", "2026-01-01T10:01:00Z", "2026-01-01T10:05:00Z");
+    let unbatched = Patches { batch: false, ..today() };
+    let rows = [
+        Row {
+            what: "a batch's writes of a check coalesce into one, the first too",
+            patches: today(),
+            before: vec![],
+            batch: vec![started("e1", t0), decided("e2", "verified", t1)],
+            entries: &[("applied", ""), ("applied", "")],
+            state: "verified",
+            queue: &[("chk-1", "verified", 1)],
+        },
+        Row {
+            what: "a review routed inside a batch still coalesces into the batch's one write",
+            patches: today(),
+            before: vec![],
+            batch: vec![started("e1", t0), decided("e2", "needs_review", t1), decided("e3", "verified", t5)],
+            entries: &[("applied", ""), ("applied", ""), ("review_routed", ""), ("applied", "")],
+            state: "verified",
+            queue: &[("chk-1", "verified", 2)],
+        },
+        Row {
+            what: "without the batch patch, a batch is that many signals: the first owed write is kept",
+            patches: unbatched,
+            before: vec![],
+            batch: vec![started("e1", t0), decided("e2", "verified", t1)],
+            entries: &[("applied", ""), ("applied", "")],
+            state: "verified",
+            queue: &[("chk-1", "pending", 0), ("chk-1", "verified", 0)],
+        },
+        Row {
+            what: "a write owed before the batch keeps its place; the batch's coalesce behind it",
+            patches: today(),
+            before: vec![started("e1", t0)],
+            batch: vec![decided("e2", "needs_review", t1), decided("e3", "verified", t5)],
+            entries: &[("applied", ""), ("review_routed", ""), ("applied", "")],
+            state: "verified",
+            queue: &[("chk-1", "pending", 0), ("chk-1", "verified", 1)],
+        },
+        Row {
+            what: "a duplicate inside a batch is recorded as one and never applied twice",
+            patches: today(),
+            before: vec![],
+            batch: vec![started("e1", t0), started("e1", t0), decided("e2", "verified", t1)],
+            entries: &[("applied", ""), ("skipped", "duplicate event id"), ("applied", "")],
+            state: "verified",
+            queue: &[("chk-1", "verified", 1)],
+        },
+        Row {
+            what: "an event of a batch already applied alone is a duplicate (a re-sent batch)",
+            patches: today(),
+            before: vec![started("e1", t0), decided("e2", "verified", t1)],
+            batch: vec![started("e1", t0), decided("e2", "verified", t1)],
+            entries: &[("skipped", "duplicate event id"), ("skipped", "duplicate event id")],
+            state: "verified",
+            queue: &[("chk-1", "pending", 0), ("chk-1", "verified", 0)],
+        },
+        Row {
+            what: "a stale event inside a batch is skipped, the later one applied",
+            patches: today(),
+            before: vec![],
+            batch: vec![started("e1", t1), started("e0", t0), decided("e2", "verified", t5)],
+            entries: &[("applied", ""), ("skipped", "stale"), ("applied", "")],
+            state: "verified",
+            queue: &[("chk-1", "verified", 1)],
+        },
+    ];
+    for row in rows {
+        let mut v = verification(row.patches);
+        let now = "2026-01-01T12:00:00.000Z";
+        for ev in row.before {
+            v.apply(now, WF, None, ev);
+        }
+        let from = v.timeline.len();
+        v.apply_batch(now, WF, None, row.batch);
+        let got: Vec<(String, String)> =
+            v.timeline.iter().skip(from).map(|t| (t.kind.clone(), t.reason.clone())).collect();
+        // Each entry's kind, and its reason starting with the one wanted.
+        let matches = got.len() == row.entries.len()
+            && got.iter().zip(row.entries).all(|((k, r), (wk, wr))| k == wk && r.starts_with(wr));
+        assert!(matches, "{}: {got:?}, wanted {:?}", row.what, row.entries);
+        assert_eq!(v.view.state, row.state, "{}", row.what);
+        let want: Vec<_> = row.queue.iter().map(|(c, s, n)| (c.to_string(), s.to_string(), *n)).collect();
+        assert_eq!(queue(&v), want, "{}", row.what);
+        assert_eq!(v.batch_floor, None, "{}: the floor is lifted after the batch", row.what);
+        assert_eq!(v.view.pending_writes as usize, v.pending.len(), "{}", row.what);
+    }
+}
