@@ -4,6 +4,7 @@
 mod ats_apis;
 mod audit;
 mod audit_key;
+mod batch;
 mod connectors;
 mod console;
 mod console_login;

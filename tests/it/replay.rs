@@ -39,6 +39,12 @@
 //!   same seventeen, and a retake of a Persona inquiry the bridge started,
 //!   mailed with a fresh one-time link once (`retake`, saved by
 //!   `hiring::a_retake_...`).
+//! - `candidate_verification_batch_*.json`: with `event-batch-v1`: the same
+//!   nineteen and the erased run, and the relay's batches (saved by
+//!   `batch::...`): a backlog of one verification as one signal and one
+//!   write (`batch`), batches before and after a continue-as-new
+//!   (`batch_continued`), and a batch with a re-delivery inside, sent again
+//!   after the relay was killed before marking it (`batch_duplicate`).
 //! - `reconciliation_healed.json`: a `Reconciliation` run that found a drift
 //!   and healed it.
 //! - `audit_retention_ran.json`: an `AuditRetention` run the schedule started
@@ -52,7 +58,7 @@ use temporalio_client::{WorkflowExecutionInfo, WorkflowFetchHistoryOptions, Work
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 use vbridge::devtools::client::{decision, started};
 use vbridge_workflows::CandidateVerification;
-use vbridge_workflows::verification::{HIRING_PATCH, NOTICES_PATCH, RETAKE_PATCH, REVERSAL_PATCH};
+use vbridge_workflows::verification::{BATCH_PATCH, HIRING_PATCH, NOTICES_PATCH, RETAKE_PATCH, REVERSAL_PATCH};
 
 const HISTORIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/histories");
 /// The shapes the saved histories must cover.
@@ -152,13 +158,35 @@ const REQUIRED: &[&str] = &[
     "candidate_verification_retake_bypass.json",
     "candidate_verification_retake_retake.json",
     "candidate_verification_retake_erased.json",
+    "candidate_verification_batch_happy.json",
+    "candidate_verification_batch_deferred_failed.json",
+    "candidate_verification_batch_continued.json",
+    "candidate_verification_batch_coalesced.json",
+    "candidate_verification_batch_closed.json",
+    "candidate_verification_batch_reopened.json",
+    "candidate_verification_batch_escalated.json",
+    "candidate_verification_batch_overridden.json",
+    "candidate_verification_batch_banner.json",
+    "candidate_verification_batch_paused.json",
+    "candidate_verification_batch_redriven.json",
+    "candidate_verification_batch_reversal.json",
+    "candidate_verification_batch_notice.json",
+    "candidate_verification_batch_trigger.json",
+    "candidate_verification_batch_reinvite.json",
+    "candidate_verification_batch_step_up.json",
+    "candidate_verification_batch_bypass.json",
+    "candidate_verification_batch_retake.json",
+    "candidate_verification_batch_erased.json",
+    "candidate_verification_batch_batch.json",
+    "candidate_verification_batch_batch_continued.json",
+    "candidate_verification_batch_batch_duplicate.json",
     "reconciliation_healed.json",
     "audit_retention_ran.json",
     "interview_poll_ran.json",
 ];
 
 /// The newest patch's prefix: fresh histories are saved under it.
-pub(crate) const CURRENT: &str = "retake";
+pub(crate) const CURRENT: &str = "batch";
 
 fn replayer() -> WorkflowReplayer {
     let opts = WorkflowReplayerOptions::new()
@@ -236,6 +264,8 @@ async fn saved_histories_replay_deterministically() {
             "retention_ran" => &["RetentionActivities::retain", "WorkflowExecutionCompletedEventAttributes"],
             "poll_ran" => &["InterviewActivities::poll", "WorkflowExecutionCompletedEventAttributes"],
             "erased" => &["\"erase\"", "WorkflowExecutionContinuedAsNewEventAttributes"],
+            "batch" | "batch_duplicate" => &["\"event_batch\"", "AtsActivities::write_verification"],
+            "batch_continued" => &["\"event_batch\"", "WorkflowExecutionContinuedAsNewEventAttributes"],
             _ => &[],
         };
         for needle in expect {
@@ -246,7 +276,9 @@ async fn saved_histories_replay_deterministically() {
             // provider_reversal record and its review item.
             let payloads = decoded_payloads(&text);
             // The run's newest patch marker (each implies the reversal patch).
-            let marker = if name.contains("_retake_") {
+            let marker = if name.contains("_batch_") {
+                BATCH_PATCH
+            } else if name.contains("_retake_") {
                 RETAKE_PATCH
             } else if name.contains("_hiring_") {
                 HIRING_PATCH
@@ -261,7 +293,9 @@ async fn saved_histories_replay_deterministically() {
         }
         if shape == "notice" {
             let payloads = decoded_payloads(&text);
-            let marker = if name.contains("_retake_") {
+            let marker = if name.contains("_batch_") {
+                BATCH_PATCH
+            } else if name.contains("_retake_") {
                 RETAKE_PATCH
             } else if name.contains("_hiring_") {
                 HIRING_PATCH
@@ -291,7 +325,13 @@ async fn saved_histories_replay_deterministically() {
         };
         if !hiring.is_empty() {
             let payloads = decoded_payloads(&text);
-            let marker = if name.contains("_retake_") { RETAKE_PATCH } else { HIRING_PATCH };
+            let marker = if name.contains("_batch_") {
+                BATCH_PATCH
+            } else if name.contains("_retake_") {
+                RETAKE_PATCH
+            } else {
+                HIRING_PATCH
+            };
             for needle in [marker].iter().chain(hiring) {
                 assert!(payloads.contains(needle), "{name} does not cover {needle}");
             }
@@ -300,6 +340,24 @@ async fn saved_histories_replay_deterministically() {
             let signal = text.find("\"gating\"").unwrap_or(usize::MAX);
             let last_write = text.rfind("AtsActivities::write_verification").unwrap_or(0);
             assert!(last_write > signal, "{name} does not cover a banner write after the gating signal");
+        }
+        if shape.starts_with("batch") {
+            let payloads = decoded_payloads(&text);
+            assert!(payloads.contains(BATCH_PATCH), "{name} does not cover {BATCH_PATCH}");
+            let batches = text.matches("\"event_batch\"").count();
+            match shape {
+                // One signal of three events, one write of the state it ends in.
+                "batch" => assert_eq!(
+                    (batches, text.matches("AtsActivities::write_verification").count()),
+                    (1, 1),
+                    "{name} does not cover a batch coalesced into one write"
+                ),
+                "batch_duplicate" => {
+                    assert_eq!(batches, 2, "{name} does not cover a batch sent again");
+                    assert!(payloads.contains("duplicate event id"), "{name} does not cover a duplicate");
+                }
+                _ => {}
+            }
         }
         if name.ends_with("_coalesced.json") {
             let writes = text.matches("AtsActivities::write_verification").count();
