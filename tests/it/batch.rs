@@ -48,7 +48,17 @@ async fn records_per_event(app: &TestApp, candidate: &str) -> BTreeMap<String, V
 async fn a_backlog_goes_as_one_batch_and_a_relay_killed_before_marking_it_applies_each_event_once() {
     // Receiver only: four events of one verification committed and owed,
     // one of them a re-delivery of the first under a new idempotency key.
-    let mut app = TestApp::spawn_with("batch-kill", Options { roles: Some("receiver"), ..Default::default() }).await;
+    // Never a backlog here (the age is ten minutes): its writes go as
+    // separate signals' would.
+    let mut app = TestApp::spawn_with(
+        "batch-kill",
+        Options {
+            roles: Some("receiver"),
+            extra_env: vec![("VBRIDGE_RELAY_BACKLOG_AFTER_MS".into(), "600000".into())],
+            ..Default::default()
+        },
+    )
+    .await;
     let mut again = started("cand-b", "app-b", "evt-b-1", &at(-10));
     again["idempotency_key"] = "idem-evt-b-1-redelivered".into();
     backlog(
@@ -86,10 +96,12 @@ async fn a_backlog_goes_as_one_batch_and_a_relay_killed_before_marking_it_applie
     assert_eq!(applied, ["evt-b-1", "evt-b-2", "evt-b-3"], "{t:?}");
     let duplicates = t.iter().filter(|e| e.reason == "duplicate event id").count();
     assert_eq!(duplicates, 1 + 4, "the re-delivery inside the batch, then each event of the batch sent again: {t:?}");
-    // The batch's writes coalesced into the state it ends in.
+    // Not a backlog: the first write went as it was, the later two coalesced
+    // behind it (as three signals in one activation would); the batch sent
+    // again wrote nothing.
     let writes = app.writes().await;
     let states: Vec<&str> = writes.iter().map(|w| w.fields["verification_state"].as_str()).collect();
-    assert_eq!(states, ["verified"], "one ATS write for the batch: {writes:?}");
+    assert_eq!(states, ["pending", "verified"], "{writes:?}");
     let metrics = app.metrics().await;
     assert!(metrics.contains("vbridge_relay_signal_count 1\n"), "one signal after the restart:\n{metrics}");
     assert!(metrics.contains("vbridge_relay_forwarded_count 4\n"), "four events in it:\n{metrics}");
@@ -111,16 +123,21 @@ async fn a_backlog_goes_as_one_batch_and_a_relay_killed_before_marking_it_applie
 }
 
 #[tokio::test]
-async fn batches_cross_continue_as_new_and_a_verifications_backlog_costs_one_signal_and_one_write() {
-    // Batches of at most three and a short history: the long backlog's 60
-    // batches span runs (each is a history event, so the history is full
-    // before the 50th); the short one is one batch.
+async fn batches_cross_continue_as_new_and_a_backlog_of_one_verification_costs_one_signal_and_one_write() {
+    // Batches of at most three, every one a backlog (the age is zero), and
+    // a short history: the long backlog's 60 batches span runs (each is a
+    // history event, so the history is full before the 50th); the short one
+    // is one batch.
     let env = |k: &str, v: &str| (k.to_owned(), v.to_owned());
     let mut app = TestApp::spawn_with(
         "batch-can",
         Options {
             roles: Some("receiver"),
-            extra_env: vec![env("VBRIDGE_CONTINUE_AS_NEW_AFTER", "50"), env("VBRIDGE_RELAY_BATCH_MAX", "3")],
+            extra_env: vec![
+                env("VBRIDGE_CONTINUE_AS_NEW_AFTER", "50"),
+                env("VBRIDGE_RELAY_BATCH_MAX", "3"),
+                env("VBRIDGE_RELAY_BACKLOG_AFTER_MS", "0"),
+            ],
             ..Default::default()
         },
     )
@@ -152,7 +169,8 @@ async fn batches_cross_continue_as_new_and_a_verifications_backlog_costs_one_sig
     })
     .await;
 
-    // The short backlog: one signal, one ATS write of the state it ends in.
+    // The short backlog: one signal, one ATS write of the state it ends in
+    // (a backlog's writes coalesce, the first too).
     let history = history_json(&app, "verification:cand-h:app-h", None).await;
     assert_eq!(signal_names(&history), ["event_batch"]);
     let writes: Vec<String> = app

@@ -266,10 +266,6 @@ async fn a_verification_at_rest_closes_and_a_late_event_reopens_it_from_the_audi
     app.send(&started(c, a, "evt-rest-1", &at(-10))).await;
     app.send(&decision(c, a, "evt-rest-2", &at(-5), "verified")).await;
     app.wait_synced(c, a, "verified").await;
-    // Two writes, or one when the relay found both events owed together
-    // and sent them as one batch (whose writes coalesce).
-    let written: Vec<String> = app.writes().await.iter().map(|w| w.fields["verification_state"].clone()).collect();
-    assert!(written == ["pending", "verified"] || written == ["verified"], "{written:?}");
     let closed = completed_history(&app, c, a, "the verified run to close at rest").await;
     let running = format!("ExecutionStatus = 'Running' AND CandidateId = '{c}'");
     assert_eq!(app.temporal_client.count_workflows(running.clone(), Default::default()).await.unwrap().count(), 0);
@@ -300,14 +296,13 @@ async fn a_verification_at_rest_closes_and_a_late_event_reopens_it_from_the_audi
 
     // The ATS saw nothing new; the audit log has every decision once.
     let states: Vec<String> = app.writes().await.iter().map(|w| w.fields["verification_state"].clone()).collect();
-    assert_eq!(states, written, "the reopened run wrote nothing");
+    assert_eq!(states, vec!["pending", "verified"]);
     let store = vbridge::config::open_store(&app.database_url()).await.unwrap();
     let d = app
         .wait_for("the late decisions in the audit log", Duration::from_secs(30), || async {
             let d = store.decisions(Some(c), Some(a)).await.ok()?;
             let n = |k: &str| d.iter().filter(|r| r.record.kind == k).count();
-            (n("applied") == 2 && n("refused") == 1 && n("skipped") == 1 && n("ats_write") == written.len())
-                .then_some(d)
+            (n("applied") == 2 && n("refused") == 1 && n("skipped") == 1 && n("ats_write") == 2).then_some(d)
         })
         .await;
     let mut ids: Vec<_> = d.iter().map(|r| r.record.record_id.clone()).collect();

@@ -329,6 +329,7 @@ async fn run_temporal_roles(
             metrics,
             crash_after_forward: std::env::var("VBRIDGE_FAULT").as_deref() == Ok("crash-after-forward"),
             batch_max: cfg.relay_batch_max,
+            backlog_after: cfg.relay_backlog_after,
         };
         let rx = shutdown.clone();
         tasks.spawn(async move {

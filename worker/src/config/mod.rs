@@ -86,6 +86,8 @@ pub struct Config {
     /// The most events of one verification the relay sends in one signal
     /// (`VBRIDGE_RELAY_BATCH_MAX`, 1 to [`BATCH_EVENTS_MAX`](crate::temporal::forward::BATCH_EVENTS_MAX)).
     pub relay_batch_max: usize,
+    /// `VBRIDGE_RELAY_BACKLOG_AFTER_MS`: see `EventBatch.backlog`.
+    pub relay_backlog_after: Duration,
     pub request_timeout: Duration,
     /// The operator API's and the console's request timeout.
     pub api_request_timeout: Duration,
@@ -318,6 +320,7 @@ impl Config {
             max_body_bytes: s.max_body_bytes,
             max_in_flight: s.max_in_flight.max(1),
             relay_batch_max: s.relay_batch_max.clamp(1, crate::temporal::forward::BATCH_EVENTS_MAX),
+            relay_backlog_after: ms(s.relay_backlog_after_ms),
             worker_cached_workflows: s.worker_cached_workflows.max(1),
             request_timeout: ms(s.request_timeout_ms),
             api_request_timeout: ms(s.api_request_timeout_ms),

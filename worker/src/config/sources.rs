@@ -48,6 +48,9 @@ pub struct Settings {
     pub max_in_flight: usize,
     /// The most events the relay sends in one signal (1: each alone).
     pub relay_batch_max: usize,
+    /// How long a verification's first owed event waits before its batch is
+    /// a backlog (whose ATS writes coalesce into one).
+    pub relay_backlog_after_ms: u64,
     pub worker_cached_workflows: usize,
     pub audit_hold_ms: u32,
     pub quiet_close_ms: u32,
@@ -192,6 +195,7 @@ impl Default for Settings {
             max_body_bytes: 256 * 1024,
             max_in_flight: 1024,
             relay_batch_max: crate::temporal::forward::BATCH_EVENTS_MAX,
+            relay_backlog_after_ms: 5_000,
             worker_cached_workflows: crate::temporal::worker::DEFAULT_CACHED_WORKFLOWS,
             audit_hold_ms: t.audit_hold_ms,
             quiet_close_ms: t.quiet_close_ms,

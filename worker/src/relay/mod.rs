@@ -29,6 +29,10 @@ pub struct Relay {
     /// Fault injection for crash tests: abort right after the first forward,
     /// before it is marked (`VBRIDGE_FAULT=crash-after-forward`).
     pub crash_after_forward: bool,
+    /// How long a verification's first owed event must have waited for its
+    /// batch to be a backlog, whose ATS writes coalesce into one
+    /// (`VBRIDGE_RELAY_BACKLOG_AFTER_MS`; see `EventBatch.backlog`).
+    pub backlog_after: Duration,
     /// The most events one signal carries (`VBRIDGE_RELAY_BATCH_MAX`, at most
     /// [`BATCH_EVENTS_MAX`](crate::temporal::forward::BATCH_EVENTS_MAX)); 1 sends each event alone, as before batches.
     pub batch_max: usize,
@@ -174,8 +178,9 @@ impl Relay {
                 };
             };
             let seen_before = first.1;
+            let backlog = waited(&first.2.received_at, chrono::Utc::now()) >= self.backlog_after;
             let (seqs, events): (Vec<i64>, Vec<EventSignal>) = chunk.into_iter().map(|(seq, _, ev)| (seq, ev)).unzip();
-            match self.forwarder.forward_batch(&events, seen_before).await {
+            match self.forwarder.forward_batch(&events, seen_before, backlog).await {
                 Ok(()) => {
                     self.metrics.relay_signals.inc();
                     for (seq, ev) in seqs.iter().zip(&events) {
@@ -197,6 +202,15 @@ impl Relay {
             }
         }
     }
+}
+
+/// How long an event received at `received_at` (RFC 3339) has waited by
+/// `now`; zero when the time does not parse or is ahead.
+fn waited(received_at: &str, now: chrono::DateTime<chrono::Utc>) -> Duration {
+    chrono::DateTime::parse_from_rfc3339(received_at)
+        .ok()
+        .and_then(|t| (now - t.with_timezone(&chrono::Utc)).to_std().ok())
+        .unwrap_or_default()
 }
 
 /// One owed outbox row: its stored signal parsed (None: unreadable), and its
@@ -233,6 +247,20 @@ mod tests {
     fn owed(seq: i64, readable: bool, bytes: usize) -> Owed {
         let event = readable.then(|| EventSignal { event_id: format!("e{seq}"), ..Default::default() });
         Owed { seq, event, seen_before: seq > 1, bytes }
+    }
+
+    #[test]
+    fn an_events_wait_is_measured_from_its_receipt_and_never_negative() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-03T10:00:10Z").unwrap().with_timezone(&chrono::Utc);
+        let rows = [
+            ("2026-12-03T10:00:04.500Z", Duration::from_millis(5_500)),
+            ("2026-12-03T11:00:04+01:00", Duration::from_secs(6)),
+            ("2026-12-03T10:00:11Z", Duration::ZERO),
+            ("yesterday", Duration::ZERO),
+        ];
+        for (at, want) in rows {
+            assert_eq!(waited(at, now), want, "{at}");
+        }
     }
 
     #[test]

@@ -13,6 +13,12 @@ pub(crate) async fn field_key(c: &mut impl Run, candidate: &str) -> Result<Field
     if let Some(k) = existing(c, candidate).await? {
         return Ok(k);
     }
+    make(c, candidate).await
+}
+
+/// Make the key of a candidate read to have none (the kept one, when another
+/// connection made one meanwhile).
+pub(crate) async fn make(c: &mut impl Run, candidate: &str) -> Result<FieldKey, sqlx::Error> {
     let mut fresh = [0u8; seal::KEY_LEN];
     getrandom::fill(&mut fresh).map_err(|e| sqlx::Error::Protocol(format!("the OS's randomness: {e}")))?;
     let now = crate::now_rfc3339();
@@ -31,6 +37,21 @@ pub(crate) async fn existing(c: &mut impl Run, candidate: &str) -> Result<Option
         None => Ok(None),
         Some((hex,)) => FieldKey::from_hex(&hex).map(Some).map_err(|e| sqlx::Error::Decode(Box::new(e))),
     }
+}
+
+/// The keys of a list of candidates that have one, as (candidate, key).
+pub(crate) async fn existing_of<C: Run>(
+    c: &mut C,
+    candidates: &[&str],
+) -> Result<Vec<(String, FieldKey)>, sqlx::Error> {
+    if candidates.is_empty() {
+        return Ok(vec![]);
+    }
+    let list = serde_json::to_string(candidates).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let rows: Vec<(String, String)> = c.fetch_all(sql::FIELD_KEYS_OF.pick::<C>(), &[list.as_str().into()]).await?;
+    rows.into_iter()
+        .map(|(cand, hex)| FieldKey::from_hex(&hex).map(|k| (cand, k)).map_err(|e| sqlx::Error::Decode(Box::new(e))))
+        .collect()
 }
 
 /// Seal `text` of `candidate` under `key`, with a fresh random nonce.

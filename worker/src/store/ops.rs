@@ -226,17 +226,55 @@ pub(crate) async fn project_review(c: &mut impl Run, change: &review::Change) ->
     Ok(())
 }
 
-/// Record the forwards and take the rows out of the outbox.
-pub(crate) async fn mark_forwarded(c: &mut impl Run, seqs: &[i64], now: &str) -> Result<(), sqlx::Error> {
-    for seq in seqs {
-        c.execute(sql::MARK_FORWARDED, &[(*seq).into(), now.into()]).await?;
-        c.execute(sql::TAKE_FROM_OUTBOX, &[(*seq).into()]).await?;
+/// Record the forwards and take the rows out of the outbox: two statements
+/// for the whole list.
+pub(crate) async fn mark_forwarded<C: Run>(c: &mut C, seqs: &[i64], now: &str) -> Result<(), sqlx::Error> {
+    if seqs.is_empty() {
+        return Ok(());
     }
+    let list = json_list(seqs)?;
+    c.execute(sql::MARK_FORWARDED_ALL.pick::<C>(), &[list.as_str().into(), now.into()]).await?;
+    c.execute(sql::TAKE_ALL_FROM_OUTBOX.pick::<C>(), &[list.as_str().into()]).await?;
     Ok(())
 }
 
-pub(crate) async fn set_head(c: &mut impl Run, stream: &str, pos: i64, hash: &str) -> Result<(), sqlx::Error> {
-    c.execute(sql::SET_HEAD, &[stream.into(), pos.into(), hash.into()]).await.map(|_| ())
+/// Move the chains' heads: one statement for every stream a group touched.
+pub(crate) async fn set_heads<C: Run>(c: &mut C, heads: &[(&str, i64, &str)]) -> Result<(), sqlx::Error> {
+    if heads.is_empty() {
+        return Ok(());
+    }
+    let list = json_list(heads)?;
+    c.execute(sql::SET_HEADS.pick::<C>(), &[list.as_str().into()]).await.map(|_| ())
+}
+
+/// The first commits of a list of idempotency keys, as (key, original).
+pub(crate) async fn find_keys<C: Run>(c: &mut C, keys: &[&str]) -> Result<Vec<(String, Original)>, sqlx::Error> {
+    if keys.is_empty() {
+        return Ok(vec![]);
+    }
+    let list = json_list(keys)?;
+    let rows: Vec<(String, i64, String, String, String)> =
+        c.fetch_all(sql::FIND_KEYS.pick::<C>(), &[list.as_str().into()]).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(key, seq, event_id, trace_id, processing_result)| {
+            (key, Original { seq, event_id, trace_id, processing_result })
+        })
+        .collect())
+}
+
+/// The heads of a list of streams, as (stream, chain_pos, hash).
+pub(crate) async fn heads_of<C: Run>(c: &mut C, streams: &[&str]) -> Result<Vec<(String, i64, String)>, sqlx::Error> {
+    if streams.is_empty() {
+        return Ok(vec![]);
+    }
+    let list = json_list(streams)?;
+    c.fetch_all(sql::HEADS_OF.pick::<C>(), &[list.as_str().into()]).await
+}
+
+/// A list bound as one text value (see [`sql::Listed`]).
+fn json_list<T: serde::Serialize>(items: &[T]) -> Result<String, sqlx::Error> {
+    serde_json::to_string(items).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
 /// Every chained record's stream, position, hash and time.

@@ -60,6 +60,8 @@ struct PgBackend {
 /// The shared SQL, its placeholders numbered.
 #[async_trait]
 impl Run for PgConnection {
+    const POSTGRES: bool = true;
+
     async fn execute(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
         let (sql, args) = (sql::numbered(sql), arguments::<PgArguments>(args)?);
         Ok(sqlx::query_with(&sql, args).execute(self).await?.rows_affected())

@@ -73,6 +73,10 @@ impl<T> Rowed for T where T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx
 /// A connection that runs the shared SQL (written with `?` placeholders).
 #[async_trait]
 pub(crate) trait Run: Send {
+    /// Whether this is Postgres: the few statements that take a list (a JSON
+    /// array bound as one text value) are written once per backend, see
+    /// [`super::sql::Listed`].
+    const POSTGRES: bool;
     /// Rows affected.
     async fn execute(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error>;
     async fn fetch_all<T: Rowed>(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<T>, sqlx::Error>;

@@ -33,8 +33,66 @@ pub(crate) fn numbered(sql: &str) -> String {
 pub(crate) const FIND_KEY: &str = "SELECT seq, COALESCE(event_id, '') AS event_id, trace_id, processing_result \
      FROM deliveries WHERE idempotency_key = ? AND processing_result IN ('accepted', 'ignored')";
 pub(crate) const HEAD: &str = "SELECT chain_pos, hash FROM stream_heads WHERE stream = ?";
-pub(crate) const SET_HEAD: &str = "INSERT INTO stream_heads (stream, chain_pos, hash) VALUES (?, ?, ?) \
-     ON CONFLICT (stream) DO UPDATE SET chain_pos = excluded.chain_pos, hash = excluded.hash";
+
+/// A statement that takes a list, bound as one text value (a JSON array), so
+/// that a group reads or writes many rows in one round trip: SQLite walks it
+/// with `json_each`, Postgres with `json_array_elements`. Written once per
+/// backend, here side by side.
+pub(crate) struct Listed {
+    pub sqlite: &'static str,
+    pub postgres: &'static str,
+}
+
+impl Listed {
+    pub(crate) fn pick<C: super::run::Run>(&self) -> &'static str {
+        if C::POSTGRES { self.postgres } else { self.sqlite }
+    }
+}
+
+/// [`FIND_KEY`] for a list of keys, each row with its key.
+pub(crate) const FIND_KEYS: Listed = Listed {
+    sqlite: "SELECT idempotency_key, seq, COALESCE(event_id, '') AS event_id, trace_id, processing_result \
+     FROM deliveries WHERE idempotency_key IN (SELECT value FROM json_each(?)) \
+     AND processing_result IN ('accepted', 'ignored')",
+    postgres: "SELECT idempotency_key, seq, COALESCE(event_id, '') AS event_id, trace_id, processing_result \
+     FROM deliveries WHERE idempotency_key IN (SELECT json_array_elements_text(CAST(? AS json))) \
+     AND processing_result IN ('accepted', 'ignored')",
+};
+/// [`HEAD`] for a list of streams, each row with its stream.
+pub(crate) const HEADS_OF: Listed = Listed {
+    sqlite: "SELECT stream, chain_pos, hash FROM stream_heads WHERE stream IN (SELECT value FROM json_each(?))",
+    postgres: "SELECT stream, chain_pos, hash FROM stream_heads \
+     WHERE stream IN (SELECT json_array_elements_text(CAST(? AS json)))",
+};
+/// Move the heads of a list of `[stream, chain_pos, hash]` (a chain's first
+/// record makes its head).
+pub(crate) const SET_HEADS: Listed = Listed {
+    sqlite: "INSERT INTO stream_heads (stream, chain_pos, hash) \
+     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') \
+     FROM json_each(?) WHERE TRUE \
+     ON CONFLICT (stream) DO UPDATE SET chain_pos = excluded.chain_pos, hash = excluded.hash",
+    postgres: "INSERT INTO stream_heads (stream, chain_pos, hash) \
+     SELECT h->>0, CAST(h->>1 AS BIGINT), h->>2 FROM json_array_elements(CAST(? AS json)) AS h \
+     ON CONFLICT (stream) DO UPDATE SET chain_pos = excluded.chain_pos, hash = excluded.hash",
+};
+/// The field keys of a list of candidates, each row with its candidate.
+pub(crate) const FIELD_KEYS_OF: Listed = Listed {
+    sqlite: "SELECT candidate_id, field_key FROM candidate_keys WHERE candidate_id IN (SELECT value FROM json_each(?))",
+    postgres: "SELECT candidate_id, field_key FROM candidate_keys \
+     WHERE candidate_id IN (SELECT json_array_elements_text(CAST(? AS json)))",
+};
+/// Record the forwards of a list of seqs (?1) at ?2, and take them out of the
+/// outbox (the second statement).
+pub(crate) const MARK_FORWARDED_ALL: Listed = Listed {
+    sqlite: "INSERT INTO forwards (seq, forwarded_at) SELECT value, ?2 FROM json_each(?1) WHERE TRUE \
+     ON CONFLICT DO NOTHING",
+    postgres: "INSERT INTO forwards (seq, forwarded_at) \
+     SELECT CAST(s AS BIGINT), ?2 FROM json_array_elements_text(CAST(?1 AS json)) AS s ON CONFLICT DO NOTHING",
+};
+pub(crate) const TAKE_ALL_FROM_OUTBOX: Listed = Listed {
+    sqlite: "DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))",
+    postgres: "DELETE FROM outbox WHERE seq IN (SELECT CAST(s AS BIGINT) FROM json_array_elements_text(CAST(? AS json)) AS s)",
+};
 pub(crate) const DECISION_EXISTS: &str = "SELECT 1 AS one FROM decisions WHERE record_id = ?";
 /// When a verification's accepted events happened (for apply → verified).
 /// A verification's event times, and the hiring loop's request's body (it
@@ -137,8 +195,6 @@ pub(crate) const KNOWN: &str = "SELECT EXISTS (SELECT 1 FROM deliveries WHERE ca
      AND processing_result = 'accepted')";
 /// An accepted delivery enters the outbox in the transaction that commits it.
 pub(crate) const INSERT_OUTBOX: &str = "INSERT INTO outbox (seq, received_at) VALUES (?, ?)";
-pub(crate) const MARK_FORWARDED: &str = "INSERT INTO forwards (seq, forwarded_at) VALUES (?, ?) ON CONFLICT DO NOTHING";
-pub(crate) const TAKE_FROM_OUTBOX: &str = "DELETE FROM outbox WHERE seq = ?";
 pub(crate) const CHAIN_ENTRIES: &str = "SELECT d.stream, d.chain_pos, d.hash, d.received_at AS at, \
      EXISTS (SELECT 1 FROM outbox o WHERE o.seq = d.seq) AS pending FROM deliveries d \
      WHERE d.stream IS NOT NULL AND d.chain_pos IS NOT NULL \

@@ -99,6 +99,8 @@ impl SqliteBackend {
 
 #[async_trait]
 impl Run for SqliteConnection {
+    const POSTGRES: bool = false;
+
     async fn execute(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
         let args: SqliteArguments<'_> = arguments(args)?;
         Ok(sqlx::query_with(sql, args).execute(self).await?.rows_affected())

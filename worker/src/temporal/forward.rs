@@ -29,14 +29,19 @@ impl Forwarder {
     /// `seen_before`: earlier events of this verification were forwarded, so a
     /// new run here reopens one that closed at rest, and seeds itself.
     pub async fn forward(&self, ev: &EventSignal, seen_before: bool) -> Result<(), TemporalError> {
-        self.forward_batch(std::slice::from_ref(ev), seen_before).await
+        self.forward_batch(std::slice::from_ref(ev), seen_before, false).await
     }
 
     /// Forward events of one verification, in commit order, in one call: one
     /// event as `on_event` (what every worker version knows), several as one
     /// `event_batch` signal (at most [`BATCH_EVENTS_MAX`], the relay's bound).
-    /// `seen_before` is the first event's.
-    pub async fn forward_batch(&self, events: &[EventSignal], seen_before: bool) -> Result<(), TemporalError> {
+    /// `seen_before` is the first event's; `backlog`: see `EventBatch`.
+    pub async fn forward_batch(
+        &self,
+        events: &[EventSignal],
+        seen_before: bool,
+        backlog: bool,
+    ) -> Result<(), TemporalError> {
         let Some(first) = events.first() else { return Ok(()) };
         if events.len() > BATCH_EVENTS_MAX {
             return Err(TemporalError::Call(format!("a batch of {} events is over {BATCH_EVENTS_MAX}", events.len())));
@@ -45,10 +50,15 @@ impl Forwarder {
         // Exported traces: the workflow's spans join the (first) delivery's trace.
         crate::telemetry::join_trace(&span, &first.trace_id, "relay");
         use tracing::Instrument;
-        self.signal_with_start(events, seen_before).instrument(span).await
+        self.signal_with_start(events, seen_before, backlog).instrument(span).await
     }
 
-    async fn signal_with_start(&self, events: &[EventSignal], seen_before: bool) -> Result<(), TemporalError> {
+    async fn signal_with_start(
+        &self,
+        events: &[EventSignal],
+        seen_before: bool,
+        backlog: bool,
+    ) -> Result<(), TemporalError> {
         let ev = &events[0];
         let workflow_id = workflow_id(&ev.candidate_id, &ev.application_id);
         let input = self.input(&ev.candidate_id, &ev.application_id, seen_before);
@@ -78,7 +88,7 @@ impl Forwarder {
                     CandidateVerification::run,
                     input,
                     CandidateVerification::on_event_batch,
-                    EventBatch { events: many.to_vec() },
+                    EventBatch { events: many.to_vec(), backlog },
                     opts,
                 )
                 .await

@@ -161,8 +161,8 @@ pub struct CandidateVerification {
     upserted_paused: Option<bool>,
     /// Writes the ATS refused for good, to re-drive (with [`CONTROLS_PATCH`]).
     failed: VecDeque<AtsWriteRequest>,
-    /// While a batch is applied (with [`BATCH_PATCH`]): the writes queued
-    /// before it, which keep their place; the batch's own coalesce.
+    /// While a backlog batch is applied (with [`BATCH_PATCH`]): the writes
+    /// queued before it, which keep their place; the batch's own coalesce.
     batch_floor: Option<usize>,
 }
 
@@ -264,9 +264,9 @@ impl CandidateVerification {
 
     /// Events of this verification that waited in the outbox together, in
     /// commit order (the relay's batch, at most [`BATCH_EVENTS_MAX`]): each
-    /// applied as if it came alone; with [`BATCH_PATCH`] their ATS writes of
-    /// a check coalesce into one. While a reopened run reads its seed, they
-    /// wait in the inbox.
+    /// applied as if it came alone; with [`BATCH_PATCH`], a backlog's ATS
+    /// writes of a check coalesce into one. While a reopened run reads its
+    /// seed, they wait in the inbox.
     #[signal(name = "event_batch")]
     pub fn on_event_batch(&mut self, ctx: &mut SyncWorkflowContext<Self>, batch: EventBatch) {
         let now_time = ctx.workflow_time();
@@ -278,7 +278,7 @@ impl CandidateVerification {
             self.inbox.extend(batch.events);
             return;
         }
-        let updates = self.apply_batch(&now, &workflow_id, now_time, batch.events);
+        let updates = self.apply_batch(&now, &workflow_id, now_time, batch.events, batch.backlog);
         if !updates.is_empty() {
             ctx.upsert_search_attributes(updates);
         }

@@ -70,13 +70,16 @@ pub const HIRING_PATCH: &str = "hiring-loop-v1";
 pub const RETAKE_PATCH: &str = "hiring-retake-v1";
 
 /// Patch: batched events. The relay forwards the events of a verification
-/// that waited in the outbox together as one `event_batch` signal; a run
-/// with this patch coalesces the batch's ATS writes of a check into one
-/// (the ATS needs only the state the batch ends in), even the first owed
-/// write when it was queued by the batch itself. A write queued before the
-/// batch keeps its place. Each event is still applied, deduplicated and
-/// recorded as if it came alone. Runs without it (started before) apply a
-/// batch as that many signals. Implies [`RETAKE_PATCH`].
+/// that waited in the outbox together as one `event_batch` signal; when
+/// they are a backlog (the first waited past the relay's backlog age: an
+/// outage, a catch-up, a storm), a run with this patch coalesces the
+/// batch's own ATS writes of a check into one, the first owed one too (its
+/// events are all in the past: the ATS needs the state they end in). A
+/// write queued before the batch keeps its place, and a batch that is no
+/// backlog queues its writes as that many signals would. Each event is
+/// still applied, deduplicated and recorded as if it came alone. Runs
+/// without it (started before) apply any batch as that many signals.
+/// Implies [`RETAKE_PATCH`].
 pub const BATCH_PATCH: &str = "event-batch-v1";
 
 /// The patches a run has, asked once per run. A newer patch implies the

@@ -19,7 +19,7 @@ impl CandidateVerification {
     /// carries the latest state: its fields over the replaced one's, so the
     /// ATS ends as if both had been written in order. The first owed write
     /// (in flight, deferred or about to go) is never replaced, so the ATS
-    /// hears of a verification at once; but within one batch of events (with
+    /// hears of a verification at once; but within one backlog batch (with
     /// [`BATCH_PATCH`](super::BATCH_PATCH)) a write the batch itself queued
     /// may be replaced. The machine only moves forward, so the ATS never sees
     /// a state go backwards.
@@ -31,9 +31,9 @@ impl CandidateVerification {
         // Paused, nothing is in flight: the first queued write may be
         // replaced too, so that a resume writes the latest state once.
         let protected = if self.view.paused && !self.ats_in_flight { 0 } else { 1 };
-        // Within a batch (with BATCH_PATCH), only the writes queued before it
-        // are protected: the batch is one moment, and none of its own writes
-        // is in flight yet.
+        // Within a backlog batch (with BATCH_PATCH), only the writes queued
+        // before it are protected: the batch is one moment, and none of its
+        // own writes is in flight yet.
         let protected = self.batch_floor.map_or(protected, |f| protected.min(f));
         let queued = self
             .pending

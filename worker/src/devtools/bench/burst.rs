@@ -16,6 +16,10 @@ pub(super) struct Burst {
     pub(super) open_after_quiet: usize,
     pub(super) rss_after_burst_mib: f64,
     pub(super) rss_after_quiet_mib: f64,
+    /// The relay's counters at the end: events forwarded, signals sent
+    /// (several events of one verification go as one batch).
+    pub(super) relay_forwarded: u64,
+    pub(super) relay_signals: u64,
 }
 
 /// The longest quiet period the bench waits for after the burst.
@@ -156,6 +160,22 @@ pub(super) async fn burst_phase(
         quiet.as_secs(),
         if quiet <= QUIET_WAIT_MAX { "" } else { ", not waited for" }
     );
+    let counter = |text: &str, name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<f64>().ok()))
+            .map(|v| v as u64)
+            .unwrap_or(0)
+    };
+    let metrics = match http.get(format!("{}/metrics", bridge.url)).send().await {
+        Ok(r) if r.status().is_success() => r.text().await.unwrap_or_default(),
+        _ => String::new(),
+    };
+    let relay_forwarded = counter(&metrics, "vbridge_relay_forwarded_count ");
+    let relay_signals = counter(&metrics, "vbridge_relay_signal_count ");
+    println!(
+        "7. relay: {relay_forwarded} events in {relay_signals} signals ({:.2} events per signal)",
+        relay_forwarded as f64 / relay_signals.max(1) as f64
+    );
     bridge.shutdown().await;
     let _ = sb_stop.send(());
 
@@ -209,6 +229,8 @@ pub(super) async fn burst_phase(
         open_after_quiet,
         rss_after_burst_mib,
         rss_after_quiet_mib,
+        relay_forwarded,
+        relay_signals,
     })
 }
 

@@ -59,7 +59,7 @@ pub(super) async fn commit_one<B: Backend>(
     for _ in 0..3 {
         let original = match (rec.intent, rec.idempotency_key.as_deref()) {
             (Intent::Rejected, _) | (_, None) => None,
-            (_, Some(key)) => ops::find_key(b.conn(), key).await?,
+            (_, Some(key)) => heads.original(b, key).await?,
         };
         let (result, mut content) = settle(rec, original.as_ref());
         // The body as stored may hold the candidate's personal data (free-form

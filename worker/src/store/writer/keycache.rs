@@ -52,6 +52,9 @@ pub(super) struct GroupKeys {
     keys: HashMap<String, FieldKey>,
     /// Candidates erased in this group: the cache's key is no longer theirs.
     erased: HashSet<String>,
+    /// Candidates the group's prefetch read to have no key: made without
+    /// reading again.
+    absent: HashSet<String>,
 }
 
 impl GroupKeys {
@@ -69,14 +72,43 @@ impl GroupKeys {
         let cached = if self.erased.contains(candidate) { None } else { cache.get(candidate).cloned() };
         let k = match cached {
             Some(k) => k,
+            None if self.absent.remove(candidate) => crate::store::keys::make(b.conn(), candidate).await?,
             None => crate::store::keys::field_key(b.conn(), candidate).await?,
         };
         self.keys.insert(candidate.to_owned(), k.clone());
         Ok(k)
     }
 
+    /// Read, in one statement, the keys of the `candidates` neither this
+    /// group nor the cache holds: those found are the group's, the others
+    /// are made on first use without reading again.
+    pub(super) async fn prefetch<B: Backend>(
+        &mut self,
+        b: &mut B,
+        cache: &KeyCache,
+        candidates: &[&str],
+    ) -> Result<(), sqlx::Error> {
+        let mut wanted: Vec<&str> = candidates
+            .iter()
+            .copied()
+            .filter(|c| !self.keys.contains_key(*c) && (self.erased.contains(*c) || cache.get(c).is_none()))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let found = crate::store::keys::existing_of(b.conn(), &wanted).await?;
+        for c in wanted {
+            self.absent.insert(c.to_owned());
+        }
+        for (c, k) in found {
+            self.absent.remove(&c);
+            self.keys.insert(c, k);
+        }
+        Ok(())
+    }
+
     pub(super) fn erased(&mut self, candidate: &str) {
         self.keys.remove(candidate);
+        self.absent.remove(candidate);
         self.erased.insert(candidate.to_owned());
     }
 }

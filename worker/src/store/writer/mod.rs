@@ -12,7 +12,7 @@
 use super::ops;
 use super::projection::{controls, dead_letters, gate, reconcile, review};
 use super::run::Run;
-use super::{Committed, DeliveryContent, DeliveryRecord, StoreError};
+use super::{Committed, DeliveryContent, DeliveryRecord, Intent, Original, StoreError};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -260,11 +260,56 @@ struct Heads<'k> {
     key: Option<&'k AuditKey>,
     field_keys: keycache::GroupKeys,
     cache: &'k keycache::KeyCache,
+    /// Read ahead for the group's deliveries ([`Heads::prefetch`]): heads
+    /// (None: a new chain) and keys' first commits (None: a fresh key), each
+    /// taken once; a second look reads the store.
+    heads_read: HashMap<String, Option<(i64, String)>>,
+    originals: HashMap<String, Option<Original>>,
 }
 
 impl<'k> Heads<'k> {
     fn new(key: Option<&'k AuditKey>, cache: &'k keycache::KeyCache) -> Heads<'k> {
-        Heads { staged: HashMap::new(), key, field_keys: Default::default(), cache }
+        Heads {
+            staged: HashMap::new(),
+            key,
+            field_keys: Default::default(),
+            cache,
+            heads_read: HashMap::new(),
+            originals: HashMap::new(),
+        }
+    }
+
+    /// Read in one statement each what the group's deliveries would read one
+    /// by one: their keys' first commits, their chains' heads, their
+    /// candidates' field keys. A statement is a round trip on Postgres, and
+    /// these were most of a delivery's (the bench's run L). The group holds
+    /// its streams' locks, so a head read here cannot move; a key another
+    /// process commits meanwhile makes the insert lose its race, and the
+    /// delivery decides again after reading it (as before).
+    async fn prefetch<B: Backend>(&mut self, b: &mut B, recs: &[&DeliveryRecord]) -> Result<(), sqlx::Error> {
+        let keys: Vec<&str> =
+            recs.iter().filter(|r| r.intent != Intent::Rejected).filter_map(|r| r.idempotency_key.as_deref()).collect();
+        let streams: Vec<String> = recs.iter().map(|r| delivery_stream(r)).collect();
+        let streams: Vec<&str> = streams.iter().map(String::as_str).collect();
+        let candidates: Vec<&str> =
+            recs.iter().filter(|r| r.payload.is_some()).filter_map(|r| r.candidate_id.as_deref()).collect();
+        self.originals = keys.iter().map(|k| ((*k).to_owned(), None)).collect();
+        for (key, original) in ops::find_keys(b.conn(), &keys).await? {
+            self.originals.insert(key, Some(original));
+        }
+        self.heads_read = streams.iter().map(|s| ((*s).to_owned(), None)).collect();
+        for (stream, pos, hash) in ops::heads_of(b.conn(), &streams).await? {
+            self.heads_read.insert(stream, Some((pos, hash)));
+        }
+        self.field_keys.prefetch(b, self.cache, &candidates).await
+    }
+
+    /// What `key` points to: read ahead once, else read now.
+    async fn original<B: Backend>(&mut self, b: &mut B, key: &str) -> Result<Option<Original>, sqlx::Error> {
+        match self.originals.remove(key) {
+            Some(read) => Ok(read),
+            None => ops::find_key(b.conn(), key).await,
+        }
     }
 
     /// Seal `text` under `candidate`'s field key (made when it has none).
@@ -277,7 +322,11 @@ impl<'k> Heads<'k> {
         if let Some(h) = self.staged.get(stream) {
             return Ok((h.0 + 1, h.1.clone()));
         }
-        Ok(match ops::head(b.conn(), stream).await? {
+        let head = match self.heads_read.remove(stream) {
+            Some(read) => read,
+            None => ops::head(b.conn(), stream).await?,
+        };
+        Ok(match head {
             Some((pos, hash)) => (pos + 1, hash),
             None => (1, chain::GENESIS.to_owned()),
         })
@@ -389,6 +438,14 @@ async fn run_group<B: Backend>(
     b.begin().await.map_err(|e| (None, e.into()))?;
     b.lock_streams(&streams_of(live.iter().map(|i| &batch[*i]))).await.map_err(|e| (None, e.into()))?;
     let mut heads = Heads::new(key, &*cache);
+    let recs: Vec<&DeliveryRecord> = live
+        .iter()
+        .filter_map(|i| match &batch[*i] {
+            Op::Commit(rec, _) => Some(rec),
+            _ => None,
+        })
+        .collect();
+    heads.prefetch(b, &recs).await.map_err(|e| (None, e.into()))?;
     let mut forwardable = false;
     let mut observed: Vec<Observed> = vec![];
     let mut done = Vec::with_capacity(live.len());
@@ -424,9 +481,9 @@ async fn run_group<B: Backend>(
         .await;
         done.push(r.map_err(|e| (Some(pos), e))?);
     }
-    for (stream, (pos, hash)) in &heads.staged {
-        ops::set_head(b.conn(), stream, *pos, hash).await.map_err(|e| (None, e.into()))?;
-    }
+    let moved: Vec<(&str, i64, &str)> =
+        heads.staged.iter().map(|(stream, (pos, hash))| (stream.as_str(), *pos, hash.as_str())).collect();
+    ops::set_heads(b.conn(), &moved).await.map_err(|e| (None, e.into()))?;
     ops::commit(b.conn()).await.map_err(|e| (None, e.into()))?;
     let keys = std::mem::take(&mut heads.field_keys);
     drop(heads);

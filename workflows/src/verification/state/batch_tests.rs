@@ -1,5 +1,5 @@
 //! A batch of events (the relay's `event_batch` signal), from tables: each
-//! event applied as if it came alone; with the batch patch, the batch's own
+//! event applied as if it came alone; with the batch patch, a backlog's own
 //! writes of a check coalesce into one.
 
 use super::tests::{WF, decided, queue, started, today, verification};
@@ -13,6 +13,8 @@ fn a_batch_applies_each_event_as_alone_and_coalesces_its_own_writes_of_a_check()
         /// Events applied one by one before the batch (their writes owed).
         before: Vec<EventSignal>,
         batch: Vec<EventSignal>,
+        /// The relay marked it a backlog.
+        backlog: bool,
         /// The batch's timeline entries: (kind, how the reason starts).
         entries: &'static [(&'static str, &'static str)],
         state: &'static str,
@@ -27,6 +29,7 @@ fn a_batch_applies_each_event_as_alone_and_coalesces_its_own_writes_of_a_check()
             patches: today(),
             before: vec![],
             batch: vec![started("e1", t0), decided("e2", "verified", t1)],
+            backlog: true,
             entries: &[("applied", ""), ("applied", "")],
             state: "verified",
             queue: &[("chk-1", "verified", 1)],
@@ -36,15 +39,27 @@ fn a_batch_applies_each_event_as_alone_and_coalesces_its_own_writes_of_a_check()
             patches: today(),
             before: vec![],
             batch: vec![started("e1", t0), decided("e2", "needs_review", t1), decided("e3", "verified", t5)],
+            backlog: true,
             entries: &[("applied", ""), ("applied", ""), ("review_routed", ""), ("applied", "")],
             state: "verified",
             queue: &[("chk-1", "verified", 2)],
         },
         Row {
-            what: "without the batch patch, a batch is that many signals: the first owed write is kept",
+            what: "a batch that is no backlog queues its writes as that many signals: the first owed write is kept",
+            patches: today(),
+            before: vec![],
+            batch: vec![started("e1", t0), decided("e2", "verified", t1)],
+            backlog: false,
+            entries: &[("applied", ""), ("applied", "")],
+            state: "verified",
+            queue: &[("chk-1", "pending", 0), ("chk-1", "verified", 0)],
+        },
+        Row {
+            what: "without the batch patch, a backlog is that many signals: the first owed write is kept",
             patches: unbatched,
             before: vec![],
             batch: vec![started("e1", t0), decided("e2", "verified", t1)],
+            backlog: true,
             entries: &[("applied", ""), ("applied", "")],
             state: "verified",
             queue: &[("chk-1", "pending", 0), ("chk-1", "verified", 0)],
@@ -54,6 +69,7 @@ fn a_batch_applies_each_event_as_alone_and_coalesces_its_own_writes_of_a_check()
             patches: today(),
             before: vec![started("e1", t0)],
             batch: vec![decided("e2", "needs_review", t1), decided("e3", "verified", t5)],
+            backlog: true,
             entries: &[("applied", ""), ("review_routed", ""), ("applied", "")],
             state: "verified",
             queue: &[("chk-1", "pending", 0), ("chk-1", "verified", 1)],
@@ -63,6 +79,7 @@ fn a_batch_applies_each_event_as_alone_and_coalesces_its_own_writes_of_a_check()
             patches: today(),
             before: vec![],
             batch: vec![started("e1", t0), started("e1", t0), decided("e2", "verified", t1)],
+            backlog: true,
             entries: &[("applied", ""), ("skipped", "duplicate event id"), ("applied", "")],
             state: "verified",
             queue: &[("chk-1", "verified", 1)],
@@ -72,6 +89,7 @@ fn a_batch_applies_each_event_as_alone_and_coalesces_its_own_writes_of_a_check()
             patches: today(),
             before: vec![started("e1", t0), decided("e2", "verified", t1)],
             batch: vec![started("e1", t0), decided("e2", "verified", t1)],
+            backlog: true,
             entries: &[("skipped", "duplicate event id"), ("skipped", "duplicate event id")],
             state: "verified",
             queue: &[("chk-1", "pending", 0), ("chk-1", "verified", 0)],
@@ -81,6 +99,7 @@ fn a_batch_applies_each_event_as_alone_and_coalesces_its_own_writes_of_a_check()
             patches: today(),
             before: vec![],
             batch: vec![started("e1", t1), started("e0", t0), decided("e2", "verified", t5)],
+            backlog: true,
             entries: &[("applied", ""), ("skipped", "stale"), ("applied", "")],
             state: "verified",
             queue: &[("chk-1", "verified", 1)],
@@ -93,7 +112,7 @@ fn a_batch_applies_each_event_as_alone_and_coalesces_its_own_writes_of_a_check()
             v.apply(now, WF, None, ev);
         }
         let from = v.timeline.len();
-        v.apply_batch(now, WF, None, row.batch);
+        v.apply_batch(now, WF, None, row.batch, row.backlog);
         let got: Vec<(String, String)> =
             v.timeline.iter().skip(from).map(|t| (t.kind.clone(), t.reason.clone())).collect();
         // Each entry's kind, and its reason starting with the one wanted.

@@ -317,17 +317,19 @@ impl CandidateVerification {
     }
 
     /// Apply a batch of events in order, each through [`Self::apply`]. With
-    /// [`BATCH_PATCH`](super::BATCH_PATCH), the writes the batch queues may
-    /// replace each other (see [`Self::queue_write`]); those queued before
-    /// it keep their place.
+    /// [`BATCH_PATCH`](super::BATCH_PATCH), the writes a `backlog` queues may
+    /// replace each other, the first too (see [`Self::queue_write`]); those
+    /// queued before it keep their place. Any other batch queues its writes
+    /// as that many signals would.
     pub(super) fn apply_batch(
         &mut self,
         now: &str,
         workflow_id: &str,
         now_time: Option<SystemTime>,
         events: Vec<EventSignal>,
+        backlog: bool,
     ) -> Vec<SearchAttributeUpdate> {
-        if self.patches().batch {
+        if self.patches().batch && backlog {
             self.batch_floor = Some(self.pending.len());
         }
         let mut updates = vec![];
