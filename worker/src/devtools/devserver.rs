@@ -42,6 +42,13 @@ pub struct DevServer {
     pub options: DevServerOptions,
 }
 
+impl DevServer {
+    /// The server process's id (the bench reads its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+}
+
 /// The Temporal CLI to run.
 pub fn find_cli() -> Result<PathBuf, DevServerError> {
     if let Ok(p) = std::env::var("VBRIDGE_TEMPORAL_CLI") {

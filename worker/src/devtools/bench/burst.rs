@@ -20,6 +20,25 @@ pub(super) struct Burst {
     /// (several events of one verification go as one batch).
     pub(super) relay_forwarded: u64,
     pub(super) relay_signals: u64,
+    /// CPU seconds per 1,000 events during the bridge's burst: this process
+    /// (the bridge, and the load generator and sandbox beside it) and the
+    /// Temporal dev server; and the server's during the bare ceiling's run.
+    pub(super) bridge_cpu_s_per_1000: f64,
+    pub(super) temporal_cpu_s_per_1000: f64,
+    pub(super) bare_temporal_cpu_s_per_1000: f64,
+}
+
+/// A process's CPU time (user + system), from /proc (Linux); 0 elsewhere.
+pub(super) fn cpu_seconds(pid: Option<u32>) -> f64 {
+    let path = pid.map_or("/proc/self/stat".to_owned(), |p| format!("/proc/{p}/stat"));
+    let Ok(stat) = std::fs::read_to_string(path) else { return 0.0 };
+    // Fields after the command's closing parenthesis: utime and stime are
+    // the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf only reads a system constant.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (ticks(11) + ticks(12)) / per_second
 }
 
 /// The longest quiet period the bench waits for after the burst.
@@ -86,6 +105,7 @@ pub(super) async fn burst_phase(
     burst_cfg.task_queue = format!("burst-{run}");
     burst_cfg.tuning.quiet_close_ms = o.burst_quiet_close_ms;
     let bridge = start_bridge(burst_cfg, crate::app::all_roles())?;
+    let cpu_start = (cpu_seconds(None), cpu_seconds(temporal.pid()));
     let client = WebhookClient::new(&bridge.url, "bench-secret");
     let bodies = burst_bodies(run, o.burst_events, o.burst_applications);
     let events = bodies.len();
@@ -142,6 +162,13 @@ pub(super) async fn burst_phase(
     bridge_figures.per_second = events as f64 / span.as_secs_f64().max(1e-9);
     print("7. burst: received -> written", &bridge_figures);
     let write_count = writes.len();
+    let per_1000 = |seconds: f64| seconds * 1000.0 / events.max(1) as f64;
+    let bridge_cpu_s_per_1000 = per_1000(cpu_seconds(None) - cpu_start.0);
+    let temporal_cpu_s_per_1000 = per_1000(cpu_seconds(temporal.pid()) - cpu_start.1);
+    println!(
+        "7. CPU per 1,000 events: {bridge_cpu_s_per_1000:.1} s this process (bridge, load, sandbox), \
+         {temporal_cpu_s_per_1000:.1} s Temporal"
+    );
     let tclient = temporal::connect(&temporal.address, "default").await?;
     let (open_after_burst, rss_after_burst_mib) = (running_workflows(&tclient).await, rss_mib());
     let quiet = Duration::from_millis(o.burst_quiet_close_ms as u64);
@@ -193,6 +220,7 @@ pub(super) async fn burst_phase(
             }))
         })
     };
+    let bare_cpu_start = cpu_seconds(temporal.pid());
     let start = Instant::now();
     let apps = o.burst_applications.max(1);
     futures::stream::iter(0..events)
@@ -215,7 +243,11 @@ pub(super) async fn burst_phase(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let bare_per_second = done.load(std::sync::atomic::Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
-    println!("7. bare ceiling: {events} events, one signal and one no-op activity each: {bare_per_second:.1}/s");
+    let bare_temporal_cpu_s_per_1000 = per_1000(cpu_seconds(temporal.pid()) - bare_cpu_start);
+    println!(
+        "7. bare ceiling: {events} events, one signal and one no-op activity each: {bare_per_second:.1}/s \
+         ({bare_temporal_cpu_s_per_1000:.1} CPU-s of Temporal per 1,000)"
+    );
     let _ = stop_tx.send(());
     let _ = worker.await;
     drop(temporal);
@@ -231,6 +263,9 @@ pub(super) async fn burst_phase(
         rss_after_quiet_mib,
         relay_forwarded,
         relay_signals,
+        bridge_cpu_s_per_1000,
+        temporal_cpu_s_per_1000,
+        bare_temporal_cpu_s_per_1000,
     })
 }
 

@@ -10,7 +10,8 @@
 //!
 //! Then it prints the ratios the targets are stated in. Phase 11
 //! (`--providers-only`) sets the four provider routes beside the IL route;
-//! phase 12 (`--hiring-only`) runs the hiring loop's triggers to their invites.
+//! phase 12 (`--hiring-only`) runs the hiring loop's triggers to their invites;
+//! phase 13 (`--open-only N`) opens N verifications and keeps them open.
 
 use crate::app::{self, Role};
 use crate::config::Config;
@@ -27,6 +28,7 @@ use tokio::sync::watch;
 mod burst;
 mod flood;
 mod hiring;
+mod open;
 mod outbox;
 mod providers;
 mod refusals;
@@ -91,6 +93,10 @@ pub struct BenchOptions {
     pub hiring_triggers: usize,
     #[arg(long, default_value_t = 50)]
     pub hiring_rate: u32,
+    /// Only phase 13: open this many verifications and keep them open
+    /// (memory per open verification, the sticky cache, cold against warm).
+    #[arg(long)]
+    pub open_only: Option<usize>,
     /// Only phase 7: the burst through the whole stack, and the bare ceiling.
     #[arg(long)]
     pub burst_only: bool,
@@ -295,6 +301,14 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     if o.hiring_only {
         let r = hiring::hiring_phase(&cfg, &dir, &run, o.hiring_triggers, o.hiring_rate).await?;
         println!("{}", serde_json::json!({ "hiring": r }));
+        let _ = sb_stop.send(());
+        drop(temporal);
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    }
+    if let Some(n) = o.open_only {
+        let r = open::open_phase(&cfg, &dir, &run, n.max(4), o.concurrency).await?;
+        println!("{}", serde_json::json!({ "open": r }));
         let _ = sb_stop.send(());
         drop(temporal);
         let _ = std::fs::remove_dir_all(&dir);
