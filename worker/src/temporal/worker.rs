@@ -5,11 +5,15 @@ use temporalio_client::Client;
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 
 /// How many workflows a worker keeps in its sticky cache. A workflow not in
-/// it is replayed from its whole history on its next task, which on a burst
-/// over more workflows than the cache is most of the engine's work. The
-/// SDK's default is 1,000; each cached verification holds a bounded state
-/// (100 timeline entries and 1,000 event ids at the most).
-pub const DEFAULT_CACHED_WORKFLOWS: usize = 10_000;
+/// it is replayed from its history on its next task (short: runs continue as
+/// new), which on a burst over more workflows than the cache adds engine
+/// work. Each cached verification costs the process about 110–170 KiB (the
+/// bench's phase 13: 12,000 open with 10,000 cached took 1,340 MiB; 5,000
+/// open with 2,000 cached, 370 MiB), so the cache, not the number of open
+/// verifications, sizes the worker's memory. A cold verification answered a
+/// query in 13–36 ms against 5–12 ms warm, and a decision reached the ATS
+/// as fast either way (docs/benchmarks.md, run L).
+pub const DEFAULT_CACHED_WORKFLOWS: usize = 2_000;
 
 /// The options every worker of the bridge (and the bench's bare ceiling) gets.
 pub fn tune(options: &mut WorkerOptions, cached_workflows: usize) {

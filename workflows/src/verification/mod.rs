@@ -246,20 +246,7 @@ impl CandidateVerification {
     /// reads its seed, events wait in the inbox.
     #[signal]
     pub fn on_event(&mut self, ctx: &mut SyncWorkflowContext<Self>, ev: EventSignal) {
-        let now_time = ctx.workflow_time();
-        let now = rfc3339(now_time);
-        let workflow_id = ctx.workflow_id().to_owned();
-        // The first activation may run this before the run loop decides.
-        self.decide_patches(|p| ctx.patched(p));
-        self.signals += 1;
-        if self.seeding {
-            self.inbox.push_back(ev);
-            return;
-        }
-        let updates = self.apply(&now, &workflow_id, now_time, ev);
-        if !updates.is_empty() {
-            ctx.upsert_search_attributes(updates);
-        }
+        self.receive(ctx, vec![ev], false);
     }
 
     /// Events of this verification that waited in the outbox together, in
@@ -269,19 +256,7 @@ impl CandidateVerification {
     /// seed, they wait in the inbox.
     #[signal(name = "event_batch")]
     pub fn on_event_batch(&mut self, ctx: &mut SyncWorkflowContext<Self>, batch: EventBatch) {
-        let now_time = ctx.workflow_time();
-        let now = rfc3339(now_time);
-        let workflow_id = ctx.workflow_id().to_owned();
-        self.decide_patches(|p| ctx.patched(p));
-        self.signals += 1;
-        if self.seeding {
-            self.inbox.extend(batch.events);
-            return;
-        }
-        let updates = self.apply_batch(&now, &workflow_id, now_time, batch.events, batch.backlog);
-        if !updates.is_empty() {
-            ctx.upsert_search_attributes(updates);
-        }
+        self.receive(ctx, batch.events, batch.backlog);
     }
 
     /// A reviewer's decision on the open review item (CONTRACT §5). The
@@ -470,6 +445,26 @@ impl CandidateVerification {
 }
 
 impl CandidateVerification {
+    /// Take events from the relay (one, or a batch): applied in order at once,
+    /// or held in the inbox while a reopened run reads its seed. One event
+    /// is a batch of one that is no backlog: exactly what `on_event` always did.
+    fn receive(&mut self, ctx: &mut SyncWorkflowContext<Self>, events: Vec<EventSignal>, backlog: bool) {
+        let now_time = ctx.workflow_time();
+        let now = rfc3339(now_time);
+        let workflow_id = ctx.workflow_id().to_owned();
+        // The first activation may run this before the run loop decides.
+        self.decide_patches(|p| ctx.patched(p));
+        self.signals += 1;
+        if self.seeding {
+            self.inbox.extend(events);
+            return;
+        }
+        let updates = self.apply_batch(&now, &workflow_id, now_time, events, backlog);
+        if !updates.is_empty() {
+            ctx.upsert_search_attributes(updates);
+        }
+    }
+
     /// A reopened verification (a new run after one closed at rest): read the
     /// seed from the audit log, then apply the events that came meanwhile.
     /// Its records get the run id in their ids, so none reuses an old one.

@@ -298,40 +298,25 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     cfg.ats_url = Some(sandbox_url.clone());
     cfg.task_queue = format!("bench-{run}");
     cfg.data_dir = dir.clone();
-    if o.hiring_only {
-        let r = hiring::hiring_phase(&cfg, &dir, &run, o.hiring_triggers, o.hiring_rate).await?;
-        println!("{}", serde_json::json!({ "hiring": r }));
-        let _ = sb_stop.send(());
-        drop(temporal);
-        let _ = std::fs::remove_dir_all(&dir);
-        return Ok(());
-    }
-    if let Some(n) = o.open_only {
-        let r = open::open_phase(&cfg, &dir, &run, n.max(4), o.concurrency).await?;
-        println!("{}", serde_json::json!({ "open": r }));
-        let _ = sb_stop.send(());
-        drop(temporal);
-        let _ = std::fs::remove_dir_all(&dir);
-        return Ok(());
-    }
-    if o.burst_only {
+    // The phases run alone: each prints its figures as JSON, then the parts stop.
+    let alone = if o.hiring_only {
+        Some(
+            serde_json::json!({ "hiring": hiring::hiring_phase(&cfg, &dir, &run, o.hiring_triggers, o.hiring_rate).await? }),
+        )
+    } else if let Some(n) = o.open_only {
+        Some(serde_json::json!({ "open": open::open_phase(&cfg, &dir, &run, n.max(4), o.concurrency).await? }))
+    } else if o.burst_only {
         let b = burst_phase(&cfg, &dir, &run, &o).await?;
-        println!(
-            "  burst end to end / bare ceiling           {:>6.2}x   [>= 1.5x]  {} ({:.1} vs {:.1} events/s)",
-            b.ratio,
-            verdict(b.ratio >= 1.5),
-            b.bridge.per_second,
-            b.bare_per_second
-        );
-        println!("{}", serde_json::json!({ "burst": b }));
-        let _ = sb_stop.send(());
-        drop(temporal);
-        let _ = std::fs::remove_dir_all(&dir);
-        return Ok(());
-    }
-    if o.providers_only {
+        print_burst_ratio(&b);
+        Some(serde_json::json!({ "burst": b }))
+    } else if o.providers_only {
         let r = providers::provider_phase(&cfg, &dir, secret, &run, o.requests, o.concurrency).await?;
-        println!("{}", serde_json::json!({ "providers": r }));
+        Some(serde_json::json!({ "providers": r }))
+    } else {
+        None
+    };
+    if let Some(figures) = alone {
+        println!("{figures}");
         let _ = sb_stop.send(());
         drop(temporal);
         let _ = std::fs::remove_dir_all(&dir);
@@ -522,17 +507,11 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
         flooded.0.p99_ms / rated.p99_ms.max(1e-9)
     );
     if let Some(b) = &burst {
-        println!(
-            "  burst end to end / bare ceiling           {:>6.2}x   [>= 1.5x]  {} ({:.1} vs {:.1} events/s)",
-            b.ratio,
-            verdict(b.ratio >= 1.5),
-            b.bridge.per_second,
-            b.bare_per_second
-        );
+        print_burst_ratio(b);
     }
     for (backend, empty, full, old) in &outbox {
         println!(
-            "  {backend}: outbox read (512) with 100k forwarded rows {full:.2} ms vs {empty:.2} ms with none ({:.1}x); the old anti-join {old:.2} ms",
+            "  {backend}: outbox round (256 + theirs) with 100k forwarded rows {full:.2} ms vs {empty:.2} ms with none ({:.1}x); the old anti-join {old:.2} ms",
             full / empty.max(1e-9)
         );
     }
@@ -580,6 +559,16 @@ fn fsync_probe(dir: &std::path::Path) -> anyhow::Result<String> {
         fig.p99_ms,
         max.as_secs_f64() * 1000.0
     ))
+}
+
+fn print_burst_ratio(b: &burst::Burst) {
+    println!(
+        "  burst end to end / bare ceiling           {:>6.2}x   [>= 1.5x]  {} ({:.1} vs {:.1} events/s)",
+        b.ratio,
+        verdict(b.ratio >= 1.5),
+        b.bridge.per_second,
+        b.bare_per_second
+    );
 }
 
 fn verdict(ok: bool) -> &'static str {
