@@ -96,6 +96,10 @@ pub const SEEN_KEEP: usize = 1000;
 /// the next one), so that no activity input grows past Temporal's limits
 /// after a long store outage.
 pub const CLAIM_MAX: usize = 200;
+/// The same bound in a run that took batches of events, whose entries come
+/// many per signal: the audit lane logs them in fewer, larger appends, and
+/// logs what is left in one more before the run continues as new.
+pub const CLAIM_MAX_BATCHED: usize = 1_000;
 
 pub const SYNCED: &str = "synced";
 pub const WRITE_FAILED: &str = "failed";
@@ -161,6 +165,11 @@ pub struct CandidateVerification {
     upserted_paused: Option<bool>,
     /// Writes the ATS refused for good, to re-drive (with [`CONTROLS_PATCH`]).
     failed: VecDeque<AtsWriteRequest>,
+    /// Events this run took beyond one per signal (a batch of n adds n − 1):
+    /// counted with the history's length toward continue-as-new, so that a
+    /// run takes no more events than it did one signal each, and what it
+    /// carries stays as bounded.
+    batched_extra: u32,
     /// While a backlog batch is applied (with [`BATCH_PATCH`]): the writes
     /// queued before it, which keep their place; the batch's own coalesce.
     batch_floor: Option<usize>,
@@ -455,6 +464,7 @@ impl CandidateVerification {
         // The first activation may run this before the run loop decides.
         self.decide_patches(|p| ctx.patched(p));
         self.signals += 1;
+        self.batched_extra += events.len().saturating_sub(1) as u32;
         if self.seeding {
             self.inbox.extend(events);
             return;

@@ -19,6 +19,10 @@ use temporalio_sdk::WorkflowContext;
 
 impl CandidateVerification {
     pub(in crate::verification) fn history_full(ctx: &WorkflowContext<Self>) -> bool {
-        ctx.history_length() >= ctx.state(|s| s.tuning.continue_as_new_after) || ctx.continue_as_new_suggested()
+        // A batch is one history event but many events: each counts, so a
+        // run takes no more events than it did one signal each. (Runs
+        // without batches have no extra: their histories replay as recorded.)
+        let (after, extra) = ctx.state(|s| (s.tuning.continue_as_new_after, s.batched_extra));
+        ctx.history_length().saturating_add(extra) >= after || ctx.continue_as_new_suggested()
     }
 }

@@ -5,7 +5,10 @@
 
 use super::attributes::SA_REVIEW_DUE_AT;
 use super::patches::Patches;
-use super::{CLAIM_MAX, CandidateVerification, QUEUE_LINK_FIELD, SEEN_KEEP, SYNCED, TIMELINE_KEEP, default_tuning};
+use super::{
+    CLAIM_MAX, CLAIM_MAX_BATCHED, CandidateVerification, QUEUE_LINK_FIELD, SEEN_KEEP, SYNCED, TIMELINE_KEEP,
+    default_tuning,
+};
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, VecDeque};
@@ -117,6 +120,7 @@ impl CandidateVerification {
             upserted_paused: None,
             failed: carried.failed.into_iter().collect(),
             batch_floor: None,
+            batched_extra: 0,
         }
     }
 
@@ -216,7 +220,9 @@ impl CandidateVerification {
                 continue;
             }
             // Runs before WRITE_LOGS_PATCH appended everything at once.
-            if self.patches().write_logs && indices.len() == CLAIM_MAX {
+            // A run that took batches claims more at once (none before had any).
+            let max = if self.batched_extra > 0 { CLAIM_MAX_BATCHED } else { CLAIM_MAX };
+            if self.patches().write_logs && indices.len() == max {
                 break;
             }
             indices.push(index);
