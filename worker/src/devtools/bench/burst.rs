@@ -84,25 +84,38 @@ pub(super) fn burst_bodies(run: &str, events: usize, apps: usize) -> Vec<(String
     out
 }
 
+/// A phase's own parts: a dev server persisted to a file (as `vbridge dev`
+/// runs it), a sandbox ATS, and the bridge's configuration pointed at them
+/// with a store and a task queue of the phase's own.
+pub(super) async fn persisted_stack(
+    cfg: &Config,
+    dir: &std::path::Path,
+    name: &str,
+    run: &str,
+) -> anyhow::Result<(DevServer, String, tokio::sync::oneshot::Sender<()>, Config)> {
+    let temporal = DevServer::start(DevServerOptions {
+        port: 0,
+        ui_port: None,
+        db_file: Some(dir.join(format!("{name}-temporal.db"))),
+        log_file: dir.join(format!("{name}-temporal.log")),
+    })
+    .await?;
+    let (sandbox_url, sb_stop) = start_sandbox().await?;
+    let mut own = cfg.clone();
+    own.temporal_address = temporal.address.clone();
+    own.database_url = format!("sqlite://{}", dir.join(format!("{name}.db")).display());
+    own.ats_url = Some(sandbox_url.clone());
+    own.task_queue = format!("{name}-{run}");
+    Ok((temporal, sandbox_url, sb_stop, own))
+}
+
 pub(super) async fn burst_phase(
     cfg: &Config,
     dir: &std::path::Path,
     run: &str,
     o: &BenchOptions,
 ) -> anyhow::Result<Burst> {
-    let temporal = DevServer::start(DevServerOptions {
-        port: 0,
-        ui_port: None,
-        db_file: Some(dir.join("burst-temporal.db")),
-        log_file: dir.join("burst-temporal.log"),
-    })
-    .await?;
-    let (sandbox_url, sb_stop) = start_sandbox().await?;
-    let mut burst_cfg = cfg.clone();
-    burst_cfg.temporal_address = temporal.address.clone();
-    burst_cfg.database_url = format!("sqlite://{}", dir.join("burst.db").display());
-    burst_cfg.ats_url = Some(sandbox_url.clone());
-    burst_cfg.task_queue = format!("burst-{run}");
+    let (temporal, sandbox_url, sb_stop, mut burst_cfg) = persisted_stack(cfg, dir, "burst", run).await?;
     burst_cfg.tuning.quiet_close_ms = o.burst_quiet_close_ms;
     let bridge = start_bridge(burst_cfg, crate::app::all_roles())?;
     let cpu_start = (cpu_seconds(None), cpu_seconds(temporal.pid()));

@@ -4,7 +4,7 @@
 //! forced evictions), and what a cold verification (evicted from the cache:
 //! its next task replays its history) costs against a warm one.
 
-use super::burst::{rss_mib, running_workflows};
+use super::burst::{persisted_stack, rss_mib, running_workflows};
 use super::*;
 use crate::devtools::client::decision;
 
@@ -71,19 +71,7 @@ pub(super) async fn open_phase(
     n: usize,
     concurrency: usize,
 ) -> anyhow::Result<Opened> {
-    let temporal = DevServer::start(DevServerOptions {
-        port: 0,
-        ui_port: None,
-        db_file: Some(dir.join("open-temporal.db")),
-        log_file: dir.join("open-temporal.log"),
-    })
-    .await?;
-    let (sandbox_url, sb_stop) = start_sandbox().await?;
-    let mut open_cfg = cfg.clone();
-    open_cfg.temporal_address = temporal.address.clone();
-    open_cfg.database_url = format!("sqlite://{}", dir.join("open.db").display());
-    open_cfg.ats_url = Some(sandbox_url.clone());
-    open_cfg.task_queue = format!("open-{run}");
+    let (temporal, sandbox_url, sb_stop, mut open_cfg) = persisted_stack(cfg, dir, "open", run).await?;
     // The production default: verifications stay open for a day at rest.
     open_cfg.tuning.quiet_close_ms = 86_400_000;
     let cached = open_cfg.worker_cached_workflows;
