@@ -9,8 +9,8 @@ use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 /// new), which on a burst over more workflows than the cache adds engine
 /// work. Each cached verification costs the process about 110–170 KiB (the
 /// bench's phase 13: 12,000 open with 10,000 cached took 1,340 MiB; 5,000
-/// open with 2,000 cached, 370 MiB), so the cache, not the number of open
-/// verifications, sizes the worker's memory. A cold verification answered a
+/// open with 2,000 cached, 370 MiB; 15,000, 473 MiB), so the cache sizes
+/// most of the worker's memory. A cold verification answered a
 /// query in 13–36 ms against 5–12 ms warm, and a decision reached the ATS
 /// as fast either way (docs/benchmarks.md, run L).
 pub const DEFAULT_CACHED_WORKFLOWS: usize = 2_000;
