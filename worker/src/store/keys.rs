@@ -47,7 +47,7 @@ pub(crate) async fn existing_of<C: Run>(
     if candidates.is_empty() {
         return Ok(vec![]);
     }
-    let list = serde_json::to_string(candidates).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let list = super::ops::json_list(candidates)?;
     let rows: Vec<(String, String)> = c.fetch_all(sql::FIELD_KEYS_OF.pick::<C>(), &[list.as_str().into()]).await?;
     rows.into_iter()
         .map(|(cand, hex)| FieldKey::from_hex(&hex).map(|k| (cand, k)).map_err(|e| sqlx::Error::Decode(Box::new(e))))

@@ -173,7 +173,10 @@ pub trait EventStore: vbridge_activities::AuditSink + Send + Sync + 'static {
     }
     /// The outbox: accepted deliveries not yet forwarded, in commit order per
     /// candidate (seq order). O(pending), whatever the history.
-    async fn unforwarded(&self, limit: i64) -> Result<Vec<Forwardable>, StoreError>;
+    async fn unforwarded(&self, limit: i64) -> Result<Vec<Forwardable>, StoreError> {
+        // The `limit` oldest rows are a round of `limit` with no more.
+        self.owed_round(limit, limit).await
+    }
     /// The relay's round: the `oldest` rows of the outbox and the other owed
     /// rows of their verifications, at most `max`, in commit order (a prefix
     /// of each verification's owed rows).

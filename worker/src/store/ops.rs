@@ -273,7 +273,7 @@ pub(crate) async fn heads_of<C: Run>(c: &mut C, streams: &[&str]) -> Result<Vec<
 }
 
 /// A list bound as one text value (see [`sql::Listed`]).
-fn json_list<T: serde::Serialize>(items: &[T]) -> Result<String, sqlx::Error> {
+pub(crate) fn json_list<T: serde::Serialize>(items: &[T]) -> Result<String, sqlx::Error> {
     serde_json::to_string(items).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 

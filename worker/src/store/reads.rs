@@ -64,11 +64,6 @@ impl<S: Reads> EventStore for S {
         Ok(self.lend().await?.fetch_optional(sql::FIND_KEY, &[key.into()]).await?)
     }
 
-    async fn unforwarded(&self, limit: i64) -> Result<Vec<Forwardable>, StoreError> {
-        let rows: Vec<(i64, String, bool)> = self.lend().await?.fetch_all(sql::UNFORWARDED, &[limit.into()]).await?;
-        Ok(rows.into_iter().map(|(seq, signal, seen_before)| Forwardable { seq, signal, seen_before }).collect())
-    }
-
     async fn owed_round(&self, oldest: i64, max: i64) -> Result<Vec<Forwardable>, StoreError> {
         let rows: Vec<(i64, String, bool)> =
             self.lend().await?.fetch_all(sql::OWED_ROUND, &[oldest.into(), max.into()]).await?;

@@ -202,10 +202,6 @@ pub(crate) const CHAIN_ENTRIES: &str = "SELECT d.stream, d.chain_pos, d.hash, d.
 /// The outbox is O(pending): rows leave it when forwarded.
 /// `seen_before`: an earlier accepted delivery of the same verification (the
 /// `deliveries_candidate` index answers it).
-pub(crate) const UNFORWARDED: &str = "SELECT o.seq, COALESCE(d.signal, '') AS signal, \
-     EXISTS (SELECT 1 FROM deliveries p WHERE p.candidate_id = d.candidate_id \
-     AND p.application_id = d.application_id AND p.seq < d.seq AND p.processing_result = 'accepted') AS seen_before \
-     FROM outbox o JOIN deliveries d ON d.seq = o.seq ORDER BY o.seq LIMIT ?";
 /// The relay's round: the ?1 oldest outbox rows, and with them the other
 /// owed rows of their verifications (found through `deliveries_candidate`),
 /// at most ?2 in all, in commit order: so that a verification's backlog goes
