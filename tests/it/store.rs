@@ -32,6 +32,7 @@ on_both!(
     the_database_refuses_update_and_delete,
     a_decision_appended_twice_is_stored_once_and_chains_verify,
     two_stores_on_one_database_keep_keys_unique_and_chains_whole,
+    a_burst_of_new_candidates_commits_in_chain_order_sealed_under_their_keys,
     retention_cuts_old_records_and_the_chains_still_verify,
     a_refused_op_fails_alone_and_its_group_commits,
     the_review_queue_follows_the_log_in_due_order_and_never_goes_back,
@@ -187,6 +188,57 @@ async fn two_stores_on_one_database_keep_keys_unique_and_chains_whole(kind: Kind
     assert_eq!(accepted, 20, "each key accepted exactly once across both writers");
     let report = a.verify_chains().await.unwrap();
     assert_eq!((report.records, report.broken), (180, None), "one unbroken chain, no forks");
+}
+
+/// Many first deliveries of new candidates at once: the writer's groups
+/// hold many, and write them in one statement per table. Each is accepted
+/// and owed; each candidate's key is made once and opens its bodies; and in
+/// every chain seq order is chain order (the relay forwards in seq order).
+async fn a_burst_of_new_candidates_commits_in_chain_order_sealed_under_their_keys(kind: Kind) {
+    let (s, _) = store(kind, "bulk").await;
+    let handles: Vec<_> = (0..200)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut r = rec(&format!("bulk-k{i}"), &format!("bulk-e{i}"));
+                r.candidate_id = Some(format!("bulk-c{}", i % 20));
+                r.payload = Some(format!("{{\"n\":{i}}}"));
+                s.commit(r).await
+            })
+        })
+        .collect();
+    for h in handles {
+        let c = h.await.unwrap().unwrap();
+        assert!(matches!(c, Committed::Accepted { .. }), "{c:?}");
+    }
+    let rows = s.deliveries(None, None).await.unwrap();
+    assert_eq!(rows.len(), 200);
+    let mut positions: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+    for r in &rows {
+        positions.entry(r.stream.clone().unwrap()).or_default().push(r.chain_pos.unwrap());
+    }
+    assert_eq!(positions.len(), 20);
+    for (stream, pos) in positions {
+        assert_eq!(pos, (1..=10).collect::<Vec<i64>>(), "{stream}: seq order is chain order");
+    }
+    for c in 0..20 {
+        let cand = format!("bulk-c{c}");
+        let key = s.existing_field_key(&cand).await.unwrap();
+        assert!(key.is_some(), "{cand} has its key");
+        for r in rows.iter().filter(|r| r.content.candidate_id.as_deref() == Some(cand.as_str())) {
+            let stored = r.content.payload.as_deref().unwrap();
+            assert!(vbridge_core::seal::is_sealed(stored), "{stored}");
+            let n = r.content.event_id.as_deref().unwrap().trim_start_matches("bulk-e");
+            assert_eq!(vbridge_core::seal::reveal(key.as_ref(), &cand, stored), format!("{{\"n\":{n}}}"));
+        }
+    }
+    let owed = s.unforwarded(1000).await.unwrap();
+    assert_eq!(owed.len(), 200, "every accepted delivery is owed to the relay");
+    let report = s.verify_chains().await.unwrap();
+    assert_eq!((report.records, report.broken), (200, None));
+    // Each test is a process of its own (nextest): the counters are this test's.
+    assert!(vbridge::metrics::STORE_BULK_GROUPS.get() > 0, "some group wrote its deliveries in bulk");
+    assert_eq!(vbridge::metrics::STORE_BULK_FALLBACKS.get(), 0, "no key raced: nothing ran again one by one");
 }
 
 async fn retention_cuts_old_records_and_the_chains_still_verify(kind: Kind) {

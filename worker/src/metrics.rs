@@ -74,6 +74,21 @@ pub static PROVIDER_REVERSALS: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect("a valid metric")
 });
 
+/// The store writer's groups whose deliveries went in one statement per
+/// table, and those run again one by one after the bulk attempt failed (a
+/// key taken by another instance meanwhile, or a row the database refused).
+pub static STORE_BULK_GROUPS: LazyLock<IntCounter> = LazyLock::new(|| {
+    IntCounter::new("vbridge_store_bulk_group_count", "writer groups whose deliveries were written in bulk")
+        .expect("a valid metric")
+});
+pub static STORE_BULK_FALLBACKS: LazyLock<IntCounter> = LazyLock::new(|| {
+    IntCounter::new(
+        "vbridge_store_bulk_fallback_count",
+        "writer groups run again one by one after their bulk write failed (a key race, a refused row)",
+    )
+    .expect("a valid metric")
+});
+
 /// Candidates erased (docs/privacy.md), by any trigger.
 pub static ERASURES: LazyLock<IntCounter> = LazyLock::new(|| {
     IntCounter::new("candidate_erasure_count", "candidates whose personal data was erased (crypto-shredding)")
@@ -290,6 +305,8 @@ impl Metrics {
             Box::new(INTERVIEWS_REACHED.clone()),
             Box::new(INTERVIEWS_REACHED_VERIFIED.clone()),
             Box::new(ERASURES.clone()),
+            Box::new(STORE_BULK_GROUPS.clone()),
+            Box::new(STORE_BULK_FALLBACKS.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("each metric is registered once");

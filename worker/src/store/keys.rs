@@ -19,15 +19,35 @@ pub(crate) async fn field_key(c: &mut impl Run, candidate: &str) -> Result<Field
 /// Make the key of a candidate read to have none (the kept one, when another
 /// connection made one meanwhile).
 pub(crate) async fn make(c: &mut impl Run, candidate: &str) -> Result<FieldKey, sqlx::Error> {
-    let mut fresh = [0u8; seal::KEY_LEN];
-    getrandom::fill(&mut fresh).map_err(|e| sqlx::Error::Protocol(format!("the OS's randomness: {e}")))?;
+    let (key, hex) = fresh()?;
     let now = crate::now_rfc3339();
-    let hex = hex::encode(fresh);
     if c.execute(sql::PUT_FIELD_KEY, &[candidate.into(), hex.as_str().into(), now.as_str().into()]).await? == 1 {
-        return Ok(FieldKey::from_bytes(&fresh).expect("32 bytes"));
+        return Ok(key);
     }
     // Another connection made one first: the kept one is the key.
     existing(c, candidate).await?.ok_or(sqlx::Error::RowNotFound)
+}
+
+/// A new random key, and its hex as stored.
+pub(crate) fn fresh() -> Result<(FieldKey, String), sqlx::Error> {
+    let mut fresh = [0u8; seal::KEY_LEN];
+    getrandom::fill(&mut fresh).map_err(|e| sqlx::Error::Protocol(format!("the OS's randomness: {e}")))?;
+    Ok((FieldKey::from_bytes(&fresh).expect("32 bytes"), hex::encode(fresh)))
+}
+
+/// Store keys made by [`fresh`] for candidates read to have none, as
+/// `(candidate, hex)`, in one statement: whether every one was stored (not
+/// so when another connection made one of them first).
+pub(crate) async fn put_made<C: Run>(c: &mut C, made: &[(String, String)]) -> Result<bool, sqlx::Error> {
+    if made.is_empty() {
+        return Ok(true);
+    }
+    let now = crate::now_rfc3339();
+    let rows: Vec<(&str, &str, &str)> =
+        made.iter().map(|(cand, hex)| (cand.as_str(), hex.as_str(), now.as_str())).collect();
+    let list = super::ops::json_list(&rows)?;
+    let stored: Vec<(String,)> = c.fetch_all(sql::PUT_FIELD_KEYS.pick::<C>(), &[list.as_str().into()]).await?;
+    Ok(stored.len() == made.len())
 }
 
 /// The candidate's key, when it has one (none: never sealed anything, or erased).

@@ -27,19 +27,80 @@ pub(crate) async fn insert_delivery(c: &mut impl Run, row: &ChainedDelivery<'_>)
         && row.accepted
     {
         c.execute(sql::INSERT_OUTBOX, &[seq.into(), (&row.content.received_at).into()]).await?;
-        let job = row.job;
-        if let (false, Some(app)) = (job.is_empty(), row.content.application_id.as_deref()) {
-            let args = [
-                app.into(),
-                (&job.requisition).into(),
-                (&job.role).into(),
-                (&job.region).into(),
-                (&row.content.received_at).into(),
-            ];
-            c.execute(sql::UPSERT_JOB, &args).await?;
-        }
+        upsert_job(c, row).await?;
     }
     Ok(seq)
+}
+
+/// [`insert_delivery`] for a list of rows: one statement for the rows and
+/// one for their outbox rows, whatever their number (a statement is a round
+/// trip on Postgres). Their seqs in list order; `None` when any row lost a
+/// race for its key, and then the caller's transaction must not commit (the
+/// rows that won are in it).
+pub(crate) async fn insert_deliveries<C: Run>(
+    c: &mut C,
+    rows: &[&ChainedDelivery<'_>],
+) -> Result<Option<Vec<i64>>, sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(Some(vec![]));
+    }
+    let list: Vec<serde_json::Value> = rows.iter().map(|r| delivery_object(r)).collect();
+    let list = json_list(&list)?;
+    let back: Vec<(i64, String, i64)> =
+        c.fetch_all(sql::INSERT_DELIVERIES.pick::<C>(), &[list.as_str().into()]).await?;
+    let seq_of: std::collections::HashMap<(&str, i64), i64> =
+        back.iter().map(|(seq, stream, pos)| ((stream.as_str(), *pos), *seq)).collect();
+    let Some(seqs) = rows
+        .iter()
+        .map(|r| seq_of.get(&(r.link.stream.as_str(), r.link.chain_pos)).copied())
+        .collect::<Option<Vec<i64>>>()
+    else {
+        return Ok(None);
+    };
+    let owed: Vec<(i64, &str)> = rows
+        .iter()
+        .zip(&seqs)
+        .filter(|(r, _)| r.accepted)
+        .map(|(r, seq)| (*seq, r.content.received_at.as_str()))
+        .collect();
+    if !owed.is_empty() {
+        let list = json_list(&owed)?;
+        c.execute(sql::INSERT_OUTBOXES.pick::<C>(), &[list.as_str().into()]).await?;
+    }
+    for r in rows.iter().filter(|r| r.accepted) {
+        upsert_job(c, r).await?;
+    }
+    Ok(Some(seqs))
+}
+
+/// The job an accepted delivery named (most name none).
+async fn upsert_job(c: &mut impl Run, row: &ChainedDelivery<'_>) -> Result<(), sqlx::Error> {
+    let job = row.job;
+    if let (false, Some(app)) = (job.is_empty(), row.content.application_id.as_deref()) {
+        let args = [
+            app.into(),
+            (&job.requisition).into(),
+            (&job.role).into(),
+            (&job.region).into(),
+            (&row.content.received_at).into(),
+        ];
+        c.execute(sql::UPSERT_JOB, &args).await?;
+    }
+    Ok(())
+}
+
+/// A delivery row as `sql::INSERT_DELIVERIES` reads it.
+fn delivery_object(row: &ChainedDelivery<'_>) -> serde_json::Value {
+    let (c, l) = (&row.content, &row.link);
+    serde_json::json!({
+        "received_at": c.received_at, "event_id": c.event_id, "event_type": c.event_type,
+        "occurred_at": c.occurred_at, "candidate_id": c.candidate_id, "application_id": c.application_id,
+        "idempotency_key": c.idempotency_key, "signature_valid": c.signature_valid,
+        "processing_result": c.processing_result, "reject_code": c.reject_code, "trace_id": c.trace_id,
+        "body_sha256": c.body_sha256, "delivery_attempt": c.delivery_attempt, "payload": c.payload,
+        "signal": c.signal, "stream": l.stream, "chain_pos": l.chain_pos, "prev_hash": l.prev_hash,
+        "hash": l.hash, "key_id": l.key_id,
+    })
 }
 
 /// A delivery's values in `sql::INSERT_DELIVERY` order.

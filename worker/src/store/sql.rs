@@ -37,7 +37,10 @@ pub(crate) const HEAD: &str = "SELECT chain_pos, hash FROM stream_heads WHERE st
 /// A statement that takes a list, bound as one text value (a JSON array), so
 /// that a group reads or writes many rows in one round trip: SQLite walks it
 /// with `json_each`, Postgres with `json_array_elements`. Written once per
-/// backend, here side by side.
+/// backend, here side by side. On Postgres a look-up is `= ANY(ARRAY(...))`,
+/// not `IN (SELECT ...)`: the planner guesses a set-returning function at
+/// 100 rows and would hash-join a whole table against a group's dozen keys;
+/// rows with many fields are `jsonb`, parsed once, not once per `->>`.
 pub(crate) struct Listed {
     pub sqlite: &'static str,
     pub postgres: &'static str,
@@ -55,14 +58,14 @@ pub(crate) const FIND_KEYS: Listed = Listed {
      FROM deliveries WHERE idempotency_key IN (SELECT value FROM json_each(?)) \
      AND processing_result IN ('accepted', 'ignored')",
     postgres: "SELECT idempotency_key, seq, COALESCE(event_id, '') AS event_id, trace_id, processing_result \
-     FROM deliveries WHERE idempotency_key IN (SELECT json_array_elements_text(CAST(? AS json))) \
+     FROM deliveries WHERE idempotency_key = ANY(ARRAY(SELECT json_array_elements_text(CAST(? AS json)))) \
      AND processing_result IN ('accepted', 'ignored')",
 };
 /// [`HEAD`] for a list of streams, each row with its stream.
 pub(crate) const HEADS_OF: Listed = Listed {
     sqlite: "SELECT stream, chain_pos, hash FROM stream_heads WHERE stream IN (SELECT value FROM json_each(?))",
     postgres: "SELECT stream, chain_pos, hash FROM stream_heads \
-     WHERE stream IN (SELECT json_array_elements_text(CAST(? AS json)))",
+     WHERE stream = ANY(ARRAY(SELECT json_array_elements_text(CAST(? AS json))))",
 };
 /// Move the heads of a list of `[stream, chain_pos, hash]` (a chain's first
 /// record makes its head).
@@ -75,11 +78,58 @@ pub(crate) const SET_HEADS: Listed = Listed {
      SELECT h->>0, CAST(h->>1 AS BIGINT), h->>2 FROM json_array_elements(CAST(? AS json)) AS h \
      ON CONFLICT (stream) DO UPDATE SET chain_pos = excluded.chain_pos, hash = excluded.hash",
 };
+/// [`INSERT_DELIVERY`] for a list of rows (JSON objects named as the
+/// columns), inserted in list order; a row that loses a race for its key is
+/// left out of what comes back (`seq, stream, chain_pos`).
+pub(crate) const INSERT_DELIVERIES: Listed = Listed {
+    sqlite: "INSERT INTO deliveries (received_at, event_id, event_type, occurred_at, \
+     candidate_id, application_id, idempotency_key, signature_valid, processing_result, reject_code, trace_id, \
+     body_sha256, delivery_attempt, payload, signal, stream, chain_pos, prev_hash, hash, key_id) \
+     SELECT json_extract(value, '$.received_at'), json_extract(value, '$.event_id'), \
+     json_extract(value, '$.event_type'), json_extract(value, '$.occurred_at'), json_extract(value, '$.candidate_id'), \
+     json_extract(value, '$.application_id'), json_extract(value, '$.idempotency_key'), \
+     json_extract(value, '$.signature_valid'), json_extract(value, '$.processing_result'), \
+     json_extract(value, '$.reject_code'), json_extract(value, '$.trace_id'), json_extract(value, '$.body_sha256'), \
+     json_extract(value, '$.delivery_attempt'), json_extract(value, '$.payload'), json_extract(value, '$.signal'), \
+     json_extract(value, '$.stream'), json_extract(value, '$.chain_pos'), json_extract(value, '$.prev_hash'), \
+     json_extract(value, '$.hash'), json_extract(value, '$.key_id') \
+     FROM json_each(?) WHERE TRUE ORDER BY key \
+     ON CONFLICT (idempotency_key) WHERE processing_result IN ('accepted', 'ignored') DO NOTHING \
+     RETURNING seq, stream, chain_pos",
+    postgres: "INSERT INTO deliveries (received_at, event_id, event_type, occurred_at, \
+     candidate_id, application_id, idempotency_key, signature_valid, processing_result, reject_code, trace_id, \
+     body_sha256, delivery_attempt, payload, signal, stream, chain_pos, prev_hash, hash, key_id) \
+     SELECT j->>'received_at', j->>'event_id', j->>'event_type', j->>'occurred_at', j->>'candidate_id', \
+     j->>'application_id', j->>'idempotency_key', CAST(j->>'signature_valid' AS BOOLEAN), j->>'processing_result', \
+     j->>'reject_code', j->>'trace_id', j->>'body_sha256', CAST(j->>'delivery_attempt' AS BIGINT), j->>'payload', \
+     j->>'signal', j->>'stream', CAST(j->>'chain_pos' AS BIGINT), j->>'prev_hash', j->>'hash', j->>'key_id' \
+     FROM jsonb_array_elements(CAST(? AS jsonb)) WITH ORDINALITY AS e (j, n) ORDER BY n \
+     ON CONFLICT (idempotency_key) WHERE processing_result IN ('accepted', 'ignored') DO NOTHING \
+     RETURNING seq, stream, chain_pos",
+};
+/// [`INSERT_OUTBOX`] for a list of `[seq, received_at]`.
+pub(crate) const INSERT_OUTBOXES: Listed = Listed {
+    sqlite: "INSERT INTO outbox (seq, received_at) \
+     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)",
+    postgres: "INSERT INTO outbox (seq, received_at) \
+     SELECT CAST(o->>0 AS BIGINT), o->>1 FROM json_array_elements(CAST(? AS json)) AS o",
+};
+/// [`PUT_FIELD_KEY`] for a list of `[candidate_id, field_key, created_at]`;
+/// what comes back is the candidates whose key this made (another
+/// connection may have made one first).
+pub(crate) const PUT_FIELD_KEYS: Listed = Listed {
+    sqlite: "INSERT INTO candidate_keys (candidate_id, field_key, created_at) \
+     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') \
+     FROM json_each(?) WHERE TRUE ON CONFLICT (candidate_id) DO NOTHING RETURNING candidate_id",
+    postgres: "INSERT INTO candidate_keys (candidate_id, field_key, created_at) \
+     SELECT k->>0, k->>1, k->>2 FROM json_array_elements(CAST(? AS json)) AS k \
+     ON CONFLICT (candidate_id) DO NOTHING RETURNING candidate_id",
+};
 /// The field keys of a list of candidates, each row with its candidate.
 pub(crate) const FIELD_KEYS_OF: Listed = Listed {
     sqlite: "SELECT candidate_id, field_key FROM candidate_keys WHERE candidate_id IN (SELECT value FROM json_each(?))",
     postgres: "SELECT candidate_id, field_key FROM candidate_keys \
-     WHERE candidate_id IN (SELECT json_array_elements_text(CAST(? AS json)))",
+     WHERE candidate_id = ANY(ARRAY(SELECT json_array_elements_text(CAST(? AS json))))",
 };
 /// Record the forwards of a list of seqs (?1) at ?2, and take them out of the
 /// outbox (the second statement).
@@ -91,7 +141,8 @@ pub(crate) const MARK_FORWARDED_ALL: Listed = Listed {
 };
 pub(crate) const TAKE_ALL_FROM_OUTBOX: Listed = Listed {
     sqlite: "DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))",
-    postgres: "DELETE FROM outbox WHERE seq IN (SELECT CAST(s AS BIGINT) FROM json_array_elements_text(CAST(? AS json)) AS s)",
+    postgres: "DELETE FROM outbox \
+     WHERE seq = ANY(ARRAY(SELECT CAST(s AS BIGINT) FROM json_array_elements_text(CAST(? AS json)) AS s))",
 };
 pub(crate) const DECISION_EXISTS: &str = "SELECT 1 AS one FROM decisions WHERE record_id = ?";
 /// When a verification's accepted events happened (for apply → verified).

@@ -140,8 +140,8 @@ impl Backend for SqliteBackend {
         sqlx::query("BEGIN IMMEDIATE").execute(&mut self.conn).await.map(|_| ())
     }
 
-    async fn lock_streams(&mut self, _streams: &[String]) -> Result<(), sqlx::Error> {
-        Ok(()) // the whole database is locked by BEGIN IMMEDIATE
+    async fn lock_streams(&mut self, _streams: &[String]) -> Result<Option<Vec<(String, i64, String)>>, sqlx::Error> {
+        Ok(None) // the whole database is locked by BEGIN IMMEDIATE
     }
 
     /// The guards come down inside the retention transaction and go back up

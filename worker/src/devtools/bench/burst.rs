@@ -46,7 +46,12 @@ pub(super) const QUIET_WAIT_MAX: Duration = Duration::from_secs(120);
 
 /// This process's resident memory, from /proc (Linux), in MiB.
 pub(super) fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+    rss_mib_of("/proc/self/status")
+}
+
+/// A process's resident memory from its /proc status file, in MiB.
+pub(super) fn rss_mib_of(status: &str) -> f64 {
+    std::fs::read_to_string(status)
         .ok()
         .and_then(|s| {
             let line = s.lines().find(|l| l.starts_with("VmRSS:"))?.to_owned();

@@ -11,7 +11,9 @@
 //! Then it prints the ratios the targets are stated in. Phase 11
 //! (`--providers-only`) sets the four provider routes beside the IL route;
 //! phase 12 (`--hiring-only`) runs the hiring loop's triggers to their invites;
-//! phase 13 (`--open-only N`) opens N verifications and keeps them open.
+//! phase 13 (`--open-only N`) opens N verifications and keeps them open;
+//! phase 14 (`--instances-only`) runs one bridge process, then two, on one
+//! Postgres, and kills one mid-burst.
 
 use crate::app::{self, Role};
 use crate::config::Config;
@@ -26,16 +28,20 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 mod burst;
+mod child;
 mod flood;
 mod hiring;
+mod instances;
 mod open;
 mod outbox;
 mod providers;
 mod refusals;
+mod report;
 
 use burst::burst_phase;
 use flood::flooded_open_loop;
 use outbox::{drop_scratch_postgres, outbox_phase, scratch_postgres};
+use report::{build_kind, fsync_probe, print_burst_ratio, print_postgres, verdict};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchOptions {
@@ -100,6 +106,15 @@ pub struct BenchOptions {
     /// Only phase 7: the burst through the whole stack, and the bare ceiling.
     #[arg(long)]
     pub burst_only: bool,
+    /// Only phase 14: bursts (`--burst-events` over `--burst-applications`
+    /// each) through one `vbridge serve` process, then two on one Postgres
+    /// (`--postgres-url`), then two with one SIGKILLed mid-burst.
+    #[arg(long)]
+    pub instances_only: bool,
+    /// Only the ack path: phases 0-3 on SQLite, then 1p/3p on Postgres, and
+    /// their ratio (no Temporal work, no outbox history).
+    #[arg(long)]
+    pub ack_only: bool,
     /// Verifications the gate and reconciliation phases are measured over.
     #[arg(long, default_value_t = 10_000)]
     pub controls_verifications: usize,
@@ -309,6 +324,13 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
         let b = burst_phase(&cfg, &dir, &run, &o).await?;
         print_burst_ratio(&b);
         Some(serde_json::json!({ "burst": b }))
+    } else if o.instances_only {
+        let i = instances::instances_phase(&cfg, &dir, &run, &o).await?;
+        println!(
+            "  two instances, one killed mid-burst: none lost, none doubled   {}",
+            verdict(i.none_lost_none_doubled())
+        );
+        Some(serde_json::json!({ "instances": i }))
     } else if o.providers_only {
         let r = providers::provider_phase(&cfg, &dir, secret, &run, o.requests, o.concurrency).await?;
         Some(serde_json::json!({ "providers": r }))
@@ -370,7 +392,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     bridge.shutdown().await;
 
     // 6. The relay's outbox read against a long forwarded history.
-    let outbox = outbox_phase(&dir, o.postgres_admin_url(), &run).await?;
+    let outbox = if o.ack_only { vec![] } else { outbox_phase(&dir, o.postgres_admin_url(), &run).await? };
 
     // The same ack path on Postgres, same load, same run.
     let postgres = match o.postgres_admin_url() {
@@ -393,6 +415,21 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
         }
         None => None,
     };
+
+    if o.ack_only {
+        if let Some((pg_first, pg_rated)) = &postgres {
+            print_postgres(&first, pg_first, pg_rated, None, o.rate);
+        }
+        println!(
+            "{}",
+            serde_json::json!({"first": first, "duplicates": dups, "rated": rated,
+                "postgres": postgres.as_ref().map(|(f, r)| serde_json::json!({"first": f, "rated": r}))})
+        );
+        let _ = sb_stop.send(());
+        drop(temporal);
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    }
 
     // Temporal last: its own work would otherwise load the machine during the
     // ack measurements above.
@@ -516,14 +553,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
         );
     }
     if let Some((pg_first, pg_rated)) = &postgres {
-        println!(
-            "  Postgres: ack throughput {:.0}/s ({:.2}x SQLite), p99 at {} req/s {:.2} ms, ack / bare {:.1}x",
-            pg_first.per_second,
-            pg_first.per_second / first.per_second.max(1e-9),
-            o.rate,
-            pg_rated.p99_ms,
-            pg_first.per_second / bare.per_second.max(1e-9)
-        );
+        print_postgres(&first, pg_first, pg_rated, Some(&bare), o.rate);
     }
     println!(
         "{}",
@@ -535,46 +565,4 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
-}
-
-/// The disk's own fsync latency, measured here and now: a durable ack cannot
-/// beat it, and its tail shows through in the ack's p99.
-fn fsync_probe(dir: &std::path::Path) -> anyhow::Result<String> {
-    use std::io::Write;
-    let path = dir.join("fsync-probe");
-    let mut f = std::fs::File::create(&path)?;
-    let mut lat = vec![];
-    for _ in 0..1000 {
-        f.write_all(&[0u8; 4096])?;
-        let t = Instant::now();
-        f.sync_data()?;
-        lat.push(t.elapsed());
-    }
-    let _ = std::fs::remove_file(&path);
-    let fig = figures(lat.clone(), Duration::from_secs(1), 0);
-    let max = lat.iter().max().copied().unwrap_or_default();
-    Ok(format!(
-        "disk: 1000 x fsync(4 KiB): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        fig.p50_ms,
-        fig.p99_ms,
-        max.as_secs_f64() * 1000.0
-    ))
-}
-
-fn print_burst_ratio(b: &burst::Burst) {
-    println!(
-        "  burst end to end / bare ceiling           {:>6.2}x   [>= 1.5x]  {} ({:.1} vs {:.1} events/s)",
-        b.ratio,
-        verdict(b.ratio >= 1.5),
-        b.bridge.per_second,
-        b.bare_per_second
-    );
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok { "met" } else { "NOT met" }
-}
-
-fn build_kind() -> &'static str {
-    if cfg!(debug_assertions) { "debug build (use --release for real figures)" } else { "release build" }
 }

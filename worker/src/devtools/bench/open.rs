@@ -1,10 +1,13 @@
 //! Phase 13 (`--open-only N`, long, run by hand): N verifications opened and
-//! left open, as in a hiring season: the bridge process's memory and its
-//! growth per open verification, the worker's sticky cache (hits, misses,
+//! left open, as in a hiring season: the bridge process's memory (a `vbridge
+//! serve` child of its own, so that the sandbox ATS and the load generator,
+//! which keep every write and request, are not counted) and its growth per
+//! open verification, the worker's sticky cache (hits, misses,
 //! forced evictions), and what a cold verification (evicted from the cache:
 //! its next task replays its history) costs against a warm one.
 
 use super::burst::{persisted_stack, rss_mib, running_workflows};
+use super::child::{ServeChild, bridge_env};
 use super::*;
 use crate::devtools::client::decision;
 
@@ -15,8 +18,11 @@ pub(super) struct Opened {
     /// First send to the last `pending` write.
     pub(super) open_seconds: f64,
     pub(super) running: usize,
+    /// The bridge process's RSS once started, and with all open.
     pub(super) rss_before_mib: f64,
     pub(super) rss_open_mib: f64,
+    /// The bench process's (sandbox ATS, load generator), for comparison.
+    pub(super) bench_rss_open_mib: f64,
     /// (RSS open − RSS before) / verifications, in KiB.
     pub(super) kib_per_verification: f64,
     pub(super) sticky_hits: u64,
@@ -71,14 +77,16 @@ pub(super) async fn open_phase(
     n: usize,
     concurrency: usize,
 ) -> anyhow::Result<Opened> {
-    let (temporal, sandbox_url, sb_stop, mut open_cfg) = persisted_stack(cfg, dir, "open", run).await?;
-    // The production default: verifications stay open for a day at rest.
-    open_cfg.tuning.quiet_close_ms = 86_400_000;
+    let (temporal, sandbox_url, sb_stop, open_cfg) = persisted_stack(cfg, dir, "open", run).await?;
     let cached = open_cfg.worker_cached_workflows;
-    let bridge = start_bridge(open_cfg, crate::app::all_roles())?;
+    let mut env = bridge_env(&open_cfg, &dir.join("open-bridge"))?;
+    // The production default: verifications stay open for a day at rest.
+    env.push(("VBRIDGE_QUIET_CLOSE_MS", "86400000".to_owned()));
+    env.push(("VBRIDGE_WORKER_CACHED_WORKFLOWS", cached.to_string()));
+    let mut bridge = ServeChild::start(dir.join("open-bridge.log"), "receiver,relay,worker", &env).await?;
     let client = WebhookClient::new(&bridge.url, "bench-secret");
     let http = reqwest::Client::new();
-    let rss_before_mib = rss_mib();
+    let rss_before_mib = bridge.rss_mib();
     let at = crate::now_rfc3339();
     let start = Instant::now();
     futures::stream::iter(0..n)
@@ -99,11 +107,12 @@ pub(super) async fn open_phase(
     let open_seconds = start.elapsed().as_secs_f64();
     let tclient = temporal::connect(&temporal.address, "default").await?;
     let running = running_workflows(&tclient).await;
-    let rss_open_mib = rss_mib();
+    let (rss_open_mib, bench_rss_open_mib) = (bridge.rss_mib(), rss_mib());
     let kib_per_verification = (rss_open_mib - rss_before_mib) * 1024.0 / n.max(1) as f64;
     println!(
-        "13. {n} open in {open_seconds:.0} s ({running} running); RSS {rss_before_mib:.0} -> {rss_open_mib:.0} MiB, \
-         {kib_per_verification:.1} KiB per open verification (cache of {cached} workflows)"
+        "13. {n} open in {open_seconds:.0} s ({running} running); bridge RSS {rss_before_mib:.0} -> {rss_open_mib:.0} MiB, \
+         {kib_per_verification:.1} KiB per open verification (cache of {cached} workflows); \
+         the bench process (sandbox, load) {bench_rss_open_mib:.0} MiB"
     );
 
     // Cold verifications (the first opened: evicted once more than the
@@ -147,6 +156,7 @@ pub(super) async fn open_phase(
         running,
         rss_before_mib,
         rss_open_mib,
+        bench_rss_open_mib,
         kib_per_verification,
         sticky_hits: sample(&metrics, "temporal_sticky_cache_hit"),
         sticky_misses: sample(&metrics, "temporal_sticky_cache_miss"),
@@ -167,7 +177,7 @@ pub(super) async fn open_phase(
         opened.signal_cold_ms,
         opened.signal_warm_ms
     );
-    bridge.shutdown().await;
+    bridge.stop().await?;
     let _ = sb_stop.send(());
     drop(temporal);
     Ok(opened)

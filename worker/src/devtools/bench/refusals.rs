@@ -5,51 +5,29 @@
 //! p99 at a fixed rate beside the flood against alone.
 
 use super::*;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
-/// A `vbridge serve` child process with its own store and log.
+/// A receiver of its own, with its own store and log.
 struct Child {
-    process: tokio::process::Child,
+    serve: super::child::ServeChild,
     url: String,
     db: std::path::PathBuf,
-    log: std::path::PathBuf,
 }
 
 impl Child {
     async fn start(dir: &std::path::Path, name: &str, secret: &str) -> anyhow::Result<Child> {
-        use tokio::io::AsyncBufReadExt;
         let db = dir.join(format!("{name}.db"));
-        let log = dir.join(format!("{name}.log"));
         let token = crate::http::auth::token_hash("bench-ops-token");
-        let mut process = tokio::process::Command::new(std::env::current_exe()?)
-            .args(["serve", "--roles", "receiver"])
-            .env_remove("VBRIDGE_CONFIG")
-            .env("VBRIDGE_LISTEN", "127.0.0.1:0")
-            .env("VBRIDGE_WEBHOOK_SECRETS", secret)
-            .env("VBRIDGE_DATABASE_URL", format!("sqlite://{}", db.display()))
-            .env("VBRIDGE_DATA_DIR", dir)
+        let env = [
+            ("VBRIDGE_WEBHOOK_SECRETS", secret.to_owned()),
+            ("VBRIDGE_DATABASE_URL", format!("sqlite://{}", db.display())),
+            ("VBRIDGE_DATA_DIR", dir.display().to_string()),
             // Never called: the receiver role writes to no ATS.
-            .env("VBRIDGE_ATS_URL", "http://127.0.0.1:9")
-            .env("VBRIDGE_API_TOKENS", format!("ops:bench:{}", hex::encode(token)))
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log)?)
-            .kill_on_drop(true)
-            .spawn()?;
-        let mut lines = tokio::io::BufReader::new(process.stdout.take().expect("stdout")).lines();
-        let url = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(url) = line.strip_prefix("vbridge: listening on ") {
-                    return Some(url.trim().to_owned());
-                }
-            }
-            None
-        })
-        .await
-        .ok()
-        .flatten()
-        .ok_or_else(|| anyhow::anyhow!("the bench's bridge did not start; see {}", log.display()))?;
-        Ok(Child { process, url, db, log })
+            ("VBRIDGE_ATS_URL", "http://127.0.0.1:9".to_owned()),
+            ("VBRIDGE_API_TOKENS", format!("ops:bench:{}", hex::encode(token))),
+        ];
+        let serve = super::child::ServeChild::start(dir.join(format!("{name}.log")), "receiver", &env).await?;
+        Ok(Child { url: serve.url.clone(), serve, db })
     }
 
     /// Bytes of the store (database, WAL, shared memory) and of the log.
@@ -57,15 +35,12 @@ impl Child {
         let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         let db = self.db.display().to_string();
         let store = size(&self.db) + size(format!("{db}-wal").as_ref()) + size(format!("{db}-shm").as_ref());
-        (store, size(&self.log))
+        (store, size(&self.serve.log))
     }
 
     /// SIGTERM (the aggregates of the last window are flushed), then wait.
     async fn stop(mut self) -> anyhow::Result<(u64, u64)> {
-        if let Some(pid) = self.process.id() {
-            tokio::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().await?;
-        }
-        tokio::time::timeout(Duration::from_secs(30), self.process.wait()).await??;
+        self.serve.stop().await?;
         Ok(self.sizes())
     }
 }

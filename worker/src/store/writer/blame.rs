@@ -5,6 +5,10 @@ pub(super) enum Fail {
     Sql(sqlx::Error),
     /// Another process kept taking the same idempotency key.
     KeyContention,
+    /// A row of a group written in bulk lost a race for its key (or a
+    /// candidate's key was made by another connection first): the group
+    /// runs again, one by one.
+    Raced,
 }
 
 impl From<sqlx::Error> for Fail {
@@ -18,6 +22,7 @@ impl std::fmt::Display for Fail {
         match self {
             Fail::Sql(e) => write!(f, "{e}"),
             Fail::KeyContention => f.write_str("the idempotency key kept changing hands"),
+            Fail::Raced => f.write_str("a row written in bulk lost a race for its key"),
         }
     }
 }

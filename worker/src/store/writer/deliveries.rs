@@ -4,6 +4,7 @@
 
 use super::{Backend, ChainedDelivery, Fail, Heads};
 use crate::store::{Committed, DeliveryContent, DeliveryRecord, Intent, Original, ProcessingResult, ops};
+use std::collections::HashSet;
 use vbridge_core::chain::{self, REJECTED_STREAM};
 
 /// The stream a delivery belongs to: rejected deliveries, whose fields cannot
@@ -50,6 +51,53 @@ fn settle(rec: &DeliveryRecord, original: Option<&Original>) -> (ProcessingResul
     (result, content)
 }
 
+/// A delivery decided and linked, its row not yet written.
+pub(super) struct Prepared<'a> {
+    pub(super) row: ChainedDelivery<'a>,
+    result: ProcessingResult,
+    original: Option<Original>,
+    intent: Intent,
+}
+
+impl Prepared<'_> {
+    fn committed(self, seq: i64) -> Committed {
+        match (self.result, self.original) {
+            (ProcessingResult::Accepted, _) => Committed::Accepted { seq },
+            (ProcessingResult::Ignored, _) => Committed::Ignored { seq },
+            (ProcessingResult::Duplicate, Some(original)) => Committed::Duplicate { seq, original },
+            (ProcessingResult::Rejected, Some(original)) if self.intent != Intent::Rejected => {
+                Committed::Conflict { seq, original }
+            }
+            _ => Committed::Rejected { seq },
+        }
+    }
+}
+
+/// Decide a delivery (first, duplicate, conflict...), seal its body and
+/// link it into its chain; the link is staged in `heads`.
+async fn prepare<'a, B: Backend>(
+    b: &mut B,
+    heads: &mut Heads<'_>,
+    rec: &'a DeliveryRecord,
+) -> Result<Prepared<'a>, Fail> {
+    let stream = delivery_stream(rec);
+    let original = match (rec.intent, rec.idempotency_key.as_deref()) {
+        (Intent::Rejected, _) | (_, None) => None,
+        (_, Some(key)) => heads.original(b, key).await?,
+    };
+    let (result, mut content) = settle(rec, original.as_ref());
+    // The body as stored may hold the candidate's personal data (free-form
+    // `signals`): sealed under the candidate's key before it is linked.
+    if let (Some(payload), Some(cand)) = (&content.payload, &content.candidate_id) {
+        content.payload = Some(heads.seal(b, cand, payload).await?);
+    }
+    let next = heads.next(b, &stream).await?;
+    let link = heads.link(&stream, next, &content);
+    let row = ChainedDelivery { content, link, accepted: result == ProcessingResult::Accepted, job: &rec.job };
+    Ok(Prepared { row, result, original, intent: rec.intent })
+}
+
+/// Commit one delivery, its row written now.
 pub(super) async fn commit_one<B: Backend>(
     b: &mut B,
     heads: &mut Heads<'_>,
@@ -57,21 +105,9 @@ pub(super) async fn commit_one<B: Backend>(
 ) -> Result<Committed, Fail> {
     let stream = delivery_stream(rec);
     for _ in 0..3 {
-        let original = match (rec.intent, rec.idempotency_key.as_deref()) {
-            (Intent::Rejected, _) | (_, None) => None,
-            (_, Some(key)) => heads.original(b, key).await?,
-        };
-        let (result, mut content) = settle(rec, original.as_ref());
-        // The body as stored may hold the candidate's personal data (free-form
-        // `signals`): sealed under the candidate's key before it is linked.
-        if let (Some(payload), Some(cand)) = (&content.payload, &content.candidate_id) {
-            content.payload = Some(heads.seal(b, cand, payload).await?);
-        }
-        let next = heads.next(b, &stream).await?;
         let staged_before = heads.staged.get(&stream).cloned();
-        let link = heads.link(&stream, next, &content);
-        let row = ChainedDelivery { content, link, accepted: result == ProcessingResult::Accepted, job: &rec.job };
-        let Some(seq) = ops::insert_delivery(b.conn(), &row).await? else {
+        let prepared = prepare(b, heads, rec).await?;
+        let Some(seq) = ops::insert_delivery(b.conn(), &prepared.row).await? else {
             // Another process committed this key first: undo the staged link
             // and decide again, now that its row is visible.
             match staged_before {
@@ -80,15 +116,68 @@ pub(super) async fn commit_one<B: Backend>(
             };
             continue;
         };
-        return Ok(match (result, original) {
-            (ProcessingResult::Accepted, _) => Committed::Accepted { seq },
-            (ProcessingResult::Ignored, _) => Committed::Ignored { seq },
-            (ProcessingResult::Duplicate, Some(original)) => Committed::Duplicate { seq, original },
-            (ProcessingResult::Rejected, Some(original)) if rec.intent != Intent::Rejected => {
-                Committed::Conflict { seq, original }
-            }
-            _ => Committed::Rejected { seq },
-        });
+        return Ok(prepared.committed(seq));
     }
     Err(Fail::KeyContention)
+}
+
+/// A run of a group's deliveries decided and linked one by one, their rows
+/// (and new candidates' keys) then written in one statement per table. A
+/// row that loses a race for its key fails the whole group with
+/// [`Fail::Raced`]: it runs again one by one, where a loser decides again.
+#[derive(Default)]
+pub(super) struct Bulk<'a> {
+    rows: Vec<(usize, Prepared<'a>)>,
+    /// The idempotency keys of `rows`: a delivery of one of them must see
+    /// the row written first (it is a duplicate of it).
+    keys: HashSet<&'a str>,
+    flushed_many: bool,
+}
+
+impl<'a> Bulk<'a> {
+    /// Whether any row was written in bulk (a flush of more than one).
+    pub(super) fn wrote_any(&self) -> bool {
+        self.flushed_many
+    }
+
+    /// Whether `rec` must wait until the rows held are written.
+    pub(super) fn holds_key_of(&self, rec: &DeliveryRecord) -> bool {
+        rec.idempotency_key.as_deref().is_some_and(|k| self.keys.contains(k))
+    }
+
+    /// Decide and link `rec`, the op at `pos` of the group; its row waits.
+    pub(super) async fn add<B: Backend>(
+        &mut self,
+        b: &mut B,
+        heads: &mut Heads<'_>,
+        pos: usize,
+        rec: &'a DeliveryRecord,
+    ) -> Result<(), Fail> {
+        heads.field_keys.defer = true;
+        let prepared = prepare(b, heads, rec).await;
+        heads.field_keys.defer = false;
+        if let Some(key) = rec.idempotency_key.as_deref() {
+            self.keys.insert(key);
+        }
+        self.rows.push((pos, prepared?));
+        Ok(())
+    }
+
+    /// Write the keys made and the rows held: each row's position and what
+    /// its commit was.
+    pub(super) async fn flush<B: Backend>(
+        &mut self,
+        b: &mut B,
+        heads: &mut Heads<'_>,
+    ) -> Result<Vec<(usize, Committed)>, Fail> {
+        if !heads.field_keys.store_made(b).await? {
+            return Err(Fail::Raced);
+        }
+        self.keys.clear();
+        let rows = std::mem::take(&mut self.rows);
+        self.flushed_many |= rows.len() > 1;
+        let list: Vec<&ChainedDelivery> = rows.iter().map(|(_, p)| &p.row).collect();
+        let Some(seqs) = ops::insert_deliveries(b.conn(), &list).await? else { return Err(Fail::Raced) };
+        Ok(rows.into_iter().zip(seqs).map(|((pos, p), seq)| (pos, p.committed(seq))).collect())
+    }
 }

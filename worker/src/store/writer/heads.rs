@@ -41,10 +41,13 @@ impl<'k> Heads<'k> {
     /// its streams' locks, so a head read here cannot move; a key another
     /// process commits meanwhile makes the insert lose its race, and the
     /// delivery decides again after reading it (as before).
+    /// `locked`: the heads the group's lock read already (Postgres), for
+    /// every stream of the group.
     pub(super) async fn prefetch<B: Backend>(
         &mut self,
         b: &mut B,
         recs: &[&DeliveryRecord],
+        locked: Option<Vec<(String, i64, String)>>,
     ) -> Result<(), sqlx::Error> {
         let keys: Vec<&str> =
             recs.iter().filter(|r| r.intent != Intent::Rejected).filter_map(|r| r.idempotency_key.as_deref()).collect();
@@ -57,7 +60,12 @@ impl<'k> Heads<'k> {
             self.originals.insert(key, Some(original));
         }
         self.heads_read = streams.iter().map(|s| ((*s).to_owned(), None)).collect();
-        for (stream, pos, hash) in ops::heads_of(b.conn(), &streams).await? {
+        let heads = match locked {
+            Some(heads) => heads,
+            None => ops::heads_of(b.conn(), &streams).await?,
+        };
+        // A new chain's head reads (0, genesis): its first link is at 1 either way.
+        for (stream, pos, hash) in heads {
             self.heads_read.insert(stream, Some((pos, hash)));
         }
         self.field_keys.prefetch(b, self.cache, &candidates).await

@@ -55,6 +55,11 @@ pub(super) struct GroupKeys {
     /// Candidates the group's prefetch read to have no key: made without
     /// reading again.
     absent: HashSet<String>,
+    /// While set, a key made for an absent candidate is only made in memory
+    /// and kept in `made` until [`GroupKeys::store_made`] (the group's rows
+    /// go in one statement per table).
+    pub(super) defer: bool,
+    made: Vec<(String, String)>,
 }
 
 impl GroupKeys {
@@ -72,6 +77,11 @@ impl GroupKeys {
         let cached = if self.erased.contains(candidate) { None } else { cache.get(candidate).cloned() };
         let k = match cached {
             Some(k) => k,
+            None if self.defer && self.absent.remove(candidate) => {
+                let (k, hex) = crate::store::keys::fresh()?;
+                self.made.push((candidate.to_owned(), hex));
+                k
+            }
             None if self.absent.remove(candidate) => crate::store::keys::make(b.conn(), candidate).await?,
             None => crate::store::keys::field_key(b.conn(), candidate).await?,
         };
@@ -104,6 +114,13 @@ impl GroupKeys {
             self.keys.insert(c, k);
         }
         Ok(())
+    }
+
+    /// Store the keys made in memory, in one statement: false when another
+    /// connection made one of them first (the group must not commit).
+    pub(super) async fn store_made<B: Backend>(&mut self, b: &mut B) -> Result<bool, sqlx::Error> {
+        let made = std::mem::take(&mut self.made);
+        crate::store::keys::put_made(b.conn(), &made).await
     }
 
     pub(super) fn erased(&mut self, candidate: &str) {

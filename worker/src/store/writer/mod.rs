@@ -219,8 +219,9 @@ pub(crate) trait Backend: Send + 'static {
     fn conn(&mut self) -> &mut Self::Conn;
     async fn begin(&mut self) -> Result<(), sqlx::Error>;
     /// Lock the chain heads of these streams (sorted), where other processes
-    /// may write the same streams.
-    async fn lock_streams(&mut self, streams: &[String]) -> Result<(), sqlx::Error>;
+    /// may write the same streams; the heads, as `(stream, chain_pos, hash)`
+    /// (a new chain's at 0 and genesis), when the lock read them.
+    async fn lock_streams(&mut self, streams: &[String]) -> Result<Option<Vec<(String, i64, String)>>, sqlx::Error>;
     /// Delete a chain's records up to `upto` (inclusive), and save its
     /// checkpoint, guards lifted for this transaction only. Returns how many
     /// records went.
@@ -339,17 +340,20 @@ fn streams_of<'a>(ops: impl Iterator<Item = &'a Op>) -> Vec<String> {
     streams
 }
 
-/// Run the ops of `batch` named by `live` in one transaction. On failure: the
-/// position in `live` of the op that failed, when one did.
+/// Run the ops of `batch` named by `live` in one transaction; with `bulk`,
+/// each run of deliveries is written in one statement per table (see
+/// [`deliveries::Bulk`]). On failure: the position in `live` of the op that
+/// failed, when one did.
 async fn run_group<B: Backend>(
     b: &mut B,
     batch: &[Op],
     live: &[usize],
     key: Option<&AuditKey>,
     cache: &mut keycache::KeyCache,
+    bulk: bool,
 ) -> Result<(Vec<Done>, bool), (Option<usize>, Fail)> {
     b.begin().await.map_err(|e| (None, e.into()))?;
-    b.lock_streams(&streams_of(live.iter().map(|i| &batch[*i]))).await.map_err(|e| (None, e.into()))?;
+    let locked = b.lock_streams(&streams_of(live.iter().map(|i| &batch[*i]))).await.map_err(|e| (None, e.into()))?;
     let mut heads = Heads::new(key, &*cache);
     let recs: Vec<&DeliveryRecord> = live
         .iter()
@@ -358,11 +362,27 @@ async fn run_group<B: Backend>(
             _ => None,
         })
         .collect();
-    heads.prefetch(b, &recs).await.map_err(|e| (None, e.into()))?;
+    heads.prefetch(b, &recs, locked).await.map_err(|e| (None, e.into()))?;
     let mut forwardable = false;
     let mut observed: Vec<Observed> = vec![];
     let mut done = Vec::with_capacity(live.len());
+    let mut pending = bulk.then(deliveries::Bulk::default);
     for (pos, i) in live.iter().enumerate() {
+        if let Some(p) = pending.as_mut() {
+            let rec = match &batch[*i] {
+                Op::Commit(rec, _) => Some(rec),
+                _ => None,
+            };
+            // Any other op sees the deliveries before it written.
+            if rec.is_none_or(|rec| p.holds_key_of(rec)) {
+                forwardable |= place_written(&mut done, p.flush(b, &mut heads).await.map_err(|e| (None, e))?);
+            }
+            if let Some(rec) = rec {
+                p.add(b, &mut heads, pos, rec).await.map_err(|e| (Some(pos), e))?;
+                done.push(Done::Nothing);
+                continue;
+            }
+        }
         let r: Result<Done, Fail> = async {
             Ok(match &batch[*i] {
                 Op::Commit(rec, _) => {
@@ -394,6 +414,10 @@ async fn run_group<B: Backend>(
         .await;
         done.push(r.map_err(|e| (Some(pos), e))?);
     }
+    if let Some(p) = pending.as_mut() {
+        forwardable |= place_written(&mut done, p.flush(b, &mut heads).await.map_err(|e| (None, e))?);
+    }
+    let bulk_written = pending.is_some_and(|p| p.wrote_any());
     let moved: Vec<(&str, i64, &str)> =
         heads.staged.iter().map(|(stream, (pos, hash))| (stream.as_str(), *pos, hash.as_str())).collect();
     ops::set_heads(b.conn(), &moved).await.map_err(|e| (None, e.into()))?;
@@ -401,6 +425,9 @@ async fn run_group<B: Backend>(
     let keys = std::mem::take(&mut heads.field_keys);
     drop(heads);
     cache.committed(keys);
+    if bulk_written {
+        crate::metrics::STORE_BULK_GROUPS.inc();
+    }
     // Observed once the records are stored (a group that failed is retried).
     for o in observed {
         match o {
@@ -415,6 +442,17 @@ async fn run_group<B: Backend>(
         }
     }
     Ok((done, forwardable))
+}
+
+/// Put the deliveries written in bulk in their places among a group's
+/// outcomes; whether any is forwardable.
+fn place_written(done: &mut [Done], written: Vec<(usize, Committed)>) -> bool {
+    let mut forwardable = false;
+    for (pos, c) in written {
+        forwardable |= matches!(c, Committed::Accepted { .. });
+        done[pos] = Done::Committed(c);
+    }
+    forwardable
 }
 
 /// Commit a batch, retrying it without each op the database refuses.
@@ -432,9 +470,13 @@ async fn commit_group<B: Backend>(
     let mut lost = false;
     // Ops run alone after a failure no op could be blamed for.
     let mut alone: Vec<usize> = vec![];
+    // Deliveries in bulk, until anything fails: then one by one, which
+    // tells which op failed, and where a delivery that lost a race for its
+    // key decides again.
+    let mut bulk = true;
     while !live.is_empty() || !alone.is_empty() {
         let group: Vec<usize> = if live.is_empty() { vec![alone.remove(0)] } else { live.clone() };
-        match run_group(b, batch, &group, key, cache).await {
+        match run_group(b, batch, &group, key, cache, bulk && group.len() > 1).await {
             Ok((done, f)) => {
                 forwardable |= f;
                 for (i, d) in group.iter().zip(done) {
@@ -447,6 +489,12 @@ async fn commit_group<B: Backend>(
             Err((at, fail)) => {
                 ops::rollback(b.conn()).await;
                 let how = blame(&fail);
+                if bulk && group.len() > 1 && how != Blame::Connection {
+                    tracing::debug!(error = %fail, ops = group.len(), "a group in bulk failed; running it one by one");
+                    crate::metrics::STORE_BULK_FALLBACKS.inc();
+                    bulk = false;
+                    continue;
+                }
                 tracing::warn!(error = %fail, blame = ?how, ops = group.len(), "event store group failed");
                 match (how, at) {
                     (Blame::Connection, _) => {
