@@ -48,10 +48,13 @@ pub(super) struct Instances {
     /// Events with no accepted delivery, or more than one.
     pub(super) intake_lost: usize,
     pub(super) intake_doubled: usize,
-    /// Events the workflows logged no application of (applied or skipped),
-    /// or more than one.
+    /// Events the workflows logged no application of (applied, or skipped
+    /// as stale), or more than one.
     pub(super) lost: usize,
     pub(super) doubled: usize,
+    /// Events a workflow got again and skipped as duplicates (the relay
+    /// killed between a signal and its mark sends it again).
+    pub(super) redelivered_skipped: usize,
     pub(super) ats_writes: usize,
     pub(super) ats_keys_written_twice: usize,
     pub(super) verified_writes: usize,
@@ -291,6 +294,11 @@ async fn relay_forwarded(url: &str) -> u64 {
         .unwrap_or(0.0) as u64
 }
 
+/// The reason a workflow gives an event id it already handled.
+fn machine_duplicate() -> String {
+    vbridge_core::machine::Outcome::Skipped(vbridge_core::machine::Skip::Duplicate).reason()
+}
+
 /// Every event sent, looked up in the shared store and the ATS: accepted
 /// once, applied (or skipped as stale) once, each ATS write once. The
 /// workflows log their records a moment after applying: waited for.
@@ -310,18 +318,33 @@ async fn count_once(
         }
     }
     let deadline = Instant::now() + Duration::from_secs(300);
-    let records = loop {
+    let mut redelivered;
+    let (records, seen) = loop {
         let mut records: HashMap<String, usize> = HashMap::new();
+        let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+        redelivered = 0;
         for d in store.decisions(None, None).await? {
-            if ["applied", "skipped", "refused"].contains(&d.record.kind.as_str()) {
-                *records.entry(d.record.event_id).or_default() += 1;
+            let r = d.record;
+            // A re-delivery (the relay killed between the signal and its
+            // mark sends it again) is skipped as a duplicate: not applied.
+            if r.reason == machine_duplicate() {
+                redelivered += 1;
+            } else if ["applied", "skipped", "refused"].contains(&r.kind.as_str()) {
+                *records.entry(r.event_id.clone()).or_default() += 1;
             }
+            seen.entry(r.event_id)
+                .or_default()
+                .push(format!("{} {} ({} -> {}) {}", r.kind, r.record_id, r.state_before, r.state_after, r.reason));
         }
         if sent.iter().all(|id| records.contains_key(id)) || Instant::now() > deadline {
-            break records;
+            break (records, seen);
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     };
+    // What a run that failed looks like: the first few events out of line.
+    for id in sent.iter().filter(|id| records.get(*id).copied().unwrap_or(0) != 1).take(5) {
+        println!("14. event {id}: {:?}", seen.get(id));
+    }
     let count = |m: &HashMap<String, usize>, pick: fn(usize) -> bool| {
         sent.iter().filter(|id| pick(m.get(*id).copied().unwrap_or(0))).count()
     };
@@ -338,19 +361,21 @@ async fn count_once(
         intake_doubled: count(&accepted, |c| c > 1),
         lost: count(&records, |c| c == 0),
         doubled: count(&records, |c| c > 1),
+        redelivered_skipped: redelivered,
         ats_writes: writes.len(),
         ats_keys_written_twice: keys.values().filter(|c| **c > 1).count(),
         verified_writes,
         expected_verified,
     };
     println!(
-        "14. {} events: intake lost {}, doubled {}; applications lost {}, doubled {}; {} ATS writes, {} keys written twice, \
-         {} verified of {} expected",
+        "14. {} events: intake lost {}, doubled {}; applications lost {}, doubled {} ({} re-deliveries skipped as \
+         duplicates); {} ATS writes, {} keys written twice, {} verified of {} expected",
         figures.events,
         figures.intake_lost,
         figures.intake_doubled,
         figures.lost,
         figures.doubled,
+        figures.redelivered_skipped,
         figures.ats_writes,
         figures.ats_keys_written_twice,
         figures.verified_writes,
