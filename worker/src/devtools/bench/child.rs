@@ -62,11 +62,24 @@ impl ServeChild {
         Ok(())
     }
 
+    /// Its `/metrics` (outside dev mode they need the `ops` role: the
+    /// token [`bridge_env`] grants), or nothing.
+    pub(super) async fn metrics(&self) -> String {
+        let request = reqwest::Client::new().get(format!("{}/metrics", self.url)).bearer_auth(OPS_TOKEN);
+        match request.send().await {
+            Ok(r) if r.status().is_success() => r.text().await.unwrap_or_default(),
+            _ => String::new(),
+        }
+    }
+
     /// SIGKILL: no shutdown code runs.
     pub(super) async fn kill(&mut self) {
         let _ = self.process.kill().await;
     }
 }
+
+/// The operator token of the bench's bridges (role `ops`).
+const OPS_TOKEN: &str = "bench-ops-token";
 
 /// The environment of a bridge on `own`'s parts (store, Temporal, task
 /// queue, ATS), signing with the bench's secret, its data in `data_dir`.
@@ -79,5 +92,6 @@ pub(super) fn bridge_env(own: &Config, data_dir: &std::path::Path) -> anyhow::Re
         ("VBRIDGE_TEMPORAL_ADDRESS", own.temporal_address.clone()),
         ("VBRIDGE_TASK_QUEUE", own.task_queue.clone()),
         ("VBRIDGE_ATS_URL", own.ats_url.clone().unwrap_or_default()),
+        ("VBRIDGE_API_TOKENS", format!("ops:bench:{}", hex::encode(crate::http::auth::token_hash(OPS_TOKEN)))),
     ])
 }

@@ -116,12 +116,16 @@ async fn rounds(
     bridges.push(ServeChild::start(dir.join("instance-1.log"), all_roles, &env(1)?).await?);
     rounds.push(stage.round("two", &mut bridges, None).await?);
     // Kill the one that forwards: its relay's lease must pass to the other.
-    let mut holder = 0;
+    let mut holder = None;
     for (i, b) in bridges.iter().enumerate() {
-        if relay_forwarded(&b.url).await > 0 {
-            holder = i;
+        if relay_forwarded(b).await > 0 {
+            holder = Some(i);
         }
     }
+    let holder = holder.unwrap_or_else(|| {
+        println!("14. neither instance says it forwarded (its /metrics?): killing instance 0, which started first");
+        0
+    });
     rounds.push(stage.round("kill", &mut bridges, Some(holder)).await?);
 
     let sent: Vec<String> = rounds
@@ -284,12 +288,11 @@ async fn sandbox_writes(sandbox_url: &str) -> anyhow::Result<Vec<crate::devtools
     Ok(reqwest::get(format!("{sandbox_url}/_sandbox/writes")).await?.json().await?)
 }
 
-async fn relay_forwarded(url: &str) -> u64 {
-    let text = match reqwest::get(format!("{url}/metrics")).await {
-        Ok(r) => r.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    };
-    text.lines()
+async fn relay_forwarded(bridge: &ServeChild) -> u64 {
+    bridge
+        .metrics()
+        .await
+        .lines()
         .find_map(|l| l.strip_prefix("vbridge_relay_forwarded_count ").and_then(|v| v.trim().parse::<f64>().ok()))
         .unwrap_or(0.0) as u64
 }

@@ -148,7 +148,7 @@ pub(super) async fn open_phase(
         signal_ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let (query_cold_ms, query_warm_ms) = (query_ms[0], query_ms[1]);
-    let metrics = http.get(format!("{}/metrics", bridge.url)).send().await?.text().await.unwrap_or_default();
+    let metrics = bridge.metrics().await;
     let opened = Opened {
         verifications: n,
         cached_workflows: cached,
