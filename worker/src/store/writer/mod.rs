@@ -10,7 +10,6 @@
 //!   resumes.
 
 use super::ops;
-use super::projection::{controls, dead_letters, gate, reconcile, review};
 use super::run::Run;
 use super::{Committed, DeliveryContent, DeliveryRecord, StoreError};
 use async_trait::async_trait;
@@ -19,10 +18,10 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 use vbridge_core::chain::floor::Cut;
 use vbridge_core::chain::{self, AuditKey};
-use vbridge_core::record::RecordKind;
 use vbridge_proto::DecisionRecord;
 
 mod blame;
+mod decisions;
 mod deliveries;
 mod erase;
 mod heads;
@@ -30,6 +29,7 @@ mod keycache;
 mod retain;
 
 use blame::{Blame, Fail, blame};
+use decisions::{Observed, append_decision};
 use deliveries::commit_one;
 pub use deliveries::delivery_stream;
 pub use erase::{Erased, Erasure};
@@ -254,78 +254,6 @@ pub(crate) struct ChainedDelivery<'a> {
     pub job: &'a vbridge_core::canary::Job,
 }
 
-/// What a newly stored decision record makes the metrics observe, once the
-/// transaction that stored it is committed.
-enum Observed {
-    /// A verification's move into `verified`: the apply → verified seconds
-    /// (`time_apply_to_verified`).
-    Verified(f64),
-    /// A provider's reversal (`provider_reversal_count`).
-    Reversal,
-    /// An interview's time came; verified by then or not
-    /// (`verified_before_interview_ratio`'s two counters).
-    InterviewReached { verified: bool },
-}
-
-/// Append one decision record (a no-op when its id is stored). Returns what
-/// the metrics observe of it, when anything.
-async fn append_decision<B: Backend>(
-    b: &mut B,
-    heads: &mut Heads<'_>,
-    r: &DecisionRecord,
-) -> Result<Option<Observed>, sqlx::Error> {
-    if ops::decision_exists(b.conn(), &r.record_id).await? {
-        return Ok(None);
-    }
-    let stream = chain::decision_stream(r);
-    let mut sealed;
-    let r = if erase::names_a_person(r) {
-        sealed = r.clone();
-        for field in [&mut sealed.reason, &mut sealed.detail] {
-            if !field.is_empty() && !vbridge_core::seal::is_sealed(field) {
-                *field = heads.seal(b, &r.candidate_id, field).await?;
-            }
-        }
-        &sealed
-    } else {
-        r
-    };
-    let next = heads.next(b, &stream).await?;
-    let link = heads.link(&stream, next, r);
-    ops::insert_decision(b.conn(), r, &link).await?;
-    // The queue follows the log in the same transaction: never ahead of it.
-    if let Some(change) = review::change_of(r) {
-        ops::project_review(b.conn(), &change).await?;
-    }
-    if let Some(change) = gate::change_of(r) {
-        ops::project_gate(b.conn(), &change).await?;
-    }
-    if let Some(change) = dead_letters::change_of(r) {
-        ops::project_dead_letter(b.conn(), &change).await?;
-    }
-    if let Some((run_id, report)) = reconcile::report_of(r) {
-        ops::project_run(b.conn(), &run_id, &r.recorded_at, &report).await?;
-    }
-    if let Some(w) = reconcile::written_of(r) {
-        ops::project_expected(b.conn(), &w).await?;
-    }
-    if let Some(control) = controls::control_of(r) {
-        ops::project_control(b.conn(), &control).await?;
-    }
-    if r.kind == RecordKind::Applied && r.state_after == "verified" && r.state_before != "verified" {
-        let key = super::keys::existing(b.conn(), &r.candidate_id).await?;
-        let times = ops::event_times(b.conn(), &r.candidate_id, &r.application_id, key.as_ref()).await?;
-        return Ok(crate::metrics::apply_to_verified_seconds(&times, &r.occurred_at).map(Observed::Verified));
-    }
-    if r.kind == RecordKind::ProviderReversal {
-        return Ok(Some(Observed::Reversal));
-    }
-    if r.kind == RecordKind::InterviewReached {
-        return Ok(Some(Observed::InterviewReached { verified: r.state_after == "verified" }));
-    }
-    Ok(None)
-}
-
 fn streams_of<'a>(ops: impl Iterator<Item = &'a Op>) -> Vec<String> {
     let mut streams: Vec<String> = ops
         .flat_map(|op| match op {
@@ -429,18 +357,7 @@ async fn run_group<B: Backend>(
         crate::metrics::STORE_BULK_GROUPS.inc();
     }
     // Observed once the records are stored (a group that failed is retried).
-    for o in observed {
-        match o {
-            Observed::Verified(seconds) => crate::metrics::APPLY_TO_VERIFIED.observe(seconds),
-            Observed::Reversal => crate::metrics::PROVIDER_REVERSALS.inc(),
-            Observed::InterviewReached { verified } => {
-                crate::metrics::INTERVIEWS_REACHED.inc();
-                if verified {
-                    crate::metrics::INTERVIEWS_REACHED_VERIFIED.inc();
-                }
-            }
-        }
-    }
+    observed.into_iter().for_each(Observed::count);
     Ok((done, forwardable))
 }
 
