@@ -212,7 +212,8 @@ impl Read<'_> {
     /// A redaction: the key, then the reference (Persona keeps an inquiry's
     /// `reference-id` unless its account was redacted too: then the bridge
     /// cannot tell whose it was, and says so).
-    pub(crate) fn settle_redacted(self) -> Mapping {
+    pub(crate) fn settle_redacted(mut self) -> Mapping {
+        self.event_key = self.event_key.map(|k| fit_key(self.provider, k));
         let reference = self.reference.and_then(Reference::parse);
         match (self.event_key.clone(), reference.clone()) {
             (Some(event_key), Some(reference)) => Mapping::Redacted(Redacted {
@@ -339,6 +340,30 @@ pub(crate) fn labels<'a>(items: impl Iterator<Item = &'a Value>) -> Vec<String> 
     out
 }
 
+/// The bound of a stored key (the idempotency key and the event id).
+pub const MAX_STORED_KEY_BYTES: usize = 256;
+
+/// An event key whose stored form (`"{provider}:{key}"`) would pass
+/// [`MAX_STORED_KEY_BYTES`] keeps its head and ends with `~` and the SHA-256
+/// of the whole key: still one key per event (a retry maps to the same one,
+/// two events that differ anywhere map to two), where cutting it would merge
+/// two events and refusing it would have the provider retry a verified
+/// delivery for days. Onfido's composed keys are the ones that can grow past
+/// it (four parts of up to 200 bytes each).
+pub(crate) fn fit_key(provider: ProviderKind, key: String) -> String {
+    use sha2::{Digest, Sha256};
+    let room = MAX_STORED_KEY_BYTES - provider.as_str().len() - 1;
+    if key.len() <= room {
+        return key;
+    }
+    let digest = hex::encode(Sha256::digest(key.as_bytes()));
+    let mut head_len = room - 1 - digest.len();
+    while !key.is_char_boundary(head_len) {
+        head_len -= 1;
+    }
+    format!("{}~{digest}", &key[..head_len])
+}
+
 /// The check id, or the reason the event cannot be used.
 pub(crate) fn check_id(s: Option<&str>) -> Option<VerificationCheckId> {
     VerificationCheckId::parse(s?).ok()
@@ -359,7 +384,8 @@ pub(crate) struct Read<'a> {
 }
 
 impl Read<'_> {
-    pub(crate) fn settle(self) -> Mapping {
+    pub(crate) fn settle(mut self) -> Mapping {
+        self.event_key = self.event_key.map(|k| fit_key(self.provider, k));
         let reference = self.reference.and_then(Reference::parse);
         let ignored = |reason| {
             Mapping::Ignored(Ignored {

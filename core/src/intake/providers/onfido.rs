@@ -109,7 +109,7 @@ pub fn sign(token: &Secret, body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{headers, lookup};
-    use super::super::{IgnoreReason, Reference};
+    use super::super::{IgnoreReason, MAX_STORED_KEY_BYTES, Reference, fit_key, stored_key};
     use super::*;
     use serde_json::json;
 
@@ -188,6 +188,42 @@ mod tests {
         }
         let Mapping::Ignored(i) = a.map(&run_completed("approved", None)) else { panic!() };
         assert_eq!(i.reason, IgnoreReason::NoReference);
+    }
+
+    /// A fuzz find (fuzz/corpus/provider_map): a task whose run id, status
+    /// and time make a key past the stored bound. It still maps to one event
+    /// whose canonical body the IL route accepts, its key fitted to the bound
+    /// and the same on a retry; a body that differs only past the head maps
+    /// to another key.
+    #[test]
+    fn a_key_past_the_stored_bound_is_fitted_to_one_per_event() {
+        use crate::intake::parse;
+        let a = Onfido { tokens: vec![] };
+        let body = |time_tail: &str| {
+            json!({"payload": {"resource_type": "workflow_task", "action": "workflow_task.started",
+                "object": {"id": "profile_1", "workflow_run_id": format!("bc{}77", "4".repeat(120)),
+                    "status": "started", "started_at_iso8601": format!("2024-07{}{time_tail}", ":".repeat(110))},
+                "resource": {"customer_user_id": "cand_1:app_1"}}})
+        };
+        let policy = crate::Policy::parse(crate::DEFAULT_POLICY_YAML).unwrap();
+        let key_of = |v: &Value| {
+            let Mapping::Event(e) = a.map(v) else { panic!("{v}") };
+            let stored = stored_key(ProviderKind::Onfido, &e.event_key);
+            assert_eq!(stored.len(), MAX_STORED_KEY_BYTES, "{stored}");
+            assert!(e.event_key.starts_with("workflow_task.started:bc444"), "{}", e.event_key);
+            let canonical = e.to_body(policy.key_field(), "2026-01-01T00:00:00+00:00", &Default::default());
+            let parsed = parse::parse(&canonical, &policy).expect("the canonical body parses");
+            assert_eq!(parsed.idempotency_key.as_str(), stored);
+            // No time in the body: the receipt time stands in.
+            assert_eq!(parsed.occurred_at.to_rfc3339(), "2026-01-01T00:00:00+00:00");
+            e.event_key
+        };
+        let first = key_of(&body("-10T12::0499Z"));
+        assert_eq!(first, key_of(&body("-10T12::0499Z")));
+        assert_ne!(first, key_of(&body("-10T12::0500Z")));
+        // A key within the bound is kept as given.
+        assert_eq!(fit_key(ProviderKind::Onfido, "a".repeat(249)), "a".repeat(249));
+        assert_eq!(fit_key(ProviderKind::Onfido, "a".repeat(250)).len(), 249);
     }
 
     #[test]
