@@ -3,7 +3,7 @@
 //! applied in commit order, each once, whatever crashes in between.
 
 use crate::harness::{Options, TestApp, at};
-use crate::replay::{CURRENT, check_and_save, history_json};
+use crate::replay::{CURRENT, check_and_save, decoded_payloads, history_json};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -28,6 +28,26 @@ fn signal_names(history: &[u8]) -> Vec<String> {
         .filter_map(|e| e["attributes"]["WorkflowExecutionSignaledEventAttributes"]["signal_name"].as_str())
         .map(str::to_owned)
         .collect()
+}
+
+/// How a history's ATS writes ran: (as activities, as local activities).
+fn write_kinds(history: &[u8]) -> (usize, usize) {
+    let v: Value = serde_json::from_slice(history).expect("a JSON history");
+    let events = v["events"].as_array().cloned().unwrap_or_default();
+    let activities = events
+        .iter()
+        .filter(|e| {
+            e["attributes"]["ActivityTaskScheduledEventAttributes"]["activity_type"]["name"]
+                == "AtsActivities::write_verification"
+        })
+        .count();
+    // A local activity's marker: its data (base64 JSON) names the activity.
+    let local = events
+        .iter()
+        .filter(|e| e["attributes"]["MarkerRecordedEventAttributes"]["marker_name"] == "core_local_activity")
+        .filter(|e| decoded_payloads(&e.to_string()).contains("AtsActivities::write_verification"))
+        .count();
+    (activities, local)
 }
 
 /// Per event id, the kinds of the audit records the verification's workflow
@@ -108,6 +128,7 @@ async fn a_backlog_goes_as_one_batch_and_a_relay_killed_before_marking_it_applie
 
     let history = history_json(&app, "verification:cand-b:app-b", None).await;
     assert_eq!(signal_names(&history), ["event_batch", "event_batch"]);
+    assert_eq!(write_kinds(&history), (2, 0), "no backlog: its writes are activities");
     check_and_save(&history, &format!("candidate_verification_{CURRENT}_batch_duplicate.json")).await;
 
     // The audit log agrees: one application per event id.
@@ -123,7 +144,7 @@ async fn a_backlog_goes_as_one_batch_and_a_relay_killed_before_marking_it_applie
 }
 
 #[tokio::test]
-async fn batches_cross_continue_as_new_and_a_backlog_of_one_verification_costs_one_signal_and_one_write() {
+async fn batches_cross_continue_as_new_and_a_backlog_of_one_verification_costs_one_signal_and_one_local_write() {
     // Batches of at most three, every one a backlog (the age is zero), and
     // a short history: the long backlog's 60 batches span runs (each is a
     // history event, so the history is full before the 50th); the short one
@@ -181,6 +202,7 @@ async fn batches_cross_continue_as_new_and_a_backlog_of_one_verification_costs_o
         .map(|w| w.fields["verification_state"].clone())
         .collect();
     assert_eq!(writes, ["verified"]);
+    assert_eq!(write_kinds(&history), (0, 1), "a backlog's one write runs as a local activity");
     check_and_save(&history, &format!("candidate_verification_{CURRENT}_batch.json")).await;
 
     // The long one: batches of three, in a run that continued as new with

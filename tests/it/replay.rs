@@ -45,6 +45,9 @@
 //!   write (`batch`), batches before and after a continue-as-new
 //!   (`batch_continued`), and a batch with a re-delivery inside, sent again
 //!   after the relay was killed before marking it (`batch_duplicate`).
+//! - `candidate_verification_local_*.json`: with `backlog-local-write-v1`:
+//!   the same twenty-three; in `local_batch` the backlog's one write is a
+//!   local activity (its marker), the others' writes are activities.
 //! - `reconciliation_healed.json`: a `Reconciliation` run that found a drift
 //!   and healed it.
 //! - `audit_retention_ran.json`: an `AuditRetention` run the schedule started
@@ -58,7 +61,9 @@ use temporalio_client::{WorkflowExecutionInfo, WorkflowFetchHistoryOptions, Work
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 use vbridge::devtools::client::{decision, started};
 use vbridge_workflows::CandidateVerification;
-use vbridge_workflows::verification::{BATCH_PATCH, HIRING_PATCH, NOTICES_PATCH, RETAKE_PATCH, REVERSAL_PATCH};
+use vbridge_workflows::verification::{
+    BATCH_PATCH, HIRING_PATCH, LOCAL_WRITE_PATCH, NOTICES_PATCH, RETAKE_PATCH, REVERSAL_PATCH,
+};
 
 const HISTORIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/histories");
 /// The shapes the saved histories must cover.
@@ -180,13 +185,35 @@ const REQUIRED: &[&str] = &[
     "candidate_verification_batch_batch.json",
     "candidate_verification_batch_batch_continued.json",
     "candidate_verification_batch_batch_duplicate.json",
+    "candidate_verification_local_happy.json",
+    "candidate_verification_local_deferred_failed.json",
+    "candidate_verification_local_continued.json",
+    "candidate_verification_local_coalesced.json",
+    "candidate_verification_local_closed.json",
+    "candidate_verification_local_reopened.json",
+    "candidate_verification_local_escalated.json",
+    "candidate_verification_local_overridden.json",
+    "candidate_verification_local_banner.json",
+    "candidate_verification_local_paused.json",
+    "candidate_verification_local_redriven.json",
+    "candidate_verification_local_reversal.json",
+    "candidate_verification_local_notice.json",
+    "candidate_verification_local_trigger.json",
+    "candidate_verification_local_reinvite.json",
+    "candidate_verification_local_step_up.json",
+    "candidate_verification_local_bypass.json",
+    "candidate_verification_local_retake.json",
+    "candidate_verification_local_erased.json",
+    "candidate_verification_local_batch.json",
+    "candidate_verification_local_batch_continued.json",
+    "candidate_verification_local_batch_duplicate.json",
     "reconciliation_healed.json",
     "audit_retention_ran.json",
     "interview_poll_ran.json",
 ];
 
 /// The newest patch's prefix: fresh histories are saved under it.
-pub(crate) const CURRENT: &str = "batch";
+pub(crate) const CURRENT: &str = "local";
 
 fn replayer() -> WorkflowReplayer {
     let opts = WorkflowReplayerOptions::new()
@@ -264,7 +291,10 @@ async fn saved_histories_replay_deterministically() {
             "retention_ran" => &["RetentionActivities::retain", "WorkflowExecutionCompletedEventAttributes"],
             "poll_ran" => &["InterviewActivities::poll", "WorkflowExecutionCompletedEventAttributes"],
             "erased" => &["\"erase\"", "WorkflowExecutionContinuedAsNewEventAttributes"],
-            "batch" | "batch_duplicate" => &["\"event_batch\"", "AtsActivities::write_verification"],
+            // (The backlog's one write is counted below: with the local-write
+            // patch it is a local activity, named in a payload.)
+            "batch" => &["\"event_batch\""],
+            "batch_duplicate" => &["\"event_batch\"", "AtsActivities::write_verification"],
             "batch_continued" => &["\"event_batch\"", "WorkflowExecutionContinuedAsNewEventAttributes"],
             _ => &[],
         };
@@ -276,32 +306,14 @@ async fn saved_histories_replay_deterministically() {
             // provider_reversal record and its review item.
             let payloads = decoded_payloads(&text);
             // The run's newest patch marker (each implies the reversal patch).
-            let marker = if name.contains("_batch_") {
-                BATCH_PATCH
-            } else if name.contains("_retake_") {
-                RETAKE_PATCH
-            } else if name.contains("_hiring_") {
-                HIRING_PATCH
-            } else if name.contains("_notices_") {
-                NOTICES_PATCH
-            } else {
-                REVERSAL_PATCH
-            };
+            let marker = newest_marker(&name).unwrap_or(REVERSAL_PATCH);
             for needle in [marker, "\"kind\":\"provider_reversal\"", r#"\"flags\":[\"provider_reversal\"]"#] {
                 assert!(payloads.contains(needle), "{name} does not cover {needle}");
             }
         }
         if shape == "notice" {
             let payloads = decoded_payloads(&text);
-            let marker = if name.contains("_batch_") {
-                BATCH_PATCH
-            } else if name.contains("_retake_") {
-                RETAKE_PATCH
-            } else if name.contains("_hiring_") {
-                HIRING_PATCH
-            } else {
-                NOTICES_PATCH
-            };
+            let marker = newest_marker(&name).unwrap_or(NOTICES_PATCH);
             for needle in [marker, "\"kind\":\"retake_requested\"", "\"verification_action_required\":\"retake\""] {
                 assert!(payloads.contains(needle), "{name} does not cover {needle}");
             }
@@ -325,13 +337,7 @@ async fn saved_histories_replay_deterministically() {
         };
         if !hiring.is_empty() {
             let payloads = decoded_payloads(&text);
-            let marker = if name.contains("_batch_") {
-                BATCH_PATCH
-            } else if name.contains("_retake_") {
-                RETAKE_PATCH
-            } else {
-                HIRING_PATCH
-            };
+            let marker = newest_marker(&name).unwrap_or(HIRING_PATCH);
             for needle in [marker].iter().chain(hiring) {
                 assert!(payloads.contains(needle), "{name} does not cover {needle}");
             }
@@ -343,15 +349,28 @@ async fn saved_histories_replay_deterministically() {
         }
         if shape.starts_with("batch") {
             let payloads = decoded_payloads(&text);
-            assert!(payloads.contains(BATCH_PATCH), "{name} does not cover {BATCH_PATCH}");
+            let marker = newest_marker(&name).unwrap_or(BATCH_PATCH);
+            assert!(payloads.contains(marker), "{name} does not cover {marker}");
             let batches = text.matches("\"event_batch\"").count();
             match shape {
-                // One signal of three events, one write of the state it ends in.
-                "batch" => assert_eq!(
-                    (batches, text.matches("AtsActivities::write_verification").count()),
-                    (1, 1),
-                    "{name} does not cover a batch coalesced into one write"
-                ),
+                // One signal of three events, one write of the state it ends
+                // in: an activity, or with the local-write patch a local
+                // activity (its marker's data names it, base64 in the file).
+                "batch" => {
+                    let write = "AtsActivities::write_verification";
+                    let (scheduled, local) = (text.matches(write).count(), payloads.matches(write).count());
+                    assert_eq!(
+                        (batches, scheduled + local),
+                        (1, 1),
+                        "{name} does not cover a batch coalesced into one write"
+                    );
+                    if marker == LOCAL_WRITE_PATCH {
+                        assert!(
+                            local == 1 && text.contains("core_local_activity"),
+                            "{name} does not cover a backlog's write as a local activity"
+                        );
+                    }
+                }
                 "batch_duplicate" => {
                     assert_eq!(batches, 2, "{name} does not cover a batch sent again");
                     assert!(payloads.contains("duplicate event id"), "{name} does not cover a duplicate");
@@ -367,8 +386,23 @@ async fn saved_histories_replay_deterministically() {
     }
 }
 
+/// The marker of the newest patch a saved history's file name says it has,
+/// for the patches from the notices on (each implies the older ones).
+fn newest_marker(name: &str) -> Option<&'static str> {
+    [
+        ("_local_", LOCAL_WRITE_PATCH),
+        ("_batch_", BATCH_PATCH),
+        ("_retake_", RETAKE_PATCH),
+        ("_hiring_", HIRING_PATCH),
+        ("_notices_", NOTICES_PATCH),
+    ]
+    .into_iter()
+    .find(|(part, _)| name.contains(part))
+    .map(|(_, patch)| patch)
+}
+
 /// Every payload's data in a history, decoded, one per line.
-fn decoded_payloads(text: &str) -> String {
+pub(crate) fn decoded_payloads(text: &str) -> String {
     use base64::Engine;
     fn walk(v: &serde_json::Value, out: &mut String) {
         match v {

@@ -178,7 +178,10 @@ impl Relay {
                 };
             };
             let seen_before = first.1;
-            let backlog = waited(&first.2.received_at, chrono::Utc::now()) >= self.backlog_after;
+            // With batches off (`VBRIDGE_RELAY_BATCH_MAX=1`, a rolling upgrade
+            // from workers before them), nothing is a backlog: every event
+            // goes alone as `on_event`, which every worker knows.
+            let backlog = self.batch_max > 1 && waited(&first.2.received_at, chrono::Utc::now()) >= self.backlog_after;
             let (seqs, events): (Vec<i64>, Vec<EventSignal>) = chunk.into_iter().map(|(seq, _, ev)| (seq, ev)).unzip();
             match self.forwarder.forward_batch(&events, seen_before, backlog).await {
                 Ok(()) => {

@@ -33,8 +33,8 @@ impl Forwarder {
     }
 
     /// Forward events of one verification, in commit order, in one call: one
-    /// event as `on_event` (what every worker version knows), several as one
-    /// `event_batch` signal (at most [`BATCH_EVENTS_MAX`], the relay's bound).
+    /// event as `on_event` (what every worker version knows), several, or
+    /// one of a backlog, as one `event_batch` signal (at most [`BATCH_EVENTS_MAX`], the relay's bound).
     /// `seen_before` is the first event's; `backlog`: see `EventBatch`.
     pub async fn forward_batch(
         &self,
@@ -71,7 +71,9 @@ impl Forwarder {
             .static_summary(summary(&ev.candidate_id, &ev.application_id))
             .build();
         let sent = match events {
-            [one] => self
+            // A lone event of a backlog goes as a batch of one, so that the
+            // workflow knows it for a backlog (its write runs locally).
+            [one] if !backlog => self
                 .client
                 .signal_with_start_workflow(
                     CandidateVerification::run,

@@ -36,8 +36,8 @@ pub use human::escalation_key;
 pub use interview::{BYPASS_FIELD, MAIL_BYPASS, MAIL_PENDING, MAIL_REMINDER};
 pub use notice::{ACTION_RESTART, ACTION_RETAKE};
 pub use patches::{
-    AUDIT_PATCH, BATCH_PATCH, CONTROLS_PATCH, HIRING_PATCH, LANES_PATCH, NOTICES_PATCH, REST_CLOSE_PATCH, RETAKE_PATCH,
-    REVERSAL_PATCH, REVIEW_PATCH, WRITE_LOGS_PATCH,
+    AUDIT_PATCH, BATCH_PATCH, CONTROLS_PATCH, HIRING_PATCH, LANES_PATCH, LOCAL_WRITE_PATCH, NOTICES_PATCH,
+    REST_CLOSE_PATCH, RETAKE_PATCH, REVERSAL_PATCH, REVIEW_PATCH, WRITE_LOGS_PATCH,
 };
 pub use state::{decision_record_id, write_idempotency_key, write_record_id};
 
@@ -101,6 +101,10 @@ pub const CLAIM_MAX: usize = 200;
 /// logs what is left in one more before the run continues as new.
 pub const CLAIM_MAX_BATCHED: usize = 1_000;
 
+/// A backlog's local write (with [`LOCAL_WRITE_PATCH`]) retries in the
+/// worker while the delay is under this; a longer one waits on a workflow
+/// timer, so that no backoff holds the workflow task open.
+pub const LOCAL_WRITE_TIMER_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 pub const SYNCED: &str = "synced";
 pub const WRITE_FAILED: &str = "failed";
 
@@ -434,7 +438,7 @@ impl CandidateVerification {
                 t.target = write_target(&w);
             }
             // As it was: not merged into another write, so its key stays its own.
-            self.pending.push_back(PendingWrite { request: Some(w), rounds: 0 });
+            self.pending.push_back(PendingWrite { request: Some(w), rounds: 0, local: false });
         }
         self.view.pending_writes = self.pending.len() as u32;
         if let Ok(p) = &self.policy {

@@ -82,14 +82,32 @@ pub const RETAKE_PATCH: &str = "hiring-retake-v1";
 /// Implies [`RETAKE_PATCH`].
 pub const BATCH_PATCH: &str = "event-batch-v1";
 
+/// Patch: a backlog's ATS writes run as local activities. A write that a
+/// backlog batch queued (or replaced) runs in the worker that holds the
+/// workflow task, with the same retry policy, timeouts and idempotency key
+/// as the activity; its result is one marker in that task's completion. A
+/// regular activity costs the engine a task of its own: schedule, dispatch,
+/// start, completion and another workflow task, about as much as the events
+/// it writes for; in a backlog the engine is the bottleneck. Live writes stay
+/// activities: a local activity holds its workflow task open, and signals
+/// and reviewer decisions wait behind an open task (up to the workflow task
+/// timeout's heartbeat), which a live verification should never do for a
+/// slow ATS. A retry whose delay is over [`super::LOCAL_WRITE_TIMER_AFTER`]
+/// waits on a workflow timer, so the task is not held through a backoff.
+/// Implies [`BATCH_PATCH`].
+pub const LOCAL_WRITE_PATCH: &str = "backlog-local-write-v1";
+
 /// The patches a run has, asked once per run. A newer patch implies the
-/// older ones (a run with [`RETAKE_PATCH`] has [`HIRING_PATCH`]'s, which has
+/// older ones (a run with [`LOCAL_WRITE_PATCH`] has [`BATCH_PATCH`]'s, a run
+/// with [`BATCH_PATCH`] has [`RETAKE_PATCH`]'s; a run with [`RETAKE_PATCH`] has [`HIRING_PATCH`]'s, which has
 /// [`NOTICES_PATCH`]'s): a run with [`NOTICES_PATCH`] has [`REVERSAL_PATCH`]'s, a run
 /// with [`REVERSAL_PATCH`] has [`CONTROLS_PATCH`]'s, and a run with
 /// [`CONTROLS_PATCH`] has the behaviour of
 /// [`REVIEW_PATCH`], [`REST_CLOSE_PATCH`] and [`WRITE_LOGS_PATCH`] too.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Patches {
+    /// [`LOCAL_WRITE_PATCH`]: a backlog's writes run as local activities.
+    pub local_write: bool,
     /// [`BATCH_PATCH`]: a batch's writes of a check coalesce into one.
     pub batch: bool,
     /// [`RETAKE_PATCH`]: a retake mails a fresh link.
@@ -125,7 +143,8 @@ impl Patches {
     /// Older histories answer no to it, and then to the ones they have, in
     /// the order they always did.
     pub fn ask(patched: impl Fn(&str) -> bool) -> Patches {
-        let batch = patched(BATCH_PATCH);
+        let local_write = patched(LOCAL_WRITE_PATCH);
+        let batch = local_write || patched(BATCH_PATCH);
         let retake = batch || patched(RETAKE_PATCH);
         let hiring = retake || patched(HIRING_PATCH);
         let notices = hiring || patched(NOTICES_PATCH);
@@ -134,7 +153,7 @@ impl Patches {
         let review = controls || patched(REVIEW_PATCH);
         let rest_close = review || patched(REST_CLOSE_PATCH);
         let write_logs = rest_close || patched(WRITE_LOGS_PATCH);
-        Patches { batch, retake, hiring, notices, reversal, controls, review, rest_close, write_logs }
+        Patches { local_write, batch, retake, hiring, notices, reversal, controls, review, rest_close, write_logs }
     }
 
     /// The two oldest patches: implied by [`WRITE_LOGS_PATCH`], else asked
@@ -170,6 +189,7 @@ mod tests {
     #[test]
     fn the_newest_patch_a_history_has_is_asked_first_and_implies_the_older() {
         let all = [
+            LOCAL_WRITE_PATCH,
             BATCH_PATCH,
             RETAKE_PATCH,
             HIRING_PATCH,
@@ -182,33 +202,26 @@ mod tests {
             AUDIT_PATCH,
             LANES_PATCH,
         ];
-        let p = |batch, retake, hiring, notices, reversal, controls, review, rest_close, write_logs| Patches {
-            batch,
-            retake,
-            hiring,
-            notices,
-            reversal,
-            controls,
-            review,
-            rest_close,
-            write_logs,
+        let p = |local_write, batch, retake, hiring, notices, reversal, controls, review, rest_close, write_logs| {
+            Patches { local_write, batch, retake, hiring, notices, reversal, controls, review, rest_close, write_logs }
         };
         let o = |audit, lanes| Older { audit, lanes };
         // (markers in the history, patches asked in order, the answer)
         let (f, t) = (false, true);
         let table: &[(&[&str], &[&str], Patches, Older)] = &[
-            (&[BATCH_PATCH], &all[..1], p(t, t, t, t, t, t, t, t, t), o(t, t)),
-            (&[RETAKE_PATCH], &all[..2], p(f, t, t, t, t, t, t, t, t), o(t, t)),
-            (&[HIRING_PATCH], &all[..3], p(f, f, t, t, t, t, t, t, t), o(t, t)),
-            (&[NOTICES_PATCH], &all[..4], p(f, f, f, t, t, t, t, t, t), o(t, t)),
-            (&[REVERSAL_PATCH], &all[..5], p(f, f, f, f, t, t, t, t, t), o(t, t)),
-            (&[CONTROLS_PATCH], &all[..6], p(f, f, f, f, f, t, t, t, t), o(t, t)),
-            (&[REVIEW_PATCH], &all[..7], p(f, f, f, f, f, f, t, t, t), o(t, t)),
-            (&[REST_CLOSE_PATCH], &all[..8], p(f, f, f, f, f, f, f, t, t), o(t, t)),
-            (&[WRITE_LOGS_PATCH], &all[..9], p(f, f, f, f, f, f, f, f, t), o(t, t)),
-            (&[AUDIT_PATCH, LANES_PATCH], &all, p(f, f, f, f, f, f, f, f, f), o(t, t)),
-            (&[AUDIT_PATCH], &all, p(f, f, f, f, f, f, f, f, f), o(t, f)),
-            (&[], &all, p(f, f, f, f, f, f, f, f, f), o(f, f)),
+            (&[LOCAL_WRITE_PATCH], &all[..1], p(t, t, t, t, t, t, t, t, t, t), o(t, t)),
+            (&[BATCH_PATCH], &all[..2], p(f, t, t, t, t, t, t, t, t, t), o(t, t)),
+            (&[RETAKE_PATCH], &all[..3], p(f, f, t, t, t, t, t, t, t, t), o(t, t)),
+            (&[HIRING_PATCH], &all[..4], p(f, f, f, t, t, t, t, t, t, t), o(t, t)),
+            (&[NOTICES_PATCH], &all[..5], p(f, f, f, f, t, t, t, t, t, t), o(t, t)),
+            (&[REVERSAL_PATCH], &all[..6], p(f, f, f, f, f, t, t, t, t, t), o(t, t)),
+            (&[CONTROLS_PATCH], &all[..7], p(f, f, f, f, f, f, t, t, t, t), o(t, t)),
+            (&[REVIEW_PATCH], &all[..8], p(f, f, f, f, f, f, f, t, t, t), o(t, t)),
+            (&[REST_CLOSE_PATCH], &all[..9], p(f, f, f, f, f, f, f, f, t, t), o(t, t)),
+            (&[WRITE_LOGS_PATCH], &all[..10], p(f, f, f, f, f, f, f, f, f, t), o(t, t)),
+            (&[AUDIT_PATCH, LANES_PATCH], &all, p(f, f, f, f, f, f, f, f, f, f), o(t, t)),
+            (&[AUDIT_PATCH], &all, p(f, f, f, f, f, f, f, f, f, f), o(t, f)),
+            (&[], &all, p(f, f, f, f, f, f, f, f, f, f), o(f, f)),
         ];
         for (has, want_asked, want, want_older) in table {
             let (asked, patches, older) = ask(has);

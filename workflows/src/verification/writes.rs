@@ -6,7 +6,7 @@ use super::{BANNER_FIELD, CandidateVerification, FAILED_KEEP, SYNCED, WRITE_FAIL
 use std::collections::BTreeMap;
 use std::time::Duration;
 use temporalio_common::RetryPolicy;
-use temporalio_sdk::{ActivityExecutionError, ActivityOptions};
+use temporalio_sdk::{ActivityExecutionError, ActivityOptions, LocalActivityOptions};
 use vbridge_activity_defs::{PERMANENT_REJECTION, check_of_target, write_target, written_entry};
 use vbridge_core::domain::EventType;
 use vbridge_core::policy::{Policy, STATE_FIELD};
@@ -35,6 +35,9 @@ impl CandidateVerification {
         // before it are protected: the batch is one moment, and none of its
         // own writes is in flight yet.
         let protected = self.batch_floor.map_or(protected, |f| protected.min(f));
+        // With LOCAL_WRITE_PATCH, a write a backlog queued or replaced runs
+        // as a local activity (a write queued before it keeps its kind).
+        let local = self.batch_floor.is_some() && self.patches().local_write;
         let queued = self
             .pending
             .iter_mut()
@@ -42,6 +45,7 @@ impl CandidateVerification {
             .find(|w| w.request.as_ref().is_some_and(|r| r.verification_check_id == req.verification_check_id));
         match queued {
             Some(w) if coalesce => {
+                w.local |= local;
                 let old = w.request.take().unwrap_or_default();
                 let mut fields = old.fields;
                 fields.append(&mut req.fields);
@@ -49,7 +53,7 @@ impl CandidateVerification {
                 req.superseded = old.superseded + 1;
                 w.request = Some(req);
             }
-            _ => self.pending.push_back(PendingWrite { request: Some(req), rounds: 0 }),
+            _ => self.pending.push_back(PendingWrite { request: Some(req), rounds: 0, local }),
         }
     }
 
@@ -176,6 +180,29 @@ impl CandidateVerification {
     }
 
     pub(super) fn activity_options(&self) -> ActivityOptions {
+        let (retry, timeout) = self.write_retry_and_timeout();
+        let mut opts = ActivityOptions::start_to_close_timeout(timeout);
+        opts.retry_policy = Some(retry);
+        opts
+    }
+
+    /// A backlog's write as a local activity (with
+    /// [`LOCAL_WRITE_PATCH`](super::LOCAL_WRITE_PATCH)): the activity's
+    /// retry policy and timeout; a retry delay over
+    /// [`LOCAL_WRITE_TIMER_AFTER`](super::LOCAL_WRITE_TIMER_AFTER) waits on
+    /// a workflow timer.
+    pub(super) fn local_activity_options(&self) -> LocalActivityOptions {
+        let (retry, timeout) = self.write_retry_and_timeout();
+        let mut opts = LocalActivityOptions::default();
+        opts.retry_policy = retry;
+        opts.start_to_close_timeout = Some(timeout);
+        opts.timer_backoff_threshold = Some(super::LOCAL_WRITE_TIMER_AFTER);
+        opts
+    }
+
+    /// An ATS write's retry policy (the policy's attempts and backoff, the
+    /// tuning's intervals) and its timeout (the policy's, plus 2 s).
+    fn write_retry_and_timeout(&self) -> (RetryPolicy, Duration) {
         let (timeout_ms, attempts, backoff) = match &self.policy {
             Ok(p) => (p.ats_write_timeout_ms(), p.max_retry_attempts(), p.backoff().to_owned()),
             Err(_) => (4_000, 1, "fixed".to_owned()),
@@ -188,9 +215,7 @@ impl CandidateVerification {
             .maximum_attempts(attempts)
             .non_retryable_error_types([PERMANENT_REJECTION])
             .build();
-        let mut opts = ActivityOptions::start_to_close_timeout(Duration::from_millis(timeout_ms + 2_000));
-        opts.retry_policy = Some(retry);
-        opts
+        (retry, Duration::from_millis(timeout_ms + 2_000))
     }
 }
 

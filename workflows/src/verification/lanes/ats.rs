@@ -17,8 +17,8 @@ impl CandidateVerification {
             if ctx.state(|s| s.stopping) {
                 return Ok(());
             }
-            let mut request = match ctx.state(|s| s.pending.front().cloned()) {
-                Some(PendingWrite { request: Some(r), .. }) => r,
+            let (mut request, local) = match ctx.state(|s| s.pending.front().cloned()) {
+                Some(PendingWrite { request: Some(r), local, .. }) => (r, local),
                 _ => {
                     ctx.state_mut(|s| s.pending.pop_front());
                     continue;
@@ -35,8 +35,16 @@ impl CandidateVerification {
                 request.records = records;
                 request.write_record_id = write_record_id(workflow_id, &request.idempotency_key);
             }
-            let opts = ctx.state(|s| s.activity_options());
-            let result = ctx.execute_activity(AtsActivities::write_verification, request.clone(), opts).await;
+            // A backlog's write runs as a local activity (LOCAL_WRITE_PATCH):
+            // the same activity, retry policy and idempotency key, without a
+            // task of its own in the engine.
+            let result = if local && ctx.state(|s| s.patches().local_write) {
+                let opts = ctx.state(|s| s.local_activity_options());
+                ctx.execute_local_activity(AtsActivities::write_verification, request.clone(), opts).await
+            } else {
+                let opts = ctx.state(|s| s.activity_options());
+                ctx.execute_activity(AtsActivities::write_verification, request.clone(), opts).await
+            };
             let now = rfc3339(ctx.workflow_time());
             let deferral = ctx.state_mut(|s| {
                 s.ats_in_flight = false;

@@ -126,3 +126,79 @@ fn a_batch_applies_each_event_as_alone_and_coalesces_its_own_writes_of_a_check()
         assert_eq!(v.view.pending_writes as usize, v.pending.len(), "{}", row.what);
     }
 }
+
+/// With the local-write patch, the writes a backlog queued or replaced are
+/// marked to run as local activities; a live batch's, a write queued before
+/// the backlog and left alone, and a run without the patch keep activities.
+#[test]
+fn a_backlogs_own_writes_and_only_those_run_as_local_activities() {
+    let (t0, t1, t5) = ("2026-01-01T10:00:00Z", "2026-01-01T10:01:00Z", "2026-01-01T10:05:00Z");
+    let without = Patches { local_write: false, ..today() };
+    // (what, patches, events before, the batch, backlog, the queue's (state, local))
+    type Row = (&'static str, Patches, Vec<EventSignal>, Vec<EventSignal>, bool, &'static [(&'static str, bool)]);
+    let rows: Vec<Row> = vec![
+        (
+            "a backlog's one coalesced write runs locally",
+            today(),
+            vec![],
+            vec![started("e1", t0), decided("e2", "verified", t1)],
+            true,
+            &[("verified", true)],
+        ),
+        (
+            "a lone event of a backlog (a batch of one) runs locally",
+            today(),
+            vec![],
+            vec![decided("e2", "verified", t1)],
+            true,
+            &[("verified", true)],
+        ),
+        (
+            "a live batch's writes stay activities",
+            today(),
+            vec![],
+            vec![started("e1", t0), decided("e2", "verified", t1)],
+            false,
+            &[("pending", false), ("verified", false)],
+        ),
+        (
+            "without the patch, a backlog's write stays an activity",
+            without,
+            vec![],
+            vec![started("e1", t0), decided("e2", "verified", t1)],
+            true,
+            &[("verified", false)],
+        ),
+        (
+            "the first owed write, queued live, keeps its kind; the backlog's behind it runs locally",
+            today(),
+            vec![started("e1", t0)],
+            vec![decided("e2", "verified", t1)],
+            true,
+            &[("pending", false), ("verified", true)],
+        ),
+        (
+            "a write queued live that the backlog replaced carries the backlog's state, and runs locally",
+            today(),
+            vec![started("e1", t0), decided("e2", "needs_review", t1)],
+            vec![decided("e3", "verified", t5)],
+            true,
+            &[("pending", false), ("verified", true)],
+        ),
+    ];
+    for (what, patches, before, batch, backlog, want) in rows {
+        let mut v = verification(patches);
+        let now = "2026-01-01T12:00:00.000Z";
+        for ev in before {
+            v.apply(now, WF, None, ev);
+        }
+        v.apply_batch(now, WF, None, batch, backlog);
+        let got: Vec<(String, bool)> = v
+            .pending
+            .iter()
+            .map(|w| (w.request.as_ref().unwrap().fields["verification_state"].clone(), w.local))
+            .collect();
+        let want: Vec<(String, bool)> = want.iter().map(|(s, l)| (s.to_string(), *l)).collect();
+        assert_eq!(got, want, "{what}");
+    }
+}
