@@ -15,9 +15,21 @@ use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 /// as fast either way (docs/benchmarks.md, run L).
 pub const DEFAULT_CACHED_WORKFLOWS: usize = 2_000;
 
+/// Concurrent workflow task polls per worker, and the share of them on the
+/// task queue itself rather than the worker's sticky queue. The SDK's
+/// defaults (5 and 0.2) leave one poll on the task queue, where every new
+/// run's first task waits: in a backlog over new applications (a storm, a
+/// catch-up) that one poll, a round trip per task, paced the drain. Ten
+/// polls, half of them there (docs/benchmarks.md, run N).
+const WORKFLOW_TASK_POLLS: usize = 10;
+const NONSTICKY_POLL_RATIO: f32 = 0.5;
+
 /// The options every worker of the bridge (and the bench's bare ceiling) gets.
 pub fn tune(options: &mut WorkerOptions, cached_workflows: usize) {
+    use temporalio_sdk::runtime::PollerBehavior;
     options.max_cached_workflows = cached_workflows.max(1);
+    options.workflow_task_poller_behavior = Some(PollerBehavior::SimpleMaximum(WORKFLOW_TASK_POLLS));
+    options.nonsticky_to_sticky_poll_ratio = NONSTICKY_POLL_RATIO;
 }
 use vbridge_activities::{
     AtsActivities, AtsConfig, AtsMetrics, AuditActivities, AuditSink, EscalationConfig, ReviewActivities,
